@@ -1,0 +1,43 @@
+"""AlexNet of the distillation field: 5 convs 128-192-256-192-192, kernels 5,5,3,3,3, 3 max-pools,
+no normalisation (REFERENCE.md section 3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ladd.models.registry import register_model
+
+
+class AlexNet(nn.Module):
+    def __init__(self, num_classes: int, image_size: int, channels: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 128, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(128, 192, 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(192, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 192, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(192, 192, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        size = image_size // 8
+        self.classifier = nn.Linear(192 * size * size, num_classes)
+
+    @property
+    def cam_target_layer(self) -> nn.Module:
+        return self.features[-3]  # last conv, before its ReLU and pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+@register_model("alexnet", lr_32=0.01, lr_128=0.001, family="alexnet")
+def alexnet(num_classes: int, image_size: int, channels: int = 3) -> nn.Module:
+    return AlexNet(num_classes, image_size, channels)

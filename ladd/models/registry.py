@@ -1,0 +1,128 @@
+"""Building models by name (timm-style registry).
+
+`create_model("convnet_d5", num_classes=10, image_size=128)` builds the distillation-field
+variant of an architecture; each model carries its `spec`, GradCAM target layer and token reshape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint needs to rebuild its model."""
+
+    name: str
+    num_classes: int
+    image_size: int
+    channels: int = 3
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        return cls(
+            name=d["name"],
+            num_classes=int(d["num_classes"]),
+            image_size=int(d["image_size"]),
+            channels=int(d.get("channels", 3)),
+            options=dict(d.get("options", {})),
+        )
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Callable[..., nn.Module]
+    lr_32: float  # default deployment lr at 32 px (MTT/DC protocol)
+    lr_128: float  # default deployment lr at 128 px (GLaD protocol)
+    family: str
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(
+    name: str, *, lr_32: float, lr_128: float, family: str
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a builder `f(num_classes, image_size, channels, **options)`."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = _Entry(fn, lr_32, lr_128, family)
+        return fn
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Every registered architecture name, sorted."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def _entry(name: str) -> _Entry:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}"
+        ) from None
+
+
+def create_model(
+    name: str, num_classes: int, image_size: int, channels: int = 3, **options: Any
+) -> nn.Module:
+    """Build a registered model; `model.spec` records how, for checkpoints."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if image_size < 8:
+        raise ValueError(f"image_size must be >= 8, got {image_size}")
+    model = _entry(name).builder(num_classes, image_size, channels, **options)
+    model.spec = ModelSpec(name, num_classes, image_size, channels, dict(options))
+    return model
+
+
+def create_from_spec(spec: ModelSpec | dict[str, Any]) -> nn.Module:
+    """Rebuild a model from its ModelSpec (or its dict form)."""
+    if isinstance(spec, dict):
+        spec = ModelSpec.from_dict(spec)
+    return create_model(spec.name, spec.num_classes, spec.image_size, spec.channels, **spec.options)
+
+
+def default_lr(name: str, image_size: int) -> float:
+    """The field's deployment learning rate for an architecture (REFERENCE.md section 3)."""
+    e = _entry(name)
+    return e.lr_32 if image_size <= 64 else e.lr_128
+
+
+def model_family(name: str) -> str:
+    return _entry(name).family
+
+
+def cam_target(model: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor] | None]:
+    """The GradCAM target layer of a registered model and its token reshape (None for CNNs)."""
+    layer = getattr(model, "cam_target_layer", None)
+    if layer is None:
+        raise ValueError(f"{type(model).__name__} declares no GradCAM target layer")
+    return layer, getattr(model, "cam_reshape", None)
+
+
+def _ensure_loaded() -> None:
+    # The architecture modules register themselves on import.
+    from ladd.models import alexnet, convnet, resnet, vgg, vit  # noqa: F401

@@ -1,0 +1,464 @@
+"""The workspace: a folder of artifacts plus a SQLite index of runs.
+
+Layout of a workspace (default ./ladd-workspace, env LADD_WORKSPACE, or any folder)::
+
+    cache/        decoded source datasets (ladd.data's cache; env LADD_CACHE_DIR wins)
+    labelers/     labeler checkpoints, one folder per training
+    sets/         label-augmented set files
+    runs/<id>/    config.json, metrics.json, model_seed<k>.safetensors of one run
+    runs.sqlite   the runs index (WAL mode: the CLI and the dashboard may write at once)
+
+Every file is written to a temporary name and renamed into place, so a run killed half-way
+leaves whole files or none. A run row records the writer's pid and host; a "running" row whose
+process is gone is marked failed the next time anyone lists runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+DEFAULT_WORKSPACE = "ladd-workspace"
+RUN_STATUSES = ("running", "done", "failed")
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic files
+
+
+def atomic_write(target: str | Path, write: Callable[[str], None]) -> Path:
+    """Call `write(tmp_path)` on a temporary file beside `target`, then rename it into place."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_json(target: str | Path, obj: Any) -> Path:
+    """Atomically write `obj` as indented JSON."""
+    text = json.dumps(obj, indent=1, default=_json_default)
+    return atomic_write(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def save_tensors(
+    target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> Path:
+    """Atomically write a safetensors file (tensors moved to CPU, made contiguous)."""
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    return atomic_write(target, lambda tmp: save_file(flat, tmp, metadata=metadata))
+
+
+def save_model(target: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> Path:
+    """Save a registered model's weights with its ModelSpec (JSON) in the safetensors metadata."""
+    spec = getattr(model, "spec", None)
+    meta = {"ladd_kind": "model"}
+    if spec is not None:
+        meta["spec"] = json.dumps(spec.to_dict())
+    if extra:
+        meta["extra"] = json.dumps(extra, default=_json_default)
+    return save_tensors(target, dict(model.state_dict()), meta)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved by `save_model` (eval mode, on `device`)."""
+    from safetensors import safe_open
+
+    from ladd.models import create_from_spec
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if "spec" not in meta:
+            raise ValueError(f"{path}: no model spec in its metadata; not a LADD model file")
+        state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    model = create_from_spec(json.loads(meta["spec"]))
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (guards against pid reuse), where /proc exists."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime), counted after the ")" that closes the command name.
+    fields = text[text.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _process_state(pid: int) -> str | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()[0]
+
+
+def pid_alive(pid: int, start: str | None = None) -> bool:
+    """True while process `pid` runs (and, when given, started at `start`)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if _process_state(pid) == "Z":  # killed but not yet reaped: dead all the same
+        return False
+    if start is not None:
+        now = _process_start(pid)
+        if now is not None and now != start:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs database
+
+
+@dataclass
+class RunRecord:
+    """One row of the runs index."""
+
+    id: int
+    kind: str
+    status: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    artifacts: dict[str, Any]
+    error: str | None
+    pid: int | None
+    host: str | None
+    created: float
+    updated: float
+    finished: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    artifacts TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    pid INTEGER,
+    pid_start TEXT,
+    host TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+"""
+
+
+class RunsDB:
+    """The runs index on stdlib sqlite3: one short-lived connection per call, safe from threads."""
+
+    def __init__(self, path: str | Path, runs_dir: str | Path | None = None) -> None:
+        self.path = Path(path)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else self.path.parent / "runs"
+        self._ready = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(str(self.path), timeout=30.0)
+        try:
+            if not self._ready:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(_SCHEMA)
+                self._ready = True
+            with con:  # one transaction per call
+                yield con
+        finally:
+            con.close()
+
+    def start_run(self, kind: str, config: dict[str, Any]) -> int:
+        """Insert a "running" row owned by this process; returns its id."""
+        now = time.time()
+        pid = os.getpid()
+        with self._connect() as con:
+            cur = con.execute(
+                "INSERT INTO runs (kind, status, config, pid, pid_start, host, created, updated)"
+                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                (
+                    kind,
+                    json.dumps(config, default=_json_default),
+                    pid,
+                    _process_start(pid),
+                    socket.gethostname(),
+                    now,
+                    now,
+                ),
+            )
+            return int(cur.lastrowid)
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        metrics: dict[str, Any] | None = None,
+        artifacts: dict[str, Any] | None = None,
+    ) -> None:
+        """Merge metrics / artifacts into a row (progress written as it happens)."""
+        rec = self.get_run(run_id)
+        new_metrics = {**rec.metrics, **(metrics or {})}
+        new_artifacts = {**rec.artifacts, **(artifacts or {})}
+        with self._connect() as con:
+            con.execute(
+                "UPDATE runs SET metrics = ?, artifacts = ?, updated = ? WHERE id = ?",
+                (
+                    json.dumps(new_metrics, default=_json_default),
+                    json.dumps(new_artifacts, default=_json_default),
+                    time.time(),
+                    run_id,
+                ),
+            )
+
+    def finish_run(
+        self,
+        run_id: int,
+        metrics: dict[str, Any] | None = None,
+        artifacts: dict[str, Any] | None = None,
+    ) -> None:
+        """Mark a run done, merging its final metrics and artifact paths."""
+        self.update_run(run_id, metrics=metrics, artifacts=artifacts)
+        self._set_status(run_id, "done", None)
+
+    def fail_run(self, run_id: int, error: str) -> None:
+        """Mark a run failed with a one-line reason."""
+        self._set_status(run_id, "failed", error)
+
+    def _set_status(self, run_id: int, status: str, error: str | None) -> None:
+        now = time.time()
+        with self._connect() as con:
+            con.execute(
+                "UPDATE runs SET status = ?, error = ?, updated = ?, finished = ? WHERE id = ?",
+                (status, error, now, now, run_id),
+            )
+
+    def mark_stale(self) -> list[int]:
+        """Mark failed every "running" row of this host whose process is gone; returns their ids."""
+        host = socket.gethostname()
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT id, pid, pid_start FROM runs WHERE status = 'running' AND host = ?",
+                (host,),
+            ).fetchall()
+        dead = [rid for rid, pid, start in rows if not pid_alive(int(pid or 0), start)]
+        for rid in dead:
+            self.fail_run(rid, "the process running it ended without finishing (killed?)")
+        return dead
+
+    def list_runs(self, kind: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first (stale "running" rows are marked failed first)."""
+        self.mark_stale()
+        sql = "SELECT * FROM runs"
+        args: list[Any] = []
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self._connect() as con:
+            con.row_factory = sqlite3.Row
+            return [_record(row) for row in con.execute(sql, args).fetchall()]
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """One run by id; KeyError when there is none."""
+        with self._connect() as con:
+            con.row_factory = sqlite3.Row
+            row = con.execute("SELECT * FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        if row is None:
+            raise KeyError(f"no run with id {run_id}")
+        return _record(row)
+
+    def delete_run(self, run_id: int) -> None:
+        with self._connect() as con:
+            con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
+
+    def export_csv(self, path: str | Path, kind: str | None = None) -> Path:
+        """All runs as CSV (metrics flattened one level: accuracy_mean, accuracy_std, ...)."""
+        runs = self.list_runs(kind)
+        metric_keys: list[str] = []
+        for r in runs:
+            for k, v in r.metrics.items():
+                if not isinstance(v, (dict, list)) and k not in metric_keys:
+                    metric_keys.append(k)
+        header = ["id", "kind", "status", "created", "finished", "error", "config", *metric_keys]
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(header)
+                for r in runs:
+                    w.writerow(
+                        [r.id, r.kind, r.status, r.created, r.finished, r.error or ""]
+                        + [json.dumps(r.config, sort_keys=True)]
+                        + [r.metrics.get(k, "") for k in metric_keys]
+                    )
+
+        return atomic_write(path, write)
+
+    def run_dir(self, run_id: int) -> Path:
+        """runs/<id>/ (created)."""
+        d = self.runs_dir / str(int(run_id))
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @contextmanager
+    def run(self, kind: str, config: dict[str, Any]) -> Iterator[RunHandle]:
+        """`with db.run("train", cfg) as run:` -- done on exit, failed on any exception.
+
+        KeyboardInterrupt and SystemExit mark the run failed too, then propagate.
+        """
+        run_id = self.start_run(kind, config)
+        handle = RunHandle(self, run_id, self.run_dir(run_id))
+        handle.write_json("config.json", {"kind": kind, "config": config})
+        try:
+            yield handle
+        except BaseException as err:
+            msg = f"{type(err).__name__}: {err}".strip().rstrip(":")
+            self.fail_run(run_id, msg.splitlines()[0] if msg else type(err).__name__)
+            raise
+        else:
+            self.finish_run(run_id, handle.metrics, handle.artifacts)
+
+
+def _record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=int(row["id"]),
+        kind=row["kind"],
+        status=row["status"],
+        config=json.loads(row["config"] or "{}"),
+        metrics=json.loads(row["metrics"] or "{}"),
+        artifacts=json.loads(row["artifacts"] or "{}"),
+        error=row["error"],
+        pid=row["pid"],
+        host=row["host"],
+        created=float(row["created"]),
+        updated=float(row["updated"]),
+        finished=row["finished"],
+    )
+
+
+@dataclass
+class RunHandle:
+    """A running run: its id, its folder, and helpers that write there atomically."""
+
+    db: RunsDB
+    id: int
+    dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return write_json(self.dir / name, obj)
+
+    def log_metrics(self, **metrics: Any) -> None:
+        """Record metrics now (in the row and metrics.json), not only at the end."""
+        self.metrics.update(metrics)
+        self.write_json("metrics.json", self.metrics)
+        self.db.update_run(self.id, metrics=metrics)
+
+    def add_artifact(self, name: str, path: str | Path) -> None:
+        self.artifacts[name] = str(path)
+        self.db.update_run(self.id, artifacts={name: str(path)})
+
+    def save_model(self, model: nn.Module, name: str, extra: dict[str, Any] | None = None) -> Path:
+        """Write runs/<id>/<name>.safetensors now and index it."""
+        path = save_model(self.dir / f"{name}.safetensors", model, extra)
+        self.add_artifact(name, path)
+        return path
+
+
+class Workspace:
+    """A folder of LADD artifacts; subfolders are created when first asked for."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        if root is None:
+            root = os.environ.get("LADD_WORKSPACE") or DEFAULT_WORKSPACE
+        self.root = Path(root).expanduser()
+        self._db: RunsDB | None = None
+
+    def _sub(self, name: str) -> Path:
+        d = self.root / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def cache_dir(self) -> Path:
+        """Decoded-data cache: env LADD_CACHE_DIR when set (shared between workspaces)."""
+        env = os.environ.get("LADD_CACHE_DIR")
+        if env:
+            Path(env).mkdir(parents=True, exist_ok=True)
+            return Path(env)
+        return self._sub("cache")
+
+    @property
+    def labelers_dir(self) -> Path:
+        return self._sub("labelers")
+
+    @property
+    def sets_dir(self) -> Path:
+        return self._sub("sets")
+
+    @property
+    def runs_dir(self) -> Path:
+        return self._sub("runs")
+
+    @property
+    def db(self) -> RunsDB:
+        if self._db is None:
+            self._db = RunsDB(self.root / "runs.sqlite", self.root / "runs")
+        return self._db
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"

@@ -1,0 +1,118 @@
+"""The static sub-sampler S of LADD (paper section 3.1; REFERENCE.md section 1).
+
+Each image gives N x N crops that each cover a fraction R of the side, evenly strided from the
+top-left corner and listed in raster order. N and R define every crop: nothing is stored per crop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def check_grid(n: int, r: float) -> None:
+    """Raise ValueError unless n >= 1 and 0 < r <= 1."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n (crops per side) must be an integer >= 1, got {n!r}")
+    if not (0.0 < float(r) <= 1.0):
+        raise ValueError(
+            f"r (crop side as a fraction of the image side) must be in (0, 1], got {r!r}"
+        )
+
+
+@dataclass(frozen=True)
+class CropGrid:
+    """The geometry of one (size, n, r) setting, for display and bookkeeping."""
+
+    size: int
+    n: int
+    r: float
+    side: int  # crop side in pixels
+    offsets: tuple[int, ...]  # top (= left) offsets of the n rows (columns)
+
+    @property
+    def num_crops(self) -> int:
+        return self.n * self.n
+
+    @property
+    def stride(self) -> float:
+        """Mean distance in pixels between neighbouring crops (0 when n == 1)."""
+        return (self.offsets[-1] - self.offsets[0]) / (self.n - 1) if self.n > 1 else 0.0
+
+
+def crop_grid(size: int, n: int, r: float) -> CropGrid:
+    """Side and offsets of the n x n crops of a size x size image."""
+    check_grid(n, r)
+    if size < 1:
+        raise ValueError(f"image size must be >= 1, got {size}")
+    side = max(1, min(size, _round_half_up(r * size)))
+    if n == 1:
+        offsets: tuple[int, ...] = (_round_half_up((size - side) / 2),)
+    else:
+        offsets = tuple(_round_half_up(k * (size - side) / (n - 1)) for k in range(n))
+    return CropGrid(size=size, n=n, r=float(r), side=side, offsets=offsets)
+
+
+def crop_boxes(size: int, n: int, r: float) -> list[tuple[int, int, int, int]]:
+    """The n*n crop boxes as (top, left, height, width), raster order from the top-left.
+
+    128 px, n = 5, r = 0.625 gives 80-px crops at offsets 0, 12, 24, 36, 48.
+    """
+    g = crop_grid(size, n, r)
+    return [(top, left, g.side, g.side) for top in g.offsets for left in g.offsets]
+
+
+def _gather_index(grid: CropGrid, device: torch.device) -> torch.Tensor:
+    # (n, side): pixel rows (== columns) covered by each crop row
+    offs = torch.tensor(grid.offsets, device=device).unsqueeze(1)
+    return offs + torch.arange(grid.side, device=device).unsqueeze(0)
+
+
+def crop_views(images: torch.Tensor, n: int, r: float) -> torch.Tensor:
+    """All crops of a batch, not resized: (B, C, H, W) -> (B, n*n, C, side, side).
+
+    Two gathers, no Python loop over crops; cheap enough for live previews.
+    """
+    if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"expected square images (B, C, H, W), got {tuple(images.shape)}")
+    b, c, h, _ = images.shape
+    g = crop_grid(h, n, r)
+    idx = _gather_index(g, images.device)  # (n, side)
+    rows = images[:, :, idx.reshape(-1), :]  # (B, C, n*side, W)
+    rows = rows.reshape(b, c, n, g.side, h)
+    crops = rows[..., idx.reshape(-1)]  # (B, C, n, side, n*side)
+    crops = crops.reshape(b, c, n, g.side, n, g.side)
+    # -> (B, n_row, n_col, C, side, side), raster order over (row, col)
+    return crops.permute(0, 2, 4, 1, 3, 5).reshape(b, n * n, c, g.side, g.side)
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of (B, C, h, w) to (B, C, size, size); antialiased when shrinking."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    shrinking = images.shape[-1] > size or images.shape[-2] > size
+    return F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking
+    )
+
+
+def sub_sample(images: torch.Tensor, n: int, r: float, out_size: int | None = None) -> torch.Tensor:
+    """S(x) for a batch: (B, C, H, W) -> (B, n*n, C, out, out), each crop resized to out (default H).
+
+    Crops are gathered at once and resized in one interpolate call on the input's device.
+    """
+    b, c, h, _ = images.shape
+    out = h if out_size is None else out_size
+    crops = crop_views(images, n, r)  # (B, n*n, C, side, side)
+    side = crops.shape[-1]
+    flat = crops.reshape(b * n * n, c, side, side)
+    if not flat.is_floating_point():
+        flat = flat.float()
+    return resize(flat, out).reshape(b, n * n, c, out, out)
