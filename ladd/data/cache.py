@@ -66,13 +66,14 @@ def entry_paths(cache_dir: str | Path, key: str) -> tuple[Path, Path]:
     return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
 
 
-def _atomic_write(target: Path, write) -> None:
+def atomic_write(target: Path, write) -> None:
     """Call write(tmp_path) on a temporary file next to target, then move it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; cached data is not secret
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -88,13 +89,13 @@ def save_split(
         "images": images.detach().to("cpu", torch.uint8).contiguous(),
         "labels": labels.detach().to("cpu", torch.int64).contiguous(),
     }
-    _atomic_write(tensor_path, lambda tmp: save_file(tensors, tmp))
+    atomic_write(tensor_path, lambda tmp: save_file(tensors, tmp))
     sidecar = dict(meta, count=int(labels.shape[0]), version=CACHE_FORMAT_VERSION)
 
     def write_json(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
 
-    _atomic_write(meta_path, write_json)  # written last: its presence marks a whole entry
+    atomic_write(meta_path, write_json)  # written last: its presence marks a whole entry
     return tensor_path
 
 

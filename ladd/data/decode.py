@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,11 @@ from pathlib import Path, PurePosixPath
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torchvision.io import ImageReadMode, decode_image
+
+try:  # torchvision's C decoders are faster than PIL for small images; deprecated from 0.29 on
+    from torchvision.io import ImageReadMode, decode_image
+except ImportError:  # pragma: no cover - a torchvision without image decoding
+    decode_image = None
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -146,6 +151,8 @@ def _decode_pil(data: bytes, size: int | None, name: str) -> torch.Tensor:
 
 def _decode_fast(data: bytes, name: str) -> torch.Tensor:
     """torchvision's C decoders (JPEG/PNG/GIF/WebP) with PIL as the fallback; uint8 (3, H, W)."""
+    if decode_image is None:
+        return _decode_pil(data, None, name)
     try:
         image = decode_image(
             torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
@@ -181,9 +188,13 @@ def decode_images(
     if large:
         workers = workers or min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(workers) as pool:
-            decoded = list(pool.map(lambda i: _decode_pil(load(i), size, names[i]), range(len(items))))
+            decoded = list(
+                pool.map(lambda i: _decode_pil(load(i), size, names[i]), range(len(items)))
+            )
     else:
-        decoded = [_decode_fast(load(i), names[i]) for i in range(len(items))]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
+            decoded = [_decode_fast(load(i), names[i]) for i in range(len(items))]
     if not decoded:
         side = size or 0
         return torch.zeros(0, 3, side, side, dtype=torch.uint8)
@@ -273,7 +284,9 @@ def parse_layout(paths: Iterable[str], origin: str | Path = "") -> FolderLayout:
             continue
         splits.setdefault(split, {}).setdefault(class_name, []).append(rel)
     if not splits.get("train"):
-        raise ValueError(f"{origin}: no class folders with images found (expected class/image files)")
+        raise ValueError(
+            f"{origin}: no class folders with images found (expected class/image files)"
+        )
     for members in (m for split in splits.values() for m in split.values()):
         members.sort()
     classes = tuple(sorted(splits["train"]))

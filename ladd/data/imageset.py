@@ -46,9 +46,7 @@ def normalise(
     return x.sub_(_stats_view(mean, x, dtype)).div_(_stats_view(std, x, dtype))
 
 
-def denormalise(
-    images: torch.Tensor, mean: Sequence[float], std: Sequence[float]
-) -> torch.Tensor:
+def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Normalised float images (..., C, H, W) -> float in [0, 1], clipped."""
     dtype = images.dtype if images.is_floating_point() else torch.float32
     x = images.to(dtype) * _stats_view(std, images, dtype) + _stats_view(mean, images, dtype)

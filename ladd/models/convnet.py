@@ -45,8 +45,12 @@ class ConvNet(nn.Module):
         # The last block before its pooling: bigger maps than after it.
         return self.features[-1][0]
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, width * s * s)
+        """The flattened feature map the classifier sees (Distribution Matching's embedding)."""
+        return self.features(x).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, K)
-        return self.classifier(self.features(x).flatten(1))
+        return self.classifier(self.embed(x))
 
 
 def _make(depth: int):
