@@ -15,7 +15,6 @@ import math
 import os
 import resource
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from threading import Event
@@ -32,10 +31,9 @@ from ladd.augment import DSAConfig, dsa
 from ladd.data import ImageSet, fit_zca
 from ladd.device import resolve_device
 from ladd.distilled import DistilledSet, random_real
-from ladd.labeler import ProgressEvent
 from ladd.models import create_from_spec, create_model
+from ladd.progress import ProgressEvent, ProgressFn
 
-ProgressFn = Callable[[ProgressEvent], None]
 METHODS = ("random", "dm", "mtt")
 
 
@@ -447,7 +445,10 @@ def distill_mtt(
     syn_lr = torch.tensor(cfg.lr_teacher, device=dev)
     losses: list[float] = []
     start_it = 0
-    ckpt = Path(checkpoint_dir) / "mtt_checkpoint.safetensors" if checkpoint_dir else None
+    ckpt = None
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        ckpt = Path(checkpoint_dir) / "mtt_checkpoint.safetensors"
     cfg_json = json.dumps(asdict(cfg), sort_keys=True)
     if ckpt is not None and ckpt.exists():
         with safe_open(str(ckpt), "pt") as f:

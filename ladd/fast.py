@@ -47,8 +47,8 @@ from ladd.deploy import (
     step_flops,
 )
 from ladd.device import resolve_device
-from ladd.labeler import ProgressEvent, ProgressFn
 from ladd.models import ModelSpec, default_lr
+from ladd.progress import ProgressEvent, ProgressFn
 
 __all__ = [
     "COMPILE_MODES",

@@ -1,0 +1,5 @@
+"""`python -m ladd` runs the command line."""
+
+from ladd.cli import main
+
+main()

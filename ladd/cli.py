@@ -1,0 +1,978 @@
+"""The `ladd` command line (typer). The only module of ladd/ that parses arguments.
+
+    ladd info PATH
+    ladd sources | models
+    ladd distill --source NAME --method random|dm|mtt --ipc 10 [--experts DIR]
+    ladd experts --source NAME --num-experts 5 --epochs 30
+    ladd train-labeler --source NAME --arch NAME --epochs E --save-at 10,20,30 --out DIR
+    ladd augment DISTILLED --labeler CKPT --n 5 --r 0.625 --out FILE
+    ladd overhead FILE
+    ladd stats FILE [--labeler CKPT ...]
+    ladd train FILE --source NAME --arch NAME --mode ladd --epochs E --seeds S [--json]
+    ladd evaluate FILE --source NAME --archs convnet_d3,alexnet --epochs E --seeds S [--json]
+    ladd runs list | show ID | export CSV
+
+Every command takes --device, --workspace, --seed and --debug. Errors print one red line and
+exit 1 (bad arguments: 2); --debug shows the traceback. Progress bars go to stderr, so that with
+--json the last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="ladd",
+    help="LADD Studio: Label-Augmented Dataset Distillation from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="The runs database of a workspace.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+# -- shared options --------------------------------------------------------------------------
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace", help="Workspace folder (default: env LADD_WORKSPACE or ./ladd-workspace)."
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Base random seed.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option("--source", help="Source dataset (normalisation, class names, real test split)."),
+]
+DataRootOpt = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Where source archives live (e.g. ../shared/data)."),
+]
+
+
+# Click's own exceptions (typer may vendor its own copy of click): let click handle them.
+_PASS_THROUGH: tuple[type[BaseException], ...] = tuple(
+    {
+        click.ClickException,
+        click.exceptions.Exit,
+        click.exceptions.Abort,
+        typer.Exit,
+        typer.Abort,
+        SystemExit,
+        *(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+    }
+)
+
+
+class CLIError(Exception):
+    """A user-facing error: one line, exit code 1."""
+
+
+@contextmanager
+def _guard(debug: bool) -> Iterator[None]:
+    """One red line and exit 1 on any error (traceback with --debug)."""
+    try:
+        yield
+    except _PASS_THROUGH:
+        raise  # usage errors: click prints them and exits 2
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]")
+        raise typer.Exit(130) from None
+    except Exception as e:  # every error reaches the user as one line
+        if debug:
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, KeyError):
+            msg = msg.strip("'\"")
+        err.print(f"[red]error:[/red] {msg}", markup=True)
+        raise typer.Exit(1) from None
+
+
+def _workspace(path: Path | None) -> Any:
+    from ladd.store import Workspace
+
+    return Workspace(path)
+
+
+def _device(name: str) -> Any:
+    from ladd.device import resolve_device
+
+    return resolve_device(name)
+
+
+@contextmanager
+def _progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[Any], None]]:
+    """A rich progress bar on stderr fed by ladd's ProgressEvent callback."""
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not enabled,
+        transient=False,
+    )
+    task = progress.add_task(description, total=None, info="")
+
+    def callback(ev: Any) -> None:
+        info = ev.message or ""
+        if ev.loss is not None:
+            info = f"{info} loss {ev.loss:.4f}".strip()
+        if ev.stage in ("checkpoint",):
+            progress.console.print(f"  {ev.message}")
+            return
+        if ev.stage == "evaluate":
+            progress.update(task, info=ev.message)
+            return
+        progress.update(task, completed=ev.step, total=ev.total, info=info)
+
+    with progress:
+        yield callback
+
+
+def _seeds(base: int, count: int) -> tuple[int, ...]:
+    if count < 1:
+        raise typer.BadParameter("--seeds must be >= 1", param_hint="--seeds")
+    return tuple(base + i for i in range(count))
+
+
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated integers, got {text!r}", param_hint=name
+        ) from None
+    if not vals:
+        raise typer.BadParameter("expected at least one integer", param_hint=name)
+    return vals
+
+
+def _load_set(path: Path, source: str | None, ws: Any = None, data_root: Path | None = None) -> Any:
+    from ladd.dense import load_any
+
+    if not path.exists():
+        raise CLIError(f"{path}: no such file or folder")
+    kwargs: dict[str, Any] = {"source": source} if source else {}
+    if ws is not None:
+        kwargs["cache_dir"] = ws.cache_dir
+    if data_root is not None:
+        kwargs["data_root"] = data_root
+    return load_any(path, **kwargs)
+
+
+def _test_split(dataset: Any, source: str | None, ws: Any, data_root: Path | None) -> Any:
+    from ladd.data import load_source
+
+    name = source or getattr(dataset, "source", None)
+    if not name:
+        raise CLIError(
+            "the set does not name its source: pass --source NAME (for the real test split)"
+        )
+    return load_source(
+        name,
+        "test",
+        image_size=int(dataset.images.shape[-1]),
+        data_root=data_root,
+        cache_dir=ws.cache_dir,
+    )
+
+
+def _print_json(obj: Any) -> None:
+    from ladd.store import _json_default
+
+    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _fmt_flops(f: float) -> str:
+    return f"{f / 1e15:.4g} PFLOPs" if f >= 1e13 else f"{f / 1e9:.4g} GFLOPs"
+
+
+# -- info, sources, models -------------------------------------------------------------------
+
+
+@app.command()
+def info(
+    path: Annotated[
+        Path, typer.Argument(help="A distilled-set file/folder or a label-augmented file.")
+    ],
+    source: SourceOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Describe a distilled set or a label-augmented set."""
+    with _guard(debug):
+        ds = _load_set(path, source)
+        d = ds.describe()
+        if not isinstance(d, dict):  # a describe() that returns text
+            out.print(str(d))
+            return
+        table = Table(show_header=False, box=None)
+        for k, v in d.items():
+            if k == "warnings" and not v:
+                continue
+            table.add_row(str(k), _short(v))
+        out.print(table)
+        for w in getattr(ds, "warnings", None) or []:
+            err.print(f"[yellow]warning:[/yellow] {w}")
+        if json_out:
+            _print_json(d)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)) and len(v) > 12:
+        return f"{list(v[:12])}... ({len(v)} items)"
+    if isinstance(v, (list, tuple)) and all(isinstance(x, float) for x in v):
+        return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
+    return str(v)
+
+
+@app.command()
+def sources(debug: DebugOpt = False) -> None:
+    """List the source datasets LADD knows."""
+    with _guard(debug):
+        from ladd.data import list_sources
+
+        for name in list_sources():
+            out.print(name)
+
+
+@app.command()
+def models(debug: DebugOpt = False) -> None:
+    """List the registered architectures and their default deployment learning rates."""
+    with _guard(debug):
+        from ladd.models import default_lr, list_models
+
+        table = Table("model", "lr @32px", "lr @128px")
+        for name in list_models():
+            table.add_row(name, f"{default_lr(name, 32):g}", f"{default_lr(name, 128):g}")
+        out.print(table)
+
+
+@app.command("random-real")
+def random_real_cmd(
+    source: Annotated[str, typer.Option("--source", help="Source dataset to draw from.")],
+    ipc: Annotated[int, typer.Option("--ipc", min=1, help="Images per class.")] = 10,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (MTT layout).")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=8)] = None,
+    data_root: DataRootOpt = None,
+    workspace: WorkspaceOpt = None,
+    seed: SeedOpt = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Make the random-real baseline set: IPC seeded-random real training images per class."""
+    with _guard(debug):
+        from ladd.distilled import random_real
+
+        ws = _workspace(workspace)
+        kw: dict[str, Any] = {"cache_dir": ws.cache_dir}
+        if image_size:
+            kw["image_size"] = image_size
+        if data_root:
+            kw["data_root"] = data_root
+        ds = random_real(source, ipc, seed=seed, **kw)
+        if out_dir is None:
+            out_dir = (
+                ws.sets_dir
+                / f"random_real_{source.replace(':', '_').replace('/', '_')}_ipc{ipc}_seed{seed}"
+            )
+        path = ds.save_mtt(out_dir)
+        out.print(f"{len(ds)} images ({ipc} per class, {ds.image_size} px) written to {path}")
+
+
+# -- built-in distillers ---------------------------------------------------------------------
+
+
+def _train_split(source: str, ws: Any, data_root: Path | None, dev: Any, limit: int | None) -> Any:
+    from ladd.data import load_source
+
+    kw: dict[str, Any] = {"cache_dir": ws.cache_dir, "limit_per_class": limit}
+    if data_root:
+        kw["data_root"] = data_root
+    return load_source(source, "train", device=dev, **kw)
+
+
+@app.command()
+def experts(
+    source: Annotated[str, typer.Option("--source", help="Source dataset to train on.")],
+    arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
+    num_experts: Annotated[int, typer.Option("--num-experts", min=1)] = 5,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help="Expert (teacher) lr.")] = 0.01,
+    width: Annotated[int | None, typer.Option("--width", min=1, help="ConvNet width.")] = None,
+    zca: Annotated[bool, typer.Option("--zca", help="Train in ZCA space (CIFAR).")] = False,
+    limit_per_class: Annotated[int | None, typer.Option("--limit-per-class", min=1)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Expert folder.")] = None,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+    seed: SeedOpt = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Train MTT expert trajectories (parameters saved after every epoch); resumable."""
+    with _guard(debug):
+        from dataclasses import asdict
+
+        from ladd.distill import ExpertConfig, train_experts
+
+        ws = _workspace(workspace)
+        dev = _device(device)
+        cfg = ExpertConfig(
+            arch=arch,
+            num_experts=num_experts,
+            epochs=epochs,
+            lr=lr,
+            zca=zca,
+            seed=seed,
+            model_options={"width": width} if width else {},
+        )
+        train = _train_split(source, ws, data_root, dev, limit_per_class)
+        if out_dir is None:
+            out_dir = ws.root / "experts" / f"{source.replace(':', '_').replace('/', '_')}_{arch}"
+        with ws.db.run("experts", {"source": source, **asdict(cfg)}) as run:
+            with _progress_bar("experts") as cb:
+                paths = train_experts(train, cfg, out_dir, device=dev, progress=cb)
+            for p in paths:
+                run.add_artifact(p.stem, p)
+        out.print(f"{len(paths)} expert trajectories in {out_dir} (run {run.id})")
+
+
+@app.command()
+def distill(
+    source: Annotated[str, typer.Option("--source", help="Source dataset to distil.")],
+    method: Annotated[str, typer.Option("--method", help="random | dm | mtt")] = "dm",
+    ipc: Annotated[int, typer.Option("--ipc", min=1, help="Images per class.")] = 10,
+    iterations: Annotated[int, typer.Option("--iterations", min=1)] = 1000,
+    arch: Annotated[str, typer.Option("--arch", help="DM embedding network.")] = "convnet_d3",
+    width: Annotated[int | None, typer.Option("--width", min=1, help="ConvNet width.")] = None,
+    experts_dir: Annotated[
+        Path | None, typer.Option("--experts", help="MTT: folder of `ladd experts` output.")
+    ] = None,
+    syn_steps: Annotated[int, typer.Option("--syn-steps", min=1, help="MTT student steps.")] = 30,
+    expert_epochs: Annotated[int, typer.Option("--expert-epochs", min=1)] = 2,
+    max_start_epoch: Annotated[int, typer.Option("--max-start-epoch", min=0)] = 20,
+    lr_img: Annotated[
+        float | None, typer.Option("--lr-img", help="Image lr (DM 1.0, MTT 1000).")
+    ] = None,
+    limit_per_class: Annotated[int | None, typer.Option("--limit-per-class", min=1)] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (MTT layout).")
+    ] = None,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+    seed: SeedOpt = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Distil a source with a built-in method; writes images_best.pt, labels_best.pt, lr_best.pt."""
+    with _guard(debug):
+        from ladd.distill import (
+            METHODS,
+            DMConfig,
+            MTTConfig,
+            distill_dm,
+            distill_mtt,
+            distill_random,
+        )
+
+        if method not in METHODS:
+            raise typer.BadParameter(f"--method must be one of {', '.join(METHODS)}")
+        ws = _workspace(workspace)
+        dev = _device(device)
+        train = _train_split(source, ws, data_root, dev, limit_per_class)
+        tag = f"{method}_{source.replace(':', '_').replace('/', '_')}_ipc{ipc}_seed{seed}"
+        out_dir = out_dir or ws.sets_dir / tag
+        opts = {"width": width} if width else {}
+        with ws.db.run("distill", {"source": source, "method": method, "ipc": ipc}) as run:
+            with _progress_bar(method) as cb:
+                if method == "random":
+                    res = distill_random(train, ipc, seed=seed)
+                elif method == "dm":
+                    cfg = DMConfig(
+                        ipc=ipc,
+                        iterations=iterations,
+                        arch=arch,
+                        model_options=opts,
+                        seed=seed,
+                        **({"lr_img": lr_img} if lr_img else {}),
+                    )
+                    res = distill_dm(train, cfg, device=dev, progress=cb)
+                else:
+                    if experts_dir is None:
+                        raise CLIError("--method mtt needs --experts DIR (run `ladd experts`)")
+                    paths = sorted(Path(experts_dir).glob("expert_*.safetensors"))
+                    mcfg = MTTConfig(
+                        ipc=ipc,
+                        iterations=iterations,
+                        syn_steps=syn_steps,
+                        expert_epochs=expert_epochs,
+                        max_start_epoch=max_start_epoch,
+                        seed=seed,
+                        **({"lr_img": lr_img} if lr_img else {}),
+                    )
+                    res = distill_mtt(
+                        train, paths, mcfg, device=dev, checkpoint_dir=out_dir, progress=cb
+                    )
+            res.save(out_dir)
+            run.add_artifact("set", out_dir)
+            run.log_metrics(
+                seconds=res.seconds,
+                peak_memory_bytes=res.peak_memory_bytes,
+                final_loss=res.losses[-1] if res.losses else None,
+                config=res.config,
+            )
+        peak = res.peak_memory_bytes / 2**20
+        out.print(
+            f"{method}: {len(res.distilled)} images written to {out_dir} "
+            f"({res.seconds:.1f} s, peak memory {peak:.0f} MiB, run {run.id})"
+        )
+
+
+# -- labeler ---------------------------------------------------------------------------------
+
+
+@app.command("train-labeler")
+def train_labeler_cmd(
+    source: Annotated[str, typer.Option("--source", help="Source dataset to train on.")],
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="Architecture (default: ConvNet-D3 at 32 px, D5 at 128 px)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 50,
+    save_at: Annotated[
+        str, typer.Option("--save-at", help="Checkpoint epochs, comma-separated.")
+    ] = "10,20,30,40,50",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Checkpoint folder (default: workspace/labelers/...)."),
+    ] = None,
+    limit_per_class: Annotated[
+        int | None,
+        typer.Option("--limit-per-class", min=1, help="Train on a class-balanced subset."),
+    ] = None,
+    image_size: Annotated[int | None, typer.Option("--image-size", min=8)] = None,
+    width: Annotated[
+        int | None, typer.Option("--width", min=1, help="ConvNet width (default 128).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 0.01,
+    no_resume: Annotated[
+        bool, typer.Option("--no-resume", help="Start over even if checkpoints exist.")
+    ] = False,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train the labeler g on a source's training split, saving checkpoints."""
+    with _guard(debug):
+        from ladd.labeler import LabelerConfig, read_meta, train_labeler
+
+        ws = _workspace(workspace)
+        dev = _device(device)
+        cfg = LabelerConfig(
+            arch=arch,
+            epochs=epochs,
+            save_at=_int_list(save_at, "--save-at"),
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            limit_per_class=limit_per_class,
+            image_size=image_size,
+            model_options={"width": width} if width else {},
+        )
+        if out_dir is None:
+            tag = source.replace(":", "_").replace("/", "_")
+            out_dir = ws.labelers_dir / f"{tag}_{arch or 'default'}_seed{seed}"
+        with ws.db.run(
+            "labeler", {"source": source, "labeler": cfg.to_dict(), "out": str(out_dir)}
+        ) as run:
+            with _progress_bar("labeler") as cb:
+                paths = train_labeler(
+                    source,
+                    cfg,
+                    out_dir,
+                    device=dev,
+                    progress=cb,
+                    resume=not no_resume,
+                    data_root=data_root,
+                    cache_dir=ws.cache_dir,
+                )
+            rows = []
+            for p in paths:
+                m = read_meta(p)
+                rows.append(
+                    {
+                        "epoch": m.epoch,
+                        "test_accuracy": m.test_accuracy,
+                        "path": str(p),
+                        "train_flops": m.train_flops,
+                        "seconds": m.seconds,
+                    }
+                )
+                run.add_artifact(f"epoch_{m.epoch:03d}", p)
+            run.log_metrics(checkpoints=rows, run_id=run.id)
+        table = Table("epoch", "test acc", "file")
+        for r in rows:
+            table.add_row(str(r["epoch"]), f"{r['test_accuracy']:.2%}", Path(r["path"]).name)
+        out.print(table)
+        out.print(f"checkpoints in {out_dir} (run {run.id})")
+        if rows:
+            out.print(f"training FLOPs: {_fmt_flops(rows[-1]['train_flops'])}")
+        if json_out:
+            _print_json({"run_id": run.id, "out": str(out_dir), "checkpoints": rows})
+
+
+# -- augment, overhead, stats ----------------------------------------------------------------
+
+
+@app.command()
+def augment(
+    distilled: Annotated[Path, typer.Argument(help="A distilled set (file or folder).")],
+    labeler: Annotated[
+        Path, typer.Option("--labeler", help="Labeler checkpoint (or its folder: epoch 10).")
+    ],
+    n: Annotated[int, typer.Option("--n", min=1, help="Crops per side (N x N crops).")] = 5,
+    r: Annotated[
+        float,
+        typer.Option("--r", min=0.0, max=1.0, help="Crop side as a fraction of the image side."),
+    ] = 0.625,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Output file (default: workspace/sets/...).")
+    ] = None,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 1.0,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Store dense labels as float16.")] = False,
+    allow_mismatch: Annotated[
+        bool, typer.Option("--allow-mismatch", help="Label even if the input spaces differ.")
+    ] = False,
+    source: SourceOpt = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Generate dense labels for a distilled set: write a label-augmented set file."""
+    with _guard(debug):
+        from ladd.dense import augment as do_augment
+        from ladd.dense import set_storage_report
+        from ladd.labeler import load_labeler
+
+        ws = _workspace(workspace)
+        dev = _device(device)
+        ds = _load_set(distilled, source, ws)
+        if hasattr(ds, "dense"):
+            raise CLIError(f"{distilled} is already label-augmented")
+        lab = load_labeler(labeler, device=dev)
+        if out_file is None:
+            out_file = ws.sets_dir / f"{distilled.stem}_n{n}_r{r:g}_e{lab.meta.epoch}.safetensors"
+        config = {
+            "distilled": str(distilled),
+            "labeler": str(lab.path),
+            "n": n,
+            "r": r,
+            "temperature": temperature,
+            "fp16": fp16,
+        }
+        with ws.db.run("augment", config) as run:
+            la = do_augment(
+                ds, lab, n, r, temperature=temperature, device=dev, allow_mismatch=allow_mismatch
+            )
+            path = la.save(out_file, "float16" if fp16 else "float32")
+            rep = set_storage_report(la)
+            run.add_artifact("set", path)
+            run.log_metrics(
+                overhead=rep.overhead, generation_flops=la.generation_flops, run_id=run.id
+            )
+        for p in la.labeler.get("mismatch") or []:
+            err.print(f"[yellow]warning:[/yellow] {p}")
+        out.print(
+            f"{len(la)} images x {la.num_crops} crops x {la.num_classes} classes, labeler "
+            f"{lab.meta.arch} epoch {lab.meta.epoch} (test accuracy {lab.meta.test_accuracy:.1%})"
+        )
+        out.print(
+            f"label generation: {_fmt_flops(la.generation_flops)}, storage overhead {rep.overhead:.2%}"
+        )
+        out.print(f"label-augmented set written to {path} (run {run.id})")
+        if json_out:
+            _print_json(
+                {
+                    "run_id": run.id,
+                    "out": str(path),
+                    "overhead": rep.overhead,
+                    "generation_flops": la.generation_flops,
+                }
+            )
+
+
+@app.command()
+def overhead(
+    file: Annotated[Path, typer.Argument(help="A label-augmented set file.")],
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Storage overhead of the dense labels: zip of uint8 images + float32 labels, with vs without."""
+    with _guard(debug):
+        from ladd.dense import LabelAugmentedSet, set_storage_report
+
+        la = LabelAugmentedSet.load(file)
+        rep = set_storage_report(la)
+        out.print(
+            f"set: {len(la)} images, {la.image_size} px, N = {la.n}, R = {la.r:g}, {la.num_classes} classes"
+        )
+        out.print(f"zip without dense labels: {rep.base_bytes:,} bytes")
+        out.print(f"zip with dense labels:    {rep.with_dense_bytes:,} bytes")
+        if json_out:
+            _print_json(
+                {
+                    "base_bytes": rep.base_bytes,
+                    "with_dense_bytes": rep.with_dense_bytes,
+                    "overhead": rep.overhead,
+                }
+            )
+        else:
+            out.print(f"overhead: {rep.overhead:.2%}")
+
+
+@app.command()
+def stats(
+    file: Annotated[
+        Path, typer.Argument(help="A label-augmented set, or a distilled set with --labeler.")
+    ],
+    labeler: Annotated[
+        list[Path] | None,
+        typer.Option("--labeler", help="Labeler checkpoint(s) or a folder of them."),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", min=1)] = 5,
+    r: Annotated[float, typer.Option("--r", min=0.0, max=1.0)] = 0.625,
+    source: SourceOpt = None,
+    device: DeviceOpt = "auto",
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Per-crop label statistics: max probability, entropy, agreement with the hard label."""
+    with _guard(debug):
+        from ladd.dense import crop_stats, crop_stats_across
+        from ladd.labeler import list_checkpoints
+
+        ds = _load_set(file, source)
+        if labeler:
+            paths: list[Path] = []
+            for p in labeler:
+                paths += list_checkpoints(p) if p.is_dir() else [p]
+            base = ds.to_distilled() if hasattr(ds, "dense") else ds
+            if hasattr(ds, "dense"):
+                n, r = ds.n, ds.r
+            res = crop_stats_across(base, paths, n, r, device=_device(device))
+        elif hasattr(ds, "dense"):
+            res = {int(ds.labeler.get("epoch") or 0): crop_stats(ds.dense, ds.labels).summary()}
+        else:
+            raise CLIError("a plain distilled set needs --labeler CKPT to compute dense labels")
+        table = Table("labeler epoch", "mean max prob", "mean entropy", "agreement")
+        for ep, s in sorted(res.items()):
+            table.add_row(
+                str(ep),
+                f"{s['mean_max_prob']:.3f}",
+                f"{s['mean_entropy']:.3f}",
+                f"{s['agreement']:.1%}",
+            )
+        out.print(table)
+        if json_out:
+            _print_json({str(k): v for k, v in res.items()})
+
+
+# -- train, evaluate -------------------------------------------------------------------------
+
+
+def _train_config(**kw: Any) -> Any:
+    from ladd.deploy import TrainConfig
+
+    return TrainConfig(**kw)
+
+
+def _warn_long(epochs: int, dev: Any) -> None:
+    if dev.type == "cpu" and epochs >= 200:
+        err.print(
+            f"[yellow]note:[/yellow] {epochs} epochs on a CPU takes long; "
+            "try --epochs 50 for a quick look, or --device cuda"
+        )
+
+
+@app.command()
+def train(
+    file: Annotated[Path, typer.Argument(help="A label-augmented set or any distilled set.")],
+    source: SourceOpt = None,
+    arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
+    mode: Annotated[
+        str, typer.Option("--mode", help="baseline | ladd | full_soft | crops_hard | crops_dense")
+    ] = "ladd",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1000,
+    seeds: Annotated[
+        int, typer.Option("--seeds", min=1, help="How many models (seeds seed..seed+S-1).")
+    ] = 5,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Learning rate (default: the set's, else the architecture's)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    width: Annotated[
+        int | None, typer.Option("--width", min=1, help="ConvNet width (default 128).")
+    ] = None,
+    trainer: Annotated[
+        str,
+        typer.Option(
+            "--trainer", help="fast (default) | reference (the field-style loop, for comparison)"
+        ),
+    ] = "fast",
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16")] = "fp32",
+    no_dsa: Annotated[
+        bool, typer.Option("--no-dsa", help="Train without DSA augmentation.")
+    ] = False,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train fresh models on a set and test them on the source's real test split."""
+    with _guard(debug):
+        from ladd.deploy import train_recorded
+
+        cfg = _train_config(
+            arch=arch,
+            mode=mode,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seeds=_seeds(seed, seeds),
+            trainer=trainer,
+            precision=precision,
+            dsa=not no_dsa,
+            model_options={"width": width} if width else {},
+        )
+        ws = _workspace(workspace)
+        dev = _device(device)
+        ds = _load_set(file, source, ws, data_root)
+        test = _test_split(ds, source, ws, data_root)
+        _warn_long(epochs, dev)
+        with _progress_bar(f"train {arch} ({mode})") as cb:
+            run_id, res = train_recorded(
+                ws,
+                ds,
+                test,
+                cfg,
+                device=dev,
+                progress=cb,
+                extra={"set": str(file), "source": source},
+            )
+        table = Table("seed", "top-1")
+        for s, a in zip(cfg.seeds, res.per_seed, strict=True):
+            table.add_row(str(s), f"{a:.2%}")
+        out.print(table)
+        out.print(
+            f"{arch} / {mode}: {res.accuracy_mean:.2%} +- {res.accuracy_std:.2%} over {len(res.per_seed)} "
+            f"seed(s), lr {res.lr:g}, {res.num_samples} samples/epoch, {res.seconds:.1f} s, "
+            f"{_fmt_flops(res.flops)}"
+        )
+        out.print(f"run {run_id}: results and model weights in {ws.db.run_dir(run_id)}")
+        if json_out:
+            _print_json(_result_json(run_id, res))
+
+
+def _result_json(run_id: int, res: Any) -> dict[str, Any]:
+    d = res.to_dict()
+    return {
+        "run_id": run_id,
+        "accuracy_mean": d["accuracy_mean"],
+        "accuracy_std": d["accuracy_std"],
+        "per_seed": d["per_seed"],
+        "per_class": d["per_class_mean"],
+        "seconds": d["seconds"],
+        "flops": d["flops"],
+        "lr": d["lr"],
+        "mode": d["config"]["mode"],
+        "arch": d["config"]["arch"],
+    }
+
+
+@app.command()
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="A label-augmented set or any distilled set.")],
+    source: SourceOpt = None,
+    archs: Annotated[
+        str | None, typer.Option("--archs", help="Comma-separated (default: the paper's five).")
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode")] = "ladd",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1000,
+    seeds: Annotated[int, typer.Option("--seeds", min=1)] = 5,
+    lr: Annotated[float | None, typer.Option("--lr")] = None,
+    width: Annotated[
+        int | None, typer.Option("--width", min=1, help="ConvNet width (ConvNets only).")
+    ] = None,
+    trainer: Annotated[str, typer.Option("--trainer", help="fast (default) | reference")] = "fast",
+    precision: Annotated[str, typer.Option("--precision")] = "fp32",
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+    seed: SeedOpt = 0,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Cross-architecture evaluation (the paper's Table 2)."""
+    with _guard(debug):
+        from ladd.deploy import evaluate_recorded
+        from ladd.models import list_models
+
+        arch_list = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
+        known = set(list_models())
+        for a in arch_list or []:
+            if a not in known:
+                raise typer.BadParameter(
+                    f"unknown model {a!r}; known: {', '.join(sorted(known))}", param_hint="--archs"
+                )
+        cfg = _train_config(
+            arch=(arch_list or ["convnet_d3"])[0],
+            mode=mode,
+            epochs=epochs,
+            lr=lr,
+            seeds=_seeds(seed, seeds),
+            trainer=trainer,
+            precision=precision,
+            model_options={"width": width} if width else {},
+        )
+        ws = _workspace(workspace)
+        dev = _device(device)
+        ds = _load_set(file, source, ws, data_root)
+        test = _test_split(ds, source, ws, data_root)
+        _warn_long(epochs, dev)
+        with _progress_bar(f"evaluate ({mode})") as cb:
+            run_id, res = evaluate_recorded(
+                ws,
+                ds,
+                test,
+                cfg,
+                arch_list,
+                device=dev,
+                progress=cb,
+                extra={"set": str(file), "source": source},
+            )
+        table = Table("architecture", "top-1 (mean +- std)", "seconds")
+        for row in res.table():
+            table.add_row(
+                row["arch"],
+                f"{row['accuracy_mean']:.2%} +- {row['accuracy_std']:.2%}",
+                f"{row['seconds']:.1f}",
+            )
+        table.add_row("average", f"{res.average:.2%}", "")
+        out.print(table)
+        out.print(f"run {run_id}: results and model weights in {ws.db.run_dir(run_id)}")
+        if json_out:
+            _print_json(
+                {
+                    "run_id": run_id,
+                    "accuracy_mean": res.average,
+                    "accuracy_std": None,
+                    "table": res.table(),
+                    "archs": {a: _result_json(run_id, r) for a, r in res.results.items()},
+                    "seconds": sum(r.seconds for r in res.results.values()),
+                    "flops": sum(r.flops for r in res.results.values()),
+                }
+            )
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(
+    kind: Annotated[str | None, typer.Option("--kind", help="Only runs of this kind.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List runs, newest first."""
+    with _guard(debug):
+        import datetime as dt
+
+        ws = _workspace(workspace)
+        rows = ws.db.list_runs(kind, limit)
+        table = Table("id", "kind", "status", "started", "accuracy", "note")
+        for r in rows:
+            acc = r.metrics.get("accuracy_mean", r.metrics.get("average"))
+            note = r.error or ""
+            table.add_row(
+                str(r.id),
+                r.kind,
+                r.status,
+                dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"),
+                f"{acc:.2%}" if isinstance(acc, (int, float)) else "",
+                note,
+            )
+        out.print(table)
+        out.print(f"{len(rows)} run(s) in {ws.db.path}")
+        if json_out:
+            _print_json([r.to_dict() for r in rows])
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    workspace: WorkspaceOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show one run (config, metrics, artifacts) as JSON."""
+    with _guard(debug):
+        ws = _workspace(workspace)
+        ws.db.mark_stale()
+        rec = ws.db.get_run(run_id)
+        _print_json(rec.to_dict())
+
+
+@runs_app.command("export")
+def runs_export(
+    csv_path: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    kind: Annotated[str | None, typer.Option("--kind")] = None,
+    workspace: WorkspaceOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Export all runs to CSV."""
+    with _guard(debug):
+        ws = _workspace(workspace)
+        path = ws.db.export_csv(csv_path, kind)
+        out.print(f"runs exported to {path}")
+
+
+def main() -> None:
+    """Console entry point (`ladd`)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

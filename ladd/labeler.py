@@ -1,0 +1,433 @@
+"""Training the labeler g (paper section 3.2; REFERENCE.md section 1.2) and its checkpoints.
+
+A labeler is a small classifier of the distillation architecture (ConvNet-D3 at 32 px, ConvNet-D5
+at 128 px) trained from scratch on the real training split: SGD lr 0.01, momentum 0.9, weight
+decay 5e-4, batch 256, random flips and padded crops. Checkpoints are written at chosen epochs
+(default 10, 20, 30, 40, 50); the epoch-10 one is the default labeler (later ones are
+over-confident, paper Fig. 5).
+
+A checkpoint `epoch_010.safetensors` holds the model weights under their usual names, the SGD
+momentum buffers under `_optim.<name>`, the shuffling generator's state under `_rng.train`, and
+its metadata key "ladd_labeler" is the JSON of a LabelerMeta (architecture, source, epoch,
+normalisation, class names, seed, test accuracy, the training config). Files are written to a
+temporary name and renamed, so a crash never leaves a half-written checkpoint; training resumes
+from the last checkpoint whose config matches, with the same optimizer and shuffling state, so a
+resumed run computes the same numbers as an uninterrupted one on the same device.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from torch import nn
+
+from ladd.device import resolve_device
+from ladd.flops import train_flops_per_sample
+from ladd.models import create_from_spec, create_model
+from ladd.progress import ProgressEvent, ProgressFn
+from ladd.store import save_tensors
+
+LABELER_FORMAT = "ladd.labeler/1"
+_OPTIM_PREFIX = "_optim."
+_RNG_KEY = "_rng.train"
+_CKPT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
+
+
+def default_labeler_arch(image_size: int) -> str:
+    """The distillation architecture of the field: ConvNet-D3 at <= 64 px, ConvNet-D5 above."""
+    return "convnet_d3" if image_size <= 64 else "convnet_d5"
+
+
+@dataclass(frozen=True)
+class LabelerConfig:
+    """How a labeler is trained (saved inside each of its checkpoints)."""
+
+    arch: str | None = None  # None: default_labeler_arch(image size)
+    epochs: int = 50
+    save_at: tuple[int, ...] = (10, 20, 30, 40, 50)
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    seed: int = 0
+    augment: bool = True  # random horizontal flip + random crop with padding 4
+    pad: int = 4
+    limit_per_class: int | None = None  # quick runs on a class-balanced subset of the train split
+    image_size: int | None = None  # None: the source's native size
+    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 32}
+    zca: bool = False  # train in ZCA space (for MTT/DATM sets on CIFAR)
+    zca_eps: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if any(int(e) < 1 for e in self.save_at):
+            raise ValueError(f"save_at epochs must be >= 1, got {self.save_at}")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("batch_size must be >= 1 and lr > 0")
+        object.__setattr__(self, "save_at", tuple(sorted({int(e) for e in self.save_at})))
+
+    def checkpoint_epochs(self) -> tuple[int, ...]:
+        """Epochs that get a checkpoint: save_at up to `epochs`, or the last epoch if none."""
+        eps = tuple(e for e in self.save_at if e <= self.epochs)
+        return eps or (self.epochs,)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["save_at"] = list(self.save_at)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabelerConfig:
+        d = dict(d)
+        d["save_at"] = tuple(d.get("save_at", ()))
+        return cls(**d)
+
+    def resume_key(self) -> dict[str, Any]:
+        """What must match for a checkpoint to be continued (epochs / save_at may grow)."""
+        d = self.to_dict()
+        d.pop("epochs")
+        d.pop("save_at")
+        return d
+
+
+@dataclass(frozen=True)
+class LabelerMeta:
+    """What a labeler checkpoint says about itself."""
+
+    arch: str
+    spec: dict[str, Any]  # ModelSpec.to_dict()
+    source: str
+    epoch: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    seed: int
+    test_accuracy: float
+    image_size: int
+    zca: bool = False
+    train_accuracy: float | None = None
+    train_flops: float = 0.0  # cumulative training FLOPs up to this epoch
+    seconds: float = 0.0  # cumulative training wall time up to this epoch
+    config: dict[str, Any] = field(default_factory=dict)
+    format: str = LABELER_FORMAT
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabelerMeta:
+        d = dict(d)
+        for k in ("mean", "std", "class_names"):
+            d[k] = tuple(d[k])
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}@{self.source}/epoch{self.epoch}"
+
+
+@dataclass
+class Labeler:
+    """A loaded labeler: the model (eval mode) and what its checkpoint says."""
+
+    model: nn.Module
+    meta: LabelerMeta
+    path: Path | None = None
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch:03d}.safetensors"
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Labeler checkpoints of a folder, by epoch."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _CKPT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def read_meta(path: str | Path) -> LabelerMeta:
+    """The LabelerMeta of a checkpoint, without loading weights."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # safetensors raises several types for a bad file
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+    if "ladd_labeler" not in meta:
+        raise ValueError(f"{path}: not a LADD labeler checkpoint (no 'ladd_labeler' metadata)")
+    return LabelerMeta.from_dict(json.loads(meta["ladd_labeler"]))
+
+
+def load_labeler(path: str | Path, device: str | torch.device = "cpu") -> Labeler:
+    """Load a labeler checkpoint (a file, or a folder: its epoch-10 checkpoint, else the first)."""
+    path = Path(path)
+    if path.is_dir():
+        ckpts = list_checkpoints(path)
+        if not ckpts:
+            raise ValueError(f"{path}: no labeler checkpoints (epoch_NNN.safetensors) in it")
+        ten = [p for p in ckpts if p.name == checkpoint_name(10)]
+        path = ten[0] if ten else ckpts[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"labeler checkpoint {path} does not exist")
+    meta = read_meta(path)
+    with safe_open(str(path), framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("_")}  # noqa: SIM118
+    model = create_from_spec(meta.spec)
+    model.load_state_dict(state)
+    return Labeler(model.to(resolve_device(device)).eval(), meta, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def random_flip_crop(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Per-sample horizontal flip (p 0.5) and random crop after zero padding by `pad` px.
+
+    (B, C, H, W) -> (B, C, H, W), vectorised, randomness from `g` (drawn on g's device).
+    """
+    b, _, h, w = x.shape
+    flip = (torch.rand(b, generator=g, device=g.device) < 0.5).to(x.device)
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    if pad <= 0:
+        return x
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g, device=g.device).to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, H+2p, W+2p)
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None]  # (B, H)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None]  # (B, W)
+    bi = torch.arange(b, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 512
+) -> float:
+    """Top-1 accuracy of `model` on normalised images (N, C, H, W) already on its device."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, images.shape[0], batch_size):
+        pred = model(images[i : i + batch_size]).argmax(1)
+        correct += int((pred == labels[i : i + batch_size]).sum())
+    model.train(was_training)
+    return correct / max(1, images.shape[0])
+
+
+def _new_model(spec_args: dict[str, Any], seed: int) -> nn.Module:
+    # Initialise under a forked RNG: the caller's global RNG is left untouched.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_model(**spec_args)
+
+
+def _find_resume(out_dir: Path, cfg: LabelerConfig) -> tuple[Path, LabelerMeta] | None:
+    best = None
+    for p in list_checkpoints(out_dir):
+        try:
+            meta = read_meta(p)
+        except ValueError:
+            continue
+        if meta.epoch > cfg.epochs:
+            continue
+        if LabelerConfig.from_dict(meta.config).resume_key() != cfg.resume_key():
+            continue
+        with safe_open(str(p), framework="pt") as f:
+            if _RNG_KEY not in f.keys():  # noqa: SIM118
+                continue
+        if best is None or meta.epoch > best[1].epoch:
+            best = (p, meta)
+    return best
+
+
+def train_labeler(
+    source: Any,
+    cfg: LabelerConfig,
+    out_dir: str | Path,
+    *,
+    device: str | torch.device = "auto",
+    progress: ProgressFn | None = None,
+    resume: bool = True,
+    stop: Any | None = None,
+    test_set: Any | None = None,
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> list[Path]:
+    """Train a labeler on a source's training split; returns the checkpoint paths, by epoch.
+
+    `source` is a source name (loaded with ladd.data.load_source; the test split too) or an
+    ImageSet (then pass `test_set`). `stop` is an optional threading.Event checked every batch.
+    With `resume`, continues from the last matching checkpoint in `out_dir` (same config).
+    """
+    dev = resolve_device(device)
+    out_dir = Path(out_dir)
+    if isinstance(source, str):
+        from ladd.data import load_source
+
+        train = load_source(
+            source,
+            "train",
+            image_size=cfg.image_size,
+            data_root=data_root,
+            cache_dir=cache_dir,
+            limit_per_class=cfg.limit_per_class,
+            seed=cfg.seed,
+        )
+        if test_set is None:
+            test_set = load_source(
+                source, "test", image_size=cfg.image_size, data_root=data_root, cache_dir=cache_dir
+            )
+    else:
+        train = source
+        if test_set is None:
+            raise ValueError("pass test_set when training a labeler on an ImageSet")
+    info = train.info
+    image_size = int(train.images.shape[-1])
+    arch = cfg.arch or default_labeler_arch(image_size)
+    spec_args = dict(
+        name=arch,
+        num_classes=info.num_classes,
+        image_size=image_size,
+        channels=int(train.images.shape[1]),
+        **cfg.model_options,
+    )
+    epochs_to_save = set(cfg.checkpoint_epochs())
+
+    x_train = train.normalised(dev)  # (N, C, H, W)
+    y_train = train.labels.to(dev)
+    x_test = test_set.normalised(dev)
+    if cfg.zca:
+        from ladd.distilled import fit_zca_for
+
+        # Whitening fitted on the whole train split, as MTT/DATM do (not on a limited subset).
+        zca = fit_zca_for(info.name, eps=cfg.zca_eps, data_root=data_root, cache_dir=cache_dir)
+        zca = zca.to(dev)
+        x_train, x_test = zca.apply(x_train), zca.apply(x_test)
+    y_test = test_set.labels.to(dev)
+
+    model = _new_model(spec_args, cfg.seed).to(dev)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    g = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    start_epoch, flops_done, seconds_done = 0, 0.0, 0.0
+    saved: dict[int, Path] = {}
+    for p in list_checkpoints(out_dir):
+        try:
+            m = read_meta(p)
+        except ValueError:
+            continue
+        if LabelerConfig.from_dict(m.config).resume_key() == cfg.resume_key():
+            saved[m.epoch] = p
+    if resume and (found := _find_resume(out_dir, cfg)) is not None:
+        path, meta = found
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("_")})
+        names = dict(model.named_parameters())
+        for pname, param in names.items():
+            buf = state.get(_OPTIM_PREFIX + pname)
+            if buf is not None:
+                opt.state[param]["momentum_buffer"] = buf.to(dev)
+        g.set_state(state[_RNG_KEY])
+        start_epoch, flops_done, seconds_done = meta.epoch, meta.train_flops, meta.seconds
+        if progress:
+            progress(
+                ProgressEvent(
+                    "labeler", start_epoch, cfg.epochs, message=f"resumed from {path.name}"
+                )
+            )
+    elif not resume:
+        saved = {}
+
+    n = x_train.shape[0]
+    per_sample = train_flops_per_sample(model, x_train[: min(8, n)], info.num_classes)
+    model.train()
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=g).to(dev)
+        total, count, correct = torch.zeros((), device=dev), 0, torch.zeros((), device=dev)
+        for i in range(0, n, cfg.batch_size):
+            if stop is not None and stop.is_set():
+                raise InterruptedError("labeler training stopped on request")
+            idx = perm[i : i + cfg.batch_size]
+            x, y = x_train[idx], y_train[idx]
+            if cfg.augment:
+                x = random_flip_crop(x, g, cfg.pad)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * idx.shape[0]
+            correct += (logits.detach().argmax(1) == y).sum()
+            count += idx.shape[0]
+        flops_done += per_sample * n
+        seconds_done += time.perf_counter() - t0
+        mean_loss = float(total) / max(1, count)
+        if progress:
+            progress(ProgressEvent("labeler", epoch, cfg.epochs, loss=mean_loss))
+        if epoch in epochs_to_save:
+            test_acc = accuracy(model, x_test, y_test)
+            meta = LabelerMeta(
+                arch=arch,
+                spec=model.spec.to_dict(),
+                source=info.name,
+                epoch=epoch,
+                mean=tuple(float(v) for v in info.mean),
+                std=tuple(float(v) for v in info.std),
+                class_names=tuple(info.class_names),
+                seed=cfg.seed,
+                test_accuracy=test_acc,
+                image_size=image_size,
+                zca=cfg.zca,
+                train_accuracy=float(correct) / max(1, count),
+                train_flops=flops_done,
+                seconds=seconds_done,
+                config=cfg.to_dict(),
+            )
+            tensors = {k: v for k, v in model.state_dict().items()}
+            for pname, param in model.named_parameters():
+                buf = opt.state.get(param, {}).get("momentum_buffer")
+                if buf is not None:
+                    tensors[_OPTIM_PREFIX + pname] = buf
+            tensors[_RNG_KEY] = g.get_state()
+            path = save_tensors(
+                out_dir / checkpoint_name(epoch),
+                tensors,
+                {"ladd_labeler": json.dumps(meta.to_dict()), "format": LABELER_FORMAT},
+            )
+            saved[epoch] = path
+            if progress:
+                progress(
+                    ProgressEvent(
+                        "checkpoint",
+                        epoch,
+                        cfg.epochs,
+                        loss=mean_loss,
+                        message=f"{path.name}: test accuracy {test_acc:.1%}",
+                    )
+                )
+    return [saved[e] for e in sorted(saved) if e <= cfg.epochs]

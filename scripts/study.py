@@ -1,0 +1,376 @@
+"""The CIFAR-10 study of docs/results.md: does label augmentation do what the paper says?
+
+    PYTHONPATH=. python scripts/study.py --profile gpu --parts 1,2,3,4,5,6
+    PYTHONPATH=. python scripts/study.py --profile cpu --parts 1      # reduced, labelled as such
+
+Every run group (dataset, distiller, ipc, arch, mode, n, r, labeler epoch) writes one JSON record
+under docs/results/ as soon as it finishes; a rerun skips records that exist, so the study resumes
+after a crash or across GPU sessions. Distilled sets, labelers and experts are cached in
+--workspace. `python scripts/make_results.py` turns the records into docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from ladd.data import load_source
+from ladd.dense import augment, crop_stats, set_storage_report
+from ladd.deploy import TrainConfig, train_and_evaluate
+from ladd.device import resolve_device
+from ladd.distill import DMConfig, ExpertConfig, MTTConfig, distill_dm, distill_mtt, train_experts
+from ladd.distilled import load_distilled, random_real
+from ladd.labeler import LabelerConfig, list_checkpoints, load_labeler, train_labeler
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big the study is. `gpu` is the paper's protocol; `cpu` a reduced version."""
+
+    name: str
+    epochs: int  # deployment epochs (protocol: 1000)
+    seeds: int  # protocol: 5
+    grid_seeds: int  # the N x R grid: 3
+    width: int  # ConvNet width (protocol: 128)
+    labeler_epochs: tuple[int, ...]  # checkpoints (protocol: 10..50)
+    labeler_limit: int | None  # train images per class for the labeler (None: all 5,000)
+    dm_iterations: int
+    mtt_iterations: int
+    expert_epochs: int
+    num_experts: int
+    distiller: str  # the built-in distiller the later tables use
+    archs: tuple[str, ...]
+
+
+PROFILES = {
+    "gpu": Profile(
+        "gpu",
+        1000,
+        5,
+        3,
+        128,
+        (10, 20, 30, 40, 50),
+        None,
+        20000,
+        5000,
+        50,
+        10,
+        "mtt",
+        ("convnet_d3", "alexnet", "vgg11", "resnet18", "vit"),
+    ),
+    "cpu": Profile(
+        "cpu",
+        60,
+        3,
+        3,
+        32,
+        (2, 4, 6, 8, 10),
+        1000,
+        300,
+        100,
+        12,
+        2,
+        "dm",
+        ("convnet_d3", "alexnet", "vgg11", "resnet18", "vit"),
+    ),
+}
+N_DEFAULT, R_DEFAULT = 5, 0.625
+
+
+class Study:
+    def __init__(self, profile: Profile, workspace: Path, out: Path, device: str) -> None:
+        self.p = profile
+        self.ws = workspace / f"study-{profile.name}"
+        self.ws.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.device = resolve_device(device)
+        self.command = "PYTHONPATH=. python " + " ".join(shlex.quote(a) for a in sys.argv)
+        self.train = load_source("cifar10", "train")
+        self.test = load_source("cifar10", "test")
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def labeler_dir(self) -> Path:
+        d = self.ws / "labeler"
+        if len(list_checkpoints(d)) < len(self.p.labeler_epochs):
+            cfg = LabelerConfig(
+                arch="convnet_d3",
+                epochs=max(self.p.labeler_epochs),
+                save_at=self.p.labeler_epochs,
+                limit_per_class=self.p.labeler_limit,
+                model_options={"width": self.p.width} if self.p.width != 128 else {},
+            )
+            print(f"training the labeler ({cfg.epochs} epochs)", flush=True)
+            train_labeler("cifar10", cfg, d, device=self.device)
+        return d
+
+    def labeler(self, epoch: int | None = None):
+        epoch = epoch or self.p.labeler_epochs[0]
+        for path in list_checkpoints(self.labeler_dir()):
+            lab = load_labeler(path, device=self.device)
+            if lab.meta.epoch == epoch:
+                return lab
+        raise FileNotFoundError(f"no labeler checkpoint at epoch {epoch}")
+
+    def distilled(self, method: str, ipc: int):
+        folder = self.ws / f"{method}-ipc{ipc}"
+        if (folder / "images_best.pt").exists():
+            return load_distilled(folder, source="cifar10")
+        print(f"distilling {method} ipc {ipc}", flush=True)
+        if method == "random":
+            ds = random_real(self.train, ipc, seed=0)
+            ds.save_mtt(folder)
+            return ds
+        opts = {"width": self.p.width} if self.p.width != 128 else {}
+        if method == "dm":
+            res = distill_dm(
+                self.train,
+                DMConfig(ipc=ipc, iterations=self.p.dm_iterations, model_options=opts),
+                device=self.device,
+            )
+        elif method == "mtt":
+            experts = train_experts(
+                self.train,
+                ExpertConfig(
+                    num_experts=self.p.num_experts, epochs=self.p.expert_epochs, model_options=opts
+                ),
+                self.ws / "experts",
+                device=self.device,
+            )
+            cfg = MTTConfig(
+                ipc=ipc,
+                iterations=self.p.mtt_iterations,
+                max_start_epoch=min(20, self.p.expert_epochs - 2),
+                syn_steps=50 if ipc == 1 else 30,
+            )
+            res = distill_mtt(
+                self.train,
+                experts,
+                cfg,
+                device=self.device,
+                checkpoint_dir=folder.with_suffix(".ckpt"),
+            )
+        else:
+            raise ValueError(method)
+        res.save(folder)
+        return res.distilled
+
+    def la_set(
+        self,
+        method: str,
+        ipc: int,
+        n: int = N_DEFAULT,
+        r: float = R_DEFAULT,
+        labeler_epoch: int | None = None,
+    ):
+        return augment(
+            self.distilled(method, ipc), self.labeler(labeler_epoch), n, r, device=self.device
+        )
+
+    # -- one run group -------------------------------------------------------------------------
+    def run(
+        self,
+        part: str,
+        dataset,
+        *,
+        distiller: str,
+        ipc: int,
+        mode: str,
+        arch: str = "convnet_d3",
+        n: int = N_DEFAULT,
+        r: float = R_DEFAULT,
+        labeler_epoch: int | None = None,
+        seeds: int | None = None,
+        extra=None,
+    ) -> dict:
+        seeds = seeds or self.p.seeds
+        key = f"{part}-{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
+        path = self.out / f"{self.p.name}-{key}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        cfg = TrainConfig(
+            arch=arch,
+            mode=mode,
+            epochs=self.p.epochs,
+            seeds=tuple(range(seeds)),
+            n=n,
+            r=r,
+            model_options={"width": self.p.width}
+            if arch.startswith("convnet") and self.p.width != 128
+            else {},
+            trainer="fast",
+        )
+        t0 = time.perf_counter()
+        res = train_and_evaluate(dataset, self.test, cfg, device=self.device)
+        rec = {
+            "part": part,
+            "profile": self.p.name,
+            "dataset": "cifar10",
+            "distiller": distiller,
+            "ipc": ipc,
+            "arch": arch,
+            "mode": mode,
+            "n": n,
+            "r": r,
+            "labeler_epoch": labeler_epoch,
+            "epochs": self.p.epochs,
+            "seeds": seeds,
+            "width": self.p.width if arch.startswith("convnet") else None,
+            "per_seed": res.per_seed,
+            "mean": res.accuracy_mean,
+            "std": res.accuracy_std,
+            "seconds": time.perf_counter() - t0,
+            "device": _device_name(self.device),
+            "date": date.today().isoformat(),
+            "command": self.command,
+            **(extra or {}),
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=2))
+        os.replace(tmp, path)
+        print(f"{key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)
+        return rec
+
+    # -- the six parts ---------------------------------------------------------------------------
+    def part1(self) -> None:
+        for method in ("random", self.p.distiller):
+            for ipc in (1, 10):
+                self.run(
+                    "1", self.distilled(method, ipc), distiller=method, ipc=ipc, mode="baseline"
+                )
+                self.run(
+                    "1",
+                    self.la_set(method, ipc),
+                    distiller=method,
+                    ipc=ipc,
+                    mode="ladd",
+                    labeler_epoch=self.p.labeler_epochs[0],
+                )
+
+    def part2(self) -> None:
+        m = self.p.distiller
+        base10, plus = self.distilled(m, 10), self.distilled(m, 11)
+        la = self.la_set(m, 10)
+        size10 = set_storage_report(la).base_bytes
+        size11 = set_storage_report(self.la_set(m, 11)).base_bytes
+        self.run(
+            "2",
+            plus,
+            distiller=m,
+            ipc=11,
+            mode="baseline",
+            extra={"overhead": size11 / size10 - 1.0, "label": "baseline++"},
+        )
+        self.run(
+            "2",
+            la,
+            distiller=m,
+            ipc=10,
+            mode="ladd",
+            labeler_epoch=self.p.labeler_epochs[0],
+            extra={"overhead": set_storage_report(la).overhead, "label": "ladd"},
+        )
+        self.run(
+            "2",
+            base10,
+            distiller=m,
+            ipc=10,
+            mode="baseline",
+            extra={"overhead": 0.0, "label": "baseline"},
+        )
+
+    def part3(self) -> None:
+        m = self.p.distiller
+        for n in (3, 5, 7):
+            for r in (0.5, 0.625, 0.75):
+                la = self.la_set(m, 10, n, r)
+                self.run(
+                    "3",
+                    la,
+                    distiller=m,
+                    ipc=10,
+                    mode="ladd",
+                    n=n,
+                    r=r,
+                    labeler_epoch=self.p.labeler_epochs[0],
+                    seeds=self.p.grid_seeds,
+                    extra={"overhead": set_storage_report(la).overhead},
+                )
+
+    def part4(self) -> None:
+        m = self.p.distiller
+        for e in self.p.labeler_epochs:
+            lab = self.labeler(e)
+            la = augment(self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device)
+            stats = crop_stats(la.dense, la.labels).summary()
+            self.run(
+                "4",
+                la,
+                distiller=m,
+                ipc=10,
+                mode="ladd",
+                labeler_epoch=e,
+                extra={"labeler_accuracy": lab.meta.test_accuracy, **stats},
+            )
+
+    def part5(self) -> None:
+        m = self.p.distiller
+        la = self.la_set(m, 10)
+        for mode in ("baseline", "full_soft", "crops_hard", "crops_dense", "ladd"):
+            self.run(
+                "5", la, distiller=m, ipc=10, mode=mode, labeler_epoch=self.p.labeler_epochs[0]
+            )
+
+    def part6(self) -> None:
+        m = self.p.distiller
+        la = self.la_set(m, 10)
+        for arch in self.p.archs:
+            for mode in ("baseline", "ladd"):
+                self.run(
+                    "6",
+                    la,
+                    distiller=m,
+                    ipc=10,
+                    mode=mode,
+                    arch=arch,
+                    labeler_epoch=self.p.labeler_epochs[0],
+                )
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"CPU ({os.cpu_count()} cores)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="gpu")
+    ap.add_argument("--parts", default="1,2,3,4,5,6")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--workspace", type=Path, default=Path("ladd-workspace"))
+    ap.add_argument("--out", type=Path, default=Path("docs/results"))
+    ap.add_argument("--epochs", type=int, help="override the profile's deployment epochs")
+    ap.add_argument("--seeds", type=int, help="override the profile's seeds")
+    args = ap.parse_args()
+    profile = PROFILES[args.profile]
+    if args.epochs:
+        profile = replace(profile, epochs=args.epochs)
+    if args.seeds:
+        profile = replace(profile, seeds=args.seeds, grid_seeds=min(args.seeds, 3))
+    study = Study(profile, args.workspace, args.out, args.device)
+    for part in args.parts.split(","):
+        getattr(study, f"part{part.strip()}")()
+
+
+if __name__ == "__main__":
+    main()

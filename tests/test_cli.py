@@ -1,0 +1,218 @@
+"""The command line: help everywhere, the whole pipeline on `shapes`, JSON output, clear errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ladd.cli import app
+
+runner = CliRunner()
+COMMANDS = [
+    "info",
+    "sources",
+    "models",
+    "random-real",
+    "train-labeler",
+    "augment",
+    "overhead",
+    "stats",
+    "train",
+    "evaluate",
+    "runs",
+    "runs list",
+    "runs show",
+    "runs export",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Two OpenMP threads on a shared 2-core runner can be 20x slower than one under contention.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def invoke(*args: str) -> object:
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_on_every_command(command: str) -> None:
+    res = invoke(*command.split(), "--help")
+    assert res.exit_code == 0, res.output
+    assert "Usage" in res.output
+
+
+def test_module_entry_point_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ladd.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "train-labeler" in proc.stdout and "overhead" in proc.stdout
+
+
+def test_listings() -> None:
+    assert "shapes" in invoke("sources").output
+    assert "convnet_d3" in invoke("models").output
+
+
+def test_bad_file_is_one_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    res = invoke("info", bad)
+    assert res.exit_code == 1
+    assert "error:" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    with pytest.raises(Exception, match="not a recognised"):
+        invoke("info", bad, "--debug")  # --debug lets the traceback through
+    res = invoke("overhead", tmp_path / "missing.safetensors")
+    assert res.exit_code == 1 and "no such file" in res.output
+
+
+def test_bad_arguments_exit_nonzero(tmp_path: Path) -> None:
+    assert invoke("train-labeler", "--source", "shapes", "--epochs", "0").exit_code == 2
+    res = invoke("train-labeler", "--source", "shapes", "--save-at", "a,b", "--workspace", tmp_path)
+    assert res.exit_code == 2 and "integers" in res.output
+    res = invoke("train-labeler", "--source", "nope", "--workspace", tmp_path, "--epochs", "1")
+    assert res.exit_code == 1 and "nope" in res.output
+
+
+def test_whole_pipeline_on_shapes(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    common = ["--workspace", ws, "--device", "cpu"]
+    res = invoke(
+        "train-labeler",
+        "--source",
+        "shapes",
+        "--epochs",
+        "2",
+        "--save-at",
+        "1,2",
+        "--limit-per-class",
+        "30",
+        "--width",
+        "8",
+        "--out",
+        tmp_path / "lab",
+        *common,
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    lab = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [c["epoch"] for c in lab["checkpoints"]] == [1, 2]
+    ckpt = lab["checkpoints"][-1]["path"]
+
+    res = invoke(
+        "random-real",
+        "--source",
+        "shapes",
+        "--ipc",
+        "2",
+        "--out",
+        tmp_path / "rr",
+        "--workspace",
+        ws,
+    )
+    assert res.exit_code == 0, res.output
+    res = invoke("info", tmp_path / "rr")
+    assert res.exit_code == 0 and "ipc" in res.output
+
+    la_file = tmp_path / "la.safetensors"
+    res = invoke(
+        "augment",
+        tmp_path / "rr",
+        "--labeler",
+        ckpt,
+        "--n",
+        "3",
+        "--r",
+        "0.625",
+        "--out",
+        la_file,
+        *common,
+    )
+    assert res.exit_code == 0, res.output
+    assert str(la_file) in res.output and la_file.is_file()
+
+    res = invoke("overhead", la_file)
+    assert res.exit_code == 0
+    assert re.fullmatch(r"overhead: \d+\.\d\d%", res.output.strip().splitlines()[-1])
+
+    res = invoke("info", la_file)
+    assert res.exit_code == 0 and "hard + dense" in res.output
+    res = invoke("stats", la_file, "--labeler", tmp_path / "lab", "--device", "cpu")
+    assert res.exit_code == 0 and "agreement" in res.output
+
+    res = invoke(
+        "train",
+        la_file,
+        "--source",
+        "shapes",
+        "--mode",
+        "ladd",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--width",
+        "8",
+        *common,
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(out) >= {
+        "accuracy_mean",
+        "accuracy_std",
+        "per_seed",
+        "per_class",
+        "seconds",
+        "flops",
+        "run_id",
+    }
+    assert len(out["per_seed"]) == 2 and len(out["per_class"]) == 10 and out["flops"] > 0
+    run_dir = ws / "runs" / str(out["run_id"])
+    assert (run_dir / "model_seed0.safetensors").is_file() and (
+        run_dir / "model_seed1.safetensors"
+    ).is_file()
+
+    res = invoke(
+        "evaluate",
+        la_file,
+        "--archs",
+        "convnet_d1,convnet_d2",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--width",
+        "8",
+        *common,
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [r["arch"] for r in ev["table"]] == ["convnet_d1", "convnet_d2"]
+
+    res = invoke("train", la_file, "--mode", "nonsense", "--epochs", "1", *common)
+    assert res.exit_code == 1 and "unknown mode" in res.output
+
+    res = invoke("runs", "list", "--workspace", ws)
+    assert res.exit_code == 0
+    for kind in ("labeler", "augment", "train", "evaluate"):
+        assert kind in res.output
+    res = invoke("runs", "show", str(out["run_id"]), "--workspace", ws)
+    assert json.loads(res.stdout.strip().splitlines()[-1])["status"] == "done"
+    res = invoke("runs", "export", tmp_path / "runs.csv", "--workspace", ws)
+    assert res.exit_code == 0 and (tmp_path / "runs.csv").read_text().count("\n") >= 5
+    assert invoke("runs", "show", "999", "--workspace", ws).exit_code == 1

@@ -1,0 +1,189 @@
+"""Deployment training: the flat sample list of each mode, the loss, seeds, stop, evaluation."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ladd.data import load_source
+from ladd.dense import augment
+from ladd.deploy import (
+    MODES,
+    TrainConfig,
+    TrainingStopped,
+    build_training_data,
+    evaluate_architectures,
+    model_spec,
+    soft_cross_entropy,
+    train_and_evaluate,
+    train_models,
+    train_recorded,
+)
+from ladd.distilled import random_real
+from ladd.labeler import Labeler, LabelerMeta
+from ladd.models import create_model
+from ladd.store import Workspace, load_model
+
+TINY = dict(epochs=6, batch_size=64, lr=0.05, seeds=(0,), dsa=False, model_options={"width": 8})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Two OpenMP threads on a shared 2-core runner can be 20x slower than one under contention.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _labeler(ds) -> Labeler:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = create_model("convnet_d3", 10, 32, width=8).eval()
+        model.classifier.weight.data *= 30  # confident labels, like a trained labeler's
+    meta = LabelerMeta(
+        arch="convnet_d3",
+        spec=model.spec.to_dict(),
+        source="shapes",
+        epoch=10,
+        mean=ds.mean,
+        std=ds.std,
+        class_names=ds.class_names,
+        seed=0,
+        test_accuracy=0.0,
+        image_size=32,
+    )
+    return Labeler(model, meta)
+
+
+@pytest.fixture(scope="module")
+def sets():
+    ds = random_real("shapes", 2, seed=0, limit_per_class=20)  # 20 images
+    la = augment(ds, _labeler(ds), 3, 0.625, device="cpu")  # 180 crops
+    test = load_source("shapes", "test", limit_per_class=20)  # 200 images
+    return ds, la, test
+
+
+def test_training_data_sizes_per_mode() -> None:
+    ds = random_real("shapes", 10, seed=0, limit_per_class=20)
+    la = augment(ds, _labeler(ds), 5, 0.625, device="cpu")
+    sizes = {m: len(build_training_data(la, m)) for m in MODES}
+    # "100 full images + 2,500 crops = 2,600 samples per epoch"
+    assert sizes == {
+        "baseline": 100,
+        "ladd": 2600,
+        "full_soft": 100,
+        "crops_hard": 2500,
+        "crops_dense": 2500,
+    }
+    data = build_training_data(la, "ladd")
+    assert (data.num_full, data.num_crops, data.num_classes) == (100, 2500, 10)
+    torch.testing.assert_close(data.targets[:100], F.one_hot(la.labels, 10).float())
+    torch.testing.assert_close(data.targets[100:125], la.dense[0])  # image 0's crops, raster order
+    torch.testing.assert_close(data.targets.sum(1), torch.ones(2600))
+    assert data.inputs.shape == (2600, 3, 32, 32)
+    with pytest.raises(ValueError, match="dense labels"):
+        build_training_data(ds, "ladd")
+    assert len(build_training_data(ds, "crops_hard", n=2, r=0.5)) == 400
+    with pytest.raises(ValueError, match="unknown mode"):
+        build_training_data(la, "nonsense")
+
+
+def test_soft_cross_entropy_matches_torch() -> None:
+    logits = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 3, 1, 1, 2])
+    torch.testing.assert_close(
+        soft_cross_entropy(logits, F.one_hot(y, 4).float()), F.cross_entropy(logits, y)
+    )
+    probs = torch.softmax(torch.randn(5, 4), 1)
+    torch.testing.assert_close(soft_cross_entropy(logits, probs), F.cross_entropy(logits, probs))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_trains_and_lowers_its_loss(sets, mode: str) -> None:
+    _, la, test = sets
+    res = train_and_evaluate(la, test, TrainConfig(mode=mode, **TINY), device="cpu")
+    curve = res.loss_curves[0]
+    assert len(curve) == 6 and curve[-1] < curve[0], curve
+    assert 0.0 <= res.accuracy_mean <= 1.0 and res.flops > 0 and res.seconds > 0
+    assert len(res.per_class[0]) == 10 and sum(map(sum, res.confusion)) == len(test)
+
+
+def test_same_seed_same_numbers_and_global_rng_untouched(sets) -> None:
+    _, la, test = sets
+    cfg = TrainConfig(mode="ladd", **{**TINY, "epochs": 2, "dsa": True})
+    state = torch.random.get_rng_state()
+    a = train_and_evaluate(la, test, cfg, device="cpu")
+    b = train_and_evaluate(la, test, cfg, device="cpu")
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert a.loss_curves == b.loss_curves and a.per_seed == b.per_seed
+    c = train_and_evaluate(la, test, replace(cfg, seeds=(0, 1)), device="cpu")
+    assert c.loss_curves[0] == a.loss_curves[0] and c.loss_curves[1] != a.loss_curves[0]
+    assert len(c.models) == 2 and c.accuracy_std >= 0
+    # FLOPs: counted once, scaled by samples and seeds
+    assert c.flops == 2 * a.flops
+
+
+def test_soft_labels_train_in_baseline_mode(sets) -> None:
+    ds, _, test = sets
+    logits = torch.randn(len(ds), 10, generator=torch.Generator().manual_seed(0))
+    datm = replace(ds, soft_labels=logits, lr=0.03)
+    data = build_training_data(datm, "baseline")
+    torch.testing.assert_close(data.targets, torch.softmax(logits, 1))
+    res = train_and_evaluate(
+        datm, test, TrainConfig(mode="baseline", **{**TINY, "lr": None, "epochs": 1}), device="cpu"
+    )
+    assert res.lr == 0.03  # the set's own learning rate
+
+
+def test_stop_event_and_fast_fallback(sets) -> None:
+    _, la, _ = sets
+    data = build_training_data(la, "ladd")
+    spec = model_spec(TrainConfig(**TINY), 10, 32)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(TrainingStopped):
+        train_models(data, spec, TrainConfig(**TINY), device="cpu", stop=stop)
+    events = []
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "trainer": "fast"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = train_models(data, spec, cfg, device="cpu", progress=events.append)
+    assert len(out.models) == 1 and not out.models[0].training
+    assert events and events[-1].step == events[-1].total
+
+
+def test_cross_architecture_table(sets) -> None:
+    _, la, test = sets
+    cfg = TrainConfig(mode="ladd", **{**TINY, "epochs": 1})
+    res = evaluate_architectures(la, test, cfg, ["convnet_d1", "convnet_d2"], device="cpu")
+    rows = res.table()
+    assert [r["arch"] for r in rows] == ["convnet_d1", "convnet_d2"]
+    assert 0 <= res.average <= 1 and "table" in res.to_dict()
+
+
+def test_recorded_run_keeps_model_weights(sets, tmp_path: Path) -> None:
+    _, la, test = sets
+    ws = Workspace(tmp_path)
+    cfg = TrainConfig(mode="ladd", **{**TINY, "epochs": 1, "seeds": (0, 1)})
+    run_id, res = train_recorded(ws, la, test, cfg, device="cpu")
+    rec = ws.db.get_run(run_id)
+    assert rec.status == "done" and rec.metrics["accuracy_mean"] == res.accuracy_mean
+    model = load_model(rec.artifacts["model_seed1"])
+    x = la.images[:4]
+    torch.testing.assert_close(model(x), res.models[1](x))
+
+
+def test_bad_config_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown mode"):
+        TrainConfig(mode="x")
+    with pytest.raises(ValueError, match="trainer"):
+        TrainConfig(trainer="x")
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)

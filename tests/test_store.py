@@ -1,0 +1,147 @@
+"""The workspace and runs database: atomic files, run lifecycle, killed runs marked failed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ladd.models import create_model
+from ladd.store import RunsDB, Workspace, atomic_write, load_model, save_model, write_json
+
+
+def test_workspace_creates_folders_lazily(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    assert not (tmp_path / "ws").exists()  # a cheap constructor
+    assert ws.labelers_dir.is_dir() and ws.sets_dir.is_dir() and ws.runs_dir.is_dir()
+    assert ws.db.path == tmp_path / "ws" / "runs.sqlite"
+
+
+def test_run_context_records_done_and_metrics(tmp_path: Path) -> None:
+    db = Workspace(tmp_path).db
+    with db.run("train", {"epochs": 3}) as run:
+        run.log_metrics(accuracy_mean=0.5)
+        path = run.save_model(create_model("convnet_d1", 10, 32, width=4), "model_seed0")
+    rec = db.get_run(run.id)
+    assert rec.status == "done" and rec.kind == "train"
+    assert rec.config == {"epochs": 3}
+    assert rec.metrics["accuracy_mean"] == 0.5
+    assert rec.artifacts["model_seed0"] == str(path)
+    assert (run.dir / "config.json").is_file() and (run.dir / "metrics.json").is_file()
+    assert rec.finished is not None and rec.pid == os.getpid()
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_run_context_marks_failed_on_exception(tmp_path: Path, exc: BaseException) -> None:
+    db = RunsDB(tmp_path / "runs.sqlite")
+    with pytest.raises(type(exc)), db.run("train", {}) as run:
+        run.log_metrics(partial=1)
+        raise exc
+    rec = db.get_run(run.id)
+    assert rec.status == "failed"
+    assert type(exc).__name__ in (rec.error or "")
+    assert rec.metrics["partial"] == 1  # nothing already written is lost
+
+
+_KILLED_SCRIPT = """
+import sys, time
+from ladd.store import RunsDB
+db = RunsDB(sys.argv[1])
+with db.run("train", {"what": "killed"}) as run:
+    run.log_metrics(epoch=1)
+    print(run.id, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_killed_run_is_marked_failed(tmp_path: Path) -> None:
+    db_path = tmp_path / "runs.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_SCRIPT, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        run_id = int(proc.stdout.readline())
+        db = RunsDB(db_path)
+        assert db.get_run(run_id).status == "running"
+        assert [r.status for r in db.list_runs()] == ["running"]  # alive: left alone
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    runs = db.list_runs()
+    assert runs[0].id == run_id and runs[0].status == "failed"
+    assert "killed" in runs[0].error
+    assert runs[0].metrics["epoch"] == 1
+    assert (tmp_path / "runs" / str(run_id) / "metrics.json").is_file()
+
+
+def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
+    db = RunsDB(tmp_path / "runs.sqlite")
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            rid = db.start_run("t", {"i": i})
+            db.update_run(rid, metrics={"i": i})
+            db.finish_run(rid, {"done": True})
+        except BaseException as e:  # collected for the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    runs = db.list_runs()
+    assert len(runs) == 8 and all(r.status == "done" and r.metrics["done"] for r in runs)
+
+
+def test_export_csv_and_filters(tmp_path: Path) -> None:
+    db = RunsDB(tmp_path / "runs.sqlite")
+    a = db.start_run("train", {"x": 1})
+    db.finish_run(a, {"accuracy_mean": 0.7})
+    b = db.start_run("augment", {})
+    db.fail_run(b, "bad")
+    assert [r.id for r in db.list_runs(kind="train")] == [a]
+    text = db.export_csv(tmp_path / "runs.csv").read_text()
+    assert text.splitlines()[0].startswith("id,kind,status")
+    assert "accuracy_mean" in text.splitlines()[0] and "0.7" in text
+    with pytest.raises(KeyError):
+        db.get_run(999)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "x.json"
+    write_json(target, {"a": 1})
+
+    def bad(tmp: str) -> None:
+        Path(tmp).write_text("partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, bad)
+    assert target.read_text().strip().startswith("{")  # old content intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
+
+
+def test_model_file_round_trip(tmp_path: Path) -> None:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = create_model("convnet_d2", 10, 32, width=4).eval()
+    path = save_model(tmp_path / "m.safetensors", model)
+    again = load_model(path)
+    x = torch.randn(2, 3, 32, 32)
+    assert again.spec == model.spec
+    torch.testing.assert_close(again(x), model(x))
+    t0 = time.time()
+    assert time.time() - t0 < 5
