@@ -21,7 +21,11 @@ CAM_METHODS: dict[str, str] = {
     "gradcam++": "GradCAMPlusPlus",
     "eigencam": "EigenCAM",
 }
-CAM_LABELS: dict[str, str] = {"gradcam": "GradCAM", "gradcam++": "GradCAM++", "eigencam": "EigenCAM"}
+CAM_LABELS: dict[str, str] = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAM++",
+    "eigencam": "EigenCAM",
+}
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,10 @@ def explain(
     layer, reshape = cam_target(model)
     # One target per image: a single target would explain only the first image.
     wanted = [ClassifierOutputTarget(int(c)) for c in tgt]
-    with torch.enable_grad(), cam_cls(
-        model=model, target_layers=[layer], reshape_transform=reshape
-    ) as cam:
+    with (
+        torch.enable_grad(),
+        cam_cls(model=model, target_layers=[layer], reshape_transform=reshape) as cam,
+    ):
         maps = cam(input_tensor=x, targets=wanted)  # (B, H, W) float32
     maps = np.nan_to_num(np.asarray(maps, dtype=np.float32)).clip(0.0, 1.0)
     return CamResult(

@@ -1,0 +1,1 @@
+"""LADD Studio's Streamlit front end: the entry (main.py) and the pieces pages share."""

@@ -1,0 +1,361 @@
+"""Cached reads of the workspace for the pages: sets, labelers, runs, models, test images.
+
+Everything is keyed on a path plus its modification time (and the parameters that matter), so a
+file rewritten by a job is read again and an unchanged one never is. Tensors and models are
+cached with st.cache_resource (shared, never copied: treat them as read-only); small derived
+arrays with st.cache_data. Arguments starting with "_" are not hashed.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app.paths import check_path, workspace_root
+from ladd.store import Workspace
+
+SET_SUFFIXES = (".safetensors", ".pt", ".pth", ".zip")
+
+
+def workspace() -> Workspace:
+    return _workspace(str(workspace_root()))
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace(root)
+
+
+def mtime(path: str | Path) -> float:
+    """Modification time (newest file inside, for a folder); 0 when missing."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return max([p.stat().st_mtime] + [c.stat().st_mtime for c in p.iterdir()])
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def rel(path: str | Path) -> str:
+    """A path as shown and kept in the URL: relative to the workspace when inside it."""
+    p = Path(path).resolve()
+    root = workspace_root()
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Listings (cheap; not cached so new files appear at once)
+
+
+def list_sets() -> list[str]:
+    """Distilled and label-augmented sets in the workspace (sets/ and uploads/), newest first."""
+    from app.uploads import loadable
+
+    ws = workspace()
+    found = [
+        p
+        for p in ws.sets_dir.iterdir()
+        if not p.name.startswith(".") and (p.is_dir() or p.suffix in SET_SUFFIXES)
+    ]
+    uploads = ws.root / "uploads"
+    if uploads.is_dir():
+        found += [loadable(p) for p in uploads.iterdir() if p.is_dir() and any(p.iterdir())]
+    found.sort(key=lambda p: (-mtime(p), p.name))
+    return [rel(p) for p in found]
+
+
+def list_labelers() -> list[str]:
+    """Labeler folders (each with epoch_NNN.safetensors checkpoints) in the workspace."""
+    from ladd.labeler import list_checkpoints
+
+    ws = workspace()
+    dirs = [d for d in sorted(ws.labelers_dir.iterdir()) if d.is_dir() and list_checkpoints(d)]
+    return [rel(d) for d in dirs]
+
+
+def list_checkpoints(labeler_dir: str) -> list[str]:
+    from ladd.labeler import list_checkpoints as _list
+
+    return [rel(p) for p in _list(check_path(labeler_dir))]
+
+
+def list_runs(kind: str | None = "train") -> list[Any]:
+    """RunRecords of the workspace, newest first."""
+    return workspace().db.list_runs(kind)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sets
+
+
+def load_set(path: str) -> Any:
+    """A DistilledSet or LabelAugmentedSet by (workspace-relative or allowed) path."""
+    p = check_path(path)
+    return _load_set(str(p), mtime(p))
+
+
+@st.cache_resource(show_spinner="Reading the set ...", max_entries=16)
+def _load_set(path: str, stamp: float) -> Any:
+    from ladd.dense import load_any
+
+    return load_any(path)
+
+
+def set_pixels(path: str) -> np.ndarray:
+    """A set's images as (M, H, W, 3) uint8 for display."""
+    p = check_path(path)
+    return _set_pixels(str(p), mtime(p))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _set_pixels(path: str, stamp: float) -> np.ndarray:
+    from ladd.dense import set_uint8_images
+
+    ds = _load_set(path, stamp)
+    x = set_uint8_images(ds)  # (M, C, H, W) uint8
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def describe_set(ds: Any) -> dict[str, Any]:
+    try:
+        return dict(ds.describe())
+    except Exception:  # a reader without describe(): fall back to the basics
+        return {"images": int(ds.labels.shape[0]), "image_size": int(ds.images.shape[-1])}
+
+
+# ---------------------------------------------------------------------------------------------
+# Labelers and dense labels
+
+
+def load_labeler(path: str) -> Any:
+    p = check_path(path)
+    return _load_labeler(str(p), mtime(p))
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _load_labeler(path: str, stamp: float) -> Any:
+    from ladd.labeler import load_labeler as _load
+
+    return _load(path, device="cpu")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def image_dense_labels(
+    set_path: str,
+    set_stamp: float,
+    labeler_path: str,
+    lab_stamp: float,
+    n: int,
+    r: float,
+    index: int,
+) -> np.ndarray:
+    """Dense labels of one image of a set under one labeler: (n*n, K) float32."""
+    from ladd.dense import generate_dense_labels
+
+    ds = _load_set(set_path, set_stamp)
+    lab = _load_labeler(labeler_path, lab_stamp)
+    x = ds.images[index : index + 1].float()
+    with _model_lock(labeler_path):
+        dense = generate_dense_labels(x, lab.model, n, r, device="cpu")
+    return dense[0].numpy()
+
+
+@st.cache_data(
+    show_spinner="Labelling every crop of the set with each checkpoint ...", max_entries=32
+)
+def epoch_summary(
+    set_path: str,
+    set_stamp: float,
+    labeler_paths: tuple[str, ...],
+    stamps: tuple[float, ...],
+    n: int,
+    r: float,
+) -> list[dict[str, float]]:
+    """Fig. 5 numbers: per labeler checkpoint, mean max-probability and entropy over the set."""
+    from ladd.dense import crop_stats_across
+
+    ds = _load_set(set_path, set_stamp)
+    labs = [_load_labeler(p, m) for p, m in zip(labeler_paths, stamps, strict=True)]
+    with _model_lock("epoch_summary"):
+        stats = crop_stats_across(ds, labs, n, r, device="cpu")
+    return [{"epoch": int(e), **s} for e, s in sorted(stats.items())]
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs: saved models, results, real test images
+
+
+def run_result(run_id: int) -> dict[str, Any]:
+    """result.json of a training run (per-class accuracy, confusion, loss curves, ...)."""
+    ws = workspace()
+    path = ws.db.runs_dir / str(int(run_id)) / "result.json"
+    return _read_json(str(path), mtime(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_json(path: str, stamp: float) -> dict[str, Any]:
+    import json
+
+    if not Path(path).is_file():
+        return {}
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def load_model(path: str) -> torch.nn.Module:
+    p = check_path(path)
+    return _load_model(str(p), mtime(p))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _load_model(path: str, stamp: float) -> torch.nn.Module:
+    from ladd.store import load_model as _load
+
+    return _load(path, device="cpu")
+
+
+@st.cache_resource(show_spinner=False)
+def _locks() -> dict[str, threading.Lock]:
+    return {}
+
+
+def _model_lock(name: str) -> threading.Lock:
+    """One lock per shared model: CAM hooks and eval/train flips must not interleave."""
+    locks = _locks()
+    return locks.setdefault(name, threading.Lock())
+
+
+def model_lock(path: str) -> threading.Lock:
+    return _model_lock(str(check_path(path)))
+
+
+def cam_inputs(source: str) -> Any:
+    """A few real test images per class of a source (for CAMs), built once per workspace."""
+    return _cam_inputs(str(workspace_root()), source)
+
+
+@st.cache_resource(show_spinner="Loading real test images ...", max_entries=8)
+def _cam_inputs(root: str, source: str) -> Any:
+    from ladd.demo import cam_inputs as _build
+
+    return _build(Workspace(root), source)
+
+
+def class_stats(pixels: np.ndarray, labels: np.ndarray, names: list[str]) -> Any:
+    """Per-class pixel statistics of (M, H, W, 3) uint8 images, as a DataFrame (plus "all")."""
+    import pandas as pd
+
+    rows = []
+    groups = [(n, labels == k) for k, n in enumerate(names)] + [("all", np.ones_like(labels, bool))]
+    for name, mask in groups:
+        x = pixels[mask].astype(np.float32) / 255.0  # (m, H, W, 3)
+        if x.size == 0:
+            rows.append({"class": name, "images": 0})
+            continue
+        mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
+        rows.append(
+            {
+                "class": name,
+                "images": int(mask.sum()),
+                "mean R": round(float(mean[0]), 3),
+                "mean G": round(float(mean[1]), 3),
+                "mean B": round(float(mean[2]), 3),
+                "std": round(float(x.std()), 3),
+                "std R/G/B": " / ".join(f"{v:.3f}" for v in std),
+                "min": round(float(x.min()), 3),
+                "max": round(float(x.max()), 3),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def storage_base(path: str) -> dict[str, float]:
+    """Zip bytes of a set's uint8 images + hard labels, and its classes/images (for overheads)."""
+    p = check_path(path)
+    return _storage_base(str(p), mtime(p))
+
+
+@st.cache_data(show_spinner="Measuring the set's compressed size ...", max_entries=16)
+def _storage_base(path: str, stamp: float) -> dict[str, float]:
+    from ladd.dense import set_uint8_images, storage_report
+
+    ds = _load_set(path, stamp)
+    x = set_uint8_images(ds)
+    k = len(ds.class_names) if ds.class_names else int(ds.labels.max()) + 1
+    empty = torch.zeros(x.shape[0], 0, k)
+    out = {
+        "base_bytes": float(storage_report(x, empty, ds.labels).base_bytes),
+        "images": x.shape[0],
+        "classes": k,
+    }
+    if hasattr(ds, "dense"):
+        from ladd.dense import set_storage_report
+
+        rep = set_storage_report(ds)
+        out.update(measured_n=ds.n, measured_r=ds.r, measured_overhead=rep.overhead)
+    return out
+
+
+def crops_of(
+    path: str, index: int, n: int, r: float
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The n*n crops of one image, (n*n, side, side, 3) uint8, and their boxes."""
+    from ladd.subsample import crop_boxes, crop_views
+
+    pixels = set_pixels(path)
+    img = torch.from_numpy(pixels[index]).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+    crops = crop_views(img, n, r)[0]  # (n*n, 3, side, side)
+    return crops.permute(0, 2, 3, 1).numpy(), crop_boxes(int(img.shape[-1]), n, r)
+
+
+def labeler_epochs(labeler_dir: str) -> dict[int, str]:
+    """A labeler folder's checkpoints by epoch (workspace-relative paths)."""
+    from ladd.labeler import read_meta
+
+    return {read_meta(check_path(p)).epoch: p for p in list_checkpoints(labeler_dir)}
+
+
+def input_space_problems(set_path: str, checkpoint: str) -> list[str]:
+    """Why a labeler cannot label a set (normalisation, ZCA, size, classes); empty if it can."""
+    from ladd.dense import check_input_space
+
+    return check_input_space(load_set(set_path), load_labeler(checkpoint).meta)
+
+
+def dense_by_epoch(
+    set_path: str, checkpoints: dict[int, str], n: int, r: float, index: int
+) -> dict[int, np.ndarray]:
+    """Dense labels (n*n, K) of one image under each checkpoint, by epoch (cached per call)."""
+    s = check_path(set_path)
+    out = {}
+    for epoch, ckpt in sorted(checkpoints.items()):
+        c = check_path(ckpt)
+        out[epoch] = image_dense_labels(str(s), mtime(s), str(c), mtime(c), n, r, index)
+    return out
+
+
+def summary_by_epoch(set_path: str, checkpoints: dict[int, str], n: int, r: float) -> Any:
+    """The Fig. 5 table: one row per checkpoint (epoch, mean max-probability, entropy, ...)."""
+    import pandas as pd
+
+    s = check_path(set_path)
+    paths = tuple(str(check_path(checkpoints[e])) for e in sorted(checkpoints))
+    rows = epoch_summary(str(s), mtime(s), paths, tuple(mtime(p) for p in paths), n, r)
+    return pd.DataFrame(rows)
+
+
+def crop_values(dense: np.ndarray, metric: str, klass: int) -> tuple[np.ndarray, float]:
+    """One number per crop from (n*n, K) dense labels, and the colour scale's top."""
+    if metric == "class probability":
+        return dense[:, klass], 1.0
+    if metric == "max probability":
+        return dense.max(axis=1), 1.0
+    entropy = -(dense * np.log(np.clip(dense, 1e-12, None))).sum(axis=1)
+    return entropy, float(np.log(dense.shape[1]))

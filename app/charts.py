@@ -1,0 +1,316 @@
+"""Plotly figure builders for the dashboard, and the export settings of every chart.
+
+Builders take plain numpy arrays / lists and return go.Figure; they know nothing of Streamlit
+or ladd, so the same figure can go to a page, a PNG/SVG for slides, or a test.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Distinct colours readable on light and dark backgrounds (crop boxes, run A / run B).
+PALETTE = px.colors.qualitative.Plotly
+RUN_COLORS = ("#636efa", "#ef553b")
+
+
+def export_config(name: str, fmt: str = "png") -> dict:
+    """plotly.js config: the toolbar's camera button saves `name`.<fmt> (png or svg) at 2x."""
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": fmt, "filename": name, "scale": 2},
+        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    }
+
+
+def _bare_axes(fig: go.Figure) -> go.Figure:
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    return fig
+
+
+def mosaic(images: np.ndarray, rows: int, cols: int, gap: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile (B, H, W, 3) uint8 images into a rows x cols sheet (row-major), `gap` px apart."""
+    b, h, w, c = images.shape
+    sheet = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, c), fill, dtype=np.uint8)
+    for i in range(min(b, rows * cols)):
+        r, k = divmod(i, cols)
+        sheet[r * (h + gap) : r * (h + gap) + h, k * (w + gap) : k * (w + gap) + w] = images[i]
+    return sheet
+
+
+def class_grid(
+    images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], per_class: int
+) -> go.Figure:
+    """Distilled images as one row per class, up to `per_class` each, class names on the left.
+
+    images (M, H, W, 3) uint8; labels (M,) int.
+    """
+    k = len(class_names)
+    h, w = images.shape[1:3]
+    gap = max(1, h // 16)
+    rows = []
+    for c in range(k):
+        members = images[labels == c][:per_class]
+        row = np.full((h, per_class * (w + gap) - gap, 3), 255, dtype=np.uint8)
+        if len(members):
+            row[:, : len(members) * (w + gap) - gap] = mosaic(members, 1, len(members), gap)
+        rows.append(row)
+    sheet = mosaic(np.stack(rows), k, 1, gap) if rows else np.zeros((h, w, 3), np.uint8)
+    fig = px.imshow(sheet, binary_string=True)
+    fig.update_yaxes(
+        tickvals=[c * (h + gap) + h / 2 for c in range(k)],
+        ticktext=list(class_names),
+        showgrid=False,
+    )
+    fig.update_xaxes(showticklabels=False, showgrid=False)
+    fig.update_layout(
+        margin=dict(l=10, r=10, t=10, b=10),
+        height=max(240, min(1400, k * 64 + 40)),
+        hovermode=False,
+    )
+    return fig
+
+
+def image_with_boxes(
+    image: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], title: str = ""
+) -> go.Figure:
+    """One image (H, W, 3) uint8 with crop boxes (top, left, h, w) drawn in distinct colours."""
+    fig = px.imshow(image, binary_string=True)
+    for i, (top, left, bh, bw) in enumerate(boxes):
+        color = PALETTE[i % len(PALETTE)]
+        # Pixel edges are at half-integer coordinates in imshow.
+        fig.add_shape(
+            type="rect",
+            x0=left - 0.5,
+            y0=top - 0.5,
+            x1=left + bw - 0.5,
+            y1=top + bh - 0.5,
+            line=dict(color=color, width=2),
+        )
+    _bare_axes(fig)
+    fig.update_layout(
+        title=dict(text=title) if title else None,
+        margin=dict(l=5, r=5, t=40 if title else 5, b=5),
+        height=380,
+        hovermode=False,
+    )
+    return fig
+
+
+def crops_sheet(crops: np.ndarray, n: int, title: str = "") -> go.Figure:
+    """The n*n crops (n*n, h, w, 3) uint8 as an n x n sheet in raster order."""
+    gap = max(1, crops.shape[1] // 12)
+    fig = px.imshow(mosaic(crops, n, n, gap), binary_string=True)
+    _bare_axes(fig)
+    fig.update_layout(
+        title=dict(text=title) if title else None,
+        margin=dict(l=5, r=5, t=40 if title else 5, b=5),
+        height=380,
+        hovermode=False,
+    )
+    return fig
+
+
+def crop_heatmap(
+    values: np.ndarray, title: str, *, zmin: float | None = 0.0, zmax: float | None = 1.0
+) -> go.Figure:
+    """An n x n heatmap of one number per crop (raster order), values printed in the cells."""
+    n = int(round(math.sqrt(values.size)))
+    grid = np.asarray(values, dtype=np.float64).reshape(n, n)
+    fig = px.imshow(
+        grid,
+        text_auto=".2f",
+        zmin=zmin,
+        zmax=zmax,
+        color_continuous_scale="Viridis",
+        labels=dict(x="crop column", y="crop row", color=""),
+        x=list(range(1, n + 1)),
+        y=list(range(1, n + 1)),
+    )
+    fig.update_layout(
+        title=dict(text=title),
+        margin=dict(l=10, r=10, t=50, b=10),
+        height=340,
+        coloraxis_showscale=False,
+    )
+    fig.update_traces(textfont_size=max(8, 16 - 2 * n))
+    return fig
+
+
+def crop_label_bars(
+    dense: np.ndarray, class_names: Sequence[str], highlight: int | None = None
+) -> go.Figure:
+    """Small multiples: one bar chart of the soft label per crop, laid out as the n x n grid.
+
+    dense (n*n, K) probabilities. `highlight` colours one class (e.g. the image's label).
+    """
+    nn_, k = dense.shape
+    n = int(round(math.sqrt(nn_)))
+    fig = make_subplots(
+        rows=n,
+        cols=n,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        horizontal_spacing=0.015,
+        vertical_spacing=0.02,
+    )
+    colors = [RUN_COLORS[1] if c == highlight else RUN_COLORS[0] for c in range(k)]
+    for j in range(nn_):
+        r, c = divmod(j, n)
+        fig.add_trace(
+            go.Bar(
+                x=list(class_names),
+                y=dense[j],
+                marker_color=colors,
+                showlegend=False,
+                hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+            ),
+            row=r + 1,
+            col=c + 1,
+        )
+    fig.update_yaxes(range=[0, 1], showticklabels=False, showgrid=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(
+        height=max(240, 80 * n),
+        margin=dict(l=10, r=10, t=10, b=10),
+        bargap=0.1,
+        title=None,
+    )
+    return fig
+
+
+def epoch_curves(
+    epochs: Sequence[int],
+    max_prob: Sequence[float],
+    entropy: Sequence[float],
+    accuracy: Sequence[float] | None = None,
+) -> go.Figure:
+    """Mean max-probability and entropy of dense labels per labeler epoch (paper Fig. 5)."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(
+            x=list(epochs), y=list(max_prob), name="mean max probability", mode="lines+markers"
+        ),
+        secondary_y=False,
+    )
+    if accuracy is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=list(epochs),
+                y=list(accuracy),
+                name="labeler test accuracy",
+                mode="lines+markers",
+                line=dict(dash="dot"),
+            ),
+            secondary_y=False,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=list(epochs), y=list(entropy), name="mean entropy (nats)", mode="lines+markers"
+        ),
+        secondary_y=True,
+    )
+    fig.update_xaxes(title_text="labeler epoch", tickmode="array", tickvals=list(epochs))
+    fig.update_yaxes(title_text="probability / accuracy", range=[0, 1.02], secondary_y=False)
+    fig.update_yaxes(title_text="entropy (nats)", secondary_y=True, rangemode="tozero")
+    fig.update_layout(
+        height=380,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+def loss_curves(
+    curves: Sequence[Sequence[float]], names: Sequence[str] | None = None, x_title: str = "step"
+) -> go.Figure:
+    """Training loss, one line per curve (seed, run)."""
+    fig = go.Figure()
+    for i, curve in enumerate(curves):
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(1, len(curve) + 1)),
+                y=list(curve),
+                mode="lines",
+                name=names[i] if names else f"seed {i}",
+            )
+        )
+    fig.update_layout(
+        xaxis_title=x_title,
+        yaxis_title="loss",
+        height=320,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+def per_class_bars(
+    class_names: Sequence[str], a: Sequence[float], b: Sequence[float], name_a: str, name_b: str
+) -> go.Figure:
+    """Per-class accuracy of two runs as grouped bars."""
+    fig = go.Figure(
+        [
+            go.Bar(x=list(class_names), y=list(a), name=name_a, marker_color=RUN_COLORS[0]),
+            go.Bar(x=list(class_names), y=list(b), name=name_b, marker_color=RUN_COLORS[1]),
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
+        height=360,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+def difference_bars(class_names: Sequence[str], diff: Sequence[float], title: str) -> go.Figure:
+    """Per-class accuracy difference (B - A), green above zero, red below."""
+    colors = ["#2ca02c" if d >= 0 else "#d62728" for d in diff]
+    fig = go.Figure(go.Bar(x=list(class_names), y=list(diff), marker_color=colors))
+    fig.update_layout(
+        title=dict(text=title),
+        yaxis=dict(title="difference", tickformat="+.0%", zeroline=True),
+        height=300,
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str) -> go.Figure:
+    """Row-normalised confusion matrix [true][predicted], counts on hover."""
+    m = np.asarray(matrix, dtype=np.float64)
+    rates = m / np.clip(m.sum(axis=1, keepdims=True), 1, None)
+    fig = px.imshow(
+        rates,
+        x=list(class_names),
+        y=list(class_names),
+        zmin=0,
+        zmax=1,
+        text_auto=".2f",
+        color_continuous_scale="Blues",
+        labels=dict(x="predicted", y="true", color="rate"),
+    )
+    fig.update_traces(
+        customdata=m, hovertemplate="true %{y}, predicted %{x}: %{customdata:.0f}<extra></extra>"
+    )
+    fig.update_layout(title=dict(text=title), height=420, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+def cam_panel(overlays: Sequence[np.ndarray], titles: Sequence[str]) -> go.Figure:
+    """Side-by-side CAM overlays (each (H, W, 3) uint8) with a title per image."""
+    stack = np.stack(list(overlays))
+    fig = px.imshow(stack, facet_col=0, binary_string=True)
+    for i, ann in enumerate(fig.layout.annotations):
+        ann.text = titles[i] if i < len(titles) else ""
+    _bare_axes(fig)
+    fig.update_layout(height=360, margin=dict(l=5, r=5, t=60, b=5), hovermode=False)
+    return fig

@@ -1,0 +1,144 @@
+"""Every session-state key of the dashboard, in one place, and how widgets keep their values.
+
+Widgets that define the current view are bound to the URL (`bind="query-params"`: the key is
+the query parameter, so a view can be shared by its address) and persist for the whole session
+(`persist_state="session"`: values survive page switches). Pages create such widgets with
+`**state.bound(K.SUB_N)` and take their defaults from DEFAULTS, so a key and its default are
+spelled once. Keys that are not widgets (job ids, one-shot flags) are listed here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+
+class K:
+    """Session-state keys. Widget keys double as URL query parameters: keep them short."""
+
+    # sidebar
+    FIG_FORMAT = "fig_format"
+    # home
+    DEMO_SOURCE = "demo_source"
+    DEMO_SIZE = "demo_size"
+    DEMO_JOB = "_demo_job"  # id of the demo job this session started
+    # 1 distilled images
+    DS_FROM = "ds_from"
+    DS_SET = "ds_set"
+    DS_PATH = "ds_path"
+    DS_PER_CLASS = "ds_per_class"
+    RR_SOURCE = "rr_source"
+    RR_IPC = "rr_ipc"
+    RR_SEED = "rr_seed"
+    DS_UPLOADED = "_ds_uploaded"  # workspace path of the last upload
+    RR_JOB = "_rr_job"
+    # 2 sub-sampling
+    SUB_SET = "sub_set"
+    SUB_IMAGE = "sub_img"
+    SUB_N = "sub_n"
+    SUB_R = "sub_r"
+    SUB_COMPARE = "sub_cmp"
+    SUB_N2 = "sub_n2"
+    SUB_R2 = "sub_r2"
+    # 3 soft labels
+    SL_SET = "sl_set"
+    SL_IMAGE = "sl_img"
+    SL_LABELER = "sl_lab"
+    SL_EPOCHS = "sl_ep"
+    SL_METRIC = "sl_metric"
+    SL_CLASS = "sl_class"
+    SL_N = "sl_n"
+    SL_R = "sl_r"
+    LT_SOURCE = "lt_source"
+    LT_EPOCHS = "lt_epochs"
+    LT_EVERY = "lt_every"
+    LT_WIDTH = "lt_width"
+    LT_LIMIT = "lt_limit"
+    LT_JOB = "_lt_job"
+    # 4 deployment training
+    TR_SET = "tr_set"
+    TR_ARCH = "tr_arch"
+    TR_MODE = "tr_mode"
+    TR_EPOCHS = "tr_epochs"
+    TR_SEEDS = "tr_seeds"
+    TR_WIDTH = "tr_width"
+    TR_TRAINER = "tr_trainer"
+    TR_JOB = "_tr_job"
+    # 5 compare
+    CMP_A = "cmp_a"
+    CMP_B = "cmp_b"
+    CMP_CLASS = "cmp_class"
+    CMP_IMAGE = "cmp_img"
+    CMP_METHOD = "cmp_method"
+    CMP_TARGET = "cmp_target"
+    # one-shot events this session has already reacted to
+    ONCE = "_once"
+
+
+DEFAULTS: dict[str, Any] = {
+    K.FIG_FORMAT: "png",
+    K.DEMO_SOURCE: "shapes",
+    K.DEMO_SIZE: "full",
+    K.DS_FROM: "workspace",
+    K.DS_PER_CLASS: 10,
+    K.RR_SOURCE: "shapes",
+    K.RR_IPC: 10,
+    K.RR_SEED: 0,
+    K.SUB_IMAGE: 0,
+    K.SUB_N: 5,
+    K.SUB_R: 0.625,
+    K.SUB_COMPARE: False,
+    K.SUB_N2: 3,
+    K.SUB_R2: 0.5,
+    K.SL_IMAGE: 0,
+    K.SL_METRIC: "class probability",
+    K.SL_N: 5,
+    K.SL_R: 0.625,
+    K.LT_SOURCE: "shapes",
+    K.LT_EPOCHS: 3,
+    K.LT_EVERY: 1,
+    K.LT_WIDTH: 32,
+    K.LT_LIMIT: 100,
+    K.TR_MODE: "ladd",
+    K.TR_EPOCHS: 20,
+    K.TR_SEEDS: 1,
+    K.TR_WIDTH: 32,
+    K.TR_TRAINER: "fast",
+    K.CMP_IMAGE: 0,
+    K.CMP_METHOD: "gradcam",
+    K.CMP_TARGET: "predicted",
+}
+
+
+def bound(key: str, *, url: bool = True) -> dict[str, Any]:
+    """Widget keyword arguments: the key, kept for the session, and (by default) in the URL."""
+    kw: dict[str, Any] = {"key": key, "persist_state": "session"}
+    if url:
+        kw["bind"] = "query-params"
+    return kw
+
+
+def default(key: str) -> Any:
+    return DEFAULTS[key]
+
+
+def get(key: str, fallback: Any = None) -> Any:
+    """A key's current value: session state, else its default, else `fallback`."""
+    if key in st.session_state:
+        return st.session_state[key]
+    return DEFAULTS.get(key, fallback)
+
+
+def put(key: str, value: Any) -> None:
+    """Set a non-widget key, or a widget's value before that widget is drawn in this run."""
+    st.session_state[key] = value
+
+
+def once(event: str) -> bool:
+    """True the first time this session asks about `event` (e.g. "rerun:train-3"), then False."""
+    done: set[str] = st.session_state.setdefault(K.ONCE, set())
+    if event in done:
+        return False
+    done.add(event)
+    return True

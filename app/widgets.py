@@ -1,0 +1,232 @@
+"""UI pieces the pages share: pickers, charts with export, errors, and live job progress."""
+
+from __future__ import annotations
+
+import io
+import logging
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app import cache, charts, state
+from app.jobs import registry
+from app.paths import workspace_root
+from app.state import K
+
+log = logging.getLogger("ladd.app")
+
+FRIENDLY = {
+    "FileNotFoundError": "File not found",
+    "PathNotAllowed": "Path not allowed",
+    "DistilledFileError": "Cannot read this distilled set",
+    "LabelAugmentedFileError": "Cannot read this label-augmented set",
+    "InterruptedError": "Stopped",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Page chrome
+
+
+def inject_css(path: Path) -> None:
+    if path.is_file():
+        st.html(f"<style>{path.read_text(encoding='utf-8')}</style>")
+
+
+def sidebar() -> None:
+    """Workspace, device, running jobs and the figure export format, on every page."""
+    from ladd.device import resolve_device
+
+    with st.sidebar:
+        dev = resolve_device("auto")
+        st.caption(f"Device: **{device_label(dev)}**")
+        st.caption(f"Workspace: `{workspace_root()}`")
+        active = registry().active()
+        for job in active:
+            snap = job.snapshot()
+            st.caption(f"{snap['status']}: {snap['title']} ({snap['fraction']:.0%})")
+        st.segmented_control(
+            "Figure export",
+            ["png", "svg"],
+            format_func=str.upper,
+            help="Format of the camera button in each chart's toolbar (for slides).",
+            default=state.default(K.FIG_FORMAT),
+            required=True,
+            **state.bound(K.FIG_FORMAT, url=False),
+        )
+
+
+def device_label(dev: Any) -> str:
+    import torch
+
+    if dev.type == "cuda":
+        return f"GPU ({torch.cuda.get_device_name(dev)})"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def error(err: BaseException | str, prefix: str = "") -> None:
+    """Show an error as a message (never a traceback)."""
+    if isinstance(err, BaseException):
+        kind = FRIENDLY.get(type(err).__name__, type(err).__name__)
+        text = str(err).strip() or kind
+        msg = f"{kind}: {text}" if kind not in text else text
+    else:
+        msg = err
+    st.error(f"{prefix}{msg}", icon=":material/error:")
+
+
+@contextmanager
+def guard(prefix: str = "") -> Iterator[None]:
+    """Show any error raised inside as a message and carry on with the rest of the page."""
+    try:
+        yield
+    except Exception as err:  # the page must never show a traceback
+        log.warning("dashboard error: %s", traceback.format_exc())
+        error(err, prefix)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pickers
+
+
+def select(
+    label: str,
+    options: Sequence[Any],
+    key: str,
+    *,
+    format_func: Callable[[Any], str] = str,
+    help: str | None = None,
+    url: bool = True,
+    empty: str = "Nothing to choose from yet.",
+) -> Any:
+    """A selectbox bound to `key` (URL + session), tolerant of options that went away.
+
+    Starts on the key's default in state.DEFAULTS when that is an option, else the first.
+    """
+    options = list(options)
+    if not options:
+        st.info(empty, icon=":material/info:")
+        return None
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+    start = state.DEFAULTS.get(key)
+    index = options.index(start) if start in options else 0
+    return st.selectbox(
+        label, options, index=index, format_func=format_func, help=help, **state.bound(key, url=url)
+    )
+
+
+def set_picker(key: str, *, label: str = "Set", label_augmented: bool | None = None) -> str | None:
+    """Pick a set of the workspace (newest first). `label_augmented`: only LA sets / only not."""
+    from ladd.dense import is_label_augmented_file
+
+    sets = cache.list_sets()
+    if label_augmented is not None:
+        root = workspace_root()
+        sets = [s for s in sets if is_label_augmented_file(root / s) == label_augmented]
+    return select(
+        label,
+        sets,
+        key,
+        empty="No sets in the workspace yet: build the demo on the Home page, or make one on "
+        "the Distilled images page.",
+    )
+
+
+def run_label(run: Any) -> str:
+    cfg = run.config.get("train", {})
+    acc = run.metrics.get("accuracy_mean")
+    acc_text = f"{acc:.1%}" if isinstance(acc, (int, float)) else run.status
+    name = run.config.get("label") or f"{cfg.get('mode', '?')} / {cfg.get('arch', '?')}"
+    return f"#{run.id} {name} ({acc_text})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def plot(fig: Any, name: str, *, key: str | None = None) -> None:
+    """A Plotly chart whose toolbar camera saves `name` as PNG or SVG (sidebar choice)."""
+    fmt = state.get(K.FIG_FORMAT) or "png"
+    st.plotly_chart(fig, config=charts.export_config(name, fmt), key=key)
+
+
+def csv_download(df: pd.DataFrame, name: str, *, key: str, label: str = "Download CSV") -> None:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    st.download_button(
+        label,
+        buf.getvalue().encode("utf-8"),
+        file_name=f"{name}.csv",
+        mime="text/csv",
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def table(df: pd.DataFrame, name: str, *, key: str) -> None:
+    """A dataframe with a CSV download under it."""
+    st.dataframe(df, hide_index=True)
+    csv_download(df, name, key=key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+
+
+def job_status(job_id: str | None, *, curve: bool = True) -> None:
+    """Live progress of a background job; the app reruns once when it ends.
+
+    Draws nothing for an unknown id. While the job is active the panel refreshes itself each
+    second (a fragment), so the rest of the page stays usable.
+    """
+    job = registry().get(job_id)
+    if job is None:
+        return
+    if job.active:
+        _live_job(job_id, curve)
+    else:
+        _job_panel(job.snapshot(), curve)
+
+
+@st.fragment(run_every=1.0)
+def _live_job(job_id: str, curve: bool) -> None:
+    job = registry().get(job_id)
+    if job is None:
+        return
+    snap = job.snapshot()
+    _job_panel(snap, curve)
+    if not job.active and state.once(f"rerun:{job_id}"):
+        st.rerun()
+
+
+def _job_panel(snap: dict[str, Any], curve: bool) -> None:
+    status = snap["status"]
+    text = f"{snap['title']}: {status}"
+    if snap["stage"] and status == "running":
+        text += f" ({snap['stage']} {snap['step']}/{snap['total']})"
+    if status in ("queued", "running"):
+        st.progress(snap["fraction"], text=text)
+        if snap["message"]:
+            st.caption(snap["message"])
+        if st.button("Stop", key=f"stop_{snap['id']}", icon=":material/stop:"):
+            registry().stop(snap["id"])
+    elif status == "done":
+        st.success(
+            f"{snap['title']}: done in {snap['elapsed']:.0f} s", icon=":material/check_circle:"
+        )
+    elif status == "stopped":
+        st.warning(f"{snap['title']}: stopped", icon=":material/stop_circle:")
+    else:
+        error(snap["error"] or "failed", prefix=f"{snap['title']} failed: ")
+    if curve and snap["losses"]:
+        plot(
+            charts.loss_curves([snap["losses"]], ["loss"], x_title="epoch (seeds in turn)"),
+            f"loss_{snap['id']}",
+        )

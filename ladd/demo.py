@@ -1,0 +1,472 @@
+"""The one-click demo: every artifact the dashboard's pages need, built with the pipeline itself.
+
+`build_demo(workspace)` runs the real LADD pipeline at a CPU-friendly size on the offline
+`shapes` source (or CIFAR-10 when it is available):
+
+1. a narrow labeler trained on the real training split, with checkpoints at several epochs;
+2. a random-real distilled set (the fair baseline of the field), saved in the MTT layout;
+3. its dense labels from one early labeler checkpoint (a label-augmented set file);
+4. a baseline and a LADD deployment run, recorded in the workspace's runs database with weights;
+5. a few real test images per class for class activation maps.
+
+It is idempotent: a step whose artifact already exists (same settings) is skipped, so a second
+call returns at once and an interrupted build continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ladd.progress import ProgressEvent
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big each demo step is (sized for a 2-core CPU; see BENCH.md "CPU budget")."""
+
+    name: str
+    train_per_class: int  # labeler training images per class
+    test_per_class: int  # real test images per class used to score deployment runs
+    labeler_epochs: int
+    labeler_batch: int  # small batches: more steps from few images in few epochs
+    labeler_lr: float
+    save_at: tuple[int, ...]
+    dense_epoch: int  # the checkpoint that labels the set (an early one, as in the paper)
+    ipc: int
+    n: int
+    r: float
+    train_epochs: int
+    seeds: tuple[int, ...]
+    width: int  # ConvNet width for the labeler and the deployed models
+    cam_per_class: int
+
+
+DEMO_SIZES: dict[str, DemoSize] = {
+    "small": DemoSize(
+        name="small",
+        train_per_class=30,
+        test_per_class=10,
+        labeler_epochs=3,
+        labeler_batch=32,
+        labeler_lr=0.02,
+        save_at=(1, 2, 3),
+        dense_epoch=2,
+        ipc=2,
+        n=3,
+        r=0.625,
+        train_epochs=2,
+        seeds=(0,),
+        width=8,
+        cam_per_class=2,
+    ),
+    "full": DemoSize(
+        name="full",
+        train_per_class=150,
+        test_per_class=50,
+        labeler_epochs=8,
+        labeler_batch=32,
+        labeler_lr=0.02,
+        save_at=(2, 4, 6, 8),
+        dense_epoch=4,
+        ipc=5,
+        n=5,
+        r=0.625,
+        train_epochs=15,
+        seeds=(0,),
+        width=32,
+        cam_per_class=4,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DemoArtifacts:
+    """Where the demo put everything (paths inside the workspace) and what it cost."""
+
+    workspace: Path
+    source: str
+    size: str
+    labeler_dir: Path
+    checkpoints: tuple[Path, ...]
+    distilled_dir: Path  # random-real set, MTT layout (images_best.pt, labels_best.pt)
+    set_path: Path  # label-augmented set (.safetensors)
+    baseline_run: int
+    ladd_run: int
+    cam_inputs: Path
+    seconds: float
+    skipped: tuple[str, ...] = field(default_factory=tuple)  # steps reused from an earlier build
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return json.loads(json.dumps(d, default=str))
+
+
+def demo_tag(source: str, size: str) -> str:
+    return f"demo_{source.replace(':', '_').replace('/', '_')}_{size}"
+
+
+def _relay(progress: ProgressFn | None, start: float, span: float, label: str) -> ProgressFn:
+    """Map a step's own events onto the demo's overall 0..100 scale (never going back: a later
+    stage of the step, e.g. evaluation, restarts its own count)."""
+    best = [0.0]
+
+    def cb(ev: Any) -> None:
+        if progress is None:
+            return
+        total = max(1, int(getattr(ev, "total", 1) or 1))
+        best[0] = max(best[0], min(1.0, float(getattr(ev, "step", 0) or 0) / total))
+        frac = best[0]
+        msg = getattr(ev, "message", "") or ""
+        progress(
+            ProgressEvent(
+                "demo",
+                int(round(start + span * frac)),
+                100,
+                getattr(ev, "loss", None),
+                f"{label}: {msg}".rstrip(": ") if msg else label,
+            )
+        )
+
+    return cb
+
+
+def _say(progress: ProgressFn | None, step: float, message: str) -> None:
+    if progress is not None:
+        progress(ProgressEvent("demo", int(round(step)), 100, None, message))
+
+
+def _check_stop(stop: Any) -> None:
+    if stop is not None and stop.is_set():
+        raise InterruptedError("demo build stopped on request")
+
+
+def build_demo(
+    workspace: Any,
+    *,
+    source: str = "shapes",
+    size: str = "small",
+    progress: ProgressFn | None = None,
+    device: str | torch.device = "cpu",
+    stop: Any | None = None,
+) -> DemoArtifacts:
+    """Build (or reuse) the demo artifacts in `workspace` (a ladd.store.Workspace or a folder)."""
+    from ladd.data import load_source
+    from ladd.dense import LabelAugmentedSet, augment
+    from ladd.deploy import TrainConfig, train_recorded
+    from ladd.distilled import load_distilled, random_real
+    from ladd.labeler import LabelerConfig, list_checkpoints, load_labeler, read_meta, train_labeler
+    from ladd.store import Workspace
+
+    if size not in DEMO_SIZES:
+        raise ValueError(f"unknown demo size {size!r}; use one of {', '.join(DEMO_SIZES)}")
+    spec = DEMO_SIZES[size]
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    t0 = time.perf_counter()
+    tag = demo_tag(source, size)
+    skipped: list[str] = []
+
+    # 1. Real data (decoded once into the workspace cache).
+    _say(progress, 0, f"loading the {source} source")
+    train = load_source(
+        source, "train", cache_dir=ws.cache_dir, limit_per_class=spec.train_per_class, seed=0
+    )
+    test = load_source(
+        source, "test", cache_dir=ws.cache_dir, limit_per_class=spec.test_per_class, seed=0
+    )
+    _check_stop(stop)
+
+    # 2. Labeler checkpoints (train_labeler resumes from matching checkpoints; all there = no-op).
+    lab_cfg = LabelerConfig(
+        arch="convnet_d3" if int(train.images.shape[-1]) <= 64 else "convnet_d5",
+        epochs=spec.labeler_epochs,
+        save_at=spec.save_at,
+        batch_size=spec.labeler_batch,
+        lr=spec.labeler_lr,
+        augment=False,  # few epochs: plain images learn faster
+        seed=0,
+        limit_per_class=spec.train_per_class,
+        model_options={"width": spec.width},
+    )
+    lab_dir = ws.labelers_dir / tag
+    have = _matching_epochs(lab_dir, lab_cfg, list_checkpoints, read_meta)
+    if set(lab_cfg.checkpoint_epochs()) <= have:
+        skipped.append("labeler")
+        checkpoints = [p for p in list_checkpoints(lab_dir) if read_meta(p).epoch in have]
+    else:
+        _say(progress, 2, "training the labeler")
+        with ws.db.run(
+            "labeler",
+            {"source": source, "labeler": lab_cfg.to_dict(), "out": str(lab_dir), "demo": tag},
+        ) as run:
+            checkpoints = train_labeler(
+                train,
+                lab_cfg,
+                lab_dir,
+                device=device,
+                progress=_relay(progress, 2, 38, "labeler"),
+                stop=stop,
+                test_set=test,
+            )
+            run.log_metrics(checkpoints=[str(p) for p in checkpoints])
+    _check_stop(stop)
+
+    # 3. A random-real distilled set, in the MTT layout other tools read.
+    distilled_dir = ws.sets_dir / f"{tag}_random_ipc{spec.ipc}"
+    distilled = None
+    if (distilled_dir / "images_best.pt").is_file():
+        try:
+            distilled = load_distilled(distilled_dir, source=source)
+            skipped.append("distilled")
+        except ValueError:
+            distilled = None
+    if distilled is None:
+        _say(progress, 41, f"drawing a random-real set, {spec.ipc} images per class")
+        distilled = random_real(train, spec.ipc, seed=0)
+        distilled.save_mtt(distilled_dir)
+    _check_stop(stop)
+
+    # 4. Dense labels from an early checkpoint.
+    dense_ckpt = _checkpoint_for(checkpoints, spec.dense_epoch, read_meta)
+    set_path = (
+        ws.sets_dir
+        / f"{tag}_random_ipc{spec.ipc}_n{spec.n}_e{read_meta(dense_ckpt).epoch}.safetensors"
+    )
+    if set_path.is_file():
+        try:
+            la = LabelAugmentedSet.load(set_path)
+            skipped.append("dense")
+        except ValueError:
+            la = None
+    else:
+        la = None
+    if la is None:
+        _say(progress, 43, f"dense labels: {spec.n}x{spec.n} crops per image")
+        la = augment(
+            distilled, load_labeler(dense_ckpt, device=device), spec.n, spec.r, device=device
+        )
+        la.save(set_path)
+    _check_stop(stop)
+
+    # 5. Baseline and LADD runs, recorded with their weights.
+    runs: dict[str, int] = {}
+    spans = {"baseline": (45, 10), "ladd": (55, 40)}
+    for mode in ("baseline", "ladd"):
+        cfg = TrainConfig(
+            arch=lab_cfg.arch or "convnet_d3",
+            mode=mode,
+            epochs=spec.train_epochs,
+            seeds=spec.seeds,
+            model_options={"width": spec.width},
+        )
+        found = _find_run(ws, tag, mode, cfg.to_dict())
+        if found is not None:
+            runs[mode] = found
+            skipped.append(f"run:{mode}")
+            continue
+        start, span = spans[mode]
+        _say(progress, start, f"training the {mode} model")
+        run_id, _ = train_recorded(
+            ws,
+            la,
+            test,
+            cfg,
+            device=device,
+            progress=_relay(progress, start, span, f"{mode} training"),
+            stop=stop,
+            extra={
+                "set": str(set_path),
+                "source": source,
+                "label": f"demo {mode}",
+                "demo": tag,
+            },
+        )
+        runs[mode] = run_id
+        _check_stop(stop)
+
+    # 6. Real test images for CAMs.
+    _say(progress, 96, "saving real test images for CAMs")
+    cam_path = _cam_file(ws, source, int(train.images.shape[-1]), spec.cam_per_class)
+    if cam_path.is_file():
+        skipped.append("cam")
+    else:
+        save_cam_inputs(
+            load_source(
+                source, "test", cache_dir=ws.cache_dir, limit_per_class=spec.cam_per_class, seed=1
+            ),
+            cam_path,
+        )
+
+    arts = DemoArtifacts(
+        workspace=ws.root,
+        source=source,
+        size=size,
+        labeler_dir=lab_dir,
+        checkpoints=tuple(checkpoints),
+        distilled_dir=distilled_dir,
+        set_path=set_path,
+        baseline_run=runs["baseline"],
+        ladd_run=runs["ladd"],
+        cam_inputs=cam_path,
+        seconds=time.perf_counter() - t0,
+        skipped=tuple(skipped),
+    )
+    from ladd.store import write_json
+
+    summary = ws.root / f"{tag}.json"
+    if len(skipped) < 6 or not summary.is_file():  # keep the first build's time when all reused
+        write_json(summary, arts.to_dict())
+    _say(progress, 100, f"demo ready in {arts.seconds:.0f} s")
+    return arts
+
+
+def load_demo(workspace: Any, source: str = "shapes", size: str = "small") -> dict[str, Any] | None:
+    """The summary an earlier build_demo wrote, or None."""
+    root = _root(workspace)
+    path = root / f"{demo_tag(source, size)}.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def list_demos(workspace: Any) -> list[dict[str, Any]]:
+    """Every demo summary in the workspace, newest first."""
+    root = _root(workspace)
+    found = sorted(root.glob("demo_*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [json.loads(p.read_text(encoding="utf-8")) for p in found]
+
+
+def _root(workspace: Any) -> Path:
+    """The folder of a Workspace or of a path (a Path's own `.root` is "/", not this)."""
+    from ladd.store import Workspace
+
+    return Path(workspace.root if isinstance(workspace, Workspace) else workspace)
+
+
+def _matching_epochs(lab_dir: Path, cfg: Any, list_checkpoints: Any, read_meta: Any) -> set[int]:
+    from ladd.labeler import LabelerConfig
+
+    epochs = set()
+    for p in list_checkpoints(lab_dir):
+        try:
+            meta = read_meta(p)
+        except ValueError:
+            continue
+        if LabelerConfig.from_dict(meta.config).resume_key() == cfg.resume_key():
+            epochs.add(int(meta.epoch))
+    return epochs
+
+
+def _checkpoint_for(checkpoints: list[Path], epoch: int, read_meta: Any) -> Path:
+    """The checkpoint of `epoch`, else the earliest one."""
+    if not checkpoints:
+        raise RuntimeError("the labeler produced no checkpoints")
+    for p in checkpoints:
+        if read_meta(p).epoch == epoch:
+            return p
+    return checkpoints[0]
+
+
+def _find_run(ws: Any, tag: str, mode: str, train_cfg: dict[str, Any]) -> int | None:
+    """A finished demo run with these settings whose weights are still on disk."""
+    for run in ws.db.list_runs("train"):
+        if run.status != "done" or run.config.get("demo") != tag:
+            continue
+        if run.config.get("train") != json.loads(json.dumps(train_cfg)):
+            continue
+        paths = [Path(v) for k, v in run.artifacts.items() if k.startswith("model_seed")]
+        if paths and all(p.is_file() for p in paths):
+            return run.id
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Real test images for class activation maps
+
+
+def _cam_file(ws: Any, source: str, image_size: int, per_class: int) -> Path:
+    name = source.replace(":", "_").replace("/", "_")
+    return ws.root / "cam" / f"{name}_{image_size}px_{per_class}pc.safetensors"
+
+
+def save_cam_inputs(images: Any, path: str | Path) -> Path:
+    """Write an ImageSet (uint8 images, labels, its SourceInfo) to one safetensors file."""
+    from ladd.store import save_tensors
+
+    info = images.info
+    meta = {
+        "name": info.name,
+        "class_names": list(info.class_names),
+        "image_size": int(info.image_size),
+        "mean": list(info.mean),
+        "std": list(info.std),
+        "channels": int(getattr(info, "channels", 3)),
+        "split": images.split,
+    }
+    return save_tensors(
+        path,
+        {"images": images.images.to(torch.uint8), "labels": images.labels.long()},
+        {"ladd_cam_inputs": json.dumps(meta)},
+    )
+
+
+def load_cam_inputs(path: str | Path) -> Any:
+    """Read a file written by save_cam_inputs back as an ImageSet."""
+    from safetensors import safe_open
+
+    from ladd.data import ImageSet, SourceInfo
+
+    with safe_open(str(path), framework="pt") as f:
+        raw = f.metadata() or {}
+        if "ladd_cam_inputs" not in raw:
+            raise ValueError(f"{path}: not a CAM inputs file")
+        images, labels = f.get_tensor("images"), f.get_tensor("labels")
+    meta = json.loads(raw["ladd_cam_inputs"])
+    info = SourceInfo(
+        name=meta["name"],
+        class_names=tuple(meta["class_names"]),
+        image_size=int(meta["image_size"]),
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+        channels=int(meta.get("channels", 3)),
+    )
+    return ImageSet(images, labels, info, meta.get("split", "test"))
+
+
+def cam_inputs(
+    workspace: Any, source: str, image_size: int | None = None, per_class: int = 4
+) -> Any:
+    """Real test images of a source for CAMs: the demo's file when there is one, else loaded
+    from the source (and saved for next time)."""
+    from ladd.data import load_source
+    from ladd.store import Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    name = source.replace(":", "_").replace("/", "_")
+    found = (
+        sorted((ws.root / "cam").glob(f"{name}_*px_*pc.safetensors"))
+        if (ws.root / "cam").is_dir()
+        else []
+    )
+    if image_size is not None:
+        found = [p for p in found if f"_{image_size}px_" in p.name]
+    if found:
+        return load_cam_inputs(found[-1])
+    images = load_source(
+        source,
+        "test",
+        image_size=image_size,
+        cache_dir=ws.cache_dir,
+        limit_per_class=per_class,
+        seed=1,
+    )
+    save_cam_inputs(images, _cam_file(ws, source, int(images.images.shape[-1]), per_class))
+    return images

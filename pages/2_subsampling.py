@@ -1,0 +1,104 @@
+"""Sub-sampling: the static sampler S on one image -- the N x N crop boxes, the crops, and what
+a setting costs (crop size, stride, labels per image, storage overhead for the whole set)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import cache, charts, state, widgets
+from app.state import K
+from ladd.subsample import crop_grid
+
+st.title("Sub-sampling")
+st.caption(
+    "Each image gives N x N crops that each cover R of the side, evenly strided from the "
+    "top-left corner (raster order). N and R define every crop: nothing is stored per crop."
+)
+
+path = widgets.set_picker(K.SUB_SET)
+
+
+def setting(col, n_key: str, r_key: str, suffix: str) -> tuple[int, float]:
+    with col:
+        n = st.slider(
+            f"N (crops per side){suffix}", 1, 9, state.default(n_key), **state.bound(n_key)
+        )
+        r = st.slider(
+            f"R (crop side / image side){suffix}",
+            0.1,
+            1.0,
+            state.default(r_key),
+            step=0.025,
+            format="%.3f",
+            **state.bound(r_key),
+        )
+    return n, r
+
+
+def show(path: str, index: int, n: int, r: float, size: int, base: dict, tag: str) -> None:
+    grid = crop_grid(size, n, r)
+    crops, boxes = cache.crops_of(path, index, n, r)
+    m = st.columns(4)
+    m[0].metric("Crop size", f"{grid.side} px")
+    m[1].metric("Stride", f"{grid.stride:.1f} px")
+    m[2].metric("Labels per image", grid.num_crops)
+    # Dense labels are float32 (N*N x K per image); compare with the zipped images + hard labels.
+    dense_bytes = base["images"] * grid.num_crops * base["classes"] * 4
+    m[3].metric(
+        "Storage overhead",
+        f"{dense_bytes / base['base_bytes']:.1%}",
+        help="Whole set: float32 dense labels (uncompressed) over the zip of its uint8 images "
+        "and hard labels. The paper's zip accounting compresses the labels too.",
+    )
+    pixels = cache.set_pixels(path)
+    a, b = st.columns(2)
+    with a:
+        widgets.plot(
+            charts.image_with_boxes(pixels[index], boxes, f"{n} x {n} crops, R = {r:.3f}"),
+            f"crop_boxes_n{n}_r{r:.3f}",
+            key=f"boxes_{tag}",
+        )
+    with b:
+        widgets.plot(
+            charts.crops_sheet(crops, n, f"{grid.num_crops} crops of {grid.side} px"),
+            f"crops_n{n}_r{r:.3f}",
+            key=f"crops_{tag}",
+        )
+
+
+if path:
+    with widgets.guard("Cannot sub-sample this set: "):
+        ds = cache.load_set(path)
+        pixels = cache.set_pixels(path)
+        names = list(ds.class_names or [])
+        count = pixels.shape[0]
+        index = st.slider(
+            "Image",
+            0,
+            max(count - 1, 1),
+            state.default(K.SUB_IMAGE),
+            disabled=count < 2,
+            **state.bound(K.SUB_IMAGE),
+        )
+        index = min(index, count - 1)
+        label = int(ds.labels[index])
+        st.caption(f"Image {index} of {count}, class **{names[label] if names else label}**")
+        compare = st.toggle("Compare two settings side by side", **state.bound(K.SUB_COMPARE))
+        base = cache.storage_base(path)
+        if compare:
+            left, right = st.columns(2)
+            n1, r1 = setting(left, K.SUB_N, K.SUB_R, " (A)")
+            n2, r2 = setting(right, K.SUB_N2, K.SUB_R2, " (B)")
+            with left:
+                show(path, index, n1, r1, pixels.shape[1], base, "a")
+            with right:
+                show(path, index, n2, r2, pixels.shape[1], base, "b")
+        else:
+            (col,) = st.columns(1)
+            n1, r1 = setting(col, K.SUB_N, K.SUB_R, "")
+            show(path, index, n1, r1, pixels.shape[1], base, "a")
+        if "measured_overhead" in base:
+            st.caption(
+                f"This set carries dense labels at N = {base['measured_n']}, R = {base['measured_r']:g}: "
+                f"measured zip overhead {base['measured_overhead']:.1%} (the paper's accounting)."
+            )

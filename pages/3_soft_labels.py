@@ -1,0 +1,177 @@
+"""Soft labels across labeler epochs: each crop's dense label for one image under several
+checkpoints, and over the whole set the over-confidence of later epochs (paper Fig. 5)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import cache, charts, state, tasks, widgets
+from app.paths import workspace_root
+from app.state import K
+from ladd.data import list_sources
+
+st.title("Soft labels across labeler epochs")
+METRICS = ["class probability", "max probability", "entropy"]
+
+left, right = st.columns(2)
+with left:
+    path = widgets.set_picker(K.SL_SET)
+with right:
+    lab_dir = widgets.select(
+        "Labeler",
+        cache.list_labelers(),
+        K.SL_LABELER,
+        empty="No labelers yet: build the demo on Home, or train one below.",
+    )
+
+if path and lab_dir:
+    with widgets.guard("Cannot label this set: "):
+        ds = cache.load_set(path)
+        pixels = cache.set_pixels(path)
+        names = list(ds.class_names)
+        epochs = cache.labeler_epochs(lab_dir)
+        chosen = st.multiselect(
+            "Checkpoints (labeler epochs)",
+            list(epochs),
+            default=list(epochs),
+            format_func=lambda e: f"epoch {e}",
+            **state.bound(K.SL_EPOCHS),
+        )
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            index = st.slider(
+                "Image",
+                0,
+                max(1, len(pixels) - 1),
+                state.default(K.SL_IMAGE),
+                disabled=len(pixels) < 2,
+                **state.bound(K.SL_IMAGE),
+            )
+            index = min(index, len(pixels) - 1)
+        with c2:
+            n = st.slider("N", 1, 9, state.default(K.SL_N), **state.bound(K.SL_N))
+        with c3:
+            r = st.slider(
+                "R",
+                0.1,
+                1.0,
+                state.default(K.SL_R),
+                step=0.025,
+                format="%.3f",
+                **state.bound(K.SL_R),
+            )
+        c4, c5 = st.columns(2)
+        with c4:
+            metric = st.segmented_control(
+                "Show per crop",
+                METRICS,
+                default=state.default(K.SL_METRIC),
+                required=True,
+                **state.bound(K.SL_METRIC),
+            )
+        label = int(ds.labels[index])
+        with c5:
+            klass = st.selectbox(
+                "Class",
+                list(range(len(names))),
+                index=label,
+                format_func=lambda k: names[k],
+                disabled=metric != "class probability",
+                **state.bound(K.SL_CLASS),
+            )
+        st.caption(f"Image {index}: class **{names[label]}**")
+
+        if not chosen:
+            st.info("Pick at least one checkpoint.")
+        else:
+            chosen = sorted(chosen)
+            problems = cache.input_space_problems(path, epochs[chosen[0]])
+            if problems:
+                raise ValueError("this labeler cannot label this set: " + "; ".join(problems))
+            picked = {e: epochs[e] for e in chosen}
+            dense = cache.dense_by_epoch(path, picked, n, r, index)  # epoch -> (n*n, K)
+            img_col, *heat_cols = st.columns(1 + min(len(chosen), 4))
+            with img_col:
+                _, boxes = cache.crops_of(path, index, n, r)
+                widgets.plot(
+                    charts.image_with_boxes(pixels[index], boxes),
+                    "soft_label_image",
+                    key="sl_img_fig",
+                )
+            for i, e in enumerate(chosen):
+                values, zmax = cache.crop_values(dense[e], metric, klass)
+                what = {"class probability": f"P({names[klass]})", "entropy": "entropy (nats)"}
+                title = f"epoch {e}: {what.get(metric, metric)}"
+                with heat_cols[i % len(heat_cols)]:
+                    widgets.plot(
+                        charts.crop_heatmap(values, title, zmax=zmax),
+                        f"heatmap_epoch{e}",
+                        key=f"heat_{e}",
+                    )
+
+            st.caption(
+                "Each small chart is one crop, in raster order; the red bar is the image's class."
+            )
+            if st.session_state.get("sl_bar_epoch") not in chosen:
+                st.session_state.pop("sl_bar_epoch", None)  # its epoch was deselected
+            bar_epoch = st.select_slider(
+                "Per-crop soft labels of epoch", chosen, value=chosen[0], key="sl_bar_epoch"
+            )
+            widgets.plot(
+                charts.crop_label_bars(dense[bar_epoch], names, highlight=label),
+                f"soft_labels_epoch{bar_epoch}",
+                key="sl_bars",
+            )
+
+            st.subheader("Over the whole set, per labeler epoch")
+            st.caption(
+                "Later checkpoints are more accurate but over-confident: mean max-probability "
+                "rises and entropy falls (the paper's Fig. 5)."
+            )
+            df = cache.summary_by_epoch(path, picked, n, r)
+            widgets.plot(
+                charts.epoch_curves(
+                    df["epoch"], df["mean_max_prob"], df["mean_entropy"], df.get("test_accuracy")
+                ),
+                "fig5_epochs",
+                key="sl_fig5",
+            )
+            widgets.table(df.round(4), "soft_labels_per_epoch", key="sl_csv")
+
+with st.expander("Train a labeler", expanded=not cache.list_labelers()):
+    sources = [s for s in list_sources() if not s.startswith("imagefolder")]
+    c1, c2, c3, c4, c5 = st.columns(5)
+    with c1:
+        lt_source = widgets.select("Source", sources, K.LT_SOURCE)
+    with c2:
+        lt_epochs = st.number_input(
+            "Epochs", 1, 200, state.default(K.LT_EPOCHS), **state.bound(K.LT_EPOCHS)
+        )
+    with c3:
+        lt_every = st.number_input(
+            "Checkpoint every", 1, 50, state.default(K.LT_EVERY), **state.bound(K.LT_EVERY)
+        )
+    with c4:
+        lt_width = st.number_input(
+            "ConvNet width", 8, 128, state.default(K.LT_WIDTH), step=8, **state.bound(K.LT_WIDTH)
+        )
+    with c5:
+        lt_limit = st.number_input(
+            "Images per class (0 = all)",
+            0,
+            6000,
+            state.default(K.LT_LIMIT),
+            step=50,
+            **state.bound(K.LT_LIMIT),
+        )
+    if st.button("Train labeler", key="lt_go", type="primary", disabled=lt_source is None):
+        job = tasks.submit_labeler(
+            str(workspace_root()),
+            lt_source,
+            int(lt_epochs),
+            int(lt_every),
+            int(lt_width),
+            int(lt_limit) or None,
+        )
+        state.put(K.LT_JOB, job.id)
+    widgets.job_status(state.get(K.LT_JOB))

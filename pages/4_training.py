@@ -1,0 +1,146 @@
+"""Deployment training: train fresh models on a set in a mode (baseline, LADD, ablations) in the
+background; live loss and progress; every run lands in the workspace's runs database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import streamlit as st
+
+from app import cache, charts, state, tasks, widgets
+from app.jobs import registry
+from app.paths import workspace_root
+from app.state import K
+from ladd.deploy import MODES, TRAINERS
+from ladd.models import list_models, model_family
+
+MODE_HELP = {
+    "baseline": "full images, hard labels (or the set's own soft labels)",
+    "ladd": "full images + every crop with its dense label (LADD)",
+    "full_soft": "full images with the labeler's soft label (ablation)",
+    "crops_hard": "crops only, with the image's hard label (ablation)",
+    "crops_dense": "crops only, with dense labels (ablation)",
+}
+
+st.title("Deployment training")
+
+path = widgets.set_picker(K.TR_SET, label="Label-augmented set")
+c1, c2, c3 = st.columns(3)
+with c1:
+    archs = list_models()
+    arch = st.selectbox(
+        "Architecture", archs, index=archs.index("convnet_d3"), **state.bound(K.TR_ARCH)
+    )
+with c2:
+    mode = st.selectbox(
+        "Mode",
+        list(MODES),
+        format_func=lambda m: f"{m}: {MODE_HELP.get(m, '')}",
+        index=list(MODES).index(state.default(K.TR_MODE)),
+        **state.bound(K.TR_MODE),
+    )
+with c3:
+    width = st.number_input(
+        "ConvNet width",
+        8,
+        256,
+        state.default(K.TR_WIDTH),
+        step=8,
+        disabled=model_family(arch) != "convnet",
+        **state.bound(K.TR_WIDTH),
+    )
+c4, c5, c6 = st.columns(3)
+with c4:
+    epochs = st.number_input(
+        "Epochs", 1, 2000, state.default(K.TR_EPOCHS), **state.bound(K.TR_EPOCHS)
+    )
+with c5:
+    seeds = st.number_input(
+        "Seeds (models)", 1, 10, state.default(K.TR_SEEDS), **state.bound(K.TR_SEEDS)
+    )
+with c6:
+    trainer = st.selectbox(
+        "Trainer",
+        list(TRAINERS),
+        index=list(TRAINERS).index(state.default(K.TR_TRAINER)),
+        help="fast: all seeds trained together (compiled on a GPU); reference: the field-style "
+        "loop, one model at a time, for comparison",
+        **state.bound(K.TR_TRAINER),
+    )
+
+if st.button(
+    "Start training", type="primary", key="tr_go", icon=":material/play_arrow:", disabled=not path
+):
+    with widgets.guard("Cannot start: "):
+        cfg = {
+            "arch": arch,
+            "mode": mode,
+            "epochs": int(epochs),
+            "seeds": tuple(range(int(seeds))),
+            "trainer": trainer,
+            "model_options": {"width": int(width)} if model_family(arch) == "convnet" else {},
+        }
+        job = tasks.submit_training(
+            str(workspace_root()), str(cache.check_path(path)), cfg, f"{mode} / {arch}"
+        )
+        state.put(K.TR_JOB, job.id)
+
+# This tab's job first, then any other training a tab started (shared registry).
+mine = state.get(K.TR_JOB)
+widgets.job_status(mine)
+for job in registry().active("train"):
+    if job.id != mine:
+        widgets.job_status(job.id)
+
+st.subheader("Runs")
+runs = [r for r in cache.list_runs("train")]
+if not runs:
+    st.info("No training runs yet.")
+else:
+    rows = []
+    for r in runs:
+        cfg = r.config.get("train", {})
+        acc, std = r.metrics.get("accuracy_mean"), r.metrics.get("accuracy_std")
+        rows.append(
+            {
+                "id": r.id,
+                "label": r.config.get("label", ""),
+                "mode": cfg.get("mode"),
+                "arch": cfg.get("arch"),
+                "epochs": cfg.get("epochs"),
+                "seeds": len(cfg.get("seeds", [])),
+                "accuracy": None if acc is None else round(100 * acc, 2),
+                "± std": None if std is None else round(100 * std, 2),
+                "seconds": None
+                if r.metrics.get("seconds") is None
+                else round(r.metrics["seconds"], 1),
+                "status": r.status,
+                "started": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+                "set": cache.rel(r.config.get("set", "")) if r.config.get("set") else "",
+            }
+        )
+    df = pd.DataFrame(rows)
+    picked = st.dataframe(
+        df, hide_index=True, on_select="rerun", selection_mode="single-row", key="tr_runs"
+    )
+    widgets.csv_download(df, "runs", key="tr_runs_csv")
+    sel = picked.selection.rows if picked is not None else []
+    if sel:
+        run = runs[sel[0]]
+        st.markdown(f"**Run #{run.id}** {run.config.get('label', '')}: {run.status}")
+        if run.error:
+            widgets.error(run.error)
+        result = cache.run_result(run.id)
+        if result.get("loss_curves"):
+            widgets.plot(
+                charts.loss_curves(result["loss_curves"], x_title="epoch"),
+                f"loss_run{run.id}",
+                key="tr_run_loss",
+            )
+        st.page_link(
+            "../pages/5_compare.py",
+            label="Compare with another run",
+            icon=":material/compare:",
+            query_params={"cmp_b": str(run.id)},
+        )
