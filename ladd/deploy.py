@@ -276,10 +276,12 @@ def train_reference(
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     lr: float | None = None,
+    channels_last: bool = False,
 ) -> TrainedModels:
     """The field's evaluation loop, one model per seed in sequence (eager, batch 256, DSA).
 
-    `lr` overrides cfg.lr (train_and_evaluate passes the resolved rate).
+    `lr` overrides cfg.lr (train_and_evaluate passes the resolved rate). `channels_last` stores
+    inputs and weights in NHWC (faster convolutions on CUDA; the fast trainer's sequential engine).
     """
     dev = resolve_device(device)
     lr = float(lr if lr is not None else (cfg.lr or default_lr(spec.name, spec.image_size)))
@@ -287,6 +289,9 @@ def train_reference(
     t_count = len(data)
     if t_count == 0:
         raise ValueError("the training set is empty")
+    inputs = data.inputs  # (T, C, H, W)
+    if channels_last:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     steps_per_epoch = math.ceil(t_count / cfg.batch_size)
     decay_epoch = int(cfg.epochs * cfg.lr_decay_at)
     per_sample = step_flops(data, spec, cfg.batch_size, dev)
@@ -298,6 +303,8 @@ def train_reference(
     curves: list[list[float]] = []
     for si, seed in enumerate(cfg.seeds):
         model = init_model(spec, seed).to(dev).train()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(
             model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
@@ -313,7 +320,7 @@ def train_reference(
                 if stop is not None and stop.is_set():
                     raise TrainingStopped(f"stopped at seed {seed}, epoch {epoch}")
                 idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                x, y = data.inputs[idx], data.targets[idx]
+                x, y = inputs[idx], data.targets[idx]
                 if cfg.dsa:
                     x = dsa(x, g, dsa_cfg)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
@@ -331,7 +338,7 @@ def train_reference(
                         "train", si * cfg.epochs + epoch + 1, total, mean_loss, f"seed {seed}"
                     )
                 )
-        models.append(model.eval())
+        models.append(model.to(memory_format=torch.contiguous_format).eval())
         curves.append(curve)
     seconds = time.perf_counter() - t0
     flops = int(per_sample * t_count * cfg.epochs * len(cfg.seeds))

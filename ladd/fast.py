@@ -36,15 +36,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ladd.augment import DSA_OPS, DSAConfig, dsa
+from ladd.augment import DSA_OPS, DSAConfig
 from ladd.deploy import (
     TrainConfig,
     TrainedModels,
     TrainingData,
     TrainingStopped,
     init_model,
-    soft_cross_entropy,
     step_flops,
+    train_reference,
 )
 from ladd.device import resolve_device
 from ladd.models import ModelSpec, default_lr
@@ -400,73 +400,6 @@ def _train_stacked(
     return [m.eval() for m in models], curves
 
 
-def _train_sequential(
-    data: TrainingData,
-    spec: ModelSpec,
-    cfg: TrainConfig,
-    lr: float,
-    dev: torch.device,
-    progress: ProgressFn | None,
-    stop: threading.Event | None,
-) -> tuple[list[nn.Module], list[list[float]]]:
-    """The reference math per seed; losses stay on the device until an epoch is over."""
-    t_count, bsz = len(data), cfg.batch_size
-    steps = math.ceil(t_count / bsz)
-    decay_epoch = int(cfg.epochs * cfg.lr_decay_at)
-    bf16 = cfg.precision == "bf16" and dev.type == "cuda"
-    channels_last = dev.type == "cuda"
-    dsa_cfg = cfg.dsa_config
-    inputs = data.inputs
-    if channels_last:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    total = len(cfg.seeds) * cfg.epochs
-    models, curves = [], []
-    for si, seed in enumerate(cfg.seeds):
-        model = init_model(spec, seed).to(dev).train()
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        opt = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-        )
-        g = torch.Generator(device=dev).manual_seed(int(seed))
-        curve: list[float] = []
-        for epoch in range(cfg.epochs):
-            if epoch == decay_epoch and epoch > 0:
-                for group in opt.param_groups:
-                    group["lr"] = lr * 0.1
-            perm = torch.randperm(t_count, generator=g, device=dev)
-            running = torch.zeros((), device=dev)
-            for b in range(steps):
-                if stop is not None and stop.is_set():
-                    raise TrainingStopped(f"stopped at seed {seed}, epoch {epoch}")
-                idx = perm[b * bsz : (b + 1) * bsz]
-                x, y = inputs[idx], data.targets[idx]
-                if cfg.dsa:
-                    x = dsa(x, g, dsa_cfg)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                    logits = model(x)
-                loss = soft_cross_entropy(logits, y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                running += loss.detach() * idx.shape[0]
-            mean_loss = float(running) / t_count
-            curve.append(mean_loss)
-            if progress is not None:
-                progress(
-                    ProgressEvent(
-                        "train",
-                        si * cfg.epochs + epoch + 1,
-                        total,
-                        mean_loss,
-                        f"seed {seed} (fast)",
-                    )
-                )
-        models.append(model.to(memory_format=torch.contiguous_format).eval())
-        curves.append(curve)
-    return models, curves
-
-
 def train_fast(
     data: TrainingData,
     spec: ModelSpec,
@@ -492,11 +425,20 @@ def train_fast(
     probe = init_model(spec, 0)
     engine, mode, pad = _resolve(opts, dev, probe)
     per_sample = step_flops(data, spec, cfg.batch_size, dev)
+    if engine == "sequential":
+        # The reference math per seed, NHWC on CUDA (measured slower on the CPU).
+        return train_reference(
+            data,
+            spec,
+            cfg,
+            device=dev,
+            progress=progress,
+            stop=stop,
+            lr=lr,
+            channels_last=dev.type == "cuda",
+        )
     t0 = time.perf_counter()
-    if engine == "stacked":
-        models, curves = _train_stacked(data, spec, cfg, lr, dev, mode, pad, progress, stop)
-    else:
-        models, curves = _train_sequential(data, spec, cfg, lr, dev, progress, stop)
+    models, curves = _train_stacked(data, spec, cfg, lr, dev, mode, pad, progress, stop)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0

@@ -142,12 +142,25 @@ def test_progress_reports_every_epoch() -> None:
     assert all(e.total == 9 and e.loss is not None for e in events)
 
 
-def test_train_models_dispatches_to_the_fast_trainer() -> None:
+def test_train_models_dispatches_to_the_fast_trainer(monkeypatch) -> None:
+    import ladd.fast
+
+    calls = []
+    real = ladd.fast.train_fast
+
+    def spy(*args, **kwargs):
+        calls.append(args[2].trainer)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ladd.fast, "train_fast", spy)
     cfg = _cfg(trainer="fast", epochs=1)
     events = []
     res = train_models(_data(), model_spec(cfg, K, SIZE), cfg, device="cpu", progress=events.append)
-    assert len(res.models) == 3
-    assert events and "fast" in events[-1].message
+    assert len(res.models) == 3 and calls == ["fast"] and events
+    train_models(
+        _data(), model_spec(cfg, K, SIZE), _cfg(trainer="reference", epochs=1), device="cpu"
+    )
+    assert calls == ["fast"]  # the reference trainer does not go through ladd.fast
 
 
 class _Draws:
