@@ -227,15 +227,21 @@ def safe_torch_load(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # an untrusted file may fail in any way: report it as the file's
         text = str(err)
-        if "weights only load failed" in text.lower():
-            named = re.search(r"GLOBAL (\S+)", text)
-            detail = (
-                f"it refers to {named.group(1)}" if named else "it is not a plain tensor pickle"
-            )
+        # weights_only wraps every unpickling failure: name a global when torch saw one.
+        named = re.search(r"GLOBAL (\S+)", text)
+        if named:
             raise DistilledFileError(
                 path,
                 "refused: it holds pickled Python objects, not only tensors, and is loaded with "
-                f"weights_only=True so they never run ({detail})",
+                f"weights_only=True so they never run (it refers to {named.group(1)})",
+            ) from err
+        if "weights only load failed" in text.lower():
+            op = re.search(r"Unsupported operand \d+", text)
+            raise DistilledFileError(
+                path,
+                "refused: not a plain tensor file that loads with weights_only=True (corrupt, not "
+                "a PyTorch file, or a pickle of other Python objects, which never run)"
+                + (f" [{op.group(0)}]" if op else ""),
             ) from err
         first = (text.strip().splitlines() or [type(err).__name__])[0]
         raise DistilledFileError(

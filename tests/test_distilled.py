@@ -183,6 +183,12 @@ def test_truncated_file_is_refused(tmp_path):
     assert_refused(tmp_path / "cut.pt", "truncated or corrupt")
 
 
+def test_text_file_is_reported_as_not_a_tensor_file(tmp_path):
+    (tmp_path / "notes.pt").write_text("garbage, not a tensor file\n")
+    err = assert_refused(tmp_path / "notes.pt", "not a plain tensor file")
+    assert "it refers to" not in str(err)
+
+
 def test_nan_images_are_refused(tmp_path):
     images, labels = class_major()
     images[3, 1, 2, 2] = float("nan")
