@@ -32,9 +32,8 @@ def submit_random_real(root: str, source: str, ipc: int, seed: int) -> Job:
     """Draw a random-real distilled set and save it (MTT layout) under sets/."""
 
     def work(job: Job) -> str:
-        from ladd.distilled import random_real
-
         from ladd.data import load_source
+        from ladd.distilled import random_real
         from ladd.store import Workspace
 
         ws = Workspace(root)
