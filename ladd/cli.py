@@ -20,6 +20,7 @@ exit 1 (bad arguments: 2); --debug shows the traceback. Progress bars go to stde
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -969,8 +970,15 @@ def runs_export(
         out.print(f"runs exported to {path}")
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    # SIGTERM (kill, a scheduler's timeout) unwinds like Ctrl-C, so the run is marked failed
+    # at once and files already written stay.
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
 def main() -> None:
     """Console entry point (`ladd`)."""
+    signal.signal(signal.SIGTERM, _terminated)
     app()
 
 

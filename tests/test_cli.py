@@ -216,3 +216,58 @@ def test_whole_pipeline_on_shapes(tmp_path: Path) -> None:
     res = invoke("runs", "export", tmp_path / "runs.csv", "--workspace", ws)
     assert res.exit_code == 0 and (tmp_path / "runs.csv").read_text().count("\n") >= 5
     assert invoke("runs", "show", "999", "--workspace", ws).exit_code == 1
+
+
+def test_sigterm_marks_a_cli_run_failed_at_once(tmp_path):
+    import os
+    import signal
+    import time
+
+    from ladd.store import Workspace
+
+    ws = tmp_path / "ws"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ladd.cli",
+            "train-labeler",
+            "--source",
+            "shapes",
+            "--epochs",
+            "500",
+            "--save-at",
+            "500",
+            "--width",
+            "8",
+            "--limit-per-class",
+            "20",
+            "--device",
+            "cpu",
+            "--workspace",
+            str(ws),
+            "--out",
+            str(tmp_path / "lab"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        db = Workspace(ws).db
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (ws / "runs.sqlite").exists() and [r.status for r in db.list_runs()] == ["running"]:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run never started")
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    run = db.get_run(db.list_runs()[0].id)
+    assert run.status == "failed"
+    assert "terminated by signal" in (run.error or "")
