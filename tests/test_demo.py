@@ -89,3 +89,19 @@ def test_a_stop_request_interrupts_the_build(tmp_path):
 def test_unknown_size_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown demo size"):
         build_demo(tmp_path, size="huge")
+
+
+def test_the_same_demo_runs_on_real_cifar10_when_available(tmp_path, monkeypatch):
+    import os
+
+    from ladd.dense import LabelAugmentedSet
+    from ladd.store import Workspace
+
+    shared = os.environ.get("LADD_SHARED_DATA")
+    if not shared or not (Path(shared) / "cifar10-jpg.tar.xz").exists():
+        pytest.skip("LADD_SHARED_DATA does not point at cifar10-jpg.tar.xz")
+    arts = build_demo(tmp_path, source="cifar10", size="small", device="cpu")
+    la = LabelAugmentedSet.load(arts.set_path)
+    assert la.source == "cifar10" and la.class_names[0] == "airplane"
+    run = Workspace(tmp_path).db.get_run(arts.ladd_run)
+    assert run.status == "done" and run.config["source"] == "cifar10"
