@@ -194,7 +194,7 @@ def accuracy_parity(
     """5-seed accuracy of both trainers on a random-real set of `source` (full images + crops,
     hard labels), reduced epochs; parity = |mean_fast - mean_ref| <= std_ref."""
     from ladd.data import load_source
-    from ladd.deploy import build_training_data, test_inputs
+    from ladd.deploy import build_training_data, eval_inputs
     from ladd.distilled import random_real
 
     train = load_source(source, "train", image_size=image_size, limit_per_class=max(ipc, 20))
@@ -219,7 +219,7 @@ def accuracy_parity(
         lr=0.01,
     )
     spec = model_spec(cfg, data.num_classes, image_size)
-    x_test = test_inputs(distilled, test, device)
+    x_test = eval_inputs(distilled, test, device)
     out: dict[str, Any] = {"source": source, "arch": arch, "epochs": epochs, "samples": len(data)}
     for name, trainer in (("reference", run_reference), ("ours", None)):
         if trainer is None:

@@ -376,7 +376,7 @@ def train_models(
 # Evaluation
 
 
-def test_inputs(dataset: Any, test_set: Any, device: torch.device) -> torch.Tensor:
+def eval_inputs(dataset: Any, test_set: Any, device: torch.device) -> torch.Tensor:
     """The real test images in the distilled set's input space (its mean/std, then its ZCA)."""
     from ladd.data.imageset import normalise
 
@@ -475,7 +475,7 @@ def train_and_evaluate(
     size = int(dataset.images.shape[-1])
     spec = model_spec(cfg, data.num_classes, size, int(dataset.images.shape[1]))
     lr = resolve_lr(cfg, dataset, cfg.arch, size)
-    x_test = test_inputs(dataset, test_set, dev)  # checks sizes before the long part
+    x_test = eval_inputs(dataset, test_set, dev)  # checks sizes before the long part
     trained = train_models(
         data, spec, replace(cfg, lr=lr), device=dev, progress=progress, stop=stop
     )

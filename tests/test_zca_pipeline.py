@@ -1,0 +1,56 @@
+"""ZCA space end to end (MTT/DATM sets on CIFAR live there): labeler, dense labels, deployment."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ladd.data import load_source, normalise
+from ladd.dense import LabelAugmentedSet, augment
+from ladd.deploy import TrainConfig, eval_inputs, train_and_evaluate
+from ladd.distilled import fit_zca_for, random_real
+from ladd.labeler import LabelerConfig, load_labeler, train_labeler
+
+
+@pytest.fixture(scope="module")
+def zca_labeler(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zca")
+    cfg = LabelerConfig(
+        arch="convnet_d3",
+        epochs=2,
+        save_at=(2,),
+        limit_per_class=30,
+        zca=True,
+        model_options={"width": 8},
+    )
+    paths = train_labeler("shapes", cfg, root / "lab", device="cpu", cache_dir=root / "cache")
+    return root, paths[-1]
+
+
+def test_zca_labeler_labels_a_zca_set_and_refuses_a_plain_one(zca_labeler, tmp_path):
+    root, ckpt = zca_labeler
+    lab = load_labeler(ckpt)
+    assert lab.meta.zca
+    zca = fit_zca_for("shapes", cache_dir=root / "cache")
+    whitened = random_real("shapes", 2, seed=0, zca=zca)
+    la = augment(whitened, lab, n=2, r=0.75, device="cpu")
+    assert la.dense.shape == (20, 4, 10)
+    torch.testing.assert_close(la.dense.sum(-1), torch.ones(20, 4))
+    la.save(tmp_path / "la.safetensors")
+    back = LabelAugmentedSet.load(tmp_path / "la.safetensors", cache_dir=root / "cache")
+    assert back.zca is not None
+    with pytest.raises(ValueError, match="ZCA"):
+        augment(random_real("shapes", 2, seed=0), lab, n=2, r=0.75, device="cpu")
+
+
+def test_the_test_split_is_whitened_like_the_set(zca_labeler):
+    root, ckpt = zca_labeler
+    zca = fit_zca_for("shapes", cache_dir=root / "cache")
+    la = augment(random_real("shapes", 2, seed=0, zca=zca), load_labeler(ckpt), 2, 0.75)
+    test = load_source("shapes", "test", limit_per_class=5)
+    x = eval_inputs(la, test, torch.device("cpu"))
+    want = zca.apply(normalise(test.images, la.mean, la.std))
+    torch.testing.assert_close(x, want)
+    cfg = TrainConfig(epochs=2, seeds=(0,), model_options={"width": 8}, mode="ladd")
+    res = train_and_evaluate(la, test, cfg, device="cpu")
+    assert 0.0 <= res.accuracy_mean <= 1.0 and len(res.loss_curves[0]) == 2
