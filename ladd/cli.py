@@ -61,6 +61,12 @@ SourceOpt = Annotated[
     str | None,
     typer.Option("--source", help="Source dataset (normalisation, class names, real test split)."),
 ]
+ZcaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--zca", help="The set's images are in ZCA space (MTT/DATM on CIFAR): fit ZCA on --source."
+    ),
+]
 DataRootOpt = Annotated[
     Path | None,
     typer.Option("--data-root", help="Where source archives live (e.g. ../shared/data)."),
@@ -167,12 +173,22 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     return vals
 
 
-def _load_set(path: Path, source: str | None, ws: Any = None, data_root: Path | None = None) -> Any:
+def _load_set(
+    path: Path,
+    source: str | None,
+    ws: Any = None,
+    data_root: Path | None = None,
+    zca: bool = False,
+) -> Any:
     from ladd.dense import load_any
 
     if not path.exists():
         raise CLIError(f"{path}: no such file or folder")
     kwargs: dict[str, Any] = {"source": source} if source else {}
+    if zca:
+        if not source:
+            raise CLIError("--zca needs --source: ZCA is fitted on that source's train split")
+        kwargs["zca_source"] = source
     if ws is not None:
         kwargs["cache_dir"] = ws.cache_dir
     if data_root is not None:
@@ -218,11 +234,12 @@ def info(
     ],
     source: SourceOpt = None,
     json_out: JsonOpt = False,
+    zca: ZcaOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Describe a distilled set or a label-augmented set."""
     with _guard(debug):
-        ds = _load_set(path, source)
+        ds = _load_set(path, source, zca=zca)
         d = ds.describe()
         if not isinstance(d, dict):  # a describe() that returns text
             out.print(str(d))
@@ -480,6 +497,9 @@ def train_labeler_cmd(
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     lr: Annotated[float, typer.Option("--lr", min=0.0)] = 0.01,
+    zca: Annotated[
+        bool, typer.Option("--zca", help="Train in ZCA space (to label MTT/DATM CIFAR sets).")
+    ] = False,
     no_resume: Annotated[
         bool, typer.Option("--no-resume", help="Start over even if checkpoints exist.")
     ] = False,
@@ -506,6 +526,7 @@ def train_labeler_cmd(
             limit_per_class=limit_per_class,
             image_size=image_size,
             model_options={"width": width} if width else {},
+            zca=zca,
         )
         if out_dir is None:
             tag = source.replace(":", "_").replace("/", "_")
@@ -576,6 +597,7 @@ def augment(
     workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
+    zca: ZcaOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Generate dense labels for a distilled set: write a label-augmented set file."""
@@ -586,7 +608,7 @@ def augment(
 
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(distilled, source, ws)
+        ds = _load_set(distilled, source, ws, zca=zca)
         if hasattr(ds, "dense"):
             raise CLIError(f"{distilled} is already label-augmented")
         lab = load_labeler(labeler, device=dev)
@@ -759,6 +781,7 @@ def train(
     workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
+    zca: ZcaOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Train fresh models on a set and test them on the source's real test split."""
@@ -779,7 +802,7 @@ def train(
         )
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(file, source, ws, data_root)
+        ds = _load_set(file, source, ws, data_root, zca=zca)
         test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"train {arch} ({mode})") as cb:
@@ -843,6 +866,7 @@ def evaluate(
     workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
+    zca: ZcaOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Cross-architecture evaluation (the paper's Table 2)."""
@@ -869,7 +893,7 @@ def evaluate(
         )
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(file, source, ws, data_root)
+        ds = _load_set(file, source, ws, data_root, zca=zca)
         test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"evaluate ({mode})") as cb:

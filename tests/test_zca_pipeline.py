@@ -54,3 +54,24 @@ def test_the_test_split_is_whitened_like_the_set(zca_labeler):
     cfg = TrainConfig(epochs=2, seeds=(0,), model_options={"width": 8}, mode="ladd")
     res = train_and_evaluate(la, test, cfg, device="cpu")
     assert 0.0 <= res.accuracy_mean <= 1.0 and len(res.loss_curves[0]) == 2
+
+
+def test_cli_reads_a_foreign_zca_set_with_zca_flag(zca_labeler, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ladd.cli import app
+
+    root, _ = zca_labeler
+    monkeypatch.setenv("LADD_CACHE_DIR", str(root / "cache"))
+    zca = fit_zca_for("shapes", cache_dir=root / "cache")
+    ds = random_real("shapes", 1, seed=0, zca=zca)
+    run = tmp_path / "mtt_run"  # what MTT writes: tensors only, no metadata
+    run.mkdir()
+    torch.save(ds.images.clone(), run / "images_best.pt")
+    torch.save(ds.labels.clone(), run / "labels_best.pt")
+    runner = CliRunner()
+    res = runner.invoke(app, ["info", str(run), "--source", "shapes", "--zca"])
+    assert res.exit_code == 0, res.output
+    assert any(line.split()[:2] == ["zca", "True"] for line in res.output.splitlines())
+    res = runner.invoke(app, ["info", str(run), "--zca"])
+    assert res.exit_code == 1 and "--zca needs --source" in res.output
