@@ -1,4 +1,5 @@
-"""Write docs/results.md from the JSON records under docs/results/ (made by scripts/study.py).
+"""Write docs/results.md from the JSON records under docs/results/ (made by scripts/study.py),
+followed by the hand-written docs/results/DISCUSSION.md when it exists.
 
 python scripts/make_results.py [--records docs/results] [--out docs/results.md]
 """
@@ -124,6 +125,9 @@ def main() -> None:
             lines += table(part, by_part[part])
         else:
             lines += [f"## {TITLES[part]}", "", PAPER[part], "", "_Not run yet._", ""]
+    discussion = args.records / "DISCUSSION.md"  # hand-written: where we differ and why
+    if discussion.exists():
+        lines += [discussion.read_text().strip(), ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out} from {len(recs)} records")
 
