@@ -28,14 +28,7 @@ from ladd.distilled import random_real
 from ladd.labeler import Labeler, LabelerMeta
 from ladd.models import create_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core runner can be 20x slower than one under contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_labeler(ds, *, seed: int = 0, width: int = 8, epoch: int = 1, mean=None) -> Labeler:

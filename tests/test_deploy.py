@@ -33,13 +33,7 @@ from ladd.store import Workspace, load_model
 TINY = dict(epochs=6, batch_size=64, lr=0.05, seeds=(0,), dsa=False, model_options={"width": 8})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core runner can be 20x slower than one under contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _labeler(ds) -> Labeler:

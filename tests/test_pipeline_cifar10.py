@@ -23,6 +23,7 @@ from ladd.labeler import LabelerConfig, load_labeler, train_labeler
 
 SHARED = os.environ.get("LADD_SHARED_DATA")
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.slow,
     pytest.mark.skipif(
         not SHARED or not (Path(SHARED) / "cifar10-jpg.tar.xz").is_file(),
@@ -31,15 +32,6 @@ pytestmark = [
 ]
 
 WIDTH = 16  # narrow ConvNet-D3: the full protocol belongs on a GPU
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Two OpenMP threads on a shared 2-core runner can be 20x slower than one under contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_cifar10_labeler_dense_labels_baseline_and_ladd(tmp_path: Path) -> None:
