@@ -94,6 +94,11 @@ def guard(prefix: str = "") -> Iterator[None]:
 # Pickers
 
 
+def number(label: str, low: int, high: int, key: str, **kwargs: Any) -> int:
+    """An integer input bound to `key` (URL + session), starting on the key's default."""
+    return st.number_input(label, low, high, state.default(key), **kwargs, **state.bound(key))
+
+
 def select(
     label: str,
     options: Sequence[Any],

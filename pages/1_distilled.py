@@ -63,13 +63,9 @@ else:
     with c1:
         rr_source = widgets.select("Source", sources, K.RR_SOURCE)
     with c2:
-        ipc = st.number_input(
-            "Images per class", 1, 100, state.default(K.RR_IPC), **state.bound(K.RR_IPC)
-        )
+        ipc = widgets.number("Images per class", 1, 100, K.RR_IPC)
     with c3:
-        seed = st.number_input(
-            "Seed", 0, 10_000, state.default(K.RR_SEED), **state.bound(K.RR_SEED)
-        )
+        seed = widgets.number("Seed", 0, 10_000, K.RR_SEED)
     if st.button("Make random-real set", type="primary", key="rr_go", disabled=rr_source is None):
         job = tasks.submit_random_real(str(workspace_root()), rr_source, int(ipc), int(seed))
         state.put(K.RR_JOB, job.id)

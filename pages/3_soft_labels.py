@@ -144,26 +144,13 @@ with st.expander("Train a labeler", expanded=not cache.list_labelers()):
     with c1:
         lt_source = widgets.select("Source", sources, K.LT_SOURCE)
     with c2:
-        lt_epochs = st.number_input(
-            "Epochs", 1, 200, state.default(K.LT_EPOCHS), **state.bound(K.LT_EPOCHS)
-        )
+        lt_epochs = widgets.number("Epochs", 1, 200, K.LT_EPOCHS)
     with c3:
-        lt_every = st.number_input(
-            "Checkpoint every", 1, 50, state.default(K.LT_EVERY), **state.bound(K.LT_EVERY)
-        )
+        lt_every = widgets.number("Checkpoint every", 1, 50, K.LT_EVERY)
     with c4:
-        lt_width = st.number_input(
-            "ConvNet width", 8, 128, state.default(K.LT_WIDTH), step=8, **state.bound(K.LT_WIDTH)
-        )
+        lt_width = widgets.number("ConvNet width", 8, 128, K.LT_WIDTH, step=8)
     with c5:
-        lt_limit = st.number_input(
-            "Images per class (0 = all)",
-            0,
-            6000,
-            state.default(K.LT_LIMIT),
-            step=50,
-            **state.bound(K.LT_LIMIT),
-        )
+        lt_limit = widgets.number("Images per class (0 = all)", 0, 6000, K.LT_LIMIT, step=50)
     if st.button("Train labeler", key="lt_go", type="primary", disabled=lt_source is None):
         job = tasks.submit_labeler(
             str(workspace_root()),

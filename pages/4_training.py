@@ -41,24 +41,14 @@ with c2:
         **state.bound(K.TR_MODE),
     )
 with c3:
-    width = st.number_input(
-        "ConvNet width",
-        8,
-        256,
-        state.default(K.TR_WIDTH),
-        step=8,
-        disabled=model_family(arch) != "convnet",
-        **state.bound(K.TR_WIDTH),
+    width = widgets.number(
+        "ConvNet width", 8, 256, K.TR_WIDTH, step=8, disabled=model_family(arch) != "convnet"
     )
 c4, c5, c6 = st.columns(3)
 with c4:
-    epochs = st.number_input(
-        "Epochs", 1, 2000, state.default(K.TR_EPOCHS), **state.bound(K.TR_EPOCHS)
-    )
+    epochs = widgets.number("Epochs", 1, 2000, K.TR_EPOCHS)
 with c5:
-    seeds = st.number_input(
-        "Seeds (models)", 1, 10, state.default(K.TR_SEEDS), **state.bound(K.TR_SEEDS)
-    )
+    seeds = widgets.number("Seeds (models)", 1, 10, K.TR_SEEDS)
 with c6:
     trainer = st.selectbox(
         "Trainer",
