@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         )
         rec.update(card=card, date=today, command=command, torch=torch.__version__)
         records.append(rec)
+        if args.json_out is not None:  # written at once: a killed run keeps what it measured
+            append_records(args.json_out, [rec])
         print(
             f"{rec['config']:<32} card={card}  reference={rec['reference_samples_per_s']:.1f} "
             f"samples/s  ours={rec['ours_samples_per_s']:.1f} samples/s  "
@@ -326,11 +328,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{100 * par['ours_accuracy_std']:.2f}  parity={'ok' if par['parity'] else 'NO'}",
             flush=True,
         )
+        par_rec = {
+            "config": "accuracy-parity",
+            **par,
+            "precision": precision if dev.type == "cuda" else "fp32",
+            "card": card,
+            "date": today,
+            "command": command,
+            "torch": torch.__version__,
+        }
         for rec in records:
             rec["accuracy_parity"] = par
-    if args.json_out is not None:
-        append_records(args.json_out, records)
-        print(f"appended {len(records)} record(s) to {args.json_out}")
+        if args.json_out is not None:
+            append_records(args.json_out, [par_rec])
+            print(f"appended the parity record to {args.json_out}")
     return records
 
 

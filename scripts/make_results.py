@@ -44,8 +44,48 @@ def setting(r: dict) -> str:
     return f"{r['profile']} profile: {r['epochs']} epochs, {r['seeds']} seeds{width}, {r['device']}"
 
 
-def table(part: str, rows: list[dict]) -> list[str]:
+PROFILE_NAMES = {
+    "gpu": "GPU profile (the paper's protocol)",
+    "cpu": "CPU profile (reduced; see the discussion)",
+}
+SAME_RUN = ("profile", "distiller", "ipc", "arch", "n", "r", "labeler_epoch", "epochs", "seeds")
+
+
+def groups(part: str, rows: list[dict]) -> dict[tuple, list[dict]]:
+    """One table per profile (part 1 lists its distillers itself; later parts use one each)."""
+    by: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        key = (r["profile"],) if part == "1" else (r["profile"], r["distiller"])
+        by[key].append(r)
+    return dict(sorted(by.items(), key=lambda kv: (kv[0][0] != "gpu", kv[0])))
+
+
+def borrow_ladd(rows: list[dict], everything: list[dict]) -> list[dict]:
+    """Part 5 without its own LADD row: the identical part-1 run (same set, labeler, protocol)
+    stands in, marked as such, rather than a blank."""
+    if any(r["mode"] == "ladd" for r in rows) or not rows:
+        return rows
+    ref = rows[0]
+    for r in everything:
+        if r["part"] == "1" and r["mode"] == "ladd" and all(r[k] == ref[k] for k in SAME_RUN):
+            return rows + [{**r, "borrowed": "the table 1 run"}]
+    return rows
+
+
+def section(part: str, rows: list[dict], everything: list[dict]) -> list[str]:
     out = [f"## {TITLES[part]}", "", PAPER[part], ""]
+    for key, group in groups(part, rows).items():
+        title = PROFILE_NAMES.get(key[0], f"{key[0]} profile")
+        if len(key) > 1:
+            title += f", distiller {key[1]}"
+        if part == "5":
+            group = borrow_ladd(group, everything)
+        out += [f"### {title}", ""] + table(part, group)
+    return out
+
+
+def table(part: str, rows: list[dict]) -> list[str]:
+    out: list[str] = []
     if part == "1":
         out += ["| distiller | IPC | baseline | LADD | gain |", "|---|---|---|---|---|"]
         by = defaultdict(dict)
@@ -81,7 +121,8 @@ def table(part: str, rows: list[dict]) -> list[str]:
         order = ["baseline", "full_soft", "crops_hard", "crops_dense", "ladd"]
         out += ["| mode | accuracy |", "|---|---|"]
         for r in sorted(rows, key=lambda r: order.index(r["mode"])):
-            out.append(f"| {r['mode']} | {acc(r)} |")
+            note = f" ({r['borrowed']})" if r.get("borrowed") else ""
+            out.append(f"| {r['mode']} | {acc(r)}{note} |")
     elif part == "6":
         out += ["| architecture | baseline | LADD | gain |", "|---|---|---|---|"]
         by = defaultdict(dict)
@@ -122,7 +163,7 @@ def main() -> None:
     ]
     for part in sorted(TITLES):
         if by_part.get(part):
-            lines += table(part, by_part[part])
+            lines += section(part, by_part[part], recs)
         else:
             lines += [f"## {TITLES[part]}", "", PAPER[part], "", "_Not run yet._", ""]
     discussion = args.records / "DISCUSSION.md"  # hand-written: where we differ and why

@@ -29,7 +29,13 @@ from ladd.deploy import TrainConfig, train_and_evaluate
 from ladd.device import resolve_device
 from ladd.distill import DMConfig, ExpertConfig, MTTConfig, distill_dm, distill_mtt, train_experts
 from ladd.distilled import load_distilled, random_real
-from ladd.labeler import LabelerConfig, list_checkpoints, load_labeler, train_labeler
+from ladd.labeler import (
+    LabelerConfig,
+    list_checkpoints,
+    load_labeler,
+    read_meta,
+    train_labeler,
+)
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,8 @@ class Study:
     # -- artifacts ---------------------------------------------------------------------------
     def labeler_dir(self) -> Path:
         d = self.ws / "labeler"
-        if len(list_checkpoints(d)) < len(self.p.labeler_epochs):
+        have = {read_meta(p).epoch for p in list_checkpoints(d)}
+        if not set(self.p.labeler_epochs) <= have:
             cfg = LabelerConfig(
                 arch="convnet_d3",
                 epochs=max(self.p.labeler_epochs),
@@ -241,8 +248,8 @@ class Study:
         return rec
 
     # -- the six parts ---------------------------------------------------------------------------
-    def part1(self) -> None:
-        for method in ("random", self.p.distiller):
+    def part1(self, methods: tuple[str, ...] | None = None) -> None:
+        for method in methods or ("random", self.p.distiller):
             for ipc in (1, 10):
                 self.run(
                     "1", self.distilled(method, ipc), distiller=method, ipc=ipc, mode="baseline"
@@ -361,15 +368,32 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
     ap.add_argument("--epochs", type=int, help="override the profile's deployment epochs")
     ap.add_argument("--seeds", type=int, help="override the profile's seeds")
+    ap.add_argument(
+        "--labeler-epochs",
+        help="override the profile's labeler checkpoints, e.g. 10 (constant lr: a checkpoint "
+        "does not depend on how long the labeler trains after it)",
+    )
+    ap.add_argument(
+        "--distillers", help="part 1 only: which distillers, e.g. random (default: random + best)"
+    )
+    ap.add_argument("--distiller", help="override the distiller of parts 2-6, e.g. random")
     args = ap.parse_args()
     profile = PROFILES[args.profile]
     if args.epochs:
         profile = replace(profile, epochs=args.epochs)
     if args.seeds:
         profile = replace(profile, seeds=args.seeds, grid_seeds=min(args.seeds, 3))
+    if args.distiller:
+        profile = replace(profile, distiller=args.distiller)
+    if args.labeler_epochs:
+        epochs = tuple(int(e) for e in args.labeler_epochs.split(","))
+        profile = replace(profile, labeler_epochs=epochs)
     study = Study(profile, args.workspace, args.out, args.device)
     for part in args.parts.split(","):
-        getattr(study, f"part{part.strip()}")()
+        if part.strip() == "1" and args.distillers:
+            study.part1(tuple(m.strip() for m in args.distillers.split(",")))
+        else:
+            getattr(study, f"part{part.strip()}")()
 
 
 if __name__ == "__main__":

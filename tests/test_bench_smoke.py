@@ -25,6 +25,9 @@ def test_deploy_speed_tiny_prints_every_field(capsys, tmp_path) -> None:
     for field in ("reference=", "ours=", "ratio=", "step-loss |diff|="):
         assert text.count(field) == len(records)
     saved = json.loads(out.read_text())
+    parity = [r for r in saved if r["config"] == "accuracy-parity"]
+    assert len(parity) == 1 and {"reference_per_seed", "ours_per_seed", "card"} <= set(parity[0])
+    saved = [r for r in saved if r["config"] != "accuracy-parity"]
     keys = {
         "card",
         "config",

@@ -71,3 +71,41 @@ def test_tables_are_generated_from_records(tmp_path):
     assert "| 4 | 41.0 | 0.500 | 1.200 | 35.0 ± 1.0 |" in text
     assert "_Not run yet._" in text  # parts without records say so
     assert "Table S2" in text  # the paper's figure beside ours
+
+
+def _generate(tmp_path, rows) -> str:
+    recs = tmp_path / "records"
+    recs.mkdir()
+    for i, r in enumerate(rows):
+        (recs / f"r{i}.json").write_text(json.dumps(r))
+    out = tmp_path / "results.md"
+    script = str(ROOT / "scripts" / "make_results.py")
+    cmd = [sys.executable, script, "--records", str(recs), "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return out.read_text()
+
+
+def test_profiles_get_their_own_tables_and_part5_borrows_the_identical_ladd_run(tmp_path):
+    gpu = {"profile": "gpu", "epochs": 1000, "seeds": 5, "width": 128, "labeler_epoch": 10}
+    gpu["device"] = "NVIDIA H200"
+    rows = [
+        _rec("1", "baseline", 0.327, **{**gpu, "labeler_epoch": None}),
+        _rec("1", "ladd", 0.532, **gpu),
+        _rec("5", "baseline", 0.326, **gpu),
+        _rec("5", "crops_dense", 0.483, **gpu),
+        _rec("5", "ladd", 0.359, distiller="dm"),  # the CPU profile's own row
+        _rec("5", "baseline", 0.338, distiller="dm"),
+        _rec("1", "baseline", 0.252),
+        _rec("1", "ladd", 0.358),
+    ]
+    text = _generate(tmp_path, rows)
+    part1 = text.split("## 1.")[1].split("## 2.")[0]
+    gpu_at, cpu_at = part1.index("### GPU profile"), part1.index("### CPU profile")
+    assert gpu_at < cpu_at  # the paper's protocol first
+    assert "| random | 10 | 32.7 ± 1.0 | 53.2 ± 1.0 | +20.5 |" in part1[gpu_at:cpu_at]
+    assert "| random | 10 | 25.2 ± 1.0 | 35.8 ± 1.0 | +10.6 |" in part1[cpu_at:]
+    part5 = text.split("## 5.")[1].split("## 6.")[0]
+    assert "### GPU profile (the paper's protocol), distiller random" in part5
+    assert "| ladd | 53.2 ± 1.0 (the table 1 run) |" in part5
+    assert "| ladd | 35.9 ± 1.0 |" in part5  # a group with its own LADD row borrows nothing
+    assert part5.count("(the table 1 run)") == 1

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# All the GPU work of one lent device session, in one call (5.6 minutes on an H200, 2026-11-26):
+#   bash scripts/gpu_session.sh                    # on the device machine, outputs under $OUT
+#   STAGES=bench bash scripts/gpu_session.sh       # the benchmarks only (docs/benchmarks.md)
+#   STAGES=study STUDY_ARGS="--distiller random --parts 6" bash scripts/gpu_session.sh
+#   TINY=1 bash scripts/gpu_session.sh             # CPU rehearsal at smoke sizes (the plumbing)
+# bench: 1. deployment speed: reference loop vs fast trainer, step-loss and 5-seed accuracy parity
+#        2. dense-label throughput (crops/s) and the crop preview
+#        3. where the fast step's GPU time goes (torch.profiler tables)
+# study: a paper-protocol slice of the CIFAR-10 study (scripts/study.py --profile gpu; default
+#        part 1 on random real: 1000 epochs, 5 seeds, width 128, labeler epoch 10 on all 50,000
+#        images); STUDY_ARGS replaces the default slice.
+# Every stage has its own time cap (a slow compile cannot eat the session) and writes its figures
+# as it finishes: benchmark records to $OUT/benchmarks.json, study records to $OUT/results/
+# (packed into $OUT/results.tgz at the end: the device tool returns only a few files).
+# Needs python3 with torch, torchvision, safetensors, typer, rich, tqdm; CIFAR-10 as
+# gpu-data/cifar10-jpg.tar.xz (git-ignored; name it in the device call's carry).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
+OUT_DIR="${OUT:-gpu-out}"
+mkdir -p "$OUT_DIR/results"
+if [ -z "${LADD_SHARED_DATA:-}" ] && [ -f gpu-data/cifar10-jpg.tar.xz ]; then
+  export LADD_SHARED_DATA=gpu-data
+fi
+export LADD_CACHE_DIR="${LADD_CACHE_DIR:-$PWD/.ladd-cache}"
+
+log() { echo "[$(date -u +%FT%TZ)] $*" | tee -a "$OUT_DIR/session.log"; }
+stage() {  # stage NAME CAP_SECONDS COMMAND...
+  local name=$1 cap=$2
+  shift 2
+  log "start $name (cap ${cap}s): $*"
+  timeout --kill-after=10 "$cap" "$@" 2>&1 | tee "$OUT_DIR/$name.txt"
+  log "end $name rc=${PIPESTATUS[0]}"
+}
+
+STAGES="${STAGES:-bench study}"
+if [ -n "${TINY:-}" ]; then
+  bench=(--tiny --device "${DEVICE:-auto}")
+  study=(--profile cpu --epochs 2 --seeds 2 --labeler-epochs 1 --device "${DEVICE:-auto}")
+  workspace="${STUDY_WORKSPACE:-$OUT_DIR/workspace}"  # never the real CPU study's workspace
+else
+  workspace="${STUDY_WORKSPACE:-ladd-workspace}"
+  bench=()
+  study=(--profile gpu --labeler-epochs 10)
+fi
+# shellcheck disable=SC2206  # STUDY_ARGS is a list of words on purpose
+slice=(${STUDY_ARGS:---parts 1 --distillers random})
+
+stage info 30 bash -c 'nvidia-smi || true; python3 -c "import torch; print(torch.__version__, \
+torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"'
+if [[ " $STAGES " == *" bench "* ]]; then
+  stage deploy_speed "${CAP_DEPLOY:-220}" python3 -u -m bench.deploy_speed "${bench[@]}" \
+    --seeds 5 --parity-epochs "${PARITY_EPOCHS:-100}" --json-out "$OUT_DIR/benchmarks.json"
+  stage dense_speed "${CAP_DENSE:-45}" python3 -u -m bench.dense_speed "${bench[@]}" \
+    --json-out "$OUT_DIR/benchmarks.json"
+  if [ -z "${TINY:-}" ]; then
+    stage profile "${CAP_PROFILE:-40}" python3 -u -m bench.profile_step --epochs 3 --out "$OUT_DIR"
+  fi
+fi
+if [[ " $STAGES " == *" study "* ]]; then
+  stage study "${CAP_STUDY:-190}" python3 -u scripts/study.py "${study[@]}" "${slice[@]}" \
+    --out "$OUT_DIR/results" --workspace "$workspace"
+  tar czf "$OUT_DIR/results.tgz" -C "$OUT_DIR" results && rm -rf "$OUT_DIR/results"
+fi
+log "session done"

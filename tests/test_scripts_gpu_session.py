@@ -1,0 +1,77 @@
+"""scripts/gpu_session.sh rehearsed on the CPU (TINY=1): the study stage writes records on real
+CIFAR-10, packs them for the device tool, and a rerun resumes instead of retraining.
+
+Needs env LADD_SHARED_DATA naming a folder with cifar10-jpg.tar.xz (../shared/data).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = os.environ.get("LADD_SHARED_DATA")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not SHARED or not (Path(SHARED) / "cifar10-jpg.tar.xz").is_file(),
+        reason="set LADD_SHARED_DATA to a folder holding cifar10-jpg.tar.xz (../shared/data)",
+    ),
+]
+
+
+def _session(out: Path) -> str:
+    env = {
+        **os.environ,
+        "TINY": "1",
+        "STAGES": "study",
+        "OUT": str(out),
+        "DEVICE": "cpu",
+        "OMP_NUM_THREADS": "1",
+        # the script calls python3: make it this interpreter (the venv's)
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_session.sh")], env=env, check=True, timeout=1200
+    )
+    return (out / "session.log").read_text()
+
+
+def _records(out: Path) -> dict[str, dict]:
+    with tarfile.open(out / "results.tgz") as tar:
+        names = [m for m in tar.getmembers() if m.name.endswith(".json")]
+        return {Path(m.name).name: json.load(tar.extractfile(m)) for m in names}
+
+
+def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    log = _session(out)
+    assert "end study rc=0" in log and "session done" in log
+    recs = _records(out)
+    assert sorted(recs) == sorted(
+        f"cpu-1-random-ipc{ipc}-convnet_d3-{mode}-n5-r0.625-lab{lab}.json"
+        for ipc in (1, 10)
+        for mode, lab in (("baseline", 0), ("ladd", 1))
+    )
+    for r in recs.values():
+        assert r["epochs"] == 2 and r["seeds"] == 2 and len(r["per_seed"]) == 2
+        assert 0.0 <= r["mean"] <= 1.0 and "--distillers random" in r["command"]
+    study_log = (out / "study.txt").read_text()
+    assert "training the labeler (1 epochs)" in study_log
+    assert not (out / "results").exists()  # packed: the device tool returns only a few files
+
+    # A second session on the same workspace resumes: nothing is trained again.
+    (out / "results").mkdir()
+    with tarfile.open(out / "results.tgz") as tar:
+        tar.extractall(out, filter="data")
+    (out / "results.tgz").unlink()
+    _session(out)
+    again = (out / "study.txt").read_text()
+    assert "training the labeler" not in again and "distilling" not in again
+    assert _records(out) == recs
