@@ -11,15 +11,15 @@
 #        part 1 on random real: 1000 epochs, 5 seeds, width 128, labeler epoch 10 on all 50,000
 #        images); STUDY_ARGS replaces the default slice.
 # Every stage has its own time cap (a slow compile cannot eat the session) and writes its figures
-# as it finishes: benchmark records to $OUT/benchmarks.json, study records to $OUT/results/
-# (packed into $OUT/results.tgz at the end: the device tool returns only a few files).
+# as it finishes: benchmark records to $OUT/benchmarks.json, study records to docs/results/
+# (a session resumes from the records the checkout carries), all packed into $OUT/results.tgz.
 # Needs python3 with torch, torchvision, safetensors, typer, rich, tqdm; CIFAR-10 as
 # gpu-data/cifar10-jpg.tar.xz (git-ignored; name it in the device call's carry).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 OUT_DIR="${OUT:-gpu-out}"
-mkdir -p "$OUT_DIR/results"
+mkdir -p "$OUT_DIR"
 if [ -z "${LADD_SHARED_DATA:-}" ] && [ -f gpu-data/cifar10-jpg.tar.xz ]; then
   export LADD_SHARED_DATA=gpu-data
 fi
@@ -39,8 +39,10 @@ if [ -n "${TINY:-}" ]; then
   bench=(--tiny --device "${DEVICE:-auto}")
   study=(--profile cpu --epochs 2 --seeds 2 --labeler-epochs 1 --device "${DEVICE:-auto}")
   workspace="${STUDY_WORKSPACE:-$OUT_DIR/workspace}"  # never the real CPU study's workspace
+  results="${STUDY_OUT:-$OUT_DIR/results}"             # nor its records
 else
   workspace="${STUDY_WORKSPACE:-ladd-workspace}"
+  results="${STUDY_OUT:-docs/results}"  # the records already there are skipped: sessions resume
   bench=()
   study=(--profile gpu --labeler-epochs 10)
 fi
@@ -59,8 +61,12 @@ if [[ " $STAGES " == *" bench "* ]]; then
   fi
 fi
 if [[ " $STAGES " == *" study "* ]]; then
+  mkdir -p "$results"
   stage study "${CAP_STUDY:-190}" python3 -u scripts/study.py "${study[@]}" "${slice[@]}" \
-    --out "$OUT_DIR/results" --workspace "$workspace"
-  tar czf "$OUT_DIR/results.tgz" -C "$OUT_DIR" results && rm -rf "$OUT_DIR/results"
+    --out "$results" --workspace "$workspace"
+  # one file back: the device tool returns only a few (unpack into docs/results/ here)
+  (cd "$results" && find . -maxdepth 1 -name '*.json' -print0 | sort -z |
+    tar czf - --null -T -) > "$OUT_DIR/results.tgz"
+  if [ "$results" = "$OUT_DIR/results" ]; then rm -rf "$results"; fi
 fi
 log "session done"

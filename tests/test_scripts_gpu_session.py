@@ -69,7 +69,7 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     # A second session on the same workspace resumes: nothing is trained again.
     (out / "results").mkdir()
     with tarfile.open(out / "results.tgz") as tar:
-        tar.extractall(out, filter="data")
+        tar.extractall(out / "results", filter="data")
     (out / "results.tgz").unlink()
     _session(out)
     again = (out / "study.txt").read_text()
