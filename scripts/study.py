@@ -203,7 +203,15 @@ class Study:
         key = f"{part}-{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
         path = self.out / f"{self.p.name}-{key}.json"
         if path.exists():
-            return json.loads(path.read_text())
+            rec = json.loads(path.read_text())
+            have = (rec["epochs"], rec["seeds"], rec.get("width"))
+            want = (self.p.epochs, seeds, self.p.width if arch.startswith("convnet") else None)
+            if have != want:  # an override must not pass off an old record as its own
+                raise SystemExit(
+                    f"{path} holds a run with (epochs, seeds, width) = {have}, this study asks "
+                    f"for {want}: move the record away or use --out for a separate set"
+                )
+            return rec
         cfg = TrainConfig(
             arch=arch,
             mode=mode,

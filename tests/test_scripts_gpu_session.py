@@ -75,3 +75,17 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     again = (out / "study.txt").read_text()
     assert "training the labeler" not in again and "distilling" not in again
     assert _records(out) == recs
+
+    # A study asking for another protocol refuses to pass the old records off as its own.
+    cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--profile", "cpu", "--epochs", "3"]
+    cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "1", "--distillers", "random"]
+    cmd += ["--out", str(out / "results"), "--workspace", str(out / "workspace")]
+    (out / "results").mkdir()
+    with tarfile.open(out / "results.tgz") as tar:
+        tar.extractall(out / "results", filter="data")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd + ["--device", "cpu"], env=env, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert (
+        "(epochs, seeds, width) = (2, 2, 32)" in res.stderr and "asks for (3, 2, 32)" in res.stderr
+    )
