@@ -249,6 +249,8 @@ class Study:
             "command": self.command,
             **(extra or {}),
         }
+        if labeler_epoch is not None and "labeler_accuracy" not in rec:
+            rec["labeler_accuracy"] = self.labeler(labeler_epoch).meta.test_accuracy
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=2))
         os.replace(tmp, path)

@@ -62,6 +62,8 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     for r in recs.values():
         assert r["epochs"] == 2 and r["seeds"] == 2 and len(r["per_seed"]) == 2
         assert 0.0 <= r["mean"] <= 1.0 and "--distillers random" in r["command"]
+        if r["mode"] == "ladd":  # the labeler behind the dense labels, for the discussion
+            assert 0.1 < r["labeler_accuracy"] < 1.0
     study_log = (out / "study.txt").read_text()
     assert "training the labeler (1 epochs)" in study_log
     assert not (out / "results").exists()  # packed: the device tool returns only a few files
