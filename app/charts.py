@@ -93,6 +93,11 @@ def image_with_boxes(
             y1=top + bh - 0.5,
             line=dict(color=color, width=2),
         )
+    return _image_layout(fig, title)
+
+
+def _image_layout(fig: go.Figure, title: str) -> go.Figure:
+    """Bare axes and the tight layout every image figure (preview, crop sheet) shares."""
     _bare_axes(fig)
     fig.update_layout(
         title=dict(text=title) if title else None,
@@ -107,14 +112,7 @@ def crops_sheet(crops: np.ndarray, n: int, title: str = "") -> go.Figure:
     """The n*n crops (n*n, h, w, 3) uint8 as an n x n sheet in raster order."""
     gap = max(1, crops.shape[1] // 12)
     fig = px.imshow(mosaic(crops, n, n, gap), binary_string=True)
-    _bare_axes(fig)
-    fig.update_layout(
-        title=dict(text=title) if title else None,
-        margin=dict(l=5, r=5, t=40 if title else 5, b=5),
-        height=380,
-        hovermode=False,
-    )
-    return fig
+    return _image_layout(fig, title)
 
 
 def crop_heatmap(

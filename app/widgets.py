@@ -99,6 +99,20 @@ def number(label: str, low: int, high: int, key: str, **kwargs: Any) -> int:
     return st.number_input(label, low, high, state.default(key), **kwargs, **state.bound(key))
 
 
+def image_index(count: int, key: str, label: str = "Image") -> int:
+    """A slider over `count` images bound to `key`; disabled with one image, clamped to range
+    (a value kept from a bigger set or a URL never indexes past the end)."""
+    index = st.slider(
+        label,
+        0,
+        max(count - 1, 1),
+        state.default(key),
+        disabled=count < 2,
+        **state.bound(key),
+    )
+    return min(index, count - 1)
+
+
 def select(
     label: str,
     options: Sequence[Any],

@@ -23,8 +23,8 @@ from dataclasses import replace
 import torch
 
 from ladd.deploy import TrainConfig, TrainedModels, TrainingData, train_reference
-from ladd.labeler import ProgressFn
 from ladd.models import ModelSpec
+from ladd.progress import ProgressFn
 
 __all__ = ["run_reference"]
 

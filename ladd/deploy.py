@@ -25,7 +25,6 @@ import math
 import statistics
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -356,19 +355,13 @@ def train_models(
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the configured trainer.
 
-    cfg.trainer == "fast" uses ladd.fast.train_fast (same arguments); if that module is missing
-    it warns and falls back to the reference loop. cfg.lr must be resolved (not None) here or
-    the architecture's default is used.
+    cfg.trainer == "fast" uses ladd.fast.train_fast (same arguments), "reference" the field's
+    loop. cfg.lr must be resolved (not None) here or the architecture's default is used.
     """
     if cfg.trainer == "fast":
-        try:
-            from ladd.fast import train_fast  # type: ignore[import-not-found]
-        except ImportError as err:
-            warnings.warn(
-                f"fast trainer unavailable ({err}); using the reference trainer", stacklevel=2
-            )
-        else:
-            return train_fast(data, spec, cfg, device=device, progress=progress, stop=stop)
+        from ladd.fast import train_fast  # here, not at the top: ladd.fast imports this module
+
+        return train_fast(data, spec, cfg, device=device, progress=progress, stop=stop)
     return train_reference(data, spec, cfg, device=device, progress=progress, stop=stop)
 
 

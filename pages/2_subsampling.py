@@ -72,15 +72,7 @@ if path:
         pixels = cache.set_pixels(path)
         names = list(ds.class_names or [])
         count = pixels.shape[0]
-        index = st.slider(
-            "Image",
-            0,
-            max(count - 1, 1),
-            state.default(K.SUB_IMAGE),
-            disabled=count < 2,
-            **state.bound(K.SUB_IMAGE),
-        )
-        index = min(index, count - 1)
+        index = widgets.image_index(count, K.SUB_IMAGE)
         label = int(ds.labels[index])
         st.caption(f"Image {index} of {count}, class **{names[label] if names else label}**")
         compare = st.toggle("Compare two settings side by side", **state.bound(K.SUB_COMPARE))

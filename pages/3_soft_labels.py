@@ -39,15 +39,7 @@ if path and lab_dir:
         )
         c1, c2, c3 = st.columns(3)
         with c1:
-            index = st.slider(
-                "Image",
-                0,
-                max(1, len(pixels) - 1),
-                state.default(K.SL_IMAGE),
-                disabled=len(pixels) < 2,
-                **state.bound(K.SL_IMAGE),
-            )
-            index = min(index, len(pixels) - 1)
+            index = widgets.image_index(len(pixels), K.SL_IMAGE)
         with c2:
             n = st.slider("N", 1, 9, state.default(K.SL_N), **state.bound(K.SL_N))
         with c3:

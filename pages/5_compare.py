@@ -120,15 +120,7 @@ with widgets.guard("Cannot compute CAMs: "):
         )
     members = np.flatnonzero(test.labels.numpy() == klass)
     with c2:
-        pick = st.slider(
-            "Image",
-            0,
-            max(1, len(members) - 1),
-            state.default(K.CMP_IMAGE),
-            disabled=len(members) < 2,
-            **state.bound(K.CMP_IMAGE),
-        )
-        pick = min(pick, len(members) - 1)
+        pick = widgets.image_index(len(members), K.CMP_IMAGE)
     with c3:
         method = st.selectbox(
             "Method", list(CAM_LABELS), format_func=CAM_LABELS.get, **state.bound(K.CMP_METHOD)
