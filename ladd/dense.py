@@ -557,6 +557,12 @@ def set_uint8_images(la: Any) -> torch.Tensor:
     return to_uint8(la.images.float(), la.mean, la.std)
 
 
+def set_base_bytes(ds: Any) -> int:
+    """Zip-compressed bytes of a set's images and hard labels alone (the baseline of
+    `storage_overhead`): a distilled set needs no dense labels to be measured."""
+    return _zip_size(_baseline_blobs(set_uint8_images(ds), ds.labels))
+
+
 def set_storage_report(la: LabelAugmentedSet) -> OverheadReport:
     """The storage overhead report of a label-augmented set."""
     return storage_report(set_uint8_images(la), la.dense, la.labels)

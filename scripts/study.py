@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ladd.data import load_source
-from ladd.dense import augment, crop_stats, set_storage_report
+from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
 from ladd.deploy import TrainConfig, train_and_evaluate
 from ladd.device import resolve_device
 from ladd.distill import DMConfig, ExpertConfig, MTTConfig, distill_dm, distill_mtt, train_experts
@@ -103,6 +103,7 @@ class Study:
         self.command = "PYTHONPATH=. python " + " ".join(shlex.quote(a) for a in sys.argv)
         self.train = load_source("cifar10", "train")
         self.test = load_source("cifar10", "test")
+        self._labelers: dict[int, object] = {}
 
     # -- artifacts ---------------------------------------------------------------------------
     def labeler_dir(self) -> Path:
@@ -121,12 +122,14 @@ class Study:
         return d
 
     def labeler(self, epoch: int | None = None):
+        """The labeler checkpoint at `epoch`, loaded once per study (every run group asks)."""
         epoch = epoch or self.p.labeler_epochs[0]
-        for path in list_checkpoints(self.labeler_dir()):
-            lab = load_labeler(path, device=self.device)
-            if lab.meta.epoch == epoch:
-                return lab
-        raise FileNotFoundError(f"no labeler checkpoint at epoch {epoch}")
+        if epoch not in self._labelers:
+            found = [p for p in list_checkpoints(self.labeler_dir()) if read_meta(p).epoch == epoch]
+            if not found:
+                raise FileNotFoundError(f"no labeler checkpoint at epoch {epoch}")
+            self._labelers[epoch] = load_labeler(found[0], device=self.device)
+        return self._labelers[epoch]
 
     def distilled(self, method: str, ipc: int):
         folder = self.ws / f"{method}-ipc{ipc}"
@@ -277,15 +280,17 @@ class Study:
         m = self.p.distiller
         base10, plus = self.distilled(m, 10), self.distilled(m, 11)
         la = self.la_set(m, 10)
-        size10 = set_storage_report(la).base_bytes
-        size11 = set_storage_report(self.la_set(m, 11)).base_bytes
+        report = set_storage_report(la)
         self.run(
             "2",
             plus,
             distiller=m,
             ipc=11,
             mode="baseline",
-            extra={"overhead": size11 / size10 - 1.0, "label": "baseline++"},
+            extra={
+                "overhead": set_base_bytes(plus) / report.base_bytes - 1.0,
+                "label": "baseline++",
+            },
         )
         self.run(
             "2",
@@ -294,7 +299,7 @@ class Study:
             ipc=10,
             mode="ladd",
             labeler_epoch=self.p.labeler_epochs[0],
-            extra={"overhead": set_storage_report(la).overhead, "label": "ladd"},
+            extra={"overhead": report.overhead, "label": "ladd"},
         )
         self.run(
             "2",

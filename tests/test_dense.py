@@ -21,6 +21,7 @@ from ladd.dense import (
     crop_stats_across,
     generate_dense_labels,
     load_any,
+    set_base_bytes,
     set_storage_report,
     storage_overhead,
 )
@@ -175,6 +176,8 @@ def test_overhead_matches_a_direct_zip_measurement(distilled, tmp_path: Path) ->
     got = storage_overhead(u8, la.dense, la.labels)
     assert got == pytest.approx(expected, rel=1e-9)
     assert set_storage_report(la).overhead == pytest.approx(expected, rel=1e-9)
+    # the baseline alone, measured on the plain distilled set (Baseline++ needs no labeler)
+    assert set_base_bytes(distilled) == without == set_storage_report(la).base_bytes
     assert 0 < got < 1  # 32 px: dense labels are a big fraction of a small image
     # the in-memory archive is byte-for-byte the file
     buf = io.BytesIO()
