@@ -39,6 +39,11 @@ def acc(r: dict) -> str:
     return f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
 
 
+def cell(r: dict) -> str:
+    """The accuracy, and where a borrowed run came from."""
+    return acc(r) + (f" ({r['borrowed']})" if r.get("borrowed") else "")
+
+
 def setting(r: dict) -> str:
     width = f", width {r['width']}" if r.get("width") else ""
     return f"{r['profile']} profile: {r['epochs']} epochs, {r['seeds']} seeds{width}, {r['device']}"
@@ -60,16 +65,35 @@ def groups(part: str, rows: list[dict]) -> dict[tuple, list[dict]]:
     return dict(sorted(by.items(), key=lambda kv: (kv[0][0] != "gpu", kv[0])))
 
 
-def borrow_ladd(rows: list[dict], everything: list[dict]) -> list[dict]:
-    """Part 5 without its own LADD row: the identical part-1 run (same set, labeler, protocol)
-    stands in, marked as such, rather than a blank."""
-    if any(r["mode"] == "ladd" for r in rows) or not rows:
+# A table without its own run of a row borrows the identical run group from another table (same
+# set, labeler and protocol; scripts/study.py does not train it twice), marked as borrowed.
+BORROW = {"5": (("ladd",), ("1",)), "6": (("baseline", "ladd"), ("5", "1"))}
+ARCHS = ("convnet_d3", "alexnet", "vgg11", "resnet18", "vit")
+
+
+def borrow(part: str, rows: list[dict], everything: list[dict]) -> list[dict]:
+    if part not in BORROW or not rows:
         return rows
+    modes, sources = BORROW[part]
     ref = rows[0]
-    for r in everything:
-        if r["part"] == "1" and r["mode"] == "ladd" and all(r[k] == ref[k] for k in SAME_RUN):
-            return rows + [{**r, "borrowed": "the table 1 run"}]
-    return rows
+    have = {(r["arch"], r["mode"]) for r in rows}
+    out = list(rows)
+    for mode in modes:
+        if ("convnet_d3", mode) in have:
+            continue
+        for src in sources:
+            twin = [
+                r
+                for r in everything
+                if r["part"] == src
+                and r["mode"] == mode
+                and r["arch"] == "convnet_d3"
+                and all(r[k] == ref[k] for k in SAME_RUN if k != "arch")
+            ]
+            if twin:
+                out.append({**twin[0], "borrowed": f"the table {src} run"})
+                break
+    return out
 
 
 def section(part: str, rows: list[dict], everything: list[dict]) -> list[str]:
@@ -78,8 +102,7 @@ def section(part: str, rows: list[dict], everything: list[dict]) -> list[str]:
         title = PROFILE_NAMES.get(key[0], f"{key[0]} profile")
         if len(key) > 1:
             title += f", distiller {key[1]}"
-        if part == "5":
-            group = borrow_ladd(group, everything)
+        group = borrow(part, group, everything)
         out += [f"### {title}", ""] + table(part, group)
     return out
 
@@ -121,17 +144,17 @@ def table(part: str, rows: list[dict]) -> list[str]:
         order = ["baseline", "full_soft", "crops_hard", "crops_dense", "ladd"]
         out += ["| mode | accuracy |", "|---|---|"]
         for r in sorted(rows, key=lambda r: order.index(r["mode"])):
-            note = f" ({r['borrowed']})" if r.get("borrowed") else ""
-            out.append(f"| {r['mode']} | {acc(r)}{note} |")
+            out.append(f"| {r['mode']} | {cell(r)} |")
     elif part == "6":
         out += ["| architecture | baseline | LADD | gain |", "|---|---|---|---|"]
         by = defaultdict(dict)
         for r in rows:
             by[r["arch"]][r["mode"]] = r
-        for arch, m in by.items():
-            b, la = m.get("baseline"), m.get("ladd")
+        for arch in [*ARCHS, *sorted(set(by) - set(ARCHS))]:  # all of the table's, run or not
+            b, la = by[arch].get("baseline"), by[arch].get("ladd")
             gain = f"{100 * (la['mean'] - b['mean']):+.1f}" if b and la else "—"
-            out.append(f"| {arch} | {acc(b) if b else '—'} | {acc(la) if la else '—'} | {gain} |")
+            cells = [cell(r) if r else "not run" for r in (b, la)]
+            out.append(f"| {arch} | {cells[0]} | {cells[1]} | {gain} |")
     settings = sorted({setting(r) for r in rows})
     commands = sorted({r["command"] for r in rows})
     out += [

@@ -187,6 +187,17 @@ class Study:
         )
 
     # -- one run group -------------------------------------------------------------------------
+    @staticmethod
+    def _checked(path: Path, want: tuple) -> dict:
+        rec = json.loads(path.read_text())
+        have = (rec["epochs"], rec["seeds"], rec.get("width"))
+        if have != want:  # an override must not pass off an old record as its own
+            raise SystemExit(
+                f"{path} holds a run with (epochs, seeds, width) = {have}, this study asks "
+                f"for {want}: move the record away or use --out for a separate set"
+            )
+        return rec
+
     def run(
         self,
         part: str,
@@ -201,20 +212,20 @@ class Study:
         labeler_epoch: int | None = None,
         seeds: int | None = None,
         extra=None,
+        reuse: tuple[str, ...] = (),
     ) -> dict:
         seeds = seeds or self.p.seeds
-        key = f"{part}-{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
+        run_key = f"{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
+        key = f"{part}-{run_key}"
         path = self.out / f"{self.p.name}-{key}.json"
+        want = (self.p.epochs, seeds, self.p.width if arch.startswith("convnet") else None)
         if path.exists():
-            rec = json.loads(path.read_text())
-            have = (rec["epochs"], rec["seeds"], rec.get("width"))
-            want = (self.p.epochs, seeds, self.p.width if arch.startswith("convnet") else None)
-            if have != want:  # an override must not pass off an old record as its own
-                raise SystemExit(
-                    f"{path} holds a run with (epochs, seeds, width) = {have}, this study asks "
-                    f"for {want}: move the record away or use --out for a separate set"
-                )
-            return rec
+            return self._checked(path, want)
+        for other in reuse:  # the identical run group, already made for another table
+            twin = self.out / f"{self.p.name}-{other}-{run_key}.json"
+            if twin.exists():
+                print(f"{key}: the part {other} run stands in", flush=True)
+                return self._checked(twin, want)
         cfg = TrainConfig(
             arch=arch,
             mode=mode,
@@ -349,7 +360,13 @@ class Study:
         la = self.la_set(m, 10)
         for mode in ("baseline", "full_soft", "crops_hard", "crops_dense", "ladd"):
             self.run(
-                "5", la, distiller=m, ipc=10, mode=mode, labeler_epoch=self.p.labeler_epochs[0]
+                "5",
+                la,
+                distiller=m,
+                ipc=10,
+                mode=mode,
+                labeler_epoch=self.p.labeler_epochs[0],
+                reuse=("1",),  # LADD here is table 1's run group
             )
 
     def part6(self) -> None:
@@ -365,6 +382,7 @@ class Study:
                     mode=mode,
                     arch=arch,
                     labeler_epoch=self.p.labeler_epochs[0],
+                    reuse=("5", "1"),  # ConvNet-D3 here is table 5's (and 1's) run group
                 )
 
 
@@ -392,6 +410,9 @@ def main() -> None:
         "--distillers", help="part 1 only: which distillers, e.g. random (default: random + best)"
     )
     ap.add_argument("--distiller", help="override the distiller of parts 2-6, e.g. random")
+    ap.add_argument(
+        "--archs", help="part 6 only: which architectures, e.g. vgg11,alexnet (default: all five)"
+    )
     args = ap.parse_args()
     profile = PROFILES[args.profile]
     if args.epochs:
@@ -400,6 +421,12 @@ def main() -> None:
         profile = replace(profile, seeds=args.seeds, grid_seeds=min(args.seeds, 3))
     if args.distiller:
         profile = replace(profile, distiller=args.distiller)
+    if args.archs:
+        archs = tuple(a.strip() for a in args.archs.split(","))
+        unknown = set(archs) - set(profile.archs)
+        if unknown:
+            raise SystemExit(f"unknown architecture(s) {sorted(unknown)}; use {profile.archs}")
+        profile = replace(profile, archs=archs)
     if args.labeler_epochs:
         epochs = tuple(int(e) for e in args.labeler_epochs.split(","))
         profile = replace(profile, labeler_epochs=epochs)

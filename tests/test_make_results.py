@@ -109,3 +109,31 @@ def test_profiles_get_their_own_tables_and_part5_borrows_the_identical_ladd_run(
     assert "| ladd | 53.2 ± 1.0 (the table 1 run) |" in part5
     assert "| ladd | 35.9 ± 1.0 |" in part5  # a group with its own LADD row borrows nothing
     assert part5.count("(the table 1 run)") == 1
+
+
+def test_part6_lists_every_architecture_and_borrows_convnet_from_table5(tmp_path):
+    rows = [
+        _rec("5", "baseline", 0.338, distiller="dm"),
+        _rec("5", "ladd", 0.359, distiller="dm"),
+        _rec("6", "baseline", 0.21, distiller="dm", arch="vgg11", width=None),
+        _rec("6", "ladd", 0.30, distiller="dm", arch="vgg11", width=None),
+        _rec("6", "baseline", 0.19, distiller="dm", arch="alexnet", width=None),
+        # table 1's baseline ran without a labeler: not the same run group, never borrowed
+        _rec("1", "baseline", 0.252, distiller="dm", labeler_epoch=None),
+    ]
+    text = _generate(tmp_path, rows)
+    part6 = text.split("## 6.")[1]
+    lines = [ln for ln in part6.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert [ln.split(" | ")[0] for ln in lines] == [
+        "| convnet_d3",
+        "| alexnet",
+        "| vgg11",
+        "| resnet18",
+        "| vit",
+    ]
+    assert lines[0] == (
+        "| convnet_d3 | 33.8 ± 1.0 (the table 5 run) | 35.9 ± 1.0 (the table 5 run) | +2.1 |"
+    )
+    assert lines[1] == "| alexnet | 19.0 ± 1.0 | not run | — |"
+    assert lines[2] == "| vgg11 | 21.0 ± 1.0 | 30.0 ± 1.0 | +9.0 |"
+    assert lines[3] == "| resnet18 | not run | not run | — |"

@@ -91,3 +91,14 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     assert (
         "(epochs, seeds, width) = (2, 2, 32)" in res.stderr and "asks for (3, 2, 32)" in res.stderr
     )
+
+    # Table 6's ConvNet-D3 LADD row is table 1's run group: reused, not trained again; its
+    # baseline (table 1's ran without a labeler) is trained.
+    cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--profile", "cpu", "--epochs", "2"]
+    cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "6", "--distiller", "random"]
+    cmd += ["--archs", "convnet_d3", "--out", str(out / "results")]
+    cmd += ["--workspace", str(out / "workspace"), "--device", "cpu"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert "6-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.stdout
+    made = sorted(p.name for p in (out / "results").glob("cpu-6-*.json"))
+    assert made == ["cpu-6-random-ipc10-convnet_d3-baseline-n5-r0.625-lab1.json"]
