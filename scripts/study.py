@@ -17,11 +17,14 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from ladd.data import load_source
 from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
@@ -36,6 +39,7 @@ from ladd.labeler import (
     read_meta,
     train_labeler,
 )
+from ladd.progress import ProgressEvent
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,27 @@ PROFILES = {
 N_DEFAULT, R_DEFAULT = 5, 0.625
 
 
+@contextmanager
+def progress_bar(what: str) -> Iterator[Callable[[ProgressEvent], None]]:
+    """A tqdm bar for one long step (a run group, the labeler, a distillation), refreshed at most
+    every 30 s; plain ASCII when stdout is a log file, as in a GPU session."""
+    ascii_only = not sys.stdout.isatty()  # log files stay plain text
+    bar = tqdm(desc=what, total=None, mininterval=30, file=sys.stdout, ascii=ascii_only)
+
+    def update(ev: ProgressEvent) -> None:
+        if ev.stage == "evaluate":
+            bar.set_postfix_str("evaluating", refresh=True)
+            return
+        bar.total = ev.total
+        bar.set_postfix_str(f"{ev.stage} loss {ev.loss:.3f}" if ev.loss is not None else ev.stage)
+        bar.update(ev.step - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
 class Study:
     def __init__(self, profile: Profile, workspace: Path, out: Path, device: str) -> None:
         self.p = profile
@@ -118,7 +143,8 @@ class Study:
                 model_options={"width": self.p.width} if self.p.width != 128 else {},
             )
             print(f"training the labeler ({cfg.epochs} epochs)", flush=True)
-            train_labeler("cifar10", cfg, d, device=self.device)
+            with progress_bar("labeler") as cb:
+                train_labeler("cifar10", cfg, d, device=self.device, progress=cb)
         return d
 
     def labeler(self, epoch: int | None = None):
@@ -142,33 +168,41 @@ class Study:
             return ds
         opts = {"width": self.p.width} if self.p.width != 128 else {}
         if method == "dm":
-            res = distill_dm(
-                self.train,
-                DMConfig(ipc=ipc, iterations=self.p.dm_iterations, model_options=opts),
-                device=self.device,
-            )
+            with progress_bar(f"dm ipc {ipc}") as cb:
+                res = distill_dm(
+                    self.train,
+                    DMConfig(ipc=ipc, iterations=self.p.dm_iterations, model_options=opts),
+                    device=self.device,
+                    progress=cb,
+                )
         elif method == "mtt":
-            experts = train_experts(
-                self.train,
-                ExpertConfig(
-                    num_experts=self.p.num_experts, epochs=self.p.expert_epochs, model_options=opts
-                ),
-                self.ws / "experts",
-                device=self.device,
-            )
+            with progress_bar("experts") as cb:
+                experts = train_experts(
+                    self.train,
+                    ExpertConfig(
+                        num_experts=self.p.num_experts,
+                        epochs=self.p.expert_epochs,
+                        model_options=opts,
+                    ),
+                    self.ws / "experts",
+                    device=self.device,
+                    progress=cb,
+                )
             cfg = MTTConfig(
                 ipc=ipc,
                 iterations=self.p.mtt_iterations,
                 max_start_epoch=min(20, self.p.expert_epochs - 2),
                 syn_steps=50 if ipc == 1 else 30,
             )
-            res = distill_mtt(
-                self.train,
-                experts,
-                cfg,
-                device=self.device,
-                checkpoint_dir=folder.with_suffix(".ckpt"),
-            )
+            with progress_bar(f"mtt ipc {ipc}") as cb:
+                res = distill_mtt(
+                    self.train,
+                    experts,
+                    cfg,
+                    device=self.device,
+                    checkpoint_dir=folder.with_suffix(".ckpt"),
+                    progress=cb,
+                )
         else:
             raise ValueError(method)
         res.save(folder)
@@ -239,7 +273,8 @@ class Study:
             trainer="fast",
         )
         t0 = time.perf_counter()
-        res = train_and_evaluate(dataset, self.test, cfg, device=self.device)
+        with progress_bar(key) as cb:
+            res = train_and_evaluate(dataset, self.test, cfg, device=self.device, progress=cb)
         rec = {
             "part": part,
             "profile": self.p.name,

@@ -66,6 +66,7 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
             assert 0.1 < r["labeler_accuracy"] < 1.0
     study_log = (out / "study.txt").read_text()
     assert "training the labeler (1 epochs)" in study_log
+    assert "1-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: 100%" in study_log  # its progress bar
     assert not (out / "results").exists()  # packed: the device tool returns only a few files
 
     # A second session on the same workspace resumes: nothing is trained again.
