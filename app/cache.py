@@ -102,9 +102,9 @@ def load_set(path: str) -> Any:
 
 @st.cache_resource(show_spinner="Reading the set ...", max_entries=16)
 def _load_set(path: str, stamp: float) -> Any:
-    from ladd.dense import load_any
+    from ladd.sets import load_set
 
-    return load_any(path)
+    return load_set(path)
 
 
 def set_pixels(path: str) -> np.ndarray:

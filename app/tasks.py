@@ -33,7 +33,7 @@ def submit_random_real(root: str, source: str, ipc: int, seed: int) -> Job:
 
     def work(job: Job) -> str:
         from ladd.data import load_source
-        from ladd.distilled import random_real
+        from ladd.sets import random_real
         from ladd.store import Workspace
 
         ws = Workspace(root)
@@ -96,8 +96,8 @@ def submit_training(root: str, set_path: str, cfg_kwargs: dict[str, Any], label:
 
     def work(job: Job) -> int:
         from ladd.data import load_source
-        from ladd.dense import load_any
         from ladd.deploy import TrainConfig, train_recorded
+        from ladd.sets import load_set
         from ladd.store import Workspace
 
         ws = Workspace(root)
@@ -105,7 +105,7 @@ def submit_training(root: str, set_path: str, cfg_kwargs: dict[str, Any], label:
         job.progress(
             stage="load", step=0, total=cfg.epochs * len(cfg.seeds), message="loading the set"
         )
-        ds = load_any(set_path)
+        ds = load_set(set_path)
         source = getattr(ds, "source", None)
         if not source:
             raise ValueError("the set does not name its source dataset, so there is no test split")

@@ -142,7 +142,7 @@ def select(
 
 def set_picker(key: str, *, label: str = "Set", label_augmented: bool | None = None) -> str | None:
     """Pick a set of the workspace (newest first). `label_augmented`: only LA sets / only not."""
-    from ladd.dense import is_label_augmented_file
+    from ladd.sets import is_label_augmented_file
 
     sets = cache.list_sets()
     if label_augmented is not None:

@@ -195,7 +195,7 @@ def accuracy_parity(
     hard labels), reduced epochs; parity = |mean_fast - mean_ref| <= std_ref."""
     from ladd.data import load_source
     from ladd.deploy import build_training_data, eval_inputs
-    from ladd.distilled import random_real
+    from ladd.sets import random_real
 
     train = load_source(source, "train", image_size=image_size, limit_per_class=max(ipc, 20))
     test = load_source(source, "test", image_size=image_size, limit_per_class=test_limit)

@@ -180,7 +180,7 @@ def _load_set(
     data_root: Path | None = None,
     zca: bool = False,
 ) -> Any:
-    from ladd.dense import load_any
+    from ladd.sets import load_set
 
     if not path.exists():
         raise CLIError(f"{path}: no such file or folder")
@@ -193,7 +193,7 @@ def _load_set(
         kwargs["cache_dir"] = ws.cache_dir
     if data_root is not None:
         kwargs["data_root"] = data_root
-    return load_any(path, **kwargs)
+    return load_set(path, **kwargs)
 
 
 def _test_split(dataset: Any, source: str | None, ws: Any, data_root: Path | None) -> Any:
@@ -303,7 +303,7 @@ def random_real_cmd(
 ) -> None:
     """Make the random-real baseline set: IPC seeded-random real training images per class."""
     with _guard(debug):
-        from ladd.distilled import random_real
+        from ladd.sets import random_real
 
         ws = _workspace(workspace)
         kw: dict[str, Any] = {"cache_dir": ws.cache_dir}
@@ -661,7 +661,8 @@ def overhead(
 ) -> None:
     """Storage overhead of the dense labels: zip of uint8 images + float32 labels, with vs without."""
     with _guard(debug):
-        from ladd.dense import LabelAugmentedSet, set_storage_report
+        from ladd.dense import set_storage_report
+        from ladd.sets import LabelAugmentedSet
 
         la = LabelAugmentedSet.load(file)
         rep = set_storage_report(la)

@@ -160,10 +160,10 @@ def build_demo(
 ) -> DemoArtifacts:
     """Build (or reuse) the demo artifacts in `workspace` (a ladd.store.Workspace or a folder)."""
     from ladd.data import load_source
-    from ladd.dense import LabelAugmentedSet, augment
+    from ladd.dense import augment
     from ladd.deploy import TrainConfig, train_recorded
-    from ladd.distilled import load_distilled, random_real
     from ladd.labeler import LabelerConfig, list_checkpoints, load_labeler, read_meta, train_labeler
+    from ladd.sets import LabelAugmentedSet, load_distilled, random_real
     from ladd.store import Workspace
 
     if size not in DEMO_SIZES:

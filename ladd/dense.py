@@ -1,4 +1,4 @@
-"""Dense labels (paper Algorithm 1) and the label-augmented set file.
+"""Dense labels (paper Algorithm 1), label augmentation, storage overhead, per-crop statistics.
 
 For every distilled image x_i and every static crop S_j(x_i) (ladd.subsample), the dense label is
 y^d_{i,j} = softmax(g(S_j(x_i)) / T), T = 1 by default: an (N*N, K) matrix per image.
@@ -7,40 +7,25 @@ The labeler must see its own input space: images normalised with the same mean/s
 ZCA space). A mismatch does not crash, it silently ruins every label, so `augment` refuses it
 unless asked with `allow_mismatch=True`.
 
-A label-augmented set is one safetensors file: tensors `images` (float32 normalised, [M,C,H,W]),
-`labels` (int64 [M]), `dense` ([M, N*N, K], float32 or float16), optional `soft_labels` [M,K]
-(e.g. DATM's) and `full_soft` [M,K] (the labeler on the full image, for the full+soft ablation);
-metadata key "ladd_set" holds JSON: n, r, class names, mean, std, source, zca, lr, the labeler's
-identity and epoch, temperature.
+`augment` returns a ladd.sets.LabelAugmentedSet (the type and its file live there).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 import zipfile
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
 from ladd.device import resolve_device
 from ladd.flops import inference_flops_per_sample
-from ladd.store import save_tensors
+from ladd.sets import LabelAugmentedSet, has_zca
 from ladd.subsample import check_grid, sub_sample
-
-SET_FORMAT = "ladd.label_augmented/1"
-_META_KEY = "ladd_set"
-
-
-class LabelAugmentedFileError(ValueError):
-    """A label-augmented set file that is missing, unreadable or inconsistent."""
-
 
 # ---------------------------------------------------------------------------------------------
 # Algorithm 1
@@ -135,259 +120,8 @@ def check_input_space(dataset: Any, meta: Any, *, atol: float = 2e-3) -> list[st
     return problems
 
 
-def has_zca(obj: Any) -> bool:
-    """Whether a set (zca: ZCA | None) or labeler meta (zca: bool) lives in ZCA space."""
-    z = getattr(obj, "zca", None)
-    return z is not None and z is not False
-
-
 def _fmt(v: Any) -> str:
     return "(" + ", ".join(f"{x:.4f}" for x in v) + ")"
-
-
-# ---------------------------------------------------------------------------------------------
-# The label-augmented set
-
-
-@dataclass
-class LabelAugmentedSet:
-    """A distilled set plus dense labels: D_LA = {(x_i, y_i, y^d_i)}."""
-
-    images: torch.Tensor  # float32 normalised (M, C, H, W)
-    labels: torch.Tensor  # int64 (M,)
-    dense: torch.Tensor  # probabilities (M, n*n, K)
-    n: int
-    r: float
-    class_names: tuple[str, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    source: str | None = None
-    zca: Any = None  # a fitted ladd.data.ZCA when the images are in ZCA space
-    soft_labels: torch.Tensor | None = None  # the distilled set's own soft labels (M, K), if any
-    full_soft: torch.Tensor | None = None  # labeler's softmax on the full images (M, K)
-    lr: float | None = None  # the distilled set's learned lr (DATM), if any
-    labeler: dict[str, Any] = field(default_factory=dict)  # arch, source, epoch, path, accuracy
-    temperature: float = 1.0
-    distilled_format: str | None = None
-    generation_flops: float = 0.0
-    format: str = SET_FORMAT
-
-    # -- shape facts ---------------------------------------------------------------------------
-    @property
-    def num_classes(self) -> int:
-        return int(self.dense.shape[-1])
-
-    @property
-    def num_crops(self) -> int:
-        return self.n * self.n
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[-1])
-
-    def ipc_per_class(self) -> list[int]:
-        return torch.bincount(self.labels.cpu(), minlength=self.num_classes).tolist()
-
-    @property
-    def ipc(self) -> int:
-        """Images per class (the largest class when unbalanced)."""
-        return max(self.ipc_per_class())
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def validate(self) -> None:
-        """Raise LabelAugmentedFileError on any inconsistency."""
-        _validate(self)
-
-    def to_distilled(self) -> Any:
-        """The underlying distilled set (dense labels dropped)."""
-        from ladd.distilled import DistilledSet
-
-        return DistilledSet(
-            images=self.images,
-            labels=self.labels,
-            soft_labels=self.soft_labels,
-            lr=self.lr,
-            mean=tuple(self.mean),
-            std=tuple(self.std),
-            class_names=tuple(self.class_names),
-            format=self.distilled_format or "ladd",
-            source=self.source,
-            zca=self.zca,
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """A summary for `ladd info` and the dashboard."""
-        lo, hi = float(self.images.min()), float(self.images.max())
-        return {
-            "format": "label-augmented (LADD)",
-            "images": len(self),
-            "classes": self.num_classes,
-            "class_names": list(self.class_names),
-            "ipc_per_class": self.ipc_per_class(),
-            "image_size": self.image_size,
-            "label_kind": "hard + dense" + (" + soft" if self.soft_labels is not None else ""),
-            "value_range": [lo, hi],
-            "n": self.n,
-            "r": self.r,
-            "dense_shape": list(self.dense.shape),
-            "dense_dtype": str(self.dense.dtype).replace("torch.", ""),
-            "labeler": self.labeler,
-            "source": self.source,
-            "normalisation": {"mean": list(self.mean), "std": list(self.std), "zca": has_zca(self)},
-            "lr": self.lr,
-        }
-
-    # -- file ----------------------------------------------------------------------------------
-    def save(self, path: str | Path, dense_dtype: str | torch.dtype = "float32") -> Path:
-        """Write one safetensors file (atomically); dense labels in float32 or float16."""
-        dtype = _dtype(dense_dtype)
-        self.validate()
-        tensors = {
-            "images": self.images.float(),
-            "labels": self.labels.long(),
-            "dense": self.dense.to(dtype),
-        }
-        if self.soft_labels is not None:
-            tensors["soft_labels"] = self.soft_labels.float()
-        if self.full_soft is not None:
-            tensors["full_soft"] = self.full_soft.float()
-        meta = {
-            "format": self.format,
-            "n": self.n,
-            "r": self.r,
-            "class_names": list(self.class_names),
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "source": self.source,
-            "zca": {"source": self.source, "eps": float(self.zca.eps)} if has_zca(self) else None,
-            "lr": self.lr,
-            "labeler": self.labeler,
-            "temperature": self.temperature,
-            "distilled_format": self.distilled_format,
-            "generation_flops": self.generation_flops,
-        }
-        return save_tensors(path, tensors, {_META_KEY: json.dumps(meta), "format": SET_FORMAT})
-
-    @classmethod
-    def load(
-        cls,
-        path: str | Path,
-        *,
-        data_root: str | Path | None = None,
-        cache_dir: str | Path | None = None,
-    ) -> LabelAugmentedSet:
-        """Read and validate a label-augmented set file (LabelAugmentedFileError when bad).
-
-        A set in ZCA space gets its whitening re-fitted on the source's train split (cached).
-        """
-        path = Path(path)
-        if not path.is_file():
-            raise LabelAugmentedFileError(f"{path}: no such file")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                raw = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except Exception as err:
-            raise LabelAugmentedFileError(
-                f"{path}: not a readable safetensors file ({err})"
-            ) from None
-        if _META_KEY not in raw:
-            raise LabelAugmentedFileError(
-                f"{path}: not a label-augmented set (no '{_META_KEY}' metadata)"
-            )
-        try:
-            meta = json.loads(raw[_META_KEY])
-        except json.JSONDecodeError as err:
-            raise LabelAugmentedFileError(f"{path}: corrupt metadata ({err})") from None
-        missing = [k for k in ("images", "labels", "dense") if k not in tensors]
-        missing += [k for k in ("n", "r", "class_names", "mean", "std") if k not in meta]
-        if missing:
-            raise LabelAugmentedFileError(f"{path}: missing {', '.join(missing)}")
-        la = cls(
-            images=tensors["images"],
-            labels=tensors["labels"],
-            dense=tensors["dense"],
-            n=int(meta["n"]),
-            r=float(meta["r"]),
-            class_names=tuple(meta["class_names"]),
-            mean=tuple(meta["mean"]),
-            std=tuple(meta["std"]),
-            source=meta.get("source"),
-            zca=None,
-            soft_labels=tensors.get("soft_labels"),
-            full_soft=tensors.get("full_soft"),
-            lr=meta.get("lr"),
-            labeler=dict(meta.get("labeler") or {}),
-            temperature=float(meta.get("temperature", 1.0)),
-            distilled_format=meta.get("distilled_format"),
-            generation_flops=float(meta.get("generation_flops", 0.0)),
-            format=meta.get("format", SET_FORMAT),
-        )
-        try:
-            _validate(la)
-        except LabelAugmentedFileError as err:
-            raise LabelAugmentedFileError(f"{path}: {err}") from None
-        zinfo = meta.get("zca")
-        if zinfo:
-            from ladd.distilled import fit_zca_for
-
-            la.zca = fit_zca_for(
-                zinfo.get("source") or la.source,
-                eps=float(zinfo.get("eps", 0.1)),
-                data_root=data_root,
-                cache_dir=cache_dir,
-            )
-        return la
-
-
-def _dtype(d: str | torch.dtype) -> torch.dtype:
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
-    if isinstance(d, torch.dtype):
-        if d in (torch.float32, torch.float16):
-            return d
-    elif d in table:
-        return table[d]
-    raise ValueError(f"dense label dtype must be float32 or float16, got {d!r}")
-
-
-def _validate(la: LabelAugmentedSet) -> None:
-    err = LabelAugmentedFileError
-    if la.images.dim() != 4 or not la.images.is_floating_point():
-        raise err(
-            f"images must be float (M, C, H, W), got {la.images.dtype} {tuple(la.images.shape)}"
-        )
-    m = la.images.shape[0]
-    if la.labels.shape != (m,) or la.labels.dtype != torch.int64:
-        raise err(f"labels must be int64 ({m},), got {la.labels.dtype} {tuple(la.labels.shape)}")
-    try:
-        check_grid(la.n, la.r)
-    except ValueError as e:
-        raise err(str(e)) from None
-    k = len(la.class_names)
-    if la.dense.shape != (m, la.n * la.n, k):
-        raise err(
-            f"dense labels must be (M, N*N, K) = ({m}, {la.n * la.n}, {k}), got {tuple(la.dense.shape)}"
-        )
-    if la.dense.dtype not in (torch.float32, torch.float16):
-        raise err(f"dense labels must be float32 or float16, got {la.dense.dtype}")
-    if m and (int(la.labels.min()) < 0 or int(la.labels.max()) >= k):
-        raise err(f"labels out of range 0..{k - 1}")
-    d = la.dense.float()
-    if m and (float(d.min()) < -1e-4 or (d.sum(-1) - 1).abs().max() > 1e-2):
-        raise err("dense labels are not probability vectors (each crop's row must sum to 1)")
-    if len(la.mean) != la.images.shape[1] or len(la.std) != la.images.shape[1]:
-        raise err(f"mean/std need {la.images.shape[1]} channels each")
-    for name in ("soft_labels", "full_soft"):
-        t = getattr(la, name)
-        if t is not None and t.shape != (m, k):
-            raise err(f"{name} must be ({m}, {k}), got {tuple(t.shape)}")
 
 
 def augment(
@@ -461,28 +195,6 @@ def augment(
         distilled_format=getattr(distilled, "format", None),
         generation_flops=float(flops),
     )
-
-
-def load_any(path: str | Path, **distilled_options: Any) -> Any:
-    """A LabelAugmentedSet when `path` is one, else `ladd.distilled.load_distilled(path, ...)`."""
-    p = Path(path)
-    if p.is_file() and p.suffix == ".safetensors" and is_label_augmented_file(p):
-        return LabelAugmentedSet.load(
-            p,
-            data_root=distilled_options.get("data_root"),
-            cache_dir=distilled_options.get("cache_dir"),
-        )
-    from ladd.distilled import load_distilled
-
-    return load_distilled(p, **distilled_options)
-
-
-def is_label_augmented_file(path: str | Path) -> bool:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return _META_KEY in (f.metadata() or {})
-    except Exception:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -644,8 +356,3 @@ def crop_stats_across(
         s["normalised_entropy"] = s["mean_entropy"] / math.log(max(2, dense.shape[-1]))
         out[lab.meta.epoch] = s
     return out
-
-
-def with_dense(la: LabelAugmentedSet, dense: torch.Tensor) -> LabelAugmentedSet:
-    """A copy of `la` with other dense labels (same shape)."""
-    return replace(la, dense=dense)

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ladd.augment import DSAConfig, dsa
 from ladd.device import resolve_device
+from ladd.dsa import DSAConfig, dsa
 from ladd.flops import train_flops_per_sample
 from ladd.models import ModelSpec, create_model, default_lr, model_family
 from ladd.progress import ProgressEvent, ProgressFn

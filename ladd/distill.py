@@ -27,12 +27,12 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.func import functional_call
 
-from ladd.augment import DSAConfig, dsa
 from ladd.data import ImageSet, fit_zca
 from ladd.device import resolve_device
-from ladd.distilled import DistilledSet, random_real
+from ladd.dsa import DSAConfig, dsa
 from ladd.models import create_from_spec, create_model
 from ladd.progress import ProgressEvent, ProgressFn
+from ladd.sets import DistilledSet, random_real
 
 METHODS = ("random", "dm", "mtt")
 

@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ladd.augment import DSA_OPS, DSAConfig
 from ladd.deploy import (
     TrainConfig,
     TrainedModels,
@@ -47,6 +46,7 @@ from ladd.deploy import (
     train_reference,
 )
 from ladd.device import resolve_device
+from ladd.dsa import DSA_OPS, DSAConfig
 from ladd.models import ModelSpec, default_lr
 from ladd.progress import ProgressEvent, ProgressFn
 
@@ -139,7 +139,7 @@ def batched_dsa(x: torch.Tensor, op: torch.Tensor, u: torch.Tensor, cfg: DSAConf
     """DSA with a per-sample op code and per-sample uniforms: (N, C, H, W) -> (N, C, H, W).
 
     `op` (N,) holds indices into DSA_OPS; `u` (N, 10) uniforms in [0, 1). Same distributions as
-    ladd.augment (color: u0..u2; crop: u3, u4; cutout: u5, u6; flip: u7; scale: u8, u9; rotate:
+    ladd.dsa (color: u0..u2; crop: u3, u4; cutout: u5, u6; flip: u7; scale: u8, u9; rotate:
     u8). Branch-free: every op's result is computed and the chosen one is kept with torch.where,
     so the graph is static (compile, CUDA graphs). Samples whose op is not in the strategy pass
     through unchanged.

@@ -319,7 +319,7 @@ def train_labeler(
     y_train = train.labels.to(dev)
     x_test = test_set.normalised(dev)
     if cfg.zca:
-        from ladd.distilled import fit_zca_for
+        from ladd.sets import fit_zca_for
 
         # Whitening fitted on the whole train split, as MTT/DATM do (not on a limited subset).
         zca = fit_zca_for(info.name, eps=cfg.zca_eps, data_root=data_root, cache_dir=cache_dir)

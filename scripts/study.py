@@ -31,7 +31,6 @@ from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
 from ladd.deploy import TrainConfig, train_and_evaluate
 from ladd.device import resolve_device
 from ladd.distill import DMConfig, ExpertConfig, MTTConfig, distill_dm, distill_mtt, train_experts
-from ladd.distilled import load_distilled, random_real
 from ladd.labeler import (
     LabelerConfig,
     list_checkpoints,
@@ -40,6 +39,7 @@ from ladd.labeler import (
     train_labeler,
 )
 from ladd.progress import ProgressEvent
+from ladd.sets import load_distilled, random_real
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ladd.cli import app
-from ladd.distilled import load_distilled
+from ladd.sets import load_distilled
 from ladd.store import Workspace
 
 runner = CliRunner()

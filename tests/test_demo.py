@@ -21,9 +21,8 @@ def built(tmp_path_factory):
 
 
 def test_small_demo_builds_every_artifact(built):
-    from ladd.dense import LabelAugmentedSet
-    from ladd.distilled import load_distilled
     from ladd.labeler import read_meta
+    from ladd.sets import LabelAugmentedSet, load_distilled
     from ladd.store import Workspace
 
     root, arts, _, seconds = built
@@ -94,7 +93,7 @@ def test_unknown_size_is_refused(tmp_path):
 def test_the_same_demo_runs_on_real_cifar10_when_available(tmp_path, monkeypatch):
     import os
 
-    from ladd.dense import LabelAugmentedSet
+    from ladd.sets import LabelAugmentedSet
     from ladd.store import Workspace
 
     shared = os.environ.get("LADD_SHARED_DATA")

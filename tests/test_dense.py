@@ -14,20 +14,17 @@ from safetensors.torch import save_file
 
 from ladd.data import to_uint8
 from ladd.dense import (
-    LabelAugmentedFileError,
-    LabelAugmentedSet,
     augment,
     crop_stats,
     crop_stats_across,
     generate_dense_labels,
-    load_any,
     set_base_bytes,
     set_storage_report,
     storage_overhead,
 )
-from ladd.distilled import random_real
 from ladd.labeler import Labeler, LabelerMeta
 from ladd.models import create_model
+from ladd.sets import LabelAugmentedFileError, LabelAugmentedSet, load_set, random_real
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -107,7 +104,7 @@ def test_label_augmented_file_round_trips(distilled, tmp_path: Path) -> None:
     assert (back.mean, back.std, back.source) == (la.mean, la.std, "shapes")
     assert back.labeler["epoch"] == 10 and back.labeler["arch"] == "convnet_d3"
     assert back.ipc_per_class() == [3] * 10 and back.describe()["label_kind"] == "hard + dense"
-    assert isinstance(load_any(path), LabelAugmentedSet)
+    assert isinstance(load_set(path), LabelAugmentedSet)
     half = LabelAugmentedSet.load(la.save(tmp_path / "half.safetensors", "float16"))
     assert half.dense.dtype == torch.float16
     torch.testing.assert_close(half.dense.float(), la.dense, atol=1e-3, rtol=0)

@@ -25,9 +25,9 @@ from ladd.deploy import (
     train_models,
     train_recorded,
 )
-from ladd.distilled import random_real
 from ladd.labeler import Labeler, LabelerMeta
 from ladd.models import create_model
+from ladd.sets import random_real
 from ladd.store import Workspace, load_model
 
 TINY = dict(epochs=6, batch_size=64, lr=0.05, seeds=(0,), dsa=False, model_options={"width": 8})

@@ -12,7 +12,7 @@ from ladd.distill import (
     load_trajectory,
     train_experts,
 )
-from ladd.distilled import load_distilled
+from ladd.sets import load_distilled
 
 NARROW = {"width": 16}
 

@@ -7,8 +7,7 @@ import threading
 import pytest
 import torch
 
-import ladd.augment as augment
-from ladd.augment import DSA_OPS, DSAConfig
+import ladd.dsa as augment
 from ladd.deploy import (
     TrainConfig,
     TrainingData,
@@ -19,6 +18,7 @@ from ladd.deploy import (
     train_models,
     train_reference,
 )
+from ladd.dsa import DSA_OPS, DSAConfig
 from ladd.fast import FastOptions, _stack_models, batched_dsa, stacked_loss, train_fast
 
 K, SIZE = 4, 16
@@ -196,7 +196,7 @@ def test_train_models_dispatches_to_the_fast_trainer(monkeypatch) -> None:
 
 
 class _Draws:
-    """Stand-in for ladd.augment's random draws: returns prepared tensors in order."""
+    """Stand-in for ladd.dsa's random draws: returns prepared tensors in order."""
 
     def __init__(self, values: list[torch.Tensor]) -> None:
         self.values = list(values)

@@ -8,14 +8,14 @@ import sys
 
 MODULES = [
     "ladd",
-    "ladd.augment",
+    "ladd.dsa",
     "ladd.cam",
     "ladd.data",
     "ladd.demo",
     "ladd.dense",
     "ladd.deploy",
     "ladd.device",
-    "ladd.distilled",
+    "ladd.sets",
     "ladd.labeler",
     "ladd.models",
     "ladd.store",

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from ladd.data import load_source
-from ladd.dense import LabelAugmentedSet, augment, set_storage_report
+from ladd.dense import augment, set_storage_report
 from ladd.deploy import TrainConfig, train_and_evaluate
-from ladd.distilled import random_real
 from ladd.labeler import LabelerConfig, load_labeler, train_labeler
+from ladd.sets import LabelAugmentedSet, random_real
 
 SHARED = os.environ.get("LADD_SHARED_DATA")
 pytestmark = [

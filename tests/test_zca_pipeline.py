@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from ladd.data import load_source, normalise
-from ladd.dense import LabelAugmentedSet, augment
+from ladd.dense import augment
 from ladd.deploy import TrainConfig, eval_inputs, train_and_evaluate
-from ladd.distilled import fit_zca_for, random_real
 from ladd.labeler import LabelerConfig, load_labeler, train_labeler
+from ladd.sets import LabelAugmentedSet, fit_zca_for, random_real
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,10 @@
-"""The model zoo: a registry of the distillation field's architectures."""
+"""The model zoo: a registry of the distillation field's architectures.
 
+The registry imports no architecture; this package imports them all, and each registers itself
+(timm's layout), so `from ladd.models import create_model` knows every name.
+"""
+
+from ladd.models import alexnet, convnet, resnet, vgg, vit  # noqa: F401  (they register)
 from ladd.models.registry import (
     ModelSpec,
     cam_target,

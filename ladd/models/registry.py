@@ -71,12 +71,10 @@ def register_model(
 
 def list_models() -> list[str]:
     """Every registered architecture name, sorted."""
-    _ensure_loaded()
     return sorted(_REGISTRY)
 
 
 def _entry(name: str) -> _Entry:
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -121,8 +119,3 @@ def cam_target(model: nn.Module) -> tuple[nn.Module, Callable[[torch.Tensor], to
     if layer is None:
         raise ValueError(f"{type(model).__name__} declares no GradCAM target layer")
     return layer, getattr(model, "cam_reshape", None)
-
-
-def _ensure_loaded() -> None:
-    # The architecture modules register themselves on import.
-    from ladd.models import alexnet, convnet, resnet, vgg, vit  # noqa: F401

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ladd.augment import DSA_OPS, DSAConfig, apply_op, crop, cutout, dsa, flip
+from ladd.dsa import DSA_OPS, DSAConfig, apply_op, crop, cutout, dsa, flip
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ladd.data import load_source, source_info, to_uint8
-from ladd.distilled import (
+from ladd.sets import (
     GLAD_MEAN,
     DistilledFileError,
     DistilledSet,
