@@ -8,6 +8,7 @@ arrays with st.cache_data. Arguments starting with "_" are not hashed.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -86,8 +87,10 @@ def list_checkpoints(labeler_dir: str) -> list[str]:
 
 
 def list_runs(kind: str | None = "train") -> list[Any]:
-    """RunRecords of the workspace, newest first."""
-    return workspace().db.list_runs(kind)
+    """Typed run summaries (ladd.pipeline.RunSummary) of the workspace, newest first."""
+    from ladd.pipeline import list_summaries
+
+    return list_summaries(workspace(), kind)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,13 +127,6 @@ def _set_pixels(path: str, stamp: float) -> np.ndarray:
     return x.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def describe_set(ds: Any) -> dict[str, Any]:
-    try:
-        return dict(ds.describe())
-    except Exception:  # a reader without describe(): fall back to the basics
-        return {"images": int(ds.labels.shape[0]), "image_size": int(ds.images.shape[-1])}
-
-
 # ---------------------------------------------------------------------------------------------
 # Labelers and dense labels
 
@@ -163,7 +159,7 @@ def image_dense_labels(
     ds = _load_set(set_path, set_stamp)
     lab = _load_labeler(labeler_path, lab_stamp)
     x = ds.images[index : index + 1].float()
-    with _model_lock(labeler_path):
+    with model_lock(labeler_path):
         dense = generate_dense_labels(x, lab.model, n, r, device="cpu")
     return dense[0].numpy()
 
@@ -184,7 +180,9 @@ def epoch_summary(
 
     ds = _load_set(set_path, set_stamp)
     labs = [_load_labeler(p, m) for p, m in zip(labeler_paths, stamps, strict=True)]
-    with _model_lock("epoch_summary"):
+    with contextlib.ExitStack() as held:
+        for p in sorted(set(labeler_paths)):  # one order everywhere: no deadlock
+            held.enter_context(model_lock(p))
         stats = crop_stats_across(ds, labs, n, r, device="cpu")
     return [{"epoch": int(e), **s} for e, s in sorted(stats.items())]
 
@@ -226,14 +224,11 @@ def _locks() -> dict[str, threading.Lock]:
     return {}
 
 
-def _model_lock(name: str) -> threading.Lock:
-    """One lock per shared model: CAM hooks and eval/train flips must not interleave."""
-    locks = _locks()
-    return locks.setdefault(name, threading.Lock())
-
-
 def model_lock(path: str) -> threading.Lock:
-    return _model_lock(str(check_path(path)))
+    """The lock of one shared model file (keyed by its resolved path): CAM hooks and eval/train
+    flips on a cached model must not interleave between sessions."""
+    locks = _locks()
+    return locks.setdefault(str(check_path(path)), threading.Lock())
 
 
 def cam_inputs(source: str) -> Any:
@@ -248,31 +243,34 @@ def _cam_inputs(root: str, source: str) -> Any:
     return _build(Workspace(root), source)
 
 
-def class_stats(pixels: np.ndarray, labels: np.ndarray, names: list[str]) -> Any:
-    """Per-class pixel statistics of (M, H, W, 3) uint8 images, as a DataFrame (plus "all")."""
+def run_inputs(run: Any, images: Any) -> torch.Tensor:
+    """Real test images (an ImageSet) in the input space a run's models were trained in: the
+    run's set's mean/std and ZCA (ladd.deploy.eval_inputs, what evaluation used)."""
+    from ladd.deploy import eval_inputs
+
+    if not run.set_path:
+        raise ValueError(f"run #{run.id} does not record its set, so its input space is unknown")
+    return eval_inputs(load_set(run.set_path), images, torch.device("cpu"))
+
+
+def class_stats(path: str) -> Any:
+    """Per-class pixel statistics of a set (ladd.data.class_pixel_stats) as a DataFrame."""
     import pandas as pd
 
+    from ladd.data import class_pixel_stats
+
+    ds = load_set(path)
+    pixels = torch.from_numpy(set_pixels(path)).permute(0, 3, 1, 2)  # (M, 3, H, W) uint8
     rows = []
-    groups = [(n, labels == k) for k, n in enumerate(names)] + [("all", np.ones_like(labels, bool))]
-    for name, mask in groups:
-        x = pixels[mask].astype(np.float32) / 255.0  # (m, H, W, 3)
-        if x.size == 0:
-            rows.append({"class": name, "images": 0})
-            continue
-        mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
-        rows.append(
-            {
-                "class": name,
-                "images": int(mask.sum()),
-                "mean R": round(float(mean[0]), 3),
-                "mean G": round(float(mean[1]), 3),
-                "mean B": round(float(mean[2]), 3),
-                "std": round(float(x.std()), 3),
-                "std R/G/B": " / ".join(f"{v:.3f}" for v in std),
-                "min": round(float(x.min()), 3),
-                "max": round(float(x.max()), 3),
-            }
-        )
+    for row in class_pixel_stats(pixels, ds.labels, list(ds.class_names)):
+        flat = {"class": row["class"], "images": row["images"]}
+        if row["images"]:
+            for ch, v in zip("RGB", row["mean"], strict=False):
+                flat[f"mean {ch}"] = round(v, 3)
+            flat["std"] = round(row["std"], 3)
+            flat["std R/G/B"] = " / ".join(f"{v:.3f}" for v in row["std_per_channel"])
+            flat["min"], flat["max"] = round(row["min"], 3), round(row["max"], 3)
+        rows.append(flat)
     return pd.DataFrame(rows)
 
 
@@ -284,16 +282,13 @@ def storage_base(path: str) -> dict[str, float]:
 
 @st.cache_data(show_spinner="Measuring the set's compressed size ...", max_entries=16)
 def _storage_base(path: str, stamp: float) -> dict[str, float]:
-    from ladd.dense import set_uint8_images, storage_report
+    from ladd.dense import set_base_bytes
 
     ds = _load_set(path, stamp)
-    x = set_uint8_images(ds)
-    k = len(ds.class_names) if ds.class_names else int(ds.labels.max()) + 1
-    empty = torch.zeros(x.shape[0], 0, k)
     out = {
-        "base_bytes": float(storage_report(x, empty, ds.labels).base_bytes),
-        "images": x.shape[0],
-        "classes": k,
+        "base_bytes": float(set_base_bytes(ds)),
+        "images": len(ds),
+        "classes": len(ds.class_names),
     }
     if hasattr(ds, "dense"):
         from ladd.dense import set_storage_report
@@ -353,9 +348,7 @@ def summary_by_epoch(set_path: str, checkpoints: dict[int, str], n: int, r: floa
 
 def crop_values(dense: np.ndarray, metric: str, klass: int) -> tuple[np.ndarray, float]:
     """One number per crop from (n*n, K) dense labels, and the colour scale's top."""
-    if metric == "class probability":
-        return dense[:, klass], 1.0
-    if metric == "max probability":
-        return dense.max(axis=1), 1.0
-    entropy = -(dense * np.log(np.clip(dense, 1e-12, None))).sum(axis=1)
-    return entropy, float(np.log(dense.shape[1]))
+    from ladd.dense import crop_metric
+
+    values, top = crop_metric(torch.from_numpy(dense), metric, klass)
+    return values.numpy(), top

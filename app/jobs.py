@@ -21,6 +21,8 @@ from typing import Any
 
 import streamlit as st
 
+from ladd.training import TrainingStopped
+
 log = logging.getLogger("ladd.app.jobs")
 
 JOB_STATES = ("queued", "running", "done", "failed", "stopped")
@@ -52,19 +54,19 @@ class Job:
 
     # -- called from the worker thread -------------------------------------------------------
     def progress(self, event: Any = None, **fields: Any) -> None:
-        """Progress callback for ladd functions: an event with stage/step/total/loss/message
-        attributes, or the same as keywords. Raises InterruptedError once a stop was asked."""
+        """Progress callback for ladd functions: a ladd.progress.ProgressEvent, or its fields as
+        keywords. A note is logged, not counted. Raises TrainingStopped once a stop was asked."""
         get = (lambda k: fields.get(k)) if event is None else (lambda k: getattr(event, k, None))
+        note = bool(get("note"))
         with self._lock:
             if get("stage"):
                 self.stage = str(get("stage"))
-            if get("step") is not None:
+            if not note and get("step") is not None:
                 self.step = int(get("step"))
-            if get("total") is not None:
+            if not note and get("total") is not None:
                 self.total = int(get("total"))
             loss = get("loss")
-            # A checkpoint event repeats its epoch's loss: keep one point per epoch.
-            if loss is not None and get("stage") != "checkpoint" and len(self.losses) < _MAX_LOSSES:
+            if loss is not None and not note and len(self.losses) < _MAX_LOSSES:
                 self.losses.append(float(loss))
             msg = get("message")
             if msg:
@@ -72,7 +74,7 @@ class Job:
                 self.log.append(str(msg))
                 del self.log[:-200]
         if self.stop.is_set():
-            raise InterruptedError("stopped on request")
+            raise TrainingStopped("stopped on request")
 
     # -- read from pages ---------------------------------------------------------------------
     @property
@@ -144,7 +146,7 @@ class JobRegistry:
             try:
                 job.result = fn(job)
             except Exception as err:
-                if isinstance(err, InterruptedError) or job.stop.is_set():
+                if isinstance(err, TrainingStopped) or job.stop.is_set():
                     job.status, job.message = "stopped", "stopped"
                     return
                 # shown to the user as a message, logged in full

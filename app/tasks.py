@@ -29,23 +29,17 @@ def submit_demo(root: str, source: str, size: str) -> Job:
 
 
 def submit_random_real(root: str, source: str, ipc: int, seed: int) -> Job:
-    """Draw a random-real distilled set and save it (MTT layout) under sets/."""
+    """Draw a random-real distilled set and save it (MTT layout) under sets/ (a recorded step)."""
 
     def work(job: Job) -> str:
-        from ladd.data import load_source
-        from ladd.sets import random_real
+        from ladd.distill import RandomConfig
+        from ladd.pipeline import run_distill
         from ladd.store import Workspace
 
-        ws = Workspace(root)
-        job.progress(stage="load", step=0, total=2, message=f"loading {source}")
-        train = load_source(source, "train", cache_dir=ws.cache_dir)
-        job.progress(stage="draw", step=1, total=2, message=f"drawing {ipc} images per class")
-        ds = random_real(train, ipc, seed=seed)
-        tag = source.replace(":", "_").replace("/", "_")
-        out = ws.sets_dir / f"random_{tag}_ipc{ipc}_seed{seed}"
-        ds.save_mtt(out)
-        job.progress(stage="done", step=2, total=2, message=f"saved {out.name}")
-        return str(out)
+        job.progress(stage="random_real", step=0, total=1, message=f"drawing from {source}")
+        res = run_distill(Workspace(root), source, "random", RandomConfig(ipc=ipc, seed=seed))
+        job.progress(stage="random_real", step=1, total=1, message=f"saved {res.path.name}")
+        return str(res.path)
 
     return registry().submit(
         "random_real", f"Random-real set ({source}, IPC {ipc})", work, {"source": source}
@@ -55,36 +49,23 @@ def submit_random_real(root: str, source: str, ipc: int, seed: int) -> Job:
 def submit_labeler(
     root: str, source: str, epochs: int, every: int, width: int, limit_per_class: int | None
 ) -> Job:
-    """Train a labeler with checkpoints every `every` epochs, recorded as a "labeler" run."""
+    """Train a labeler with checkpoints every `every` epochs (a recorded "labeler" step)."""
 
     def work(job: Job) -> list[str]:
-        from ladd.labeler import LabelerConfig, train_labeler
+        from ladd.labeler import LabelerConfig
+        from ladd.pipeline import run_labeler
         from ladd.store import Workspace
 
-        ws = Workspace(root)
         cfg = LabelerConfig(
             epochs=epochs,
             save_at=tuple(range(every, epochs + 1, every)) or (epochs,),
             limit_per_class=limit_per_class,
             model_options={"width": width} if width else {},
         )
-        tag = source.replace(":", "_").replace("/", "_")
-        limit = f"_l{limit_per_class}" if limit_per_class else ""
-        out = ws.labelers_dir / f"{tag}_w{width}{limit}_seed{cfg.seed}"
-        with ws.db.run(
-            "labeler", {"source": source, "labeler": cfg.to_dict(), "out": str(out)}
-        ) as run:
-            paths = train_labeler(
-                source,
-                cfg,
-                out,
-                device="auto",
-                progress=job.progress,
-                stop=job.stop,
-                cache_dir=ws.cache_dir,
-            )
-            run.log_metrics(checkpoints=[str(p) for p in paths])
-        return [str(p) for p in paths]
+        res = run_labeler(
+            Workspace(root), source, cfg, device="auto", progress=job.progress, stop=job.stop
+        )
+        return [c.path for c in res.checkpoints]
 
     return registry().submit(
         "labeler", f"Labeler on {source} ({epochs} epochs)", work, {"source": source}
@@ -96,31 +77,34 @@ def submit_training(root: str, set_path: str, cfg_kwargs: dict[str, Any], label:
 
     def work(job: Job) -> int:
         from ladd.data import load_source
-        from ladd.deploy import TrainConfig, train_recorded
+        from ladd.pipeline import run_train
         from ladd.sets import load_set
         from ladd.store import Workspace
+        from ladd.training import TrainConfig
 
         ws = Workspace(root)
         cfg = TrainConfig(**cfg_kwargs)
         job.progress(
             stage="load", step=0, total=cfg.epochs * len(cfg.seeds), message="loading the set"
         )
-        ds = load_set(set_path)
+        ds = load_set(set_path, cache_dir=ws.cache_dir)
         source = getattr(ds, "source", None)
         if not source:
             raise ValueError("the set does not name its source dataset, so there is no test split")
         test = load_source(
             source, "test", image_size=int(ds.images.shape[-1]), cache_dir=ws.cache_dir
         )
-        run_id, _ = train_recorded(
+        run_id, _ = run_train(
             ws,
             ds,
             test,
             cfg,
+            set_path=set_path,
+            source=source,
+            label=label,
             device="auto",
             progress=job.progress,
             stop=job.stop,
-            extra={"set": set_path, "source": source, "label": label},
         )
         return run_id
 

@@ -158,11 +158,10 @@ def set_picker(key: str, *, label: str = "Set", label_augmented: bool | None = N
 
 
 def run_label(run: Any) -> str:
-    cfg = run.config.get("train", {})
-    acc = run.metrics.get("accuracy_mean")
-    acc_text = f"{acc:.1%}" if isinstance(acc, (int, float)) else run.status
-    name = run.config.get("label") or f"{cfg.get('mode', '?')} / {cfg.get('arch', '?')}"
-    return f"#{run.id} {name} ({acc_text})"
+    """`#12 my label (53.2%)` for a ladd.pipeline.RunSummary."""
+    acc = f"{run.accuracy_mean:.1%}" if run.accuracy_mean is not None else run.status
+    name = run.label or (f"{run.mode} / {run.train.arch}" if run.train else run.kind)
+    return f"#{run.id} {name} ({acc})"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import torch
 
 from ladd.dense import generate_dense_labels
 from ladd.device import resolve_device
+from ladd.files import write_text
 from ladd.models import create_model
 from ladd.subsample import _crop_views_gather, crop_views
 
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         r.update(date=today, command=command, torch=torch.__version__)
     if args.json_out is not None:
         existing = json.loads(args.json_out.read_text()) if args.json_out.exists() else []
-        args.json_out.write_text(json.dumps(existing + records, indent=2) + "\n")
+        write_text(args.json_out, json.dumps(existing + records, indent=2) + "\n")
         print(f"appended {len(records)} record(s) to {args.json_out}")
     return records
 

@@ -29,16 +29,11 @@ from typing import Any
 import torch
 
 from bench.reference_loop import run_reference
-from ladd.deploy import (
-    TrainConfig,
-    TrainingData,
-    evaluate_models,
-    init_model,
-    model_spec,
-    soft_cross_entropy,
-)
+from ladd.deploy import evaluate_models
 from ladd.device import resolve_device
-from ladd.fast import FastOptions, _resolve, _stack_models, stacked_loss, train_fast
+from ladd.files import write_text
+from ladd.trainers.fast import FastOptions, _resolve, _stack_models, stacked_loss, train_fast
+from ladd.training import TrainConfig, TrainingData, init_model, model_spec, soft_cross_entropy
 
 
 @dataclass(frozen=True)
@@ -194,8 +189,9 @@ def accuracy_parity(
     """5-seed accuracy of both trainers on a random-real set of `source` (full images + crops,
     hard labels), reduced epochs; parity = |mean_fast - mean_ref| <= std_ref."""
     from ladd.data import load_source
-    from ladd.deploy import build_training_data, eval_inputs
+    from ladd.deploy import eval_inputs
     from ladd.sets import random_real
+    from ladd.training import build_training_data
 
     train = load_source(source, "train", image_size=image_size, limit_per_class=max(ipc, 20))
     test = load_source(source, "test", image_size=image_size, limit_per_class=test_limit)
@@ -239,7 +235,7 @@ def accuracy_parity(
 def append_records(path: Path, records: list[dict[str, Any]]) -> None:
     existing = json.loads(path.read_text()) if path.exists() else []
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(existing + records, indent=2) + "\n")
+    write_text(path, json.dumps(existing + records, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:

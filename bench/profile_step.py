@@ -15,9 +15,10 @@ from pathlib import Path
 from torch.profiler import ProfilerActivity, profile
 
 from bench.deploy_speed import CONFIGS, synthetic_data
-from ladd.deploy import TrainConfig, model_spec
 from ladd.device import resolve_device
-from ladd.fast import train_fast
+from ladd.files import write_text
+from ladd.trainers.fast import train_fast
+from ladd.training import TrainConfig, model_spec
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"== {name} ({args.epochs - 1} profiled epochs, 5 seeds) ==\n{table}", flush=True)
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / f"profile_{name}.txt").write_text(table)
+            write_text(args.out / f"profile_{name}.txt", table)
 
 
 if __name__ == "__main__":

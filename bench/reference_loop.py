@@ -1,6 +1,6 @@
-"""The fair opponent: the field's deployment loop, as `ladd.deploy.train_reference` implements it.
+"""The fair opponent: the field's deployment loop, as `ladd.trainers.reference.train_reference` implements it.
 
-We reuse `ladd.deploy.train_reference` rather than keep a second copy, because it is exactly the
+We reuse `ladd.trainers.reference.train_reference` rather than keep a second copy, because it is exactly the
 field's loop (MTT / DC / DSA evaluation code), point by point:
 
 - one model at a time, a fresh init per seed;
@@ -22,9 +22,10 @@ from dataclasses import replace
 
 import torch
 
-from ladd.deploy import TrainConfig, TrainedModels, TrainingData, train_reference
 from ladd.models import ModelSpec
 from ladd.progress import ProgressFn
+from ladd.trainers.reference import train_reference
+from ladd.training import TrainConfig, TrainedModels, TrainingData
 
 __all__ = ["run_reference"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,8 +30,8 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     name="ladd",
@@ -43,8 +43,19 @@ app = typer.Typer(
 runs_app = typer.Typer(help="The runs database of a workspace.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-out = Console(soft_wrap=True, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+# markup=False: paths, class names and messages come from users and files; "[/x]" in one of them
+# must print as it is, never be parsed as rich markup. Styling goes through Text objects.
+out = Console(soft_wrap=True, highlight=False, markup=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+
+
+def _warn(message: str) -> None:
+    err.print(Text("warning: ", style="yellow") + Text(str(message)))
+
+
+def _note(message: str) -> None:
+    err.print(Text("note: ", style="yellow") + Text(str(message)))
+
 
 # -- shared options --------------------------------------------------------------------------
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
@@ -66,6 +77,9 @@ ZcaOpt = Annotated[
     typer.Option(
         "--zca", help="The set's images are in ZCA space (MTT/DATM on CIFAR): fit ZCA on --source."
     ),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Replace an existing output (never an input of the step).")
 ]
 DataRootOpt = Annotated[
     Path | None,
@@ -99,7 +113,7 @@ def _guard(debug: bool) -> Iterator[None]:
     except _PASS_THROUGH:
         raise  # usage errors: click prints them and exits 2
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/red]")
+        err.print(Text("interrupted", style="red"))
         raise typer.Exit(130) from None
     except Exception as e:  # every error reaches the user as one line
         if debug:
@@ -107,7 +121,7 @@ def _guard(debug: bool) -> Iterator[None]:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if isinstance(e, KeyError):
             msg = msg.strip("'\"")
-        err.print(f"[red]error:[/red] {msg}", markup=True)
+        err.print(Text("error: ", style="red") + Text(msg))
         raise typer.Exit(1) from None
 
 
@@ -123,36 +137,11 @@ def _device(name: str) -> Any:
     return resolve_device(name)
 
 
-@contextmanager
-def _progress_bar(description: str, enabled: bool = True) -> Iterator[Callable[[Any], None]]:
-    """A rich progress bar on stderr fed by ladd's ProgressEvent callback."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not enabled,
-        transient=False,
-    )
-    task = progress.add_task(description, total=None, info="")
+def _progress_bar(description: str) -> Any:
+    """The progress adapter on stderr: a rich bar on a terminal, plain lines in a log."""
+    from ladd.progress import progress_reporter
 
-    def callback(ev: Any) -> None:
-        info = ev.message or ""
-        if ev.loss is not None:
-            info = f"{info} loss {ev.loss:.4f}".strip()
-        if ev.stage in ("checkpoint",):
-            progress.console.print(f"  {ev.message}")
-            return
-        if ev.stage == "evaluate":
-            progress.update(task, info=ev.message)
-            return
-        progress.update(task, completed=ev.step, total=ev.total, info=info)
-
-    with progress:
-        yield callback
+    return progress_reporter(description)
 
 
 def _seeds(base: int, count: int) -> tuple[int, ...]:
@@ -214,9 +203,9 @@ def _test_split(dataset: Any, source: str | None, ws: Any, data_root: Path | Non
 
 
 def _print_json(obj: Any) -> None:
-    from ladd.store import _json_default
+    from ladd.files import json_default
 
-    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.write(json.dumps(obj, default=json_default) + "\n")
     sys.stdout.flush()
 
 
@@ -251,7 +240,7 @@ def info(
             table.add_row(str(k), _short(v))
         out.print(table)
         for w in getattr(ds, "warnings", None) or []:
-            err.print(f"[yellow]warning:[/yellow] {w}")
+            _warn(w)
         if json_out:
             _print_json(d)
 
@@ -296,6 +285,7 @@ def random_real_cmd(
         Path | None, typer.Option("--out", help="Output folder (MTT layout).")
     ] = None,
     image_size: Annotated[int | None, typer.Option("--image-size", min=8)] = None,
+    force: ForceOpt = False,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
@@ -303,34 +293,28 @@ def random_real_cmd(
 ) -> None:
     """Make the random-real baseline set: IPC seeded-random real training images per class."""
     with _guard(debug):
-        from ladd.sets import random_real
+        from ladd.distill import RandomConfig
+        from ladd.pipeline import run_distill
 
         ws = _workspace(workspace)
-        kw: dict[str, Any] = {"cache_dir": ws.cache_dir}
-        if image_size:
-            kw["image_size"] = image_size
-        if data_root:
-            kw["data_root"] = data_root
-        ds = random_real(source, ipc, seed=seed, **kw)
-        if out_dir is None:
-            out_dir = (
-                ws.sets_dir
-                / f"random_real_{source.replace(':', '_').replace('/', '_')}_ipc{ipc}_seed{seed}"
-            )
-        path = ds.save_mtt(out_dir)
-        out.print(f"{len(ds)} images ({ipc} per class, {ds.image_size} px) written to {path}")
+        res = run_distill(
+            ws,
+            source,
+            "random",
+            RandomConfig(ipc=ipc, seed=seed),
+            out_dir=out_dir,
+            image_size=image_size,
+            data_root=data_root,
+            force=force,
+        )
+        ds = res.dataset
+        out.print(
+            f"{len(ds)} images ({ipc} per class, {ds.image_size} px) written to "
+            f"{res.path} (run {res.run_id})"
+        )
 
 
 # -- built-in distillers ---------------------------------------------------------------------
-
-
-def _train_split(source: str, ws: Any, data_root: Path | None, dev: Any, limit: int | None) -> Any:
-    from ladd.data import load_source
-
-    kw: dict[str, Any] = {"cache_dir": ws.cache_dir, "limit_per_class": limit}
-    if data_root:
-        kw["data_root"] = data_root
-    return load_source(source, "train", device=dev, **kw)
 
 
 @app.command()
@@ -352,12 +336,10 @@ def experts(
 ) -> None:
     """Train MTT expert trajectories (parameters saved after every epoch); resumable."""
     with _guard(debug):
-        from dataclasses import asdict
-
-        from ladd.distill import ExpertConfig, train_experts
+        from ladd.distill import ExpertConfig
+        from ladd.pipeline import run_experts
 
         ws = _workspace(workspace)
-        dev = _device(device)
         cfg = ExpertConfig(
             arch=arch,
             num_experts=num_experts,
@@ -367,15 +349,18 @@ def experts(
             seed=seed,
             model_options={"width": width} if width else {},
         )
-        train = _train_split(source, ws, data_root, dev, limit_per_class)
-        if out_dir is None:
-            out_dir = ws.root / "experts" / f"{source.replace(':', '_').replace('/', '_')}_{arch}"
-        with ws.db.run("experts", {"source": source, **asdict(cfg)}) as run:
-            with _progress_bar("experts") as cb:
-                paths = train_experts(train, cfg, out_dir, device=dev, progress=cb)
-            for p in paths:
-                run.add_artifact(p.stem, p)
-        out.print(f"{len(paths)} expert trajectories in {out_dir} (run {run.id})")
+        with _progress_bar("experts") as cb:
+            run_id, folder, paths = run_experts(
+                ws,
+                source,
+                cfg,
+                out_dir=out_dir,
+                limit_per_class=limit_per_class,
+                data_root=data_root,
+                device=_device(device),
+                progress=cb,
+            )
+        out.print(f"{len(paths)} expert trajectories in {folder} (run {run_id})")
 
 
 @app.command()
@@ -399,6 +384,7 @@ def distill(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (MTT layout).")
     ] = None,
+    force: ForceOpt = False,
     data_root: DataRootOpt = None,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
@@ -407,65 +393,52 @@ def distill(
 ) -> None:
     """Distil a source with a built-in method; writes images_best.pt, labels_best.pt, lr_best.pt."""
     with _guard(debug):
-        from ladd.distill import (
-            METHODS,
-            DMConfig,
-            MTTConfig,
-            distill_dm,
-            distill_mtt,
-            distill_random,
-        )
+        from ladd.distill import METHODS, DMConfig, MTTConfig, RandomConfig
+        from ladd.pipeline import run_distill
 
         if method not in METHODS:
             raise typer.BadParameter(f"--method must be one of {', '.join(METHODS)}")
         ws = _workspace(workspace)
-        dev = _device(device)
-        train = _train_split(source, ws, data_root, dev, limit_per_class)
-        tag = f"{method}_{source.replace(':', '_').replace('/', '_')}_ipc{ipc}_seed{seed}"
-        out_dir = out_dir or ws.sets_dir / tag
-        opts = {"width": width} if width else {}
-        with ws.db.run("distill", {"source": source, "method": method, "ipc": ipc}) as run:
-            with _progress_bar(method) as cb:
-                if method == "random":
-                    res = distill_random(train, ipc, seed=seed)
-                elif method == "dm":
-                    cfg = DMConfig(
-                        ipc=ipc,
-                        iterations=iterations,
-                        arch=arch,
-                        model_options=opts,
-                        seed=seed,
-                        **({"lr_img": lr_img} if lr_img else {}),
-                    )
-                    res = distill_dm(train, cfg, device=dev, progress=cb)
-                else:
-                    if experts_dir is None:
-                        raise CLIError("--method mtt needs --experts DIR (run `ladd experts`)")
-                    paths = sorted(Path(experts_dir).glob("expert_*.safetensors"))
-                    mcfg = MTTConfig(
-                        ipc=ipc,
-                        iterations=iterations,
-                        syn_steps=syn_steps,
-                        expert_epochs=expert_epochs,
-                        max_start_epoch=max_start_epoch,
-                        seed=seed,
-                        **({"lr_img": lr_img} if lr_img else {}),
-                    )
-                    res = distill_mtt(
-                        train, paths, mcfg, device=dev, checkpoint_dir=out_dir, progress=cb
-                    )
-            res.save(out_dir)
-            run.add_artifact("set", out_dir)
-            run.log_metrics(
-                seconds=res.seconds,
-                peak_memory_bytes=res.peak_memory_bytes,
-                final_loss=res.losses[-1] if res.losses else None,
-                config=res.config,
+        experts_list = None
+        lr_kw = {"lr_img": lr_img} if lr_img else {}
+        if method == "random":
+            cfg: Any = RandomConfig(ipc=ipc, seed=seed)
+        elif method == "dm":
+            opts = {"width": width} if width else {}
+            cfg = DMConfig(
+                ipc=ipc, iterations=iterations, arch=arch, model_options=opts, seed=seed, **lr_kw
             )
-        peak = res.peak_memory_bytes / 2**20
+        else:
+            if experts_dir is None:
+                raise CLIError("--method mtt needs --experts DIR (run `ladd experts`)")
+            experts_list = sorted(Path(experts_dir).glob("expert_*.safetensors"))
+            cfg = MTTConfig(
+                ipc=ipc,
+                iterations=iterations,
+                syn_steps=syn_steps,
+                expert_epochs=expert_epochs,
+                max_start_epoch=max_start_epoch,
+                seed=seed,
+                **lr_kw,
+            )
+        with _progress_bar(method) as cb:
+            res = run_distill(
+                ws,
+                source,
+                method,
+                cfg,
+                out_dir=out_dir,
+                experts=experts_list,
+                limit_per_class=limit_per_class,
+                data_root=data_root,
+                device=_device(device),
+                progress=cb,
+                force=force,
+            )
+        peak = (res.metrics.get("peak_memory_bytes") or 0) / 2**20
         out.print(
-            f"{method}: {len(res.distilled)} images written to {out_dir} "
-            f"({res.seconds:.1f} s, peak memory {peak:.0f} MiB, run {run.id})"
+            f"{method}: {len(res.dataset)} images written to {res.path} "
+            f"({res.metrics['seconds']:.1f} s, peak memory {peak:.0f} MiB, run {res.run_id})"
         )
 
 
@@ -512,10 +485,10 @@ def train_labeler_cmd(
 ) -> None:
     """Train the labeler g on a source's training split, saving checkpoints."""
     with _guard(debug):
-        from ladd.labeler import LabelerConfig, read_meta, train_labeler
+        from ladd.labeler import LabelerConfig
+        from ladd.pipeline import run_labeler
 
         ws = _workspace(workspace)
-        dev = _device(device)
         cfg = LabelerConfig(
             arch=arch,
             epochs=epochs,
@@ -528,46 +501,34 @@ def train_labeler_cmd(
             model_options={"width": width} if width else {},
             zca=zca,
         )
-        if out_dir is None:
-            tag = source.replace(":", "_").replace("/", "_")
-            out_dir = ws.labelers_dir / f"{tag}_{arch or 'default'}_seed{seed}"
-        with ws.db.run(
-            "labeler", {"source": source, "labeler": cfg.to_dict(), "out": str(out_dir)}
-        ) as run:
-            with _progress_bar("labeler") as cb:
-                paths = train_labeler(
-                    source,
-                    cfg,
-                    out_dir,
-                    device=dev,
-                    progress=cb,
-                    resume=not no_resume,
-                    data_root=data_root,
-                    cache_dir=ws.cache_dir,
-                )
-            rows = []
-            for p in paths:
-                m = read_meta(p)
-                rows.append(
-                    {
-                        "epoch": m.epoch,
-                        "test_accuracy": m.test_accuracy,
-                        "path": str(p),
-                        "train_flops": m.train_flops,
-                        "seconds": m.seconds,
-                    }
-                )
-                run.add_artifact(f"epoch_{m.epoch:03d}", p)
-            run.log_metrics(checkpoints=rows, run_id=run.id)
+        with _progress_bar("labeler") as cb:
+            res = run_labeler(
+                ws,
+                source,
+                cfg,
+                out_dir=out_dir,
+                device=_device(device),
+                progress=cb,
+                resume=not no_resume,
+                data_root=data_root,
+            )
         table = Table("epoch", "test acc", "file")
-        for r in rows:
-            table.add_row(str(r["epoch"]), f"{r['test_accuracy']:.2%}", Path(r["path"]).name)
+        for r in res.checkpoints:
+            table.add_row(str(r.epoch), f"{r.test_accuracy:.2%}", Path(r.path).name)
         out.print(table)
-        out.print(f"checkpoints in {out_dir} (run {run.id})")
-        if rows:
-            out.print(f"training FLOPs: {_fmt_flops(rows[-1]['train_flops'])}")
+        out.print(f"checkpoints in {res.out_dir} (run {res.run_id})")
+        if res.checkpoints:
+            out.print(f"training FLOPs: {_fmt_flops(res.checkpoints[-1].train_flops)}")
         if json_out:
-            _print_json({"run_id": run.id, "out": str(out_dir), "checkpoints": rows})
+            from dataclasses import asdict
+
+            _print_json(
+                {
+                    "run_id": res.run_id,
+                    "out": str(res.out_dir),
+                    "checkpoints": [asdict(r) for r in res.checkpoints],
+                }
+            )
 
 
 # -- augment, overhead, stats ----------------------------------------------------------------
@@ -592,6 +553,7 @@ def augment(
     allow_mismatch: Annotated[
         bool, typer.Option("--allow-mismatch", help="Label even if the input spaces differ.")
     ] = False,
+    force: ForceOpt = False,
     source: SourceOpt = None,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
@@ -602,52 +564,46 @@ def augment(
 ) -> None:
     """Generate dense labels for a distilled set: write a label-augmented set file."""
     with _guard(debug):
-        from ladd.dense import augment as do_augment
-        from ladd.dense import set_storage_report
-        from ladd.labeler import load_labeler
+        from ladd.pipeline import run_label_augment
 
         ws = _workspace(workspace)
         dev = _device(device)
         ds = _load_set(distilled, source, ws, zca=zca)
         if hasattr(ds, "dense"):
             raise CLIError(f"{distilled} is already label-augmented")
-        lab = load_labeler(labeler, device=dev)
-        if out_file is None:
-            out_file = ws.sets_dir / f"{distilled.stem}_n{n}_r{r:g}_e{lab.meta.epoch}.safetensors"
-        config = {
-            "distilled": str(distilled),
-            "labeler": str(lab.path),
-            "n": n,
-            "r": r,
-            "temperature": temperature,
-            "fp16": fp16,
-        }
-        with ws.db.run("augment", config) as run:
-            la = do_augment(
-                ds, lab, n, r, temperature=temperature, device=dev, allow_mismatch=allow_mismatch
-            )
-            path = la.save(out_file, "float16" if fp16 else "float32")
-            rep = set_storage_report(la)
-            run.add_artifact("set", path)
-            run.log_metrics(
-                overhead=rep.overhead, generation_flops=la.generation_flops, run_id=run.id
-            )
+        res = run_label_augment(
+            ws,
+            ds,
+            labeler,
+            n=n,
+            r=r,
+            distilled_path=distilled,
+            out=out_file,
+            temperature=temperature,
+            dense_dtype="float16" if fp16 else "float32",
+            allow_mismatch=allow_mismatch,
+            device=dev,
+            force=force,
+        )
+        la = res.dataset
         for p in la.labeler.get("mismatch") or []:
-            err.print(f"[yellow]warning:[/yellow] {p}")
+            _warn(p)
+        lab = la.labeler
         out.print(
             f"{len(la)} images x {la.num_crops} crops x {la.num_classes} classes, labeler "
-            f"{lab.meta.arch} epoch {lab.meta.epoch} (test accuracy {lab.meta.test_accuracy:.1%})"
+            f"{lab['arch']} epoch {lab['epoch']} (test accuracy {lab['test_accuracy']:.1%})"
         )
         out.print(
-            f"label generation: {_fmt_flops(la.generation_flops)}, storage overhead {rep.overhead:.2%}"
+            f"label generation: {_fmt_flops(la.generation_flops)}, "
+            f"storage overhead {res.metrics['overhead']:.2%}"
         )
-        out.print(f"label-augmented set written to {path} (run {run.id})")
+        out.print(f"label-augmented set written to {res.path} (run {res.run_id})")
         if json_out:
             _print_json(
                 {
-                    "run_id": run.id,
-                    "out": str(path),
-                    "overhead": rep.overhead,
+                    "run_id": res.run_id,
+                    "out": str(res.path),
+                    "overhead": res.metrics["overhead"],
                     "generation_flops": la.generation_flops,
                 }
             )
@@ -734,16 +690,16 @@ def stats(
 
 
 def _train_config(**kw: Any) -> Any:
-    from ladd.deploy import TrainConfig
+    from ladd.training import TrainConfig
 
     return TrainConfig(**kw)
 
 
 def _warn_long(epochs: int, dev: Any) -> None:
     if dev.type == "cpu" and epochs >= 200:
-        err.print(
-            f"[yellow]note:[/yellow] {epochs} epochs on a CPU takes long; "
-            "try --epochs 50 for a quick look, or --device cuda"
+        _note(
+            f"{epochs} epochs on a CPU takes long; try --epochs 50 for a quick look, "
+            "or --device cuda"
         )
 
 
@@ -787,7 +743,7 @@ def train(
 ) -> None:
     """Train fresh models on a set and test them on the source's real test split."""
     with _guard(debug):
-        from ladd.deploy import train_recorded
+        from ladd.pipeline import run_train
 
         cfg = _train_config(
             arch=arch,
@@ -807,14 +763,8 @@ def train(
         test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"train {arch} ({mode})") as cb:
-            run_id, res = train_recorded(
-                ws,
-                ds,
-                test,
-                cfg,
-                device=dev,
-                progress=cb,
-                extra={"set": str(file), "source": source},
+            run_id, res = run_train(
+                ws, ds, test, cfg, set_path=file, source=source, device=dev, progress=cb
             )
         table = Table("seed", "top-1")
         for s, a in zip(cfg.seeds, res.per_seed, strict=True):
@@ -872,8 +822,8 @@ def evaluate(
 ) -> None:
     """Cross-architecture evaluation (the paper's Table 2)."""
     with _guard(debug):
-        from ladd.deploy import evaluate_recorded
         from ladd.models import list_models
+        from ladd.pipeline import run_evaluate
 
         arch_list = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
         known = set(list_models())
@@ -898,15 +848,8 @@ def evaluate(
         test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"evaluate ({mode})") as cb:
-            run_id, res = evaluate_recorded(
-                ws,
-                ds,
-                test,
-                cfg,
-                arch_list,
-                device=dev,
-                progress=cb,
-                extra={"set": str(file), "source": source},
+            run_id, res = run_evaluate(
+                ws, ds, test, cfg, arch_list, set_path=file, source=source, device=dev, progress=cb
             )
         table = Table("architecture", "top-1 (mean +- std)", "seconds")
         for row in res.table():
@@ -947,19 +890,22 @@ def runs_list(
     with _guard(debug):
         import datetime as dt
 
+        from ladd.pipeline import summarise
+
         ws = _workspace(workspace)
         rows = ws.db.list_runs(kind, limit)
-        table = Table("id", "kind", "status", "started", "accuracy", "note")
+        table = Table("id", "kind", "status", "started", "what", "accuracy", "note")
         for r in rows:
-            acc = r.metrics.get("accuracy_mean", r.metrics.get("average"))
-            note = r.error or ""
+            s = summarise(r)
+            what = f"{s.train.arch} / {s.mode}, {s.train.epochs} ep" if s.train else ""
             table.add_row(
-                str(r.id),
-                r.kind,
-                r.status,
-                dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M:%S"),
-                f"{acc:.2%}" if isinstance(acc, (int, float)) else "",
-                note,
+                str(s.id),
+                s.kind,
+                s.status,
+                dt.datetime.fromtimestamp(s.created).strftime("%Y-%m-%d %H:%M:%S"),
+                what,
+                f"{s.accuracy_mean:.2%}" if s.accuracy_mean is not None else "",
+                s.error or s.label or "",
             )
         out.print(table)
         out.print(f"{len(rows)} run(s) in {ws.db.path}")

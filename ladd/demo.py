@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ladd.progress import ProgressEvent
-
-ProgressFn = Callable[[ProgressEvent], None]
+from ladd.progress import ProgressEvent, ProgressFn
+from ladd.training import TrainingStopped
 
 
 @dataclass(frozen=True)
@@ -111,7 +109,9 @@ class DemoArtifacts:
 
 
 def demo_tag(source: str, size: str) -> str:
-    return f"demo_{source.replace(':', '_').replace('/', '_')}_{size}"
+    from ladd.pipeline import slug
+
+    return f"demo_{slug(source)}_{size}"
 
 
 def _relay(progress: ProgressFn | None, start: float, span: float, label: str) -> ProgressFn:
@@ -146,7 +146,7 @@ def _say(progress: ProgressFn | None, step: float, message: str) -> None:
 
 def _check_stop(stop: Any) -> None:
     if stop is not None and stop.is_set():
-        raise InterruptedError("demo build stopped on request")
+        raise TrainingStopped("demo build stopped on request")
 
 
 def build_demo(
@@ -160,11 +160,12 @@ def build_demo(
 ) -> DemoArtifacts:
     """Build (or reuse) the demo artifacts in `workspace` (a ladd.store.Workspace or a folder)."""
     from ladd.data import load_source
-    from ladd.dense import augment
-    from ladd.deploy import TrainConfig, train_recorded
-    from ladd.labeler import LabelerConfig, list_checkpoints, load_labeler, read_meta, train_labeler
-    from ladd.sets import LabelAugmentedSet, load_distilled, random_real
+    from ladd.distill import RandomConfig
+    from ladd.labeler import LabelerConfig, list_checkpoints, read_meta
+    from ladd.pipeline import run_distill, run_label_augment, run_labeler, run_train
+    from ladd.sets import LabelAugmentedSet, load_distilled
     from ladd.store import Workspace
+    from ladd.training import TrainConfig
 
     if size not in DEMO_SIZES:
         raise ValueError(f"unknown demo size {size!r}; use one of {', '.join(DEMO_SIZES)}")
@@ -203,20 +204,19 @@ def build_demo(
         checkpoints = [p for p in list_checkpoints(lab_dir) if read_meta(p).epoch in have]
     else:
         _say(progress, 2, "training the labeler")
-        with ws.db.run(
-            "labeler",
-            {"source": source, "labeler": lab_cfg.to_dict(), "out": str(lab_dir), "demo": tag},
-        ) as run:
-            checkpoints = train_labeler(
-                train,
-                lab_cfg,
-                lab_dir,
-                device=device,
-                progress=_relay(progress, 2, 38, "labeler"),
-                stop=stop,
-                test_set=test,
-            )
-            run.log_metrics(checkpoints=[str(p) for p in checkpoints])
+        lab = run_labeler(
+            ws,
+            source,
+            lab_cfg,
+            out_dir=lab_dir,
+            device=device,
+            progress=_relay(progress, 2, 38, "labeler"),
+            stop=stop,
+            train_set=train,
+            test_set=test,
+            extra={"demo": tag},
+        )
+        checkpoints = [Path(c.path) for c in lab.checkpoints]
     _check_stop(stop)
 
     # 3. A random-real distilled set, in the MTT layout other tools read.
@@ -230,8 +230,16 @@ def build_demo(
             distilled = None
     if distilled is None:
         _say(progress, 41, f"drawing a random-real set, {spec.ipc} images per class")
-        distilled = random_real(train, spec.ipc, seed=0)
-        distilled.save_mtt(distilled_dir)
+        distilled = run_distill(
+            ws,
+            source,
+            "random",
+            RandomConfig(ipc=spec.ipc, seed=0),
+            out_dir=distilled_dir,
+            train_set=train,
+            force=True,  # an unreadable left-over of an interrupted build
+            extra={"demo": tag},
+        ).dataset
     _check_stop(stop)
 
     # 4. Dense labels from an early checkpoint.
@@ -250,10 +258,18 @@ def build_demo(
         la = None
     if la is None:
         _say(progress, 43, f"dense labels: {spec.n}x{spec.n} crops per image")
-        la = augment(
-            distilled, load_labeler(dense_ckpt, device=device), spec.n, spec.r, device=device
-        )
-        la.save(set_path)
+        la = run_label_augment(
+            ws,
+            distilled,
+            dense_ckpt,
+            n=spec.n,
+            r=spec.r,
+            distilled_path=distilled_dir,
+            out=set_path,
+            device=device,
+            force=True,  # an unreadable left-over of an interrupted build
+            extra={"demo": tag},
+        ).dataset
     _check_stop(stop)
 
     # 5. Baseline and LADD runs, recorded with their weights.
@@ -274,20 +290,18 @@ def build_demo(
             continue
         start, span = spans[mode]
         _say(progress, start, f"training the {mode} model")
-        run_id, _ = train_recorded(
+        run_id, _ = run_train(
             ws,
             la,
             test,
             cfg,
+            set_path=set_path,
+            source=source,
+            label=f"demo {mode}",
             device=device,
             progress=_relay(progress, start, span, f"{mode} training"),
             stop=stop,
-            extra={
-                "set": str(set_path),
-                "source": source,
-                "label": f"demo {mode}",
-                "demo": tag,
-            },
+            extra={"demo": tag},
         )
         runs[mode] = run_id
         _check_stop(stop)
@@ -319,7 +333,7 @@ def build_demo(
         seconds=time.perf_counter() - t0,
         skipped=tuple(skipped),
     )
-    from ladd.store import write_json
+    from ladd.files import write_json
 
     summary = ws.root / f"{tag}.json"
     if len(skipped) < 6 or not summary.is_file():  # keep the first build's time when all reused
@@ -393,13 +407,15 @@ def _find_run(ws: Any, tag: str, mode: str, train_cfg: dict[str, Any]) -> int | 
 
 
 def _cam_file(ws: Any, source: str, image_size: int, per_class: int) -> Path:
-    name = source.replace(":", "_").replace("/", "_")
+    from ladd.pipeline import slug
+
+    name = slug(source)
     return ws.root / "cam" / f"{name}_{image_size}px_{per_class}pc.safetensors"
 
 
 def save_cam_inputs(images: Any, path: str | Path) -> Path:
     """Write an ImageSet (uint8 images, labels, its SourceInfo) to one safetensors file."""
-    from ladd.store import save_tensors
+    from ladd.files import save_tensors
 
     info = images.info
     meta = {
@@ -447,10 +463,11 @@ def cam_inputs(
     """Real test images of a source for CAMs: the demo's file when there is one, else loaded
     from the source (and saved for next time)."""
     from ladd.data import load_source
+    from ladd.pipeline import slug
     from ladd.store import Workspace
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    name = source.replace(":", "_").replace("/", "_")
+    name = slug(source)
     found = (
         sorted((ws.root / "cam").glob(f"{name}_*px_*pc.safetensors"))
         if (ws.root / "cam").is_dir()

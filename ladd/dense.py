@@ -320,6 +320,25 @@ def crop_stats(dense: torch.Tensor, hard_labels: torch.Tensor) -> CropStats:
     )
 
 
+CROP_METRICS = ("class probability", "max probability", "entropy")
+
+
+def crop_metric(dense: torch.Tensor, metric: str, klass: int = 0) -> tuple[torch.Tensor, float]:
+    """One number per crop of ONE image's dense labels (n*n, K), and the metric's largest value.
+
+    "class probability": p(klass); "max probability": the label's confidence; "entropy": in
+    nats (its top is log K).
+    """
+    if metric == "class probability":
+        return dense[:, klass].float(), 1.0
+    stats = crop_stats(dense[None], torch.zeros(1, dtype=torch.long))
+    if metric == "max probability":
+        return stats.max_prob[0], 1.0
+    if metric == "entropy":
+        return stats.entropy[0], math.log(dense.shape[-1])
+    raise ValueError(f"unknown crop metric {metric!r}; use one of {', '.join(CROP_METRICS)}")
+
+
 def crop_stats_across(
     distilled: Any,
     labelers: list[Any],

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,13 +22,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 from torch.func import functional_call
 
 from ladd.data import ImageSet, fit_zca
 from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
+from ladd.files import save_tensors, write_json
 from ladd.models import create_from_spec, create_model
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.sets import DistilledSet, random_real
@@ -38,6 +37,14 @@ METHODS = ("random", "dm", "mtt")
 
 
 # --------------------------------------------------------------------------- configs
+
+
+@dataclass(frozen=True)
+class RandomConfig:
+    """The random-real baseline: `ipc` seeded-random real training images of each class."""
+
+    ipc: int = 10
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,25 +121,11 @@ class DistillResult:
             "seconds": self.seconds,
             "peak_memory_bytes": self.peak_memory_bytes,
         }
-        _atomic_write_text(folder / "distill.json", json.dumps(meta, indent=2))
+        write_json(folder / "distill.json", meta, indent=2)
         return folder
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path, meta: dict[str, str]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(
-        {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=meta
-    )
-    os.replace(tmp, path)
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -145,11 +138,10 @@ def _peak_memory(device: torch.device) -> int:
 def _seeded_model(
     arch: str, train: ImageSet, seed: int, options: dict[str, Any], device
 ) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = create_model(
-            arch, train.info.num_classes, train.info.image_size, train.info.channels, **options
-        )
+    info = train.info
+    model = create_model(
+        arch, info.num_classes, info.image_size, info.channels, seed=seed, **options
+    )
     return model.to(device)
 
 
@@ -360,7 +352,7 @@ def train_experts(
             traj.append(_flat_params(model).cpu())
             _report(progress, "experts", e * cfg.epochs + epoch + 1, total, run / steps_per_epoch)
         meta = {"config": cfg_json, "spec": json.dumps(model.spec.to_dict())}
-        _atomic_save({"trajectory": torch.stack(traj)}, path, meta)
+        save_tensors(path, {"trajectory": torch.stack(traj)}, meta)
         paths.append(path)
     return paths
 
@@ -487,7 +479,7 @@ def distill_mtt(
         if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations):
             meta = {"config": cfg_json, "losses": json.dumps(losses), "iteration": str(it + 1)}
             tensors = {"images": syn, "lr": syn_lr, "rng": g.get_state()}
-            _atomic_save(tensors, ckpt, meta)
+            save_tensors(ckpt, tensors, meta)
     ds = _to_distilled(syn, syn_labels, train, "mtt", float(syn_lr.item()), zca)
     config = {**asdict(cfg), "experts": [str(p) for p in experts]}
     return DistillResult(ds, "mtt", config, losses, time.perf_counter() - t0, _peak_memory(dev))

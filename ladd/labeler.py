@@ -30,10 +30,11 @@ from safetensors import safe_open
 from torch import nn
 
 from ladd.device import resolve_device
+from ladd.files import save_tensors
 from ladd.flops import train_flops_per_sample
 from ladd.models import create_from_spec, create_model
 from ladd.progress import ProgressEvent, ProgressFn
-from ladd.store import save_tensors
+from ladd.training import TrainingStopped
 
 LABELER_FORMAT = "ladd.labeler/1"
 _OPTIM_PREFIX = "_optim."
@@ -236,13 +237,6 @@ def accuracy(
     return correct / max(1, images.shape[0])
 
 
-def _new_model(spec_args: dict[str, Any], seed: int) -> nn.Module:
-    # Initialise under a forked RNG: the caller's global RNG is left untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return create_model(**spec_args)
-
-
 def _find_resume(out_dir: Path, cfg: LabelerConfig) -> tuple[Path, LabelerMeta] | None:
     best = None
     for p in list_checkpoints(out_dir):
@@ -327,7 +321,7 @@ def train_labeler(
         x_train, x_test = zca.apply(x_train), zca.apply(x_test)
     y_test = test_set.labels.to(dev)
 
-    model = _new_model(spec_args, cfg.seed).to(dev)
+    model = create_model(**spec_args, seed=cfg.seed).to(dev)
     opt = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
@@ -356,7 +350,11 @@ def train_labeler(
         if progress:
             progress(
                 ProgressEvent(
-                    "labeler", start_epoch, cfg.epochs, message=f"resumed from {path.name}"
+                    "labeler",
+                    start_epoch,
+                    cfg.epochs,
+                    message=f"resumed from {path.name}",
+                    note=True,
                 )
             )
     elif not resume:
@@ -371,7 +369,7 @@ def train_labeler(
         total, count, correct = torch.zeros((), device=dev), 0, torch.zeros((), device=dev)
         for i in range(0, n, cfg.batch_size):
             if stop is not None and stop.is_set():
-                raise InterruptedError("labeler training stopped on request")
+                raise TrainingStopped(f"labeler training stopped at epoch {epoch}")
             idx = perm[i : i + cfg.batch_size]
             x, y = x_train[idx], y_train[idx]
             if cfg.augment:
@@ -423,11 +421,12 @@ def train_labeler(
             if progress:
                 progress(
                     ProgressEvent(
-                        "checkpoint",
+                        "labeler",
                         epoch,
                         cfg.epochs,
                         loss=mean_loss,
                         message=f"{path.name}: test accuracy {test_acc:.1%}",
+                        note=True,
                     )
                 )
     return [saved[e] for e in sorted(saved) if e <= cfg.epochs]

@@ -8,8 +8,8 @@ Layout of a workspace (default ./ladd-workspace, env LADD_WORKSPACE, or any fold
     runs/<id>/    config.json, metrics.json, model_seed<k>.safetensors of one run
     runs.sqlite   the runs index (WAL mode: the CLI and the dashboard may write at once)
 
-Every file is written to a temporary name and renamed into place, so a run killed half-way
-leaves whole files or none. A run row records the writer's pid and host; a "running" row whose
+Every file is written through ladd.files (a unique temporary name, fsync, rename), so a run
+killed half-way leaves whole files or none. A run row records the writer's pid and host; a "running" row whose
 process is gone is marked failed the next time anyone lists runs.
 """
 
@@ -20,53 +20,24 @@ import json
 import os
 import socket
 import sqlite3
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
+
+from ladd.files import atomic_write, json_default, save_tensors, write_json
 
 DEFAULT_WORKSPACE = "ladd-workspace"
 RUN_STATUSES = ("running", "done", "failed")
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic files
-
-
-def atomic_write(target: str | Path, write: Callable[[str], None]) -> Path:
-    """Call `write(tmp_path)` on a temporary file beside `target`, then rename it into place."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def write_json(target: str | Path, obj: Any) -> Path:
-    """Atomically write `obj` as indented JSON."""
-    text = json.dumps(obj, indent=1, default=_json_default)
-    return atomic_write(target, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def save_tensors(
-    target: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
-) -> Path:
-    """Atomically write a safetensors file (tensors moved to CPU, made contiguous)."""
-    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return atomic_write(target, lambda tmp: save_file(flat, tmp, metadata=metadata))
+# Model files
 
 
 def save_model(target: str | Path, model: nn.Module, extra: dict[str, Any] | None = None) -> Path:
@@ -76,7 +47,7 @@ def save_model(target: str | Path, model: nn.Module, extra: dict[str, Any] | Non
     if spec is not None:
         meta["spec"] = json.dumps(spec.to_dict())
     if extra:
-        meta["extra"] = json.dumps(extra, default=_json_default)
+        meta["extra"] = json.dumps(extra, default=json_default)
     return save_tensors(target, dict(model.state_dict()), meta)
 
 
@@ -94,18 +65,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     model = create_from_spec(json.loads(meta["spec"]))
     model.load_state_dict(state)
     return model.to(device).eval()
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +187,7 @@ class RunsDB:
                 " VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
                     kind,
-                    json.dumps(config, default=_json_default),
+                    json.dumps(config, default=json_default),
                     pid,
                     _process_start(pid),
                     socket.gethostname(),
@@ -253,8 +212,8 @@ class RunsDB:
             con.execute(
                 "UPDATE runs SET metrics = ?, artifacts = ?, updated = ? WHERE id = ?",
                 (
-                    json.dumps(new_metrics, default=_json_default),
-                    json.dumps(new_artifacts, default=_json_default),
+                    json.dumps(new_metrics, default=json_default),
+                    json.dumps(new_artifacts, default=json_default),
                     time.time(),
                     run_id,
                 ),
@@ -319,10 +278,6 @@ class RunsDB:
         if row is None:
             raise KeyError(f"no run with id {run_id}")
         return _record(row)
-
-    def delete_run(self, run_id: int) -> None:
-        with self._connect() as con:
-            con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
 
     def export_csv(self, path: str | Path, kind: str | None = None) -> Path:
         """All runs as CSV (metrics flattened one level: accuracy_mean, accuracy_std, ...)."""

@@ -74,7 +74,7 @@ else:
 if path:
     with widgets.guard("Cannot show this set: "):
         ds = cache.load_set(path)
-        info = cache.describe_set(ds)
+        info = ds.describe()
         pixels = cache.set_pixels(path)
         labels = ds.labels.numpy()
         names = list(ds.class_names or [str(k) for k in range(int(labels.max()) + 1)])
@@ -102,8 +102,6 @@ if path:
         widgets.plot(charts.class_grid(pixels, labels, names, per_class), "distilled_grid")
 
         st.subheader("Image statistics")
-        widgets.table(
-            cache.class_stats(pixels, labels, names), "distilled_stats", key="ds_stats_csv"
-        )
+        widgets.table(cache.class_stats(path), "distilled_stats", key="ds_stats_csv")
         with st.expander("Everything the reader found"):
             st.json(info, expanded=False)

@@ -9,9 +9,9 @@ from app import cache, charts, state, tasks, widgets
 from app.paths import workspace_root
 from app.state import K
 from ladd.data import list_sources
+from ladd.dense import CROP_METRICS
 
 st.title("Soft labels across labeler epochs")
-METRICS = ["class probability", "max probability", "entropy"]
 
 left, right = st.columns(2)
 with left:
@@ -56,7 +56,7 @@ if path and lab_dir:
         with c4:
             metric = st.segmented_control(
                 "Show per crop",
-                METRICS,
+                list(CROP_METRICS),
                 default=state.default(K.SL_METRIC),
                 required=True,
                 **state.bound(K.SL_METRIC),

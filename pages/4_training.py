@@ -12,16 +12,9 @@ from app import cache, charts, state, tasks, widgets
 from app.jobs import registry
 from app.paths import workspace_root
 from app.state import K
-from ladd.deploy import MODES, TRAINERS
 from ladd.models import list_models, model_family
-
-MODE_HELP = {
-    "baseline": "full images, hard labels (or the set's own soft labels)",
-    "ladd": "full images + every crop with its dense label (LADD)",
-    "full_soft": "full images with the labeler's soft label (ablation)",
-    "crops_hard": "crops only, with the image's hard label (ablation)",
-    "crops_dense": "crops only, with dense labels (ablation)",
-}
+from ladd.trainers import list_trainers
+from ladd.training import MODES
 
 st.title("Deployment training")
 
@@ -36,7 +29,7 @@ with c2:
     mode = st.selectbox(
         "Mode",
         list(MODES),
-        format_func=lambda m: f"{m}: {MODE_HELP.get(m, '')}",
+        format_func=lambda m: f"{m}: {MODES[m].description}",
         index=list(MODES).index(state.default(K.TR_MODE)),
         **state.bound(K.TR_MODE),
     )
@@ -52,8 +45,8 @@ with c5:
 with c6:
     trainer = st.selectbox(
         "Trainer",
-        list(TRAINERS),
-        index=list(TRAINERS).index(state.default(K.TR_TRAINER)),
+        list_trainers(),
+        index=list_trainers().index(state.default(K.TR_TRAINER)),
         help="fast: all seeds trained together (compiled on a GPU); reference: the field-style "
         "loop, one model at a time, for comparison",
         **state.bound(K.TR_TRAINER),
@@ -90,24 +83,21 @@ if not runs:
 else:
     rows = []
     for r in runs:
-        cfg = r.config.get("train", {})
-        acc, std = r.metrics.get("accuracy_mean"), r.metrics.get("accuracy_std")
+        cfg = r.train
         rows.append(
             {
                 "id": r.id,
-                "label": r.config.get("label", ""),
-                "mode": cfg.get("mode"),
-                "arch": cfg.get("arch"),
-                "epochs": cfg.get("epochs"),
-                "seeds": len(cfg.get("seeds", [])),
-                "accuracy": None if acc is None else round(100 * acc, 2),
-                "± std": None if std is None else round(100 * std, 2),
-                "seconds": None
-                if r.metrics.get("seconds") is None
-                else round(r.metrics["seconds"], 1),
+                "label": r.label or "",
+                "mode": r.mode,
+                "arch": cfg.arch if cfg else None,
+                "epochs": cfg.epochs if cfg else None,
+                "seeds": len(cfg.seeds) if cfg else None,
+                "accuracy": None if r.accuracy_mean is None else round(100 * r.accuracy_mean, 2),
+                "± std": None if r.accuracy_std is None else round(100 * r.accuracy_std, 2),
+                "seconds": None if r.seconds is None else round(r.seconds, 1),
                 "status": r.status,
                 "started": dt.datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
-                "set": cache.rel(r.config.get("set", "")) if r.config.get("set") else "",
+                "set": cache.rel(r.set_path) if r.set_path else "",
             }
         )
     df = pd.DataFrame(rows)
@@ -118,7 +108,7 @@ else:
     sel = picked.selection.rows if picked is not None else []
     if sel:
         run = runs[sel[0]]
-        st.markdown(f"**Run #{run.id}** {run.config.get('label', '')}: {run.status}")
+        st.markdown(f"**Run #{run.id}** {run.label or ''}: {run.status}")
         if run.error:
             widgets.error(run.error)
         result = cache.run_result(run.id)

@@ -25,7 +25,7 @@ ids = list(by_id)
 
 def default_index(mode: str, fallback: int) -> int:
     for i, r in enumerate(runs):
-        if r.config.get("train", {}).get("mode") == mode:
+        if r.mode == mode:
             return i
     return min(fallback, len(ids) - 1)
 
@@ -50,10 +50,7 @@ with b_col:
 ra, rb = by_id[a], by_id[b]
 res_a, res_b = cache.run_result(a), cache.run_result(b)
 names = res_a.get("class_names") or res_b.get("class_names") or []
-name_a, name_b = (
-    f"A #{a} {ra.config.get('label', '')}".strip(),
-    f"B #{b} {rb.config.get('label', '')}".strip(),
-)
+name_a, name_b = f"A #{a} {ra.label or ''}".strip(), f"B #{b} {rb.label or ''}".strip()
 
 if names and res_a.get("per_class") and res_b.get("per_class"):
     acc_a = np.mean(np.asarray(res_a["per_class"]), axis=0)
@@ -105,7 +102,7 @@ else:
 
 st.subheader("Class activation maps")
 with widgets.guard("Cannot compute CAMs: "):
-    source = ra.config.get("source") or rb.config.get("source")
+    source = ra.source or rb.source
     if not source:
         raise ValueError("the runs do not name their source dataset")
     test = cache.cam_inputs(source)
@@ -134,14 +131,13 @@ with widgets.guard("Cannot compute CAMs: "):
             **state.bound(K.CMP_TARGET),
         )
     idx = int(members[pick])
-    x = test.normalised()[idx : idx + 1]  # (1, C, H, W)
     shown = test.images[idx].permute(1, 2, 0).numpy()  # (H, W, 3) uint8
     with st.container(key="cam_section"):
         cols = st.columns(2)
         for col, run, tag in ((cols[0], ra, "A"), (cols[1], rb, "B")):
-            model_path = sorted(v for k, v in run.artifacts.items() if k.startswith("model_seed"))[
-                0
-            ]
+            # The model's own input space (its set's mean/std and ZCA), as evaluation saw it.
+            x = cache.run_inputs(run, test)[idx : idx + 1]  # (1, C, H, W)
+            model_path = run.model_files[0]
             model = cache.load_model(model_path)
             with cache.model_lock(model_path):
                 res = explain(model, x, None if target == "predicted" else klass, method)

@@ -11,6 +11,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from ladd.files import write_text
+
 PAPER = {
     "1": "Paper Table S2 (CIFAR-10, ConvNet-D3): DATM 47.6 -> LADD 48.6 at IPC 1, 65.5 -> 67.2 at "
     "IPC 10; random real 15.4 / 31.0; DM 26.0 / 48.9; MTT 46.2 / 65.4.",
@@ -40,7 +42,8 @@ def acc(r: dict) -> str:
 
 
 def cell(r: dict) -> str:
-    """The accuracy, and where a borrowed run came from."""
+    """The accuracy, and where a borrowed run came from (scripts/study.py writes a table's
+    record of a run group another table trained, marked "borrowed")."""
     return acc(r) + (f" ({r['borrowed']})" if r.get("borrowed") else "")
 
 
@@ -53,7 +56,6 @@ PROFILE_NAMES = {
     "gpu": "GPU profile (the paper's protocol)",
     "cpu": "CPU profile (reduced; see the discussion)",
 }
-SAME_RUN = ("profile", "distiller", "ipc", "arch", "n", "r", "labeler_epoch", "epochs", "seeds")
 
 
 def groups(part: str, rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -65,44 +67,15 @@ def groups(part: str, rows: list[dict]) -> dict[tuple, list[dict]]:
     return dict(sorted(by.items(), key=lambda kv: (kv[0][0] != "gpu", kv[0])))
 
 
-# A table without its own run of a row borrows the identical run group from another table (same
-# set, labeler and protocol; scripts/study.py does not train it twice), marked as borrowed.
-BORROW = {"5": (("ladd",), ("1",)), "6": (("baseline", "ladd"), ("5", "1"))}
 ARCHS = ("convnet_d3", "alexnet", "vgg11", "resnet18", "vit")
 
 
-def borrow(part: str, rows: list[dict], everything: list[dict]) -> list[dict]:
-    if part not in BORROW or not rows:
-        return rows
-    modes, sources = BORROW[part]
-    ref = rows[0]
-    have = {(r["arch"], r["mode"]) for r in rows}
-    out = list(rows)
-    for mode in modes:
-        if ("convnet_d3", mode) in have:
-            continue
-        for src in sources:
-            twin = [
-                r
-                for r in everything
-                if r["part"] == src
-                and r["mode"] == mode
-                and r["arch"] == "convnet_d3"
-                and all(r[k] == ref[k] for k in SAME_RUN if k != "arch")
-            ]
-            if twin:
-                out.append({**twin[0], "borrowed": f"the table {src} run"})
-                break
-    return out
-
-
-def section(part: str, rows: list[dict], everything: list[dict]) -> list[str]:
+def section(part: str, rows: list[dict]) -> list[str]:
     out = [f"## {TITLES[part]}", "", PAPER[part], ""]
     for key, group in groups(part, rows).items():
         title = PROFILE_NAMES.get(key[0], f"{key[0]} profile")
         if len(key) > 1:
             title += f", distiller {key[1]}"
-        group = borrow(part, group, everything)
         out += [f"### {title}", ""] + table(part, group)
     return out
 
@@ -186,13 +159,13 @@ def main() -> None:
     ]
     for part in sorted(TITLES):
         if by_part.get(part):
-            lines += section(part, by_part[part], recs)
+            lines += section(part, by_part[part])
         else:
             lines += [f"## {TITLES[part]}", "", PAPER[part], "", "_Not run yet._", ""]
     discussion = args.records / "DISCUSSION.md"  # hand-written: where we differ and why
     if discussion.exists():
         lines += [discussion.read_text().strip(), ""]
-    args.out.write_text("\n".join(lines))
+    write_text(args.out, "\n".join(lines))
     print(f"wrote {args.out} from {len(recs)} records")
 
 

@@ -17,20 +17,19 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ladd.data import load_source
 from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
-from ladd.deploy import TrainConfig, train_and_evaluate
+from ladd.deploy import train_and_evaluate
 from ladd.device import resolve_device
 from ladd.distill import DMConfig, ExpertConfig, MTTConfig, distill_dm, distill_mtt, train_experts
+from ladd.files import write_json
 from ladd.labeler import (
     LabelerConfig,
     list_checkpoints,
@@ -38,8 +37,9 @@ from ladd.labeler import (
     read_meta,
     train_labeler,
 )
-from ladd.progress import ProgressEvent
+from ladd.progress import progress_reporter
 from ladd.sets import load_distilled, random_real
+from ladd.training import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -96,25 +96,10 @@ PROFILES = {
 N_DEFAULT, R_DEFAULT = 5, 0.625
 
 
-@contextmanager
-def progress_bar(what: str) -> Iterator[Callable[[ProgressEvent], None]]:
-    """A tqdm bar for one long step (a run group, the labeler, a distillation), refreshed at most
-    every 30 s; plain ASCII when stdout is a log file, as in a GPU session."""
-    ascii_only = not sys.stdout.isatty()  # log files stay plain text
-    bar = tqdm(desc=what, total=None, mininterval=30, file=sys.stdout, ascii=ascii_only)
-
-    def update(ev: ProgressEvent) -> None:
-        if ev.stage == "evaluate":
-            bar.set_postfix_str("evaluating", refresh=True)
-            return
-        bar.total = ev.total
-        bar.set_postfix_str(f"{ev.stage} loss {ev.loss:.3f}" if ev.loss is not None else ev.stage)
-        bar.update(ev.step - bar.n)
-
-    try:
-        yield update
-    finally:
-        bar.close()
+def progress_bar(what: str) -> Any:
+    """The progress adapter for one long step (a run group, the labeler, a distillation) on
+    stdout: a bar on a terminal, a plain line every 30 s in a log file (a GPU session's)."""
+    return progress_reporter(what, stream=sys.stdout, every=30.0)
 
 
 class Study:
@@ -259,7 +244,7 @@ class Study:
             twin = self.out / f"{self.p.name}-{other}-{run_key}.json"
             if twin.exists():
                 print(f"{key}: the part {other} run stands in", flush=True)
-                return self._checked(twin, want)
+                return self.borrow(path, part, twin, want)
         cfg = TrainConfig(
             arch=arch,
             mode=mode,
@@ -300,10 +285,15 @@ class Study:
         }
         if labeler_epoch is not None and "labeler_accuracy" not in rec:
             rec["labeler_accuracy"] = self.labeler(labeler_epoch).meta.test_accuracy
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rec, indent=2))
-        os.replace(tmp, path)
+        write_json(path, rec, indent=2)
         print(f"{key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)
+        return rec
+
+    def borrow(self, path: Path, part: str, twin: Path, want: tuple) -> dict:
+        """Write this part's record (`path`) of a run group that another part already trained:
+        the same numbers, marked with the run it was borrowed from."""
+        rec = borrowed_record(part, self._checked(twin, want))
+        write_json(path, rec, indent=2)
         return rec
 
     # -- the six parts ---------------------------------------------------------------------------
@@ -419,6 +409,13 @@ class Study:
                     labeler_epoch=self.p.labeler_epochs[0],
                     reuse=("5", "1"),  # ConvNet-D3 here is table 5's (and 1's) run group
                 )
+
+
+def borrowed_record(part: str, twin: dict) -> dict:
+    """The record of `part` for a run group trained for another part (`twin`'s)."""
+    origin = twin.get("borrowed_part", twin["part"])  # a borrowed twin names the real run
+    rec = {**twin, "part": part, "borrowed": f"the table {origin} run", "borrowed_part": origin}
+    return rec
 
 
 def _device_name(dev: torch.device) -> str:

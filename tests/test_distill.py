@@ -115,7 +115,8 @@ def test_random_is_class_balanced(shapes_train):
 @pytest.mark.slow
 def test_dm_set_beats_random_real_of_the_same_ipc_on_shapes():
     # A real check of the method: same IPC, same student protocol, same test split.
-    from ladd.deploy import TrainConfig, train_and_evaluate
+    from ladd.deploy import train_and_evaluate
+    from ladd.training import TrainConfig
 
     train = load_source("shapes", "train", limit_per_class=100, seed=0)
     test = load_source("shapes", "test", limit_per_class=50, seed=0)

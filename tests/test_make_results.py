@@ -85,14 +85,26 @@ def _generate(tmp_path, rows) -> str:
     return out.read_text()
 
 
-def test_profiles_get_their_own_tables_and_part5_borrows_the_identical_ladd_run(tmp_path):
+def _study():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study", ROOT / "scripts" / "study.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["study"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_profiles_get_their_own_tables_and_a_borrowed_record_says_where_it_came_from(tmp_path):
     gpu = {"profile": "gpu", "epochs": 1000, "seeds": 5, "width": 128, "labeler_epoch": 10}
     gpu["device"] = "NVIDIA H200"
+    ladd1 = _rec("1", "ladd", 0.532, **gpu)
     rows = [
         _rec("1", "baseline", 0.327, **{**gpu, "labeler_epoch": None}),
-        _rec("1", "ladd", 0.532, **gpu),
+        ladd1,
         _rec("5", "baseline", 0.326, **gpu),
         _rec("5", "crops_dense", 0.483, **gpu),
+        _study().borrowed_record("5", ladd1),  # what scripts/study.py writes for a reused run
         _rec("5", "ladd", 0.359, distiller="dm"),  # the CPU profile's own row
         _rec("5", "baseline", 0.338, distiller="dm"),
         _rec("1", "baseline", 0.252),
@@ -107,19 +119,31 @@ def test_profiles_get_their_own_tables_and_part5_borrows_the_identical_ladd_run(
     part5 = text.split("## 5.")[1].split("## 6.")[0]
     assert "### GPU profile (the paper's protocol), distiller random" in part5
     assert "| ladd | 53.2 ± 1.0 (the table 1 run) |" in part5
-    assert "| ladd | 35.9 ± 1.0 |" in part5  # a group with its own LADD row borrows nothing
+    assert "| ladd | 35.9 ± 1.0 |" in part5  # its own run: nothing borrowed
     assert part5.count("(the table 1 run)") == 1
 
 
-def test_part6_lists_every_architecture_and_borrows_convnet_from_table5(tmp_path):
+def test_a_record_borrowed_from_a_borrowed_record_names_the_run_that_trained(tmp_path):
+    study = _study()
+    own = _rec("1", "ladd", 0.359, distiller="dm")
+    in5 = study.borrowed_record("5", own)
+    in6 = study.borrowed_record("6", in5)
+    assert in5["borrowed"] == in6["borrowed"] == "the table 1 run"
+    assert in6["part"] == "6" and in6["mean"] == own["mean"] and in6["per_seed"] == own["per_seed"]
+
+
+def test_part6_lists_every_architecture_and_shows_borrowed_convnet_rows(tmp_path):
+    study = _study()
+    base5 = _rec("5", "baseline", 0.338, distiller="dm")
+    ladd5 = _rec("5", "ladd", 0.359, distiller="dm")
     rows = [
-        _rec("5", "baseline", 0.338, distiller="dm"),
-        _rec("5", "ladd", 0.359, distiller="dm"),
+        base5,
+        ladd5,
+        study.borrowed_record("6", base5),
+        study.borrowed_record("6", ladd5),
         _rec("6", "baseline", 0.21, distiller="dm", arch="vgg11", width=None),
         _rec("6", "ladd", 0.30, distiller="dm", arch="vgg11", width=None),
         _rec("6", "baseline", 0.19, distiller="dm", arch="alexnet", width=None),
-        # table 1's baseline ran without a labeler: not the same run group, never borrowed
-        _rec("1", "baseline", 0.252, distiller="dm", labeler_epoch=None),
     ]
     text = _generate(tmp_path, rows)
     part6 = text.split("## 6.")[1]
@@ -137,3 +161,11 @@ def test_part6_lists_every_architecture_and_borrows_convnet_from_table5(tmp_path
     assert lines[1] == "| alexnet | 19.0 ± 1.0 | not run | — |"
     assert lines[2] == "| vgg11 | 21.0 ± 1.0 | 30.0 ± 1.0 | +9.0 |"
     assert lines[3] == "| resnet18 | not run | not run | — |"
+
+
+def test_the_committed_records_regenerate_results_md_byte_for_byte(tmp_path):
+    out = tmp_path / "results.md"
+    script = str(ROOT / "scripts" / "make_results.py")
+    cmd = [sys.executable, script, "--records", str(ROOT / "docs" / "results"), "--out", str(out)]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    assert out.read_bytes() == (ROOT / "docs" / "results.md").read_bytes()

@@ -17,9 +17,10 @@ import torch
 
 from ladd.data import load_source
 from ladd.dense import augment, set_storage_report
-from ladd.deploy import TrainConfig, train_and_evaluate
+from ladd.deploy import train_and_evaluate
 from ladd.labeler import LabelerConfig, load_labeler, train_labeler
 from ladd.sets import LabelAugmentedSet, random_real
+from ladd.training import TrainConfig
 
 SHARED = os.environ.get("LADD_SHARED_DATA")
 pytestmark = [

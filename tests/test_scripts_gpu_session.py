@@ -66,7 +66,8 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
             assert 0.1 < r["labeler_accuracy"] < 1.0
     study_log = (out / "study.txt").read_text()
     assert "training the labeler (1 epochs)" in study_log
-    assert "1-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: 100%" in study_log  # its progress bar
+    assert "1-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: " in study_log  # its progress lines
+    assert "(100%)" in study_log
     assert not (out / "results").exists()  # packed: the device tool returns only a few files
 
     # A second session on the same workspace resumes: nothing is trained again.
@@ -102,4 +103,11 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     assert "6-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.stdout
     made = sorted(p.name for p in (out / "results").glob("cpu-6-*.json"))
-    assert made == ["cpu-6-random-ipc10-convnet_d3-baseline-n5-r0.625-lab1.json"]
+    assert made == [  # the baseline trained; the LADD record borrowed, and marked so
+        "cpu-6-random-ipc10-convnet_d3-baseline-n5-r0.625-lab1.json",
+        "cpu-6-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1.json",
+    ]
+    borrowed = json.loads((out / "results" / made[1]).read_text())
+    assert borrowed["borrowed"] == "the table 1 run" and "borrowed" not in json.loads(
+        (out / "results" / made[0]).read_text()
+    )

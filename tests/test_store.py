@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ladd.files import atomic_write, write_json
 from ladd.models import create_model
-from ladd.store import RunsDB, Workspace, atomic_write, load_model, save_model, write_json
+from ladd.store import RunsDB, Workspace, load_model, save_model
 
 
 def test_workspace_creates_folders_lazily(tmp_path: Path) -> None:

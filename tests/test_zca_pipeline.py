@@ -7,9 +7,10 @@ import torch
 
 from ladd.data import load_source, normalise
 from ladd.dense import augment
-from ladd.deploy import TrainConfig, eval_inputs, train_and_evaluate
+from ladd.deploy import eval_inputs, train_and_evaluate
 from ladd.labeler import LabelerConfig, load_labeler, train_labeler
 from ladd.sets import LabelAugmentedSet, fit_zca_for, random_real
+from ladd.training import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 Decoding JPEGs is the slow part of loading a source (tens of seconds for CIFAR-10, minutes for
 an ImageNet subset); reading back the decoded tensors takes a fraction of a second. Each entry
 is two files, `<key>.safetensors` (images, labels) and `<key>.json` (class names, mean, std,
-and a fingerprint of what it was decoded from). Both are written to a temporary file first and
-moved into place with os.replace, so a crashed or concurrent writer never leaves half a file.
+and a fingerprint of what it was decoded from). Both are written through ladd.files (temporary
+file, fsync, rename), so a crashed or concurrent writer never leaves half a file.
 """
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from ladd.files import save_tensors, write_json
 
 CACHE_FORMAT_VERSION = 1
 
@@ -66,20 +67,6 @@ def entry_paths(cache_dir: str | Path, key: str) -> tuple[Path, Path]:
     return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
 
 
-def atomic_write(target: Path, write) -> None:
-    """Call write(tmp_path) on a temporary file next to target, then move it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; cached data is not secret
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_split(
     cache_dir: str | Path, key: str, images: torch.Tensor, labels: torch.Tensor, meta: dict
 ) -> Path:
@@ -89,13 +76,9 @@ def save_split(
         "images": images.detach().to("cpu", torch.uint8).contiguous(),
         "labels": labels.detach().to("cpu", torch.int64).contiguous(),
     }
-    atomic_write(tensor_path, lambda tmp: save_file(tensors, tmp))
+    save_tensors(tensor_path, tensors)
     sidecar = dict(meta, count=int(labels.shape[0]), version=CACHE_FORMAT_VERSION)
-
-    def write_json(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
-
-    atomic_write(meta_path, write_json)  # written last: its presence marks a whole entry
+    write_json(meta_path, sidecar)  # written last: its presence marks a whole entry
     return tensor_path
 
 

@@ -58,6 +58,37 @@ def to_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
     return denormalise(images, mean, std).mul_(255.0).round_().to(torch.uint8)
 
 
+def class_pixel_stats(
+    pixels: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
+) -> list[dict[str, object]]:
+    """Per-class statistics of uint8 images (M, C, H, W) in [0, 1] units, plus an "all" row.
+
+    Each row: class, images, per-channel mean and std, overall std, min, max (a class without
+    images has only its name and 0 images).
+    """
+    rows: list[dict[str, object]] = []
+    labels = labels.cpu()
+    groups = [(str(n), labels == k) for k, n in enumerate(class_names)]
+    groups.append(("all", torch.ones_like(labels, dtype=torch.bool)))
+    for name, mask in groups:
+        x = pixels[mask].float() / 255.0  # (m, C, H, W)
+        if x.numel() == 0:
+            rows.append({"class": name, "images": 0})
+            continue
+        rows.append(
+            {
+                "class": name,
+                "images": int(mask.sum()),
+                "mean": [float(v) for v in x.mean(dim=(0, 2, 3))],
+                "std_per_channel": [float(v) for v in x.std(dim=(0, 2, 3), unbiased=False)],
+                "std": float(x.std(unbiased=False)),
+                "min": float(x.min()),
+                "max": float(x.max()),
+            }
+        )
+    return rows
+
+
 def class_balanced_indices(
     labels: torch.Tensor,
     per_class: int,

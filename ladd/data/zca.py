@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from ladd.data.cache import atomic_write
+from ladd.files import save_tensors
 
 ZCA_MAX_FEATURES = 16384  # a (D, D) float32 matrix of 1 GB; 128 px images are out of reach
 
@@ -67,8 +67,7 @@ class ZCA:
             "inverse": self.inverse.cpu().contiguous(),
             "eps": torch.tensor(float(self.eps), dtype=torch.float64),
         }
-        atomic_write(path, lambda tmp: save_file(tensors, tmp))
-        return path
+        return save_tensors(path, tensors)
 
     @classmethod
     def load(cls, path: str | Path) -> ZCA:

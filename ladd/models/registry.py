@@ -84,23 +84,41 @@ def _entry(name: str) -> _Entry:
 
 
 def create_model(
-    name: str, num_classes: int, image_size: int, channels: int = 3, **options: Any
+    name: str,
+    num_classes: int,
+    image_size: int,
+    channels: int = 3,
+    *,
+    seed: int | None = None,
+    **options: Any,
 ) -> nn.Module:
-    """Build a registered model; `model.spec` records how, for checkpoints."""
+    """Build a registered model; `model.spec` records how, for checkpoints.
+
+    With `seed`, the initial weights are drawn under a forked RNG seeded with it: the same seed
+    gives the same weights, and the caller's global RNG is left untouched.
+    """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8, got {image_size}")
-    model = _entry(name).builder(num_classes, image_size, channels, **options)
+    builder = _entry(name).builder
+    if seed is None:
+        model = builder(num_classes, image_size, channels, **options)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = builder(num_classes, image_size, channels, **options)
     model.spec = ModelSpec(name, num_classes, image_size, channels, dict(options))
     return model
 
 
-def create_from_spec(spec: ModelSpec | dict[str, Any]) -> nn.Module:
-    """Rebuild a model from its ModelSpec (or its dict form)."""
+def create_from_spec(spec: ModelSpec | dict[str, Any], *, seed: int | None = None) -> nn.Module:
+    """Rebuild a model from its ModelSpec (or its dict form); `seed` as in create_model."""
     if isinstance(spec, dict):
         spec = ModelSpec.from_dict(spec)
-    return create_model(spec.name, spec.num_classes, spec.image_size, spec.channels, **spec.options)
+    return create_model(
+        spec.name, spec.num_classes, spec.image_size, spec.channels, seed=seed, **spec.options
+    )
 
 
 def default_lr(name: str, image_size: int) -> float:

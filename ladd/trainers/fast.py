@@ -1,9 +1,9 @@
 """The fast deployment trainer: the reference protocol, several seeds per step, compiled on CUDA.
 
-Same protocol as `ladd.deploy.train_reference` (REFERENCE.md section 3): per seed a fresh model
-(`init_model(spec, seed)`, identical weights), its own shuffled batches of 256 each epoch, one DSA
-op per batch with per-sample parameters, soft-target cross-entropy averaged over the batch, SGD
-(momentum 0.9, weight decay 5e-4), lr x 0.1 at the half. What changes is how the work is issued:
+Same protocol as `ladd.trainers.reference` (ladd.training holds the rules both use): per seed a
+fresh model (`init_model(spec, seed)`, identical weights), its own shuffled batches of 256 each
+epoch, one DSA op per batch with per-sample parameters, the soft-target cross-entropy averaged
+over the batch, the protocol's SGD and lr schedule. What changes is how the work is issued:
 
 - **stacked** engine (default on CUDA): the S seeds are one stacked model (torch.func
   `stack_module_state` + `functional_call` under `vmap`, i.e. grouped convolutions), each seed
@@ -36,19 +36,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ladd.deploy import (
+from ladd.device import resolve_device
+from ladd.dsa import DSA_OPS, DSAConfig
+from ladd.models import ModelSpec
+from ladd.progress import ProgressEvent, ProgressFn
+from ladd.trainers.reference import train_reference
+from ladd.training import (
     TrainConfig,
     TrainedModels,
     TrainingData,
     TrainingStopped,
+    base_lr,
     init_model,
-    step_flops,
-    train_reference,
+    make_optimizer,
+    make_scheduler,
+    soft_cross_entropy,
 )
-from ladd.device import resolve_device
-from ladd.dsa import DSA_OPS, DSAConfig
-from ladd.models import ModelSpec, default_lr
-from ladd.progress import ProgressEvent, ProgressFn
 
 __all__ = [
     "COMPILE_MODES",
@@ -230,11 +233,7 @@ def stacked_loss(
 
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = vmap(one, randomness="different")(params, buffers, x)  # (S, B, K)
-    ce = -(y * F.log_softmax(logits.float(), dim=-1)).sum(-1)  # (S, B)
-    if weight is None:
-        per_seed = ce.mean(-1)
-    else:
-        per_seed = (ce * weight).sum(-1) / weight.sum(-1).clamp_min(1.0)
+    per_seed = soft_cross_entropy(logits, y, weight)  # (S,)
     return per_seed.sum(), per_seed.detach()
 
 
@@ -317,9 +316,8 @@ def _train_stacked(
     models = [init_model(spec, seed).to(dev).train() for seed in seeds]
     base, params, buffers = _stack_models(models)
     bf16 = cfg.precision == "bf16" and dev.type == "cuda"
-    opt = torch.optim.SGD(
-        params.values(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
-    )
+    opt = make_optimizer(params.values(), cfg, lr, foreach=True)
+    sched = make_scheduler(opt, cfg)
     gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
     epochs = _Epochs(t_count, bsz, gens, dev, pad)
     dsa_cfg = cfg.dsa_config
@@ -336,7 +334,6 @@ def _train_stacked(
 
     compiled = _compile(step_loss, mode)
     graphs = mode == "reduce-overhead"
-    decay_epoch = int(cfg.epochs * cfg.lr_decay_at)
     total = s_count * cfg.epochs
     curves_dev: list[torch.Tensor] = []  # per epoch (S,) mean losses, read lazily
     curves: list[list[float]] = [[] for _ in seeds]
@@ -357,9 +354,6 @@ def _train_stacked(
             )
 
     for epoch in range(cfg.epochs):
-        if epoch == decay_epoch and epoch > 0:
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.1
         order = epochs.order()
         running = torch.zeros(s_count, device=dev)
         for b in range(epochs.steps):
@@ -392,6 +386,7 @@ def _train_stacked(
                 loss.backward()
             opt.step()
             running += per_seed * n_real
+        sched.step()
         curves_dev.append(running / t_count)
         if epoch > 0:
             report(epoch - 1)
@@ -406,41 +401,38 @@ def train_fast(
     cfg: TrainConfig,
     *,
     device: str | torch.device,
+    lr: float | None = None,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     options: FastOptions | None = None,
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the reference protocol, faster (see module doc).
 
-    Drop-in for `ladd.deploy.train_reference` (same arguments, same TrainedModels): the models
-    start from the same weights per seed; the results agree in distribution, not bit for bit
-    (different random streams for DSA, grouped kernels, optional bf16).
+    Drop-in for `ladd.trainers.reference.train_reference` (same arguments, same TrainedModels):
+    the models start from the same weights per seed; the results agree in distribution, not bit
+    for bit (different random streams for DSA, grouped kernels, optional bf16).
     """
     opts = options or FastOptions()
     dev = resolve_device(device)
-    lr = float(cfg.lr or default_lr(spec.name, spec.image_size))
+    lr = base_lr(cfg, spec) if lr is None else float(lr)
     if len(data) == 0:
         raise ValueError("the training set is empty")
     data = data.to(dev)
-    probe = init_model(spec, 0)
-    engine, mode, pad = _resolve(opts, dev, probe)
-    per_sample = step_flops(data, spec, cfg.batch_size, dev)
+    engine, mode, pad = _resolve(opts, dev, init_model(spec, 0))
     if engine == "sequential":
         # The reference math per seed, NHWC on CUDA (measured slower on the CPU).
         return train_reference(
             data,
             spec,
             cfg,
+            lr=lr,
             device=dev,
             progress=progress,
             stop=stop,
-            lr=lr,
             channels_last=dev.type == "cuda",
         )
     t0 = time.perf_counter()
     models, curves = _train_stacked(data, spec, cfg, lr, dev, mode, pad, progress, stop)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    seconds = time.perf_counter() - t0
-    flops = int(per_sample * len(data) * cfg.epochs * len(cfg.seeds))
-    return TrainedModels(models, curves, seconds, flops)
+    return TrainedModels(models, curves, time.perf_counter() - t0)

@@ -1,0 +1,560 @@
+"""The recorded pipeline: one function per LADD step that runs it and records it in a workspace.
+
+    labeler     run_labeler           train the labeler g, checkpoints at chosen epochs
+    distill     run_distill           random real, DM or MTT (random real = `ladd random-real`)
+    experts     run_experts           MTT expert trajectories
+    augment     run_label_augment     dense labels for a distilled set -> a label-augmented file
+    train       run_train             train + test cfg.seeds models on a set (weights kept)
+    evaluate    run_evaluate          the same per architecture (paper Table 2)
+
+The command line, the dashboard's background tasks and the demo all call these, so one kind of
+step lands in the runs database with one config and metrics schema, and its artifacts get one
+kind of name (`slug`). `RunSummary` is the typed view of a run record that pages and
+`ladd runs` read. Nothing here parses arguments or draws anything.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ladd.progress import ProgressFn
+from ladd.training import MODES, TrainConfig
+
+__all__ = [
+    "CheckpointInfo",
+    "LabelerRun",
+    "RunSummary",
+    "SetRun",
+    "checkpoint_info",
+    "default_labeler_dir",
+    "default_set_dir",
+    "run_distill",
+    "run_evaluate",
+    "run_experts",
+    "run_label_augment",
+    "run_labeler",
+    "run_train",
+    "slug",
+    "summarise",
+]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a source or set name: `imagefolder:/a/b` -> `imagefolder_a_b`."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._")
+    return out or "unnamed"
+
+
+def _check_out(path: Path, inputs: tuple[Path | None, ...], force: bool) -> None:
+    """Refuse to write over an existing artifact (or one of this step's inputs) without force."""
+    target = path.expanduser().resolve()
+    for item in inputs:
+        if item is not None and Path(item).expanduser().resolve() == target:
+            raise FileExistsError(
+                f"{path} is an input of this step; writing the output there would replace it "
+                "(choose another --out)"
+            )
+    if target.exists() and not force:
+        raise FileExistsError(f"{path} already exists; pass --force to replace it")
+
+
+# ---------------------------------------------------------------------------------------------
+# Labeler
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """One labeler checkpoint as a run record lists it."""
+
+    epoch: int
+    test_accuracy: float
+    path: str
+    train_flops: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LabelerRun:
+    run_id: int
+    out_dir: Path
+    checkpoints: tuple[CheckpointInfo, ...]
+
+
+def checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """The record of a labeler checkpoint, read from its metadata."""
+    from ladd.labeler import read_meta
+
+    m = read_meta(path)
+    return CheckpointInfo(m.epoch, m.test_accuracy, str(path), m.train_flops, m.seconds)
+
+
+def default_labeler_dir(ws: Any, source: str, cfg: Any) -> Path:
+    """labelers/<source>_<arch>[_w<width>][_l<limit>][_zca]_seed<seed>"""
+    parts = [slug(source), cfg.arch or "default"]
+    if cfg.model_options.get("width"):
+        parts.append(f"w{cfg.model_options['width']}")
+    if cfg.limit_per_class:
+        parts.append(f"l{cfg.limit_per_class}")
+    if cfg.zca:
+        parts.append("zca")
+    parts.append(f"seed{cfg.seed}")
+    return ws.labelers_dir / "_".join(parts)
+
+
+def run_labeler(
+    ws: Any,
+    source: str,
+    cfg: Any,
+    *,
+    out_dir: str | Path | None = None,
+    device: str | torch.device = "auto",
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    resume: bool = True,
+    data_root: str | Path | None = None,
+    train_set: Any | None = None,
+    test_set: Any | None = None,
+    extra: dict[str, Any] | None = None,
+) -> LabelerRun:
+    """Train (or resume) a labeler on `source`; a "labeler" run lists its checkpoints.
+
+    `train_set`/`test_set` (ImageSets) replace loading the source's splits (the demo's subsets).
+    """
+    from ladd.labeler import train_labeler
+
+    out = Path(out_dir) if out_dir is not None else default_labeler_dir(ws, source, cfg)
+    config = {"source": source, "labeler": cfg.to_dict(), "out": str(out), **(extra or {})}
+    with ws.db.run("labeler", config) as run:
+        paths = train_labeler(
+            train_set if train_set is not None else source,
+            cfg,
+            out,
+            device=device,
+            progress=progress,
+            resume=resume,
+            stop=stop,
+            test_set=test_set,
+            data_root=data_root,
+            cache_dir=ws.cache_dir,
+        )
+        rows = tuple(checkpoint_info(p) for p in paths)
+        for r in rows:
+            run.add_artifact(f"epoch_{r.epoch:03d}", r.path)
+        run.log_metrics(checkpoints=[asdict(r) for r in rows], run_id=run.id)
+    return LabelerRun(run.id, out, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sets: distillation and label augmentation
+
+
+@dataclass(frozen=True)
+class SetRun:
+    """A step that wrote a set: its run, where the set is, and the set itself."""
+
+    run_id: int
+    path: Path
+    dataset: Any = field(repr=False)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def default_set_dir(ws: Any, method: str, source: str, ipc: int, seed: int) -> Path:
+    """sets/<method>_<source>_ipc<ipc>_seed<seed> (random real: method "random_real")."""
+    name = "random_real" if method == "random" else method
+    return ws.sets_dir / f"{name}_{slug(source)}_ipc{ipc}_seed{seed}"
+
+
+def run_distill(
+    ws: Any,
+    source: str,
+    method: str,
+    cfg: Any,
+    *,
+    out_dir: str | Path | None = None,
+    train_set: Any | None = None,
+    experts: list[Path] | None = None,
+    image_size: int | None = None,
+    limit_per_class: int | None = None,
+    data_root: str | Path | None = None,
+    device: str | torch.device = "auto",
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    force: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> SetRun:
+    """Distil `source` with a built-in method and save the set (MTT layout) in a "distill" run.
+
+    `cfg`: a RandomConfig ("random": the random-real baseline), DMConfig ("dm") or MTTConfig
+    ("mtt", with `experts`: trajectory files of `run_experts`).
+    """
+    from ladd.data import load_source
+    from ladd.distill import METHODS, distill_dm, distill_mtt, distill_random
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    ipc, seed = int(cfg.ipc), int(cfg.seed)
+    out = Path(out_dir) if out_dir is not None else default_set_dir(ws, method, source, ipc, seed)
+    _check_out(out, (), force)
+    if train_set is None:
+        kw: dict[str, Any] = {"cache_dir": ws.cache_dir, "limit_per_class": limit_per_class}
+        if image_size:
+            kw["image_size"] = image_size
+        if data_root:
+            kw["data_root"] = data_root
+        train_set = load_source(
+            source, "train", device=device if method != "random" else None, **kw
+        )
+    config = {
+        "source": source,
+        "method": method,
+        "ipc": ipc,
+        "seed": seed,
+        "out": str(out),
+        "config": asdict(cfg),
+        **(extra or {}),
+    }
+    with ws.db.run("distill", config) as run:
+        if method == "random":
+            res = distill_random(train_set, ipc, seed=seed)
+        elif method == "dm":
+            res = distill_dm(train_set, cfg, device=device, progress=progress, stop=stop)
+        else:
+            if not experts:
+                raise ValueError("MTT needs expert trajectories: run `ladd experts` first")
+            res = distill_mtt(
+                train_set,
+                experts,
+                cfg,
+                device=device,
+                checkpoint_dir=out,
+                progress=progress,
+                stop=stop,
+            )
+        res.save(out)
+        run.add_artifact("set", out)
+        metrics = {
+            "images": len(res.distilled),
+            "ipc": ipc,
+            "seconds": res.seconds,
+            "peak_memory_bytes": res.peak_memory_bytes,
+            "final_loss": res.losses[-1] if res.losses else None,
+            "run_id": run.id,
+        }
+        run.log_metrics(**metrics)
+    return SetRun(run.id, out, res.distilled, metrics)
+
+
+def run_experts(
+    ws: Any,
+    source: str,
+    cfg: Any,
+    *,
+    out_dir: str | Path | None = None,
+    train_set: Any | None = None,
+    limit_per_class: int | None = None,
+    data_root: str | Path | None = None,
+    device: str | torch.device = "auto",
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[int, Path, list[Path]]:
+    """Train MTT expert trajectories in an "experts" run; (run id, folder, trajectory files)."""
+    from ladd.data import load_source
+    from ladd.distill import train_experts
+
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else ws.root / "experts" / (f"{slug(source)}_{cfg.arch}")
+    )
+    if train_set is None:
+        kw: dict[str, Any] = {"cache_dir": ws.cache_dir, "limit_per_class": limit_per_class}
+        if data_root:
+            kw["data_root"] = data_root
+        train_set = load_source(source, "train", device=device, **kw)
+    with ws.db.run("experts", {"source": source, "out": str(out), **asdict(cfg)}) as run:
+        paths = train_experts(train_set, cfg, out, device=device, progress=progress, stop=stop)
+        for p in paths:
+            run.add_artifact(p.stem, p)
+        run.log_metrics(experts=len(paths), run_id=run.id)
+    return run.id, out, paths
+
+
+def run_label_augment(
+    ws: Any,
+    distilled: Any,
+    labeler: str | Path,
+    *,
+    n: int = 5,
+    r: float = 0.625,
+    distilled_path: str | Path | None = None,
+    out: str | Path | None = None,
+    temperature: float = 1.0,
+    dense_dtype: str = "float32",
+    allow_mismatch: bool = False,
+    device: str | torch.device = "auto",
+    force: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> SetRun:
+    """Dense labels for a distilled set from a labeler checkpoint, saved in an "augment" run."""
+    from ladd.dense import augment, set_storage_report
+    from ladd.labeler import load_labeler
+
+    if hasattr(distilled, "dense"):
+        raise ValueError(f"{distilled_path or 'the set'} is already label-augmented")
+    lab = load_labeler(labeler, device=device)
+    if out is None:
+        stem = Path(distilled_path).stem if distilled_path else "set"
+        out = ws.sets_dir / f"{stem}_n{n}_r{r:g}_e{lab.meta.epoch}.safetensors"
+    out = Path(out)
+    _check_out(out, (Path(distilled_path) if distilled_path else None, lab.path), force)
+    config = {
+        "distilled": str(distilled_path) if distilled_path else None,
+        "labeler": str(lab.path),
+        "n": n,
+        "r": r,
+        "temperature": temperature,
+        "dense_dtype": dense_dtype,
+        **(extra or {}),
+    }
+    with ws.db.run("augment", config) as run:
+        la = augment(
+            distilled,
+            lab,
+            n,
+            r,
+            temperature=temperature,
+            device=device,
+            allow_mismatch=allow_mismatch,
+        )
+        path = la.save(out, dense_dtype)
+        rep = set_storage_report(la)
+        run.add_artifact("set", path)
+        metrics = {
+            "overhead": rep.overhead,
+            "generation_flops": la.generation_flops,
+            "labeler_epoch": lab.meta.epoch,
+            "labeler_accuracy": lab.meta.test_accuracy,
+            "run_id": run.id,
+        }
+        run.log_metrics(**metrics)
+    return SetRun(run.id, path, la, metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deployment
+
+
+def _train_metrics(res: Any) -> dict[str, Any]:
+    d = res.to_dict()
+    return {
+        "accuracy_mean": res.accuracy_mean,
+        "accuracy_std": res.accuracy_std,
+        "per_seed": res.per_seed,
+        "per_class_mean": d["per_class_mean"],
+        "seconds": res.seconds,
+        "flops": res.flops,
+        "lr": res.lr,
+        "final_loss": [c[-1] for c in res.loss_curves],
+    }
+
+
+def run_train(
+    ws: Any,
+    dataset: Any,
+    test_set: Any,
+    cfg: TrainConfig,
+    *,
+    set_path: str | Path | None = None,
+    source: str | None = None,
+    label: str | None = None,
+    device: str | torch.device = "auto",
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[int, Any]:
+    """train_and_evaluate inside a "train" run; keeps each seed's weights. (run id, DeployResult)"""
+    from ladd.deploy import train_and_evaluate
+
+    config = {
+        "train": cfg.to_dict(),
+        "set": str(set_path) if set_path is not None else None,
+        "source": source or getattr(dataset, "source", None),
+        "label": label,
+        **(extra or {}),
+    }
+    with ws.db.run("train", config) as run:
+        res = train_and_evaluate(
+            dataset, test_set, cfg, device=device, progress=progress, stop=stop
+        )
+        for seed, model in zip(cfg.seeds, res.models, strict=True):
+            run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
+        run.write_json("result.json", res.to_dict())
+        run.log_metrics(**_train_metrics(res), run_id=run.id)
+    return run.id, res
+
+
+def run_evaluate(
+    ws: Any,
+    dataset: Any,
+    test_set: Any,
+    cfg: TrainConfig,
+    archs: list[str] | tuple[str, ...] | None = None,
+    *,
+    set_path: str | Path | None = None,
+    source: str | None = None,
+    device: str | torch.device = "auto",
+    progress: ProgressFn | None = None,
+    stop: threading.Event | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[int, Any]:
+    """evaluate_architectures inside an "evaluate" run; each architecture's models are saved as
+    it finishes. (run id, CrossArchResult)"""
+    from ladd.deploy import evaluate_architectures
+
+    config = {
+        "train": cfg.to_dict(),
+        "archs": list(archs or []),
+        "set": str(set_path) if set_path is not None else None,
+        "source": source or getattr(dataset, "source", None),
+        **(extra or {}),
+    }
+    with ws.db.run("evaluate", config) as run:
+
+        def keep(arch: str, res: Any) -> None:
+            for seed, model in zip(res.config.seeds, res.models, strict=True):
+                run.save_model(model, f"{arch}_model_seed{seed}", {"seed": seed, "arch": arch})
+            run.log_metrics(
+                **{
+                    f"{arch}_accuracy_mean": res.accuracy_mean,
+                    f"{arch}_accuracy_std": res.accuracy_std,
+                }
+            )
+            run.write_json(f"result_{arch}.json", res.to_dict())
+
+        out = evaluate_architectures(
+            dataset,
+            test_set,
+            cfg,
+            archs,
+            device=device,
+            progress=progress,
+            stop=stop,
+            on_result=keep,
+        )
+        run.log_metrics(
+            average=out.average,
+            seconds=sum(r.seconds for r in out.results.values()),
+            flops=sum(r.flops for r in out.results.values()),
+            table=out.table(),
+            run_id=run.id,
+        )
+    return run.id, out
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed run records
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A run record as the dashboard and `ladd runs` read it (fields absent for other kinds)."""
+
+    id: int
+    kind: str
+    status: str
+    created: float
+    error: str | None = None
+    label: str | None = None
+    set_path: str | None = None
+    source: str | None = None
+    train: TrainConfig | None = None  # train / evaluate runs
+    accuracy_mean: float | None = None  # train: over seeds; evaluate: the architectures' average
+    accuracy_std: float | None = None
+    per_seed: tuple[float, ...] = ()
+    per_class_mean: tuple[float, ...] = ()
+    seconds: float | None = None
+    lr: float | None = None
+    model_files: tuple[str, ...] = ()  # train runs: model_seed<k> weights, by seed
+    checkpoints: tuple[CheckpointInfo, ...] = ()  # labeler runs
+    demo: str | None = None
+
+    @property
+    def mode(self) -> str | None:
+        return self.train.mode if self.train is not None else None
+
+    @property
+    def mode_description(self) -> str | None:
+        return MODES[self.mode].description if self.mode in MODES else None
+
+    @property
+    def title(self) -> str:
+        """`#12 ladd (convnet_d3, 300 ep) - my label`"""
+        parts = [f"#{self.id}", self.kind if self.train is None else self.train.mode]
+        if self.train is not None:
+            parts.append(f"({self.train.arch}, {self.train.epochs} ep)")
+        if self.label:
+            parts.append(f"- {self.label}")
+        return " ".join(parts)
+
+
+def summarise(record: Any) -> RunSummary:
+    """The typed summary of a ladd.store.RunRecord."""
+    cfg, met = record.config or {}, record.metrics or {}
+    train = None
+    if isinstance(cfg.get("train"), dict):
+        try:
+            train = TrainConfig.from_dict(cfg["train"])
+        except (TypeError, ValueError):
+            train = None
+    acc = met.get("accuracy_mean", met.get("average"))
+    models = sorted(
+        (k, v) for k, v in (record.artifacts or {}).items() if k.startswith("model_seed")
+    )
+    checkpoints = []
+    for row in met.get("checkpoints") or []:
+        if isinstance(row, dict):
+            checkpoints.append(
+                CheckpointInfo(
+                    int(row.get("epoch", 0)),
+                    float(row.get("test_accuracy", 0.0)),
+                    str(row.get("path", "")),
+                    float(row.get("train_flops", 0.0)),
+                    float(row.get("seconds", 0.0)),
+                )
+            )
+    return RunSummary(
+        id=int(record.id),
+        kind=str(record.kind),
+        status=str(record.status),
+        created=float(record.created),
+        error=record.error,
+        label=cfg.get("label"),
+        set_path=cfg.get("set"),
+        source=cfg.get("source"),
+        train=train,
+        accuracy_mean=float(acc) if isinstance(acc, (int, float)) else None,
+        accuracy_std=met.get("accuracy_std"),
+        per_seed=tuple(met.get("per_seed") or ()),
+        per_class_mean=tuple(met.get("per_class_mean") or ()),
+        seconds=met.get("seconds"),
+        lr=met.get("lr"),
+        model_files=tuple(v for _, v in sorted(models, key=lambda kv: _seed_of(kv[0]))),
+        checkpoints=tuple(checkpoints),
+        demo=cfg.get("demo"),
+    )
+
+
+def _seed_of(name: str) -> int:
+    m = re.search(r"(\d+)$", name)
+    return int(m.group(1)) if m else 0
+
+
+def list_summaries(ws: Any, kind: str | None = None, limit: int | None = None) -> list[RunSummary]:
+    """Typed summaries of a workspace's runs, newest first."""
+    return [summarise(r) for r in ws.db.list_runs(kind, limit)]

@@ -1,0 +1,132 @@
+"""ladd.pipeline: one recorded step, whoever runs it.
+
+The command line, a dashboard background task and the demo all record a step through the same
+function, so the same kind of run lands in the runs database with the same config and metrics
+schema (they had drifted: checkpoints as dicts vs path strings, `random_real_...` vs
+`random_...` folders). Every file the pipeline writes gets the umask's mode.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ladd.cli import app
+from ladd.pipeline import RunSummary, slug, summarise
+from ladd.store import Workspace
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _schema(value):
+    """The shape of a JSON value: dict keys and the types of leaves, list items by their first."""
+    if isinstance(value, dict):
+        return {k: _schema(v) for k, v in sorted(value.items()) if k != "run_id"}
+    if isinstance(value, list):
+        return [_schema(value[0])] if value else []
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    if isinstance(value, (int, float)):
+        return "number"
+    return type(value).__name__
+
+
+def _cli(ws: Path, *args: str) -> None:
+    res = CliRunner().invoke(app, [*map(str, args), "--workspace", str(ws)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+
+
+def _wait(job) -> None:
+    from app.jobs import registry
+
+    done = registry().wait(job.id, timeout=600)
+    assert done is not None and done.status == "done", (done.status, done.error)
+
+
+def test_slug_makes_one_file_name_from_any_source_name():
+    assert slug("imagefolder:/data/my set") == "imagefolder_data_my_set"
+    assert slug("cifar10") == "cifar10"
+    assert slug("::") == "unnamed"
+
+
+@pytest.mark.slow
+def test_cli_dashboard_task_and_demo_record_the_same_schema(tmp_path, monkeypatch):
+    pytest.importorskip("streamlit")
+    from app import tasks
+    from ladd.demo import build_demo
+
+    monkeypatch.delenv("LADD_CACHE_DIR", raising=False)
+    demo_ws, cli_ws, app_ws = tmp_path / "demo", tmp_path / "cli", tmp_path / "app"
+    arts = build_demo(demo_ws, source="shapes", size="small", device="cpu")
+    lab_args = ("--epochs", "1", "--save-at", "1", "--limit-per-class", "10", "--width", "8")
+    _cli(cli_ws, "train-labeler", "--source", "shapes", *lab_args, "--device", "cpu")
+    _cli(cli_ws, "random-real", "--source", "shapes", "--ipc", "1")
+    _wait(tasks.submit_labeler(str(app_ws), "shapes", 1, 1, 8, 10))
+    _wait(tasks.submit_random_real(str(app_ws), "shapes", 1, 0))
+
+    cli_set = next((cli_ws / "sets").iterdir())
+    app_set = next((app_ws / "sets").iterdir())
+    assert cli_set.name == app_set.name == "random_real_shapes_ipc1_seed0"  # one naming rule
+    train = ("--mode", "baseline", "--epochs", "1", "--seeds", "1", "--width", "8")
+    _cli(cli_ws, "train", cli_set, "--source", "shapes", *train, "--device", "cpu")
+    cfg = {"arch": "convnet_d3", "mode": "baseline", "epochs": 1, "seeds": (0,)}
+    cfg["model_options"] = {"width": 8}
+    _wait(tasks.submit_training(str(app_ws), str(app_set), cfg, "from the dashboard"))
+
+    def runs(root: Path, kind: str):
+        found = [r for r in Workspace(root).db.list_runs(kind) if r.status == "done"]
+        assert found, (root, kind)
+        return found[0]
+
+    for kind in ("labeler", "distill", "train"):
+        recs = [runs(root, kind) for root in (demo_ws, cli_ws, app_ws)]
+        schemas = [_schema(r.metrics) for r in recs]
+        assert schemas[0] == schemas[1] == schemas[2], kind
+        keys = [set(r.config) - {"demo", "label"} for r in recs]
+        assert keys[0] == keys[1] == keys[2], kind
+    # Labeler checkpoints are records (epoch, accuracy, path, ...), never bare path strings.
+    ckpts = runs(cli_ws, "labeler").metrics["checkpoints"]
+    assert isinstance(ckpts[0], dict) and Path(ckpts[0]["path"]).is_file()
+    demo_train = summarise(Workspace(demo_ws).db.get_run(arts.ladd_run))
+    assert isinstance(demo_train, RunSummary) and demo_train.mode == "ladd"
+    assert demo_train.train.model_options == {"width": 8} and demo_train.model_files
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o022])
+def test_every_file_the_pipeline_writes_has_the_umask_mode(tmp_path, monkeypatch, mask):
+    from ladd.data import load_source
+    from ladd.distill import RandomConfig
+    from ladd.labeler import LabelerConfig
+    from ladd.pipeline import run_distill, run_label_augment, run_labeler, run_train
+    from ladd.training import TrainConfig
+
+    monkeypatch.delenv("LADD_CACHE_DIR", raising=False)
+    old = os.umask(mask)
+    try:
+        ws = Workspace(tmp_path / "ws")
+        lab = run_labeler(
+            ws,
+            "shapes",
+            LabelerConfig(epochs=1, save_at=(1,), limit_per_class=5, model_options={"width": 4}),
+            device="cpu",
+        )
+        ds = run_distill(ws, "shapes", "random", RandomConfig(ipc=1))
+        la = run_label_augment(ws, ds.dataset, lab.checkpoints[0].path, n=2, device="cpu")
+        test = load_source("shapes", "test", limit_per_class=2, cache_dir=ws.cache_dir)
+        cfg = TrainConfig(mode="ladd", epochs=1, seeds=(0,), model_options={"width": 4})
+        run_train(ws, la.dataset, test, cfg, device="cpu")
+        ws.db.export_csv(tmp_path / "ws" / "runs.csv")
+    finally:
+        os.umask(old)
+    want = 0o666 & ~mask
+    files = [p for p in (tmp_path / "ws").rglob("*") if p.is_file()]
+    skip = {"runs.sqlite", "runs.sqlite-wal", "runs.sqlite-shm"}  # SQLite creates its own
+    checked = [p for p in files if p.name not in skip]
+    assert len(checked) > 10
+    wrong = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in checked}
+    wrong = {k: v for k, v in wrong.items() if v != oct(want)}
+    assert not wrong, wrong
