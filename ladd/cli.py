@@ -78,6 +78,39 @@ ZcaOpt = Annotated[
         "--zca", help="The set's images are in ZCA space (MTT/DATM on CIFAR): fit ZCA on --source."
     ),
 ]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="Label mode (paper Table 6): baseline | full_soft | full_hard_soft | crops_hard | "
+        "crops_dense | crops_hard_dense | ladd (`ladd models` describes them).",
+    ),
+]
+ProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        "--protocol",
+        help="auto (from the image size) | mtt: CIFAR, MTT/DATM's evaluate_synset (lr x 0.1 after "
+        "epoch E//2+1, E+1 passes) | glad: ImageNet subsets, GLaD's evaluate_synset (linear "
+        "warm-up, cosine decay, the EMA of the weights is tested). Recorded with every run.",
+    ),
+]
+LossOpt = Annotated[
+    str,
+    typer.Option(
+        "--loss",
+        help="mean: soft cross-entropy averaged over a batch (the field's loaders) | image_sum: "
+        "that times the samples per image (Eq. 5's per-image sum of the crop terms)",
+    ),
+]
+FullLabelsOpt = Annotated[
+    str,
+    typer.Option(
+        "--full-labels",
+        help="hard: full images with one-hot labels (Eq. 5) | set: the set's own soft labels "
+        "(e.g. DATM's) where it has them",
+    ),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Replace an existing output (never an input of the step).")
 ]
@@ -267,14 +300,25 @@ def sources(debug: DebugOpt = False) -> None:
 
 @app.command()
 def models(debug: DebugOpt = False) -> None:
-    """List the registered architectures and their default deployment learning rates."""
+    """List the architectures (with their deployment lrs), label modes and protocols."""
     with _guard(debug):
         from ladd.models import default_lr, list_models
+        from ladd.trainers import list_trainers
+        from ladd.training import MODES, PROTOCOLS
 
         table = Table("model", "lr @32px", "lr @128px")
         for name in list_models():
             table.add_row(name, f"{default_lr(name, 32):g}", f"{default_lr(name, 128):g}")
         out.print(table)
+        modes = Table("mode (--mode)", "trains on")
+        for m in MODES.values():
+            modes.add_row(m.name, m.description)
+        out.print(modes)
+        protocols = Table("protocol (--protocol)", "what it is")
+        for p in PROTOCOLS.values():
+            protocols.add_row(p.name, p.description)
+        out.print(protocols)
+        out.print(f"trainers (--trainer): {', '.join(list_trainers())}")
 
 
 @app.command("random-real")
@@ -469,7 +513,17 @@ def train_labeler_cmd(
         int | None, typer.Option("--width", min=1, help="ConvNet width (default 128).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
-    lr: Annotated[float, typer.Option("--lr", min=0.0)] = 0.01,
+    recipe: Annotated[
+        str,
+        typer.Option(
+            "--recipe",
+            help="mtt (default): MTT buffer.py's expert training, as the paper follows: SGD lr 0.01, "
+            "momentum 0, weight decay 0, DSA | strong: momentum 0.9, weight decay 5e-4, flips + crops",
+        ),
+    ] = "mtt",
+    lr: Annotated[
+        float | None, typer.Option("--lr", min=0.0, help="Override the recipe's lr (0.01).")
+    ] = None,
     zca: Annotated[
         bool, typer.Option("--zca", help="Train in ZCA space (to label MTT/DATM CIFAR sets).")
     ] = False,
@@ -489,11 +543,12 @@ def train_labeler_cmd(
         from ladd.pipeline import run_labeler
 
         ws = _workspace(workspace)
-        cfg = LabelerConfig(
+        cfg = LabelerConfig.recipe(
+            recipe,
             arch=arch,
             epochs=epochs,
             save_at=_int_list(save_at, "--save-at"),
-            lr=lr,
+            **({"lr": lr} if lr is not None else {}),
             batch_size=batch_size,
             seed=seed,
             limit_per_class=limit_per_class,
@@ -708,16 +763,30 @@ def train(
     file: Annotated[Path, typer.Argument(help="A label-augmented set or any distilled set.")],
     source: SourceOpt = None,
     arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
-    mode: Annotated[
-        str, typer.Option("--mode", help="baseline | ladd | full_soft | crops_hard | crops_dense")
-    ] = "ladd",
+    mode: ModeOpt = "ladd",
+    protocol: ProtocolOpt = "auto",
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1000,
     seeds: Annotated[
         int, typer.Option("--seeds", min=1, help="How many models (seeds seed..seed+S-1).")
     ] = 5,
+    loss: LossOpt = "mean",
+    full_labels: FullLabelsOpt = "hard",
+    monitor_every: Annotated[
+        int,
+        typer.Option(
+            "--monitor-every",
+            min=0,
+            help="Every so many epochs, print each seed's accuracy on a fixed 500-image subset "
+            "of the test split (shown only; nothing is chosen on it). 0: off.",
+        ),
+    ] = 0,
     lr: Annotated[
         float | None,
-        typer.Option("--lr", help="Learning rate (default: the set's, else the architecture's)."),
+        typer.Option(
+            "--lr",
+            help="Learning rate (default: under mtt, a set's learned lr for the architecture it "
+            "was distilled with; else the architecture's rate, GLaD's get_eval_lrs).",
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     width: Annotated[
@@ -748,10 +817,13 @@ def train(
         cfg = _train_config(
             arch=arch,
             mode=mode,
+            protocol=protocol,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,
             seeds=_seeds(seed, seeds),
+            loss=loss,
+            full_labels=full_labels,
             trainer=trainer,
             precision=precision,
             dsa=not no_dsa,
@@ -764,7 +836,15 @@ def train(
         _warn_long(epochs, dev)
         with _progress_bar(f"train {arch} ({mode})") as cb:
             run_id, res = run_train(
-                ws, ds, test, cfg, set_path=file, source=source, device=dev, progress=cb
+                ws,
+                ds,
+                test,
+                cfg,
+                set_path=file,
+                source=source,
+                device=dev,
+                progress=cb,
+                monitor_every=monitor_every,
             )
         table = Table("seed", "top-1")
         for s, a in zip(cfg.seeds, res.per_seed, strict=True):
@@ -772,8 +852,8 @@ def train(
         out.print(table)
         out.print(
             f"{arch} / {mode}: {res.accuracy_mean:.2%} +- {res.accuracy_std:.2%} over {len(res.per_seed)} "
-            f"seed(s), lr {res.lr:g}, {res.num_samples} samples/epoch, {res.seconds:.1f} s, "
-            f"{_fmt_flops(res.flops)}"
+            f"seed(s), protocol {res.config.protocol}, lr {res.lr:g}, {res.num_samples} "
+            f"samples/epoch, {res.seconds:.1f} s, {_fmt_flops(res.flops)}"
         )
         out.print(f"run {run_id}: results and model weights in {ws.db.run_dir(run_id)}")
         if json_out:
@@ -793,6 +873,7 @@ def _result_json(run_id: int, res: Any) -> dict[str, Any]:
         "lr": d["lr"],
         "mode": d["config"]["mode"],
         "arch": d["config"]["arch"],
+        "protocol": d["config"]["protocol"],
     }
 
 
@@ -803,7 +884,10 @@ def evaluate(
     archs: Annotated[
         str | None, typer.Option("--archs", help="Comma-separated (default: the paper's five).")
     ] = None,
-    mode: Annotated[str, typer.Option("--mode")] = "ladd",
+    mode: ModeOpt = "ladd",
+    protocol: ProtocolOpt = "auto",
+    loss: LossOpt = "mean",
+    full_labels: FullLabelsOpt = "hard",
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1000,
     seeds: Annotated[int, typer.Option("--seeds", min=1)] = 5,
     lr: Annotated[float | None, typer.Option("--lr")] = None,
@@ -835,6 +919,9 @@ def evaluate(
         cfg = _train_config(
             arch=(arch_list or ["convnet_d3"])[0],
             mode=mode,
+            protocol=protocol,
+            loss=loss,
+            full_labels=full_labels,
             epochs=epochs,
             lr=lr,
             seeds=_seeds(seed, seeds),

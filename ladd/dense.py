@@ -163,7 +163,9 @@ def augment(
         images, model, batch_size=batch_size, temperature=temperature
     )
     seconds = time.perf_counter() - t0
-    flops = inference_flops_per_sample(model, images[:1].to(dev)) * images.shape[0] * (n * n + 1)
+    # Label generation is the N x N crop forwards per image (Algorithm 1); the full-image soft
+    # labels kept for the full_soft ablations are not part of LADD's cost.
+    flops = inference_flops_per_sample(model, images[:1].to(dev)) * images.shape[0] * (n * n)
     meta = labeler.meta
     class_names = tuple(distilled.class_names or meta.class_names)
     return LabelAugmentedSet(

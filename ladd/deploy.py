@@ -129,6 +129,55 @@ class DeployResult:
         return d
 
 
+def resolve_config(dataset: Any, cfg: TrainConfig) -> TrainConfig:
+    """cfg with its protocol and lr settled for `dataset` (what a run records)."""
+    size = int(dataset.images.shape[-1])
+    cfg = cfg.resolved(size)
+    return replace(cfg, lr=resolve_lr(cfg, dataset, cfg.arch, size))
+
+
+MONITOR_IMAGES = 500  # real test images the live view scores every monitor_every epochs
+
+
+def monitor_subset(test_set: Any, count: int = MONITOR_IMAGES) -> torch.Tensor:
+    """Indices of a fixed, class-balanced subset of the test split for the live accuracy view.
+
+    Shown while training only; never used to choose anything (the reported accuracy is the
+    whole split, once, at the end).
+    """
+    from ladd.data import class_balanced_indices
+
+    k = test_set.info.num_classes
+    per_class = max(1, count // max(1, k))
+    return class_balanced_indices(test_set.labels, per_class, k, seed=0, strict=False)
+
+
+def make_monitor(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, progress: ProgressFn | None
+) -> Any:
+    """A trainer monitor: per-seed accuracy of the models on (x, y), sent as a progress event."""
+
+    def monitor(p: int, seeds: tuple[int, ...], models: list[nn.Module]) -> None:
+        modes = [m.training for m in models]
+        accs = [s.accuracy for s in evaluate_models(models, x, y, num_classes)]
+        for m, was in zip(models, modes, strict=True):
+            m.train(was)
+        if progress is not None:
+            progress(
+                ProgressEvent(
+                    "monitor",
+                    p + 1,
+                    0,
+                    None,
+                    "accuracy on the monitor subset: " + ", ".join(f"{100 * a:.1f}%" for a in accs),
+                    note=True,
+                    metrics={"epoch": p + 1, "seeds": list(seeds), "accuracy": accs},
+                )
+            )
+
+    return monitor
+
+
 def train_and_evaluate(
     dataset: Any,
     test_set: Any,
@@ -137,19 +186,39 @@ def train_and_evaluate(
     device: str | torch.device = "auto",
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    monitor_every: int = 0,
 ) -> DeployResult:
-    """Train cfg.seeds fresh models on `dataset` in cfg.mode; test once on `test_set` (ImageSet)."""
+    """Train cfg.seeds fresh models on `dataset` in cfg.mode; test once on `test_set` (ImageSet).
+
+    The protocol "auto" is settled from the set's image size and the lr from the set and the
+    architecture (resolve_lr); the result's config records both. monitor_every > 0: every so
+    many epochs, per-seed accuracy on a fixed subset of the test split goes to `progress`.
+    """
     dev = resolve_device(device)
-    data = build_training_data(dataset, cfg.mode, n=cfg.n, r=cfg.r)
     size = int(dataset.images.shape[-1])
+    cfg = resolve_config(dataset, cfg)
+    data = build_training_data(dataset, cfg.mode, n=cfg.n, r=cfg.r, full_labels=cfg.full_labels)
     spec = model_spec(cfg, data.num_classes, size, int(dataset.images.shape[1]))
-    lr = resolve_lr(cfg, dataset, cfg.arch, size)
+    lr = float(cfg.lr)
     x_test = eval_inputs(dataset, test_set, dev)  # checks sizes before the long part
+    monitor = None
+    if monitor_every > 0:
+        pick = monitor_subset(test_set).to(dev)
+        monitor = make_monitor(
+            x_test[pick], test_set.labels.to(dev)[pick], data.num_classes, progress
+        )
     trained = train_models(
-        data, spec, replace(cfg, lr=lr), device=dev, progress=progress, stop=stop
+        data,
+        spec,
+        cfg,
+        device=dev,
+        progress=progress,
+        stop=stop,
+        monitor=monitor,
+        monitor_every=monitor_every,
     )
     if progress is not None:
-        progress(ProgressEvent("evaluate", 0, 1, None, "testing on the real test split"))
+        progress(ProgressEvent("evaluate", 0, 0, None, "testing on the real test split", note=True))
     scores = evaluate_models(
         trained.models, x_test, test_set.labels, data.num_classes, cfg.eval_batch_size
     )

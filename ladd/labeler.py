@@ -1,10 +1,13 @@
 """Training the labeler g (paper section 3.2; REFERENCE.md section 1.2) and its checkpoints.
 
 A labeler is a small classifier of the distillation architecture (ConvNet-D3 at 32 px, ConvNet-D5
-at 128 px) trained from scratch on the real training split: SGD lr 0.01, momentum 0.9, weight
-decay 5e-4, batch 256, random flips and padded crops. Checkpoints are written at chosen epochs
-(default 10, 20, 30, 40, 50); the epoch-10 one is the default labeler (later ones are
-over-confident, paper Fig. 5).
+at 128 px) trained from scratch on the real training split "following [2]", i.e. as MTT's
+`buffer.py` trains its experts (the "mtt" recipe, the default): SGD lr 0.01 (the paper's Sec. 4.1;
+Sec. 3.2 says 0.015), momentum 0, weight decay 0, batch 256, shuffled, DSA augmentation (one op
+per batch, the deployment strategy), constant lr (buffer.py's --decay is off). Checkpoints at
+10, 20, 30, 40, 50 of 50 epochs; the epoch-10 one is the default labeler (later ones are more
+accurate but over-confident, paper Fig. 5). The "strong" recipe (momentum 0.9, weight decay
+5e-4, flips and padded crops) is this project's earlier default, kept by name.
 
 A checkpoint `epoch_010.safetensors` holds the model weights under their usual names, the SGD
 momentum buffers under `_optim.<name>`, the shuffling generator's state under `_rng.train`, and
@@ -30,11 +33,12 @@ from safetensors import safe_open
 from torch import nn
 
 from ladd.device import resolve_device
+from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors
 from ladd.flops import train_flops_per_sample
 from ladd.models import create_from_spec, create_model
 from ladd.progress import ProgressEvent, ProgressFn
-from ladd.training import TrainingStopped
+from ladd.training import TrainingStopped, distillation_arch
 
 LABELER_FORMAT = "ladd.labeler/1"
 _OPTIM_PREFIX = "_optim."
@@ -43,8 +47,15 @@ _CKPT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
 
 
 def default_labeler_arch(image_size: int) -> str:
-    """The distillation architecture of the field: ConvNet-D3 at <= 64 px, ConvNet-D5 above."""
-    return "convnet_d3" if image_size <= 64 else "convnet_d5"
+    """The labeler is the distillation architecture of the field (ladd.training)."""
+    return distillation_arch(image_size)
+
+
+AUGMENTS = ("dsa", "flip_crop", "none")
+LABELER_RECIPES: dict[str, dict[str, Any]] = {
+    "mtt": {"lr": 0.01, "momentum": 0.0, "weight_decay": 0.0, "augment": "dsa", "batch_size": 256},
+    "strong": {"momentum": 0.9, "weight_decay": 5e-4, "augment": "flip_crop"},
+}
 
 
 @dataclass(frozen=True)
@@ -55,11 +66,11 @@ class LabelerConfig:
     epochs: int = 50
     save_at: tuple[int, ...] = (10, 20, 30, 40, 50)
     lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    momentum: float = 0.0
+    weight_decay: float = 0.0
     batch_size: int = 256
     seed: int = 0
-    augment: bool = True  # random horizontal flip + random crop with padding 4
+    augment: str = "dsa"  # "dsa" | "flip_crop" (random flip + crop after padding `pad`) | "none"
     pad: int = 4
     limit_per_class: int | None = None  # quick runs on a class-balanced subset of the train split
     image_size: int | None = None  # None: the source's native size
@@ -74,7 +85,30 @@ class LabelerConfig:
             raise ValueError(f"save_at epochs must be >= 1, got {self.save_at}")
         if self.batch_size < 1 or self.lr <= 0:
             raise ValueError("batch_size must be >= 1 and lr > 0")
+        if isinstance(self.augment, bool):  # checkpoints of the first wave: True = flip + crop
+            object.__setattr__(self, "augment", "flip_crop" if self.augment else "none")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"unknown augment {self.augment!r}; use one of {', '.join(AUGMENTS)}")
         object.__setattr__(self, "save_at", tuple(sorted({int(e) for e in self.save_at})))
+
+    @classmethod
+    def recipe(cls, name: str, **overrides: Any) -> LabelerConfig:
+        """A named recipe ("mtt": MTT buffer.py, the default; "strong": momentum 0.9, weight
+        decay 5e-4, flips and crops) with any field overridden."""
+        if name not in LABELER_RECIPES:
+            raise ValueError(
+                f"unknown labeler recipe {name!r}; use one of {', '.join(LABELER_RECIPES)}"
+            )
+        return cls(**{**LABELER_RECIPES[name], **overrides})
+
+    @property
+    def recipe_name(self) -> str:
+        """The recipe these optimiser/augmentation settings are, or "custom"."""
+        for name, fields_ in LABELER_RECIPES.items():
+            ref = {**LABELER_RECIPES["mtt"], **fields_}
+            if all(getattr(self, k) == v for k, v in ref.items()):
+                return name
+        return "custom"
 
     def checkpoint_epochs(self) -> tuple[int, ...]:
         """Epochs that get a checkpoint: save_at up to `epochs`, or the last epoch if none."""
@@ -88,7 +122,7 @@ class LabelerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelerConfig:
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         d["save_at"] = tuple(d.get("save_at", ()))
         return cls(**d)
 
@@ -256,6 +290,25 @@ def _find_resume(out_dir: Path, cfg: LabelerConfig) -> tuple[Path, LabelerMeta] 
     return best
 
 
+def _differences(
+    meta: LabelerMeta, cfg: LabelerConfig, source: str, image_size: int, num_classes: int
+) -> list[str]:
+    """What differs between a checkpoint's training and this one (empty: it may be resumed)."""
+    out = []
+    if meta.source != source:
+        out.append(f"source {meta.source} vs {source}")
+    if meta.image_size != image_size:
+        out.append(f"image size {meta.image_size} vs {image_size} px")
+    if meta.num_classes != num_classes:
+        out.append(f"classes {meta.num_classes} vs {num_classes}")
+    theirs = LabelerConfig.from_dict(meta.config).resume_key()
+    ours = cfg.resume_key()
+    for key in sorted(set(theirs) | set(ours)):
+        if theirs.get(key) != ours.get(key):
+            out.append(f"{key} {theirs.get(key)!r} vs {ours.get(key)!r}")
+    return out
+
+
 def train_labeler(
     source: Any,
     cfg: LabelerConfig,
@@ -333,8 +386,13 @@ def train_labeler(
             m = read_meta(p)
         except ValueError:
             continue
-        if LabelerConfig.from_dict(m.config).resume_key() == cfg.resume_key():
-            saved[m.epoch] = p
+        diffs = _differences(m, cfg, info.name, image_size, info.num_classes)
+        if diffs:  # never resume from, list, or overwrite another training's checkpoints
+            raise ValueError(
+                f"{out_dir} holds labeler checkpoints of another training ({'; '.join(diffs)}); "
+                "choose another output folder"
+            )
+        saved[m.epoch] = p
     if resume and (found := _find_resume(out_dir, cfg)) is not None:
         path, meta = found
         with safe_open(str(path), framework="pt") as f:
@@ -361,6 +419,7 @@ def train_labeler(
         saved = {}
 
     n = x_train.shape[0]
+    dsa_cfg = DSAConfig()
     per_sample = train_flops_per_sample(model, x_train[: min(8, n)], info.num_classes)
     model.train()
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
@@ -372,7 +431,9 @@ def train_labeler(
                 raise TrainingStopped(f"labeler training stopped at epoch {epoch}")
             idx = perm[i : i + cfg.batch_size]
             x, y = x_train[idx], y_train[idx]
-            if cfg.augment:
+            if cfg.augment == "dsa":
+                x = dsa(x, g, dsa_cfg)  # one op per batch, per-sample parameters (MTT's epoch())
+            elif cfg.augment == "flip_crop":
                 x = random_flip_crop(x, g, cfg.pad)
             logits = model(x)
             loss = F.cross_entropy(logits, y)

@@ -376,11 +376,16 @@ def run_train(
     device: str | torch.device = "auto",
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    monitor_every: int = 0,
     extra: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
-    """train_and_evaluate inside a "train" run; keeps each seed's weights. (run id, DeployResult)"""
-    from ladd.deploy import train_and_evaluate
+    """train_and_evaluate inside a "train" run; keeps each seed's weights. (run id, DeployResult)
 
+    The run records the settled config (protocol, lr) before training starts.
+    """
+    from ladd.deploy import resolve_config, train_and_evaluate
+
+    cfg = resolve_config(dataset, cfg)
     config = {
         "train": cfg.to_dict(),
         "set": str(set_path) if set_path is not None else None,

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["ProgressEvent", "ProgressFn", "progress_reporter"]
 
@@ -33,6 +33,8 @@ class ProgressEvent:
     loss: float | None = None
     message: str = ""
     note: bool = False  # a one-off message to show as a line, not a bar update
+    # Numbers for live charts, e.g. {"epoch": 12, "seeds": [0, 1], "loss": [..], "accuracy": [..]}
+    metrics: dict[str, Any] | None = None
 
 
 ProgressFn = Callable[[ProgressEvent], None]

@@ -13,15 +13,22 @@ seeds in one step) import this module and nothing of each other. What is here:
 A new loss, schedule or label mode is one change here; the parity tests (stacked step vs the
 per-seed reference) keep the trainers equal.
 
-Protocol (REFERENCE.md section 3): SGD momentum 0.9, weight decay 5e-4, batch 256, lr x 0.1 at
-the half, 1000 epochs, evaluated once at the end (nothing is chosen on the test set). Per epoch
-the samples are shuffled with a seeded generator and fed in batches; each batch gets one DSA op
-and the soft-target cross-entropy averaged over the batch. Since every sample carries the
-weight 1/B, this is the paper's CE(h(x), y) + sum_j CE(h(S_j(x)), y^d_j) up to a constant.
+Protocols (REFERENCE.md section 3), named by the code the paper follows; both use SGD momentum
+0.9, weight decay 5e-4, batch 256, one DSA op per batch, and test once at the end (nothing is
+chosen on the test set):
+  mtt   CIFAR (MTT / DATM `utils.evaluate_synset`): lr x 0.1 after pass Epoch // 2 + 1 with a
+        fresh optimiser (momentum buffers reset), Epoch + 1 passes in all, no EMA.
+  glad  ImageNet subsets at 128 px (GLaD `utils.evaluate_synset`): LinearLR warm-up from 1e-7 x lr
+        over Epoch // 2 passes, then CosineAnnealingLR over Epoch // 2; an EMA of the weights
+        (ema_pytorch, beta 0.995, power 1, updated once per pass) is the model that is tested.
+Per pass the samples are shuffled with a seeded generator and fed in batches; each batch's loss is
+the soft-target cross-entropy averaged over the batch ("mean", what the field's loaders do), or
+that times the samples per image ("image_sum": Eq. 5's per-image sum of the crop terms).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -37,7 +44,12 @@ from ladd.subsample import sub_sample
 __all__ = [
     "MODES",
     "PRECISIONS",
-    "SCHEDULES",
+    "LOSSES",
+    "PROTOCOLS",
+    "LRSchedule",
+    "NonFiniteLoss",
+    "Protocol",
+    "WeightEMA",
     "LabelMode",
     "TrainConfig",
     "TrainedModels",
@@ -47,7 +59,9 @@ __all__ = [
     "build_training_data",
     "init_model",
     "make_optimizer",
-    "make_scheduler",
+    "check_finite",
+    "default_protocol",
+    "distillation_arch",
     "model_spec",
     "resolve_lr",
     "soft_cross_entropy",
@@ -67,11 +81,12 @@ class TrainingStopped(RuntimeError):
 class LabelMode:
     """What a student trains on: full images and/or crops, and which label each gets.
 
-    full: labels of the full images, in order ("set": the set's own labels, i.e. hard or its
-      soft labels such as DATM's; "labeler": the labeler's soft label of the full image);
+    full: labels of the full images, one copy of the images per entry ("hard": one-hot, or the
+      set's own soft labels such as DATM's when TrainConfig.full_labels is "set"; "labeler": the
+      labeler's soft label of the full image, stored in a label-augmented set as `full_soft`);
       empty = no full images.
-    crops: labels of the N x N crops ("dense": the labeler's dense labels; "hard": the image's
-      hard label); empty = no crops.
+    crops: labels of the N x N crops, one copy of the crops per entry ("dense": the labeler's
+      dense labels; "hard": the image's hard label); empty = no crops.
     """
 
     name: str
@@ -88,21 +103,31 @@ class LabelMode:
         return "labeler" in self.full
 
 
+# Paper Table 6's rows (GLaD(MTT), ImageNette, IPC 5), in its order.
 _MODES: tuple[LabelMode, ...] = (
-    LabelMode(
-        "baseline", "full images with their hard labels (or the set's own soft labels)", ("set",)
-    ),
-    LabelMode(
-        "ladd",
-        "LADD: full images with their labels + every crop with its dense soft label (Eq. 5)",
-        ("set",),
-        ("dense",),
-    ),
+    LabelMode("baseline", "full images with their hard labels", ("hard",)),
     LabelMode(
         "full_soft", "full images with the labeler's soft label of the full image", ("labeler",)
     ),
+    LabelMode(
+        "full_hard_soft",
+        "full images twice: with the hard label and with the labeler's soft label",
+        ("hard", "labeler"),
+    ),
     LabelMode("crops_hard", "crops only, each with its image's hard label", (), ("hard",)),
     LabelMode("crops_dense", "crops only, each with its dense soft label", (), ("dense",)),
+    LabelMode(
+        "crops_hard_dense",
+        "crops only, twice: with the image's hard label and with the dense label",
+        (),
+        ("hard", "dense"),
+    ),
+    LabelMode(
+        "ladd",
+        "LADD (Eq. 5): full images with their hard labels + every crop with its dense label",
+        ("hard",),
+        ("dense",),
+    ),
 )
 MODES: dict[str, LabelMode] = {m.name: m for m in _MODES}
 
@@ -119,8 +144,45 @@ def label_mode(name: str) -> LabelMode:
 # The protocol
 
 
-SCHEDULES: tuple[str, ...] = ("step",)
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+LOSSES: tuple[str, ...] = ("mean", "image_sum")
+FULL_LABELS: tuple[str, ...] = ("hard", "set")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a student is trained and which weights are tested, as one of the field's codebases."""
+
+    name: str
+    description: str
+    schedule: str  # "step_half" (MTT) | "warmup_cosine" (GLaD)
+    ema_beta: float | None  # the EMA's top decay; None: the trained weights are tested
+    extra_pass: bool  # MTT's loop is range(Epoch + 1): one more pass than --epochs says
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "mtt": Protocol(
+        "mtt",
+        "CIFAR protocol of MTT/DATM: lr x 0.1 after pass epochs//2 + 1 (fresh optimiser), "
+        "epochs + 1 passes, no EMA",
+        "step_half",
+        None,
+        True,
+    ),
+    "glad": Protocol(
+        "glad",
+        "ImageNet-subset protocol of GLaD: linear warm-up over the first half, cosine decay over "
+        "the second, the EMA (beta 0.995) of the weights is tested",
+        "warmup_cosine",
+        0.995,
+        False,
+    ),
+}
+
+
+def default_protocol(image_size: int) -> str:
+    """The protocol of a set's family: CIFAR-size (<= 64 px) sets "mtt", 128 px subsets "glad"."""
+    return "mtt" if image_size <= 64 else "glad"
 
 
 @dataclass(frozen=True)
@@ -135,9 +197,9 @@ class TrainConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    schedule: str = "step"  # "step": lr x lr_decay_factor after lr_decay_at of the epochs
-    lr_decay_at: float = 0.5
-    lr_decay_factor: float = 0.1
+    protocol: str = "auto"  # "mtt" | "glad" | "auto": from the image size (default_protocol)
+    loss: str = "mean"  # "mean" over a batch | "image_sum": x samples per image (Eq. 5)
+    full_labels: str = "hard"  # full images: one-hot (Eq. 5) | "set": the set's own soft labels
     trainer: str = "fast"  # a registered trainer (ladd.trainers): "fast" or "reference"
     precision: str = "fp32"  # "bf16": autocast on CUDA
     dsa: bool = True
@@ -153,9 +215,15 @@ class TrainConfig:
             raise ValueError(f"trainer must be a registered trainer's name, got {self.trainer!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; use fp32 or bf16")
-        if self.schedule not in SCHEDULES:
+        if self.protocol != "auto" and self.protocol not in PROTOCOLS:
             raise ValueError(
-                f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}"
+                f"unknown protocol {self.protocol!r}; use auto or one of {', '.join(PROTOCOLS)}"
+            )
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
+        if self.full_labels not in FULL_LABELS:
+            raise ValueError(
+                f"unknown full_labels {self.full_labels!r}; use one of {', '.join(FULL_LABELS)}"
             )
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
@@ -170,6 +238,23 @@ class TrainConfig:
     @property
     def label_mode(self) -> LabelMode:
         return label_mode(self.mode)
+
+    def resolved(self, image_size: int) -> TrainConfig:
+        """This config with "auto" settled for a set of `image_size` px (what a run records)."""
+        if self.protocol != "auto":
+            return self
+        return replace(self, protocol=default_protocol(image_size))
+
+    @property
+    def protocol_spec(self) -> Protocol:
+        if self.protocol == "auto":
+            raise ValueError("the protocol is 'auto': resolve it for the set first (cfg.resolved)")
+        return PROTOCOLS[self.protocol]
+
+    @property
+    def passes(self) -> int:
+        """Passes over the training set: epochs, plus one under MTT's range(Epoch + 1)."""
+        return self.epochs + (1 if self.protocol_spec.extra_pass else 0)
 
     @property
     def dsa_config(self) -> DSAConfig:
@@ -191,12 +276,27 @@ class TrainConfig:
         return cls(**kw)
 
 
+def distillation_arch(image_size: int) -> str:
+    """The field's distillation architecture: ConvNet-D3 at <= 64 px, ConvNet-D5 above."""
+    return "convnet_d3" if image_size <= 64 else "convnet_d5"
+
+
 def resolve_lr(cfg: TrainConfig, dataset: Any, arch: str, image_size: int) -> float:
-    """--lr when given, else the set's own (DATM lr_best), else the architecture's default."""
+    """The deployment lr: --lr when given; else, under the MTT protocol, a set's learned lr
+    (MTT/DATM lr_best.pt) for the architecture it was distilled with; else the architecture's
+    own rate (default_lr: GLaD's get_eval_lrs).
+
+    MTT/DATM evaluate the distillation model with the learned lr (args.lr_net = syn_lr). GLaD's
+    eval_loop (glad_utils.py) sets args.lr_net = eval_pool_dict[model_eval] for every model,
+    the distillation model included (`args.model: 0.001`), so under "glad" a set's lr is unused.
+    A set may name its distillation architecture (`distill_arch`); else the field's default.
+    """
     if cfg.lr is not None:
         return float(cfg.lr)
     lr = getattr(dataset, "lr", None)
-    if lr is not None:
+    own = getattr(dataset, "distill_arch", None) or distillation_arch(image_size)
+    protocol = cfg.protocol if cfg.protocol != "auto" else default_protocol(image_size)
+    if lr is not None and protocol == "mtt" and arch == own:
         return float(lr)
     return default_lr(arch, image_size)
 
@@ -216,21 +316,201 @@ def make_optimizer(
     )
 
 
-def make_scheduler(
-    opt: torch.optim.Optimizer, cfg: TrainConfig
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """The lr schedule, stepped once at the END of every epoch (epoch e trains at its lr).
+class LRSchedule:
+    """A protocol's lr schedule on an optimiser, built from torch.optim.lr_scheduler; call
+    `end_of_pass(p)` after every pass p = 0, 1, ... (the field's loops step once per pass).
 
-    "step": lr x cfg.lr_decay_factor from epoch int(epochs * lr_decay_at) on (none when that
-    epoch is 0, i.e. a 1-epoch run keeps its lr).
+    step_half (MTT utils.py `evaluate_synset`): after pass Epoch // 2 + 1 the lr is x 0.1 and the
+      optimiser is made anew (its momentum buffers are cleared here: SGD then starts them from
+      the next gradient, as a new optimiser would).
+    warmup_cosine (GLaD utils.py `evaluate_synset`): LinearLR(start_factor=1e-7, total_iters=E//2)
+      and CosineAnnealingLR(T_max=E//2) are made at the start; the first steps until pass E // 2,
+      the second from then on.
     """
-    if cfg.schedule == "step":
-        decay_epoch = int(cfg.epochs * cfg.lr_decay_at)
-        milestones = [decay_epoch] if decay_epoch > 0 else []
-        return torch.optim.lr_scheduler.MultiStepLR(
-            opt, milestones=milestones, gamma=cfg.lr_decay_factor
+
+    def __init__(self, opt: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+        self.opt = opt
+        self.kind = cfg.protocol_spec.schedule
+        half = cfg.epochs // 2
+        self.switch_at = half
+        if self.kind == "step_half":
+            self.decay_after = half + 1
+            # stepped after pass p, its last_epoch becomes p + 1: the lr of pass decay_after + 1 on
+            self.scheds = [
+                torch.optim.lr_scheduler.MultiStepLR(opt, [self.decay_after + 1], gamma=0.1)
+            ]
+        elif self.kind == "warmup_cosine":
+            self.scheds = [
+                torch.optim.lr_scheduler.LinearLR(
+                    opt, start_factor=1e-7, end_factor=1.0, total_iters=max(1, half)
+                ),
+                torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, half)),
+            ]
+        else:
+            raise ValueError(f"unknown schedule {self.kind!r}")
+        self.current = 0
+
+    def end_of_pass(self, p: int) -> None:
+        self.scheds[self.current].step()
+        if self.kind == "step_half" and p == self.decay_after:
+            self.opt.state.clear()  # MTT: a new SGD object, so no momentum carried over
+        if self.kind == "warmup_cosine" and p == self.switch_at:
+            self.current = 1
+
+    def lr(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"current": self.current, "scheds": [s.state_dict() for s in self.scheds]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.current = int(state["current"])
+        for sched, st in zip(self.scheds, state["scheds"], strict=True):
+            sched.load_state_dict(st)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRSchedule:
+    """The lr schedule of cfg's (resolved) protocol on `opt`."""
+    return LRSchedule(opt, cfg)
+
+
+class WeightEMA:
+    """The exponential moving average GLaD tests: ema_pytorch's EMA(beta, power=1,
+    update_after_step=0, update_every=1), updated once per pass (its `update` and
+    `get_current_decay`): the first two updates copy the weights, update u >= 2 blends with
+    decay min(u / (u + 1), beta) (a running mean that settles at beta).
+
+    Works on any list of float tensors, stacked seeds (S, ...) included (element-wise).
+    """
+
+    def __init__(self, tensors: list[torch.Tensor], beta: float) -> None:
+        self.beta = float(beta)
+        self.shadow = [t.detach().clone() for t in tensors]
+        self.updates = 0
+
+    def decay(self, u: int) -> float:
+        """ema_pytorch's get_current_decay at update u (0-based): 0 for u = 0, then 1 - 1/(1+u)."""
+        return 0.0 if u <= 0 else min(1.0 - 1.0 / (1.0 + u), self.beta)
+
+    @torch.no_grad()
+    def update(self, tensors: list[torch.Tensor]) -> None:
+        u = self.updates
+        self.updates += 1
+        for sh, t in zip(self.shadow, tensors, strict=True):
+            if u <= 1:  # update_after_step = 0 copies once; the next update initialises: a copy
+                sh.copy_(t.detach())
+            else:
+                sh.lerp_(t.detach().to(sh.dtype), 1.0 - self.decay(u))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "shadow": [t.clone() for t in self.shadow]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        for sh, t in zip(self.shadow, state["shadow"], strict=True):
+            sh.copy_(t)
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or Inf: the run stops (and is recorded as failed)."""
+
+
+def check_finite(mean_losses: torch.Tensor, pass_index: int, seeds: tuple[int, ...]) -> None:
+    """Raise NonFiniteLoss naming the seed and epoch when a pass's mean loss is not finite."""
+    bad = (~torch.isfinite(mean_losses.detach().float().reshape(-1))).nonzero().flatten().tolist()
+    if bad:
+        s = seeds[bad[0]] if bad[0] < len(seeds) else bad[0]
+        value = float(mean_losses.reshape(-1)[bad[0]])
+        raise NonFiniteLoss(
+            f"the training loss of seed {s} became {value} in epoch {pass_index + 1}: stopped "
+            "(check the set for NaN/Inf values, or lower the learning rate)"
         )
-    raise ValueError(f"unknown schedule {cfg.schedule!r}")
+
+
+Monitor = Callable[[int, tuple[int, ...], list[nn.Module]], None]
+
+
+def float_state(
+    module_params: list[torch.Tensor], buffers: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """The tensors an EMA follows: every parameter and every float buffer (ema_pytorch's set)."""
+    return [*module_params, *(b for b in buffers if b.is_floating_point())]
+
+
+class PassEnd:
+    """What both engines do after every pass p: refuse a non-finite loss, step the protocol's lr
+    schedule, update the EMA (GLaD), and call the monitor every `monitor_every` passes.
+
+    `tensors` are the trained tensors (float_state): one model's, or the stacked seeds' (S, ...)
+    when `stacked`.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        opt: torch.optim.Optimizer,
+        tensors: list[torch.Tensor],
+        seeds: tuple[int, ...],
+        *,
+        stacked: bool,
+        monitor: Monitor | None = None,
+        monitor_every: int = 0,
+    ) -> None:
+        self.cfg, self.seeds, self.tensors, self.stacked = cfg, seeds, tensors, stacked
+        self.schedule = make_scheduler(opt, cfg)
+        beta = cfg.protocol_spec.ema_beta
+        self.ema = WeightEMA(tensors, beta) if beta else None
+        self.monitor, self.monitor_every = monitor, int(monitor_every)
+
+    def __call__(
+        self, p: int, mean_losses: torch.Tensor | None, models: Callable[[], list[nn.Module]]
+    ) -> None:
+        if mean_losses is not None:
+            check_finite(mean_losses, p, self.seeds)
+        self.schedule.end_of_pass(p)
+        if self.ema is not None:
+            self.ema.update(self.tensors)
+        if self.monitor is not None and self.monitor_every > 0:
+            if (p + 1) % self.monitor_every == 0 or p + 1 == self.cfg.passes:
+                live = models()
+                if self.ema is not None:  # what would be tested now: the EMA's weights
+                    live = [_with_weights(m, self._values(i)) for i, m in enumerate(live)]
+                self.monitor(p, self.seeds, live)
+
+    def _values(self, i: int) -> list[torch.Tensor]:
+        src = self.ema.shadow if self.ema is not None else self.tensors
+        return [t[i] for t in src] if self.stacked else src
+
+    def final(self, models: list[nn.Module]) -> list[nn.Module]:
+        """The models to test: under GLaD the EMA's weights are copied into them."""
+        if self.ema is not None:
+            with torch.no_grad():
+                for i, m in enumerate(models):
+                    for dst, val in zip(_float_tensors(m), self._values(i), strict=True):
+                        dst.copy_(val)
+        return models
+
+
+def _float_tensors(model: nn.Module) -> list[torch.Tensor]:
+    return float_state(list(model.parameters()), list(model.buffers()))
+
+
+def _with_weights(model: nn.Module, values: list[torch.Tensor]) -> nn.Module:
+    import copy
+
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for dst, val in zip(_float_tensors(twin), values, strict=True):
+            dst.copy_(val)
+    return twin.eval()
+
+
+def loss_weight(cfg: TrainConfig, data: TrainingData) -> float:
+    """The factor on the batch-mean loss: 1 for "mean", samples per image for "image_sum"."""
+    if cfg.loss == "mean":
+        return 1.0
+    images = max(1, data.num_images)
+    return len(data) / images
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +545,7 @@ class TrainingData:
     num_full: int  # how many of the T samples are full images (they come first)
     num_crops: int  # how many are crops
     num_classes: int
+    num_images: int = 0  # distinct images the samples come from (M)
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -289,11 +570,14 @@ def _num_classes(dataset: Any) -> int:
     return int(dataset.labels.max()) + 1
 
 
-def build_training_data(dataset: Any, mode: str, *, n: int = 5, r: float = 0.625) -> TrainingData:
+def build_training_data(
+    dataset: Any, mode: str, *, n: int = 5, r: float = 0.625, full_labels: str = "hard"
+) -> TrainingData:
     """The flat sample list of a label mode from a DistilledSet or LabelAugmentedSet (on CPU).
 
     Full images come first, then the crops (raster order per image). `n`, `r` only matter for
-    crop modes on a plain distilled set (a label-augmented set brings its own).
+    crop modes on a plain distilled set (a label-augmented set brings its own). full_labels
+    "set": the full images' "hard" targets are the set's own soft labels when it has them.
     """
     lm = label_mode(mode)
     images = dataset.images.float().cpu()  # (M, C, H, W)
@@ -313,9 +597,11 @@ def build_training_data(dataset: Any, mode: str, *, n: int = 5, r: float = 0.625
         )
 
     def full_targets(kind: str) -> torch.Tensor:
-        if kind == "set":
+        if kind == "hard":
             soft = getattr(dataset, "soft_labels", None)
-            return _as_probs(soft.cpu()) if soft is not None else hard
+            if full_labels == "set" and soft is not None:
+                return _as_probs(soft.cpu())
+            return hard
         if kind == "labeler":
             return dataset.full_soft.float().cpu()
         raise ValueError(f"unknown full-image label kind {kind!r}")
@@ -345,6 +631,7 @@ def build_training_data(dataset: Any, mode: str, *, n: int = 5, r: float = 0.625
         num_full=num_full,
         num_crops=num_crops,
         num_classes=k,
+        num_images=m,
     )
 
 

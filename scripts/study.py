@@ -209,11 +209,11 @@ class Study:
     @staticmethod
     def _checked(path: Path, want: tuple) -> dict:
         rec = json.loads(path.read_text())
-        have = (rec["epochs"], rec["seeds"], rec.get("width"))
+        have = (rec["epochs"], rec["seeds"], rec.get("width"), rec.get("protocol"))
         if have != want:  # an override must not pass off an old record as its own
             raise SystemExit(
-                f"{path} holds a run with (epochs, seeds, width) = {have}, this study asks "
-                f"for {want}: move the record away or use --out for a separate set"
+                f"{path} holds a run with (epochs, seeds, width, protocol) = {have}, this study "
+                f"asks for {want}: move the record away or use --out for a separate set"
             )
         return rec
 
@@ -237,7 +237,9 @@ class Study:
         run_key = f"{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
         key = f"{part}-{run_key}"
         path = self.out / f"{self.p.name}-{key}.json"
-        want = (self.p.epochs, seeds, self.p.width if arch.startswith("convnet") else None)
+        protocol = TrainConfig().resolved(int(self.test.images.shape[-1])).protocol
+        width = self.p.width if arch.startswith("convnet") else None
+        want = (self.p.epochs, seeds, width, protocol)
         if path.exists():
             return self._checked(path, want)
         for other in reuse:  # the identical run group, already made for another table
@@ -274,6 +276,11 @@ class Study:
             "epochs": self.p.epochs,
             "seeds": seeds,
             "width": self.p.width if arch.startswith("convnet") else None,
+            "protocol": res.config.protocol,
+            "passes": res.config.passes,
+            "lr": res.lr,
+            "loss": res.config.loss,
+            "full_labels": res.config.full_labels,
             "per_seed": res.per_seed,
             "mean": res.accuracy_mean,
             "std": res.accuracy_std,
@@ -284,7 +291,9 @@ class Study:
             **(extra or {}),
         }
         if labeler_epoch is not None and "labeler_accuracy" not in rec:
-            rec["labeler_accuracy"] = self.labeler(labeler_epoch).meta.test_accuracy
+            meta = self.labeler(labeler_epoch).meta
+            rec["labeler_accuracy"] = meta.test_accuracy
+            rec["labeler_recipe"] = LabelerConfig.from_dict(meta.config).recipe_name
         write_json(path, rec, indent=2)
         print(f"{key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)
         return rec

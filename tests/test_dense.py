@@ -209,3 +209,14 @@ def test_crop_stats_across_epochs(distilled) -> None:
     res = crop_stats_across(distilled, labs, 2, 0.625, device="cpu")
     assert sorted(res) == [10, 20]
     assert all(0 <= v["agreement"] <= 1 and v["mean_max_prob"] > 0 for v in res.values())
+
+
+def test_label_generation_flops_count_the_crop_forwards_only(distilled) -> None:
+    """Algorithm 1 labels the N x N crops of each image: M * N^2 labeler forwards (the full-image
+    soft labels kept for the full_soft ablations are not part of LADD's cost)."""
+    from ladd.flops import inference_flops_per_sample
+
+    lab = make_labeler(distilled)
+    la = augment(distilled, lab, 3, 0.625, device="cpu")
+    per = inference_flops_per_sample(lab.model, distilled.images[:1])
+    assert la.generation_flops == pytest.approx(per * len(distilled) * 9)

@@ -70,10 +70,12 @@ def test_training_data_sizes_per_mode() -> None:
     # "100 full images + 2,500 crops = 2,600 samples per epoch"
     assert sizes == {
         "baseline": 100,
-        "ladd": 2600,
         "full_soft": 100,
+        "full_hard_soft": 200,  # each full image twice: hard label, labeler's soft label
         "crops_hard": 2500,
         "crops_dense": 2500,
+        "crops_hard_dense": 5000,  # each crop twice: hard label, dense label
+        "ladd": 2600,
     }
     data = build_training_data(la, "ladd")
     assert (data.num_full, data.num_crops, data.num_classes) == (100, 2500, 10)
@@ -103,7 +105,7 @@ def test_every_mode_trains_and_lowers_its_loss(sets, mode: str) -> None:
     _, la, test = sets
     res = train_and_evaluate(la, test, TrainConfig(mode=mode, **TINY), device="cpu")
     curve = res.loss_curves[0]
-    assert len(curve) == 6 and curve[-1] < curve[0], curve
+    assert len(curve) == 7 and curve[-1] < curve[0], curve  # MTT's protocol: epochs + 1 passes
     assert 0.0 <= res.accuracy_mean <= 1.0 and res.flops > 0 and res.seconds > 0
     assert len(res.per_class[0]) == 10 and sum(map(sum, res.confusion)) == len(test)
 
@@ -123,16 +125,26 @@ def test_same_seed_same_numbers_and_global_rng_untouched(sets) -> None:
     assert c.flops == 2 * a.flops
 
 
-def test_soft_labels_train_in_baseline_mode(sets) -> None:
-    ds, _, test = sets
+def test_a_sets_soft_labels_are_an_option_and_hard_labels_the_default(sets) -> None:
+    """Eq. 5 writes one-hot labels for the full images: a set's own soft labels (DATM's) are
+    used only with full_labels="set", in baseline and LADD modes alike."""
+    ds, la, test = sets
     logits = torch.randn(len(ds), 10, generator=torch.Generator().manual_seed(0))
     datm = replace(ds, soft_labels=logits, lr=0.03)
-    data = build_training_data(datm, "baseline")
+    hard = F.one_hot(ds.labels, 10).float()
+    torch.testing.assert_close(build_training_data(datm, "baseline").targets, hard)
+    data = build_training_data(datm, "baseline", full_labels="set")
     torch.testing.assert_close(data.targets, torch.softmax(logits, 1))
+    la_datm = replace(la, soft_labels=logits)
+    m = len(ds)
+    torch.testing.assert_close(build_training_data(la_datm, "ladd").targets[:m], hard)
+    soft = build_training_data(la_datm, "ladd", full_labels="set").targets[:m]
+    torch.testing.assert_close(soft, torch.softmax(logits, 1))
     res = train_and_evaluate(
         datm, test, TrainConfig(mode="baseline", **{**TINY, "lr": None, "epochs": 1}), device="cpu"
     )
-    assert res.lr == 0.03  # the set's own learning rate
+    assert res.lr == 0.03  # the set's own learning rate, for the architecture it was made with
+    assert res.config.protocol == "mtt" and res.to_dict()["config"]["protocol"] == "mtt"
 
 
 def test_stop_event_and_fast_fallback(sets) -> None:

@@ -119,9 +119,14 @@ def test_stacked_step_matches_reference_for_the_cross_architecture_models(arch, 
     ],
     ids=["stacked", "stacked-padded", "sequential"],
 )
-def test_same_weights_as_reference_after_a_few_steps_without_dsa(options: FastOptions) -> None:
+@pytest.mark.parametrize("protocol", ["mtt", "glad"])
+def test_same_weights_as_reference_after_a_few_steps_without_dsa(
+    options: FastOptions, protocol: str
+) -> None:
+    """Both engines under both protocols: MTT's lr drop with a fresh optimiser after pass
+    E//2 + 1 (5 passes for 4 epochs), and GLaD's warm-up, cosine decay and EMA."""
     data = _data()  # 40 samples, batches of 16: a partial last batch every epoch
-    cfg = _cfg(epochs=3, lr_decay_at=0.5)
+    cfg = _cfg(epochs=4, protocol=protocol)
     spec = model_spec(cfg, K, SIZE)
     ref = train_reference(data, spec, cfg, device="cpu")
     fast = train_fast(data, spec, cfg, device="cpu", options=options)
@@ -138,7 +143,7 @@ def test_fast_trainer_lowers_the_loss_with_dsa() -> None:
     )
     assert len(res.models) == 2 and all(not m.training for m in res.models)
     for curve in res.loss_curves:
-        assert len(curve) == 12
+        assert len(curve) == 13  # MTT's protocol (auto at 16 px) runs epochs + 1 passes
         assert curve[-1] < curve[0]
     assert res.seconds > 0  # FLOPs are counted once, by train_models (tested below)
 
@@ -170,8 +175,11 @@ def test_progress_reports_every_epoch() -> None:
         progress=events.append,
         options=FastOptions("stacked"),
     )
-    assert [e.step for e in events] == [3, 6, 9]
-    assert all(e.total == 9 and e.loss is not None for e in events)
+    assert [e.step for e in events] == [3, 6, 9, 12]  # 3 seeds x (3 epochs + MTT's extra pass)
+    assert all(e.total == 12 and e.loss is not None for e in events)
+    assert events[-1].metrics == {"epoch": 4, "seeds": [0, 1, 2], "loss": pytest.approx(
+        [c[-1] for c in [[e.metrics["loss"][s] for e in events] for s in range(3)]]
+    )}
 
 
 def test_train_models_dispatches_by_name_and_counts_flops_once(monkeypatch) -> None:

@@ -119,3 +119,47 @@ def test_config_validation() -> None:
         LabelerConfig(epochs=0)
     assert LabelerConfig(epochs=25).checkpoint_epochs() == (10, 20)
     assert LabelerConfig(epochs=5).checkpoint_epochs() == (5,)
+
+
+def test_default_labeler_is_mtt_buffer_training_and_its_checkpoint_says_so(
+    shapes_small, tmp_path: Path
+) -> None:
+    """MTT buffer.py (GeorgeCazenavette/mtt-distillation, lines 72-73 and 117-130): SGD with
+    lr_teacher 0.01, momentum `--mom` 0, weight decay `--l2` 0, batch_train 256, DSA on every
+    training batch (utils.py `epoch(aug=True)`), no lr decay (`--decay` off)."""
+    cfg = LabelerConfig()
+    assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size) == (0.01, 0.0, 0.0, 256)
+    assert cfg.augment == "dsa" and cfg.epochs == 50 and cfg.save_at == (10, 20, 30, 40, 50)
+    assert cfg.recipe_name == "mtt"
+    strong = LabelerConfig.recipe("strong")
+    assert (strong.momentum, strong.weight_decay, strong.augment) == (0.9, 5e-4, "flip_crop")
+    assert strong.recipe_name == "strong"
+    assert LabelerConfig(momentum=0.5).recipe_name == "custom"
+    assert LabelerConfig(augment=True).augment == "flip_crop"  # first-wave checkpoints read on
+    train, test = shapes_small
+    tiny = train.subset(torch.arange(0, len(train), 40))
+    small = LabelerConfig(epochs=1, save_at=(1,), batch_size=16, model_options={"width": 4})
+    (path,) = train_labeler(tiny, small, tmp_path, test_set=test, device="cpu")
+    saved = read_meta(path).config
+    assert (saved["momentum"], saved["weight_decay"], saved["augment"]) == (0.0, 0.0, "dsa")
+    with pytest.raises(ValueError, match="unknown labeler recipe"):
+        LabelerConfig.recipe("fancy")
+
+
+def test_a_folder_of_another_trainings_checkpoints_is_refused_not_resumed(
+    shapes_small, tmp_path: Path
+) -> None:
+    train, test = shapes_small
+    tiny = train.subset(torch.arange(0, len(train), 40))
+    cfg = LabelerConfig(epochs=1, save_at=(1,), batch_size=16, model_options={"width": 4})
+    train_labeler(tiny, cfg, tmp_path, test_set=test, device="cpu")
+    before = (tmp_path / "epoch_001.safetensors").read_bytes()
+    other = LabelerConfig(
+        epochs=1, save_at=(1,), batch_size=16, lr=0.02, model_options={"width": 4}
+    )
+    with pytest.raises(ValueError, match=r"another training \(lr 0.01 vs 0.02\)"):
+        train_labeler(tiny, other, tmp_path, test_set=test, device="cpu")
+    cifar_like = load_source("shapes", "train", limit_per_class=5, image_size=16)
+    with pytest.raises(ValueError, match="another training"):
+        train_labeler(cifar_like, cfg, tmp_path, test_set=test, device="cpu")
+    assert (tmp_path / "epoch_001.safetensors").read_bytes() == before  # nothing overwritten

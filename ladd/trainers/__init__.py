@@ -21,7 +21,14 @@ from ladd.progress import ProgressFn
 from ladd.trainers.fast import train_fast
 from ladd.trainers.reference import train_reference
 from ladd.trainers.registry import get_trainer, list_trainers, register_trainer
-from ladd.training import TrainConfig, TrainedModels, TrainingData, base_lr, step_flops
+from ladd.training import (
+    Monitor,
+    TrainConfig,
+    TrainedModels,
+    TrainingData,
+    base_lr,
+    step_flops,
+)
 
 register_trainer("reference")(train_reference)
 register_trainer("fast")(train_fast)
@@ -37,17 +44,31 @@ def train_models(
     device: str | torch.device,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    monitor: Monitor | None = None,
+    monitor_every: int = 0,
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the trainer cfg.trainer names.
 
     cfg.lr is used when set, else the architecture's default rate (callers that know the set,
     e.g. ladd.deploy.train_and_evaluate, resolve a set's own lr first). FLOPs: one measured
-    forward + backward per sample, times samples x epochs x seeds.
+    forward + backward per sample, times samples x passes x seeds. cfg.protocol "auto" is
+    settled from the data's image size.
     """
+    cfg = cfg.resolved(int(data.inputs.shape[-1]))
     trainer = get_trainer(cfg.trainer)
     dev = resolve_device(device)
     lr = base_lr(cfg, spec)
     per_sample = step_flops(data, spec, cfg.batch_size, dev) if len(data) else 0.0
-    out = trainer(data, spec, cfg, lr=lr, device=dev, progress=progress, stop=stop)
-    out.flops = int(per_sample * len(data) * cfg.epochs * len(cfg.seeds))
+    out = trainer(
+        data,
+        spec,
+        cfg,
+        lr=lr,
+        device=dev,
+        progress=progress,
+        stop=stop,
+        monitor=monitor,
+        monitor_every=monitor_every,
+    )
+    out.flops = int(per_sample * len(data) * cfg.passes * len(cfg.seeds))
     return out

@@ -42,14 +42,18 @@ from ladd.models import ModelSpec
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.trainers.reference import train_reference
 from ladd.training import (
+    Monitor,
+    PassEnd,
     TrainConfig,
     TrainedModels,
     TrainingData,
     TrainingStopped,
     base_lr,
+    check_finite,
+    float_state,
     init_model,
+    loss_weight,
     make_optimizer,
-    make_scheduler,
     soft_cross_entropy,
 )
 
@@ -310,6 +314,8 @@ def _train_stacked(
     pad: bool,
     progress: ProgressFn | None,
     stop: threading.Event | None,
+    monitor: Monitor | None = None,
+    monitor_every: int = 0,
 ) -> tuple[list[nn.Module], list[list[float]]]:
     seeds = cfg.seeds
     s_count, t_count, bsz = len(seeds), len(data), cfg.batch_size
@@ -317,7 +323,16 @@ def _train_stacked(
     base, params, buffers = _stack_models(models)
     bf16 = cfg.precision == "bf16" and dev.type == "cuda"
     opt = make_optimizer(params.values(), cfg, lr, foreach=True)
-    sched = make_scheduler(opt, cfg)
+    end = PassEnd(
+        cfg,
+        opt,
+        float_state(list(params.values()), list(buffers.values())),
+        seeds,
+        stacked=True,
+        monitor=monitor,
+        monitor_every=monitor_every,
+    )
+    weight_scale = loss_weight(cfg, data)
     gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
     epochs = _Epochs(t_count, bsz, gens, dev, pad)
     dsa_cfg = cfg.dsa_config
@@ -334,12 +349,14 @@ def _train_stacked(
 
     compiled = _compile(step_loss, mode)
     graphs = mode == "reduce-overhead"
-    total = s_count * cfg.epochs
+    passes = cfg.passes
+    total = s_count * passes
     curves_dev: list[torch.Tensor] = []  # per epoch (S,) mean losses, read lazily
     curves: list[list[float]] = [[] for _ in seeds]
 
     def report(epoch: int) -> None:
         vals = curves_dev[epoch].tolist()  # syncs on an epoch already issued, not the current
+        check_finite(curves_dev[epoch], epoch, seeds)  # a pass late: no stall on the newest
         for s, v in enumerate(vals):
             curves[s].append(v)
         if progress is not None:
@@ -350,10 +367,15 @@ def _train_stacked(
                     total,
                     sum(vals) / len(vals),
                     f"seeds {', '.join(map(str, seeds))} (fast, stacked)",
+                    metrics={"epoch": epoch + 1, "seeds": list(seeds), "loss": vals},
                 )
             )
 
-    for epoch in range(cfg.epochs):
+    def live_models() -> list[nn.Module]:
+        _unstack_into(models, params, buffers)
+        return models
+
+    for epoch in range(passes):
         order = epochs.order()
         running = torch.zeros(s_count, device=dev)
         for b in range(epochs.steps):
@@ -372,7 +394,7 @@ def _train_stacked(
             opt.zero_grad(set_to_none=True)
             try:
                 loss, per_seed = compiled(idx, weight, op, u)
-                loss.backward()
+                (loss * weight_scale if weight_scale != 1.0 else loss).backward()
             except Exception as err:
                 if mode == "off" or compiled is step_loss:
                     raise
@@ -383,16 +405,16 @@ def _train_stacked(
                 compiled, graphs = step_loss, False
                 opt.zero_grad(set_to_none=True)
                 loss, per_seed = compiled(idx, weight, op, u)
-                loss.backward()
+                (loss * weight_scale if weight_scale != 1.0 else loss).backward()
             opt.step()
             running += per_seed * n_real
-        sched.step()
         curves_dev.append(running / t_count)
+        end(epoch, None, live_models)  # the finite check runs in report(), a pass late
         if epoch > 0:
             report(epoch - 1)
-    report(cfg.epochs - 1)
+    report(passes - 1)
     _unstack_into(models, params, buffers)
-    return [m.eval() for m in models], curves
+    return [m.eval() for m in end.final(models)], curves
 
 
 def train_fast(
@@ -404,6 +426,8 @@ def train_fast(
     lr: float | None = None,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    monitor: Monitor | None = None,
+    monitor_every: int = 0,
     options: FastOptions | None = None,
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the reference protocol, faster (see module doc).
@@ -414,6 +438,7 @@ def train_fast(
     """
     opts = options or FastOptions()
     dev = resolve_device(device)
+    cfg = cfg.resolved(int(data.inputs.shape[-1]))
     lr = base_lr(cfg, spec) if lr is None else float(lr)
     if len(data) == 0:
         raise ValueError("the training set is empty")
@@ -429,10 +454,14 @@ def train_fast(
             device=dev,
             progress=progress,
             stop=stop,
+            monitor=monitor,
+            monitor_every=monitor_every,
             channels_last=dev.type == "cuda",
         )
     t0 = time.perf_counter()
-    models, curves = _train_stacked(data, spec, cfg, lr, dev, mode, pad, progress, stop)
+    models, curves = _train_stacked(
+        data, spec, cfg, lr, dev, mode, pad, progress, stop, monitor, monitor_every
+    )
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     return TrainedModels(models, curves, time.perf_counter() - t0)

@@ -18,14 +18,17 @@ from ladd.dsa import dsa
 from ladd.models import ModelSpec
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.training import (
+    Monitor,
+    PassEnd,
     TrainConfig,
     TrainedModels,
     TrainingData,
     TrainingStopped,
     base_lr,
+    float_state,
     init_model,
+    loss_weight,
     make_optimizer,
-    make_scheduler,
     soft_cross_entropy,
 )
 
@@ -39,14 +42,18 @@ def train_reference(
     lr: float | None = None,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    monitor: Monitor | None = None,
+    monitor_every: int = 0,
     channels_last: bool = False,
 ) -> TrainedModels:
-    """Train one model per seed of cfg.seeds with the field's loop.
+    """Train one model per seed of cfg.seeds with the field's loop (cfg.protocol resolved).
 
     `channels_last` stores inputs and weights in NHWC (faster convolutions on CUDA; the fast
-    trainer's sequential engine asks for it there).
+    trainer's sequential engine asks for it there). `monitor(pass, seeds, models)` is called
+    every `monitor_every` passes with the models as they would be tested then.
     """
     dev = resolve_device(device)
+    cfg = cfg.resolved(int(data.inputs.shape[-1]))
     lr = base_lr(cfg, spec) if lr is None else float(lr)
     data = data.to(dev)
     t_count = len(data)
@@ -58,7 +65,9 @@ def train_reference(
     steps_per_epoch = math.ceil(t_count / cfg.batch_size)
     use_bf16 = cfg.precision == "bf16" and dev.type == "cuda"
     dsa_cfg = cfg.dsa_config
-    total = len(cfg.seeds) * cfg.epochs
+    passes = cfg.passes
+    total = len(cfg.seeds) * passes
+    weight = loss_weight(cfg, data)
     t0 = time.perf_counter()
     models: list[nn.Module] = []
     curves: list[list[float]] = []
@@ -67,10 +76,18 @@ def train_reference(
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = make_optimizer(model.parameters(), cfg, lr)
-        sched = make_scheduler(opt, cfg)
+        end = PassEnd(
+            cfg,
+            opt,
+            float_state(list(model.parameters()), list(model.buffers())),
+            (seed,),
+            stacked=False,
+            monitor=monitor,
+            monitor_every=monitor_every,
+        )
         g = torch.Generator(device=dev).manual_seed(int(seed))
         curve: list[float] = []
-        for epoch in range(cfg.epochs):
+        for epoch in range(passes):
             perm = torch.randperm(t_count, generator=g, device=dev)
             running = torch.zeros((), device=dev)
             for b in range(steps_per_epoch):
@@ -84,18 +101,25 @@ def train_reference(
                     logits = model(x)
                 loss = soft_cross_entropy(logits, y)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * weight if weight != 1.0 else loss).backward()
                 opt.step()
                 running += loss.detach() * idx.shape[0]
-            sched.step()
-            mean_loss = float(running) / t_count
+            mean = running / t_count
+            end(epoch, mean, lambda model=model: [model])
+            mean_loss = float(mean)
             curve.append(mean_loss)
             if progress is not None:
                 progress(
                     ProgressEvent(
-                        "train", si * cfg.epochs + epoch + 1, total, mean_loss, f"seed {seed}"
+                        "train",
+                        si * passes + epoch + 1,
+                        total,
+                        mean_loss,
+                        f"seed {seed}",
+                        metrics={"epoch": epoch + 1, "seeds": [seed], "loss": [mean_loss]},
                     )
                 )
+        model = end.final([model])[0]
         models.append(model.to(memory_format=torch.contiguous_format).eval())
         curves.append(curve)
     return TrainedModels(models, curves, time.perf_counter() - t0)
