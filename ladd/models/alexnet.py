@@ -43,6 +43,7 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-@register_model("alexnet", lr_32=0.01, lr_128=0.001, family="alexnet")
+# GLaD glad_utils.py get_eval_lrs: "AlexNet" and "AlexNetCIFAR" 0.001.
+@register_model("alexnet", lr_32=0.001, lr_128=0.001, family="alexnet")
 def alexnet(num_classes: int, image_size: int, channels: int = 3) -> nn.Module:
     return AlexNet(num_classes, image_size, channels)

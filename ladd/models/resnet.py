@@ -64,7 +64,8 @@ class ResNet18(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-@register_model("resnet18", lr_32=0.01, lr_128=0.001, family="resnet")
+# GLaD glad_utils.py get_eval_lrs: "ResNet18" and "ResNet18CIFAR" 0.001.
+@register_model("resnet18", lr_32=0.001, lr_128=0.001, family="resnet")
 def resnet18(
     num_classes: int, image_size: int, channels: int = 3, norm: str = "instance"
 ) -> nn.Module:

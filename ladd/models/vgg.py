@@ -51,7 +51,8 @@ class VGG(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-@register_model("vgg11", lr_32=0.01, lr_128=0.0001, family="vgg")
+# GLaD glad_utils.py get_eval_lrs: "VGG11" and "VGG11CIFAR" 0.0001.
+@register_model("vgg11", lr_32=0.0001, lr_128=0.0001, family="vgg")
 def vgg11(
     num_classes: int, image_size: int, channels: int = 3, norm: str = "instance"
 ) -> nn.Module:
