@@ -14,6 +14,7 @@ from ladd.models.registry import (
     list_models,
     model_family,
     register_model,
+    small_variant,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "list_models",
     "model_family",
     "register_model",
+    "small_variant",
 ]

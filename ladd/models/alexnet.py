@@ -1,5 +1,10 @@
 """AlexNet of the distillation field: 5 convs 128-192-256-192-192, kernels 5,5,3,3,3, 3 max-pools,
-no normalisation (REFERENCE.md section 3)."""
+no normalisation (REFERENCE.md section 3).
+
+Same layers as GLaD's `networks/alexnet.py` (128 px, Linear(192 * (s/8)^2, K)) and
+`alexnet_cifar.py` (32 px, Linear(192*4*4, K)); GLaD widens the first conv's padding to 4 for
+one-channel (MNIST) inputs, which no LADD source has, so it is not copied.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ class AlexNet(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-@register_model("alexnet", lr_32=0.01, lr_128=0.001, family="alexnet")
+# GLaD glad_utils.py get_eval_lrs: "AlexNet" and "AlexNetCIFAR" 0.001.
+@register_model("alexnet", lr_32=0.001, lr_128=0.001, family="alexnet")
 def alexnet(num_classes: int, image_size: int, channels: int = 3) -> nn.Module:
     return AlexNet(num_classes, image_size, channels)

@@ -44,11 +44,23 @@ class ModelSpec:
         )
 
 
+SMALL_IMAGE_MAX = 64  # up to this size a model is built (and trained) as its 32 px variant
+
+
+def small_variant(image_size: int) -> bool:
+    """Whether `image_size` gets an architecture's 32 px variant (GLaD's *CIFAR networks).
+
+    GLaD builds separate networks for CIFAR (`ViTCIFAR`, `VGG11CIFAR`, ...) and for its 128 px
+    ImageNet subsets; we pick the variant by size, and so do the default learning rates.
+    """
+    return image_size <= SMALL_IMAGE_MAX
+
+
 @dataclass(frozen=True)
 class _Entry:
     builder: Callable[..., nn.Module]
-    lr_32: float  # default deployment lr at 32 px (MTT/DC protocol)
-    lr_128: float  # default deployment lr at 128 px (GLaD protocol)
+    lr_32: float  # default deployment lr at <= 64 px (the 32 px / CIFAR variant)
+    lr_128: float  # default deployment lr above 64 px (the 128 px / ImageNet-subset build)
     family: str
 
 
@@ -122,9 +134,13 @@ def create_from_spec(spec: ModelSpec | dict[str, Any], *, seed: int | None = Non
 
 
 def default_lr(name: str, image_size: int) -> float:
-    """The field's deployment learning rate for an architecture (REFERENCE.md section 3)."""
+    """An architecture's deployment learning rate at `image_size` (REFERENCE.md section 3).
+
+    The cross-architecture models take GLaD's per-model rates (glad_utils.py `get_eval_lrs`);
+    a distilled set's own learned lr, where it has one, is the caller's business.
+    """
     e = _entry(name)
-    return e.lr_32 if image_size <= 64 else e.lr_128
+    return e.lr_32 if small_variant(image_size) else e.lr_128
 
 
 def model_family(name: str) -> str:

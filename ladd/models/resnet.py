@@ -1,5 +1,10 @@
 """ResNet-18 of the distillation field: 3x3 stride-1 stem, no max-pool, instance norm
-(REFERENCE.md section 3)."""
+(REFERENCE.md section 3).
+
+Same layers as GLaD's `networks/resnet.py` ResNet18 with norm="instancenorm" (128 px, global
+average pool) and `resnet_cifar.py` ResNet18CIFAR (32 px, avg_pool2d(4) on the 4 x 4 map: the
+same global average).
+"""
 
 from __future__ import annotations
 
@@ -59,7 +64,8 @@ class ResNet18(nn.Module):
         return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-@register_model("resnet18", lr_32=0.01, lr_128=0.001, family="resnet")
+# GLaD glad_utils.py get_eval_lrs: "ResNet18" and "ResNet18CIFAR" 0.001.
+@register_model("resnet18", lr_32=0.001, lr_128=0.001, family="resnet")
 def resnet18(
     num_classes: int, image_size: int, channels: int = 3, norm: str = "instance"
 ) -> nn.Module:
