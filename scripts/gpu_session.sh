@@ -37,7 +37,8 @@ stage() {  # stage NAME CAP_SECONDS COMMAND...
 STAGES="${STAGES:-bench study}"
 if [ -n "${TINY:-}" ]; then
   bench=(--tiny --device "${DEVICE:-auto}")
-  study=(--profile cpu --epochs 2 --seeds 2 --labeler-epochs 1 --device "${DEVICE:-auto}")
+  study=(--profile cpu --epochs 2 --seeds 2 --labeler-epochs 1 --labeler-limit 100
+    --device "${DEVICE:-auto}")
   workspace="${STUDY_WORKSPACE:-$OUT_DIR/workspace}"  # never the real CPU study's workspace
   results="${STUDY_OUT:-$OUT_DIR/results}"             # nor its records
 else

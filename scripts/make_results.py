@@ -14,18 +14,21 @@ from pathlib import Path
 from ladd.files import write_text
 
 PAPER = {
-    "1": "Paper Table S2 (CIFAR-10, ConvNet-D3): DATM 47.6 -> LADD 48.6 at IPC 1, 65.5 -> 67.2 at "
-    "IPC 10; random real 15.4 / 31.0; DM 26.0 / 48.9; MTT 46.2 / 65.4.",
+    "1": "Paper Table S2 (CIFAR-10, ConvNet-D3): the reproduced DATM-dagger row 47.6 -> LADD 48.6 at "
+    "IPC 1, 65.5 -> 67.2 at IPC 10 (the paper's own DATM row: 46.9 / 66.8); random real 15.4 / "
+    "31.0; DM 26.0 / 48.9; MTT 46.2 / 65.4.",
     "2": "Paper (ImageNette, 128 px, IPC 5): Baseline++ costs 20.7 % storage and gains ~1 point; "
     "LADD costs ~2.5 % at 128 px.",
     "3": "Paper Table S1 (ImageNette, IPC 5): more crops help with diminishing returns; R = 62.5 % "
     "best on average.",
-    "4": "Paper Fig. 5: later labeler epochs are more accurate but over-confident (lower entropy), "
-    "and their dense labels train worse students; epoch 10 is the default.",
+    "4": "Paper Fig. 5: later labeler epochs are more accurate but over-confident (lower entropy); "
+    "the paper argues that a less-trained labeler gives more diverse, less over-confident dense "
+    "labels, which serve LADD better; epoch 10 is the default.",
     "5": "Paper Table 6 (GLaD(MTT), ImageNette, IPC 5): full images with hard/soft labels ~44.2-44.5; "
     "crops + hard 44.1; crops + dense 51.1; full + crops, hard + dense (LADD) 53.9.",
-    "6": "Paper Table 1 (ImageNette, 4-arch average): LADD improves every distiller across "
-    "ConvNet-D5, AlexNet, VGG11, ResNet18.",
+    "6": "Paper Table 2 (ImageNette, per architecture, e.g. MTT ConvNet-D5 61.2 -> 62.1, ViT 35.9 "
+    "-> 37.8) and Table 1 (4-architecture averages): LADD improves every distiller across "
+    "ConvNet-D5, AlexNet, VGG11, ResNet18 (and ViT).",
 }
 TITLES = {
     "1": "1. Baseline vs LADD at IPC 1 and 10",
@@ -49,13 +52,33 @@ def cell(r: dict) -> str:
 
 def setting(r: dict) -> str:
     width = f", width {r['width']}" if r.get("width") else ""
-    return f"{r['profile']} profile: {r['epochs']} epochs, {r['seeds']} seeds{width}, {r['device']}"
+    protocol = f", protocol {r['protocol']}" if r.get("protocol") else ""
+    recipe = f", labeler {r['labeler_recipe']}" if r.get("labeler_recipe") else ""
+    return (
+        f"{r['profile']} profile: {r['epochs']} epochs, {r['seeds']} seeds{width}{protocol}"
+        f"{recipe}, {r['device']}"
+    )
 
 
 PROFILE_NAMES = {
-    "gpu": "GPU profile (the paper's protocol)",
+    "gpu": "GPU profile (protocol size: 1000 epochs, 5 seeds, width 128)",
     "cpu": "CPU profile (reduced; see the discussion)",
 }
+PROTOCOL = """## Protocol
+
+Every record names the protocol it was made under (`protocol` in its JSON; the Setting line of
+each table). Records made under an earlier protocol are kept in git history, not in these tables.
+
+| choice | what we do | why |
+|---|---|---|
+| labeler | ConvNet-D3, SGD lr 0.01, momentum 0, weight decay 0, batch 256, DSA, constant lr; checkpoints up to epoch 50, epoch 10 used | LADD trains it "following [2]", MTT's `buffer.py` (`--lr_teacher 0.01 --mom 0 --l2 0`, DSA on); lr 0.01 as in the paper's Sec. 4.1 (Sec. 3.2 says 0.015) |
+| deployment (CIFAR) | `mtt`: SGD momentum 0.9, weight decay 5e-4, batch 256, one DSA op per batch, lr x 0.1 after pass E//2 + 1 with a fresh optimiser, E + 1 passes, tested once at the end | MTT/DATM `utils.evaluate_synset`, which the paper's CIFAR numbers follow |
+| deployment (128 px) | `glad`: linear warm-up from 1e-7 lr over E//2 passes, cosine decay over E//2, an EMA (beta 0.995) of the weights is tested | GLaD `utils.evaluate_synset`, which LADD says it adheres to |
+| learning rate | a set's learned lr only for its distillation architecture under `mtt`; else GLaD's per-model rates (ConvNet 0.01 at 32 px, AlexNet/ResNet18/ViT 0.001, VGG11 0.0001) | MTT/DATM evaluate the distillation model with the learned lr; GLaD's `get_eval_lrs` / `eval_loop` |
+| full-image labels | one-hot (a set's own soft labels only with `--full-labels set`) | Eq. 5 |
+| loss | soft cross-entropy averaged over a shuffled batch of images and crops (`--loss image_sum` for Eq. 5's per-image sum) | what the field's loaders do; Eq. 5 differs by a constant factor per batch |
+| selection | none: one test at the end, on the whole real test split | no model selection on the test set (GLaD's `eval_loop` reports the max over evaluations; we do not) |
+"""
 
 
 def groups(part: str, rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -156,6 +179,7 @@ def main() -> None:
         "`scripts/study.py` writes (one JSON file per run group). Accuracies are top-1 on the real",
         "CIFAR-10 test set, mean ± std over seeds, in percent; no model selection on the test set.",
         "",
+        PROTOCOL,
     ]
     for part in sorted(TITLES):
         if by_part.get(part):

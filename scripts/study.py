@@ -83,8 +83,8 @@ PROFILES = {
         3,
         3,
         32,
-        (2, 4, 6, 8, 10),
-        1000,
+        (10, 20, 30, 40, 50),  # the paper's labeler epochs: a width-32 labeler is cheap on a CPU
+        None,
         300,
         100,
         12,
@@ -443,6 +443,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, help="override the profile's deployment epochs")
     ap.add_argument("--seeds", type=int, help="override the profile's seeds")
     ap.add_argument(
+        "--labeler-limit", type=int, help="override the labeler's train images per class"
+    )
+    ap.add_argument(
         "--labeler-epochs",
         help="override the profile's labeler checkpoints, e.g. 10 (constant lr: a checkpoint "
         "does not depend on how long the labeler trains after it)",
@@ -462,6 +465,8 @@ def main() -> None:
         profile = replace(profile, seeds=args.seeds, grid_seeds=min(args.seeds, 3))
     if args.distiller:
         profile = replace(profile, distiller=args.distiller)
+    if args.labeler_limit:
+        profile = replace(profile, labeler_limit=args.labeler_limit)
     if args.archs:
         archs = tuple(a.strip() for a in args.archs.split(","))
         unknown = set(archs) - set(profile.archs)

@@ -177,9 +177,13 @@ def test_progress_reports_every_epoch() -> None:
     )
     assert [e.step for e in events] == [3, 6, 9, 12]  # 3 seeds x (3 epochs + MTT's extra pass)
     assert all(e.total == 12 and e.loss is not None for e in events)
-    assert events[-1].metrics == {"epoch": 4, "seeds": [0, 1, 2], "loss": pytest.approx(
-        [c[-1] for c in [[e.metrics["loss"][s] for e in events] for s in range(3)]]
-    )}
+    assert events[-1].metrics == {
+        "epoch": 4,
+        "seeds": [0, 1, 2],
+        "loss": pytest.approx(
+            [c[-1] for c in [[e.metrics["loss"][s] for e in events] for s in range(3)]]
+        ),
+    }
 
 
 def test_train_models_dispatches_by_name_and_counts_flops_once(monkeypatch) -> None:

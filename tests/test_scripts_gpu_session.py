@@ -91,7 +91,8 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     res = subprocess.run(cmd + ["--device", "cpu"], env=env, capture_output=True, text=True)
     assert res.returncode != 0
     assert (
-        "(epochs, seeds, width) = (2, 2, 32)" in res.stderr and "asks for (3, 2, 32)" in res.stderr
+        "(epochs, seeds, width, protocol) = (2, 2, 32, 'mtt')" in res.stderr
+        and "asks for (3, 2, 32, 'mtt')" in res.stderr
     )
 
     # Table 6's ConvNet-D3 LADD row is table 1's run group: reused, not trained again; its

@@ -133,8 +133,7 @@ def test_glad_protocol_tests_the_ema_weights():
         torch.testing.assert_close(a, b)
     plain = train_reference(data, spec, TrainConfig(protocol="mtt", **base), device="cpu")
     assert any(
-        not torch.allclose(a, b)
-        for a, b in zip(final, plain.models[0].parameters(), strict=True)
+        not torch.allclose(a, b) for a, b in zip(final, plain.models[0].parameters(), strict=True)
     )
 
 
