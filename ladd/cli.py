@@ -1018,13 +1018,14 @@ def runs_show(
 def runs_export(
     csv_path: Annotated[Path, typer.Argument(help="CSV file to write.")],
     kind: Annotated[str | None, typer.Option("--kind")] = None,
+    force: ForceOpt = False,
     workspace: WorkspaceOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Export all runs to CSV."""
     with _guard(debug):
         ws = _workspace(workspace)
-        path = ws.db.export_csv(csv_path, kind)
+        path = ws.db.export_csv(csv_path, kind, force=force)
         out.print(f"runs exported to {path}")
 
 

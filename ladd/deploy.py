@@ -187,12 +187,14 @@ def train_and_evaluate(
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     monitor_every: int = 0,
+    checkpoint: Any = None,
 ) -> DeployResult:
     """Train cfg.seeds fresh models on `dataset` in cfg.mode; test once on `test_set` (ImageSet).
 
     The protocol "auto" is settled from the set's image size and the lr from the set and the
     architecture (resolve_lr); the result's config records both. monitor_every > 0: every so
     many epochs, per-seed accuracy on a fixed subset of the test split goes to `progress`.
+    `checkpoint` (ladd.training.TrainCheckpoint): save and resume the exact training state.
     """
     dev = resolve_device(device)
     size = int(dataset.images.shape[-1])
@@ -216,6 +218,7 @@ def train_and_evaluate(
         stop=stop,
         monitor=monitor,
         monitor_every=monitor_every,
+        checkpoint=checkpoint,
     )
     if progress is not None:
         progress(ProgressEvent("evaluate", 0, 0, None, "testing on the real test split", note=True))

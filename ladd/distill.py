@@ -442,6 +442,7 @@ def distill_mtt(
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         ckpt = Path(checkpoint_dir) / "mtt_checkpoint.safetensors"
     cfg_json = json.dumps(asdict(cfg), sort_keys=True)
+    momenta: dict[str, torch.Tensor] = {}
     if ckpt is not None and ckpt.exists():
         with safe_open(str(ckpt), "pt") as f:
             meta = f.metadata()
@@ -451,10 +452,15 @@ def distill_mtt(
                 losses = json.loads(meta["losses"])
                 start_it = int(meta["iteration"])
                 g.set_state(f.get_tensor("rng"))
+                momenta = {k: f.get_tensor(k).to(dev) for k in f.keys() if k.startswith("mom.")}  # noqa: SIM118
     syn = syn.detach().requires_grad_(True)
     syn_lr = syn_lr.detach().requires_grad_(True)
     opt_img = torch.optim.SGD([syn], lr=cfg.lr_img, momentum=cfg.momentum)
     opt_lr = torch.optim.SGD([syn_lr], lr=cfg.lr_lr, momentum=cfg.momentum)
+    # Resume exactly: the optimisers' momentum buffers come back with the images and the lr.
+    for name, opt, t in (("images", opt_img, syn), ("lr", opt_lr, syn_lr)):
+        if f"mom.{name}" in momenta:
+            opt.state[t]["momentum_buffer"] = momenta[f"mom.{name}"].clone()
     batch = cfg.batch_syn or len(syn)
     dsa_cfg = DSAConfig() if cfg.dsa else DSAConfig(strategy="")
     for it in range(start_it, cfg.iterations):
@@ -479,6 +485,10 @@ def distill_mtt(
         if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations):
             meta = {"config": cfg_json, "losses": json.dumps(losses), "iteration": str(it + 1)}
             tensors = {"images": syn, "lr": syn_lr, "rng": g.get_state()}
+            for name, opt, t in (("images", opt_img, syn), ("lr", opt_lr, syn_lr)):
+                buf = opt.state.get(t, {}).get("momentum_buffer")
+                if buf is not None:
+                    tensors[f"mom.{name}"] = buf
             save_tensors(ckpt, tensors, meta)
     ds = _to_distilled(syn, syn_labels, train, "mtt", float(syn_lr.item()), zca)
     config = {**asdict(cfg), "experts": [str(p) for p in experts]}

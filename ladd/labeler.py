@@ -43,6 +43,7 @@ from ladd.training import TrainingStopped, distillation_arch
 LABELER_FORMAT = "ladd.labeler/1"
 _OPTIM_PREFIX = "_optim."
 _RNG_KEY = "_rng.train"
+RESUME_FILE = ".resume.safetensors"  # the latest epoch's state between checkpoints (hidden)
 _CKPT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
 
 
@@ -271,16 +272,19 @@ def accuracy(
     return correct / max(1, images.shape[0])
 
 
-def _find_resume(out_dir: Path, cfg: LabelerConfig) -> tuple[Path, LabelerMeta] | None:
+def _find_resume(
+    out_dir: Path, cfg: LabelerConfig, source: str, image_size: int, num_classes: int
+) -> tuple[Path, LabelerMeta] | None:
     best = None
-    for p in list_checkpoints(out_dir):
+    extra = [out_dir / RESUME_FILE] if (out_dir / RESUME_FILE).is_file() else []
+    for p in list_checkpoints(out_dir) + extra:
         try:
             meta = read_meta(p)
         except ValueError:
             continue
         if meta.epoch > cfg.epochs:
             continue
-        if LabelerConfig.from_dict(meta.config).resume_key() != cfg.resume_key():
+        if _differences(meta, cfg, source, image_size, num_classes):
             continue
         with safe_open(str(p), framework="pt") as f:
             if _RNG_KEY not in f.keys():  # noqa: SIM118
@@ -321,8 +325,12 @@ def train_labeler(
     test_set: Any | None = None,
     data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    state_seconds: float = 60.0,
 ) -> list[Path]:
     """Train a labeler on a source's training split; returns the checkpoint paths, by epoch.
+
+    Between checkpoints, the latest epoch's exact state is kept in `out_dir/.resume.safetensors`
+    at most every `state_seconds`, so a killed run loses at most that much work.
 
     `source` is a source name (loaded with ladd.data.load_source; the test split too) or an
     ImageSet (then pass `test_set`). `stop` is an optional threading.Event checked every batch.
@@ -393,7 +401,8 @@ def train_labeler(
                 "choose another output folder"
             )
         saved[m.epoch] = p
-    if resume and (found := _find_resume(out_dir, cfg)) is not None:
+    found = _find_resume(out_dir, cfg, info.name, image_size, info.num_classes) if resume else None
+    if found is not None:
         path, meta = found
         with safe_open(str(path), framework="pt") as f:
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
@@ -419,6 +428,7 @@ def train_labeler(
         saved = {}
 
     n = x_train.shape[0]
+    last_state = time.monotonic()
     dsa_cfg = DSAConfig()
     per_sample = train_flops_per_sample(model, x_train[: min(8, n)], info.num_classes)
     model.train()
@@ -448,46 +458,55 @@ def train_labeler(
         mean_loss = float(total) / max(1, count)
         if progress:
             progress(ProgressEvent("labeler", epoch, cfg.epochs, loss=mean_loss))
-        if epoch in epochs_to_save:
-            test_acc = accuracy(model, x_test, y_test)
-            meta = LabelerMeta(
-                arch=arch,
-                spec=model.spec.to_dict(),
-                source=info.name,
-                epoch=epoch,
-                mean=tuple(float(v) for v in info.mean),
-                std=tuple(float(v) for v in info.std),
-                class_names=tuple(info.class_names),
-                seed=cfg.seed,
-                test_accuracy=test_acc,
-                image_size=image_size,
-                zca=cfg.zca,
-                train_accuracy=float(correct) / max(1, count),
-                train_flops=flops_done,
-                seconds=seconds_done,
-                config=cfg.to_dict(),
-            )
-            tensors = {k: v for k, v in model.state_dict().items()}
-            for pname, param in model.named_parameters():
-                buf = opt.state.get(param, {}).get("momentum_buffer")
-                if buf is not None:
-                    tensors[_OPTIM_PREFIX + pname] = buf
-            tensors[_RNG_KEY] = g.get_state()
-            path = save_tensors(
-                out_dir / checkpoint_name(epoch),
-                tensors,
-                {"ladd_labeler": json.dumps(meta.to_dict()), "format": LABELER_FORMAT},
-            )
-            saved[epoch] = path
-            if progress:
-                progress(
-                    ProgressEvent(
-                        "labeler",
-                        epoch,
-                        cfg.epochs,
-                        loss=mean_loss,
-                        message=f"{path.name}: test accuracy {test_acc:.1%}",
-                        note=True,
-                    )
+        is_ckpt = epoch in epochs_to_save
+        if not is_ckpt and not (
+            epoch < cfg.epochs and time.monotonic() - last_state >= state_seconds
+        ):
+            continue
+        test_acc = accuracy(model, x_test, y_test) if is_ckpt else float("nan")
+        meta = LabelerMeta(
+            arch=arch,
+            spec=model.spec.to_dict(),
+            source=info.name,
+            epoch=epoch,
+            mean=tuple(float(v) for v in info.mean),
+            std=tuple(float(v) for v in info.std),
+            class_names=tuple(info.class_names),
+            seed=cfg.seed,
+            test_accuracy=test_acc,
+            image_size=image_size,
+            zca=cfg.zca,
+            train_accuracy=float(correct) / max(1, count),
+            train_flops=flops_done,
+            seconds=seconds_done,
+            config=cfg.to_dict(),
+        )
+        tensors = {k: v for k, v in model.state_dict().items()}
+        for pname, param in model.named_parameters():
+            buf = opt.state.get(param, {}).get("momentum_buffer")
+            if buf is not None:
+                tensors[_OPTIM_PREFIX + pname] = buf
+        tensors[_RNG_KEY] = g.get_state()
+        target = out_dir / (checkpoint_name(epoch) if is_ckpt else RESUME_FILE)
+        path = save_tensors(
+            target,
+            tensors,
+            {"ladd_labeler": json.dumps(meta.to_dict()), "format": LABELER_FORMAT},
+        )
+        last_state = time.monotonic()
+        if not is_ckpt:
+            continue
+        saved[epoch] = path
+        if progress:
+            progress(
+                ProgressEvent(
+                    "labeler",
+                    epoch,
+                    cfg.epochs,
+                    loss=mean_loss,
+                    message=f"{path.name}: test accuracy {test_acc:.1%}",
+                    note=True,
                 )
+            )
+    (out_dir / RESUME_FILE).unlink(missing_ok=True)  # the checkpoints say it all now
     return [saved[e] for e in sorted(saved) if e <= cfg.epochs]

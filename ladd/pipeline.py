@@ -120,6 +120,7 @@ def run_labeler(
     data_root: str | Path | None = None,
     train_set: Any | None = None,
     test_set: Any | None = None,
+    state_seconds: float = 60.0,
     extra: dict[str, Any] | None = None,
 ) -> LabelerRun:
     """Train (or resume) a labeler on `source`; a "labeler" run lists its checkpoints.
@@ -142,6 +143,7 @@ def run_labeler(
             test_set=test_set,
             data_root=data_root,
             cache_dir=ws.cache_dir,
+            state_seconds=state_seconds,
         )
         rows = tuple(checkpoint_info(p) for p in paths)
         for r in rows:
@@ -200,7 +202,9 @@ def run_distill(
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     ipc, seed = int(cfg.ipc), int(cfg.seed)
     out = Path(out_dir) if out_dir is not None else default_set_dir(ws, method, source, ipc, seed)
-    _check_out(out, (), force)
+    resuming = method == "mtt" and out.is_dir() and not (out / "images_best.pt").exists()
+    if not resuming:  # an unfinished MTT folder holds its own checkpoint: continue it
+        _check_out(out, (), force)
     if train_set is None:
         kw: dict[str, Any] = {"cache_dir": ws.cache_dir, "limit_per_class": limit_per_class}
         if image_size:
@@ -377,15 +381,25 @@ def run_train(
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     monitor_every: int = 0,
+    checkpoint_seconds: float = 60.0,
     extra: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
     """train_and_evaluate inside a "train" run; keeps each seed's weights. (run id, DeployResult)
 
-    The run records the settled config (protocol, lr) before training starts.
+    The run records the settled config (protocol, lr) before training starts. The training state
+    is checkpointed in the workspace every `checkpoint_seconds` (at an epoch boundary); the same
+    step on the same set, run again after a crash or kill, resumes from it and ends with the
+    weights an uninterrupted run would have. The checkpoint is removed once the run is done.
     """
     from ladd.deploy import resolve_config, train_and_evaluate
+    from ladd.training import TrainCheckpoint
 
     cfg = resolve_config(dataset, cfg)
+    key = train_key(dataset, cfg)
+    ckpt = TrainCheckpoint(
+        ws.root / "checkpoints" / f"train-{key}.safetensors", key, checkpoint_seconds
+    )
+    resumed = ckpt.load() is not None
     config = {
         "train": cfg.to_dict(),
         "set": str(set_path) if set_path is not None else None,
@@ -400,8 +414,23 @@ def run_train(
         for seed, model in zip(cfg.seeds, res.models, strict=True):
             run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
         run.write_json("result.json", res.to_dict())
-        run.log_metrics(**_train_metrics(res), run_id=run.id)
+        run.log_metrics(**_train_metrics(res), resumed=resumed, run_id=run.id)
+    ckpt.remove()
     return run.id, res
+
+
+def train_key(dataset: Any, cfg: Any) -> str:
+    """A digest of a settled TrainConfig and the set's tensors: names one training run."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for name in ("images", "labels", "dense", "soft_labels", "full_soft"):
+        t = getattr(dataset, name, None)
+        if isinstance(t, torch.Tensor):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
 
 
 def run_evaluate(

@@ -177,15 +177,29 @@ class RunsDB:
         finally:
             con.close()
 
+    def _taken_folders(self) -> int:
+        """The largest id among runs/<id>/ folders on disk (0 when none)."""
+        if not self.runs_dir.is_dir():
+            return 0
+        ids = [int(d.name) for d in self.runs_dir.iterdir() if d.name.isdigit()]
+        return max(ids, default=0)
+
     def start_run(self, kind: str, config: dict[str, Any]) -> int:
-        """Insert a "running" row owned by this process; returns its id."""
+        """Insert a "running" row owned by this process; returns its id.
+
+        The id is never one whose runs/<id>/ folder already exists: with the database deleted or
+        emptied, a new run must not write into an old run's folder (ids continue after them).
+        """
         now = time.time()
         pid = os.getpid()
         with self._connect() as con:
+            floor = self._taken_folders()
+            (top,) = con.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()
             cur = con.execute(
-                "INSERT INTO runs (kind, status, config, pid, pid_start, host, created, updated)"
-                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, kind, status, config, pid, pid_start, host, created, updated)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
+                    max(int(top), floor) + 1 if floor > int(top) else None,
                     kind,
                     json.dumps(config, default=json_default),
                     pid,
@@ -195,7 +209,12 @@ class RunsDB:
                     now,
                 ),
             )
-            return int(cur.lastrowid)
+            run_id = int(cur.lastrowid)
+        folder = self.runs_dir / str(run_id)
+        if folder.exists() and any(folder.iterdir()):  # a race with another writer: refuse
+            self.fail_run(run_id, f"{folder} already holds another run's files")
+            raise FileExistsError(f"{folder} already holds another run's files")
+        return run_id
 
     def update_run(
         self,
@@ -279,8 +298,19 @@ class RunsDB:
             raise KeyError(f"no run with id {run_id}")
         return _record(row)
 
-    def export_csv(self, path: str | Path, kind: str | None = None) -> Path:
-        """All runs as CSV (metrics flattened one level: accuracy_mean, accuracy_std, ...)."""
+    def export_csv(self, path: str | Path, kind: str | None = None, *, force: bool = False) -> Path:
+        """All runs as CSV (metrics flattened one level: accuracy_mean, accuracy_std, ...).
+
+        Never over the database itself; over another existing file only with `force`.
+        """
+        target = Path(path).expanduser().resolve()
+        own = {self.path.resolve()} | {
+            self.path.with_name(self.path.name + x).resolve() for x in ("-wal", "-shm")
+        }
+        if target in own:
+            raise FileExistsError(f"{path} is the runs database; export to another file")
+        if target.exists() and not force:
+            raise FileExistsError(f"{path} already exists; pass --force to replace it")
         runs = self.list_runs(kind)
         metric_keys: list[str] = []
         for r in runs:

@@ -28,8 +28,12 @@ that times the samples per image ("image_sum": Eq. 5's per-image sum of the crop
 
 from __future__ import annotations
 
+import json
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,6 +55,7 @@ __all__ = [
     "Protocol",
     "WeightEMA",
     "LabelMode",
+    "TrainCheckpoint",
     "TrainConfig",
     "TrainedModels",
     "TrainingData",
@@ -360,13 +365,16 @@ class LRSchedule:
     def lr(self) -> float:
         return float(self.opt.param_groups[0]["lr"])
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"current": self.current, "scheds": [s.state_dict() for s in self.scheds]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.current = int(state["current"])
-        for sched, st in zip(self.scheds, state["scheds"], strict=True):
-            sched.load_state_dict(st)
+    def fast_forward(self, passes_done: int) -> None:
+        """Replay the schedule of `passes_done` passes on a fresh optimiser (resuming): the lr
+        only depends on the pass index, so the replay gives the same floats; the optimiser's
+        state comes from the checkpoint instead."""
+        with warnings.catch_warnings():  # no optimiser step in a replay: torch would warn
+            warnings.simplefilter("ignore", UserWarning)
+            for p in range(passes_done):
+                self.scheds[self.current].step()
+                if self.kind == "warmup_cosine" and p == self.switch_at:
+                    self.current = 1
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRSchedule:
@@ -401,14 +409,6 @@ class WeightEMA:
                 sh.copy_(t.detach())
             else:
                 sh.lerp_(t.detach().to(sh.dtype), 1.0 - self.decay(u))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"updates": self.updates, "shadow": [t.clone() for t in self.shadow]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.updates = int(state["updates"])
-        for sh, t in zip(self.shadow, state["shadow"], strict=True):
-            sh.copy_(t)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -481,6 +481,33 @@ class PassEnd:
         src = self.ema.shadow if self.ema is not None else self.tensors
         return [t[i] for t in src] if self.stacked else src
 
+    def state(self, prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Tensors and JSON of the optimiser, EMA and schedule position, for a checkpoint."""
+        tensors: dict[str, torch.Tensor] = {}
+        for i, t in enumerate(self.tensors):
+            buf = self.schedule.opt.state.get(t, {}).get("momentum_buffer")
+            if buf is not None:
+                tensors[f"{prefix}opt.{i}"] = buf
+        if self.ema is not None:
+            for i, t in enumerate(self.ema.shadow):
+                tensors[f"{prefix}ema.{i}"] = t
+        return tensors, {"ema_updates": self.ema.updates if self.ema is not None else 0}
+
+    def restore(
+        self, prefix: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any], passes_done: int
+    ) -> None:
+        """Continue after `passes_done` passes from a checkpoint written by `state`."""
+        opt = self.schedule.opt
+        for i, t in enumerate(self.tensors):
+            buf = tensors.get(f"{prefix}opt.{i}")
+            if buf is not None:
+                opt.state[t]["momentum_buffer"] = buf.to(t.device, t.dtype).clone()
+        if self.ema is not None:
+            for i, sh in enumerate(self.ema.shadow):
+                sh.copy_(tensors[f"{prefix}ema.{i}"])
+            self.ema.updates = int(meta["ema_updates"])
+        self.schedule.fast_forward(passes_done)
+
     def final(self, models: list[nn.Module]) -> list[nn.Module]:
         """The models to test: under GLaD the EMA's weights are copied into them."""
         if self.ema is not None:
@@ -503,6 +530,50 @@ def _with_weights(model: nn.Module, values: list[torch.Tensor]) -> nn.Module:
         for dst, val in zip(_float_tensors(twin), values, strict=True):
             dst.copy_(val)
     return twin.eval()
+
+
+TRAIN_STATE_KEY = "ladd_train_state"
+
+
+class TrainCheckpoint:
+    """An engine's exact state at a pass boundary, in one safetensors file written atomically
+    at most every `seconds` (0: every pass), so that a killed run resumes where it stopped and
+    ends with the same weights as an uninterrupted one. `key` names the run (its settled config
+    and set): a file of another run is never resumed.
+    """
+
+    def __init__(self, path: str | Path, key: str, seconds: float = 60.0) -> None:
+        self.path, self.key, self.seconds = Path(path), key, float(seconds)
+        self._last = time.monotonic()
+
+    def due(self, last_pass: bool) -> bool:
+        return not last_pass and time.monotonic() - self._last >= self.seconds
+
+    def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        from ladd.files import save_tensors
+
+        body = json.dumps({**meta, "key": self.key})
+        save_tensors(self.path, tensors, {TRAIN_STATE_KEY: body})
+        self._last = time.monotonic()
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The saved state when there is one of this run, else None."""
+        from safetensors import safe_open
+
+        if not self.path.is_file():
+            return None
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {})[TRAIN_STATE_KEY])
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except Exception:  # unreadable or foreign: start over (it is replaced at the next save)
+            return None
+        if meta.get("key") != self.key:
+            return None
+        return tensors, meta
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def loss_weight(cfg: TrainConfig, data: TrainingData) -> float:

@@ -83,8 +83,8 @@ PROFILES = {
         3,
         3,
         32,
-        (10, 20, 30, 40, 50),  # the paper's labeler epochs: a width-32 labeler is cheap on a CPU
-        None,
+        (10, 20, 30, 40, 50),  # the paper's labeler epochs, on a 10,000-image subset
+        1000,
         300,
         100,
         12,
@@ -116,13 +116,18 @@ class Study:
         self._labelers: dict[int, object] = {}
 
     # -- artifacts ---------------------------------------------------------------------------
-    def labeler_dir(self) -> Path:
+    def labeler_dir(self, upto: int | None = None) -> Path:
+        """The labeler's folder, trained up to epoch `upto` (default: all the profile's
+        checkpoints). Training stops there and a later call continues it (the schedule is
+        constant, so checkpoints do not depend on where a session stopped)."""
         d = self.ws / "labeler"
+        upto = upto or max(self.p.labeler_epochs)
+        want = {e for e in self.p.labeler_epochs if e <= upto}
         have = {read_meta(p).epoch for p in list_checkpoints(d)}
-        if not set(self.p.labeler_epochs) <= have:
+        if not want <= have:
             cfg = LabelerConfig(
                 arch="convnet_d3",
-                epochs=max(self.p.labeler_epochs),
+                epochs=upto,
                 save_at=self.p.labeler_epochs,
                 limit_per_class=self.p.labeler_limit,
                 model_options={"width": self.p.width} if self.p.width != 128 else {},
@@ -136,7 +141,8 @@ class Study:
         """The labeler checkpoint at `epoch`, loaded once per study (every run group asks)."""
         epoch = epoch or self.p.labeler_epochs[0]
         if epoch not in self._labelers:
-            found = [p for p in list_checkpoints(self.labeler_dir()) if read_meta(p).epoch == epoch]
+            folder = self.labeler_dir(upto=epoch)
+            found = [p for p in list_checkpoints(folder) if read_meta(p).epoch == epoch]
             if not found:
                 raise FileNotFoundError(f"no labeler checkpoint at epoch {epoch}")
             self._labelers[epoch] = load_labeler(found[0], device=self.device)

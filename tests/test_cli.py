@@ -264,3 +264,20 @@ def test_sigterm_marks_a_cli_run_failed_at_once(tmp_path):
     run = db.get_run(db.list_runs()[0].id)
     assert run.status == "failed"
     assert "terminated by signal" in (run.error or "")
+
+
+def test_user_text_is_never_parsed_as_rich_markup(tmp_path: Path) -> None:
+    """A path or class name with "[/...]" in it printed a MarkupError traceback, and a value
+    range "[nan, nan]" was blanked: every user-supplied string prints as it is."""
+    res = invoke("info", tmp_path / "x[/y]")
+    assert res.exit_code == 1 and "x[/y]" in res.output and "Traceback" not in res.output
+    from PIL import Image
+
+    for name in ("[bold]", "[red]b"):  # folder names cannot hold "/": rich would eat these tags
+        folder = tmp_path / "set" / name
+        folder.mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 50, 0, 0)).save(folder / f"{i}.png")
+    res = invoke("info", tmp_path / "set")
+    assert res.exit_code == 0, res.output
+    assert "[bold]" in res.output and "[red]b" in res.output

@@ -130,3 +130,47 @@ def test_every_file_the_pipeline_writes_has_the_umask_mode(tmp_path, monkeypatch
     wrong = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in checked}
     wrong = {k: v for k, v in wrong.items() if v != oct(want)}
     assert not wrong, wrong
+
+
+def test_steps_never_overwrite_an_input_or_an_existing_artifact_without_force(tmp_path):
+    from ladd.distill import RandomConfig
+    from ladd.labeler import LabelerConfig
+    from ladd.pipeline import run_distill, run_label_augment, run_labeler
+
+    ws = Workspace(tmp_path / "ws")
+    cfg = LabelerConfig(epochs=1, save_at=(1,), limit_per_class=5, model_options={"width": 4})
+    lab = run_labeler(ws, "shapes", cfg, device="cpu")
+    ckpt = Path(lab.checkpoints[0].path)
+    ds = run_distill(ws, "shapes", "random", RandomConfig(ipc=1))
+    with pytest.raises(FileExistsError, match="--force"):
+        run_distill(ws, "shapes", "random", RandomConfig(ipc=1))
+    before = ckpt.read_bytes()
+    with pytest.raises(FileExistsError, match="input of this step"):
+        run_label_augment(ws, ds.dataset, ckpt, n=2, out=ckpt, device="cpu")
+    with pytest.raises(FileExistsError, match="input of this step"):
+        run_label_augment(ws, ds.dataset, ckpt, n=2, distilled_path=ds.path, out=ds.path)
+    assert ckpt.read_bytes() == before
+    out = tmp_path / "la.safetensors"
+    run_label_augment(ws, ds.dataset, ckpt, n=2, out=out, device="cpu")
+    with pytest.raises(FileExistsError, match="--force"):
+        run_label_augment(ws, ds.dataset, ckpt, n=2, out=out, device="cpu")
+    run_label_augment(ws, ds.dataset, ckpt, n=3, out=out, device="cpu", force=True)
+    failed = [r for r in ws.db.list_runs() if r.status == "failed"]
+    assert not failed  # refusals happen before a run is opened: no failed rows left behind
+
+
+def test_a_run_whose_loss_becomes_nan_is_recorded_failed_with_the_epoch(tmp_path):
+    from ladd.data import load_source
+    from ladd.pipeline import run_train
+    from ladd.sets import random_real
+    from ladd.training import NonFiniteLoss, TrainConfig
+
+    ws = Workspace(tmp_path / "ws")
+    ds = random_real("shapes", 2, seed=0, limit_per_class=5)
+    test = load_source("shapes", "test", limit_per_class=2)
+    cfg = TrainConfig(mode="baseline", epochs=3, seeds=(0,), lr=1e30, model_options={"width": 4})
+    with pytest.raises(NonFiniteLoss, match=r"seed 0 became (nan|inf) in epoch \d"):
+        run_train(ws, ds, test, cfg, device="cpu")
+    (rec,) = ws.db.list_runs("train")
+    assert rec.status == "failed" and "NonFiniteLoss" in rec.error and "epoch" in rec.error
+    assert not [k for k in rec.artifacts if k.startswith("model_seed")]  # no NaN weights saved

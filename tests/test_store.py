@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -146,3 +147,35 @@ def test_model_file_round_trip(tmp_path: Path) -> None:
     torch.testing.assert_close(again(x), model(x))
     t0 = time.time()
     assert time.time() - t0 < 5
+
+
+def test_a_deleted_database_never_reuses_an_old_runs_folder(tmp_path):
+    ws = Workspace(tmp_path)
+    with ws.db.run("train", {}) as run:
+        run.write_json("result.json", {"old": True})
+    old = run.id
+    ws.db.path.unlink()
+    for extra in ("-wal", "-shm"):
+        ws.db.path.with_name(ws.db.path.name + extra).unlink(missing_ok=True)
+    fresh = Workspace(tmp_path)
+    with fresh.db.run("train", {}) as again:
+        pass
+    assert again.id > old
+    assert json.loads((tmp_path / "runs" / str(old) / "result.json").read_text()) == {"old": True}
+
+
+def test_export_refuses_the_database_and_existing_files(tmp_path):
+    ws = Workspace(tmp_path)
+    with ws.db.run("train", {}):
+        pass
+    db_bytes = ws.db.path.read_bytes()
+    with pytest.raises(FileExistsError, match="runs database"):
+        ws.db.export_csv(ws.db.path)
+    assert ws.db.path.read_bytes()[:16] == db_bytes[:16]  # still SQLite
+    target = tmp_path / "runs.csv"
+    target.write_text("keep me")
+    with pytest.raises(FileExistsError, match="--force"):
+        ws.db.export_csv(target)
+    assert target.read_text() == "keep me"
+    ws.db.export_csv(target, force=True)
+    assert target.read_text().startswith("id,kind")

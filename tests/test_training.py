@@ -242,3 +242,53 @@ def test_a_non_finite_loss_stops_the_run_naming_seed_and_epoch():
     check_finite(torch.tensor([1.0, 2.0]), 3, (0, 1))
     with pytest.raises(NonFiniteLoss, match="seed 1 became nan in epoch 4"):
         check_finite(torch.tensor([1.0, math.nan]), 3, (0, 1))
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("engine", ["reference", "stacked"])
+@pytest.mark.parametrize("protocol", ["mtt", "glad"])
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path, engine, protocol):
+    """Checkpoints hold parameters, momentum, RNG streams, the EMA and the schedule position;
+    a run killed after its third pass (seed 1 of 2 for the sequential engine) and started again
+    ends with exactly the weights of an uninterrupted run, DSA and all."""
+    from ladd.trainers.fast import FastOptions, train_fast
+    from ladd.training import TrainCheckpoint, model_spec
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, 16, 16, generator=g)
+    y = torch.softmax(torch.randn(40, 4, generator=g), 1)
+    data = TrainingData(x, y, num_full=40, num_crops=0, num_classes=4, num_images=40)
+    cfg = TrainConfig(
+        arch="convnet_d2",
+        epochs=4,
+        lr=0.05,
+        batch_size=16,
+        seeds=(0, 1),
+        dsa=True,
+        protocol=protocol,
+        model_options={"width": 4},
+    )
+    spec = model_spec(cfg, 4, 16)
+    opts = FastOptions("sequential" if engine == "reference" else "stacked")
+    whole = train_fast(data, spec, cfg, device="cpu", options=opts)
+    ckpt = TrainCheckpoint(tmp_path / "state.safetensors", key="run", seconds=0.0)
+    passes = cfg.resolved(16).passes
+    kill_at = passes + 3 if engine == "reference" else 2 * 3  # progress steps count seed-passes
+
+    def kill(ev):
+        if ev.step >= kill_at:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train_fast(data, spec, cfg, device="cpu", options=opts, progress=kill, checkpoint=ckpt)
+    assert ckpt.path.is_file()
+    other = TrainCheckpoint(ckpt.path, key="another run", seconds=0.0)
+    assert other.load() is None  # a state of another run is never resumed
+    again = train_fast(data, spec, cfg, device="cpu", options=opts, checkpoint=ckpt)
+    for a, b in zip(whole.models, again.models, strict=True):
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+            assert torch.equal(p, q)
+    assert whole.loss_curves == again.loss_curves

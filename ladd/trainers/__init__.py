@@ -23,6 +23,7 @@ from ladd.trainers.reference import train_reference
 from ladd.trainers.registry import get_trainer, list_trainers, register_trainer
 from ladd.training import (
     Monitor,
+    TrainCheckpoint,
     TrainConfig,
     TrainedModels,
     TrainingData,
@@ -46,6 +47,7 @@ def train_models(
     stop: threading.Event | None = None,
     monitor: Monitor | None = None,
     monitor_every: int = 0,
+    checkpoint: TrainCheckpoint | None = None,
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the trainer cfg.trainer names.
 
@@ -69,6 +71,7 @@ def train_models(
         stop=stop,
         monitor=monitor,
         monitor_every=monitor_every,
+        checkpoint=checkpoint,
     )
     out.flops = int(per_sample * len(data) * cfg.passes * len(cfg.seeds))
     return out

@@ -44,6 +44,7 @@ from ladd.trainers.reference import train_reference
 from ladd.training import (
     Monitor,
     PassEnd,
+    TrainCheckpoint,
     TrainConfig,
     TrainedModels,
     TrainingData,
@@ -316,6 +317,7 @@ def _train_stacked(
     stop: threading.Event | None,
     monitor: Monitor | None = None,
     monitor_every: int = 0,
+    checkpoint: TrainCheckpoint | None = None,
 ) -> tuple[list[nn.Module], list[list[float]]]:
     seeds = cfg.seeds
     s_count, t_count, bsz = len(seeds), len(data), cfg.batch_size
@@ -375,7 +377,31 @@ def _train_stacked(
         _unstack_into(models, params, buffers)
         return models
 
-    for epoch in range(passes):
+    reported = [0]
+
+    def flush(upto: int) -> None:  # report every pass up to `upto` not reported yet
+        while reported[0] <= upto:
+            report(reported[0])
+            reported[0] += 1
+
+    first = 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        tensors, meta = saved
+        with torch.no_grad():
+            for name, t in params.items():
+                t.copy_(tensors[f"p.{name}"])
+            for name, t in buffers.items():
+                t.copy_(tensors[f"b.{name}"])
+        end.restore("", tensors, meta, meta["pass"])
+        for i, gen in enumerate(gens):
+            gen.set_state(tensors[f"rng.{i}"].cpu())
+        first = reported[0] = meta["pass"]
+        for s_i, c in enumerate(meta["curves"]):
+            curves[s_i].extend(c)
+        curves_dev.extend([torch.zeros(s_count, device=dev)] * first)  # already reported
+
+    for epoch in range(first, passes):
         order = epochs.order()
         running = torch.zeros(s_count, device=dev)
         for b in range(epochs.steps):
@@ -410,9 +436,15 @@ def _train_stacked(
             running += per_seed * n_real
         curves_dev.append(running / t_count)
         end(epoch, None, live_models)  # the finite check runs in report(), a pass late
-        if epoch > 0:
-            report(epoch - 1)
-    report(passes - 1)
+        flush(epoch - 1)
+        if checkpoint is not None and checkpoint.due(epoch + 1 == passes):
+            flush(epoch)  # the state at this pass boundary, curves included
+            state, extra = end.state("")
+            state.update({f"p.{k}": v for k, v in params.items()})
+            state.update({f"b.{k}": v for k, v in buffers.items()})
+            state.update({f"rng.{i}": gen.get_state() for i, gen in enumerate(gens)})
+            checkpoint.save(state, {"pass": epoch + 1, "curves": curves, **extra})
+    flush(passes - 1)
     _unstack_into(models, params, buffers)
     return [m.eval() for m in end.final(models)], curves
 
@@ -428,6 +460,7 @@ def train_fast(
     stop: threading.Event | None = None,
     monitor: Monitor | None = None,
     monitor_every: int = 0,
+    checkpoint: TrainCheckpoint | None = None,
     options: FastOptions | None = None,
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the reference protocol, faster (see module doc).
@@ -456,11 +489,12 @@ def train_fast(
             stop=stop,
             monitor=monitor,
             monitor_every=monitor_every,
+            checkpoint=checkpoint,
             channels_last=dev.type == "cuda",
         )
     t0 = time.perf_counter()
     models, curves = _train_stacked(
-        data, spec, cfg, lr, dev, mode, pad, progress, stop, monitor, monitor_every
+        data, spec, cfg, lr, dev, mode, pad, progress, stop, monitor, monitor_every, checkpoint
     )
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)

@@ -20,6 +20,7 @@ from ladd.progress import ProgressEvent, ProgressFn
 from ladd.training import (
     Monitor,
     PassEnd,
+    TrainCheckpoint,
     TrainConfig,
     TrainedModels,
     TrainingData,
@@ -44,13 +45,15 @@ def train_reference(
     stop: threading.Event | None = None,
     monitor: Monitor | None = None,
     monitor_every: int = 0,
+    checkpoint: TrainCheckpoint | None = None,
     channels_last: bool = False,
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the field's loop (cfg.protocol resolved).
 
     `channels_last` stores inputs and weights in NHWC (faster convolutions on CUDA; the fast
     trainer's sequential engine asks for it there). `monitor(pass, seeds, models)` is called
-    every `monitor_every` passes with the models as they would be tested then.
+    every `monitor_every` passes with the models as they would be tested then. `checkpoint`:
+    the exact state is saved at pass boundaries and a run of the same key resumes from it.
     """
     dev = resolve_device(device)
     cfg = cfg.resolved(int(data.inputs.shape[-1]))
@@ -71,7 +74,21 @@ def train_reference(
     t0 = time.perf_counter()
     models: list[nn.Module] = []
     curves: list[list[float]] = []
+    saved = checkpoint.load() if checkpoint is not None else None
+    start_seed, start_pass = 0, 0
+    if saved is not None:
+        tensors, meta = saved
+        start_seed, start_pass, curves = meta["seed_index"], meta["pass"], meta["curves"]
+        for i in range(start_seed):  # finished seeds: their final (tested) weights
+            done = init_model(spec, cfg.seeds[i])
+            done.load_state_dict(
+                {k[len(f"done{i}.") :]: v for k, v in tensors.items() if k.startswith(f"done{i}.")}
+            )
+            models.append(done.to(dev).eval())
+        curves = [list(c) for c in curves]
     for si, seed in enumerate(cfg.seeds):
+        if si < start_seed:
+            continue
         model = init_model(spec, seed).to(dev).train()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -87,7 +104,16 @@ def train_reference(
         )
         g = torch.Generator(device=dev).manual_seed(int(seed))
         curve: list[float] = []
-        for epoch in range(passes):
+        first = 0
+        if saved is not None and si == start_seed:
+            tensors, meta = saved
+            model.load_state_dict(
+                {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+            )
+            end.restore("state.", tensors, meta, start_pass)
+            g.set_state(tensors["rng"])
+            curve, first = list(meta["curve"]), start_pass
+        for epoch in range(first, passes):
             perm = torch.randperm(t_count, generator=g, device=dev)
             running = torch.zeros((), device=dev)
             for b in range(steps_per_epoch):
@@ -119,6 +145,14 @@ def train_reference(
                         metrics={"epoch": epoch + 1, "seeds": [seed], "loss": [mean_loss]},
                     )
                 )
+            if checkpoint is not None and checkpoint.due(epoch + 1 == passes):
+                state, extra = end.state("state.")
+                state.update({f"model.{k}": v for k, v in model.state_dict().items()})
+                for i, m in enumerate(models):
+                    state.update({f"done{i}.{k}": v for k, v in m.state_dict().items()})
+                state["rng"] = g.get_state()
+                meta = {"seed_index": si, "pass": epoch + 1, "curve": curve, "curves": curves}
+                checkpoint.save(state, {**meta, **extra})
         model = end.final([model])[0]
         models.append(model.to(memory_format=torch.contiguous_format).eval())
         curves.append(curve)
