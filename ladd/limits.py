@@ -16,8 +16,8 @@ numbers; byte sizes take a K/M/G/T suffix (powers of 1024).
     LADD_MAX_IMAGES           1,000,000  images in one folder, archive or set
     LADD_MAX_DECODED_BYTES    8 GiB      one decoded uint8 image tensor (N x 3 x S x S)
     LADD_MAX_ARCHIVE_ENTRIES  1,000,000  entries in one .zip or .tar
-    LADD_MAX_ARCHIVE_RATIO    200        expanded / compressed size of an archive
-    LADD_MAX_ARCHIVE_BYTES    8 GiB      bytes read out of one archive
+    LADD_MAX_ARCHIVE_RATIO    100        expanded / compressed size of an archive (past 64 MiB)
+    LADD_MAX_ARCHIVE_BYTES    4 GiB      bytes read out of one archive (held in memory)
     LADD_MAX_UPLOAD_BYTES     2 GiB      bytes one dashboard upload writes (files + unzipped)
     LADD_MAX_N                32         crops per side of the sub-sampler (N x N crops)
     LADD_MAX_CROP_BYTES       4 GiB      label-augmentation memory: dense labels + crops
@@ -53,8 +53,8 @@ class Limits:
     max_images: int = 1_000_000
     max_decoded_bytes: int = 8 * GIB
     max_archive_entries: int = 1_000_000
-    max_archive_ratio: int = 200
-    max_archive_bytes: int = 8 * GIB
+    max_archive_ratio: int = 100
+    max_archive_bytes: int = 4 * GIB
     max_upload_bytes: int = 2 * GIB
     max_n: int = 32
     max_crop_bytes: int = 4 * GIB
