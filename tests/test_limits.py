@@ -25,6 +25,8 @@ from torch import nn
 from ladd.limits import ENV_VARS, GIB, MIB, InputLimitError, Limits, current_limits
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the app package (uploads) lives at the repository root
+    sys.path.insert(0, str(ROOT))
 HEADROOM = 1 * GIB  # address space the child may map beyond its imports
 
 # ---------------------------------------------------------------------------------------------
