@@ -63,6 +63,11 @@ def _wanted(rel: str) -> bool:
     return PurePosixPath(rel).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _image_name(name: str) -> bool:
+    """A file name with an image suffix (the walk has already left hidden names out)."""
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
 @dataclass
 class ImageTree:
     """Image files under a folder or inside an archive, keyed by sorted relative POSIX path."""
@@ -136,7 +141,7 @@ def list_image_files(origin: str | Path, limits: Limits | None = None) -> Folder
                     deferred.append((entry_rel, Path(entry.path)))
                 elif entry.is_dir(follow_symlinks=False):
                     subdirs.append((Path(entry.path), entry_rel, os.path.join(real, entry.name)))
-                elif entry.is_file(follow_symlinks=False) and _wanted(entry_rel):
+                elif entry.is_file(follow_symlinks=False) and _image_name(entry.name):
                     add_file(entry_rel, Path(entry.path), os.path.join(real, entry.name))
             stack.extend(reversed(subdirs))  # depth first, in name order
 
