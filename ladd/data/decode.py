@@ -326,7 +326,10 @@ def image_size(data: bytes, name: str) -> tuple[int, int]:
             with Image.open(io.BytesIO(data)) as img:
                 size = img.size
         except Image.DecompressionBombError as err:  # over PIL's own cap (~179M pixels)
-            raise InputLimitError(f"{name}: {err}") from err
+            raise InputLimitError(
+                f"{name}: more pixels than PIL opens in this format, whatever "
+                f"LADD_MAX_IMAGE_PIXELS says ({err})"
+            ) from err
         except (UnidentifiedImageError, OSError, ValueError) as err:
             raise ImageDecodeError(f"{name}: cannot decode image ({err})") from err
     width, height = int(size[0]), int(size[1])
