@@ -24,8 +24,9 @@ from torch import nn
 
 from ladd.device import resolve_device
 from ladd.flops import inference_flops_per_sample
+from ladd.limits import current_limits
 from ladd.sets import LabelAugmentedSet, has_zca
-from ladd.subsample import check_grid, sub_sample
+from ladd.subsample import check_grid, sub_sample, sub_sample_range
 
 # ---------------------------------------------------------------------------------------------
 # Algorithm 1
@@ -45,31 +46,61 @@ def generate_dense_labels(
     """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32 (CPU).
 
     `images` are normalised (M, C, H, W) in the labeler's input space. Work is batched over
-    images x crops: about `batch_size` crops per forward pass.
+    images x crops: about `batch_size` crops per forward pass; a grid of more than
+    `batch_size` crops is labelled a slice of one image's crops at a time. The memory this
+    needs (one batch of crops, the [M, n*n, K] result) is checked against the max_crop_bytes
+    cap (ladd.limits) before it is allocated.
     """
-    check_grid(n, r)
+    check_grid(n, r)  # also the max_n cap
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if images.dim() != 4:
         raise ValueError(f"expected images (M, C, H, W), got shape {tuple(images.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    m, c, h, w = images.shape
+    if m == 0:
+        raise ValueError("no images to label")
+    limits = current_limits()
+    crops_per_image = n * n
+    per_batch = max(1, batch_size // crops_per_image)  # images per forward pass
+    per_pass = min(crops_per_image, batch_size) if per_batch == 1 else per_batch * crops_per_image
+    # float32 crops as cut (<= H x W each) and resized (H x W each), the input batch
+    pass_bytes = 4 * (2 * per_pass * c * h * w + per_batch * c * h * w)
+    what = f"labelling {m:,} images at n = {n} ({crops_per_image:,} crops each)"
+    limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image, what)  # K >= 1 classes
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     was_training = labeler_model.training
     labeler_model.eval()
-    per_batch = max(1, batch_size // (n * n))  # images per forward pass
-    out = []
+    out: torch.Tensor | None = None  # (M, n*n, K), allocated once K is known
+
+    def store(i0: int, j0: int, logits: torch.Tensor, b: int) -> None:
+        nonlocal out
+        probs = torch.softmax(logits.float() / temperature, dim=1).cpu()  # (b*k, K)
+        k = probs.shape[0] // b
+        if out is None:
+            classes = probs.shape[1]
+            limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image * classes, what)
+            out = torch.empty(m, crops_per_image, classes, dtype=torch.float32)
+        out[i0 : i0 + b, j0 : j0 + k] = probs.reshape(b, k, -1)
+
     try:
-        for i in range(0, images.shape[0], per_batch):
-            x = images[i : i + per_batch].to(dev, torch.float32)  # (b, C, H, W)
-            crops = sub_sample(x, n, r)  # (b, n*n, C, H, W)
-            b = crops.shape[0]
-            logits = labeler_model(crops.flatten(0, 1))  # (b*n*n, K)
-            probs = torch.softmax(logits.float() / temperature, dim=1)
-            out.append(probs.reshape(b, n * n, -1).cpu())
+        if crops_per_image <= batch_size:
+            for i in range(0, m, per_batch):
+                x = images[i : i + per_batch].to(dev, torch.float32)  # (b, C, H, W)
+                crops = sub_sample(x, n, r)  # (b, n*n, C, H, W)
+                store(i, 0, labeler_model(crops.flatten(0, 1)), crops.shape[0])  # (b*n*n, K)
+        else:  # a large grid: slices of one image's crops, never all n*n at once
+            for i in range(m):
+                x = images[i : i + 1].to(dev, torch.float32)  # (1, C, H, W)
+                for j in range(0, crops_per_image, batch_size):
+                    stop = min(crops_per_image, j + batch_size)
+                    crops = sub_sample_range(x, n, r, j, stop)  # (1, stop-j, C, H, W)
+                    store(i, j, labeler_model(crops.flatten(0, 1)), 1)
     finally:
         labeler_model.train(was_training)
-    if not out:
-        raise ValueError("no images to label")
-    return torch.cat(out)  # (M, n*n, K)
+    assert out is not None
+    return out  # (M, n*n, K)
 
 
 @torch.no_grad()

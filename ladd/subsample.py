@@ -12,15 +12,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ladd.limits import current_limits
+
 
 def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
 def check_grid(n: int, r: float) -> None:
-    """Raise ValueError unless n >= 1 and 0 < r <= 1."""
+    """Raise ValueError unless 1 <= n <= the max_n cap (ladd.limits) and 0 < r <= 1."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n (crops per side) must be an integer >= 1, got {n!r}")
+    current_limits().check_n(n)  # InputLimitError: n*n crops per image cost memory everywhere
     if not (0.0 < float(r) <= 1.0):
         raise ValueError(
             f"r (crop side as a fraction of the image side) must be in (0, 1], got {r!r}"
@@ -137,3 +140,28 @@ def sub_sample(images: torch.Tensor, n: int, r: float, out_size: int | None = No
     if not flat.is_floating_point():
         flat = flat.float()
     return resize(flat, out).reshape(b, n * n, c, out, out)
+
+
+def sub_sample_range(
+    images: torch.Tensor, n: int, r: float, start: int, stop: int, out_size: int | None = None
+) -> torch.Tensor:
+    """Crops start..stop-1 (raster order) of S(x): (B, C, H, W) -> (B, stop-start, C, out, out).
+
+    Equal to sub_sample(images, n, r, out_size)[:, start:stop] without building the other
+    crops: large grids are labelled a slice at a time, so memory does not grow with n*n.
+    """
+    if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"expected square images (B, C, H, W), got {tuple(images.shape)}")
+    b, c, h, _ = images.shape
+    g = crop_grid(h, n, r)
+    if not 0 <= start < stop <= n * n:
+        raise ValueError(f"crop range {start}..{stop} is outside 0..{n * n}")
+    out = h if out_size is None else out_size
+    slices = [
+        images[:, :, t : t + g.side, lft : lft + g.side]
+        for t, lft in ((g.offsets[j // n], g.offsets[j % n]) for j in range(start, stop))
+    ]
+    crops = torch.stack(slices, dim=1).reshape(b * (stop - start), c, g.side, g.side)
+    if not crops.is_floating_point():
+        crops = crops.float()
+    return resize(crops, out).reshape(b, stop - start, c, out, out)

@@ -3,23 +3,35 @@
 An "image tree" is a folder, a .tar/.tar.gz/.tar.xz/.tar.bz2 archive or a .zip, seen as a
 mapping from relative POSIX paths ("train/cat/0001.png") to the file's bytes. Compressed tars
 cannot seek, so an archive is read in one streaming pass; a folder is read lazily.
+
+Every read is bounded by ladd.limits (InputLimitError names the cap and its variable): images
+per tree, archive entries, expanded bytes and compression ratio (declared sizes checked before
+reading, actual bytes counted while reading), pixels per image (read from the header before
+decoding) and the decoded tensor's size (checked before allocating). Folders are walked with
+their symlinks followed once: a link that leads back to a folder already read is skipped, so a
+`..` link cannot loop and a link into the tree cannot load a second copy.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
+import struct
 import tarfile
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+
+from ladd.limits import ArchiveBudget, InputLimitError, Limits, current_limits, format_bytes
 
 try:  # torchvision's C decoders are faster than PIL for small images; deprecated from 0.29 on
     from torchvision.io import ImageReadMode, decode_image
@@ -31,6 +43,8 @@ IMAGE_SUFFIXES = frozenset(
 )
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2")
 ARCHIVE_SUFFIXES = (*TAR_SUFFIXES, ".zip")
+READ_CHUNK = 1024**2  # bytes per read from an archive member
+RESIZE_BUFFER_BYTES = 64 * 1024**2  # decoded images waiting to be resized together
 
 
 class ImageDecodeError(ValueError):
@@ -49,6 +63,11 @@ def _wanted(rel: str) -> bool:
     return PurePosixPath(rel).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _image_name(name: str) -> bool:
+    """A file name with an image suffix (the walk has already left hidden names out)."""
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
 @dataclass
 class ImageTree:
     """Image files under a folder or inside an archive, keyed by sorted relative POSIX path."""
@@ -65,42 +84,188 @@ class ImageTree:
         return item.read_bytes() if isinstance(item, Path) else item
 
 
-def read_image_tree(path: str | Path) -> ImageTree:
-    """List (folder) or read (archive) every image file under `path`."""
+# ---------------------------------------------------------------- folders (symlinks followed once)
+
+
+@dataclass
+class FolderListing:
+    """The image files of a folder tree, found with each symlink followed at most once."""
+
+    files: dict[str, Path]  # relative POSIX path -> path on disk (through links), sorted
+    links: dict[str, Path] = field(default_factory=dict)  # followed symlink -> its real target
+    skipped: list[str] = field(default_factory=list)  # links not followed: loops, copies, broken
+
+
+def list_image_files(origin: str | Path, limits: Limits | None = None) -> FolderListing:
+    """Every image file under folder `origin`, hidden files and folders left out.
+
+    Symlinks are followed after everything reachable without them, and only to folders and
+    files not read yet: a link back up the tree (a loop) or to a folder already listed (a
+    duplicate) is skipped. More than `max_images` files raise InputLimitError.
+    """
+    limits = limits or current_limits()
+    root = Path(origin)
+    files: dict[str, Path] = {}
+    links: dict[str, Path] = {}
+    skipped: list[str] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[str] = set()  # real paths of the files listed
+    deferred: list[tuple[str, Path]] = []  # symlinks found, followed after the real tree
+
+    def add_file(rel: str, path: Path, real: str) -> None:
+        if real in seen_files:
+            skipped.append(rel)
+            return
+        seen_files.add(real)
+        files[rel] = path
+        if len(files) > limits.max_images:
+            limits.check_images(len(files), str(root))
+
+    def walk(top: Path, top_rel: str, top_real: str) -> None:
+        stack = [(top, top_rel, top_real)]
+        while stack:
+            folder, rel, real = stack.pop()
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                skipped.append(rel)
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            subdirs = []
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name == "__MACOSX":
+                    continue
+                entry_rel = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_symlink():
+                    deferred.append((entry_rel, Path(entry.path)))
+                elif entry.is_dir(follow_symlinks=False):
+                    subdirs.append((Path(entry.path), entry_rel, os.path.join(real, entry.name)))
+                elif entry.is_file(follow_symlinks=False) and _image_name(entry.name):
+                    add_file(entry_rel, Path(entry.path), os.path.join(real, entry.name))
+            stack.extend(reversed(subdirs))  # depth first, in name order
+
+    walk(root, "", os.path.realpath(root))
+    done = 0
+    while done < len(deferred):  # links found inside linked folders are appended as we go
+        rel, path = deferred[done]
+        done += 1
+        try:
+            real = path.resolve(strict=True)
+            st = os.stat(path)
+        except (OSError, RuntimeError):  # broken link or a loop of links
+            skipped.append(rel)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                skipped.append(rel)
+                continue
+            links[rel] = real
+            walk(path, rel, str(real))
+        elif stat.S_ISREG(st.st_mode) and _wanted(rel):
+            links[rel] = real
+            add_file(rel, path, str(real))
+    if skipped:
+        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+        warnings.warn(
+            f"{root}: did not follow {len(skipped)} symlink(s) that lead back to folders or "
+            f"images already read, or nowhere ({shown})",
+            stacklevel=2,
+        )
+    return FolderListing(dict(sorted(files.items())), links, skipped)
+
+
+# ---------------------------------------------------------------- archives (counted reads)
+
+
+def _read_counted(handle: BinaryIO, budget: ArchiveBudget) -> bytes:
+    """A member's bytes, read in chunks; every chunk is counted against the archive's caps."""
+    buffer = io.BytesIO()
+    while chunk := handle.read(READ_CHUNK):
+        budget.add_bytes(len(chunk))
+        buffer.write(chunk)
+    return buffer.getvalue()
+
+
+def zip_entry_count(path: str | Path) -> int | None:
+    """The entry count a zip's end record declares, read before zipfile parses the directory
+    (a directory of millions of entries costs memory to parse); None when not found."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            tail_len = min(size, 22 + 65535)
+            f.seek(size - tail_len)
+            tail = f.read(tail_len)
+            at = tail.rfind(b"PK\x05\x06")
+            if at < 0 or at + 22 > len(tail):
+                return None
+            (count,) = struct.unpack_from("<H", tail, at + 10)
+            if count != 0xFFFF or at < 20 or tail[at - 20 : at - 16] != b"PK\x06\x07":
+                return count
+            (offset,) = struct.unpack_from("<Q", tail, at - 20 + 8)  # the zip64 end record
+            f.seek(offset)
+            record = f.read(56)
+            if record[:4] != b"PK\x06\x06" or len(record) < 40:
+                return count
+            return struct.unpack_from("<Q", record, 32)[0]
+    except (OSError, struct.error, ValueError):
+        return None
+
+
+def _read_tar(origin: Path, limits: Limits) -> dict[str, bytes | Path]:
+    budget = limits.archive_budget(str(origin), origin.stat().st_size)
+    found: dict[str, bytes | Path] = {}
+    try:
+        with tarfile.open(origin, mode="r|*") as archive:
+            for member in archive:
+                size = member.size if member.isfile() else 0
+                budget.add_entry(size)  # the header's size, before any of it is read
+                rel = member.name
+                while rel.startswith("./"):
+                    rel = rel[2:]
+                handle = archive.extractfile(member) if member.isfile() and _wanted(rel) else None
+                if handle is None:
+                    budget.add_bytes(size)  # skipped, yet decompressed to get past it
+                    continue
+                found[rel] = _read_counted(handle, budget)
+                limits.check_images(len(found), str(origin))
+    except (tarfile.TarError, EOFError, OSError, zipfile.BadZipFile) as err:
+        raise ImageDecodeError(f"{origin}: cannot read the tar archive ({err})") from err
+    return found
+
+
+def _read_zip(origin: Path, limits: Limits) -> dict[str, bytes | Path]:
+    budget = limits.archive_budget(str(origin), origin.stat().st_size)
+    declared = zip_entry_count(origin)
+    if declared is not None:
+        budget.check_entry_count(declared)
+    found: dict[str, bytes | Path] = {}
+    try:
+        with zipfile.ZipFile(origin) as archive:
+            infos = archive.infolist()
+            budget.check_entry_count(len(infos))
+            for info in infos:
+                if info.is_dir() or not _wanted(info.filename):
+                    continue
+                budget.add_entry(info.file_size)  # the header's size, before any of it is read
+                with archive.open(info) as handle:
+                    found[info.filename] = _read_counted(handle, budget)
+                limits.check_images(len(found), str(origin))
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
+        raise ImageDecodeError(f"{origin}: cannot read the zip archive ({err})") from err
+    return found
+
+
+def read_image_tree(path: str | Path, limits: Limits | None = None) -> ImageTree:
+    """List (folder) or read (archive) every image file under `path`, within `limits`."""
+    limits = limits or current_limits()
     origin = Path(path).expanduser()
     if origin.is_dir():
-        found: dict[str, bytes | Path] = {}
-        for dirpath, dirnames, filenames in os.walk(origin, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                full = Path(dirpath) / name
-                rel = full.relative_to(origin).as_posix()
-                if _wanted(rel):
-                    found[rel] = full
+        found: dict[str, bytes | Path] = dict(list_image_files(origin, limits).files)
     elif origin.is_file() and origin.name.lower().endswith(TAR_SUFFIXES):
-        found = {}
-        try:
-            with tarfile.open(origin, mode="r|*") as archive:
-                for member in archive:
-                    rel = member.name
-                    while rel.startswith("./"):
-                        rel = rel[2:]
-                    if member.isfile() and _wanted(rel):
-                        handle = archive.extractfile(member)
-                        if handle is not None:
-                            found[rel] = handle.read()
-        except (tarfile.TarError, EOFError, OSError) as err:
-            raise ImageDecodeError(f"{origin}: cannot read the tar archive ({err})") from err
+        found = _read_tar(origin, limits)
     elif origin.is_file() and origin.name.lower().endswith(".zip"):
-        try:
-            with zipfile.ZipFile(origin) as archive:
-                found = {
-                    info.filename: archive.read(info)
-                    for info in archive.infolist()
-                    if not info.is_dir() and _wanted(info.filename)
-                }
-        except (zipfile.BadZipFile, OSError) as err:
-            raise ImageDecodeError(f"{origin}: cannot read the zip archive ({err})") from err
+        found = _read_zip(origin, limits)
     elif origin.exists():
         raise ImageDecodeError(
             f"{origin}: not a folder or a .tar/.tar.gz/.tar.xz/.zip archive of images"
@@ -108,6 +273,76 @@ def read_image_tree(path: str | Path) -> ImageTree:
     else:
         raise FileNotFoundError(f"{origin}: no such folder or archive")
     return ImageTree(origin, dict(sorted(found.items())))
+
+
+# ---------------------------------------------------------------- image headers
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    return None
+
+
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the first start-of-frame segment (what libjpeg and PIL use)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        if marker in _SOF:
+            if i + 9 > n:
+                return None
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            return None
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        i += 2 + length
+    return None
+
+
+def image_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) from an encoded image's header, without decoding its pixels.
+
+    PNG and JPEG headers are parsed here (microseconds); other formats go through PIL's
+    Image.open, which also reads only the header.
+    """
+    size = _png_size(data) or _jpeg_size(data)
+    if size is None:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                size = img.size
+        except Image.DecompressionBombError as err:  # over PIL's own cap (~179M pixels)
+            raise InputLimitError(
+                f"{name}: more pixels than PIL opens in this format, whatever "
+                f"LADD_MAX_IMAGE_PIXELS says ({err})"
+            ) from err
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise ImageDecodeError(f"{name}: cannot decode image ({err})") from err
+    width, height = int(size[0]), int(size[1])
+    if width < 1 or height < 1:
+        raise ImageDecodeError(f"{name}: cannot decode image (its header says {width} x {height})")
+    return width, height
+
+
+def check_image_header(data: bytes, name: str, limits: Limits) -> tuple[int, int]:
+    """(width, height) of an encoded image; InputLimitError if it has too many pixels."""
+    width, height = image_size(data, name)
+    limits.check_pixels(width, height, name)
+    return width, height
 
 
 # ---------------------------------------------------------------- decoding and resizing
@@ -128,8 +363,9 @@ def resize_center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _decode_pil(data: bytes, size: int | None, name: str) -> torch.Tensor:
+def _decode_pil(data: bytes, size: int | None, name: str, limits: Limits) -> torch.Tensor:
     """PIL decode to uint8 (3, H, W); with `size`, JPEGs decode at a reduced scale (draft)."""
+    check_image_header(data, name, limits)
     try:
         with Image.open(io.BytesIO(data)) as img:
             if size is not None:
@@ -149,10 +385,15 @@ def _decode_pil(data: bytes, size: int | None, name: str) -> torch.Tensor:
     return array.reshape(rgb.size[1], rgb.size[0], 3).permute(2, 0, 1).contiguous()
 
 
-def _decode_fast(data: bytes, name: str) -> torch.Tensor:
-    """torchvision's C decoders (JPEG/PNG/GIF/WebP) with PIL as the fallback; uint8 (3, H, W)."""
-    if decode_image is None:
-        return _decode_pil(data, None, name)
+def _decode_fast(data: bytes, name: str, limits: Limits) -> torch.Tensor:
+    """torchvision's C decoders (JPEG/PNG/WebP) with PIL as the fallback; uint8 (3, H, W).
+
+    The pixel count is checked from the header first: torchvision's decoders have no
+    decompression-bomb limit of their own. GIFs go to PIL, which decodes the first frame only.
+    """
+    check_image_header(data, name, limits)
+    if decode_image is None or data[:4] == b"GIF8":
+        return _decode_pil(data, None, name, limits)
     try:
         image = decode_image(
             torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
@@ -161,7 +402,17 @@ def _decode_fast(data: bytes, name: str) -> torch.Tensor:
             return image
     except RuntimeError:
         pass  # a format torchvision does not read (BMP, TIFF, ...): PIL below
-    return _decode_pil(data, None, name)
+    return _decode_pil(data, None, name, limits)
+
+
+def _load(item: bytes | Path, name: str, limits: Limits) -> bytes:
+    """An item's encoded bytes; a file on disk larger than any decode may hold is refused."""
+    if isinstance(item, Path):
+        nbytes = item.stat().st_size
+        if nbytes > limits.max_decoded_bytes:
+            limits.check_decoded(nbytes, f"{name} ({format_bytes(nbytes)} file)")
+        return item.read_bytes()
+    return item
 
 
 def decode_images(
@@ -171,51 +422,71 @@ def decode_images(
     names: Sequence[str] | None = None,
     large: bool = False,
     workers: int | None = None,
+    limits: Limits | None = None,
 ) -> torch.Tensor:
     """Decode encoded images to one uint8 (N, 3, S, S) tensor.
 
-    size: output side (short-side resize + centre crop); None keeps the first image's size
-    (every image must then match it, or is resized to it). `large=True` is for full-size
-    photographs (ImageNet): PIL's reduced-scale JPEG decoding on a thread pool, much faster
-    than a full decode. Small images go through torchvision's decoders one by one.
+    size: output side (short-side resize + centre crop); None takes the first image's size
+    (its side when square, else its short side; other images are resized to it). `large=True`
+    is for full-size photographs (ImageNet): PIL's reduced-scale JPEG decoding on a thread
+    pool, much faster than a full decode. Small images go through torchvision's decoders one
+    by one. Memory stays bounded: each image's pixel count is checked from its header before it
+    is decoded, the output's size before it is allocated, and images that need resizing wait
+    in a buffer of at most RESIZE_BUFFER_BYTES.
     """
-    names = list(names) if names is not None else [f"image {i}" for i in range(len(items))]
-
-    def load(i: int) -> bytes:
-        item = items[i]
-        return item.read_bytes() if isinstance(item, Path) else item
-
-    if large:
-        workers = workers or min(8, os.cpu_count() or 1)
-        with ThreadPoolExecutor(workers) as pool:
-            decoded = list(
-                pool.map(lambda i: _decode_pil(load(i), size, names[i]), range(len(items)))
-            )
-    else:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
-            decoded = [_decode_fast(load(i), names[i]) for i in range(len(items))]
-    if not decoded:
+    limits = limits or current_limits()
+    count = len(items)
+    names = list(names) if names is not None else [f"image {i}" for i in range(count)]
+    limits.check_images(count, "the images to decode")
+    if count == 0:
         side = size or 0
         return torch.zeros(0, 3, side, side, dtype=torch.uint8)
-    return stack_resized(decoded, size)
-
-
-def stack_resized(images: Iterable[torch.Tensor], size: int | None) -> torch.Tensor:
-    """Stack uint8 (3, H, W) images to (N, 3, S, S), resizing in same-shape batches."""
-    images = list(images)
+    first = _load(items[0], names[0], limits) if size is None else None
     if size is None:
-        h, w = images[0].shape[-2:]
-        size = h if h == w else min(h, w)
-    out = torch.empty(len(images), 3, size, size, dtype=torch.uint8)
-    by_shape: dict[tuple[int, int], list[int]] = {}
-    for i, image in enumerate(images):
-        by_shape.setdefault(tuple(image.shape[-2:]), []).append(i)
-    for indices in by_shape.values():
-        for start in range(0, len(indices), 1024):  # bounded float memory per resize batch
-            chunk = indices[start : start + 1024]
-            batch = torch.stack([images[i] for i in chunk])  # (n, 3, H, W)
-            out[chunk] = resize_center_crop(batch, size)
+        width, height = check_image_header(first, names[0], limits)
+        size = min(width, height)
+    limits.check_decoded(count * 3 * size * size, f"{count:,} images of {size} x {size} px")
+    out = torch.empty(count, 3, size, size, dtype=torch.uint8)  # (N, 3, S, S)
+
+    if large:
+
+        def work(i: int) -> None:
+            data = first if i == 0 and first is not None else _load(items[i], names[i], limits)
+            out[i] = _decode_pil(data, size, names[i], limits)
+
+        pool = ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1))
+        try:
+            for _ in pool.map(work, range(count)):
+                pass
+        finally:  # on an error, do not decode the rest first
+            pool.shutdown(wait=True, cancel_futures=True)
+        return out
+
+    pending: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}
+    pending_bytes = 0
+
+    def flush() -> None:
+        nonlocal pending_bytes
+        for group in pending.values():
+            index = [i for i, _ in group]
+            out[index] = resize_center_crop(torch.stack([x for _, x in group]), size)
+        pending.clear()
+        pending_bytes = 0
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
+        for i in range(count):
+            data = first if i == 0 and first is not None else _load(items[i], names[i], limits)
+            image = _decode_fast(data, names[i], limits)  # (3, H, W)
+            shape = (int(image.shape[-2]), int(image.shape[-1]))
+            if shape == (size, size):
+                out[i] = image
+                continue
+            pending.setdefault(shape, []).append((i, image))
+            pending_bytes += image.numel()
+            if pending_bytes > RESIZE_BUFFER_BYTES or len(pending[shape]) >= 1024:
+                flush()
+    flush()
     return out
 
 

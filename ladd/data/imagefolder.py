@@ -9,6 +9,7 @@ normalisation statistics are measured on the train split and stored with the cac
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -24,12 +25,15 @@ from ladd.data.cache import default_cache_dir, file_fingerprint, path_digest
 from ladd.data.decode import (
     ImageDecodeError,
     channel_stats,
+    check_image_header,
     decode_images,
     is_archive,
+    list_image_files,
     parse_layout,
     read_image_tree,
 )
 from ladd.data.imageset import ImageSet, SourceInfo
+from ladd.limits import current_limits
 
 IMAGEFOLDER_PREFIX = "imagefolder:"
 FALLBACK_SIZE = 32
@@ -59,12 +63,13 @@ class ImageFolderSource(Source):
             return None
         if self.path.is_file():
             return file_fingerprint(self.path)
-        digest = hashlib.sha1()
-        for item in sorted(p for p in self.path.rglob("*") if p.is_file()):
+        digest = hashlib.sha1()  # over the files the decode reads (symlinks followed once)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # skipped links are reported by the decode itself
+            files = list_image_files(self.path).files
+        for rel, item in files.items():
             stat = item.stat()
-            digest.update(
-                f"{item.relative_to(self.path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
-            )
+            digest.update(f"{rel}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:16]
 
     def load(self, split: str, image_size: int | None, ctx: LoadContext) -> ImageSet:
@@ -99,8 +104,7 @@ class ImageFolderSource(Source):
             )
         size = image_size
         first_path = layout.items("train")[0][0]
-        first = decode_images([tree.files[first_path]], None, names=[first_path])
-        side_h, side_w = first.shape[-2:]
+        side_w, side_h = check_image_header(tree.read(first_path), first_path, current_limits())
         if not size:
             size = side_h if side_h == side_w else FALLBACK_SIZE
         large = min(side_h, side_w) >= 2 * size  # photographs: reduced-scale JPEG decoding
