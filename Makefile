@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 app: $(STAMP)
-	$(VENV)/bin/streamlit run app/main.py --server.port $(PORT)
+	$(VENV)/bin/ladd app --port $(PORT)
 
 # Debian's Chromium drives the browser test; without it that test skips with a reason.
 browser-deps:

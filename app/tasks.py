@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.jobs import Job, registry
+from app.paths import check_source
 
 
 def submit_demo(root: str, source: str, size: str) -> Job:
@@ -31,6 +32,8 @@ def submit_demo(root: str, source: str, size: str) -> Job:
 def submit_random_real(root: str, source: str, ipc: int, seed: int) -> Job:
     """Draw a random-real distilled set and save it (MTT layout) under sets/ (a recorded step)."""
 
+    source = check_source(source)
+
     def work(job: Job) -> str:
         from ladd.distill import RandomConfig
         from ladd.pipeline import run_distill
@@ -50,6 +53,7 @@ def submit_labeler(
     root: str, source: str, epochs: int, every: int, width: int, limit_per_class: int | None
 ) -> Job:
     """Train a labeler with checkpoints every `every` epochs (a recorded "labeler" step)."""
+    source = check_source(source)
 
     def work(job: Job) -> list[str]:
         from ladd.labeler import LabelerConfig
@@ -91,6 +95,7 @@ def submit_training(root: str, set_path: str, cfg_kwargs: dict[str, Any], label:
         source = getattr(ds, "source", None)
         if not source:
             raise ValueError("the set does not name its source dataset, so there is no test split")
+        source = check_source(source)  # a set's metadata must not lead outside the allow-list
         test = load_source(
             source, "test", image_size=int(ds.images.shape[-1]), cache_dir=ws.cache_dir
         )

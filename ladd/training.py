@@ -685,6 +685,12 @@ def build_training_data(
     num_full = m * len(lm.full)
     num_crops = 0
     if lm.crops:
+        from ladd.limits import current_limits
+
+        c, h, w = images.shape[1:]
+        # the crops, each copy in the sample list, and the final concatenation
+        need = m * n * n * c * h * w * 4 * (1 + 2 * len(lm.crops))
+        current_limits().check_crop_bytes(need, f"{lm.name} training set ({m} images, N = {n})")
         crops = sub_sample(images, n, r).flatten(0, 1)  # (M*n*n, C, H, W), raster order per image
         for kind in lm.crops:
             if kind == "hard":

@@ -204,3 +204,36 @@ def test_started_from_another_folder_it_listens_on_loopback_only(tmp_path) -> No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_training_job_refuses_a_sets_source_outside_the_allowed_roots(tmp_path, monkeypatch):
+    """A label-augmented file whose metadata names `imagefolder:/outside` must not make the
+    dashboard's training job read that folder (the set's source is data, not a permission)."""
+    import dataclasses
+
+    import torch
+
+    from app import tasks
+    from app.jobs import registry
+    from ladd.sets import LabelAugmentedSet
+
+    outside = tmp_path / "outside"
+    (outside / "cls").mkdir(parents=True)
+    monkeypatch.setenv("LADD_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("LADD_ALLOWED_DIRS", "")
+    monkeypatch.delenv("LADD_SHARED_DATA", raising=False)
+    la = LabelAugmentedSet(
+        images=torch.zeros(2, 3, 8, 8),
+        labels=torch.tensor([0, 1]),
+        dense=torch.full((2, 4, 2), 0.5),
+        n=2,
+        r=0.5,
+        class_names=("a", "b"),
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+    )
+    la = dataclasses.replace(la, source=f"imagefolder:{outside}")
+    path = la.save(tmp_path / "ws" / "sets" / "la.safetensors")
+    job = tasks.submit_training(str(tmp_path / "ws"), str(path), {"epochs": 1, "seeds": (0,)}, "x")
+    done = registry().wait(job.id, timeout=120)
+    assert done.status == "failed" and "outside the folders" in done.error
