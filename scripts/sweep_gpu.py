@@ -7,16 +7,19 @@ The grid: ConvNet-D3 + AlexNet x baseline / LADD on CIFAR-10 random real IPC 10,
 5 seeds per cell (the fast trainer stacks them), labeler = ConvNet-D3 at epoch 10 on all 50,000
 training images, N 5, R 0.625. It runs once through the serial executor (one cell after
 another in this process: the loop `ladd evaluate` and scripts/study.py run) and once through
-the Ray executor per GPU fraction in SWEEP_FRACTIONS (1: one cell per card at a time, 0.5: two
-cells share it), each into a fresh workspace so that nothing is skipped, and prints the wall
-times side by side with the accuracies (they should agree within GPU nondeterminism).
-Results: $OUT/sweep_gpu.json.
+the Ray executor per GPU fraction in SWEEP_FRACTIONS (0.5: two cells share the card; 1: one
+cell at a time, Ray's overhead alone), each into a fresh workspace so that nothing is skipped,
+and prints the wall times side by side with the accuracies (they should agree within GPU
+nondeterminism). Results: $OUT/sweep_gpu.json, rewritten after each run (a capped session
+keeps what finished). The cost model (docs/sweeps.md) puts the grid at ~8 H200-minutes per
+executor at 1000 epochs; SWEEP_EPOCHS=300 fits the serial loop and one Ray run in one
+10-minute device call.
 
 Environment (defaults are the protocol size): SWEEP_SOURCE cifar10, SWEEP_IPC 10,
 SWEEP_EPOCHS 1000, SWEEP_SEEDS 5, SWEEP_ARCHS convnet_d3,alexnet, SWEEP_WIDTH (ConvNet width,
 default 128), SWEEP_IMAGE_SIZE (default the source's), SWEEP_LABELER_EPOCHS 10,
 SWEEP_LABELER_LIMIT (train images per class for the labeler, default all), SWEEP_FRACTIONS
-"1,0.5", SWEEP_CPUS (CPUs of the local Ray instance, default all), SWEEP_DEVICE auto,
+"0.5", SWEEP_CPUS (CPUs of the local Ray instance, default all), SWEEP_DEVICE auto,
 SWEEP_PRECISION fp32, SWEEP_TINY=1 (shapes at 16 px, 2 epochs, 1 seed: a CPU rehearsal).
 """
 
@@ -74,7 +77,7 @@ def main() -> int:
     size = num("SWEEP_IMAGE_SIZE", None)
     width = num("SWEEP_WIDTH", None)
     lab_epochs = num("SWEEP_LABELER_EPOCHS", 10)
-    fractions = [float(f) for f in (env("SWEEP_FRACTIONS", "1,0.5") or "").split(",") if f]
+    fractions = [float(f) for f in (env("SWEEP_FRACTIONS", "0.5") or "").split(",") if f]
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {card}", flush=True)
 
@@ -112,7 +115,15 @@ def main() -> int:
         precision=env("SWEEP_PRECISION", "fp32") or "fp32",
         device=device.type,
     )
-    rows = []
+    rows: list[dict] = []
+    record = {
+        "card": card,
+        "date": time.strftime("%Y-%m-%d"),
+        "spec": spec.to_dict(),
+        "runs": rows,
+        "command": "bash scripts/sweep_gpu.sh",
+        "tiny": bool(os.environ.get("SWEEP_TINY")),
+    }
 
     def report(label: str, res, extra: dict) -> None:
         accs = {c.label: c.accuracy_mean for c in res.record.cells}
@@ -128,6 +139,7 @@ def main() -> int:
             }
         )
         print(f"{label}: {res.wall_seconds:.1f} s ({res.status})", flush=True)
+        write_json(out / "sweep_gpu.json", record)
 
     progress = TextProgress(sys.stdout, every=60)
     res = run_sweep(spec, Workspace(work / "ws-serial"), executor="serial", on_event=progress)
@@ -162,15 +174,6 @@ def main() -> int:
     for r in rows:
         accs = ", ".join(f"{k.split(' ', 1)[1]} {v:.2%}" for k, v in r["accuracy"].items() if v)
         print(f"{r['executor']:<14} {r['wall_seconds']:>8.1f}  {accs}")
-    record = {
-        "card": card,
-        "date": time.strftime("%Y-%m-%d"),
-        "spec": spec.to_dict(),
-        "runs": rows,
-        "command": "bash scripts/sweep_gpu.sh",
-        "tiny": bool(os.environ.get("SWEEP_TINY")),
-    }
-    write_json(out / "sweep_gpu.json", record)
     return 0 if all(r["status"] == "done" for r in rows) else 1
 
 

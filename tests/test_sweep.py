@@ -107,6 +107,16 @@ def test_spec_from_toml_resolves_paths_and_seed_groups(tmp_path):
     assert round_trip == spec
 
 
+def test_the_documented_sweep_file_reads(tmp_path):
+    """docs/sweeps.md's example spec stays valid."""
+    text = (ROOT / "docs" / "sweeps.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "cross.toml").write_text(block)
+    spec = load_spec(tmp_path / "cross.toml")
+    assert spec.name == "cifar10-cross-arch" and len(spec.archs) == 5
+    assert spec.seed_groups == ((0, 1, 2, 3, 4),) and spec.epochs == 1000
+
+
 @pytest.mark.parametrize(
     "table, problem",
     [
@@ -157,6 +167,32 @@ def test_cell_keys_follow_the_experiment_not_where_it_runs(inputs, tmp_path):
     images = tmp_path / "copy" / "images_best.pt"
     images.write_bytes(images.read_bytes() + b"\0")
     assert not set(keys) & {c.key for c in expand(copied)}
+
+
+def test_a_label_augmented_set_sweeps_with_its_own_dense_labels(inputs, tmp_path):
+    from ladd.dense import augment
+    from ladd.labeler import list_checkpoints
+    from ladd.sets import load_set
+
+    la_path = tmp_path / "la.safetensors"
+    rr = load_set(inputs / "rr", source="shapes")
+    augment(rr, list_checkpoints(inputs / "labeler")[0], 2, 0.75, device="cpu").save(la_path)
+    spec = grid(inputs, sets=(str(la_path),), labeler=None, labeler_epochs=(), nr=(),
+                archs=("convnet_d2",), modes=("ladd", "crops_hard"), epochs=1)  # fmt: skip
+    cells = expand(spec)
+    assert [(c.config.mode, c.config.n, c.config.r) for c in cells] == [
+        ("ladd", 2, 0.75),
+        ("crops_hard", 2, 0.75),
+    ]
+    assert all(not c.input.augmented for c in cells)
+    with pytest.raises(ValueError, match="an nr axis needs a labeler"):
+        expand(replace(spec, nr=((3, 0.5),)))
+    ws = Workspace(tmp_path / "ws")
+    res = run_sweep(replace(spec, modes=("ladd",)), ws)
+    assert res.status == "done"
+    (run,) = train_runs(ws)
+    assert run.config["set"] == str(la_path.resolve())
+    assert run.metrics["seconds"] > 0
 
 
 def test_a_plain_set_in_ladd_mode_needs_a_labeler(inputs):

@@ -37,6 +37,7 @@ from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell
 from ladd.sweep.record import (
     CellRecord,
     SweepRecord,
+    load_sweep,
     record_train,
     recorded_cells,
     sweep_dir,
@@ -547,8 +548,8 @@ def _cell_record(cell: Cell, est: CellEstimate | None) -> CellRecord:
         mode=c.mode,
         seeds=list(c.seeds),
         labeler_epoch=i.labeler_epoch,
-        n=i.n if i.n is not None else (c.n if c.mode == "crops_hard" else None),
-        r=i.r if i.r is not None else (c.r if c.mode == "crops_hard" else None),
+        n=i.n if i.n is not None else (c.n if c.mode != "baseline" else None),
+        r=i.r if i.r is not None else (c.r if c.mode != "baseline" else None),
         estimate_seconds=None if est is None else est.seconds,
     )
 
@@ -606,9 +607,14 @@ def run_sweep(
 
     plan = plan_sweep(spec, workspace, _inputs=inputs)
     ex = _make_executor(
-        executor, spec, address=address, compute=compute, progress=relay, stop=stop,
+        executor,
+        spec,
+        address=address,
+        compute=compute,
+        progress=relay,
+        stop=stop,
         ray_options=ray_options,
-    )  # fmt: skip
+    )
     started = False
     try:
         if plan.todo:
@@ -622,7 +628,11 @@ def run_sweep(
             executor=ex.name,
             estimate=plan.estimate.to_dict(),
         )
-        state = _State(spec, record, plan, on_event, t0, ex)
+        try:  # a rerun keeps the sweep's first start time (the dashboard lists by it)
+            record.created = load_sweep(workspace, spec.name).created
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            pass
+        state = _State(spec, record, plan, on_event, t0)
         for c in plan.cells:
             if c.key in plan.recorded:
                 state.reuse(c.key, plan.recorded[c.key], workspace)
@@ -656,15 +666,13 @@ class _State:
         plan: SweepPlan,
         on_event: Callable[[SweepEvent], None] | None,
         t0: float,
-        ex: Executor,
     ) -> None:
-        self.spec, self.record, self.plan, self.on_event, self.t0, self.ex = (
+        self.spec, self.record, self.plan, self.on_event, self.t0 = (
             spec,
             record,
             plan,
             on_event,
             t0,
-            ex,
         )
         self.by_key = {c.key: c for c in record.cells}
         self.started: dict[str, float] = {}
@@ -779,7 +787,8 @@ def _drive(
         if stop is not None and stop.is_set():
             stopped = True
             break
-        while pending and len(in_flight) < ex.slots():
+        slots = ex.slots() if pending else 0  # re-read each round: a cluster may grow
+        while pending and len(in_flight) < slots:
             cell = pending.popleft()
             crec = state.by_key[cell.key]
             try:

@@ -269,8 +269,8 @@ class Cell:
             parts.append(f"lab{i.labeler_epoch}")
         if i.n is not None:
             parts.append(f"N{i.n} R{i.r:g}")
-        elif c.mode == "crops_hard" and not i.augmented:
-            parts.append(f"N{c.n} R{c.r:g}")
+        elif c.mode in ("crops_hard", "crops_dense", "ladd"):
+            parts.append(f"N{c.n} R{c.r:g}")  # a plain set's crop grid, or the set's own
         seeds = c.seeds
         parts.append(f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}")
         return " ".join(parts)
@@ -319,6 +319,17 @@ def _labeler_checkpoints(labeler: str, epochs: tuple[int, ...]) -> list[tuple[Pa
     return [(by_epoch[e], e) for e in epochs]
 
 
+def _own_grid(path: Path) -> tuple[int, float]:
+    """(N, R) a label-augmented set file was made with, from its metadata alone."""
+    from safetensors import safe_open
+
+    from ladd.sets.augmented import META_KEY
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})[META_KEY])
+    return int(meta["n"]), float(meta["r"])
+
+
 def expand(spec: SweepSpec) -> list[Cell]:
     """Every cell of the grid, in spec order, duplicates removed (reads the sets' and the
     labeler's bytes for their digests; raises ValueError on a grid that cannot run)."""
@@ -333,6 +344,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
         if not p.exists():
             raise FileNotFoundError(f"set {p}: no such file or folder")
         is_la = p.is_file() and is_label_augmented_file(p)
+        own_nr = _own_grid(p) if is_la else None  # a label-augmented set's own N, R
         if is_la and spec.nr and not spec.labeler:
             raise ValueError(
                 f"{p} is label-augmented already (its own N and R): an nr axis needs a labeler"
@@ -379,8 +391,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
                             trainer=spec.trainer,
                             precision=spec.precision,
                             dsa=spec.dsa,
-                            n=n if n is not None else 5,
-                            r=r if r is not None else 0.625,
+                            n=n if n is not None else (own_nr or (5, 0.625))[0],
+                            r=r if r is not None else (own_nr or (5, 0.625))[1],
                             model_options=opts,
                         )
                         cell = Cell(inp, cfg, spec.source, spec.zca)
