@@ -100,15 +100,16 @@ choice = widgets.select(
 if choice is not None:
     cell = finished[choice]
     other = rec.counterpart(cell.key) if cell.mode != "baseline" else None
-    # Compare runs binds its pickers to the URL by their shown label (widgets.run_label)
-    params = {"cmp_b": widgets.run_label(ws.db.get_run(cell.run_id))}
-    label = f"Compare run #{cell.run_id}"
-    if other is not None and other.run_id is not None:
-        params["cmp_a"] = widgets.run_label(ws.db.get_run(other.run_id))
-        label += f" with its baseline, run #{other.run_id}"
-    st.page_link(
-        "../pages/5_compare.py", label=label, icon=":material/compare:", query_params=params
-    )
+    with widgets.guard("Cannot open this run: "):  # e.g. deleted since the sweep ran
+        # Compare runs binds its pickers to the URL by their shown label (widgets.run_label)
+        params = {"cmp_b": widgets.run_label(ws.db.get_run(cell.run_id))}
+        label = f"Compare run #{cell.run_id}"
+        if other is not None and other.run_id is not None:
+            params["cmp_a"] = widgets.run_label(ws.db.get_run(other.run_id))
+            label += f" with its baseline, run #{other.run_id}"
+        st.page_link(
+            "../pages/5_compare.py", label=label, icon=":material/compare:", query_params=params
+        )
 if counts["failed"]:
     st.warning(
         f"{counts['failed']} cell(s) failed (their error is in the table); rerunning the sweep "

@@ -402,7 +402,11 @@ class NoRay:
         if name == "ray" or name.startswith("ray."):
             raise ImportError("ray is blocked in this test")
 sys.meta_path.insert(0, NoRay())
+import importlib, pkgutil
 import ladd, ladd.sweep
+for mod in pkgutil.walk_packages(ladd.__path__, "ladd."):  # every module, the Ray backend too
+    if mod.name != "ladd.__main__":  # (that one runs the command line)
+        importlib.import_module(mod.name)
 from ladd.store import Workspace
 from ladd.sweep import SweepSpec, run_sweep
 spec = SweepSpec(name="noray", sets=(sys.argv[1],), source="shapes", archs=("convnet_d2",),

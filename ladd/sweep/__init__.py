@@ -12,6 +12,7 @@ sweep runs on it: `import ladd.sweep` works without ray installed.
 """
 
 from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell, throughput
+from ladd.sweep.ray_backend import ray_available
 from ladd.sweep.record import CellRecord, SweepRecord, list_sweeps, load_sweep, recorded_cells
 from ladd.sweep.runner import (
     CellOutput,
@@ -48,6 +49,7 @@ __all__ = [
     "load_spec",
     "load_sweep",
     "plan_sweep",
+    "ray_available",
     "recorded_cells",
     "render_event",
     "run_sweep",
