@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ladd.sweep.runner import CellOutput, ComputeFn, compute_cell
+from ladd.sweep.executor import CellOutput, ComputeFn, compute_cell
 from ladd.sweep.spec import Cell, SweepSpec
 
 __all__ = ["RayExecutor", "init_ray", "ray_available", "short_temp_dir"]

@@ -1,39 +1,34 @@
-"""Running a sweep: the driver loop, the per-cell compute, the serial executor, progress events.
+"""Running a sweep: the driver loop that prepares inputs, hands cells to an executor and records.
 
-The work is split in two so that any number of workers can compute while one process writes:
-
-- **workers compute**: `compute_cell` runs `ladd.deploy.train_and_evaluate` -- the function
-  `ladd train` runs -- on a prepared set and the real test split, and returns the DeployResult
-  plus the models' CPU state dicts (a CellOutput). It writes nothing.
-- **the driver records**: it prepares each distinct input once (loads the set, label-augments
-  it with the labeler checkpoint at N x R, loads the test split), hands it to the executor
-  (in-process for the serial executor, Ray's object store for Ray), and turns each returned
-  CellOutput into a `train` run of the runs database and a cell of sweep.json.
+The driver prepares each distinct input once (loads the set, label-augments it with the labeler
+checkpoint at N x R, loads the test split), hands it to the executor (in-process for the serial
+executor, Ray's object store for Ray), and turns each returned CellOutput into a `train` run of
+the runs database and a cell of sweep.json. Workers only compute (ladd.sweep.executor), so the
+driver is the workspace's one writer.
 
 Artifacts travel back through the executor (Ray's object store), not a shared filesystem, so a
 cluster needs no shared path and the workspace never sees a half-written file from a worker
-that died; the cost is one copy of the weights per cell (a few MB; measured in docs/sweeps.md).
+that died; the cost is one copy of the weights per cell (measured in docs/sweeps.md).
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any
 
 import torch
 
-from ladd.deploy import DeployResult, TrainingStopped, train_and_evaluate
+from ladd.deploy import TrainingStopped
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell
+from ladd.sweep.events import SweepEvent
+from ladd.sweep.executor import CellOutput, ComputeFn, Executor, SerialExecutor, compute_cell
 from ladd.sweep.record import (
     CellRecord,
     SweepRecord,
@@ -44,195 +39,7 @@ from ladd.sweep.record import (
 )
 from ladd.sweep.spec import Cell, CellInput, SweepSpec, expand
 
-__all__ = [
-    "CellOutput",
-    "ComputeFn",
-    "Executor",
-    "SerialExecutor",
-    "SweepEvent",
-    "SweepPlan",
-    "SweepResult",
-    "TextProgress",
-    "compute_cell",
-    "plan_sweep",
-    "render_event",
-    "run_sweep",
-]
-
-
-# ---------------------------------------------------------------------------------------------
-# Worker side
-
-
-@dataclass
-class CellOutput:
-    """What a worker sends back: the result (models left out) and the weights as CPU tensors."""
-
-    key: str
-    result: DeployResult  # .models == []
-    specs: list[dict[str, Any]]  # ModelSpec.to_dict() per seed
-    states: list[dict[str, torch.Tensor]]  # state_dict per seed, on the CPU
-    seconds: float  # wall time of the whole cell on the worker
-    worker: str  # host:pid
-    device: str
-
-    def models(self) -> list[torch.nn.Module]:
-        """The trained models, rebuilt from specs and weights (eval mode, CPU)."""
-        from ladd.models import create_from_spec
-
-        out = []
-        for spec, state in zip(self.specs, self.states, strict=True):
-            model = create_from_spec(spec)
-            model.load_state_dict(state)
-            out.append(model.eval())
-        return out
-
-
-ComputeFn = Callable[..., CellOutput]
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with `n` torch threads (None: unchanged), restoring the count after."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def compute_cell(
-    cell: Cell,
-    dataset: Any,
-    test_set: Any,
-    *,
-    device: str = "auto",
-    threads: int | None = None,
-    progress: ProgressFn | None = None,
-    stop: threading.Event | None = None,
-) -> CellOutput:
-    """Train and test one cell (what `ladd train` computes) and return it; writes nothing.
-
-    `threads` pins torch's intra-op threads (on the CPU the result then depends only on the
-    seeds: the serial and the Ray executor give the same accuracies).
-    """
-    t0 = time.perf_counter()
-    with _torch_threads(threads):
-        res = train_and_evaluate(
-            dataset, test_set, cell.config, device=device, progress=progress, stop=stop
-        )
-        where = _device_name(device)
-    specs = [m.spec.to_dict() for m in res.models]
-    states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in res.models]
-    return CellOutput(
-        key=cell.key,
-        result=replace(res, models=[]),
-        specs=specs,
-        states=states,
-        seconds=time.perf_counter() - t0,
-        worker=f"{socket.gethostname()}:{os.getpid()}",
-        device=where,
-    )
-
-
-def _device_name(device: str) -> str:
-    from ladd.device import resolve_device
-
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(dev)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
-
-
-# ---------------------------------------------------------------------------------------------
-# Executors
-
-
-class Executor(Protocol):
-    """Runs cells somewhere; the driver loop only ever talks to this."""
-
-    name: str
-
-    def start(self) -> None: ...
-    def slots(self) -> int: ...  # how many cells may run at once now
-    def device_kind(self) -> str: ...  # "cpu" | "cuda": where cells will train
-    def share(self, obj: Any) -> Any: ...  # make a prepared input available to workers
-    def submit(self, cell: Cell, dataset: Any, test_set: Any) -> Any: ...  # -> a handle
-    def wait(self, timeout: float) -> list[tuple[Any, CellOutput | BaseException]]: ...
-    def cancel(self) -> None: ...  # give up everything in flight
-    def close(self) -> None: ...
-
-
-class SerialExecutor:
-    """One cell at a time in this process, on `spec.device` (the loop `ladd evaluate` runs).
-
-    `wait` runs the oldest submitted cell to the end; its per-epoch progress goes to
-    `progress` and `stop` ends it early (the cell goes back to pending).
-    """
-
-    name = "serial"
-
-    def __init__(
-        self,
-        spec: SweepSpec,
-        *,
-        compute: ComputeFn = compute_cell,
-        progress: ProgressFn | None = None,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.spec = spec
-        self.compute = compute
-        self.progress = progress
-        self.stop = stop
-        self._queue: deque[tuple[int, Cell, Any, Any]] = deque()
-        self._next = 0
-
-    def start(self) -> None:
-        pass
-
-    def slots(self) -> int:
-        return 1
-
-    def device_kind(self) -> str:
-        from ladd.device import resolve_device
-
-        return resolve_device(self.spec.device).type
-
-    def share(self, obj: Any) -> Any:
-        return obj
-
-    def submit(self, cell: Cell, dataset: Any, test_set: Any) -> int:
-        self._next += 1
-        self._queue.append((self._next, cell, dataset, test_set))
-        return self._next
-
-    def wait(self, timeout: float) -> list[tuple[Any, CellOutput | BaseException]]:
-        if not self._queue:
-            return []
-        handle, cell, dataset, test_set = self._queue.popleft()
-        try:
-            out = self.compute(
-                cell,
-                dataset,
-                test_set,
-                device=self.spec.device,
-                threads=self.spec.threads,
-                progress=self.progress,
-                stop=self.stop,
-            )
-        except Exception as err:  # a failed cell is reported, the sweep goes on
-            return [(handle, err)]
-        return [(handle, out)]
-
-    def cancel(self) -> None:
-        self._queue.clear()
-
-    def close(self) -> None:
-        self._queue.clear()
+__all__ = ["SweepPlan", "SweepResult", "plan_sweep", "run_sweep"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,91 +239,6 @@ def plan_sweep(
     )
     kind = device or resolve_device(spec.device).type
     return plan.with_capacity(slots, kind)
-
-
-# ---------------------------------------------------------------------------------------------
-# Progress
-
-
-@dataclass(frozen=True)
-class SweepEvent:
-    """One step of a sweep, with the counts after it (done includes skipped)."""
-
-    kind: str  # "plan" | "skip" | "start" | "progress" | "done" | "fail" | "end"
-    sweep: str
-    total: int
-    done: int
-    running: int
-    failed: int
-    skipped: int
-    elapsed: float
-    eta: float | None = None  # seconds until every cell has run, from the cost model
-    cell: str | None = None  # the cell's label
-    message: str = ""
-    run_id: int | None = None
-    accuracy: float | None = None
-
-    @property
-    def pending(self) -> int:
-        return self.total - self.done - self.running - self.failed
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-
-
-def render_event(ev: SweepEvent) -> str:
-    """One line of plain text for a sweep event (the terminal's progress)."""
-    head = (
-        f"[{ev.sweep}] {ev.done}/{ev.total} done"
-        + (f" ({ev.skipped} skipped)" if ev.skipped else "")
-        + f", {ev.running} running, {ev.failed} failed"
-        + f", elapsed {_duration(ev.elapsed)}"
-        + (f", ETA {_duration(ev.eta)}" if ev.eta is not None and ev.kind != "end" else "")
-    )
-    what = {
-        "plan": "planned",
-        "skip": "skipped (recorded)",
-        "start": "started",
-        "progress": "",
-        "done": "done",
-        "fail": "FAILED",
-        "end": "finished",
-    }.get(ev.kind, ev.kind)
-    tail = " ".join(x for x in (what, ev.cell or "") if x)
-    if ev.accuracy is not None:
-        tail += f": {ev.accuracy:.2%}"
-    if ev.run_id is not None:
-        tail += f" (run {ev.run_id})"
-    if ev.message:
-        tail += f" -- {ev.message}" if tail else ev.message
-    return f"{head} | {tail}" if tail else head
-
-
-class TextProgress:
-    """An on_event callback printing one line per event to a stream; "progress" events (per
-    epoch, serial executor) at most every `every` seconds."""
-
-    def __init__(self, stream: TextIO, every: float = 10.0) -> None:
-        self.stream = stream
-        self.every = every
-        self._last = -float("inf")
-
-    def __call__(self, ev: SweepEvent) -> None:
-        if ev.kind == "progress":
-            now = time.monotonic()
-            if now - self._last < self.every:
-                return
-            self._last = now
-        self.stream.write(render_event(ev) + "\n")
-        self.stream.flush()
 
 
 # ---------------------------------------------------------------------------------------------
