@@ -59,6 +59,7 @@ PAGES = [
     st.Page(
         "../pages/5_compare.py", title="Compare runs", icon=":material/compare:", url_path="compare"
     ),
+    st.Page("../pages/6_sweeps.py", title="Sweeps", icon=":material/grid_on:", url_path="sweeps"),
 ]
 
 page = st.navigation(PAGES)

@@ -1,0 +1,605 @@
+"""Running a sweep: the driver loop that prepares inputs, hands cells to an executor and records.
+
+The driver prepares each distinct input once (loads the set, label-augments it with the labeler
+checkpoint at N x R, loads the test split), hands it to the executor (in-process for the serial
+executor, Ray's object store for Ray), and turns each returned CellOutput into a `train` run of
+the runs database and a cell of sweep.json. Workers only compute (ladd.sweep.executor), so the
+driver is the workspace's one writer.
+
+Artifacts travel back through the executor (Ray's object store), not a shared filesystem, so a
+cluster needs no shared path and the workspace never sees a half-written file from a worker
+that died; the cost is one copy of the weights per cell (measured in docs/sweeps.md).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ladd.deploy import TrainingStopped
+from ladd.progress import ProgressEvent, ProgressFn
+from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell
+from ladd.sweep.events import SweepEvent
+from ladd.sweep.executor import CellOutput, ComputeFn, Executor, SerialExecutor, compute_cell
+from ladd.sweep.record import (
+    CellRecord,
+    SweepRecord,
+    load_sweep,
+    record_train,
+    recorded_cells,
+    sweep_dir,
+)
+from ladd.sweep.spec import Cell, CellInput, SweepSpec, expand
+
+__all__ = ["SweepPlan", "SweepResult", "plan_sweep", "run_sweep"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs, prepared once on the driver
+
+
+class _Inputs:
+    """Loads each set once, label-augments each (set, labeler checkpoint, N, R) once, loads each
+    test split once. Label-augmented inputs are written to sweeps/<name>/inputs/<key> and read
+    back on a rerun, so every run points at the exact file it trained on."""
+
+    def __init__(self, spec: SweepSpec, workspace: Any) -> None:
+        self.spec = spec
+        self.ws = workspace
+        self._sets: dict[str, Any] = {}
+        self._prepared: dict[str, Any] = {}
+        self._tests: dict[tuple[str, int], Any] = {}
+
+    def _device(self) -> torch.device:
+        from ladd.device import resolve_device
+
+        want = self.spec.device
+        if want.startswith("cuda") and not torch.cuda.is_available():
+            want = "cpu"  # a Ray client driver without a GPU labels on its CPU
+        return resolve_device(want)
+
+    def base(self, path: str) -> Any:
+        from ladd.sets import load_set
+
+        if path not in self._sets:
+            kw: dict[str, Any] = {"cache_dir": self.ws.cache_dir}
+            if self.spec.source:
+                kw["source"] = self.spec.source
+            if self.spec.data_root:
+                kw["data_root"] = self.spec.data_root
+            if self.spec.zca:
+                if not self.spec.source:
+                    raise ValueError("zca needs the sweep's source (ZCA is fitted on it)")
+                kw["zca_source"] = self.spec.source
+            self._sets[path] = load_set(path, **kw)
+        return self._sets[path]
+
+    def set_file(self, inp: CellInput) -> str:
+        """The file a cell's run records as its set."""
+        if not inp.augmented:
+            return inp.set_path
+        return str(sweep_dir(self.ws, self.spec.name) / "inputs" / f"{inp.key}.safetensors")
+
+    def dataset(self, inp: CellInput) -> Any:
+        if inp.key in self._prepared:
+            return self._prepared[inp.key]
+        if not inp.augmented:
+            ds = self.base(inp.set_path)
+        else:
+            from ladd.dense import augment
+            from ladd.sets import LabelAugmentedSet
+
+            path = Path(self.set_file(inp))
+            if path.is_file():
+                ds = LabelAugmentedSet.load(
+                    path, data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
+                )
+            else:
+                base = self.base(inp.set_path)
+                if hasattr(base, "to_distilled") and getattr(base, "dense", None) is not None:
+                    base = base.to_distilled()
+                ds = augment(base, inp.labeler_path, inp.n, inp.r, device=self._device())
+                ds.save(path)
+        self._prepared[inp.key] = ds
+        return ds
+
+    def source(self, dataset: Any) -> str | None:
+        return self.spec.source or getattr(dataset, "source", None)
+
+    def test_split(self, dataset: Any) -> Any:
+        from ladd.data import load_source
+
+        name = self.source(dataset)
+        if not name:
+            raise ValueError("the set does not name its source: give the sweep a source")
+        size = int(dataset.images.shape[-1])
+        if (name, size) not in self._tests:
+            self._tests[(name, size)] = load_source(
+                name,
+                "test",
+                image_size=size,
+                data_root=self.spec.data_root,
+                cache_dir=self.ws.cache_dir,
+            )
+        return self._tests[(name, size)]
+
+    def shape(self, inp: CellInput) -> tuple[int, int, int]:
+        """(images, image size, N) of an input without label-augmenting it (for estimates)."""
+        base = self.base(inp.set_path)
+        n = inp.n if inp.n is not None else int(getattr(base, "n", 5) or 5)
+        return len(base), int(base.images.shape[-1]), n
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+@dataclass
+class SweepPlan:
+    """A sweep before it runs: its cells, which are recorded already, and what the rest costs."""
+
+    spec: SweepSpec
+    cells: list[Cell]
+    recorded: dict[str, int]  # cell key -> run id of its finished run
+    shapes: dict[str, tuple[int, int, int]]  # cell key -> (images, image size, N) of its input
+    estimates: dict[str, CellEstimate]
+    estimate: SweepEstimate
+
+    @property
+    def todo(self) -> list[Cell]:
+        return [c for c in self.cells if c.key not in self.recorded]
+
+    def with_capacity(self, slots: int, device: str) -> SweepPlan:
+        """The same plan estimated for `slots` workers training on `device` ("cpu" | "cuda")."""
+        estimates = {
+            c.key: estimate_cell(
+                c.config.arch,
+                c.config.mode,
+                images=self.shapes[c.key][0],
+                n=self.shapes[c.key][2],
+                image_size=self.shapes[c.key][1],
+                seeds=len(c.config.seeds),
+                epochs=c.config.epochs,
+                width=c.config.model_options.get("width"),
+                device=device,
+            )
+            for c in self.cells
+        }
+        known = [e.seconds for e in estimates.values() if e.seconds is not None]
+        est = SweepEstimate(len(self.cells), len(known), float(sum(known)), max(1, slots), device)
+        return replace(self, estimates=estimates, estimate=est)
+
+    def summary(self) -> str:
+        """What `ladd sweep --dry-run` prints: the grid, what is recorded, what is left, cost."""
+        todo = self.todo
+        left = sum(self.estimates[c.key].seconds or 0.0 for c in todo)
+        unknown = sum(1 for c in todo if self.estimates[c.key].seconds is None)
+        text = (
+            f"sweep {self.spec.name}: {len(self.cells)} cells, {len(self.recorded)} recorded "
+            f"already, {len(todo)} to run; all cells: {self.estimate.summary()}; left to run: "
+            f"~{left / max(1, self.estimate.slots) / 60:.1f} min on {self.estimate.slots} worker(s)"
+        )
+        if unknown:
+            text += f" ({unknown} of unknown cost)"
+        return text
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per cell: label, recorded run id, estimated seconds and the estimate's basis."""
+        return [
+            {
+                "key": c.key,
+                "cell": c.label,
+                "recorded_run": self.recorded.get(c.key),
+                "estimate_seconds": self.estimates[c.key].seconds,
+                "samples_per_s": self.estimates[c.key].samples_per_s,
+                "basis": self.estimates[c.key].basis,
+            }
+            for c in self.cells
+        ]
+
+
+def plan_sweep(
+    spec: SweepSpec,
+    workspace: Any,
+    *,
+    slots: int = 1,
+    device: str | None = None,
+    _inputs: _Inputs | None = None,
+) -> SweepPlan:
+    """Expand the grid, find the cells recorded already, and estimate the cost (`ladd sweep
+    --dry-run` prints `.summary()`). `device`: "cpu" | "cuda" for the cost model (default:
+    spec.device resolved on this machine); `slots`: workers running cells at once."""
+    from ladd.device import resolve_device
+
+    inputs = _inputs or _Inputs(spec, workspace)
+    cells = expand(spec)
+    recorded = recorded_cells(workspace)
+    shapes: dict[str, tuple[int, int, int]] = {}
+    for c in cells:
+        images, size, n = inputs.shape(c.input)
+        if c.config.mode == "crops_hard" and not c.input.augmented:
+            base = inputs.base(c.input.set_path)
+            n = c.config.n if getattr(base, "dense", None) is None else n
+        shapes[c.key] = (images, size, n)
+    plan = SweepPlan(
+        spec,
+        cells,
+        {c.key: recorded[c.key] for c in cells if c.key in recorded},
+        shapes,
+        {},
+        SweepEstimate(len(cells), 0, 0.0, 1, "cpu"),
+    )
+    kind = device or resolve_device(spec.device).type
+    return plan.with_capacity(slots, kind)
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver loop
+
+
+@dataclass
+class SweepResult:
+    """How a sweep ended."""
+
+    record: SweepRecord
+    wall_seconds: float
+    ran: int  # cells computed in this call
+    skipped: int  # cells found recorded
+    failed: int
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+
+def _cell_record(cell: Cell, est: CellEstimate | None) -> CellRecord:
+    c, i = cell.config, cell.input
+    return CellRecord(
+        key=cell.key,
+        label=cell.label,
+        set=i.set_path,
+        arch=c.arch,
+        mode=c.mode,
+        seeds=list(c.seeds),
+        labeler_epoch=i.labeler_epoch,
+        n=i.n if i.n is not None else (c.n if c.mode != "baseline" else None),
+        r=i.r if i.r is not None else (c.r if c.mode != "baseline" else None),
+        estimate_seconds=None if est is None else est.seconds,
+    )
+
+
+def _make_executor(
+    executor: str | Executor,
+    spec: SweepSpec,
+    *,
+    address: str | None,
+    compute: ComputeFn,
+    progress: ProgressFn | None,
+    stop: threading.Event | None,
+    ray_options: dict[str, Any] | None,
+) -> Executor:
+    if not isinstance(executor, str):
+        return executor
+    if executor == "serial":
+        return SerialExecutor(spec, compute=compute, progress=progress, stop=stop)
+    if executor == "ray":
+        from ladd.sweep.ray_backend import RayExecutor
+
+        return RayExecutor(spec, address=address, compute=compute, **(ray_options or {}))
+    raise ValueError(f"unknown executor {executor!r}: use serial or ray")
+
+
+def run_sweep(
+    spec: SweepSpec,
+    workspace: Any,
+    *,
+    executor: str | Executor = "serial",
+    address: str | None = None,
+    on_event: Callable[[SweepEvent], None] | None = None,
+    stop: threading.Event | None = None,
+    compute: ComputeFn = compute_cell,
+    ray_options: dict[str, Any] | None = None,
+) -> SweepResult:
+    """Run every cell of `spec` not recorded yet; record each as it finishes (driver only).
+
+    executor: "serial" (this process, one cell at a time), "ray" (a local Ray instance sized to
+    this machine, or the cluster at `address`: "auto", "host:6379", "ray://host:10001"), or an
+    Executor. `on_event` gets a SweepEvent at every step; `stop` (a threading.Event) ends the
+    sweep early, in-flight cells going back to pending. `compute` is the function each cell
+    runs (compute_cell, or a wrapper that calls it). `ray_options`: RayExecutor keywords
+    (num_cpus, num_gpus, temp_dir, log_to_driver, ship_code). A sweep with nothing left to run
+    starts no executor. Failed cells are reported and left failed; the others go on.
+    """
+    t0 = time.perf_counter()
+    inputs = _Inputs(spec, workspace)
+    state: _State | None = None
+
+    def relay(ev: ProgressEvent) -> None:  # per-epoch progress of the serial executor's cell
+        if state is not None:
+            msg = f"{ev.stage} {ev.step}/{ev.total}" + (f" {ev.message}" if ev.message else "")
+            state.emit("progress", running_label=True, message=msg)
+
+    plan = plan_sweep(spec, workspace, _inputs=inputs)
+    ex = _make_executor(
+        executor,
+        spec,
+        address=address,
+        compute=compute,
+        progress=relay,
+        stop=stop,
+        ray_options=ray_options,
+    )
+    started = False
+    try:
+        if plan.todo:
+            ex.start()
+            started = True
+            plan = plan.with_capacity(ex.slots(), ex.device_kind())
+        record = SweepRecord(
+            name=spec.name,
+            spec=spec.to_dict(),
+            cells=[_cell_record(c, plan.estimates.get(c.key)) for c in plan.cells],
+            executor=ex.name,
+            estimate=plan.estimate.to_dict(),
+        )
+        try:  # a rerun keeps the sweep's first start time (the dashboard lists by it)
+            record.created = load_sweep(workspace, spec.name).created
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            pass
+        state = _State(spec, record, plan, on_event, t0)
+        for c in plan.cells:
+            if c.key in plan.recorded:
+                state.reuse(c.key, plan.recorded[c.key], workspace)
+        record.save(workspace)
+        state.emit("plan", message=plan.estimate.summary())
+        for c in plan.cells:
+            if c.key in plan.recorded:
+                state.emit("skip", cell=c.label, run_id=plan.recorded[c.key])
+        _drive(state, ex, inputs, workspace, stop)
+    except BaseException as err:
+        if started:
+            ex.cancel()
+        if state is not None:
+            state.abort("stopped" if isinstance(err, KeyboardInterrupt) else "failed", workspace)
+        raise
+    finally:
+        if started:
+            ex.close()
+    return SweepResult(
+        state.record, time.perf_counter() - t0, state.ran, len(plan.recorded), state.failed
+    )
+
+
+class _State:
+    """The driver's book-keeping: cell statuses, counts, ETA, events, sweep.json."""
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        record: SweepRecord,
+        plan: SweepPlan,
+        on_event: Callable[[SweepEvent], None] | None,
+        t0: float,
+    ) -> None:
+        self.spec, self.record, self.plan, self.on_event, self.t0 = (
+            spec,
+            record,
+            plan,
+            on_event,
+            t0,
+        )
+        self.by_key = {c.key: c for c in record.cells}
+        self.started: dict[str, float] = {}
+        self.took: dict[str, float] = {}  # this call's finished cells: key -> seconds
+        self.ran = self.failed = 0
+        self.skipped = 0
+
+    def reuse(self, key: str, run_id: int, workspace: Any) -> None:
+        cell = self.by_key[key]
+        run = workspace.db.get_run(run_id)
+        cell.status, cell.run_id, cell.reused = "done", run_id, True
+        cell.accuracy_mean = run.metrics.get("accuracy_mean")
+        cell.accuracy_std = run.metrics.get("accuracy_std")
+        cell.seconds = run.metrics.get("seconds")
+        self.skipped += 1
+
+    def eta(self) -> float | None:
+        """Cost-model seconds of what is left, scaled by how fast finished cells really ran."""
+        left = [c for c in self.record.cells if c.status in ("pending", "running")]
+        if not left:
+            return 0.0
+        ratios = [
+            self.took[k] / self.plan.estimates[k].seconds
+            for k in self.took
+            if self.plan.estimates[k].seconds
+        ]
+        factor = statistics.fmean(ratios) if ratios else 1.0
+        observed = statistics.fmean(self.took.values()) if self.took else None
+        now = time.perf_counter()
+        total = 0.0
+        for c in left:
+            est = self.plan.estimates[c.key].seconds
+            sec = est * factor if est is not None else observed
+            if sec is None:
+                return None
+            if c.key in self.started:
+                sec = max(0.0, sec - (now - self.started[c.key]))
+            total += sec
+        return total / max(1, self.plan.estimate.slots)
+
+    def emit(
+        self,
+        kind: str,
+        *,
+        cell: str | None = None,
+        message: str = "",
+        run_id: int | None = None,
+        accuracy: float | None = None,
+        running_label: bool = False,
+    ) -> None:
+        if self.on_event is None:
+            return
+        counts = self.record.counts()
+        if running_label and cell is None:
+            running = [c.label for c in self.record.cells if c.status == "running"]
+            cell = running[0] if len(running) == 1 else None
+        self.on_event(
+            SweepEvent(
+                kind=kind,
+                sweep=self.spec.name,
+                total=len(self.record.cells),
+                done=counts["done"],
+                running=counts["running"],
+                failed=counts["failed"],
+                skipped=self.skipped,
+                elapsed=time.perf_counter() - self.t0,
+                eta=self.eta(),
+                cell=cell,
+                message=message,
+                run_id=run_id,
+                accuracy=accuracy,
+            )
+        )
+
+    def abort(self, status: str, workspace: Any) -> None:
+        for c in self.record.cells:
+            if c.status == "running":
+                c.status = "pending"
+        self.record.status = status
+        self.record.save(workspace)
+
+
+def _drive(
+    state: _State,
+    ex: Executor,
+    inputs: _Inputs,
+    workspace: Any,
+    stop: threading.Event | None,
+) -> None:
+    """Submit cells while there are free slots, record results as they come back."""
+    plan, record = state.plan, state.record
+    pending = deque(plan.todo)
+    in_flight: dict[Any, Cell] = {}
+    shared: dict[str, tuple[Any, Any]] = {}  # input key -> executor handles (set, test split)
+    shared_tests: dict[int, Any] = {}  # id(test split) -> handle (cells share test splits)
+
+    def handles(inp: CellInput) -> tuple[Any, Any]:
+        if inp.key not in shared:
+            ds = inputs.dataset(inp)
+            test = inputs.test_split(ds)
+            if id(test) not in shared_tests:
+                shared_tests[id(test)] = ex.share(test)
+            shared[inp.key] = (ex.share(ds), shared_tests[id(test)])
+        return shared[inp.key]
+
+    recorded = dict(plan.recorded)
+    remaining_uses: dict[str, int] = {}
+    for c in pending:
+        remaining_uses[c.input.key] = remaining_uses.get(c.input.key, 0) + 1
+    stopped = False
+    while pending or in_flight:
+        if stop is not None and stop.is_set():
+            stopped = True
+            break
+        slots = ex.slots() if pending else 0  # re-read each round: a cluster may grow
+        while pending and len(in_flight) < slots:
+            cell = pending.popleft()
+            crec = state.by_key[cell.key]
+            try:
+                handle = ex.submit(cell, *handles(cell.input))
+            except Exception as err:  # the input cannot be prepared: this cell fails
+                _fail(state, crec, err, workspace)
+                continue
+            in_flight[handle] = cell
+            crec.status = "running"
+            state.started[cell.key] = time.perf_counter()
+            record.save(workspace)
+            state.emit("start", cell=cell.label)
+        for handle, out in ex.wait(timeout=1.0):
+            cell = in_flight.pop(handle)
+            crec = state.by_key[cell.key]
+            remaining_uses[cell.input.key] -= 1
+            if remaining_uses[cell.input.key] == 0:
+                shared.pop(cell.input.key, None)  # let the executor free it
+            if isinstance(out, TrainingStopped):
+                crec.status = "pending"
+                stopped = True
+                continue
+            if isinstance(out, BaseException):
+                _fail(state, crec, out, workspace)
+                continue
+            try:
+                run_id = _record(state.spec, cell, out, inputs, workspace, recorded)
+            except Exception as err:  # recording failed (disk full, ...): the cell failed
+                _fail(state, crec, err, workspace)
+                continue
+            res = out.result
+            crec.status, crec.run_id = "done", run_id
+            crec.accuracy_mean, crec.accuracy_std = res.accuracy_mean, res.accuracy_std
+            crec.seconds, crec.worker, crec.error = out.seconds, out.worker, None
+            state.took[cell.key] = out.seconds
+            state.ran += 1
+            record.save(workspace)
+            state.emit("done", cell=cell.label, run_id=run_id, accuracy=res.accuracy_mean)
+    if stopped:
+        ex.cancel()
+        state.abort("stopped", workspace)
+    else:
+        record.status = "failed" if state.failed else "done"
+        record.save(workspace)
+    state.emit("end", message=f"sweep {record.status}")
+
+
+def _fail(state: _State, crec: CellRecord, err: BaseException, workspace: Any) -> None:
+    msg = f"{type(err).__name__}: {err}".strip()
+    crec.status, crec.error = "failed", msg.splitlines()[0][:500]
+    state.failed += 1
+    state.record.save(workspace)
+    state.emit("fail", cell=crec.label, message=crec.error)
+
+
+def _record(
+    spec: SweepSpec,
+    cell: Cell,
+    out: CellOutput,
+    inputs: _Inputs,
+    workspace: Any,
+    recorded: dict[str, int],
+) -> int:
+    """Write the cell's run (once per key): the in-memory map and the database are checked
+    first, so a second result for a recorded key is dropped."""
+    if cell.key in recorded:
+        return recorded[cell.key]
+    again = recorded_cells(workspace).get(cell.key)
+    if again is not None:
+        recorded[cell.key] = again
+        return again
+    ds = inputs.dataset(cell.input)
+    extra: dict[str, Any] = {
+        "label": f"{spec.name}: {cell.label}",
+        "sweep": {
+            "name": spec.name,
+            "cell_key": cell.key,
+            "input": cell.input.to_dict(),
+            "worker": out.worker,
+            "device": out.device,
+            "cell_seconds": out.seconds,
+        },
+    }
+    run_id = record_train(
+        workspace,
+        replace(out.result, models=out.models()),
+        set_path=inputs.set_file(cell.input),
+        source=inputs.source(ds),
+        extra=extra,
+    )
+    recorded[cell.key] = run_id
+    return run_id

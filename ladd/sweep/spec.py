@@ -1,0 +1,400 @@
+"""What a sweep is: a SweepSpec (read from TOML or built from arguments) and the Cells it expands to.
+
+A cell is one `ladd train` run: one set (optionally label-augmented by a labeler checkpoint at
+one N x R grid), one architecture, one mode, one group of seeds, one protocol. Its `key` is a
+hash of everything that decides its result -- the set's and labeler's bytes, the source, the
+whole TrainConfig -- and nothing about where it runs (device, Ray resources), so a cell recorded
+once is found again by any later sweep that asks for the same experiment, on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ladd.deploy import MODES, PRECISIONS, TRAINERS, TrainConfig
+
+__all__ = [
+    "LABELER_MODES",
+    "Cell",
+    "CellInput",
+    "SweepSpec",
+    "content_digest",
+    "expand",
+    "load_spec",
+    "seed_groups",
+]
+
+# Modes that train on the labeler's labels (dense or full-image soft): a plain set needs a
+# labeler for them, and the labeler epoch and the N x R grid are axes of the sweep for them.
+LABELER_MODES: tuple[str, ...] = ("ladd", "full_soft", "crops_dense")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def seed_groups(
+    seeds: int, per_cell: int | None = None, base: int = 0
+) -> tuple[tuple[int, ...], ...]:
+    """Seeds base..base+seeds-1 in groups of `per_cell` (None: one group, so the fast trainer
+    trains them together; smaller groups spread one configuration over more workers)."""
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    per = seeds if per_cell is None else int(per_cell)
+    if per < 1:
+        raise ValueError(f"seeds_per_cell must be >= 1, got {per_cell}")
+    all_seeds = [base + i for i in range(seeds)]
+    return tuple(tuple(all_seeds[i : i + per]) for i in range(0, seeds, per))
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A grid of `ladd train` runs: sets x modes x (labeler epochs x N/R) x archs x seed groups.
+
+    Experiment fields (they enter every cell's key): sets, source, zca, labeler, labeler_epochs,
+    nr, archs, modes, seed_groups, epochs, lr, batch_size, width, trainer, precision, dsa.
+    Execution fields (they never do): name, device, data_root, cpus_per_cell, gpus_per_cell,
+    max_retries, threads.
+    """
+
+    name: str
+    sets: tuple[str, ...]
+    source: str | None = None  # the real test split and normalisation (default: the set's own)
+    archs: tuple[str, ...] = ("convnet_d3",)
+    modes: tuple[str, ...] = ("baseline", "ladd")
+    labeler: str | None = None  # a labeler folder (epoch_NNN.safetensors) or one checkpoint
+    labeler_epochs: tuple[int, ...] = ()  # () = load_labeler's choice (epoch 10, else the first)
+    nr: tuple[tuple[int, float], ...] = ()  # () = (5, 0.625) with a labeler, else the set's own
+    seed_groups: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3, 4),)
+    epochs: int = 1000
+    lr: float | None = None
+    batch_size: int = 256
+    width: int | None = None  # ConvNet width (other families ignore it, as `ladd evaluate`)
+    trainer: str = "fast"
+    precision: str = "fp32"
+    dsa: bool = True
+    zca: bool = False  # the sets are in ZCA space of `source` (MTT/DATM on CIFAR)
+    # execution
+    device: str = "auto"
+    data_root: str | None = None
+    cpus_per_cell: float = 1.0
+    gpus_per_cell: float = 1.0  # a fraction lets small 32 px cells share a card
+    max_retries: int = 2  # Ray reruns a cell whose worker died this many times
+    threads: int | None = None  # torch threads per cell (None: Ray's cpus_per_cell; serial: as is)
+
+    def __post_init__(self) -> None:
+        from ladd.models import list_models
+
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"sweep name {self.name!r}: use letters, digits, '.', '_', '-'")
+        tup = {
+            "sets": tuple(str(s) for s in self.sets),
+            "archs": tuple(self.archs),
+            "modes": tuple(self.modes),
+            "labeler_epochs": tuple(int(e) for e in self.labeler_epochs),
+            "nr": tuple((int(n), float(r)) for n, r in self.nr),
+            "seed_groups": tuple(tuple(int(s) for s in g) for g in self.seed_groups),
+        }
+        for k, v in tup.items():
+            object.__setattr__(self, k, v)
+        if not self.sets:
+            raise ValueError("a sweep needs at least one set")
+        for what, values, known in (
+            ("architecture", self.archs, list_models()),
+            ("mode", self.modes, MODES),
+        ):
+            if not values:
+                raise ValueError(f"a sweep needs at least one {what}")
+            bad = [v for v in values if v not in known]
+            if bad:
+                raise ValueError(f"unknown {what} {bad[0]!r}; use one of {', '.join(known)}")
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"unknown trainer {self.trainer!r}; use one of {', '.join(TRAINERS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use fp32 or bf16")
+        if not self.seed_groups or any(not g for g in self.seed_groups):
+            raise ValueError("seed groups must be non-empty")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.labeler_epochs and not self.labeler:
+            raise ValueError("labeler_epochs needs a labeler folder")
+        g = self.gpus_per_cell
+        if not (0 < g <= 1 or float(g).is_integer()):
+            raise ValueError(f"gpus_per_cell must be in (0, 1] or a whole number, got {g}")
+        if self.cpus_per_cell <= 0:
+            raise ValueError(f"cpus_per_cell must be > 0, got {self.cpus_per_cell}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("sets", "archs", "modes", "labeler_epochs"):
+            d[k] = list(d[k])
+        d["nr"] = [list(p) for p in self.nr]
+        d["seed_groups"] = [list(g) for g in self.seed_groups]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, base_dir: str | Path | None = None) -> SweepSpec:
+        """A spec from a TOML/JSON table. `seeds` (+ `seeds_per_cell`, `seed`) may stand in for
+        `seed_groups`; relative paths (sets, labeler, data_root) are taken from `base_dir`."""
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        seeds = d.pop("seeds", None)
+        per_cell = d.pop("seeds_per_cell", None)
+        base = d.pop("seed", 0)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown sweep field(s): {', '.join(unknown)}")
+        if seeds is not None:
+            if "seed_groups" in d:
+                raise ValueError("give either seeds (+ seeds_per_cell) or seed_groups, not both")
+            d["seed_groups"] = seed_groups(int(seeds), per_cell, int(base))
+        elif per_cell is not None:
+            raise ValueError("seeds_per_cell needs seeds")
+        if base_dir is not None:
+            root = Path(base_dir)
+
+            def at(p: str) -> str:
+                q = Path(p).expanduser()
+                return str(q if q.is_absolute() else root / q)
+
+            d["sets"] = [at(s) for s in d.get("sets", [])]
+            for k in ("labeler", "data_root"):
+                if d.get(k):
+                    d[k] = at(d[k])
+        return cls(**d)
+
+    def with_options(self, **changes: Any) -> SweepSpec:
+        """A copy with some fields changed (checked again)."""
+        return replace(self, **changes)
+
+
+def load_spec(path: str | Path, **overrides: Any) -> SweepSpec:
+    """Read a sweep spec from a TOML file (relative paths are relative to the file's folder).
+
+    The sweep's name defaults to the file's stem; `overrides` replace fields after reading.
+    """
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:  # Python 3.10: the same parser as a package, when installed
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        table = tomllib.load(fh)
+    table.setdefault("name", path.stem)
+    table.update({k: v for k, v in overrides.items() if v is not None})
+    return SweepSpec.from_dict(table, base_dir=path.resolve().parent)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cells
+
+
+def content_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder's files (relative names + bytes, hidden files
+    skipped): a set or checkpoint rewritten in place gets a new cell key."""
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_file():
+        files = [(p, "")]
+    elif p.is_dir():
+        files = [
+            (f, f.relative_to(p).as_posix())
+            for f in sorted(p.rglob("*"))
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        ]
+    else:
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    for f, name in files:
+        h.update(name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class CellInput:
+    """The training set of a cell: a set file as is, or label-augmented by one labeler
+    checkpoint at one N x R grid. Cells sharing an input share one prepared set."""
+
+    set_path: str
+    set_digest: str
+    labeler_path: str | None = None  # one checkpoint file
+    labeler_digest: str | None = None
+    labeler_epoch: int | None = None
+    n: int | None = None
+    r: float | None = None
+
+    @property
+    def augmented(self) -> bool:
+        return self.labeler_path is not None
+
+    @property
+    def key(self) -> str:
+        return _hash(
+            {k: v for k, v in asdict(self).items() if k not in ("set_path", "labeler_path")}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One `ladd train` run of a sweep."""
+
+    input: CellInput
+    config: TrainConfig
+    source: str | None = None
+    zca: bool = False
+
+    @property
+    def key(self) -> str:
+        """Stable id: a hash of the input's bytes, the source and the whole TrainConfig."""
+        inp = {k: v for k, v in asdict(self.input).items() if k not in ("set_path", "labeler_path")}
+        return _hash(
+            {"input": inp, "source": self.source, "zca": self.zca, "train": self.config.to_dict()}
+        )
+
+    @property
+    def label(self) -> str:
+        c, i = self.config, self.input
+        parts = [Path(i.set_path).name, f"{c.arch}/{c.mode}"]
+        if i.labeler_epoch is not None:
+            parts.append(f"lab{i.labeler_epoch}")
+        if i.n is not None:
+            parts.append(f"N{i.n} R{i.r:g}")
+        elif c.mode in ("crops_hard", "crops_dense", "ladd"):
+            parts.append(f"N{c.n} R{c.r:g}")  # a plain set's crop grid, or the set's own
+        seeds = c.seeds
+        parts.append(f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "input": self.input.to_dict(),
+            "train": self.config.to_dict(),
+            "source": self.source,
+            "zca": self.zca,
+        }
+
+
+def _hash(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _labeler_checkpoints(labeler: str, epochs: tuple[int, ...]) -> list[tuple[Path, int]]:
+    """(checkpoint, epoch) for each asked epoch; with none asked, load_labeler's default choice."""
+    from ladd.labeler import checkpoint_name, list_checkpoints, read_meta
+
+    p = Path(labeler)
+    if not p.exists():
+        raise FileNotFoundError(f"labeler {p}: no such file or folder")
+    if p.is_file():
+        epoch = read_meta(p).epoch
+        if epochs and set(epochs) != {epoch}:
+            raise ValueError(
+                f"labeler {p} is one checkpoint (epoch {epoch}); epochs {epochs} asked"
+            )
+        return [(p, epoch)]
+    ckpts = list_checkpoints(p)
+    if not ckpts:
+        raise ValueError(f"{p}: no labeler checkpoints (epoch_NNN.safetensors) in it")
+    by_epoch = {read_meta(c).epoch: c for c in ckpts}
+    if not epochs:
+        ten = [c for c in ckpts if c.name == checkpoint_name(10)]
+        chosen = ten[0] if ten else ckpts[0]
+        return [(chosen, read_meta(chosen).epoch)]
+    missing = [e for e in epochs if e not in by_epoch]
+    if missing:
+        raise ValueError(f"{p} has no checkpoint at epoch(s) {missing}; it has {sorted(by_epoch)}")
+    return [(by_epoch[e], e) for e in epochs]
+
+
+def _own_grid(path: Path) -> tuple[int, float]:
+    """(N, R) a label-augmented set file was made with, from its metadata alone."""
+    from safetensors import safe_open
+
+    from ladd.sets.augmented import META_KEY
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})[META_KEY])
+    return int(meta["n"]), float(meta["r"])
+
+
+def expand(spec: SweepSpec) -> list[Cell]:
+    """Every cell of the grid, in spec order, duplicates removed (reads the sets' and the
+    labeler's bytes for their digests; raises ValueError on a grid that cannot run)."""
+    from ladd.models import model_family
+    from ladd.sets import is_label_augmented_file
+
+    labelers = _labeler_checkpoints(spec.labeler, spec.labeler_epochs) if spec.labeler else []
+    lab_digest = {str(p): content_digest(p) for p, _ in labelers}
+    cells: dict[str, Cell] = {}
+    for set_path in spec.sets:
+        p = Path(set_path).expanduser().resolve()
+        if not p.exists():
+            raise FileNotFoundError(f"set {p}: no such file or folder")
+        is_la = p.is_file() and is_label_augmented_file(p)
+        own_nr = _own_grid(p) if is_la else None  # a label-augmented set's own N, R
+        if is_la and spec.nr and not spec.labeler:
+            raise ValueError(
+                f"{p} is label-augmented already (its own N and R): an nr axis needs a labeler"
+            )
+        base = CellInput(str(p), content_digest(p))
+        for mode in spec.modes:
+            variants: list[tuple[CellInput, int | None, float | None]] = []
+            if mode in LABELER_MODES and spec.labeler:
+                for ckpt, epoch in labelers:
+                    for n, r in spec.nr or ((5, 0.625),):
+                        inp = replace(
+                            base,
+                            labeler_path=str(ckpt),
+                            labeler_digest=lab_digest[str(ckpt)],
+                            labeler_epoch=epoch,
+                            n=n,
+                            r=r,
+                        )
+                        variants.append((inp, n, r))
+            elif mode in LABELER_MODES and not is_la:
+                raise ValueError(
+                    f"mode {mode!r} on {p} needs dense labels: give the sweep a labeler, or "
+                    "list label-augmented sets"
+                )
+            elif mode == "crops_hard" and not is_la:
+                variants += [(base, n, r) for n, r in spec.nr or ((5, 0.625),)]
+            else:
+                variants.append((base, None, None))
+            for inp, n, r in variants:
+                for arch in spec.archs:
+                    opts = (
+                        {"width": spec.width}
+                        if spec.width and model_family(arch) == "convnet"
+                        else {}
+                    )
+                    for seeds in spec.seed_groups:
+                        cfg = TrainConfig(
+                            arch=arch,
+                            mode=mode,
+                            epochs=spec.epochs,
+                            lr=spec.lr,
+                            batch_size=spec.batch_size,
+                            seeds=seeds,
+                            trainer=spec.trainer,
+                            precision=spec.precision,
+                            dsa=spec.dsa,
+                            n=n if n is not None else (own_nr or (5, 0.625))[0],
+                            r=r if r is not None else (own_nr or (5, 0.625))[1],
+                            model_options=opts,
+                        )
+                        cell = Cell(inp, cfg, spec.source, spec.zca)
+                        cells.setdefault(cell.key, cell)
+    return list(cells.values())
