@@ -962,6 +962,65 @@ def evaluate(
             )
 
 
+# -- sweeps ----------------------------------------------------------------------------------
+
+
+@app.command()
+def sweep(
+    spec_file: Annotated[Path, typer.Argument(help="A sweep spec (TOML; see docs/sweeps.md).")],
+    executor: Annotated[
+        str, typer.Option("--executor", help="auto (ray when installed) | ray | serial")
+    ] = "auto",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Join a Ray cluster (auto, host:6379, ray://head:10001); default: a local one.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the grid, what is recorded and the cost.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run a grid of trainings (sets x archs x modes x N/R x labeler epochs x seeds), resumable."""
+    with _guard(debug):
+        from ladd.sweep import TextProgress, load_spec, plan_sweep, ray_available, run_sweep
+
+        ws = _workspace(workspace)
+        spec = load_spec(spec_file)
+        if executor not in ("auto", "ray", "serial"):
+            raise typer.BadParameter("use auto, ray or serial", param_hint="--executor")
+        chosen = ("ray" if ray_available() else "serial") if executor == "auto" else executor
+        plan = plan_sweep(spec, ws)
+        err.print(plan.summary())
+        if dry_run:
+            table = Table("cell", "recorded run", "estimate (s)")
+            for row in plan.table():
+                sec = row.get("estimate_seconds")
+                table.add_row(
+                    row["cell"],
+                    str(row["recorded_run"] or ""),
+                    f"{sec:.0f}" if isinstance(sec, (int, float)) else "?",
+                )
+            out.print(table)
+            if json_out:
+                _print_json({"cells": plan.table()})
+            return
+        res = run_sweep(
+            spec, ws, executor=chosen, address=address, on_event=TextProgress(sys.stderr)
+        )
+        rec = res.record
+        out.print(
+            f"sweep {spec.name}: {res.ran} cell(s) run, {res.skipped} already recorded, "
+            f"{res.wall_seconds:.0f} s ({chosen}); record in {ws.root / 'sweeps' / spec.name}"
+        )
+        if json_out:
+            _print_json(rec.to_dict() if hasattr(rec, "to_dict") else {"name": spec.name})
+
+
 # -- the dashboard ---------------------------------------------------------------------------
 
 

@@ -419,6 +419,34 @@ def run_train(
     return run.id, res
 
 
+def record_train(
+    ws: Any,
+    result: Any,
+    *,
+    set_path: str | Path | None,
+    source: str | None,
+    label: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Record a finished DeployResult (with its models) as a "train" run, with the config and
+    metrics schema of `run_train`; returns its id. For results computed elsewhere (a sweep's
+    workers): the caller, the one writer of the database, records them."""
+    cfg = result.config
+    config = {
+        "train": cfg.to_dict(),
+        "set": str(set_path) if set_path is not None else None,
+        "source": source,
+        "label": label,
+        **(extra or {}),
+    }
+    with ws.db.run("train", config) as run:
+        for seed, model in zip(cfg.seeds, result.models, strict=True):
+            run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
+        run.write_json("result.json", result.to_dict())
+        run.log_metrics(**_train_metrics(result), resumed=False, run_id=run.id)
+    return run.id
+
+
 def train_key(dataset: Any, cfg: Any) -> str:
     """A digest of a settled TrainConfig and the set's tensors: names one training run."""
     import hashlib

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app import cache, widgets
+from ladd.pipeline import summarise
 from ladd.sweep import list_sweeps, load_sweep
 
 SWEEP = "sw_name"  # the sweep shown (URL + session)
@@ -102,10 +103,10 @@ if choice is not None:
     other = rec.counterpart(cell.key) if cell.mode != "baseline" else None
     with widgets.guard("Cannot open this run: "):  # e.g. deleted since the sweep ran
         # Compare runs binds its pickers to the URL by their shown label (widgets.run_label)
-        params = {"cmp_b": widgets.run_label(ws.db.get_run(cell.run_id))}
+        params = {"cmp_b": widgets.run_label(summarise(ws.db.get_run(cell.run_id)))}
         label = f"Compare run #{cell.run_id}"
         if other is not None and other.run_id is not None:
-            params["cmp_a"] = widgets.run_label(ws.db.get_run(other.run_id))
+            params["cmp_a"] = widgets.run_label(summarise(ws.db.get_run(other.run_id)))
             label += f" with its baseline, run #{other.run_id}"
         st.page_link(
             "../pages/5_compare.py", label=label, icon=":material/compare:", query_params=params

@@ -541,3 +541,33 @@ def test_gpu_script_rehearses_on_the_cpu(tmp_path):
     assert serial["ran"] == ray_["ran"] == 2
     assert serial["accuracy"] == ray_["accuracy"]  # same cells, same seeds, CPU: same numbers
     assert "serial" in out.stdout and "ray-gpu1" in out.stdout
+
+
+def test_ladd_sweep_command_dry_run_and_serial_run(tmp_path, monkeypatch):
+    """The CLI front end: --dry-run prints the plan and trains nothing; a run records every cell
+    once; a rerun finds them all recorded."""
+    from typer.testing import CliRunner
+
+    from ladd.cli import app
+    from ladd.sets import random_real
+    from ladd.store import Workspace
+
+    ws_root = tmp_path / "ws"
+    random_real("shapes", 1, seed=0, limit_per_class=3, image_size=16).save_mtt(tmp_path / "set")
+    spec = tmp_path / "grid.toml"
+    spec.write_text(
+        'name = "cli"\nsets = ["set"]\nsource = "shapes"\narchs = ["convnet_d1", "convnet_d2"]\n'
+        'modes = ["baseline"]\nseed_groups = [[0]]\nepochs = 1\nwidth = 4\ndevice = "cpu"\n'
+    )
+    runner = CliRunner()
+    args = ["sweep", str(spec), "--workspace", str(ws_root), "--executor", "serial"]
+    res = runner.invoke(app, [*args, "--dry-run"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "2 cells" in res.output
+    assert not Workspace(ws_root).db.list_runs("train")
+    res = runner.invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "2 cell(s) run" in res.output
+    assert len(Workspace(ws_root).db.list_runs("train")) == 2
+    res = runner.invoke(app, args, catch_exceptions=False)
+    assert "0 cell(s) run, 2 already recorded" in res.output

@@ -183,37 +183,13 @@ def recorded_cells(workspace: Any) -> dict[str, int]:
 # Recording one run
 
 
-def _record_train_standin(
-    ws: Any, result: Any, *, set_path: str, source: str | None, extra: dict[str, Any]
-) -> int:
-    """STAND-IN for `ladd.pipeline.record_train` (the lead's, same signature), used until that
-    module exists: a `train` run row, the models' weights, result.json and the metrics, written
-    exactly as `ladd.deploy.train_recorded` writes them after training."""
-    from ladd.deploy import _metrics
-
-    cfg = result.config
-    config = {"train": cfg.to_dict(), "set": set_path, "source": source, **extra}
-    with ws.db.run("train", config) as run:
-        for seed, model in zip(cfg.seeds, result.models, strict=True):
-            run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
-        metrics = _metrics(result)
-        metrics["run_id"] = run.id
-        run.write_json("result.json", result.to_dict())
-        run.log_metrics(**metrics)
-    return run.id
-
-
 def record_train(
     ws: Any, result: Any, *, set_path: str, source: str | None, extra: dict[str, Any]
 ) -> int:
-    """Record a finished DeployResult (with its models) as a `train` run; returns its id.
+    """Record a finished DeployResult (with its models) as a `train` run; returns its id
+    (ladd.pipeline.record_train: the schema every front end writes)."""
+    from ladd.pipeline import record_train as recorder
 
-    Uses `ladd.pipeline.record_train` when the package has it, else the local stand-in.
-    """
-    try:
-        from ladd.pipeline import record_train as recorder
-    except ImportError as err:
-        if err.name not in ("ladd.pipeline",) and "record_train" not in str(err):
-            raise
-        recorder = _record_train_standin
-    return int(recorder(ws, result, set_path=set_path, source=source, extra=extra))
+    extra = dict(extra)
+    label = extra.pop("label", None)
+    return int(recorder(ws, result, set_path=set_path, source=source, label=label, extra=extra))

@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from ladd.deploy import TrainingStopped
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell
 from ladd.sweep.events import SweepEvent
@@ -38,6 +37,7 @@ from ladd.sweep.record import (
     sweep_dir,
 )
 from ladd.sweep.spec import Cell, CellInput, SweepSpec, expand
+from ladd.training import TrainingStopped
 
 __all__ = ["SweepPlan", "SweepResult", "plan_sweep", "run_sweep"]
 

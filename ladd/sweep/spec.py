@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ladd.deploy import MODES, PRECISIONS, TRAINERS, TrainConfig
+from ladd.training import LOSSES, MODES, PRECISIONS, PROTOCOLS, TrainConfig
 
 __all__ = [
     "LABELER_MODES",
@@ -31,7 +31,9 @@ __all__ = [
 
 # Modes that train on the labeler's labels (dense or full-image soft): a plain set needs a
 # labeler for them, and the labeler epoch and the N x R grid are axes of the sweep for them.
-LABELER_MODES: tuple[str, ...] = ("ladd", "full_soft", "crops_dense")
+LABELER_MODES: tuple[str, ...] = tuple(
+    m.name for m in MODES.values() if m.needs_dense or m.needs_labeler
+)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -54,7 +56,8 @@ class SweepSpec:
     """A grid of `ladd train` runs: sets x modes x (labeler epochs x N/R) x archs x seed groups.
 
     Experiment fields (they enter every cell's key): sets, source, zca, labeler, labeler_epochs,
-    nr, archs, modes, seed_groups, epochs, lr, batch_size, width, trainer, precision, dsa.
+    nr, archs, modes, seed_groups, epochs, lr, batch_size, width, trainer, precision, dsa,
+    protocol, loss, full_labels.
     Execution fields (they never do): name, device, data_root, cpus_per_cell, gpus_per_cell,
     max_retries, threads.
     """
@@ -75,6 +78,9 @@ class SweepSpec:
     trainer: str = "fast"
     precision: str = "fp32"
     dsa: bool = True
+    protocol: str = "auto"  # ladd.training.PROTOCOLS, or auto (from the image size)
+    loss: str = "mean"
+    full_labels: str = "hard"
     zca: bool = False  # the sets are in ZCA space of `source` (MTT/DATM on CIFAR)
     # execution
     device: str = "auto"
@@ -110,8 +116,16 @@ class SweepSpec:
             bad = [v for v in values if v not in known]
             if bad:
                 raise ValueError(f"unknown {what} {bad[0]!r}; use one of {', '.join(known)}")
-        if self.trainer not in TRAINERS:
-            raise ValueError(f"unknown trainer {self.trainer!r}; use one of {', '.join(TRAINERS)}")
+        from ladd.trainers import list_trainers
+
+        if self.trainer not in list_trainers():
+            raise ValueError(
+                f"unknown trainer {self.trainer!r}; use one of {', '.join(list_trainers())}"
+            )
+        if self.protocol != "auto" and self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; use auto, mtt or glad")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; use fp32 or bf16")
         if not self.seed_groups or any(not g for g in self.seed_groups):
@@ -391,6 +405,9 @@ def expand(spec: SweepSpec) -> list[Cell]:
                             trainer=spec.trainer,
                             precision=spec.precision,
                             dsa=spec.dsa,
+                            protocol=spec.protocol,
+                            loss=spec.loss,
+                            full_labels=spec.full_labels,
                             n=n if n is not None else (own_nr or (5, 0.625))[0],
                             r=r if r is not None else (own_nr or (5, 0.625))[1],
                             model_options=opts,

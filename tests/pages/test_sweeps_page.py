@@ -93,9 +93,10 @@ def compare_link(at: AppTest) -> dict[str, list[str]]:
 
 def run_label(run_id: int) -> str:
     from app.widgets import run_label
+    from ladd.pipeline import summarise
     from ladd.store import Workspace
 
-    return run_label(Workspace().db.get_run(run_id))
+    return run_label(summarise(Workspace().db.get_run(run_id)))
 
 
 def test_sweeps_page_lists_sweeps_and_their_cells(sweeps):
