@@ -137,7 +137,15 @@ def table(part: str, rows: list[dict]) -> list[str]:
                 f"{r['mean_max_prob']:.3f} | {r['mean_entropy']:.3f} | {acc(r)} |"
             )
     elif part == "5":
-        order = ["baseline", "full_soft", "crops_hard", "crops_dense", "ladd"]
+        order = [
+            "baseline",
+            "full_soft",
+            "full_hard_soft",
+            "crops_hard",
+            "crops_dense",
+            "crops_hard_dense",
+            "ladd",
+        ]
         out += ["| mode | accuracy |", "|---|---|"]
         for r in sorted(rows, key=lambda r: order.index(r["mode"])):
             out.append(f"| {r['mode']} | {cell(r)} |")

@@ -16,7 +16,6 @@ import json
 import os
 import shlex
 import sys
-import time
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -26,7 +25,6 @@ import torch
 
 from ladd.data import load_source
 from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
-from ladd.deploy import train_and_evaluate
 from ladd.device import resolve_device
 from ladd.distill import DMConfig, ExpertConfig, MTTConfig, distill_dm, distill_mtt, train_experts
 from ladd.files import write_json
@@ -39,7 +37,10 @@ from ladd.labeler import (
 )
 from ladd.progress import progress_reporter
 from ladd.sets import load_distilled, random_real
-from ladd.training import TrainConfig
+from ladd.store import Workspace
+from ladd.sweep import SweepSpec, TextProgress, expand, recorded_cells, run_sweep
+from ladd.sweep.spec import LABELER_MODES
+from ladd.training import MODES, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,25 @@ PROFILES = {
 N_DEFAULT, R_DEFAULT = 5, 0.625
 
 
+@dataclass(frozen=True)
+class Group:
+    """One run group of a table: what `Study.run` queued and `Study.flush` trains."""
+
+    part: str
+    key: str
+    path: Path
+    distiller: str
+    ipc: int
+    mode: str
+    arch: str
+    n: int
+    r: float
+    labeler_epoch: int | None
+    seeds: int
+    extra: dict
+    reuse: tuple[str, ...]
+
+
 def progress_bar(what: str) -> Any:
     """The progress adapter for one long step (a run group, the labeler, a distillation) on
     stdout: a bar on a terminal, a plain line every 30 s in a log file (a GPU session's)."""
@@ -103,8 +123,18 @@ def progress_bar(what: str) -> Any:
 
 
 class Study:
-    def __init__(self, profile: Profile, workspace: Path, out: Path, device: str) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        workspace: Path,
+        out: Path,
+        device: str,
+        executor: str = "serial",
+        address: str | None = None,
+    ) -> None:
         self.p = profile
+        self.executor, self.address = executor, address
+        self._pending: list[Group] = []
         self.ws = workspace / f"study-{profile.name}"
         self.ws.mkdir(parents=True, exist_ok=True)
         self.out = out
@@ -114,6 +144,7 @@ class Study:
         self.train = load_source("cifar10", "train")
         self.test = load_source("cifar10", "test")
         self._labelers: dict[int, object] = {}
+        self.sweep_ws = Workspace(self.ws)  # the runs of every part, recorded by the sweeps
 
     # -- artifacts ---------------------------------------------------------------------------
     def labeler_dir(self, upto: int | None = None) -> Path:
@@ -147,6 +178,13 @@ class Study:
                 raise FileNotFoundError(f"no labeler checkpoint at epoch {epoch}")
             self._labelers[epoch] = load_labeler(found[0], device=self.device)
         return self._labelers[epoch]
+
+    def set_dir(self, method: str, ipc: int) -> Path:
+        """The distilled set's folder (made by `distilled` first)."""
+        folder = self.ws / f"{method}-ipc{ipc}"
+        if not (folder / "images_best.pt").exists():
+            self.distilled(method, ipc)
+        return folder
 
     def distilled(self, method: str, ipc: int):
         folder = self.ws / f"{method}-ipc{ipc}"
@@ -226,7 +264,7 @@ class Study:
     def run(
         self,
         part: str,
-        dataset,
+        dataset=None,
         *,
         distiller: str,
         ipc: int,
@@ -238,7 +276,10 @@ class Study:
         seeds: int | None = None,
         extra=None,
         reuse: tuple[str, ...] = (),
-    ) -> dict:
+    ) -> dict | None:
+        """Ask for one run group. Its record when one exists (or another part's identical run
+        group stands in); else it is queued, and `flush` trains every queued group of the part
+        through the sweep runner and writes their records."""
         seeds = seeds or self.p.seeds
         run_key = f"{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
         key = f"{part}-{run_key}"
@@ -253,55 +294,125 @@ class Study:
             if twin.exists():
                 print(f"{key}: the part {other} run stands in", flush=True)
                 return self.borrow(path, part, twin, want)
-        cfg = TrainConfig(
-            arch=arch,
-            mode=mode,
-            epochs=self.p.epochs,
-            seeds=tuple(range(seeds)),
-            n=n,
-            r=r,
-            model_options={"width": self.p.width}
-            if arch.startswith("convnet") and self.p.width != 128
-            else {},
-            trainer="fast",
+        self._pending.append(
+            Group(
+                part,
+                key,
+                path,
+                distiller,
+                ipc,
+                mode,
+                arch,
+                n,
+                r,
+                labeler_epoch,
+                seeds,
+                dict(extra or {}),
+                reuse,
+            )
         )
-        t0 = time.perf_counter()
-        with progress_bar(key) as cb:
-            res = train_and_evaluate(dataset, self.test, cfg, device=self.device, progress=cb)
+        return None
+
+    def _spec(self, name: str, groups: list[Group]) -> SweepSpec:
+        """One sweep over these groups: their sets x archs x modes (labeler modes x labeler
+        epochs x N/R), seeds 0..S-1, the profile's width and epochs."""
+        labelled = [g for g in groups if g.mode in LABELER_MODES]
+        seeds = {g.seeds for g in groups}
+        if len(seeds) != 1:
+            raise ValueError(f"one sweep needs one seed count, got {sorted(seeds)}")
+        return SweepSpec(
+            name=name,
+            sets=tuple(dict.fromkeys(str(self.set_dir(g.distiller, g.ipc)) for g in groups)),
+            source="cifar10",
+            archs=tuple(dict.fromkeys(g.arch for g in groups)),
+            modes=tuple(dict.fromkeys(g.mode for g in groups)),
+            labeler=str(self.labeler_dir(max((g.labeler_epoch or 0) for g in labelled)))
+            if labelled
+            else None,
+            labeler_epochs=tuple(dict.fromkeys(g.labeler_epoch for g in labelled)),
+            nr=tuple(dict.fromkeys((g.n, g.r) for g in labelled)),
+            seed_groups=(tuple(range(seeds.pop())),),
+            epochs=self.p.epochs,
+            width=self.p.width if self.p.width != 128 else None,
+            trainer="fast",
+            device=str(self.device),
+        )
+
+    def flush(self) -> None:
+        """Train the queued run groups of a part as sweeps (all at once when their cells form a
+        grid, else one sweep per set), then write one record per group."""
+        groups, self._pending = self._pending, []
+        if not groups:
+            return
+        part = groups[0].part
+        tag = f"study-{self.p.name}-part{part}"
+        wanted = {self._cell(g).key: g for g in groups}
+        plans = [groups]
+        if {c.key for c in expand(self._spec(tag, groups))} != set(wanted):  # not a full grid
+            by_set: dict[tuple, list[Group]] = {}
+            for g in groups:
+                by_set.setdefault((g.distiller, g.ipc, g.seeds), []).append(g)
+            plans = list(by_set.values())
+        for i, members in enumerate(plans):
+            spec = self._spec(f"{tag}-{i}" if len(plans) > 1 else tag, members)
+            extra_cells = {c.key for c in expand(spec)} - set(wanted)
+            if extra_cells:
+                raise ValueError(f"part {part}: sweep {spec.name} would train unasked cells")
+            run_sweep(
+                spec,
+                self.sweep_ws,
+                executor=self.executor,
+                address=self.address,
+                on_event=TextProgress(sys.stdout),
+            )
+        runs = recorded_cells(self.sweep_ws)
+        for key, g in wanted.items():
+            if key not in runs:
+                raise RuntimeError(f"{g.key}: its sweep cell did not finish (see the sweep record)")
+            self._write(g, self.sweep_ws.db.get_run(runs[key]))
+
+    def _cell(self, g: Group):
+        (cell,) = expand(self._spec("one", [g]))
+        return cell
+
+    def _write(self, g: Group, run) -> dict:
+        res = run.metrics
+        cfg = TrainConfig.from_dict(run.config["train"])
         rec = {
-            "part": part,
+            "part": g.part,
             "profile": self.p.name,
             "dataset": "cifar10",
-            "distiller": distiller,
-            "ipc": ipc,
-            "arch": arch,
-            "mode": mode,
-            "n": n,
-            "r": r,
-            "labeler_epoch": labeler_epoch,
+            "distiller": g.distiller,
+            "ipc": g.ipc,
+            "arch": g.arch,
+            "mode": g.mode,
+            "n": g.n,
+            "r": g.r,
+            "labeler_epoch": g.labeler_epoch,
             "epochs": self.p.epochs,
-            "seeds": seeds,
-            "width": self.p.width if arch.startswith("convnet") else None,
-            "protocol": res.config.protocol,
-            "passes": res.config.passes,
-            "lr": res.lr,
-            "loss": res.config.loss,
-            "full_labels": res.config.full_labels,
-            "per_seed": res.per_seed,
-            "mean": res.accuracy_mean,
-            "std": res.accuracy_std,
-            "seconds": time.perf_counter() - t0,
+            "seeds": g.seeds,
+            "width": self.p.width if g.arch.startswith("convnet") else None,
+            "protocol": cfg.protocol,
+            "passes": cfg.passes,
+            "lr": res["lr"],
+            "loss": cfg.loss,
+            "full_labels": cfg.full_labels,
+            "per_seed": res["per_seed"],
+            "mean": res["accuracy_mean"],
+            "std": res["accuracy_std"],
+            "seconds": res["seconds"],
+            "run_id": run.id,
             "device": _device_name(self.device),
             "date": date.today().isoformat(),
             "command": self.command,
-            **(extra or {}),
+            **g.extra,
         }
-        if labeler_epoch is not None and "labeler_accuracy" not in rec:
-            meta = self.labeler(labeler_epoch).meta
+        if g.labeler_epoch is not None and "labeler_accuracy" not in rec:
+            meta = self.labeler(g.labeler_epoch).meta
             rec["labeler_accuracy"] = meta.test_accuracy
             rec["labeler_recipe"] = LabelerConfig.from_dict(meta.config).recipe_name
-        write_json(path, rec, indent=2)
-        print(f"{key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)
+        write_json(g.path, rec, indent=2)
+        print(f"{g.key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)
         return rec
 
     def borrow(self, path: Path, part: str, twin: Path, want: tuple) -> dict:
@@ -311,30 +422,27 @@ class Study:
         write_json(path, rec, indent=2)
         return rec
 
-    # -- the six parts ---------------------------------------------------------------------------
+    # -- the six parts (each queues its run groups, then trains them as sweeps) ---------------
     def part1(self, methods: tuple[str, ...] | None = None) -> None:
         for method in methods or ("random", self.p.distiller):
             for ipc in (1, 10):
-                self.run(
-                    "1", self.distilled(method, ipc), distiller=method, ipc=ipc, mode="baseline"
-                )
+                self.run("1", distiller=method, ipc=ipc, mode="baseline")
                 self.run(
                     "1",
-                    self.la_set(method, ipc),
                     distiller=method,
                     ipc=ipc,
                     mode="ladd",
                     labeler_epoch=self.p.labeler_epochs[0],
                 )
+        self.flush()
 
     def part2(self) -> None:
         m = self.p.distiller
-        base10, plus = self.distilled(m, 10), self.distilled(m, 11)
+        plus = self.distilled(m, 11)
         la = self.la_set(m, 10)
         report = set_storage_report(la)
         self.run(
             "2",
-            plus,
             distiller=m,
             ipc=11,
             mode="baseline",
@@ -345,7 +453,6 @@ class Study:
         )
         self.run(
             "2",
-            la,
             distiller=m,
             ipc=10,
             mode="ladd",
@@ -353,13 +460,9 @@ class Study:
             extra={"overhead": report.overhead, "label": "ladd"},
         )
         self.run(
-            "2",
-            base10,
-            distiller=m,
-            ipc=10,
-            mode="baseline",
-            extra={"overhead": 0.0, "label": "baseline"},
+            "2", distiller=m, ipc=10, mode="baseline", extra={"overhead": 0.0, "label": "baseline"}
         )
+        self.flush()
 
     def part3(self) -> None:
         m = self.p.distiller
@@ -368,7 +471,6 @@ class Study:
                 la = self.la_set(m, 10, n, r)
                 self.run(
                     "3",
-                    la,
                     distiller=m,
                     ipc=10,
                     mode="ladd",
@@ -378,6 +480,7 @@ class Study:
                     seeds=self.p.grid_seeds,
                     extra={"overhead": set_storage_report(la).overhead},
                 )
+        self.flush()
 
     def part4(self) -> None:
         m = self.p.distiller
@@ -387,36 +490,33 @@ class Study:
             stats = crop_stats(la.dense, la.labels).summary()
             self.run(
                 "4",
-                la,
                 distiller=m,
                 ipc=10,
                 mode="ladd",
                 labeler_epoch=e,
                 extra={"labeler_accuracy": lab.meta.test_accuracy, **stats},
             )
+        self.flush()
 
     def part5(self) -> None:
         m = self.p.distiller
-        la = self.la_set(m, 10)
-        for mode in ("baseline", "full_soft", "crops_hard", "crops_dense", "ladd"):
+        for mode in MODES:  # Table 6: every label mode
             self.run(
                 "5",
-                la,
                 distiller=m,
                 ipc=10,
                 mode=mode,
                 labeler_epoch=self.p.labeler_epochs[0],
                 reuse=("1",),  # LADD here is table 1's run group
             )
+        self.flush()
 
     def part6(self) -> None:
         m = self.p.distiller
-        la = self.la_set(m, 10)
         for arch in self.p.archs:
             for mode in ("baseline", "ladd"):
                 self.run(
                     "6",
-                    la,
                     distiller=m,
                     ipc=10,
                     mode=mode,
@@ -424,6 +524,7 @@ class Study:
                     labeler_epoch=self.p.labeler_epochs[0],
                     reuse=("5", "1"),  # ConvNet-D3 here is table 5's (and 1's) run group
                 )
+        self.flush()
 
 
 def borrowed_record(part: str, twin: dict) -> dict:
@@ -444,6 +545,14 @@ def main() -> None:
     ap.add_argument("--profile", choices=sorted(PROFILES), default="gpu")
     ap.add_argument("--parts", default="1,2,3,4,5,6")
     ap.add_argument("--device", default="auto")
+    ap.add_argument(
+        "--executor",
+        default="serial",
+        choices=("serial", "ray"),
+        help="how each part's run groups train: one after another, or as Ray tasks on every "
+        "GPU of this machine (or the cluster at --address)",
+    )
+    ap.add_argument("--address", help="a Ray cluster to join (with --executor ray)")
     ap.add_argument("--workspace", type=Path, default=Path("ladd-workspace"))
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
     ap.add_argument("--epochs", type=int, help="override the profile's deployment epochs")
@@ -482,7 +591,7 @@ def main() -> None:
     if args.labeler_epochs:
         epochs = tuple(int(e) for e in args.labeler_epochs.split(","))
         profile = replace(profile, labeler_epochs=epochs)
-    study = Study(profile, args.workspace, args.out, args.device)
+    study = Study(profile, args.workspace, args.out, args.device, args.executor, args.address)
     for part in args.parts.split(","):
         if part.strip() == "1" and args.distillers:
             study.part1(tuple(m.strip() for m in args.distillers.split(",")))
