@@ -40,12 +40,14 @@ if [ -n "${TINY:-}" ]; then
   study=(--profile cpu --epochs 2 --seeds 2 --labeler-epochs 1 --labeler-limit 100
     --device "${DEVICE:-auto}")
   workspace="${STUDY_WORKSPACE:-$OUT_DIR/workspace}"  # never the real CPU study's workspace
+  study_cap=600  # a CPU rehearsal: the plumbing, on two shared cores
   results="${STUDY_OUT:-$OUT_DIR/results}"             # nor its records
 else
   workspace="${STUDY_WORKSPACE:-ladd-workspace}"
   results="${STUDY_OUT:-docs/results}"  # the records already there are skipped: sessions resume
   bench=()
   study=(--profile gpu --labeler-epochs 10)
+  study_cap=190
 fi
 # shellcheck disable=SC2206  # STUDY_ARGS is a list of words on purpose
 slice=(${STUDY_ARGS:---parts 1 --distillers random})
@@ -63,7 +65,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
 fi
 if [[ " $STAGES " == *" study "* ]]; then
   mkdir -p "$results"
-  stage study "${CAP_STUDY:-190}" python3 -u scripts/study.py "${study[@]}" "${slice[@]}" \
+  stage study "${CAP_STUDY:-$study_cap}" python3 -u scripts/study.py "${study[@]}" "${slice[@]}" \
     --out "$results" --workspace "$workspace"
   # one file back: the device tool returns only a few (unpack into docs/results/ here)
   (cd "$results" && find . -maxdepth 1 -name '*.json' -print0 | sort -z |

@@ -141,10 +141,11 @@ class Study:
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(device)
         self.command = "PYTHONPATH=. python " + " ".join(shlex.quote(a) for a in sys.argv)
-        self.train = load_source("cifar10", "train")
-        self.test = load_source("cifar10", "test")
-        self._labelers: dict[int, object] = {}
         self.sweep_ws = Workspace(self.ws)  # the runs of every part, recorded by the sweeps
+        cache = self.sweep_ws.cache_dir  # one decoded cache for the study and its sweeps
+        self.train = load_source("cifar10", "train", cache_dir=cache)
+        self.test = load_source("cifar10", "test", cache_dir=cache)
+        self._labelers: dict[int, object] = {}
 
     # -- artifacts ---------------------------------------------------------------------------
     def labeler_dir(self, upto: int | None = None) -> Path:
@@ -165,7 +166,14 @@ class Study:
             )
             print(f"training the labeler ({cfg.epochs} epochs)", flush=True)
             with progress_bar("labeler") as cb:
-                train_labeler("cifar10", cfg, d, device=self.device, progress=cb)
+                train_labeler(
+                    "cifar10",
+                    cfg,
+                    d,
+                    device=self.device,
+                    progress=cb,
+                    cache_dir=self.sweep_ws.cache_dir,
+                )
         return d
 
     def labeler(self, epoch: int | None = None):
@@ -363,7 +371,7 @@ class Study:
                 self.sweep_ws,
                 executor=self.executor,
                 address=self.address,
-                on_event=TextProgress(sys.stdout),
+                on_event=TextProgress(sys.stdout, every=30.0),
             )
         runs = recorded_cells(self.sweep_ws)
         for key, g in wanted.items():
