@@ -185,7 +185,7 @@ def test_truncated_file_is_refused(tmp_path):
 
 def test_text_file_is_reported_as_not_a_tensor_file(tmp_path):
     (tmp_path / "notes.pt").write_text("garbage, not a tensor file\n")
-    err = assert_refused(tmp_path / "notes.pt", "not a plain tensor file")
+    err = assert_refused(tmp_path / "notes.pt", "not a recognised distilled set.*not a torch file")
     assert "it refers to" not in str(err)
 
 
