@@ -5,7 +5,7 @@ that wrote it. Each distiller has its own conventions (read in its source):
 
     MTT, DATM, DD-Ranking  CIFAR-100 normalised with CIFAR-10's statistics (mtt-distillation
                            utils.py:122-123, DATM utils/utils_baseline.py:179-180, DD-Ranking
-                           ddranking/utils/data.py:83-84); with --zca no Normalize at all: kornia
+                           ddranking/utils/data.py:85-86); with --zca no Normalize at all: kornia
                            ZCAWhitening(eps=0.1) of [0, 1] pixels (ladd.data.zca)
     GLaD                   ImageNet subsets (and CIFAR-100, whose branch leaves config.mean unset)
                            as (x - (0.4377, 0.4438, 0.4728)) / ImageNet std (glad utils.py:87-88,
@@ -99,15 +99,22 @@ def _quantiles(images: torch.Tensor, q: float = 0.001) -> tuple[torch.Tensor, to
     return torch.quantile(sample, q, dim=1), torch.quantile(sample, 1 - q, dim=1)
 
 
-def pixel_range(images: torch.Tensor, norm: Normalisation) -> tuple[float, float, float]:
-    """(low, high, excess): the recovered pixels' 0.1 % / 99.9 % quantiles over all channels,
-    and how far they fall outside [0, 1], summed over channels (0 for a perfect fit)."""
+def _fit(images: torch.Tensor, norm: Normalisation) -> tuple[float, float, float, float]:
+    """(low, high, excess, distance) of the pixels `norm` recovers: their 0.1 % / 99.9 %
+    quantiles over all channels, how far those fall outside [0, 1] (summed over channels; 0
+    for a consistent normalisation) and how far they are from filling exactly [0, 1]."""
     lo, hi = _quantiles(images)
     std = torch.tensor(norm.std, dtype=torch.float32)
     mean = torch.tensor(norm.mean, dtype=torch.float32)
     lo, hi = lo * std + mean, hi * std + mean  # (C,) each; std > 0 keeps the order
     excess = (-lo).clamp_min(0) + (hi - 1).clamp_min(0)
-    return float(lo.min()), float(hi.max()), float(excess.sum())
+    distance = lo.abs() + (hi - 1).abs()
+    return float(lo.min()), float(hi.max()), float(excess.sum()), float(distance.sum())
+
+
+def pixel_range(images: torch.Tensor, norm: Normalisation) -> tuple[float, float, float]:
+    """(low, high, excess): see `_fit`."""
+    return _fit(images, norm)[:3]
 
 
 def better_fit(
@@ -118,26 +125,27 @@ def better_fit(
     bad: float = 0.05,
     good: float = 0.02,
 ) -> str | None:
-    """A warning when another known normalisation explains the values (recovered pixels inside
-    [0, 1]) and the applied one does not; None otherwise. Only clear cases: trained sets whose
-    pixels left [0, 1] under every candidate say nothing."""
+    """A warning when the applied normalisation recovers pixels outside [0, 1] and another
+    known one keeps them inside (of those, the one whose pixels fill [0, 1] most exactly);
+    None otherwise. Only clear cases: a trained set whose pixels left [0, 1] under every
+    candidate says nothing."""
     if images.ndim != 4 or images.shape[1] != len(applied.mean) or images.numel() == 0:
         return None
-    lo, hi, excess = pixel_range(images, applied)
+    lo, hi, excess, _ = _fit(images, applied)
     if excess <= bad:
         return None
-    best: tuple[float, Normalisation] | None = None
+    best: tuple[float, Normalisation, float, float] | None = None
     for cand in (*extra, *CANDIDATES):
         if len(cand.mean) != images.shape[1] or cand.same_as(applied):
             continue
-        c_excess = pixel_range(images, cand)[2]
-        if best is None or c_excess < best[0]:
-            best = (c_excess, cand)
-    if best is None or best[0] > good:
+        c_lo, c_hi, c_excess, c_distance = _fit(images, cand)
+        if c_excess <= good and (best is None or c_distance < best[0]):
+            best = (c_distance, cand, c_lo, c_hi)
+    if best is None:
         return None
-    c_lo, c_hi, _ = pixel_range(images, best[1])
+    _, cand, c_lo, c_hi = best
     return (
-        f"the values fit {best[1].name} (pixels {c_lo:.2f}..{c_hi:.2f}) better than the applied "
+        f"the values fit {cand.name} (pixels {c_lo:.2f}..{c_hi:.2f}) better than the applied "
         f"{applied.name} (pixels {lo:.2f}..{hi:.2f}): if the set was normalised with those, "
         "pass --mean/--std or --format"
     )

@@ -92,10 +92,14 @@ def load_set(path: str | Path, **options: Any) -> Any:
     return load_distilled(p, **options)
 
 
-def _source_of(name: str | None, image_size: int, cache_dir) -> SourceInfo | None:
+def _source_of(name: str | None, image_size: int, cache_dir, origin: Path) -> SourceInfo | None:
+    """The source's description at the set's image size (DistilledFileError when unusable)."""
     if name is None:
         return None
-    return source_info(name, image_size, cache_dir=cache_dir)
+    try:
+        return source_info(name, image_size, cache_dir=cache_dir)
+    except (ValueError, OSError) as err:
+        raise DistilledFileError(origin, f"source {name!r} does not fit this set ({err})") from err
 
 
 def _stats(values: Sequence[float], what: str, channels: int, path: Path) -> tuple[float, ...]:
@@ -198,7 +202,7 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
     m, c, h, w = images.shape
     if m == 0:
         fail("the set is empty (0 images)")
-    if h != w:
+    if h != w or h < 1:
         fail(f"images are {h}x{w}; expected square images")
     if o["image_size"] is not None and h != o["image_size"]:
         fail(f"images are {h} px; expected {o['image_size']} px")
@@ -215,7 +219,7 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
     found_warnings: list[str] = []
     notes = list(raw.notes)
     source_name = o["source"] or raw.source
-    info = _source_of(source_name, h, o["cache_dir"])
+    info = _source_of(source_name, h, o["cache_dir"], raw.origin)
 
     # -- ZCA space: told (zca_source, metadata) or evident (MTT's images_zca_<it>.pt)
     zca_from = o["zca_source"] if o["zca_source"] is not None else raw.zca_source

@@ -54,6 +54,8 @@ _ZCA_VIEW = re.compile(r"images_zca_(\d+|best)\.pt")
 def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise DistilledFileError(path, f"{what} is a {type(value).__name__}, not a tensor")
+    if value.layout != torch.strided or value.is_quantized:
+        raise DistilledFileError(path, f"{what} is a {value.layout} tensor; expected a dense one")
     return value.detach()
 
 
@@ -460,6 +462,8 @@ class ImageFolderReader(DistilledReader):
             layout = parse_layout(tree.paths, path)
         except (ImageDecodeError, ValueError) as err:
             raise DistilledFileError(path, str(err).removeprefix(f"{path}: ")) from err
+        except Exception as err:  # a hostile archive may fail in any way (zlib, lzma, ...)
+            raise DistilledFileError(path, f"cannot read the archive ({err})") from err
         notes = []
         if layout.has_splits:
             notes.append("found train/ and test/ folders: read train/ only")
@@ -481,6 +485,8 @@ class ImageFolderReader(DistilledReader):
             )
         except ImageDecodeError as err:
             raise DistilledFileError(path, str(err)) from err
+        except Exception as err:  # a hostile image may fail in any way inside a decoder
+            raise DistilledFileError(path, f"cannot decode the images ({err})") from err
         raw = RawSet(path, images, torch.tensor(labels, dtype=torch.long), format=self.format)
         raw.folder_names, raw.num_classes, raw.notes = names, num_classes, notes
         return raw
