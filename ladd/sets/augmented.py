@@ -225,9 +225,9 @@ def _load(
     try:
         header = read_safetensors_header(path)
     except DistilledFileError as e:
-        raise err(e.problem) from None
+        raise err(f"not a readable safetensors file ({e.problem})") from None
     if header is None:
-        raise err("not a safetensors file")
+        raise err("not a readable safetensors file (no safetensors header)")
     if header.truncated:
         raise err(
             f"truncated: the header promises {header.data_needed} bytes of tensor data, the "
@@ -440,7 +440,6 @@ def is_label_augmented_file(path: str | Path) -> bool:
 
 
 _FOREIGN_OPTIONS = (
-    "source",
     "mean",
     "std",
     "format",
@@ -473,7 +472,7 @@ class LabelAugmentedReader(DistilledReader):
         **options: Any,
     ) -> LabelAugmentedSet:
         given = [k for k in _FOREIGN_OPTIONS if options.get(k) is not None]
-        unknown = sorted(set(options) - set(_FOREIGN_OPTIONS))
+        unknown = sorted(set(options) - {*_FOREIGN_OPTIONS, "source"})  # source: its test split
         if unknown:
             raise TypeError(f"unknown set options: {', '.join(unknown)}")
         if given:
