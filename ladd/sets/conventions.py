@@ -7,9 +7,11 @@ that wrote it. Each distiller has its own conventions (read in its source):
                            utils.py:122-123, DATM utils/utils_baseline.py:179-180, DD-Ranking
                            ddranking/utils/data.py:85-86); with --zca no Normalize at all: kornia
                            ZCAWhitening(eps=0.1) of [0, 1] pixels (ladd.data.zca)
-    GLaD                   ImageNet subsets (and CIFAR-100, whose branch leaves config.mean unset)
-                           as (x - (0.4377, 0.4438, 0.4728)) / ImageNet std (glad utils.py:87-88,
-                           glad_utils.py latent_to_im); CIFAR-10 with CIFAR-10's (utils.py:106-109)
+    GLaD                   generated images (space "wp", GLaD's method) of ImageNet subsets and of
+                           CIFAR-100 (whose branch leaves config.mean unset) as
+                           (x - (0.4377, 0.4438, 0.4728)) / ImageNet std (glad utils.py:87-88,
+                           glad_utils.py:310 and :324-341); CIFAR-10 with CIFAR-10's (utils.py:106-109).
+                           Its pixel-space runs (space "p") use the dataset's: load those as mtt.
     DC / DSA / DM          CIFAR-100 with its own (0.5071, 0.4866, 0.4409) / (0.2673, 0.2564,
                            0.2762) (DatasetCondensation utils.py:61-62)
 
