@@ -20,6 +20,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -163,8 +164,7 @@ def load_distilled(
         )
         return whole.to_distilled()
     raw = reader.read(path, ReadRequest(image_size=image_size, experiment=experiment))
-    return _finish(
-        raw,
+    options = LoadOptions(
         source=source,
         mean=mean,
         std=std,
@@ -177,24 +177,42 @@ def load_distilled(
         format=format,
         experiment=experiment,
         describe_only=describe_only,
-        origin=path,
     )
+    return _finish(raw, options, path)
 
 
-def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
+@dataclass(frozen=True)
+class LoadOptions:
+    """The caller's options of `load_distilled`, as one value for `_finish`."""
+
+    source: str | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    class_names: Sequence[str] | None = None
+    zca_source: str | ImageSet | None = None
+    image_size: int | None = None
+    num_classes: int | None = None
+    data_root: str | Path | None = None
+    cache_dir: str | Path | None = None
+    format: str | None = None
+    experiment: int | None = None
+    describe_only: bool = False
+
+
+def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
     """Check a reader's RawSet and complete it into a DistilledSet (see load_distilled)."""
     images = raw.images
 
     def fail(problem: str, at: Path | None = None) -> NoReturn:
         raise DistilledFileError(at or raw.origin, problem)
 
-    if o["experiment"] is not None and raw.format != "dc":
+    if o.experiment is not None and raw.format != "dc":
         fail("--experiment picks an experiment of a DC/DSA/DM result file, not of this set")
     fmt = raw.format
-    if o["format"] is not None and o["format"] != raw.format:
+    if o.format is not None and o.format != raw.format:
         if raw.format not in TENSOR_FORMATS and raw.mean is None:
-            fail(f"format {o['format']!r} does not apply: the content is a {raw.format} set")
-        fmt = o["format"]
+            fail(f"format {o.format!r} does not apply: the content is a {raw.format} set")
+        fmt = o.format
 
     # -- shape and values
     if images.ndim != 4:
@@ -204,8 +222,8 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
         fail("the set is empty (0 images)")
     if h != w or h < 1:
         fail(f"images are {h}x{w}; expected square images")
-    if o["image_size"] is not None and h != o["image_size"]:
-        fail(f"images are {h} px; expected {o['image_size']} px")
+    if o.image_size is not None and h != o.image_size:
+        fail(f"images are {h} px; expected {o.image_size} px")
     if c not in (1, 3):
         fail(f"images have {c} channels; expected 3 (or 1)")
     pixels = images.dtype == torch.uint8 and raw.format == "imagefolder"
@@ -218,16 +236,16 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
 
     found_warnings: list[str] = []
     notes = list(raw.notes)
-    source_name = o["source"] or raw.source
-    info = _source_of(source_name, h, o["cache_dir"], raw.origin)
+    source_name = o.source or raw.source
+    info = _source_of(source_name, h, o.cache_dir, raw.origin)
 
     # -- ZCA space: told (zca_source, metadata) or evident (MTT's images_zca_<it>.pt)
-    zca_from = o["zca_source"] if o["zca_source"] is not None else raw.zca_source
+    zca_from = o.zca_source if o.zca_source is not None else raw.zca_source
     if zca_from is None and raw.zca_recorded:
         fail("images are in ZCA space of an unrecorded source: pass zca_source")
     if zca_from is None and raw.zca_evidence:
         if source_name is None:
-            if not o["describe_only"]:
+            if not o.describe_only:
                 fail(
                     f"the images are in ZCA space ({raw.zca_evidence}): pass the source "
                     "(--source NAME) whose train split the whitening is fitted on"
@@ -244,7 +262,7 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
     applied: Normalisation | None = None
     how: str
     if zca_name is not None:
-        if o["mean"] is not None or o["std"] is not None:
+        if o.mean is not None or o.std is not None:
             fail("a ZCA-space set is whitened [0, 1] pixels: mean/std do not apply, drop them")
         if (
             raw.mean is not None
@@ -265,15 +283,15 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
             _stats(raw.std or (), "std", c, raw.origin),
         )
         how = raw.normalisation or "recorded in the file"
-        if o["mean"] is not None and tuple(o["mean"]) != tuple(raw.mean):
+        if o.mean is not None and tuple(o.mean) != tuple(raw.mean):
             found_warnings.append(f"ignored the given mean/std: the file records {raw.mean}")
-    elif o["mean"] is not None or o["std"] is not None:
-        if o["mean"] is None or o["std"] is None:
+    elif o.mean is not None or o.std is not None:
+        if o.mean is None or o.std is None:
             fail("give both mean and std (or a source)")
         applied = Normalisation(
             "the given mean/std",
-            _stats(o["mean"], "mean", c, raw.origin),
-            _stats(o["std"], "std", c, raw.origin),
+            _stats(o.mean, "mean", c, raw.origin),
+            _stats(o.std, "std", c, raw.origin),
         )
         how = f"given: mean {applied.mean}, std {applied.std}"
     elif info is not None:
@@ -285,7 +303,7 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
         applied = Normalisation("ImageNet statistics", IMAGENET_MEAN, IMAGENET_STD)
         how = "ImageNet statistics (no source or mean/std given)"
         found_warnings.append("no source or mean/std given: normalised with ImageNet statistics")
-    elif o["describe_only"]:
+    elif o.describe_only:
         how = UNKNOWN_NORMALISATION
     else:
         fail(
@@ -296,7 +314,7 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
         fail(f"mean/std have {len(applied.mean)} values for {c}-channel images")
 
     # -- the class count and labels
-    k = _class_count(raw, o["num_classes"], o["class_names"], info)
+    k = _class_count(raw, o.num_classes, o.class_names, info)
     labels, soft = raw.labels, raw.soft_labels
     if labels is None:
         if m % k:
@@ -317,8 +335,8 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
         )
 
     names = (
-        tuple(o["class_names"])
-        if o["class_names"] is not None
+        tuple(o.class_names)
+        if o.class_names is not None
         else raw.class_names
         or (info.class_names if info is not None and info.num_classes == k else None)
         or raw.folder_names
@@ -347,14 +365,14 @@ def _finish(raw: RawSet, *, origin: Path, **o: Any) -> DistilledSet:
 
     # -- the whitening, fitted on the source's [0, 1] train pixels (cached)
     zca = None
-    if zca_from is not None and not o["describe_only"]:
+    if zca_from is not None and not o.describe_only:
         try:
             zca = fit_zca_for(
                 zca_from,
                 eps=raw.zca_eps,
                 image_size=h,
-                data_root=o["data_root"],
-                cache_dir=o["cache_dir"],
+                data_root=o.data_root,
+                cache_dir=o.cache_dir,
             )
         except (ValueError, OSError) as err:
             fail(f"images are in ZCA space but the whitening could not be fitted ({err})")
