@@ -25,13 +25,14 @@ from safetensors import safe_open
 from torch import nn
 from torch.func import functional_call
 
-from ladd.data import ImageSet, fit_zca
+from ladd.data import ImageSet, normalise
+from ladd.data.zca import PIXEL_MEAN, PIXEL_STD
 from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors, write_json
 from ladd.models import create_from_spec, create_model
 from ladd.progress import ProgressEvent, ProgressFn
-from ladd.sets import DistilledSet, random_real
+from ladd.sets import DistilledSet, fit_zca_for, random_real
 
 METHODS = ("random", "dm", "mtt")
 
@@ -167,17 +168,19 @@ def _class_indices(labels: torch.Tensor, num_classes: int) -> list[torch.Tensor]
 def _to_distilled(
     images: torch.Tensor, labels: torch.Tensor, train: ImageSet, fmt: str, lr: float | None, zca
 ) -> DistilledSet:
+    mean, std = (PIXEL_MEAN, PIXEL_STD) if zca is not None else (train.info.mean, train.info.std)
     return DistilledSet(
         images=images.detach().cpu().float(),
         labels=labels.cpu(),
         soft_labels=None,
         lr=lr,
-        mean=tuple(train.info.mean),
-        std=tuple(train.info.std),
+        mean=tuple(mean),
+        std=tuple(std),
         class_names=tuple(train.info.class_names),
         format=fmt,
         source=train.info.name,
         zca=zca,
+        zca_source=train.info.name if zca is not None else None,
     )
 
 
@@ -292,10 +295,14 @@ def expert_path(out_dir: Path, i: int) -> Path:
 
 
 def _maybe_zca(train: ImageSet, real: torch.Tensor, use: bool):
+    """(training images, ZCA or None): with `use`, MTT's ZCA space (utils.py get_dataset with
+    --zca: ToTensor() only, kornia ZCAWhitening(eps=0.1) fitted on this train split's [0, 1]
+    pixels) instead of the normalised `real`."""
     if not use:
         return real, None
-    zca = fit_zca(real.cpu())
-    return zca.apply(real.cpu()).to(real.device), zca
+    zca = fit_zca_for(train, device=real.device)
+    pixels = normalise(train.images.to(real.device), PIXEL_MEAN, PIXEL_STD)  # (N, C, H, W)
+    return zca.to(real.device).apply(pixels), zca
 
 
 def train_experts(

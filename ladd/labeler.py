@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
+from ladd.data.imageset import normalise
 from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors
@@ -370,15 +371,25 @@ def train_labeler(
     )
     epochs_to_save = set(cfg.checkpoint_epochs())
 
-    x_train = train.normalised(dev)  # (N, C, H, W)
-    y_train = train.labels.to(dev)
-    x_test = test_set.normalised(dev)
+    mean, std = tuple(float(v) for v in info.mean), tuple(float(v) for v in info.std)
     if cfg.zca:
+        from ladd.data.zca import PIXEL_MEAN, PIXEL_STD
         from ladd.sets import fit_zca_for
 
-        # Whitening fitted on the whole train split, as MTT/DATM do (not on a limited subset).
-        zca = fit_zca_for(info.name, eps=cfg.zca_eps, data_root=data_root, cache_dir=cache_dir)
-        zca = zca.to(dev)
+        # MTT/DATM's ZCA space: [0, 1] pixels (no Normalize) whitened by kornia's ZCA fitted on
+        # the whole train split (not on a limited subset).
+        mean, std = PIXEL_MEAN, PIXEL_STD
+        zca = fit_zca_for(
+            info.name,
+            eps=cfg.zca_eps,
+            image_size=image_size,
+            data_root=data_root,
+            cache_dir=cache_dir,
+        ).to(dev)
+    x_train = normalise(train.images.to(dev), mean, std)  # (N, C, H, W)
+    y_train = train.labels.to(dev)
+    x_test = normalise(test_set.images.to(dev), mean, std)
+    if cfg.zca:
         x_train, x_test = zca.apply(x_train), zca.apply(x_test)
     y_test = test_set.labels.to(dev)
 
@@ -469,8 +480,8 @@ def train_labeler(
             spec=model.spec.to_dict(),
             source=info.name,
             epoch=epoch,
-            mean=tuple(float(v) for v in info.mean),
-            std=tuple(float(v) for v in info.std),
+            mean=mean,
+            std=std,
             class_names=tuple(info.class_names),
             seed=cfg.seed,
             test_accuracy=test_acc,

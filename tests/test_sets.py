@@ -1,5 +1,6 @@
 """Reading distilled sets in every supported format, refusing bad files, random-real baselines."""
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -65,9 +66,11 @@ def test_glad_folder_defaults_to_glad_mean_on_imagenet_subsets(tmp_path):
 def test_datm_folder_has_soft_labels_and_lr(tmp_path):
     images, labels = class_major()
     logits = torch.randn(20, 10) + 5 * torch.nn.functional.one_hot(labels, 10)
+    logits[5, 0] = 50.0  # a row of class 2 whose argmax drifted to class 0
     ds = load_distilled(write_run(tmp_path / "datm", images, logits, lr=0.0123), source="shapes")
     assert ds.format == "datm"
-    assert torch.equal(ds.soft_labels, logits) and torch.equal(ds.labels, logits.argmax(1))
+    assert torch.equal(ds.soft_labels, logits) and torch.equal(ds.labels, labels)  # DATM's slots
+    assert ds.ipc_per_class() == [2] * 10 and any("1 of 20" in n for n in ds.notes)
     assert ds.lr == pytest.approx(0.0123)
     assert ds.describe()["label_kind"] == "soft"
 
@@ -185,7 +188,7 @@ def test_truncated_file_is_refused(tmp_path):
 
 def test_text_file_is_reported_as_not_a_tensor_file(tmp_path):
     (tmp_path / "notes.pt").write_text("garbage, not a tensor file\n")
-    err = assert_refused(tmp_path / "notes.pt", "not a plain tensor file")
+    err = assert_refused(tmp_path / "notes.pt", "not a recognised distilled set.*not a torch file")
     assert "it refers to" not in str(err)
 
 
@@ -276,8 +279,29 @@ def test_zca_source_fits_whitening_and_survives_save(tmp_path):
     write_run(tmp_path / "run", images, labels)
     ds = load_distilled(tmp_path / "run", source="shapes", zca_source=train)
     assert ds.zca is not None and ds.describe()["zca"] is True
+    assert ds.mean == (0.0, 0.0, 0.0) and ds.std == (1.0, 1.0, 1.0)  # whitened [0, 1] pixels
     pixel_space = ds.pixel_images()
     assert torch.allclose(ds.zca.apply(pixel_space), ds.images, atol=1e-3)
+    back = load_distilled(ds.save_mtt(tmp_path / "saved"), zca_source=train)
+    assert back.zca is not None and torch.equal(back.images, ds.images) and back.mean == ds.mean
+
+
+def test_a_zca_set_saved_by_an_older_ladd_is_refused(tmp_path):
+    """Version 1 whitened normalised images: its ZCA cannot be rebuilt as MTT's."""
+    images, labels = class_major()
+    folder = write_run(tmp_path / "old", images, labels)
+    meta = {
+        "ladd_meta_version": 1,
+        "format": "mtt",
+        "source": "shapes",
+        "mean": list(SHAPES.mean),
+        "std": list(SHAPES.std),
+        "class_names": list(SHAPES.class_names),
+        "zca": {"source": "shapes", "eps": 0.1},
+    }
+    (folder / "ladd_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DistilledFileError, match="older LADD"):
+        load_distilled(folder)
 
 
 def test_random_real_is_balanced_reproducible_and_leaves_global_rng(tmp_path):

@@ -1,11 +1,17 @@
-"""ZCA space end to end (MTT/DATM sets on CIFAR live there): labeler, dense labels, deployment."""
+"""ZCA space end to end (MTT/DATM sets on CIFAR live there): labeler, dense labels, deployment.
+
+ZCA space is MTT's (mtt-distillation utils.py:58-59 and :147-149): [0, 1] pixels with no
+Normalize, whitened by kornia's ZCAWhitening(eps=0.1) fitted on the whole train split; so a
+ZCA-space set and a ZCA labeler both record mean 0 / std 1. tests/test_zca_kornia.py checks
+the whitening itself against kornia on real CIFAR-10.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ladd.data import load_source, normalise
+from ladd.data import load_source
 from ladd.dense import augment
 from ladd.deploy import eval_inputs, train_and_evaluate
 from ladd.labeler import LabelerConfig, load_labeler, train_labeler
@@ -31,7 +37,7 @@ def zca_labeler(tmp_path_factory):
 def test_zca_labeler_labels_a_zca_set_and_refuses_a_plain_one(zca_labeler, tmp_path):
     root, ckpt = zca_labeler
     lab = load_labeler(ckpt)
-    assert lab.meta.zca
+    assert lab.meta.zca and lab.meta.mean == (0.0, 0.0, 0.0) and lab.meta.std == (1.0, 1.0, 1.0)
     zca = fit_zca_for("shapes", cache_dir=root / "cache")
     whitened = random_real("shapes", 2, seed=0, zca=zca)
     la = augment(whitened, lab, n=2, r=0.75, device="cpu")
@@ -50,7 +56,8 @@ def test_the_test_split_is_whitened_like_the_set(zca_labeler):
     la = augment(random_real("shapes", 2, seed=0, zca=zca), load_labeler(ckpt), 2, 0.75)
     test = load_source("shapes", "test", limit_per_class=5)
     x = eval_inputs(la, test, torch.device("cpu"))
-    want = zca.apply(normalise(test.images, la.mean, la.std))
+    assert la.mean == (0.0, 0.0, 0.0) and la.std == (1.0, 1.0, 1.0)
+    want = zca.apply(test.images.float() / 255)  # MTT: ToTensor() then the ZCA
     torch.testing.assert_close(x, want)
     cfg = TrainConfig(epochs=2, seeds=(0,), model_options={"width": 8}, mode="ladd")
     res = train_and_evaluate(la, test, cfg, device="cpu")

@@ -2,9 +2,18 @@
 
     from ladd.sets import load_set, random_real
     ds = load_set("runs/mtt_cifar10_ipc10", source="cifar10")
+    ds = load_set("runs/mtt_cifar10_ipc10", describe_only=True)  # no source: describe only
 
-`base` holds the types and the reader registry (it imports no reader); `readers` and `augmented`
-register their formats on import, which this package does, so `load_set` knows them all.
+Module map:
+    base.py         DistilledSet, RawSet, the reader registry, safe torch/safetensors reading
+    conventions.py  each distiller's normalisation, and value-range checks
+    readers.py      MTT/GLaD/DATM folders, DD-Ranking folders, DC/DSA/DM result files, torch
+                    and safetensors files, image folders (registered on import)
+    augmented.py    the label-augmented set and its file (registered first)
+    loading.py      load_set / load_distilled, fit_zca_for, random_real
+
+`base` imports no reader; this package imports them all, so `load_set` knows every format.
+docs/formats.md lists what each format reads and how to load it.
 """
 
 from ladd.sets import readers as _readers  # noqa: F401  (registers the distillers' formats)
@@ -18,6 +27,7 @@ from ladd.sets.base import (
     FORMATS,
     GLAD_MEAN,
     META_FILE,
+    UNKNOWN_NORMALISATION,
     DistilledFileError,
     DistilledReader,
     DistilledSet,
@@ -28,20 +38,30 @@ from ladd.sets.base import (
     register_reader,
     safe_torch_load,
 )
-from ladd.sets.loading import fit_zca_for, load_distilled, load_set, random_real
+from ladd.sets.conventions import Normalisation, convention
+from ladd.sets.loading import (
+    fit_zca_for,
+    load_distilled,
+    load_set,
+    random_real,
+    resolve_set_path,
+)
 
 __all__ = [
     "FORMATS",
     "GLAD_MEAN",
     "META_FILE",
     "SET_FORMAT",
+    "UNKNOWN_NORMALISATION",
     "DistilledFileError",
     "DistilledReader",
     "DistilledSet",
     "LabelAugmentedFileError",
     "LabelAugmentedSet",
+    "Normalisation",
     "RawSet",
     "ReadRequest",
+    "convention",
     "find_reader",
     "fit_zca_for",
     "has_zca",
@@ -50,5 +70,6 @@ __all__ = [
     "load_set",
     "random_real",
     "register_reader",
+    "resolve_set_path",
     "safe_torch_load",
 ]

@@ -3,13 +3,19 @@
 A label-augmented set is one safetensors file: tensors `images` (float32 normalised, [M,C,H,W]),
 `labels` (int64 [M]), `dense` ([M, N*N, K], float32 or float16), optional `soft_labels` [M,K]
 (e.g. DATM's) and `full_soft` [M,K] (the labeler on the full image, for the full+soft ablation);
-metadata key "ladd_set" holds JSON: n, r, class names, mean, std, source, zca, lr, the labeler's
+metadata key "ladd_set" holds JSON: n, r, class names, mean, std, source, zca ({source, eps,
+space: "pixels01"}: whitened [0, 1] pixels, mean 0 / std 1, as MTT/DATM), lr, the labeler's
 identity and epoch, temperature. The file is recognised by that metadata key, whatever its name.
+
+Loading checks everything a hostile or careless file could get wrong (shapes, dtypes, NaN/Inf in
+any tensor, metadata types) and reports it as one LabelAugmentedFileError line.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +23,17 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from ladd.data.zca import ZCA_SPACE
 from ladd.files import save_tensors
-from ladd.sets.base import DistilledReader, DistilledSet, ReadRequest, has_zca, register_reader
+from ladd.sets.base import (
+    DistilledFileError,
+    DistilledReader,
+    DistilledSet,
+    ReadRequest,
+    has_zca,
+    read_safetensors_header,
+    register_reader,
+)
 from ladd.sets.loading import fit_zca_for
 from ladd.subsample import check_grid
 
@@ -52,6 +67,7 @@ class LabelAugmentedSet:
     distilled_format: str | None = None
     generation_flops: float = 0.0
     format: str = SET_FORMAT
+    zca_source: str | None = None  # the ZCA's source when it is not `source`, or not fitted
 
     # -- shape facts ---------------------------------------------------------------------------
     @property
@@ -77,12 +93,24 @@ class LabelAugmentedSet:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def trainable(self) -> bool:
+        """False when loaded with describe_only and its ZCA was not fitted."""
+        return not (self.zca_source is not None and not has_zca(self))
+
+    def require_trainable(self) -> None:
+        if not self.trainable:
+            raise LabelAugmentedFileError(
+                f"its ZCA ({self.zca_source}) was not fitted: it was loaded for description only"
+            )
+
     def validate(self) -> None:
         """Raise LabelAugmentedFileError on any inconsistency."""
         _validate(self)
 
     def to_distilled(self) -> Any:
         """The underlying distilled set (dense labels dropped)."""
+        zca_source = self.zca_source or (self.source if has_zca(self) else None)
         return DistilledSet(
             images=self.images,
             labels=self.labels,
@@ -94,11 +122,14 @@ class LabelAugmentedSet:
             format=self.distilled_format or "ladd",
             source=self.source,
             zca=self.zca,
+            zca_source=zca_source,
+            normalisation="recorded in the label-augmented file",
         )
 
     def describe(self) -> dict[str, Any]:
         """A summary for `ladd info` and the dashboard."""
         lo, hi = float(self.images.min()), float(self.images.max())
+        zca = has_zca(self) or self.zca_source is not None
         return {
             "format": "label-augmented (LADD)",
             "images": len(self),
@@ -114,7 +145,7 @@ class LabelAugmentedSet:
             "dense_dtype": str(self.dense.dtype).replace("torch.", ""),
             "labeler": self.labeler,
             "source": self.source,
-            "normalisation": {"mean": list(self.mean), "std": list(self.std), "zca": has_zca(self)},
+            "normalisation": {"mean": list(self.mean), "std": list(self.std), "zca": zca},
             "lr": self.lr,
         }
 
@@ -123,6 +154,7 @@ class LabelAugmentedSet:
         """Write one safetensors file (atomically); dense labels in float32 or float16."""
         dtype = _dtype(dense_dtype)
         self.validate()
+        self.require_trainable()
         tensors = {
             "images": self.images.float(),
             "labels": self.labels.long(),
@@ -132,6 +164,13 @@ class LabelAugmentedSet:
             tensors["soft_labels"] = self.soft_labels.float()
         if self.full_soft is not None:
             tensors["full_soft"] = self.full_soft.float()
+        zca = None
+        if has_zca(self):
+            zca = {
+                "source": self.zca_source or self.source,
+                "eps": float(self.zca.eps),
+                "space": ZCA_SPACE,
+            }
         meta = {
             "format": self.format,
             "n": self.n,
@@ -140,7 +179,7 @@ class LabelAugmentedSet:
             "mean": list(self.mean),
             "std": list(self.std),
             "source": self.source,
-            "zca": {"source": self.source, "eps": float(self.zca.eps)} if has_zca(self) else None,
+            "zca": zca,
             "lr": self.lr,
             "labeler": self.labeler,
             "temperature": self.temperature,
@@ -156,67 +195,158 @@ class LabelAugmentedSet:
         *,
         data_root: str | Path | None = None,
         cache_dir: str | Path | None = None,
+        describe_only: bool = False,
     ) -> LabelAugmentedSet:
         """Read and validate a label-augmented set file (LabelAugmentedFileError when bad).
 
-        A set in ZCA space gets its whitening re-fitted on the source's train split (cached).
+        A set in ZCA space gets its whitening re-fitted on the source's train split (cached),
+        unless `describe_only` (then it is named in `zca_source` but not fitted).
         """
         path = Path(path)
-        if not path.is_file():
-            raise LabelAugmentedFileError(f"{path}: no such file")
         try:
-            with safe_open(str(path), framework="pt") as f:
-                raw = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except Exception as err:
-            raise LabelAugmentedFileError(
-                f"{path}: not a readable safetensors file ({err})"
-            ) from None
-        if META_KEY not in raw:
-            raise LabelAugmentedFileError(
-                f"{path}: not a label-augmented set (no '{META_KEY}' metadata)"
-            )
-        try:
-            meta = json.loads(raw[META_KEY])
-        except json.JSONDecodeError as err:
-            raise LabelAugmentedFileError(f"{path}: corrupt metadata ({err})") from None
-        missing = [k for k in ("images", "labels", "dense") if k not in tensors]
-        missing += [k for k in ("n", "r", "class_names", "mean", "std") if k not in meta]
-        if missing:
-            raise LabelAugmentedFileError(f"{path}: missing {', '.join(missing)}")
-        la = cls(
-            images=tensors["images"],
-            labels=tensors["labels"],
-            dense=tensors["dense"],
-            n=int(meta["n"]),
-            r=float(meta["r"]),
-            class_names=tuple(meta["class_names"]),
-            mean=tuple(meta["mean"]),
-            std=tuple(meta["std"]),
-            source=meta.get("source"),
-            zca=None,
-            soft_labels=tensors.get("soft_labels"),
-            full_soft=tensors.get("full_soft"),
-            lr=meta.get("lr"),
-            labeler=dict(meta.get("labeler") or {}),
-            temperature=float(meta.get("temperature", 1.0)),
-            distilled_format=meta.get("distilled_format"),
-            generation_flops=float(meta.get("generation_flops", 0.0)),
-            format=meta.get("format", SET_FORMAT),
-        )
-        try:
-            _validate(la)
+            return _load(cls, path, data_root, cache_dir, describe_only)
         except LabelAugmentedFileError as err:
-            raise LabelAugmentedFileError(f"{path}: {err}") from None
-        zinfo = meta.get("zca")
-        if zinfo:
-            la.zca = fit_zca_for(
-                zinfo.get("source") or la.source,
-                eps=float(zinfo.get("eps", 0.1)),
-                data_root=data_root,
-                cache_dir=cache_dir,
+            text = str(err)
+            if text.startswith(f"{path}: "):
+                raise
+            raise LabelAugmentedFileError(f"{path}: {text}") from None
+
+
+def _load(
+    cls: type[LabelAugmentedSet],
+    path: Path,
+    data_root: str | Path | None,
+    cache_dir: str | Path | None,
+    describe_only: bool,
+) -> LabelAugmentedSet:
+    err = LabelAugmentedFileError
+    if not path.is_file():
+        raise err("no such file")
+    try:
+        header = read_safetensors_header(path)
+    except DistilledFileError as e:
+        raise err(f"not a readable safetensors file ({e.problem})") from None
+    if header is None:
+        raise err("not a readable safetensors file (no safetensors header)")
+    if header.truncated:
+        raise err(
+            f"truncated: the header promises {header.data_needed} bytes of tensor data, the "
+            f"file holds {header.data_present}"
+        )
+    if META_KEY not in header.metadata:
+        raise err(f"not a label-augmented set (no '{META_KEY}' metadata)")
+    try:
+        meta = json.loads(header.metadata[META_KEY])
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise err(f"corrupt metadata ({e})") from None
+    if not isinstance(meta, dict):
+        raise err("corrupt metadata (not a JSON object)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except Exception as e:  # the library may fail in any way on a hostile file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise err(f"not a readable safetensors file ({first[:160]})") from None
+    missing = [k for k in ("images", "labels", "dense") if k not in tensors]
+    missing += [k for k in ("n", "r", "class_names", "mean", "std") if k not in meta]
+    if missing:
+        raise err(f"missing {', '.join(missing)}")
+    zinfo = meta.get("zca")
+    la = cls(
+        images=tensors["images"],
+        labels=tensors["labels"],
+        dense=tensors["dense"],
+        n=_meta_int(meta, "n"),
+        r=_meta_number(meta, "r"),
+        class_names=_meta_names(meta),
+        mean=_meta_numbers(meta, "mean"),
+        std=_meta_numbers(meta, "std"),
+        source=_meta_text(meta, "source"),
+        zca=None,
+        soft_labels=tensors.get("soft_labels"),
+        full_soft=tensors.get("full_soft"),
+        lr=None if meta.get("lr") is None else _meta_number(meta, "lr"),
+        labeler=_meta_map(meta, "labeler"),
+        temperature=_meta_number(meta, "temperature", 1.0),
+        distilled_format=_meta_text(meta, "distilled_format"),
+        generation_flops=_meta_number(meta, "generation_flops", 0.0),
+        format=_meta_text(meta, "format") or SET_FORMAT,
+    )
+    _validate(la)
+    la.images = la.images.float()
+    if zinfo:
+        if not isinstance(zinfo, dict):
+            raise err("metadata field zca is not a map")
+        if zinfo.get("space") != ZCA_SPACE:
+            raise err(
+                "written by an older LADD whose ZCA was fitted on normalised images, not on "
+                "[0, 1] pixels as MTT/DATM fit it: label the set again (ladd augment)"
             )
-        return la
+        if (tuple(la.mean), tuple(la.std)) != ((0.0,) * 3, (1.0,) * 3):
+            raise err(f"ZCA-space images need mean 0 / std 1, the metadata says {la.mean}/{la.std}")
+        zca_source = _meta_text(zinfo, "source") or la.source
+        if not zca_source:
+            raise err("images are in ZCA space of an unrecorded source")
+        eps = _meta_number(zinfo, "eps", 0.1)
+        la.zca_source = zca_source
+        if not describe_only:
+            try:
+                la.zca = fit_zca_for(
+                    zca_source,
+                    eps=eps,
+                    image_size=la.image_size,
+                    data_root=data_root,
+                    cache_dir=cache_dir,
+                )
+            except (ValueError, OSError) as e:  # unknown source, no data, size mismatch
+                raise err(f"its ZCA could not be fitted on {zca_source} ({e})") from None
+            if la.zca.num_features != la.images[0].numel():
+                raise err(f"ZCA of {zca_source} does not match {la.image_size} px images")
+    return la
+
+
+def _meta_number(meta: dict, key: str, default: float | None = None) -> float:
+    value = meta.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LabelAugmentedFileError(f"metadata field {key} is not a number: {str(value)[:40]}")
+    if not math.isfinite(value):
+        raise LabelAugmentedFileError(f"metadata field {key} is {value}")
+    return float(value)
+
+
+def _meta_int(meta: dict, key: str) -> int:
+    value = _meta_number(meta, key)
+    if value != int(value):
+        raise LabelAugmentedFileError(f"metadata field {key} is not a whole number: {value}")
+    return int(value)
+
+
+def _meta_numbers(meta: dict, key: str) -> tuple[float, ...]:
+    values = meta.get(key)
+    if not isinstance(values, list):
+        raise LabelAugmentedFileError(f"metadata field {key} is not a list of numbers")
+    return tuple(_meta_number({key: v}, key) for v in values)
+
+
+def _meta_text(meta: dict, key: str) -> str | None:
+    value = meta.get(key)
+    if value is not None and not isinstance(value, str):
+        raise LabelAugmentedFileError(f"metadata field {key} is not text")
+    return value
+
+
+def _meta_names(meta: dict) -> tuple[str, ...]:
+    names = meta.get("class_names")
+    if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+        raise LabelAugmentedFileError("metadata field class_names is not a list of names")
+    return tuple(names)
+
+
+def _meta_map(meta: dict, key: str) -> dict[str, Any]:
+    value = meta.get(key) or {}
+    if not isinstance(value, dict):
+        raise LabelAugmentedFileError(f"metadata field {key} is not a map")
+    return dict(value)
 
 
 def _dtype(d: str | torch.dtype) -> torch.dtype:
@@ -234,49 +364,91 @@ def _dtype(d: str | torch.dtype) -> torch.dtype:
     raise ValueError(f"dense label dtype must be float32 or float16, got {d!r}")
 
 
+def _finite(t: torch.Tensor) -> bool:
+    return bool(torch.isfinite(t.float()).all()) if t.numel() else True
+
+
 def _validate(la: LabelAugmentedSet) -> None:
     err = LabelAugmentedFileError
     if la.images.dim() != 4 or not la.images.is_floating_point():
         raise err(
             f"images must be float (M, C, H, W), got {la.images.dtype} {tuple(la.images.shape)}"
         )
-    m = la.images.shape[0]
+    m, c = int(la.images.shape[0]), int(la.images.shape[1])
+    if m == 0:
+        raise err("the set holds no images (0 x ...): nothing to train on")
+    if c != 3:
+        raise err(f"images have {c} channel(s); LADD's labelers and models take 3-channel images")
+    if la.images.shape[2] != la.images.shape[3] or la.images.shape[2] < 1:
+        raise err(f"images must be square, got {tuple(la.images.shape[2:])}")
+    if not _finite(la.images):
+        raise err("images contain NaN or Inf")
     if la.labels.shape != (m,) or la.labels.dtype != torch.int64:
         raise err(f"labels must be int64 ({m},), got {la.labels.dtype} {tuple(la.labels.shape)}")
     try:
         check_grid(la.n, la.r)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise err(str(e)) from None
     k = len(la.class_names)
+    if k == 0:
+        raise err("no class names")
     if la.dense.shape != (m, la.n * la.n, k):
         raise err(
             f"dense labels must be (M, N*N, K) = ({m}, {la.n * la.n}, {k}), got {tuple(la.dense.shape)}"
         )
     if la.dense.dtype not in (torch.float32, torch.float16):
         raise err(f"dense labels must be float32 or float16, got {la.dense.dtype}")
-    if m and (int(la.labels.min()) < 0 or int(la.labels.max()) >= k):
+    if int(la.labels.min()) < 0 or int(la.labels.max()) >= k:
         raise err(f"labels out of range 0..{k - 1}")
     d = la.dense.float()
-    if m and (float(d.min()) < -1e-4 or (d.sum(-1) - 1).abs().max() > 1e-2):
+    if not _finite(d):
+        raise err("dense labels contain NaN or Inf")
+    if float(d.min()) < -1e-4 or (d.sum(-1) - 1).abs().max() > 1e-2:
         raise err("dense labels are not probability vectors (each crop's row must sum to 1)")
-    if len(la.mean) != la.images.shape[1] or len(la.std) != la.images.shape[1]:
-        raise err(f"mean/std need {la.images.shape[1]} channels each")
+    if len(la.mean) != c or len(la.std) != c:
+        raise err(f"mean/std need {c} channels each")
+    stats = [*la.mean, *la.std]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in stats):
+        raise err(f"mean/std {la.mean}/{la.std} are not finite numbers")
+    if not all(v > 0 for v in la.std):
+        raise err(f"std {la.std} must be positive")
     for name in ("soft_labels", "full_soft"):
         t = getattr(la, name)
-        if t is not None and t.shape != (m, k):
-            raise err(f"{name} must be ({m}, {k}), got {tuple(t.shape)}")
+        if t is None:
+            continue
+        if t.shape != (m, k) or not t.is_floating_point():
+            raise err(f"{name} must be float ({m}, {k}), got {t.dtype} {tuple(t.shape)}")
+        if not _finite(t):
+            raise err(f"{name} contain NaN or Inf")
+    if la.lr is not None and not (math.isfinite(la.lr) and la.lr > 0):
+        raise err(f"learning rate {la.lr} must be a positive number")
+    if not (math.isfinite(la.temperature) and la.temperature > 0):
+        raise err(f"temperature {la.temperature} must be a positive number")
 
 
 def is_label_augmented_file(path: str | Path) -> bool:
-    """Whether `path` is a label-augmented set file (by its metadata, not its name)."""
+    """Whether `path` is a label-augmented set file (by its metadata, not its name); a file
+    cut short inside its tensors still counts, so that loading it says "truncated"."""
     p = Path(path)
     if not p.is_file():
         return False
     try:
-        with safe_open(str(p), framework="pt") as f:
-            return META_KEY in (f.metadata() or {})
-    except Exception:  # not safetensors at all: some other format's file
+        header = read_safetensors_header(p)
+    except DistilledFileError:  # starts like safetensors but the header is broken
         return False
+    return header is not None and META_KEY in header.metadata
+
+
+_FOREIGN_OPTIONS = (
+    "mean",
+    "std",
+    "format",
+    "zca_source",
+    "experiment",
+    "class_names",
+    "num_classes",
+    "image_size",
+)
 
 
 class LabelAugmentedReader(DistilledReader):
@@ -296,9 +468,22 @@ class LabelAugmentedReader(DistilledReader):
         *,
         data_root: str | Path | None = None,
         cache_dir: str | Path | None = None,
-        **_: Any,
+        describe_only: bool = False,
+        **options: Any,
     ) -> LabelAugmentedSet:
-        return LabelAugmentedSet.load(path, data_root=data_root, cache_dir=cache_dir)
+        given = [k for k in _FOREIGN_OPTIONS if options.get(k) is not None]
+        unknown = sorted(set(options) - {*_FOREIGN_OPTIONS, "source"})  # source: its test split
+        if unknown:
+            raise TypeError(f"unknown set options: {', '.join(unknown)}")
+        if given:
+            warnings.warn(
+                f"{path}: a label-augmented set records its own normalisation, classes and "
+                f"ZCA; ignored {', '.join(given)}",
+                stacklevel=3,
+            )
+        return LabelAugmentedSet.load(
+            path, data_root=data_root, cache_dir=cache_dir, describe_only=describe_only
+        )
 
 
 register_reader(LabelAugmentedReader(), first=True)

@@ -1,13 +1,19 @@
 """The readers of other tools' distilled-set files (each a DistilledReader, registered here).
 
     ladd         a folder written by DistilledSet.save_mtt (has ladd_meta.json)
-    mtt / glad   a run folder: images_best.pt (float [C*IPC, 3, H, W], normalised), labels_best.pt
-    datm         the same with labels_best.pt as float logits [N, C] and lr_best.pt (0-dim)
-    tensor       one .pt file: a tensor [M, C, H, W], a dict with images/labels, or a pair
+    mtt / glad   a run folder: images_best.pt (float [C*IPC, 3, H, W]), labels_best.pt (int64)
+    datm         the same with labels_best.pt as learned logits [N, C] and lr_best.pt (0-dim)
+    ddranking    a DD-Ranking folder: images.pt [, labels.pt (DATM logits), lr.pt]
+    dc           a DC/DSA/DM (or GLaD) result file {'data': [[images, labels], ...], 'accs_all_exps'}
+    tensor       any torch file: a tensor [M, C, H, W], a dict with images/labels, or a pair;
+                 a safetensors file of such tensors
     imagefolder  one subfolder of images per class (SRe2L new000/..., RDED 00000/..., names)
 
-Every .pt file is read with torch.load(weights_only=True) (`safe_torch_load`): a pickle that
-carries code is refused, never run.
+Files are recognised by their bytes (torch zip or pickle, safetensors header), never by a name
+the user chose. Every torch file is read with torch.load(weights_only=True) plus numpy's numeric
+scalars on an allow-list (`safe_torch_load`): a pickle that carries code is refused, never run.
+Two kinds of files are recognised only to say what they are: MTT's images_zca_<it>.pt (the
+inverse-ZCA copy saved for viewing, read as [0, 1] pixels) and SRe2L's FKD soft-label batches.
 """
 
 from __future__ import annotations
@@ -22,36 +28,46 @@ import torch
 
 from ladd.data import ImageDecodeError
 from ladd.data.decode import decode_images, is_archive, parse_layout, read_image_tree
+from ladd.data.zca import ZCA_SPACE
 from ladd.sets.base import (
     META_FILE,
     DistilledFileError,
     DistilledReader,
     RawSet,
     ReadRequest,
+    is_torch_file,
+    plain,
+    read_safetensors_header,
     register_reader,
     safe_torch_load,
 )
+from ladd.sets.conventions import PIXELS01
 
 _IMAGE_KEYS = ("images", "image", "imgs", "data", "x", "image_syn", "images_syn")
 _LABEL_KEYS = ("labels", "label", "targets", "target", "y", "label_syn", "labels_syn")
 _SOFT_KEYS = ("soft_labels", "logits")
 _LR_KEYS = ("lr", "syn_lr", "lr_best")
 _NUMBERED_CLASS = re.compile(r"(?:new|class)?_?(\d+)", re.IGNORECASE)
+_ZCA_VIEW = re.compile(r"images_zca_(\d+|best)\.pt")
 
 
 def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise DistilledFileError(path, f"{what} is a {type(value).__name__}, not a tensor")
+    if value.layout != torch.strided or value.is_quantized:
+        raise DistilledFileError(path, f"{what} is a {value.layout} tensor; expected a dense one")
     return value.detach()
 
 
 def _split_labels(labels: torch.Tensor, path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(hard labels, soft labels or None) from a labels tensor: int (M,), float (M,) whole
-    numbers, or float (M, K) soft labels / logits (hard = argmax)."""
+    numbers, or float (M, K) soft labels / logits (hard = argmax; see `_slot_labels`)."""
     if labels.ndim == 2 and labels.is_floating_point():
         if not torch.isfinite(labels).all():
             raise DistilledFileError(path, "soft labels contain NaN or Inf")
-        return labels.argmax(dim=1), labels.float()
+        if labels.shape[1] == 0:
+            raise DistilledFileError(path, "soft labels have 0 columns")
+        return labels.float().argmax(dim=1), labels.float()
     if labels.ndim != 1:
         raise DistilledFileError(
             path, f"labels have shape {tuple(labels.shape)}; expected (M,) or soft (M, K)"
@@ -64,23 +80,63 @@ def _split_labels(labels: torch.Tensor, path: Path) -> tuple[torch.Tensor, torch
     return labels.long(), None
 
 
+def _slot_labels(soft: torch.Tensor, what: str) -> tuple[torch.Tensor, str | None]:
+    """Hard labels of learned soft labels with no hard labels beside them: the class-major slot
+    each row was initialised in, as DATM (distill/DATM.py:133, label_syn = [0,0,..,1,1,..]) and
+    DD-Ranking (ddranking/metrics/soft_label.py:505) assign them, not the logits' argmax.
+    Falls back to the argmax when the rows do not split evenly into classes."""
+    m, k = soft.shape
+    argmax = soft.argmax(dim=1)
+    if m % k:
+        return argmax, (
+            f"{m} {what} rows do not split evenly into {k} class slots: hard labels are their argmax"
+        )
+    slots = torch.arange(k).repeat_interleave(m // k)  # (M,) class-major
+    drifted = int((argmax != slots).sum())
+    note = (
+        f"hard labels follow the class-major slots of the {k}x{m // k} {what} (as DATM saves them)"
+    )
+    if drifted:
+        note += f"; {drifted} of {m} rows' argmax lies in another class"
+    return slots, note
+
+
 def _read_lr(value: Any, path: Path) -> float:
+    value = plain(value)
+    if isinstance(value, bool):
+        raise DistilledFileError(path, "learning rate is a bool")
     if isinstance(value, (int, float)):
         lr = float(value)
     else:
         tensor = _tensor(value, path, "the learning rate")
-        if tensor.numel() != 1:
-            raise DistilledFileError(path, f"learning rate has shape {tuple(tensor.shape)}")
-        lr = float(tensor.reshape(()))
+        if tensor.numel() != 1 or tensor.is_complex():
+            raise DistilledFileError(
+                path, f"learning rate has shape {tuple(tensor.shape)} ({tensor.dtype})"
+            )
+        lr = float(tensor.reshape(()).double())
     if not torch.isfinite(torch.tensor(lr)):
         raise DistilledFileError(path, f"learning rate is {lr}")
     return lr
 
 
+def _load_tensor(path: Path, what: str) -> torch.Tensor:
+    return _tensor(safe_torch_load(path), path, what)
+
+
+# ---------------------------------------------------------------------------- run folders
+
+
 class MttFolderReader(DistilledReader):
-    """MTT / GLaD / DATM run folders: images_best.pt, labels_best.pt[, lr_best.pt]."""
+    """MTT / GLaD / DATM run folders: images_best.pt, labels_best.pt[, lr_best.pt].
+
+    MTT writes them in distill.py:242-243 (image_syn, label_syn int64 class-major), DATM in
+    distill/DATM.py:402-404 (label_syn: learned logits; syn_lr: 0-dim tensor). With --zca both
+    also write images_zca_<it>.pt (MTT distill.py:266-271, DATM DATM.py:427-431): its presence
+    says images_best.pt lives in ZCA space.
+    """
 
     format = "mtt"
+    slots = True  # soft labels without hard labels: DATM's class-major slots
 
     def detect(self, path: Path) -> bool:
         return path.is_dir() and (path / "images_best.pt").is_file()
@@ -89,15 +145,15 @@ class MttFolderReader(DistilledReader):
         images_path, labels_path = path / "images_best.pt", path / "labels_best.pt"
         if not labels_path.is_file():
             raise DistilledFileError(labels_path, "missing: images_best.pt needs labels_best.pt")
-        images = _tensor(safe_torch_load(images_path), images_path, "images_best.pt")
-        labels, soft = _split_labels(
-            _tensor(safe_torch_load(labels_path), labels_path, "labels_best.pt"), labels_path
-        )
+        images = _load_tensor(images_path, "images_best.pt")
+        labels, soft = _split_labels(_load_tensor(labels_path, "labels_best.pt"), labels_path)
+        notes: list[str] = []
         hard_path = path / "labels_hard.pt"
         if soft is not None and hard_path.is_file():
-            labels, _ = _split_labels(
-                _tensor(safe_torch_load(hard_path), hard_path, "labels"), hard_path
-            )
+            labels, _ = _split_labels(_load_tensor(hard_path, "labels_hard.pt"), hard_path)
+        elif soft is not None and self.slots:
+            labels, note = _slot_labels(soft, "learned labels")
+            notes += [note] if note else []
         lr = None
         lr_path = path / "lr_best.pt"
         if lr_path.is_file():
@@ -105,6 +161,12 @@ class MttFolderReader(DistilledReader):
         raw = RawSet(images_path, images, labels, soft, lr, "datm" if soft is not None else "mtt")
         raw.num_classes = soft.shape[1] if soft is not None else None
         raw.labels_origin = labels_path
+        raw.notes = notes
+        views = sorted(p.name for p in path.glob("images_zca_*.pt"))
+        if views:
+            raw.zca_evidence = (
+                f"the folder holds {views[-1]}, which MTT and DATM write only when run with --zca"
+            )
         return raw
 
 
@@ -112,6 +174,7 @@ class LaddFolderReader(MttFolderReader):
     """A folder written by DistilledSet.save_mtt: the MTT layout plus ladd_meta.json."""
 
     format = "ladd"
+    slots = False  # our own soft labels come with labels_hard.pt (or are their argmax: v1)
 
     def detect(self, path: Path) -> bool:
         return path.is_dir() and (path / META_FILE).is_file()
@@ -125,38 +188,128 @@ class LaddFolderReader(MttFolderReader):
         except (OSError, ValueError) as err:
             raise DistilledFileError(meta_path, f"unreadable metadata ({err})") from err
         raw = super().read(path, request)
+        raw.zca_evidence = None  # the metadata says what the space is
         raw.format = str(meta.get("format") or "ladd")
-        raw.source = meta.get("source")
         try:
-            if meta.get("mean") is not None:
+            raw.source = None if meta.get("source") is None else str(meta["source"])
+            if meta.get("mean"):
                 raw.mean = tuple(float(v) for v in meta["mean"])
                 raw.std = tuple(float(v) for v in meta["std"])
+                raw.normalisation = f"recorded in {META_FILE}"
             if meta.get("class_names") is not None:
+                if not isinstance(meta["class_names"], list):
+                    raise TypeError("class_names is not a list")
                 raw.class_names = tuple(str(v) for v in meta["class_names"])
             zca = meta.get("zca")
             if zca:
+                if not isinstance(zca, dict):
+                    raise TypeError("zca is not a map")
+                if zca.get("space") != ZCA_SPACE:
+                    raise DistilledFileError(
+                        meta_path,
+                        "written by an older LADD whose ZCA was fitted on normalised images, "
+                        "not on [0, 1] pixels as MTT/DATM fit it: make the set again",
+                    )
                 raw.zca_recorded = True
                 raw.zca_source = zca.get("source") or raw.source
                 raw.zca_eps = float(zca.get("eps", 0.1))
         except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, DistilledFileError):
+                raise
             raise DistilledFileError(meta_path, f"malformed metadata ({err})") from err
         return raw
 
 
-class TensorFileReader(DistilledReader):
-    """One .pt/.pth file: a tensor, a dict with images and labels, or an (images, labels) pair."""
+class DDRankingFolderReader(DistilledReader):
+    """DD-Ranking's folder: images.pt, and labels.pt (soft labels, DATM logits) / lr.pt when the
+    method has them (demo_soft.py:14-16 loads exactly these three)."""
+
+    format = "ddranking"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_dir() and (path / "images.pt").is_file()
+
+    def read(self, path: Path, request: ReadRequest) -> RawSet:
+        images_path, labels_path, lr_path = (path / n for n in ("images.pt", "labels.pt", "lr.pt"))
+        raw = RawSet(images_path, _load_tensor(images_path, "images.pt"), format=self.format)
+        if labels_path.is_file():
+            labels, soft = _split_labels(_load_tensor(labels_path, "labels.pt"), labels_path)
+            raw.labels_origin = labels_path
+            if soft is not None:
+                labels, note = _slot_labels(soft, "soft labels")
+                raw.soft_labels, raw.num_classes = soft, soft.shape[1]
+                raw.notes += [note] if note else []
+            raw.labels = labels
+        else:
+            raw.notes.append(
+                "no labels.pt: hard labels are class-major, as DD-Ranking assigns them"
+            )
+        if lr_path.is_file():
+            raw.lr = _read_lr(safe_torch_load(lr_path), lr_path)
+        return raw
+
+
+# ---------------------------------------------------------------------------- single files
+
+
+def _is_fkd_batch(obj: Any) -> bool:
+    """SRe2L's relabel batch: [coords (B, 4), flip (B,), mix_index, mix_lam, mix_bbox, output]."""
+    return (
+        isinstance(obj, (list, tuple))
+        and len(obj) == 6
+        and isinstance(obj[0], torch.Tensor)
+        and obj[0].ndim == 2
+        and obj[0].shape[-1] == 4
+        and isinstance(obj[5], torch.Tensor)
+        and obj[5].ndim == 2
+    )
+
+
+FKD_EXPLANATION = (
+    "SRe2L's FKD soft labels (generate_soft_label.py:222-224 saves [crop coords, flip, mix "
+    "index, mix ratio, mix box, teacher output] per batch): each row is the teacher's output on "
+    "one random crop of an image drawn by a seeded RandomSampler (--fkd-seed), not on a stored "
+    "image, so they cannot be attached to the images; load the image folder (new000/...) instead"
+)
+
+
+class FkdFolderReader(DistilledReader):
+    """SRe2L's FKD_soft_label folder (epoch_<e>/batch_<i>.tar): recognised to explain it."""
+
+    format = "fkd"
+
+    def detect(self, path: Path) -> bool:
+        if not path.is_dir():
+            return False
+        first = next(path.glob("batch_*.tar"), None) or next(path.glob("epoch_*/batch_*.tar"), None)
+        return first is not None and is_torch_file(first)
+
+    def read(self, path: Path, request: ReadRequest) -> RawSet:
+        raise DistilledFileError(path, FKD_EXPLANATION)
+
+
+class TorchFileReader(DistilledReader):
+    """One torch.save file, whatever its name: a tensor [M, C, H, W], a dict with images and
+    labels, an (images, labels[, lr]) pair, or a DC/DSA/DM result file."""
 
     format = "tensor"
 
     def detect(self, path: Path) -> bool:
-        return path.is_file() and path.suffix.lower() in (".pt", ".pth")
+        return path.is_file() and is_torch_file(path)
 
     def read(self, path: Path, request: ReadRequest) -> RawSet:
         obj = safe_torch_load(path)
         if isinstance(obj, torch.Tensor):
-            return RawSet(path, obj.detach())
+            raw = RawSet(path, obj.detach())
+            if _ZCA_VIEW.fullmatch(path.name):
+                self._zca_view(raw)
+            return raw
+        if isinstance(obj, dict) and "data" in obj and "accs_all_exps" in obj:
+            return _dc_result(obj, path, request)
+        if _is_fkd_batch(obj):
+            raise DistilledFileError(path, FKD_EXPLANATION)
         if isinstance(obj, dict):
-            return self._from_dict(obj, path)
+            return _from_dict(obj, path)
         if isinstance(obj, (tuple, list)) and len(obj) in (2, 3):
             images = _tensor(obj[0], path, "item 0 (images)")
             labels, soft = _split_labels(_tensor(obj[1], path, "item 1 (labels)"), path)
@@ -165,35 +318,130 @@ class TensorFileReader(DistilledReader):
         raise DistilledFileError(
             path,
             f"holds a {type(obj).__name__}; expected a tensor [M, C, H, W], a dict with "
-            "images and labels, or an (images, labels) pair",
+            "images and labels, an (images, labels) pair or a DC/DSA/DM result file",
         )
 
-    def _from_dict(self, obj: dict, path: Path) -> RawSet:
-        def pick(keys: Sequence[str]) -> Any:
-            return next((obj[k] for k in keys if k in obj), None)
+    @staticmethod
+    def _zca_view(raw: RawSet) -> None:
+        """MTT's images_zca_<it>.pt: zca_trans.inverse_transform(image_syn), [0, 1] pixels."""
+        raw.format = "mtt"
+        raw.mean, raw.std = PIXELS01.mean, PIXELS01.std
+        raw.normalisation = "[0, 1] pixels (MTT/DATM's images_zca_<it>.pt, ZCA undone)"
+        raw.pixels01 = True
+        raw.notes.append(
+            f"{raw.origin.name} is the inverse-ZCA copy MTT/DATM save for viewing (distill.py:"
+            "266-271); the set they train and evaluate is images_best.pt in ZCA space: load the "
+            "run folder with --zca --source NAME (with --zca these pixels are whitened again)"
+        )
 
-        images = pick(_IMAGE_KEYS)
-        if images is None:
-            raise DistilledFileError(
-                path,
-                f"dict has no images (looked for {', '.join(_IMAGE_KEYS)}; found {list(obj)[:8]})",
-            )
-        raw = RawSet(path, _tensor(images, path, "images"))
-        labels = pick(_LABEL_KEYS)
-        if labels is not None:
-            raw.labels, raw.soft_labels = _split_labels(_tensor(labels, path, "labels"), path)
-        soft = pick(_SOFT_KEYS)
-        if soft is not None:
-            hard, raw.soft_labels = _split_labels(_tensor(soft, path, "soft labels"), path)
-            if raw.soft_labels is None:
-                raise DistilledFileError(path, "soft labels must be float (M, K)")
-            raw.labels = hard if raw.labels is None else raw.labels
-        lr = pick(_LR_KEYS)
-        if lr is not None:
-            raw.lr = _read_lr(lr, path)
-        if raw.soft_labels is not None:
-            raw.num_classes = raw.soft_labels.shape[1]
-        return raw
+
+def _dc_result(obj: dict, path: Path, request: ReadRequest) -> RawSet:
+    """DC / DSA / DM (DatasetCondensation main.py:224-225, main_DM.py:203-204) and GLaD
+    (distill_mtt.py:368-369): {'data': [[image_syn, label_syn] per experiment],
+    'accs_all_exps': {model: [accuracy per evaluation]}}."""
+    data = obj["data"]
+    if not isinstance(data, (list, tuple)) or not data:
+        raise DistilledFileError(path, "DC/DSA/DM result file holds no experiments ('data')")
+    n = len(data)
+    k = n - 1 if request.experiment is None else int(request.experiment)
+    if not -n <= k < n:
+        raise DistilledFileError(
+            path, f"experiment {k} does not exist: the file holds {n} (0..{n - 1})"
+        )
+    k %= n
+    item = data[k]
+    if not isinstance(item, (list, tuple)) or len(item) < 2:
+        raise DistilledFileError(path, f"experiment {k} is not an [images, labels] pair")
+    images = _tensor(item[0], path, f"experiment {k}'s images")
+    labels, soft = _split_labels(_tensor(item[1], path, f"experiment {k}'s labels"), path)
+    raw = RawSet(path, images, labels, soft, format="dc")
+    which = "the last" if request.experiment is None else "chosen"
+    raw.notes.append(
+        f"DC/DSA/DM result file: experiment {k} of {n} (0-based, {which}; --experiment K picks "
+        "another)"
+    )
+    accs = obj.get("accs_all_exps")
+    if isinstance(accs, dict):
+        parts = []
+        for model, values in list(accs.items())[:8]:
+            values = [plain(v) for v in values] if isinstance(values, (list, tuple)) else []
+            nums = [float(v) for v in values if isinstance(v, (int, float))]
+            if nums:
+                mean = sum(nums) / len(nums)
+                spread = (sum((v - mean) ** 2 for v in nums) / len(nums)) ** 0.5
+                parts.append(f"{model} {mean:.2%} +- {spread:.2%} ({len(nums)} evaluations)")
+        if parts:
+            raw.notes.append("recorded accuracies: " + "; ".join(parts))
+    return raw
+
+
+def _from_dict(obj: dict, path: Path) -> RawSet:
+    def pick(keys: Sequence[str]) -> Any:
+        return next((obj[k] for k in keys if k in obj), None)
+
+    images = pick(_IMAGE_KEYS)
+    if images is None:
+        found = [str(k)[:30] for k in list(obj)[:8]]
+        raise DistilledFileError(
+            path, f"dict has no images (looked for {', '.join(_IMAGE_KEYS)}; found {found})"
+        )
+    raw = RawSet(path, _tensor(images, path, "images"))
+    labels = pick(_LABEL_KEYS)
+    if labels is not None:
+        raw.labels, raw.soft_labels = _split_labels(_tensor(labels, path, "labels"), path)
+    soft = pick(_SOFT_KEYS)
+    if soft is not None:
+        hard, raw.soft_labels = _split_labels(_tensor(soft, path, "soft labels"), path)
+        if raw.soft_labels is None:
+            raise DistilledFileError(path, "soft labels must be float (M, K)")
+        raw.labels = hard if raw.labels is None else raw.labels
+    lr = pick(_LR_KEYS)
+    if lr is not None:
+        raw.lr = _read_lr(lr, path)
+    if raw.soft_labels is not None:
+        raw.num_classes = raw.soft_labels.shape[1]
+    return raw
+
+
+class SafetensorsFileReader(DistilledReader):
+    """A safetensors file that is not a label-augmented set: its tensors read like a dict.
+
+    Recognised by its header (8-byte length, then JSON), so a cut file says "truncated".
+    """
+
+    format = "tensor"
+
+    def detect(self, path: Path) -> bool:
+        if not path.is_file():
+            return False
+        try:
+            with open(path, "rb") as f:
+                head = f.read(9)
+        except OSError:
+            return False
+        return len(head) == 9 and head[8:9] == b"{"
+
+    def read(self, path: Path, request: ReadRequest) -> RawSet:
+        header = read_safetensors_header(path)
+        if header is None:
+            raise DistilledFileError(path, "not a safetensors file (implausible header length)")
+        header.require_complete(path)
+        if "ladd_labeler" in header.metadata:
+            raise DistilledFileError(path, "a labeler checkpoint (ladd train-labeler), not a set")
+        if "ladd_set" in header.metadata:
+            raise DistilledFileError(path, "a label-augmented set that cannot be read")
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except Exception as err:  # the library may fail in any way on a hostile file
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise DistilledFileError(path, f"unreadable safetensors file ({first[:160]})") from err
+        return _from_dict(tensors, path)
+
+
+# ---------------------------------------------------------------------------- image folders
 
 
 class ImageFolderReader(DistilledReader):
@@ -214,6 +462,8 @@ class ImageFolderReader(DistilledReader):
             layout = parse_layout(tree.paths, path)
         except (ImageDecodeError, ValueError) as err:
             raise DistilledFileError(path, str(err).removeprefix(f"{path}: ")) from err
+        except Exception as err:  # a hostile archive may fail in any way (zlib, lzma, ...)
+            raise DistilledFileError(path, f"cannot read the archive ({err})") from err
         notes = []
         if layout.has_splits:
             notes.append("found train/ and test/ folders: read train/ only")
@@ -235,10 +485,20 @@ class ImageFolderReader(DistilledReader):
             )
         except ImageDecodeError as err:
             raise DistilledFileError(path, str(err)) from err
+        except Exception as err:  # a hostile image may fail in any way inside a decoder
+            raise DistilledFileError(path, f"cannot decode the images ({err})") from err
         raw = RawSet(path, images, torch.tensor(labels, dtype=torch.long), format=self.format)
         raw.folder_names, raw.num_classes, raw.notes = names, num_classes, notes
         return raw
 
 
-for _reader in (LaddFolderReader(), MttFolderReader(), TensorFileReader(), ImageFolderReader()):
+for _reader in (
+    LaddFolderReader(),
+    MttFolderReader(),
+    DDRankingFolderReader(),
+    FkdFolderReader(),
+    TorchFileReader(),
+    SafetensorsFileReader(),
+    ImageFolderReader(),
+):
     register_reader(_reader)
