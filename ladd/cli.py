@@ -111,6 +111,27 @@ FullLabelsOpt = Annotated[
         "(e.g. DATM's) where it has them",
     ),
 ]
+MeanOpt = Annotated[
+    str | None,
+    typer.Option("--mean", help="The set's per-channel mean, e.g. 0.4914,0.4822,0.4465."),
+]
+StdOpt = Annotated[
+    str | None, typer.Option("--std", help="The set's per-channel std, e.g. 0.2023,0.1994,0.2010.")
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Which code wrote the set (picks its normalisation convention): mtt | datm | glad | "
+        "dc | ddranking | tensor | imagefolder | ladd (docs/formats.md)",
+    ),
+]
+ExperimentOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--experiment", min=0, help="DC/DSA/DM result files: which experiment (default the last)."
+    ),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Replace an existing output (never an input of the step).")
 ]
@@ -195,14 +216,32 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     return vals
 
 
+def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint=name
+        ) from None
+
+
 def _load_set(
     path: Path,
     source: str | None,
     ws: Any = None,
     data_root: Path | None = None,
     zca: bool = False,
+    *,
+    mean: str | None = None,
+    std: str | None = None,
+    fmt: str | None = None,
+    experiment: int | None = None,
+    describe_only: bool = False,
 ) -> Any:
-    from ladd.sets import load_set
+    """Any set at `path` (ladd.sets.load_set) with the command line's set options."""
+    from ladd.sets import FORMATS, load_set
 
     if not path.exists():
         raise CLIError(f"{path}: no such file or folder")
@@ -211,6 +250,18 @@ def _load_set(
         if not source:
             raise CLIError("--zca needs --source: ZCA is fitted on that source's train split")
         kwargs["zca_source"] = source
+    if (mean is None) != (std is None):
+        raise typer.BadParameter("give --mean and --std together", param_hint="--mean/--std")
+    if mean is not None:
+        kwargs["mean"], kwargs["std"] = _floats(mean, "--mean"), _floats(std, "--std")
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+        kwargs["format"] = fmt
+    if experiment is not None:
+        kwargs["experiment"] = experiment
+    if describe_only:
+        kwargs["describe_only"] = True
     if ws is not None:
         kwargs["cache_dir"] = ws.cache_dir
     if data_root is not None:
@@ -257,11 +308,24 @@ def info(
     source: SourceOpt = None,
     json_out: JsonOpt = False,
     zca: ZcaOpt = False,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    fmt: FormatOpt = None,
+    experiment: ExperimentOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Describe a distilled set or a label-augmented set."""
     with _guard(debug):
-        ds = _load_set(path, source, zca=zca)
+        ds = _load_set(
+            path,
+            source,
+            zca=zca,
+            mean=mean,
+            std=std,
+            fmt=fmt,
+            experiment=experiment,
+            describe_only=True,
+        )
         d = ds.describe()
         if not isinstance(d, dict):  # a describe() that returns text
             out.print(str(d))
@@ -615,6 +679,10 @@ def augment(
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     zca: ZcaOpt = False,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    fmt: FormatOpt = None,
+    experiment: ExperimentOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Generate dense labels for a distilled set: write a label-augmented set file."""
@@ -623,7 +691,9 @@ def augment(
 
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(distilled, source, ws, zca=zca)
+        ds = _load_set(
+            distilled, source, ws, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
+        )
         if hasattr(ds, "dense"):
             raise CLIError(f"{distilled} is already label-augmented")
         res = run_label_augment(
@@ -707,7 +777,13 @@ def stats(
     r: Annotated[float, typer.Option("--r", min=0.0, max=1.0)] = 0.625,
     source: SourceOpt = None,
     device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
+    zca: ZcaOpt = False,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    fmt: FormatOpt = None,
+    experiment: ExperimentOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Per-crop label statistics: max probability, entropy, agreement with the hard label."""
@@ -715,7 +791,10 @@ def stats(
         from ladd.dense import crop_stats, crop_stats_across
         from ladd.labeler import list_checkpoints
 
-        ds = _load_set(file, source)
+        ws = _workspace(workspace)
+        ds = _load_set(
+            file, source, ws, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
+        )
         if labeler:
             paths: list[Path] = []
             for p in labeler:
@@ -808,6 +887,10 @@ def train(
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     zca: ZcaOpt = False,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    fmt: FormatOpt = None,
+    experiment: ExperimentOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train fresh models on a set and test them on the source's real test split."""
@@ -831,7 +914,17 @@ def train(
         )
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(file, source, ws, data_root, zca=zca)
+        ds = _load_set(
+            file,
+            source,
+            ws,
+            data_root,
+            zca=zca,
+            mean=mean,
+            std=std,
+            fmt=fmt,
+            experiment=experiment,
+        )
         test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"train {arch} ({mode})") as cb:
@@ -902,6 +995,10 @@ def evaluate(
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     zca: ZcaOpt = False,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    fmt: FormatOpt = None,
+    experiment: ExperimentOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Cross-architecture evaluation (the paper's Table 2)."""
@@ -931,7 +1028,17 @@ def evaluate(
         )
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(file, source, ws, data_root, zca=zca)
+        ds = _load_set(
+            file,
+            source,
+            ws,
+            data_root,
+            zca=zca,
+            mean=mean,
+            std=std,
+            fmt=fmt,
+            experiment=experiment,
+        )
         test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"evaluate ({mode})") as cb:

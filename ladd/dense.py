@@ -173,6 +173,8 @@ def augment(
     """
     from ladd.labeler import Labeler, load_labeler
 
+    if hasattr(distilled, "require_trainable"):
+        distilled.require_trainable()  # a set read for description only has no input space
     dev = resolve_device(device)
     if not isinstance(labeler, Labeler):
         labeler = load_labeler(labeler, device=dev)
@@ -210,6 +212,7 @@ def augment(
         std=tuple(float(v) for v in distilled.std),
         source=getattr(distilled, "source", None) or meta.source,
         zca=getattr(distilled, "zca", None),
+        zca_source=getattr(distilled, "zca_source", None),
         soft_labels=None if distilled.soft_labels is None else distilled.soft_labels.float().cpu(),
         full_soft=full_soft,
         lr=None if distilled.lr is None else float(distilled.lr),

@@ -196,6 +196,8 @@ def train_and_evaluate(
     many epochs, per-seed accuracy on a fixed subset of the test split goes to `progress`.
     `checkpoint` (ladd.training.TrainCheckpoint): save and resume the exact training state.
     """
+    if hasattr(dataset, "require_trainable"):
+        dataset.require_trainable()  # a set read for description only has no input space
     dev = resolve_device(device)
     size = int(dataset.images.shape[-1])
     cfg = resolve_config(dataset, cfg)
