@@ -31,6 +31,14 @@ from ladd.subsample import check_grid, sub_sample
 # Algorithm 1
 
 
+# Crops per forward pass by default: small on the CPU, large on a GPU (labelling is bound by the
+# labeler's forward there; bench.dense_speed measures batch 256 / 1024 / 4096).
+DENSE_BATCH = {"cpu": 256, "cuda": 4096}
+# Below this many crops a compiled labeler forward cannot repay its compile time (tens of
+# seconds) at ~15k crops/s eager (docs/benchmarks.md): "auto" compiles from here on.
+COMPILE_MIN_CROPS = 1_000_000
+
+
 @torch.no_grad()
 def generate_dense_labels(
     images: torch.Tensor,
@@ -38,38 +46,66 @@ def generate_dense_labels(
     n: int,
     r: float,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     temperature: float = 1.0,
     device: str | torch.device | None = None,
+    precision: str = "fp32",
+    compile: str = "auto",
 ) -> torch.Tensor:
     """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32 (CPU).
 
     `images` are normalised (M, C, H, W) in the labeler's input space. Work is batched over
-    images x crops: about `batch_size` crops per forward pass.
+    images x crops: about `batch_size` crops per forward pass (default DENSE_BATCH per device).
+    precision "bf16" ("auto": bf16 on CUDA, fp32 elsewhere) runs the labeler's forward under
+    bf16 autocast, softmax in fp32; measured against fp32 labels in tests/test_dense_speed_paths.py
+    (the tolerance is stated there). compile: a torch.compile mode for the labeler's forward,
+    "off", or "auto" (compile on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep
+    one shape: the last one is padded and its padding dropped.
     """
     check_grid(n, r)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if images.dim() != 4:
         raise ValueError(f"expected images (M, C, H, W), got shape {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise ValueError("no images to label")
+    from ladd.trainers.compile import compile_fn, resolve_precision, use_compile_cache
+
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
+    bf16 = resolve_precision(precision, dev) == "bf16"
+    crops_per_image = n * n
+    if batch_size is None:
+        batch_size = DENSE_BATCH.get(dev.type, 256)
+    mode = compile
+    if mode == "auto":
+        big = images.shape[0] * crops_per_image >= COMPILE_MIN_CROPS
+        mode = "default" if dev.type == "cuda" and big else "off"
+    per_batch = max(1, batch_size // crops_per_image)  # images per forward pass
     was_training = labeler_model.training
     labeler_model.eval()
-    per_batch = max(1, batch_size // (n * n))  # images per forward pass
+
+    def forward(crops: torch.Tensor) -> torch.Tensor:  # (b*n*n, C, H, W) -> (b*n*n, K) fp32
+        with torch.autocast(crops.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = labeler_model(crops)
+        return torch.softmax(logits.float() / temperature, dim=1)
+
+    run = forward
+    if mode != "off":
+        use_compile_cache()
+        run = compile_fn(forward, mode)
     out = []
     try:
         for i in range(0, images.shape[0], per_batch):
             x = images[i : i + per_batch].to(dev, torch.float32)  # (b, C, H, W)
-            crops = sub_sample(x, n, r)  # (b, n*n, C, H, W)
-            b = crops.shape[0]
-            logits = labeler_model(crops.flatten(0, 1))  # (b*n*n, K)
-            probs = torch.softmax(logits.float() / temperature, dim=1)
-            out.append(probs.reshape(b, n * n, -1).cpu())
+            b = x.shape[0]
+            if run is not forward and b < per_batch:  # one static shape for the compiled forward
+                x = torch.cat([x, x.new_zeros(per_batch - b, *x.shape[1:])])
+            crops = sub_sample(x, n, r)  # (b', n*n, C, H, W)
+            probs = run(crops.flatten(0, 1))[: b * crops_per_image]  # (b*n*n, K)
+            out.append(probs.reshape(b, crops_per_image, -1))
     finally:
         labeler_model.train(was_training)
-    if not out:
-        raise ValueError("no images to label")
-    return torch.cat(out)  # (M, n*n, K)
+    return torch.cat(out).cpu()  # (M, n*n, K), one transfer at the end
 
 
 @torch.no_grad()
