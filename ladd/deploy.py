@@ -133,8 +133,9 @@ def evaluate_models(
     """Top-1 accuracy, per-class accuracy and confusion matrix of each model on (inputs, labels).
 
     precision "bf16" (or "auto" on CUDA): bf16 autocast on CUDA (fp32 on the CPU). stacked: all
-    models in one vmapped forward per batch of images (None: when they share one architecture);
-    the predictions are the per-model ones (tested), only the launches differ.
+    models in one vmapped forward per batch of images (None: on CUDA when they share one
+    architecture; on a CPU grouped convolutions are slower than separate ones, measured); the
+    predictions are the per-model ones (tested), only the launches differ.
     """
     from ladd.trainers.compile import resolve_precision
 
@@ -143,7 +144,7 @@ def evaluate_models(
     for model in models:
         model.eval()
     if stacked is None:
-        stacked = _stackable(models)
+        stacked = inputs.device.type == "cuda" and _stackable(models)
     if stacked and models:
         all_preds = _predict_stacked(models, inputs, batch_size, bf16)  # (S, N)
     else:
@@ -222,13 +223,17 @@ def train_and_evaluate(
     )
     if progress is not None:
         progress(ProgressEvent("evaluate", 0, 1, None, "testing on the real test split"))
+    # Test in the precision the models were trained in (the fast trainer reports it resolved;
+    # the reference loop takes "auto" as the field's fp32).
+    report = getattr(trained, "report", None)
+    precision = report.precision if report is not None else cfg.precision
     scores = evaluate_models(
         trained.models,
         x_test,
         test_set.labels,
         data.num_classes,
         cfg.eval_batch_size,
-        precision=cfg.precision,
+        precision="fp32" if precision == "auto" else precision,
     )
     accs = [s.accuracy for s in scores]
     k = data.num_classes

@@ -33,7 +33,7 @@ def test_stacked_evaluation_equals_evaluating_each_model(arch, options, one_thre
     together = evaluate_models(models, x, labels, 5, batch_size=32, stacked=True)
     assert together == each
     assert len({s.accuracy for s in each}) > 1 or len(models) == 1  # really different models
-    assert evaluate_models(models, x, labels, 5, batch_size=32) == each  # auto: stacked
+    assert evaluate_models(models, x, labels, 5, batch_size=32) == each  # auto: per model here
 
 
 def test_models_of_different_architectures_are_evaluated_one_by_one(one_thread) -> None:

@@ -866,6 +866,9 @@ class _StackedStep:
                 )
             )
         grouped_cl = plan.channels_last and plan.layout == "grouped"
+        if self.mode == "reduce-overhead":  # CUDA graphs: the parameters keep their addresses
+            for p in self.params.values():
+                torch._dynamo.mark_static_address(p)
         self.compiled = compile_fn(self.loss, self.mode, layout_optimization=grouped_cl)
         if self.compiled is self.loss:  # compile unavailable
             self.compiled, self.mode = None, "off"
