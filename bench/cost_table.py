@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,10 @@ def measure_cost(
         "reference_samples_per_s": round(ref_rate, 1) if ref_rate else None,
     }
     if device.type != "cuda":
+        rec.update(
+            threads=torch.get_num_threads(),
+            load_avg_1m=round(os.getloadavg()[0], 1),  # a shared machine: how busy it was
+        )
         rec.update(
             precision="fp32",
             ours_samples_per_s=rec["reference_samples_per_s"],

@@ -44,7 +44,8 @@ from bench.deploy_speed import CONFIGS, step_parity, synthetic_data
 from bench.reference_loop import run_reference
 from ladd.device import resolve_device
 from ladd.trainers.compile import resolve_precision
-from ladd.trainers.fast import FastOptions, dense_layout_allowed, train_fast
+from ladd.trainers.fast import FastOptions, train_fast
+from ladd.trainers.layouts import dense_layout_allowed
 from ladd.training import TrainConfig, init_model, model_spec
 
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -16,12 +16,12 @@ from ladd.trainers.fast import (
     _stack_models,
     _StackedStep,
     batched_dsa,
-    dense_layout_allowed,
     draw_dsa_epoch,
     draw_dsa_params,
     stacked_loss,
     train_fast,
 )
+from ladd.trainers.layouts import dense_layout_allowed
 from ladd.trainers.reference import train_reference
 from ladd.training import (
     TrainConfig,

@@ -69,9 +69,8 @@ INDEX_VERSION = 1
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """ "auto" -> "bf16" on CUDA (autocast, fp32 master weights), "fp32" elsewhere; "fp32" and
-    "bf16" are kept as asked ("bf16" only takes effect on CUDA: the CPU path computes in fp32).
-    """
+    """Resolve a precision: "auto" is "bf16" on CUDA (autocast, fp32 master weights) and "fp32"
+    elsewhere; "fp32" and "bf16" are kept as asked ("bf16" only takes effect on CUDA)."""
     dev = torch.device(device) if isinstance(device, str) else device
     if precision == "auto":
         return "bf16" if dev.type == "cuda" else "fp32"
@@ -107,16 +106,26 @@ def use_compile_cache(folder: str | Path | None = None) -> Path:
     whole process, so this sets that variable; an explicit TORCHINDUCTOR_CACHE_DIR that the user
     set (one that is not torch's own per-user default in the temp folder) wins and is returned.
     """
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir as torch_default
-
     current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if folder is None and current and Path(current).resolve() != Path(torch_default()).resolve():
+    if folder is None and current and Path(current).resolve() != _torch_default_dir().resolve():
         Path(current).mkdir(parents=True, exist_ok=True)
         return Path(current).resolve()
     path = Path(folder).expanduser().resolve() if folder is not None else compile_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
     return path
+
+
+def _torch_default_dir() -> Path:
+    """Inductor's own default cache folder (per user, in the temp folder)."""
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # older layouts: the same rule, spelled here
+        import getpass
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
+    return Path(default_cache_dir())
 
 
 def cache_is_warm(folder: str | Path) -> bool:
