@@ -123,7 +123,7 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
                 [
                     [
                         f"{r['image_size']} px ({r['source']})",
-                        f"{r['seeds']} x {r['epochs']}",
+                        f"{r.get('seeds', '?')} x {r.get('epochs', '?')}",
                         _f(r["reference_s"], ".1f"),
                         _f(r["ours_cold_s"], ".1f"),
                         _f(r["ours_warm_s"], ".1f"),

@@ -4,6 +4,8 @@
 #   bash scripts/speed_gpu.sh                      # on the device machine; outputs under $OUT
 #   TINY=1 DEVICE=cpu bash scripts/speed_gpu.sh    # CPU rehearsal at smoke sizes (the plumbing;
 #                                                  # tests/test_scripts_speed_gpu.py runs it)
+#   E2E_PRECISION=bf16 bash scripts/speed_gpu.sh   # `ladd train` runs of ours with --precision
+#                                                  # (default: the CLI's own default)
 # Device call: run(command="bash scripts/speed_gpu.sh", carry=["gpu-data"], timeout_s=600), with
 # CIFAR-10 copied to gpu-data/cifar10-jpg.tar.xz (git-ignored). Then, on this machine:
 #   python -m bench.speed_report <files_at>/speed.json --write --session "<card>, <date>"
@@ -80,6 +82,9 @@ else
   sizes=(32 128)
 fi
 e2e=(python3 -u -m bench.e2e_train "${tiny[@]}" --workspace "$WORK/ws" --cache-root "$WORK/e2e")
+if [ -n "${E2E_PRECISION:-}" ]; then  # e.g. bf16 while the CLI's default is still fp32
+  e2e+=(--precision "$E2E_PRECISION")
+fi
 
 stage info 20 bash -c 'nvidia-smi || true; python3 -c "import torch; print(torch.__version__, \
 torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA\")"'

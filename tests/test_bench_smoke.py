@@ -167,6 +167,8 @@ def _records() -> list[dict]:
             "source": "cifar10",
             "config": "e2e-32px-50ep",
             "run": "summary-short",
+            "seeds": 5,
+            "epochs": 50,
             "reference_s": 15.0,
             "ours_cold_s": 14.0,
             "ours_warm_s": 10.0,

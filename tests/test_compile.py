@@ -1,4 +1,4 @@
-"""ladd.trainers.compile: the compile policy, the workspace's compile cache and its index,
+"""ladd.trainers.compile and .warmup: the compile policy, the workspace's compile cache and its index,
 warm-up, and the compile/train split of the fast trainer's report (CPU-sized)."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from ladd.trainers.compile import (
     resolve_precision,
     step_key,
     use_compile_cache,
-    warmup,
 )
 from ladd.trainers.fast import FastOptions, train_fast
+from ladd.trainers.warmup import warmup
 from ladd.training import TrainConfig, TrainingData, model_spec
 
 

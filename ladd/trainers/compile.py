@@ -15,8 +15,8 @@ than it gains. Three things here keep every run at least as fast as eager:
   `<workspace>/cache/compile/`, so a second process reuses the kernels of the first.
   Mega-cache artifacts (`torch.compiler.save_cache_artifacts`) carry them to another machine
   (`export_artifacts` / `import_artifacts`).
-- **Warm-up** (`warmup`): compiles the step for given shapes ahead of a run and records it in
-  the index; `ladd warmup` and the dashboard's first run call it.
+- **Warm-up** (ladd.trainers.warmup): compiles the step for given shapes ahead of a run and
+  records it in the index; `ladd warmup` and the dashboard's first run call it.
 
 Compile time is reported apart from training time (`EngineReport.seconds_compile`,
 `seconds_train`). `resolve_precision` turns "auto" into bf16 on CUDA and fp32 elsewhere.
@@ -28,11 +28,10 @@ import datetime as dt
 import hashlib
 import json
 import os
-import time
 import types
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ __all__ = [
     "CompilePolicy",
     "EngineReport",
     "StepRecord",
-    "WarmupReport",
     "cache_is_warm",
     "compile_cache_dir",
     "compile_fn",
@@ -57,7 +55,6 @@ __all__ = [
     "resolve_precision",
     "step_key",
     "use_compile_cache",
-    "warmup",
 ]
 
 INDEX_NAME = "ladd-compile-index.json"
@@ -369,88 +366,3 @@ def import_artifacts(path: str | Path) -> bool:
     """Load artifacts written by `export_artifacts` into this process's caches (True if any)."""
     data = Path(path).read_bytes()
     return torch.compiler.load_cache_artifacts(data) is not None
-
-
-# ---------------------------------------------------------------------------------------------
-# Warm-up
-
-
-@dataclass(frozen=True)
-class WarmupReport:
-    """What `warmup` did: the step it prepared and what that cost."""
-
-    key: str
-    description: dict[str, Any]
-    device: str
-    compile_mode: str
-    seconds_compile: float
-    eager_step_seconds: float | None
-    compiled_step_seconds: float | None
-    cache_dir: str | None
-    artifacts: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def warmup(
-    arch: str = "convnet_d3",
-    image_size: int = 32,
-    *,
-    num_classes: int = 10,
-    seeds: int = 5,
-    batch_size: int = 256,
-    precision: str = "auto",
-    channels: int = 3,
-    model_options: dict[str, Any] | None = None,
-    dsa: bool = True,
-    options: Any = None,
-    device: str | torch.device = "auto",
-    cache_dir: str | Path | None = None,
-    export: str | Path | None = None,
-) -> WarmupReport:
-    """Compile the fast trainer's step for these shapes now, so that later runs find it cached.
-
-    The step does not depend on the training set beyond its image size and class count, so one
-    warm-up serves every set of that shape. On a CPU nothing is compiled (the fast trainer runs
-    eager there): the report says so and gives the eager step time. `options` is a
-    ladd.trainers.fast.FastOptions; its compile mode "auto" compiles in the mode long runs use.
-    """
-    from ladd.trainers.fast import warm_step  # the step lives there; imported here, no cycle
-
-    t0 = time.perf_counter()
-    rep = warm_step(
-        arch=arch,
-        image_size=image_size,
-        num_classes=num_classes,
-        seeds=seeds,
-        batch_size=batch_size,
-        precision=precision,
-        channels=channels,
-        model_options=dict(model_options or {}),
-        dsa=dsa,
-        options=options,
-        device=device,
-        cache_dir=cache_dir,
-    )
-    notes = list(rep.notes)
-    artifacts = None
-    if export is not None and rep.compile_mode != "off":
-        written = export_artifacts(export)
-        artifacts = str(written) if written else None
-        if written is None:
-            notes.append("no compile artifacts to export")
-    notes.append(f"warm-up took {time.perf_counter() - t0:.1f} s")
-    return WarmupReport(
-        key=rep.key,
-        description=rep.description,
-        device=rep.device,
-        compile_mode=rep.compile_mode,
-        seconds_compile=rep.seconds_compile,
-        eager_step_seconds=rep.eager_step_seconds,
-        compiled_step_seconds=rep.compiled_step_seconds,
-        cache_dir=rep.cache_dir,
-        artifacts=artifacts,
-        notes=notes,
-    )

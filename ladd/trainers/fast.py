@@ -19,7 +19,7 @@ over the batch, the protocol's SGD and lr schedule. What changes is how the work
   (`dsa_draws="epoch"`) or per step, so a compiled step is one static graph (and a CUDA graph
   with mode "reduce-overhead"). Gathering the batch stays outside the graph, so a compiled step
   depends only on (seeds, batch, image shape, classes), not on the training set: one warm-up
-  (ladd.trainers.compile.warmup) serves every set of that shape.
+  (ladd.trainers.warmup) serves every set of that shape.
 - **sequential** engine (default on CPU, and for models with BatchNorm): the reference loop per
   seed. On a 2-core CPU grouped convolutions are slower than separate ones (measured), so this is
   what "never slower than the reference on the CPU" means.
@@ -866,7 +866,7 @@ def train_fast(
 
 
 # ---------------------------------------------------------------------------------------------
-# Warm-up (ladd.trainers.compile.warmup)
+# Warm-up (ladd.trainers.warmup)
 
 
 @dataclass(frozen=True)
@@ -898,7 +898,7 @@ def warm_step(
     cache_dir: str | Path | None,
 ) -> _WarmResult:
     """Build the stacked step for these shapes and compile it in the mode long runs use (the
-    compile cache keeps it); on a CPU time one eager step instead. See compile.warmup."""
+    compile cache keeps it); on a CPU time one eager step instead. See ladd.trainers.warmup."""
     opts = options or FastOptions()
     if cache_dir is not None:
         opts = replace(opts, cache_dir=str(cache_dir))
