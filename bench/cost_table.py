@@ -139,6 +139,7 @@ def measure_cost(
             "compile": options.compile,
             "channels_last": options.channels_last,
             "compiled_step_s": compiled["compiled_step_seconds"] if compiled else None,
+            "compiled_loss_diff": compiled.get("loss_diff") if compiled else None,
         },
     )
     return rec

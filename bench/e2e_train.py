@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "wall_s": round(wall, 2),
                 "train_s": round(float(out.get("seconds", 0.0)), 2),
                 "compile_s": round(compiled["compile_seconds"], 2) if compiled else None,
+                "compiled_loss_diff": compiled.get("loss_diff") if compiled else None,
                 "accuracy_mean": out.get("accuracy_mean"),
                 "measured": True,
             }

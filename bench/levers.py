@@ -6,7 +6,9 @@
 For each configuration (bench.deploy_speed's CONFIGS: a LADD set of IPC 10 x 10 classes, N 5,
 2,600 samples an epoch, 5 seeds) it times the reference loop once and then every variant in
 the order given, each a time-boxed window of steady state (compile excluded and reported
-apart), with the step parity of that variant (max |loss - reference fp32 loss| on one batch).
+apart), with the step parity of that variant (max |loss - reference fp32 loss| on one batch,
+eager in the variant's layout and precision) and the trainer's own check of its compiled step
+against its eager step (`compiled_loss_diff`, from the compile cache's index).
 Variants are written as they finish, so a time cap keeps what was measured. Names:
 
     baseline        grouped (vmap) layout, NCHW, compile "default", DSA drawn per epoch, padded tail
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     else 0.0
                 ),
                 "step_loss_max_abs_diff": parity,
+                "compiled_loss_diff": compiled.get("loss_diff") if compiled else None,
             }
             rec = stamp(rec, dev, command)
             records.append(rec)

@@ -40,12 +40,15 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 
 
 def lever_winners(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """The fastest variant per (arch, image size) among those that ran with step parity."""
+    """The fastest variant per (arch, image size) among those that ran with step parity (eager
+    in its layout against the fp32 reference, and compiled against eager)."""
     best: dict[tuple[str, int], dict[str, Any]] = {}
     for r in records:
         if r.get("kind") != "lever" or r.get("error") or not r.get("ours_samples_per_s"):
             continue
         if (r.get("step_loss_max_abs_diff") or 0.0) > PARITY_TOL:
+            continue
+        if (r.get("compiled_loss_diff") or 0.0) > PARITY_TOL:
             continue
         key = (r["arch"], int(r["image_size"]))
         if key not in best or r["ours_samples_per_s"] > best[key]["ours_samples_per_s"]:
@@ -152,6 +155,7 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
                         _f(r.get("ratio"), ".2f"),
                         _f(r.get("ours_seconds_compile"), ".1f"),
                         _f(r.get("step_loss_max_abs_diff"), ".1e"),
+                        _f(r.get("compiled_loss_diff"), ".1e"),
                         r.get("error", ""),
                     ]
                 )
@@ -162,7 +166,15 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
             parts.append(
                 f"### Levers: {name} (reference {_f(ref)} samples/s)\n\n"
                 + _table(
-                    ["variant", "seed-samples/s", "ratio", "compile s", "step-loss diff", "error"],
+                    [
+                        "variant",
+                        "seed-samples/s",
+                        "ratio",
+                        "compile s",
+                        "step-loss diff vs fp32 ref",
+                        "compiled vs eager",
+                        "error",
+                    ],
                     rows,
                 )
             )

@@ -197,7 +197,7 @@ def test_warmup_on_the_cpu_times_an_eager_step_and_caches_nothing(
 @pytest.mark.skipif(shutil.which("g++") is None, reason="inductor's CPU backend needs a compiler")
 @pytest.mark.skipif(
     not os.environ.get("LADD_TEST_COMPILE"),
-    reason="compiles with inductor's C++ backend: 2.5-4 min on a shared 2-core CPU; set "
+    reason="compiles with inductor's C++ backend: 1-4 min on a shared 2-core CPU; set "
     "LADD_TEST_COMPILE=1 (the GPU script, scripts/speed_gpu.sh, covers it on CUDA)",
 )
 def test_warmup_compiles_into_the_cache_and_a_later_run_finds_it_warm(

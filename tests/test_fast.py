@@ -448,9 +448,11 @@ def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thre
     assert calls["compiled"] == 2 + 2 * 2  # warm-up calls + 2 full batches x 2 epochs
     rep = res.report
     assert rep.compile_mode == "default" and rep.tail == "eager"
+    assert rep.compiled_loss_diff == 0.0  # the self-check: the stand-in computes the same
     assert rep.seconds_compile >= 0 and rep.seconds_train > 0
     assert rep.cache_dir == str((tmp_path / "cc").resolve())
     (entry,) = read_index(tmp_path / "cc").values()
     assert entry.description["seeds"] == 3 and entry.description["mode"] == "default"
+    assert entry.loss_diff == 0.0
     ref = train_reference(data, spec, cfg, device="cpu")
     assert _max_diff(ref.models, res.models) < 1e-5

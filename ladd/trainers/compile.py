@@ -151,6 +151,7 @@ class StepRecord:
     eager_step_seconds: float | None = None
     runs: int = 1
     updated: str = ""
+    loss_diff: float | None = None  # max |compiled - eager| per-seed loss on the probe batch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +176,7 @@ def record_step(
     compile_seconds: float,
     compiled_step_seconds: float,
     eager_step_seconds: float | None = None,
+    loss_diff: float | None = None,
 ) -> StepRecord:
     """Add or update this step's entry in the folder's index (atomic write; last writer wins)."""
     folder = Path(folder)
@@ -192,6 +194,7 @@ def record_step(
         ),
         runs=(old.runs + 1) if old else 1,
         updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        loss_diff=None if loss_diff is None else float(loss_diff),
     )
     steps[key] = rec
     payload = {"version": INDEX_VERSION, "steps": {k: v.to_dict() for k, v in steps.items()}}
@@ -325,7 +328,9 @@ class EngineReport:
 
     seconds_compile: compilation and warm-up of the compiled step (0 when eager);
     seconds_probe: the eager steps timed for the compile decision (their results are thrown
-    away); seconds_train: the training loop itself.
+    away); seconds_train: the training loop itself. compiled_loss_diff: max |compiled - eager|
+    per-seed loss on one batch after compiling (bf16 rounding only, ~1e-3; models with dropout
+    draw different masks in the two calls, so there it is no parity measure).
     """
 
     engine: str
@@ -338,6 +343,7 @@ class EngineReport:
     seconds_compile: float = 0.0
     seconds_probe: float = 0.0
     seconds_train: float = 0.0
+    compiled_loss_diff: float | None = None  # compiled vs eager step, one batch (self-check)
     decision: str = ""
     cache_dir: str | None = None
     cache_warm: bool | None = None

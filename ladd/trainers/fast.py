@@ -521,6 +521,7 @@ class _StackedStep:
         self._tail_w: dict[int, torch.Tensor] = {}
         self.seconds_compile = self.seconds_probe = 0.0
         self.compiled_step_seconds: float | None = None
+        self.compiled_loss_diff: float | None = None
         self.decision = ""
         self.cache_warm: bool | None = None
         self.cache_used = False
@@ -628,22 +629,22 @@ class _StackedStep:
             )
         return idx, op, u
 
-    def _timed(self, fn: Callable, calls: int) -> list[float]:
-        """Seconds of each of `calls` forward + backward passes of fn on a probe batch (the
-        gradients are thrown away: the parameters are not touched)."""
+    def _timed(self, fn: Callable, calls: int) -> tuple[list[float], torch.Tensor]:
+        """Seconds of each of `calls` forward + backward passes of fn on a probe batch, and the
+        last call's per-seed losses (the gradients are thrown away: parameters untouched)."""
         idx, op, u = self._probe_args()
         x, y = self.inputs[idx.reshape(-1)], self.targets[idx]
-        w = self._weight(self.batch, fn is not self.loss)
+        w = self._weight(self.batch, True)  # the weight the compiled graph takes (all ones)
         out = []
         for _ in range(calls):
             _sync(self.dev)
             t0 = time.perf_counter()
-            self._run(fn, (x, y, w, op, u))
+            per_seed = self._run(fn, (x, y, w, op, u)).clone()
             _sync(self.dev)
             out.append(time.perf_counter() - t0)
         for p in self.params.values():
             p.grad = None
-        return out
+        return out, per_seed
 
     def prepare(
         self,
@@ -667,7 +668,7 @@ class _StackedStep:
         self.cache_warm = cache_is_warm(cache)
         if plan.mode == "policy":
             t0 = time.perf_counter()
-            times = self._timed(self.loss, 4)
+            times, _ = self._timed(self.loss, 4)
             self.seconds_probe = time.perf_counter() - t0
             eager_step = statistics.median(times[1:])
             self.mode = plan.target
@@ -703,7 +704,7 @@ class _StackedStep:
             return
         calls = 3 if self.mode == "reduce-overhead" else 2
         try:
-            times = self._timed(self.compiled, calls)
+            times, compiled_loss = self._timed(self.compiled, calls)
         except Exception as err:
             warnings.warn(
                 f"compiling the step failed ({type(err).__name__}: {err}); running eager",
@@ -716,12 +717,15 @@ class _StackedStep:
         steady = times[-1]
         self.compiled_step_seconds = steady
         self.seconds_compile = max(0.0, sum(times[:-1]) - (calls - 1) * steady)
+        _, eager_loss = self._timed(self.loss, 1)  # the self-check: same batch, same draws
+        self.compiled_loss_diff = float((compiled_loss - eager_loss).abs().max())
         record_step(
             cache,
             self.description(),
             compile_seconds=self.seconds_compile,
             compiled_step_seconds=steady,
             eager_step_seconds=eager_step,
+            loss_diff=self.compiled_loss_diff,
         )
 
 
@@ -858,6 +862,7 @@ def train_fast(
         seconds_compile=step.seconds_compile,
         seconds_probe=step.seconds_probe,
         seconds_train=max(0.0, seconds - step.seconds_compile - step.seconds_probe),
+        compiled_loss_diff=step.compiled_loss_diff,
         decision=step.decision,
         cache_dir=step.cache_dir if step.cache_used else None,
         cache_warm=step.cache_warm,
@@ -930,7 +935,7 @@ def warm_step(
     data = TrainingData(x, y, batch_size, 0, num_classes).to(dev)
     models = [init_model(spec, s).to(dev).train() for s in range(seeds)]
     step = _StackedStep(models, data, cfg, plan, spec, dev, opts.cache_dir, opts.policy)
-    eager = statistics.median(step._timed(step.loss, 3)[1:])
+    eager = statistics.median(step._timed(step.loss, 3)[0][1:])
     step.prepare(1, eager_step=eager)
     if step.compiled is None:
         notes.append("compile off: nothing cached")
