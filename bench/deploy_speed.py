@@ -2,38 +2,39 @@
 
     python -m bench.deploy_speed                      # GPU sizes (or CPU if no GPU: slow)
     python -m bench.deploy_speed --tiny               # CI smoke test: tiny nets, asserts nothing
+    python -m bench.deploy_speed --configs vgg11-32px-ipc10-n5 --layout dense --channels-last
     python -m bench.deploy_speed --configs convnet_d3-32px-ipc10-n5 --width 32 --ipc 2 \
         --epochs 4 --seeds 2 --json-out docs/benchmarks.json
 
-For each configuration it prints the card, the reference samples/s, ours, the ratio, and the
-loss of one fixed batch under both (the step parity check); then, unless --no-parity, trains 5
-seeds of both trainers on the `shapes` source at reduced epochs and compares test accuracy.
-Samples/s count seed-samples (5 seeds x 2,600 samples an epoch = 13,000 per epoch) over the
-steady state: from the first epoch's report to the last (compile and warm-up excluded).
+For each configuration it prints the card, the reference samples/s, ours, the ratio, ours'
+compile seconds, and the loss of one fixed batch under both (the step parity check); then,
+unless --no-parity, trains 5 seeds of both trainers on the `shapes` source at reduced epochs and
+compares test accuracy. Samples/s count seed-samples (5 seeds x 2,600 samples an epoch = 13,000
+per epoch) over the steady state: from the first epoch's report to the last (compile and
+warm-up excluded). The lever flags (--layout, --channels-last, --dsa-draws, --compile,
+--pad-last) pick the fast trainer's FastOptions.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import shlex
 import statistics
-import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench.common import Clock, append_records, card_name, command_line, stamp, sync
+from bench.common import synthetic_data as _synthetic
 from bench.reference_loop import run_reference
 from ladd.deploy import evaluate_models
 from ladd.device import resolve_device
-from ladd.files import write_text
-from ladd.trainers.fast import FastOptions, _resolve, _stack_models, stacked_loss, train_fast
+from ladd.trainers.compile import resolve_precision
+from ladd.trainers.fast import FastOptions, _resolve, _StackedStep, train_fast
 from ladd.training import TrainConfig, TrainingData, init_model, model_spec, soft_cross_entropy
+
+ARCHS = ("convnet", "alexnet", "vgg11", "resnet18", "vit")
 
 
 @dataclass(frozen=True)
@@ -54,63 +55,40 @@ class BenchConfig:
         return m + m * self.n * self.n
 
 
-CONFIGS = {c.name: c for c in (BenchConfig("convnet_d3", 32), BenchConfig("convnet_d5", 128))}
+def _arch(family: str, size: int) -> str:
+    return ("convnet_d3" if size <= 64 else "convnet_d5") if family == "convnet" else family
+
+
+CONFIGS = {
+    c.name: c for size in (32, 128) for c in (BenchConfig(_arch(a, size), size) for a in ARCHS)
+}
+DEFAULT_CONFIGS = ("convnet_d3-32px-ipc10-n5", "convnet_d5-128px-ipc10-n5")
 DEFAULT_EPOCHS = {"convnet_d3-32px-ipc10-n5": 40, "convnet_d5-128px-ipc10-n5": 10}
 
 
-def card_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({os.cpu_count()} cores)"
-
-
 def synthetic_data(cfg: BenchConfig, seed: int = 0) -> TrainingData:
-    """A training set of the right shape (speed does not depend on the pixels)."""
-    g = torch.Generator().manual_seed(seed)
+    """A LADD training set of the config's shape: full images (hard labels) then crops (soft)."""
     m = cfg.ipc * cfg.num_classes
-    t = cfg.samples
-    x = torch.randn(t, 3, cfg.image_size, cfg.image_size, generator=g)
-    hard = torch.nn.functional.one_hot(torch.arange(m) % cfg.num_classes, cfg.num_classes).float()
-    dense = torch.softmax(torch.randn(t - m, cfg.num_classes, generator=g) * 3, dim=1)
-    return TrainingData(x, torch.cat([hard, dense]), m, t - m, cfg.num_classes)
+    return _synthetic(cfg.samples, cfg.image_size, cfg.num_classes, num_full=m, seed=seed)
 
 
-class Clock:
-    """Progress callback recording (time, seed-epochs done) after every reported epoch."""
-
-    def __init__(self) -> None:
-        self.marks: list[tuple[float, int]] = []
-
-    def __call__(self, event: Any) -> None:
-        if event.stage == "train":
-            self.marks.append((time.perf_counter(), int(event.step)))
-
-    def rate(self, samples_per_epoch: int, fallback_seconds: float, seed_epochs: int) -> float:
-        """Steady-state seed-samples/s between the first and the last report."""
-        if len(self.marks) >= 2:
-            (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
-            if t1 > t0 and s1 > s0:
-                return (s1 - s0) * samples_per_epoch / (t1 - t0)
-        return seed_epochs * samples_per_epoch / fallback_seconds
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def step_parity(data: TrainingData, spec, cfg: TrainConfig, device: torch.device) -> float:
-    """Max |fast step loss - reference step loss| over seeds on one fixed batch per seed."""
+def step_parity(
+    data: TrainingData, spec, cfg: TrainConfig, device: torch.device, options: FastOptions
+) -> float:
+    """Max |fast step loss - reference step loss| over seeds on one fixed batch per seed: the
+    fast step in its plan (layout, channels-last, precision) against each seed's own model in
+    eager fp32."""
     s = len(cfg.seeds)
     b = min(cfg.batch_size, len(data))
     models = [init_model(spec, seed).to(device).train() for seed in cfg.seeds]
-    base, params, buffers = _stack_models(models)
-    x = data.inputs[:b].to(device).unsqueeze(0).expand(s, -1, -1, -1, -1)
-    y = data.targets[:b].to(device).unsqueeze(0).expand(s, -1, -1)
-    bf16 = cfg.precision == "bf16" and device.type == "cuda"
-    _, fast = stacked_loss(base, params, buffers, x, y, bf16=bf16)
+    plan = _resolve(replace(options, engine="stacked"), device, models[0], spec, cfg.precision)
+    batch = replace(data, inputs=data.inputs[:b], targets=data.targets[:b]).to(device)
+    step = _StackedStep(models, batch, replace(cfg, batch_size=b), plan, spec, device, None, None)
+    idx = torch.arange(b, device=device).unsqueeze(0).expand(s, -1)
+    x, y = step.inputs[idx.reshape(-1)], step.targets[idx]
+    _, fast = step.loss(x, y, None, None, None)
     with torch.no_grad():
-        ref = torch.stack([soft_cross_entropy(m(x[0]), y[0]) for m in models])
+        ref = torch.stack([soft_cross_entropy(m(batch.inputs), batch.targets) for m in models])
     return float((fast - ref).abs().max())
 
 
@@ -127,7 +105,7 @@ def measure(
 ) -> dict[str, Any]:
     """Train the same set with both trainers; return one benchmark record."""
     data = synthetic_data(bc)
-    model_options = {"width": width} if width else {}
+    model_options = {"width": width} if width and bc.arch.startswith("convnet") else {}
     cfg = TrainConfig(
         arch=bc.arch,
         epochs=epochs,
@@ -136,39 +114,39 @@ def measure(
         seeds=tuple(range(seeds)),
         dsa=True,
         model_options=model_options,
-        precision=precision,
+        precision=resolve_precision(precision, device),
         trainer="fast",
     )
     spec = model_spec(cfg, bc.num_classes, bc.image_size)
     t = len(data)
     clock_ref, clock_fast = Clock(), Clock()
     ref = run_reference(data, spec, cfg, device=device, progress=clock_ref)
-    _sync(device)
+    sync(device)
     fast = train_fast(data, spec, cfg, device=device, progress=clock_fast, options=options)
-    _sync(device)
+    sync(device)
     ref_rate = clock_ref.rate(t, ref.seconds, seeds * epochs)
     fast_rate = clock_fast.rate(t, fast.seconds, seeds * epochs)
+    rep = fast.report.to_dict() if fast.report is not None else {}
     return {
-        "config": bc.name + (f"-w{width}" if width else ""),
+        "config": bc.name + (f"-w{width}" if model_options else ""),
         "arch": bc.arch,
         "image_size": bc.image_size,
         "samples_per_epoch": t,
         "epochs": epochs,
         "seeds": seeds,
-        "precision": precision if device.type == "cuda" else "fp32",
-        "fast_options": dict(
-            zip(
-                ("engine", "compile", "pad_last"),
-                _resolve(options, device, init_model(spec, 0)),
-                strict=True,
-            )
-        ),
+        "batch_size": batch_size,
+        "precision": rep.get("precision", cfg.precision),
+        "fast_options": {
+            k: rep.get(k)
+            for k in ("engine", "layout", "compile_mode", "channels_last", "dsa_draws", "tail")
+        },
         "reference_samples_per_s": round(ref_rate, 1),
         "ours_samples_per_s": round(fast_rate, 1),
         "ratio": round(fast_rate / ref_rate, 3),
         "reference_seconds_total": round(ref.seconds, 2),
         "ours_seconds_total": round(fast.seconds, 2),
-        "step_loss_max_abs_diff": step_parity(data, spec, cfg, device),
+        "ours_seconds_compile": round(rep.get("seconds_compile", 0.0), 2),
+        "step_loss_max_abs_diff": step_parity(data, spec, cfg, device, options),
     }
 
 
@@ -187,7 +165,9 @@ def accuracy_parity(
     test_limit: int | None,
 ) -> dict[str, Any]:
     """5-seed accuracy of both trainers on a random-real set of `source` (full images + crops,
-    hard labels), reduced epochs; parity = |mean_fast - mean_ref| <= std_ref."""
+    hard labels), reduced epochs; parity = |mean_fast - mean_ref| <= std_ref. The reference runs
+    the field's loop in fp32; ours runs `precision` (bf16 on CUDA by default): this is the
+    check behind bf16 as the default."""
     from ladd.data import load_source
     from ladd.deploy import eval_inputs
     from ladd.sets import random_real
@@ -210,7 +190,7 @@ def accuracy_parity(
         epochs=epochs,
         seeds=tuple(range(seeds)),
         model_options={"width": width} if width else {},
-        precision=precision,
+        precision=resolve_precision(precision, device),
         trainer="fast",
         lr=0.01,
     )
@@ -220,9 +200,12 @@ def accuracy_parity(
     for name, trainer in (("reference", run_reference), ("ours", None)):
         if trainer is None:
             res = train_fast(data, spec, cfg, device=device, options=options)
+            scores = evaluate_models(
+                res.models, x_test, test.labels, data.num_classes, precision=cfg.precision
+            )
         else:
             res = trainer(data, spec, cfg, device=device)
-        scores = evaluate_models(res.models, x_test, test.labels, data.num_classes)
+            scores = evaluate_models(res.models, x_test, test.labels, data.num_classes)
         accs = [s.accuracy for s in scores]
         out[f"{name}_accuracy_mean"] = statistics.fmean(accs)
         out[f"{name}_accuracy_std"] = statistics.stdev(accs) if len(accs) > 1 else 0.0
@@ -232,10 +215,35 @@ def accuracy_parity(
     return out
 
 
-def append_records(path: Path, records: list[dict[str, Any]]) -> None:
-    existing = json.loads(path.read_text()) if path.exists() else []
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps(existing + records, indent=2) + "\n")
+def add_lever_flags(p: argparse.ArgumentParser) -> None:
+    """The FastOptions flags shared by the training benchmarks."""
+    p.add_argument("--engine", default="auto", choices=["auto", "stacked", "sequential"])
+    p.add_argument(
+        "--compile",
+        default=None,
+        help="fast trainer's compile mode (default: 'default' on CUDA, 'off' on CPU; "
+        "'auto' = the policy from the expected work)",
+    )
+    p.add_argument("--layout", default="auto", choices=["auto", "grouped", "dense", "streams"])
+    p.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=None, dest="cl"
+    )
+    p.add_argument("--dsa-draws", default="epoch", choices=["epoch", "step"])
+    p.add_argument("--pad-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--cache-dir", default=None, help="compile cache folder")
+
+
+def lever_options(args: argparse.Namespace, dev: torch.device) -> FastOptions:
+    compile_mode = args.compile or ("default" if dev.type == "cuda" else "off")
+    return FastOptions(
+        engine=args.engine,
+        compile=compile_mode,
+        layout=args.layout,
+        channels_last=args.cl,
+        dsa_draws=args.dsa_draws,
+        pad_last=args.pad_last,
+        cache_dir=args.cache_dir,
+    )
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -243,7 +251,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         prog="python -m bench.deploy_speed", description=__doc__.split("\n")[0]
     )
     p.add_argument("--tiny", action="store_true", help="CI smoke sizes (narrow nets, tiny sets)")
-    p.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--configs", nargs="*", default=list(DEFAULT_CONFIGS), choices=list(CONFIGS))
     p.add_argument("--epochs", type=int, default=None, help="default: per config (40 / 10)")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--width", type=int, default=None, help="ConvNet width (default 128)")
@@ -251,12 +259,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--precision",
-        default=None,
-        choices=["fp32", "bf16"],
-        help="fast trainer's precision (default bf16 on CUDA, fp32 on CPU)",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="fast trainer's precision (auto: bf16 on CUDA, fp32 on CPU)",
     )
-    p.add_argument("--engine", default="auto", choices=["auto", "stacked", "sequential"])
-    p.add_argument("--compile", default="auto", help="fast trainer's torch.compile mode")
+    add_lever_flags(p)
     p.add_argument("--no-parity", action="store_true", help="skip the accuracy parity run")
     p.add_argument("--parity-epochs", type=int, default=None)
     p.add_argument("--parity-source", default="shapes")
@@ -265,13 +272,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     dev = resolve_device(args.device)
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    precision = args.precision or ("bf16" if dev.type == "cuda" else "fp32")
-    options = FastOptions(engine=args.engine, compile=args.compile)
+    precision = resolve_precision(args.precision, dev)
+    options = lever_options(args, dev)
     card = card_name(dev)
-    today = dt.date.today().isoformat()
-    command = "python -m bench.deploy_speed " + " ".join(
-        shlex.quote(a) for a in (argv or sys.argv[1:])
-    )
+    command = command_line("bench.deploy_speed", argv)
     print(f"card: {card}   torch {torch.__version__}   precision (ours): {precision}")
     records = []
     for name in args.configs:
@@ -280,27 +284,30 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if args.ipc:
             bc = replace(bc, ipc=args.ipc)
         if args.tiny:
-            bc = replace(bc, image_size=16, ipc=2, num_classes=4, n=2)
+            bc = replace(bc, image_size=16 if bc.arch != "vgg11" else 32, ipc=2, num_classes=4, n=2)
             width, epochs, seeds = width or 8, epochs or 3, min(seeds, 2)
-        epochs = epochs or DEFAULT_EPOCHS[name]
-        rec = measure(
-            bc,
-            device=dev,
-            epochs=epochs,
-            seeds=seeds,
-            width=width,
-            precision=precision,
-            options=options,
-            batch_size=16 if args.tiny else 256,
+        epochs = epochs or DEFAULT_EPOCHS.get(name, 10)
+        rec = stamp(
+            measure(
+                bc,
+                device=dev,
+                epochs=epochs,
+                seeds=seeds,
+                width=width,
+                precision=precision,
+                options=options,
+                batch_size=16 if args.tiny else 256,
+            ),
+            dev,
+            command,
         )
-        rec.update(card=card, date=today, command=command, torch=torch.__version__)
         records.append(rec)
-        if args.json_out is not None:  # written at once: a killed run keeps what it measured
-            append_records(args.json_out, [rec])
+        append_records(args.json_out, [rec])  # at once: a killed run keeps what it measured
         print(
             f"{rec['config']:<32} card={card}  reference={rec['reference_samples_per_s']:.1f} "
             f"samples/s  ours={rec['ours_samples_per_s']:.1f} samples/s  "
-            f"ratio={rec['ratio']:.2f}x  step-loss |diff|={rec['step_loss_max_abs_diff']:.2e}",
+            f"ratio={rec['ratio']:.2f}x  compile={rec['ours_seconds_compile']:.1f}s  "
+            f"step-loss |diff|={rec['step_loss_max_abs_diff']:.2e}",
             flush=True,
         )
     if not args.no_parity:
@@ -324,19 +331,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"{100 * par['ours_accuracy_std']:.2f}  parity={'ok' if par['parity'] else 'NO'}",
             flush=True,
         )
-        par_rec = {
-            "config": "accuracy-parity",
-            **par,
-            "precision": precision if dev.type == "cuda" else "fp32",
-            "card": card,
-            "date": today,
-            "command": command,
-            "torch": torch.__version__,
-        }
+        par_rec = stamp(
+            {
+                "config": "accuracy-parity",
+                **par,
+                "precision": precision if dev.type == "cuda" else "fp32",
+            },
+            dev,
+            command,
+        )
         for rec in records:
             rec["accuracy_parity"] = par
+        append_records(args.json_out, [par_rec])
         if args.json_out is not None:
-            append_records(args.json_out, [par_rec])
             print(f"appended the parity record to {args.json_out}")
     return records
 

@@ -877,7 +877,12 @@ def train(
             "--trainer", help="fast (default) | reference (the field-style loop, for comparison)"
         ),
     ] = "fast",
-    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16")] = "fp32",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision", help="auto (bf16 for the fast trainer on CUDA, else fp32) | fp32 | bf16"
+        ),
+    ] = "auto",
     no_dsa: Annotated[
         bool, typer.Option("--no-dsa", help="Train without DSA augmentation.")
     ] = False,
@@ -988,7 +993,10 @@ def evaluate(
         int | None, typer.Option("--width", min=1, help="ConvNet width (ConvNets only).")
     ] = None,
     trainer: Annotated[str, typer.Option("--trainer", help="fast (default) | reference")] = "fast",
-    precision: Annotated[str, typer.Option("--precision")] = "fp32",
+    precision: Annotated[
+        str,
+        typer.Option("--precision", help="auto (bf16 on CUDA for the fast trainer) | fp32 | bf16"),
+    ] = "auto",
     data_root: DataRootOpt = None,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
@@ -1067,6 +1075,58 @@ def evaluate(
                     "flops": sum(r.flops for r in res.results.values()),
                 }
             )
+
+
+@app.command()
+def warmup(
+    arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
+    image_size: Annotated[int, typer.Option("--image-size", min=8)] = 32,
+    classes: Annotated[int, typer.Option("--classes", min=2)] = 10,
+    seeds: Annotated[int, typer.Option("--seeds", min=1)] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    width: Annotated[int | None, typer.Option("--width", min=1, help="ConvNet width.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16")] = "auto",
+    no_dsa: Annotated[bool, typer.Option("--no-dsa")] = False,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="Also write portable compile artifacts to this file."),
+    ] = None,
+    device: DeviceOpt = "auto",
+    workspace: WorkspaceOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compile the fast trainer's step for these shapes now, into the workspace's cache, so
+    that later `ladd train` runs (and the dashboard's) start without compiling."""
+    with _guard(debug):
+        from ladd.trainers.compile import compile_cache_dir
+        from ladd.trainers.warmup import warmup as do_warmup
+
+        ws = _workspace(workspace)
+        rep = do_warmup(
+            arch,
+            image_size,
+            num_classes=classes,
+            seeds=seeds,
+            batch_size=batch_size,
+            precision=precision,
+            model_options={"width": width} if width else {},
+            dsa=not no_dsa,
+            device=_device(device),
+            cache_dir=compile_cache_dir(ws.cache_dir / "compile"),
+            export=export,
+        )
+        eager = f"{rep.eager_step_seconds * 1e3:.1f} ms" if rep.eager_step_seconds else "?"
+        comp = f"{rep.compiled_step_seconds * 1e3:.1f} ms" if rep.compiled_step_seconds else "none"
+        out.print(
+            f"{arch} at {image_size} px, {seeds} seeds: compile mode {rep.compile_mode}, "
+            f"{rep.seconds_compile:.1f} s compiling; a step takes {eager} eager, {comp} compiled"
+        )
+        out.print(f"cache: {rep.cache_dir or 'not used'}")
+        for note in rep.notes:
+            _note(note)
+        if json_out:
+            _print_json(rep.to_dict())
 
 
 # -- sweeps ----------------------------------------------------------------------------------

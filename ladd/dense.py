@@ -32,6 +32,14 @@ from ladd.subsample import check_grid, sub_sample, sub_sample_range
 # Algorithm 1
 
 
+# Crops per forward pass by default: small on the CPU, large on a GPU (labelling is bound by the
+# labeler's forward there; bench.dense_speed measures batch 256 / 1024 / 4096).
+DENSE_BATCH = {"cpu": 256, "cuda": 4096}
+# Below this many crops a compiled labeler forward cannot repay its compile time (tens of
+# seconds) at ~15k crops/s eager (docs/benchmarks.md): "auto" compiles from here on.
+COMPILE_MIN_CROPS = 1_000_000
+
+
 @torch.no_grad()
 def generate_dense_labels(
     images: torch.Tensor,
@@ -39,68 +47,96 @@ def generate_dense_labels(
     n: int,
     r: float,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     temperature: float = 1.0,
     device: str | torch.device | None = None,
+    precision: str = "fp32",
+    compile: str = "auto",
 ) -> torch.Tensor:
     """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32 (CPU).
 
     `images` are normalised (M, C, H, W) in the labeler's input space. Work is batched over
-    images x crops: about `batch_size` crops per forward pass; a grid of more than
-    `batch_size` crops is labelled a slice of one image's crops at a time. The memory this
-    needs (one batch of crops, the [M, n*n, K] result) is checked against the max_crop_bytes
-    cap (ladd.limits) before it is allocated.
+    images x crops: about `batch_size` crops per forward pass (default DENSE_BATCH per device);
+    a grid of more than `batch_size` crops is labelled a slice of one image's crops at a time.
+    The memory this needs (one batch of crops, the [M, n*n, K] result) is checked against the
+    max_crop_bytes cap (ladd.limits) before it is allocated. precision "bf16" ("auto": bf16 on
+    CUDA, fp32 elsewhere) runs the labeler's forward under bf16 autocast, softmax in fp32;
+    measured against fp32 labels in tests/test_dense_speed_paths.py (the tolerance is stated
+    there). compile: a torch.compile mode for the labeler's forward, "off", or "auto" (compile
+    on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep one shape: the last one is
+    padded and its padding dropped.
     """
     check_grid(n, r)  # also the max_n cap
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if images.dim() != 4:
         raise ValueError(f"expected images (M, C, H, W), got shape {tuple(images.shape)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     m, c, h, w = images.shape
     if m == 0:
         raise ValueError("no images to label")
-    limits = current_limits()
+    from ladd.trainers.compile import compile_fn, resolve_precision, use_compile_cache
+
+    dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
+    bf16 = resolve_precision(precision, dev) == "bf16"
     crops_per_image = n * n
+    if batch_size is None:
+        batch_size = DENSE_BATCH.get(dev.type, 256)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    mode = compile
+    if mode == "auto":
+        big = m * crops_per_image >= COMPILE_MIN_CROPS
+        mode = "default" if dev.type == "cuda" and big else "off"
+    limits = current_limits()
     per_batch = max(1, batch_size // crops_per_image)  # images per forward pass
     per_pass = min(crops_per_image, batch_size) if per_batch == 1 else per_batch * crops_per_image
     # float32 crops as cut (<= H x W each) and resized (H x W each), the input batch
     pass_bytes = 4 * (2 * per_pass * c * h * w + per_batch * c * h * w)
     what = f"labelling {m:,} images at n = {n} ({crops_per_image:,} crops each)"
     limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image, what)  # K >= 1 classes
-    dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     was_training = labeler_model.training
     labeler_model.eval()
-    out: torch.Tensor | None = None  # (M, n*n, K), allocated once K is known
 
-    def store(i0: int, j0: int, logits: torch.Tensor, b: int) -> None:
+    def forward(crops: torch.Tensor) -> torch.Tensor:  # (b*k, C, H, W) -> (b*k, K) fp32
+        with torch.autocast(crops.device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = labeler_model(crops)
+        return torch.softmax(logits.float() / temperature, dim=1)
+
+    run = forward
+    if mode != "off" and crops_per_image <= batch_size:
+        use_compile_cache()
+        run = compile_fn(forward, mode)
+    out: torch.Tensor | None = None  # (M, n*n, K) on the device, allocated once K is known
+
+    def store(i0: int, j0: int, probs: torch.Tensor, b: int) -> None:
         nonlocal out
-        probs = torch.softmax(logits.float() / temperature, dim=1).cpu()  # (b*k, K)
         k = probs.shape[0] // b
         if out is None:
             classes = probs.shape[1]
             limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image * classes, what)
-            out = torch.empty(m, crops_per_image, classes, dtype=torch.float32)
+            out = torch.empty(m, crops_per_image, classes, dtype=torch.float32, device=dev)
         out[i0 : i0 + b, j0 : j0 + k] = probs.reshape(b, k, -1)
 
     try:
         if crops_per_image <= batch_size:
             for i in range(0, m, per_batch):
                 x = images[i : i + per_batch].to(dev, torch.float32)  # (b, C, H, W)
-                crops = sub_sample(x, n, r)  # (b, n*n, C, H, W)
-                store(i, 0, labeler_model(crops.flatten(0, 1)), crops.shape[0])  # (b*n*n, K)
+                b = x.shape[0]
+                if run is not forward and b < per_batch:  # one static shape when compiled
+                    x = torch.cat([x, x.new_zeros(per_batch - b, *x.shape[1:])])
+                crops = sub_sample(x, n, r)  # (b', n*n, C, H, W)
+                store(i, 0, run(crops.flatten(0, 1))[: b * crops_per_image], b)
         else:  # a large grid: slices of one image's crops, never all n*n at once
             for i in range(m):
                 x = images[i : i + 1].to(dev, torch.float32)  # (1, C, H, W)
                 for j in range(0, crops_per_image, batch_size):
                     stop = min(crops_per_image, j + batch_size)
                     crops = sub_sample_range(x, n, r, j, stop)  # (1, stop-j, C, H, W)
-                    store(i, j, labeler_model(crops.flatten(0, 1)), 1)
+                    store(i, j, forward(crops.flatten(0, 1)), 1)
     finally:
         labeler_model.train(was_training)
     assert out is not None
-    return out  # (M, n*n, K)
+    return out.cpu()  # (M, n*n, K), one transfer at the end
 
 
 @torch.no_grad()
@@ -162,7 +198,7 @@ def augment(
     r: float = 0.625,
     *,
     temperature: float = 1.0,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str | torch.device = "auto",
     allow_mismatch: bool = False,
 ) -> LabelAugmentedSet:
@@ -193,7 +229,7 @@ def augment(
         images, model, n, r, batch_size=batch_size, temperature=temperature, device=dev
     )
     full_soft = full_image_soft_labels(
-        images, model, batch_size=batch_size, temperature=temperature
+        images, model, batch_size=batch_size or 256, temperature=temperature
     )
     seconds = time.perf_counter() - t0
     # Label generation is the N x N crop forwards per image (Algorithm 1); the full-image soft

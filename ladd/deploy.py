@@ -70,6 +70,55 @@ class ModelScores:
     confusion: list[list[int]]  # [true][predicted]
 
 
+def _stackable(models: list[nn.Module]) -> bool:
+    """Same architecture and parameter shapes: one vmapped forward can run them all."""
+    if len(models) < 2:
+        return False
+    first = [(n, p.shape) for n, p in models[0].named_parameters()]
+    first += [(n, b.shape) for n, b in models[0].named_buffers()]
+    for m in models[1:]:
+        if type(m) is not type(models[0]):
+            return False
+        other = [(n, p.shape) for n, p in m.named_parameters()]
+        other += [(n, b.shape) for n, b in m.named_buffers()]
+        if other != first:
+            return False
+    return True
+
+
+def _predict_stacked(
+    models: list[nn.Module], inputs: torch.Tensor, batch_size: int, bf16: bool
+) -> torch.Tensor:
+    """Top-1 predictions (S, N) of S same-architecture models, all seeds in one vmapped forward
+    per chunk of `batch_size` images (halved on a CUDA out-of-memory error)."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def one(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    run = vmap(one, in_dims=(0, 0, None))
+    preds, i, bs = [], 0, max(1, batch_size)
+    while i < inputs.shape[0]:
+        x = inputs[i : i + bs]
+        try:
+            with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = run(params, buffers, x)  # (S, b, K)
+        except torch.cuda.OutOfMemoryError:
+            if bs == 1:
+                raise
+            bs = max(1, bs // 2)
+            torch.cuda.empty_cache()
+            continue
+        preds.append(logits.argmax(-1))
+        i += x.shape[0]
+    return torch.cat(preds, dim=1)
+
+
 @torch.no_grad()
 def evaluate_models(
     models: list[nn.Module],
@@ -77,18 +126,42 @@ def evaluate_models(
     labels: torch.Tensor,
     num_classes: int,
     batch_size: int = 1024,
+    *,
+    precision: str = "fp32",
+    stacked: bool | None = None,
 ) -> list[ModelScores]:
-    """Top-1 accuracy, per-class accuracy and confusion matrix of each model on (inputs, labels)."""
+    """Top-1 accuracy, per-class accuracy and confusion matrix of each model on (inputs, labels).
+
+    precision "bf16" (or "auto" on CUDA): bf16 autocast on CUDA (fp32 on the CPU). stacked: all
+    models in one vmapped forward per batch of images (None: on CUDA when they share one
+    architecture; on a CPU grouped convolutions are slower than separate ones, measured); the
+    predictions are the per-model ones (tested), only the launches differ.
+    """
+    from ladd.trainers.compile import resolve_precision
+
     labels = labels.to(inputs.device)
-    out = []
+    bf16 = inputs.device.type == "cuda" and resolve_precision(precision, inputs.device) == "bf16"
     for model in models:
         model.eval()
-        preds = torch.cat(
-            [
-                model(inputs[i : i + batch_size]).argmax(1)
-                for i in range(0, inputs.shape[0], batch_size)
-            ]
-        )
+    if stacked is None:
+        stacked = inputs.device.type == "cuda" and _stackable(models)
+    if stacked and models:
+        all_preds = _predict_stacked(models, inputs, batch_size, bf16)  # (S, N)
+    else:
+        rows = []
+        for model in models:
+            with torch.autocast(inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
+                rows.append(
+                    torch.cat(
+                        [
+                            model(inputs[i : i + batch_size]).argmax(1)
+                            for i in range(0, inputs.shape[0], batch_size)
+                        ]
+                    )
+                )
+        all_preds = torch.stack(rows) if rows else torch.zeros(0, inputs.shape[0])
+    out = []
+    for preds in all_preds:
         conf = torch.bincount(
             labels * num_classes + preds, minlength=num_classes * num_classes
         ).reshape(num_classes, num_classes)
@@ -119,6 +192,7 @@ class DeployResult:
     flops: int
     num_samples: int  # training samples per epoch
     class_names: list[str]
+    engine: dict[str, Any] | None = None  # how the fast trainer ran (compile vs train seconds)
     models: list[nn.Module] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,11 +203,20 @@ class DeployResult:
         return d
 
 
-def resolve_config(dataset: Any, cfg: TrainConfig) -> TrainConfig:
-    """cfg with its protocol and lr settled for `dataset` (what a run records)."""
+def resolve_config(
+    dataset: Any, cfg: TrainConfig, device: str | torch.device = "auto"
+) -> TrainConfig:
+    """cfg with its protocol, lr and precision settled for `dataset` on `device` (what a run
+    records). Precision "auto" is bf16 for the fast trainer on CUDA (its 5-seed accuracy parity
+    is checked in bench/deploy_speed.py), fp32 otherwise (the reference loop is the field's)."""
     size = int(dataset.images.shape[-1])
     cfg = cfg.resolved(size)
-    return replace(cfg, lr=resolve_lr(cfg, dataset, cfg.arch, size))
+    cfg = replace(cfg, lr=resolve_lr(cfg, dataset, cfg.arch, size))
+    if cfg.precision == "auto":
+        dev = resolve_device(device)
+        fast_gpu = dev.type == "cuda" and cfg.trainer == "fast"
+        cfg = replace(cfg, precision="bf16" if fast_gpu else "fp32")
+    return cfg
 
 
 MONITOR_IMAGES = 500  # real test images the live view scores every monitor_every epochs
@@ -200,7 +283,7 @@ def train_and_evaluate(
         dataset.require_trainable()  # a set read for description only has no input space
     dev = resolve_device(device)
     size = int(dataset.images.shape[-1])
-    cfg = resolve_config(dataset, cfg)
+    cfg = resolve_config(dataset, cfg, dev)
     data = build_training_data(dataset, cfg.mode, n=cfg.n, r=cfg.r, full_labels=cfg.full_labels)
     spec = model_spec(cfg, data.num_classes, size, int(dataset.images.shape[1]))
     lr = float(cfg.lr)
@@ -224,8 +307,17 @@ def train_and_evaluate(
     )
     if progress is not None:
         progress(ProgressEvent("evaluate", 0, 0, None, "testing on the real test split", note=True))
+    # Test in the precision the models were trained in (the fast trainer reports it resolved;
+    # the reference loop takes "auto" as the field's fp32).
+    report = getattr(trained, "report", None)
+    precision = report.precision if report is not None else cfg.precision
     scores = evaluate_models(
-        trained.models, x_test, test_set.labels, data.num_classes, cfg.eval_batch_size
+        trained.models,
+        x_test,
+        test_set.labels,
+        data.num_classes,
+        cfg.eval_batch_size,
+        precision="fp32" if precision == "auto" else precision,
     )
     accs = [s.accuracy for s in scores]
     k = data.num_classes
@@ -244,6 +336,7 @@ def train_and_evaluate(
         flops=trained.flops,
         num_samples=len(data),
         class_names=names,
+        engine=report.to_dict() if report is not None else None,
         models=trained.models,
     )
 

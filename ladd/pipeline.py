@@ -356,7 +356,10 @@ def run_label_augment(
 
 def _train_metrics(res: Any) -> dict[str, Any]:
     d = res.to_dict()
+    engine = res.engine or {}
     return {
+        "seconds_compile": engine.get("seconds_compile", 0.0),
+        "precision": res.config.precision,
         "accuracy_mean": res.accuracy_mean,
         "accuracy_std": res.accuracy_std,
         "per_seed": res.per_seed,
@@ -394,7 +397,8 @@ def run_train(
     from ladd.deploy import resolve_config, train_and_evaluate
     from ladd.training import TrainCheckpoint
 
-    cfg = resolve_config(dataset, cfg)
+    _compile_cache(ws)
+    cfg = resolve_config(dataset, cfg, device)
     key = train_key(dataset, cfg)
     ckpt = TrainCheckpoint(
         ws.root / "checkpoints" / f"train-{key}.safetensors", key, checkpoint_seconds
@@ -447,6 +451,13 @@ def record_train(
     return run.id
 
 
+def _compile_cache(ws: Any) -> None:
+    """Compiled kernels live in the workspace's cache (one warm-up serves every later run)."""
+    from ladd.trainers.compile import compile_cache_dir, use_compile_cache
+
+    use_compile_cache(compile_cache_dir(ws.cache_dir / "compile"))
+
+
 def train_key(dataset: Any, cfg: Any) -> str:
     """A digest of a settled TrainConfig and the set's tensors: names one training run."""
     import hashlib
@@ -479,6 +490,7 @@ def run_evaluate(
     it finishes. (run id, CrossArchResult)"""
     from ladd.deploy import evaluate_architectures
 
+    _compile_cache(ws)
     config = {
         "train": cfg.to_dict(),
         "archs": list(archs or []),

@@ -149,7 +149,7 @@ def label_mode(name: str) -> LabelMode:
 # The protocol
 
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 LOSSES: tuple[str, ...] = ("mean", "image_sum")
 FULL_LABELS: tuple[str, ...] = ("hard", "set")
 
@@ -206,7 +206,7 @@ class TrainConfig:
     loss: str = "mean"  # "mean" over a batch | "image_sum": x samples per image (Eq. 5)
     full_labels: str = "hard"  # full images: one-hot (Eq. 5) | "set": the set's own soft labels
     trainer: str = "fast"  # a registered trainer (ladd.trainers): "fast" or "reference"
-    precision: str = "fp32"  # "bf16": autocast on CUDA
+    precision: str = "auto"  # "bf16": autocast on CUDA; "auto": bf16 for the fast trainer on CUDA
     dsa: bool = True
     dsa_strategy: str = DSAConfig().strategy
     n: int = 5  # crop grid for crops_hard on a plain distilled set (else the set's n, r)
@@ -219,7 +219,7 @@ class TrainConfig:
         if not isinstance(self.trainer, str) or not self.trainer:
             raise ValueError(f"trainer must be a registered trainer's name, got {self.trainer!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; use fp32 or bf16")
+            raise ValueError(f"unknown precision {self.precision!r}; use auto, fp32 or bf16")
         if self.protocol != "auto" and self.protocol not in PROTOCOLS:
             raise ValueError(
                 f"unknown protocol {self.protocol!r}; use auto or one of {', '.join(PROTOCOLS)}"

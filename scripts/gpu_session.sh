@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# All the GPU work of one lent device session, in one call (5.6 minutes on an H200, 2026-11-26):
+# The first wave's GPU work in one call (5.6 minutes on an H200, 2026-11-26); issue 15's
+# measurements (end to end, levers, cost table, dense forms) are scripts/speed_gpu.sh:
 #   bash scripts/gpu_session.sh                    # on the device machine, outputs under $OUT
 #   STAGES=bench bash scripts/gpu_session.sh       # the benchmarks only (docs/benchmarks.md)
 #   STAGES=study STUDY_ARGS="--distiller random --parts 6" bash scripts/gpu_session.sh
@@ -58,7 +59,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   stage deploy_speed "${CAP_DEPLOY:-220}" python3 -u -m bench.deploy_speed "${bench[@]}" \
     --seeds 5 --parity-epochs "${PARITY_EPOCHS:-100}" --json-out "$OUT_DIR/benchmarks.json"
   stage dense_speed "${CAP_DENSE:-45}" python3 -u -m bench.dense_speed "${bench[@]}" \
-    --json-out "$OUT_DIR/benchmarks.json"
+    --forms eager-fp32 --json-out "$OUT_DIR/benchmarks.json"
   if [ -z "${TINY:-}" ]; then
     stage profile "${CAP_PROFILE:-40}" python3 -u -m bench.profile_step --epochs 3 --out "$OUT_DIR"
   fi

@@ -10,7 +10,18 @@ import torch
 import ladd.dsa as augment
 from ladd.dsa import DSA_OPS, DSAConfig
 from ladd.trainers import train_models
-from ladd.trainers.fast import FastOptions, _stack_models, batched_dsa, stacked_loss, train_fast
+from ladd.trainers.fast import (
+    FastOptions,
+    _resolve,
+    _stack_models,
+    _StackedStep,
+    batched_dsa,
+    draw_dsa_epoch,
+    draw_dsa_params,
+    stacked_loss,
+    train_fast,
+)
+from ladd.trainers.layouts import dense_layout_allowed
 from ladd.trainers.reference import train_reference
 from ladd.training import (
     TrainConfig,
@@ -116,15 +127,18 @@ def test_stacked_step_matches_reference_for_the_cross_architecture_models(arch, 
         FastOptions(engine="stacked"),
         FastOptions(engine="stacked", pad_last=True),
         FastOptions(engine="sequential"),
+        FastOptions(engine="stacked", layout="dense", pad_last=True),
+        FastOptions(engine="stacked", layout="dense", channels_last=True),
+        FastOptions(engine="stacked", channels_last=True),
     ],
-    ids=["stacked", "stacked-padded", "sequential"],
+    ids=["stacked", "stacked-padded", "sequential", "dense-padded", "dense-nhwc", "grouped-nhwc"],
 )
 @pytest.mark.parametrize("protocol", ["mtt", "glad"])
 def test_same_weights_as_reference_after_a_few_steps_without_dsa(
-    options: FastOptions, protocol: str
+    options: FastOptions, protocol: str, one_thread
 ) -> None:
-    """Both engines under both protocols: MTT's lr drop with a fresh optimiser after pass
-    E//2 + 1 (5 passes for 4 epochs), and GLaD's warm-up, cosine decay and EMA."""
+    """Every engine and layout under both protocols: MTT's lr drop with a fresh optimiser after
+    pass E//2 + 1 (5 passes for 4 epochs), and GLaD's warm-up, cosine decay and EMA."""
     data = _data()  # 40 samples, batches of 16: a partial last batch every epoch
     cfg = _cfg(epochs=4, protocol=protocol)
     spec = model_spec(cfg, K, SIZE)
@@ -273,3 +287,182 @@ def test_compiled_bf16_step_matches_fp32_reference_on_cuda() -> None:
     for s, model in enumerate(models):
         ref = soft_cross_entropy(model(x[s]), y[s])
         torch.testing.assert_close(per_seed[s], ref.detach(), rtol=2e-2, atol=2e-2)
+
+
+# -- layouts and levers ----------------------------------------------------------------------
+
+
+def _step(models, spec, cfg, data, **opts) -> _StackedStep:
+    plan = _resolve(FastOptions(engine="stacked", **opts), torch.device("cpu"), models[0], spec)
+    return _StackedStep(models, data, cfg, plan, spec, torch.device("cpu"), None, None)
+
+
+@pytest.mark.parametrize(
+    ("arch", "size", "options", "levers"),
+    [
+        ("convnet_d2", 16, {"width": 8}, {"layout": "dense"}),
+        ("convnet_d2", 16, {"width": 8}, {"layout": "dense", "channels_last": True}),
+        ("convnet_d2", 16, {"width": 8}, {"layout": "grouped", "channels_last": True}),
+        ("convnet_d2", 16, {"width": 8}, {"layout": "streams"}),  # CPU: no streams, dense math
+        ("alexnet", 16, {}, {"layout": "dense"}),
+        ("vgg11", 32, {}, {"layout": "dense"}),
+        ("resnet18", 16, {}, {"layout": "dense", "channels_last": True}),
+    ],
+    ids=[
+        "convnet",
+        "convnet-nhwc",
+        "convnet-grouped-nhwc",
+        "convnet-streams",
+        "alexnet",
+        "vgg11",
+        "resnet18-nhwc",
+    ],
+)
+def test_each_layout_gives_every_seed_its_own_loss_and_gradients(
+    arch, size, options, levers, one_thread
+) -> None:
+    """The step as the trainer runs it (gathered batch, padding weights, the layout's forward),
+    in float64 against each seed's own model: seeds along the batch axis with per-seed weight
+    layers, and channels-last memory, compute exactly what separate models compute."""
+    cfg = _cfg(arch=arch, seeds=(0, 1), batch_size=4, model_options=options)
+    spec = model_spec(cfg, K, size)
+    models = [init_model(spec, s).double() for s in cfg.seeds]
+    refs = [init_model(spec, s).double() for s in cfg.seeds]
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 3, size, size, generator=g, dtype=torch.float64)
+    y = torch.softmax(torch.randn(8, K, generator=g, dtype=torch.float64), dim=-1)
+    data = TrainingData(x, y, 8, 0, K)
+    step = _step(models, spec, cfg, data, **levers)
+    idx = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    weight = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]], dtype=torch.float64)
+    loss, per_seed = step.loss(step.inputs[idx.reshape(-1)], y[idx], weight, None, None)
+    loss.backward()
+    for s, model in enumerate(refs):
+        ref = soft_cross_entropy(model(x[idx[s, :3]]), y[idx[s, :3]])  # the 3 real samples
+        ref.backward()
+        torch.testing.assert_close(per_seed[s], ref.detach(), rtol=1e-10, atol=1e-12)
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(step.params[name].grad[s], p.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_dense_layout_refuses_models_it_cannot_stack() -> None:
+    vit = model_spec(_cfg(arch="vit", model_options={}), K, 32)
+    bn = model_spec(_cfg(model_options={"width": 8, "norm": "batch"}), K, SIZE)
+    ok = model_spec(_cfg(), K, SIZE)
+    assert not dense_layout_allowed(init_model(vit, 0))  # class token, positions: bare params
+    assert not dense_layout_allowed(init_model(bn, 0))  # BatchNorm statistics would mix seeds
+    assert dense_layout_allowed(init_model(ok, 0))
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match="layout 'grouped'"):
+        _resolve(FastOptions(engine="stacked", layout="dense"), cpu, init_model(vit, 0), vit)
+
+
+def test_lever_defaults_apply_per_architecture(monkeypatch) -> None:
+    import ladd.trainers.fast as fast
+
+    cpu = torch.device("cpu")
+    monkeypatch.setitem(
+        fast.LEVER_DEFAULTS, ("convnet_d2", SIZE), {"layout": "dense", "channels_last": True}
+    )
+    monkeypatch.setitem(fast.LEVER_DEFAULTS, ("vit", 32), {"layout": "dense"})
+    spec = model_spec(_cfg(), K, SIZE)
+    plan = _resolve(FastOptions(engine="stacked"), cpu, init_model(spec, 0), spec)
+    assert plan.layout == "dense" and plan.channels_last
+    asked = _resolve(
+        FastOptions(engine="stacked", layout="grouped", channels_last=False),
+        cpu,
+        init_model(spec, 0),
+        spec,
+    )
+    assert asked.layout == "grouped" and not asked.channels_last  # explicit options win
+    vit = model_spec(_cfg(arch="vit", model_options={}), K, 32)
+    assert _resolve(FastOptions(engine="stacked"), cpu, init_model(vit, 0), vit).layout == (
+        "grouped"
+    )  # a lever the architecture cannot take falls back
+
+
+def test_epoch_draws_are_per_seed_streams_of_the_same_distribution() -> None:
+    cfg = DSAConfig()
+    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
+    ops, us = draw_dsa_epoch(2, 5, 16, cfg, gens, "cpu")
+    assert ops.shape == (2, 5) and us.shape == (2, 5, 16, 10)
+    allowed = {DSA_OPS.index(o) for o in cfg.ops}
+    assert set(ops.flatten().tolist()) <= allowed and 0 <= us.min() and us.max() < 1
+    alone_ops, alone_us = draw_dsa_epoch(1, 5, 16, cfg, [torch.Generator().manual_seed(0)], "cpu")
+    torch.testing.assert_close(alone_ops[0], ops[0])  # seed 0 does not depend on seed 1
+    torch.testing.assert_close(alone_us[0], us[0])
+    op1, u1 = draw_dsa_params(2, 16, cfg, [torch.Generator().manual_seed(s) for s in (0, 1)], "cpu")
+    assert op1.shape == (2,) and u1.shape == (2, 16, 10)
+
+
+@pytest.mark.parametrize("draws", ["epoch", "step"])
+def test_both_dsa_draw_schedules_train(draws: str, one_thread) -> None:
+    data = _data(t=40)
+    cfg = _cfg(epochs=8, seeds=(0, 1), dsa=True, lr=0.05)
+    res = train_fast(
+        data,
+        model_spec(cfg, K, SIZE),
+        cfg,
+        device="cpu",
+        options=FastOptions("stacked", dsa_draws=draws),
+    )
+    assert res.report.dsa_draws == draws and res.report.tail == "exact"
+    for curve in res.loss_curves:
+        assert curve[-1] < curve[0]
+
+
+def test_policy_keeps_a_short_run_eager_after_timing_it(one_thread, tmp_path) -> None:
+    """The policy path as it runs on CUDA, on the CPU: a few eager steps are timed, the cold
+    estimate says compiling cannot pay for 2 epochs, so nothing is compiled."""
+    from dataclasses import replace
+
+    cfg = _cfg(epochs=2)
+    spec = model_spec(cfg, K, SIZE)
+    models = [init_model(spec, s) for s in cfg.seeds]
+    step = _step(models, spec, cfg, _data())
+    step.plan = replace(step.plan, mode="policy")
+    step.cache_dir = str(tmp_path / "cc")
+    step.prepare(2 * 3)
+    assert step.mode == "off" and step.compiled is None
+    assert step.seconds_probe > 0 and step.decision.startswith("eager")
+    assert all(p.grad is None for p in step.params.values())  # the probe leaves no gradients
+
+
+def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thread, tmp_path):
+    """With a stand-in compiler: full batches go through the compiled function, the last
+    partial batch (pad_last=False) runs eager at its own size, the compile is recorded in the
+    cache index and reported apart from training; the weights still equal the reference's."""
+    import ladd.trainers.fast as fast
+    from ladd.trainers.compile import read_index
+
+    calls = {"compiled": 0, "shapes": set()}
+
+    def fake_compile(fn, mode, *, layout_optimization=False):
+        def compiled(x, y, weight, op, u):
+            calls["compiled"] += 1
+            calls["shapes"].add(tuple(y.shape))
+            return fn(x, y, weight, op, u)
+
+        return compiled
+
+    monkeypatch.setattr(fast, "compile_fn", fake_compile)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    data = _data()  # 40 samples, batches of 16: 2 full + a tail of 8
+    cfg = _cfg(epochs=2)
+    spec = model_spec(cfg, K, SIZE)
+    opts = FastOptions(
+        engine="stacked", compile="default", pad_last=False, cache_dir=str(tmp_path / "cc")
+    )
+    res = train_fast(data, spec, cfg, device="cpu", options=opts)
+    assert calls["shapes"] == {(3, 16, K)}  # never the tail's (3, 8, K)
+    assert calls["compiled"] == 2 + 2 * 2  # warm-up calls + 2 full batches x 2 epochs
+    rep = res.report
+    assert rep.compile_mode == "default" and rep.tail == "eager"
+    assert rep.compiled_loss_diff == 0.0  # the self-check: the stand-in computes the same
+    assert rep.seconds_compile >= 0 and rep.seconds_train > 0
+    assert rep.cache_dir == str((tmp_path / "cc").resolve())
+    (entry,) = read_index(tmp_path / "cc").values()
+    assert entry.description["seeds"] == 3 and entry.description["mode"] == "default"
+    assert entry.loss_diff == 0.0
+    ref = train_reference(data, spec, cfg, device="cpu")
+    assert _max_diff(ref.models, res.models) < 1e-5

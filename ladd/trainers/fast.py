@@ -5,20 +5,33 @@ fresh model (`init_model(spec, seed)`, identical weights), its own shuffled batc
 epoch, one DSA op per batch with per-sample parameters, the soft-target cross-entropy averaged
 over the batch, the protocol's SGD and lr schedule. What changes is how the work is issued:
 
-- **stacked** engine (default on CUDA): the S seeds are one stacked model (torch.func
-  `stack_module_state` + `functional_call` under `vmap`, i.e. grouped convolutions), each seed
-  fed its own batch, so a step is one launch sequence for S x 256 samples instead of S. SGD is
-  element-wise, so one optimiser over the stacked tensors equals S per-seed optimisers. DSA is
-  vectorised and branch-free (`batched_dsa`: every seed draws its op, every sample its
-  parameters, on the device), so the whole step is one static graph for `torch.compile` (and
-  CUDA graphs with mode "reduce-overhead"; see `FastOptions.compile`). The last partial batch of an epoch is padded to 256 with zero-weight samples so that
-  shapes never change (no recompilation); its loss is still the mean over its real samples.
+- **stacked** engine (default on CUDA): the S seeds train as one step; SGD is element-wise, so
+  one optimiser over the stacked (S, ...) parameters equals S per-seed optimisers. Each seed is
+  fed its own batch. How the S models meet the hardware is the **layout** (`FastOptions`):
+  - "grouped": torch.func `functional_call` under `vmap` (seeds along the channel axis, i.e.
+    grouped convolutions; every architecture);
+  - "dense": seeds laid end to end along the batch axis, (S*B, C, H, W); weight layers apply
+    each seed's parameters to its slice (dense convolutions, batched matrix products), every
+    other layer (norm statistics, ReLU, pooling, DSA) runs once over all S*B samples
+    (ladd.trainers.layouts; ConvNets, AlexNet, VGG11, ResNet18, not the ViT);
+  - "streams": "dense" with each seed's convolutions on its own CUDA stream (eager only).
+  DSA is vectorised and branch-free (`batched_dsa`), drawn on the device once per epoch
+  (`dsa_draws="epoch"`) or per step, so a compiled step is one static graph (and a CUDA graph
+  with mode "reduce-overhead"). Gathering the batch stays outside the graph, so a compiled step
+  depends only on (seeds, batch, image shape, classes), not on the training set: one warm-up
+  (ladd.trainers.warmup) serves every set of that shape.
 - **sequential** engine (default on CPU, and for models with BatchNorm): the reference loop per
-  seed with lighter bookkeeping. On a 2-core CPU grouped convolutions are slower than separate
-  ones (measured), so this is what "never slower than the reference on the CPU" means.
+  seed. On a 2-core CPU grouped convolutions are slower than separate ones (measured), so this is
+  what "never slower than the reference on the CPU" means.
 
-Precision: "fp32", or "bf16" = autocast to bfloat16 on CUDA with float32 master weights and a
-float32 loss (the CPU path always computes in float32).
+Compilation on CUDA follows ladd.trainers.compile: with compile "auto" the trainer times a few
+eager steps and compiles only when the expected work repays the compile time (from the cache's
+index of what was compiled here before); compile time is reported apart from training time.
+The last partial batch of an epoch is padded with zero-weight samples (static shapes; its loss is
+still the mean over its real samples) or, with `pad_last=False`, run eager at its own size.
+
+Precision: "auto" = bf16 autocast on CUDA with float32 master weights and a float32 loss, fp32
+elsewhere; "fp32" / "bf16" as asked (the CPU path always computes in float32).
 """
 
 from __future__ import annotations
@@ -26,11 +39,14 @@ from __future__ import annotations
 import copy
 import math
 import os
+import statistics
 import threading
 import time
-import types
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +56,25 @@ from ladd.device import resolve_device
 from ladd.dsa import DSA_OPS, DSAConfig
 from ladd.models import ModelSpec
 from ladd.progress import ProgressEvent, ProgressFn
+from ladd.trainers.compile import (
+    CompilePolicy,
+    EngineReport,
+    cache_is_warm,
+    compile_fn,
+    decide_compile,
+    read_index,
+    record_step,
+    resolve_precision,
+    step_key,
+    use_compile_cache,
+)
+from ladd.trainers.layouts import (
+    conv_weight_channels_last,
+    dense_layout_allowed,
+    grouped_channels_last,
+    seeded_loss,
+    seeded_model,
+)
 from ladd.trainers.reference import train_reference
 from ladd.training import (
     Monitor,
@@ -55,72 +90,166 @@ from ladd.training import (
     init_model,
     loss_weight,
     make_optimizer,
+    model_spec,
     soft_cross_entropy,
 )
 
 __all__ = [
     "COMPILE_MODES",
+    "DSA_DRAWS",
     "ENGINES",
+    "LAYOUTS",
+    "LEVER_DEFAULTS",
     "FastOptions",
+    "FastTrainedModels",
     "batched_dsa",
+    "draw_dsa_epoch",
     "draw_dsa_params",
     "stacked_loss",
     "train_fast",
+    "warm_step",
 ]
 
 ENGINES = ("auto", "stacked", "sequential")
 COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
+LAYOUTS = ("auto", "grouped", "dense", "streams")
+DSA_DRAWS = ("epoch", "step")
 _NUM_U = 10  # uniforms drawn per sample for the vectorised DSA (see draw_dsa_params)
+
+# Which levers win, per (architecture, image size), from GPU measurements (docs/benchmarks.md):
+# FastOptions fields used when the caller leaves them on "auto" / None, e.g.
+#   ("convnet_d3", 32): {"layout": "dense", "channels_last": True, "compile": "reduce-overhead"}
+# Empty until a GPU session measures the levers: every architecture runs the configuration
+# measured on the H200 (grouped, NCHW, compile mode "default").
+LEVER_DEFAULTS: dict[tuple[str, int], dict[str, Any]] = {}
 
 
 @dataclass(frozen=True)
 class FastOptions:
     """How the fast trainer issues its work (the protocol itself lives in TrainConfig).
 
-    engine: "stacked" (all seeds in one vmapped step), "sequential" (one seed after another),
-      "auto" (stacked on CUDA unless the model has BatchNorm, sequential on the CPU).
-    compile: torch.compile mode for the stacked step; "auto" = "default" on CUDA, "off" on CPU.
-      The environment variable LADD_FAST_COMPILE overrides "auto" (benchmarks try modes with it).
-      A compile that fails falls back to eager with a warning.
-    pad_last: pad the last partial batch to full size with zero-weight samples (static shapes);
-      None = when compiling.
+    engine: "stacked" (all seeds in one step), "sequential" (one seed after another), "auto"
+      (stacked on CUDA unless the model has BatchNorm, sequential on the CPU).
+    compile: torch.compile mode of the stacked step. "auto": on CUDA, the policy of
+      ladd.trainers.compile decides eager or compiled from the expected work (mode "default",
+      or the architecture's LEVER_DEFAULTS); "off" on the CPU. The environment variable
+      LADD_FAST_COMPILE overrides "auto" (benchmarks try modes with it). A compile that fails
+      falls back to eager with a warning.
+    pad_last: pad the last partial batch to full size with zero-weight samples; None = when
+      compiling. False while compiling runs that one batch eager at its own size.
+    layout: "grouped" | "dense" | "streams" (module doc); "auto" = LEVER_DEFAULTS, else grouped.
+    channels_last: NHWC memory for the stacked step's images and convolution weights (and
+      inductor's layout pass, which it skips for grouped convolutions by itself); None =
+      LEVER_DEFAULTS, else off.
+    dsa_draws: "epoch" (each seed draws its ops and uniforms for a whole epoch at once: no
+      random-number launches per step) or "step".
+    policy: the compile policy's conservative estimates.
+    cache_dir: the compile cache (default ladd.trainers.compile.compile_cache_dir()).
     """
 
     engine: str = "auto"
     compile: str = "auto"
     pad_last: bool | None = None
+    layout: str = "auto"
+    channels_last: bool | None = None
+    dsa_draws: str = "epoch"
+    policy: CompilePolicy = field(default_factory=CompilePolicy)
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
-        if self.compile not in COMPILE_MODES:
-            raise ValueError(
-                f"unknown compile mode {self.compile!r}; use one of {', '.join(COMPILE_MODES)}"
-            )
+        for name, value, allowed in (
+            ("engine", self.engine, ENGINES),
+            ("compile mode", self.compile, COMPILE_MODES),
+            ("layout", self.layout, LAYOUTS),
+            ("dsa_draws", self.dsa_draws, DSA_DRAWS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
+
+
+@dataclass
+class FastTrainedModels(TrainedModels):
+    """TrainedModels plus how the fast trainer ran (engine, levers, compile and train seconds)."""
+
+    report: EngineReport | None = None
 
 
 def _has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def _resolve(opts: FastOptions, dev: torch.device, probe: nn.Module) -> tuple[str, str, bool]:
-    """(engine, compile mode, pad_last) for this device and model."""
+@dataclass(frozen=True)
+class _Plan:
+    """FastOptions resolved for one device and model."""
+
+    engine: str
+    mode: str  # "off", a torch.compile mode, or "policy" (decide from the work on CUDA)
+    target: str  # the mode the policy compiles in
+    pad: bool
+    layout: str
+    channels_last: bool
+    dsa_draws: str
+    precision: str  # "fp32" | "bf16" (resolved)
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+
+def _resolve(
+    opts: FastOptions,
+    dev: torch.device,
+    probe: nn.Module,
+    spec: ModelSpec | None = None,
+    precision: str = "fp32",
+) -> _Plan:
+    """The plan for this device and model: engine, compile mode, padding, levers, precision."""
+    levers = LEVER_DEFAULTS.get((spec.name, spec.image_size), {}) if spec is not None else {}
     engine = opts.engine
     if engine == "auto":
         engine = "stacked" if dev.type == "cuda" and not _has_batchnorm(probe) else "sequential"
     if engine == "stacked" and _has_batchnorm(probe):
         raise ValueError("the stacked engine cannot train BatchNorm models; use sequential")
+    layout = opts.layout
+    if layout == "auto":
+        layout = levers.get("layout", "grouped")
+        if layout != "grouped" and not dense_layout_allowed(probe):
+            layout = "grouped"
+    elif layout != "grouped" and not dense_layout_allowed(probe):
+        raise ValueError(
+            f"the {layout} layout needs every parameter in Conv2d/Linear/GroupNorm/LayerNorm "
+            f"and no BatchNorm; {type(probe).__name__} has others: use layout 'grouped'"
+        )
+    target = levers.get("compile", "default")
     mode = opts.compile
     if mode == "auto":
-        mode = os.environ.get("LADD_FAST_COMPILE", "") or (
-            "default" if dev.type == "cuda" else "off"
-        )
-        if mode not in COMPILE_MODES or mode == "auto":
-            raise ValueError(f"LADD_FAST_COMPILE={mode!r}: use one of {', '.join(COMPILE_MODES)}")
-    if engine == "sequential":
-        mode = "off"  # the sequential engine is the eager reference math
+        env = os.environ.get("LADD_FAST_COMPILE", "")
+        if env:
+            if env not in COMPILE_MODES or env == "auto":
+                raise ValueError(
+                    f"LADD_FAST_COMPILE={env!r}: use one of {', '.join(COMPILE_MODES[1:])}"
+                )
+            mode = env
+        else:
+            mode = "policy" if dev.type == "cuda" else "off"
+    if engine == "sequential" or (layout == "streams" and dev.type == "cuda"):
+        mode = "off"  # the sequential engine is the eager reference math; streams run eager
+    if mode == "reduce-overhead" and dev.type != "cuda":
+        mode = "default"  # CUDA graphs need CUDA
+    channels_last = opts.channels_last
+    if channels_last is None:
+        channels_last = bool(levers.get("channels_last", False))
     pad = opts.pad_last if opts.pad_last is not None else mode != "off"
-    return engine, mode, pad
+    return _Plan(
+        engine=engine,
+        mode=mode,
+        target=target,
+        pad=pad,
+        layout=layout,
+        channels_last=bool(channels_last),
+        dsa_draws=opts.dsa_draws,
+        precision=resolve_precision(precision, dev),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +270,27 @@ def draw_dsa_params(
         picks.append(torch.randint(len(ops), (1,), generator=g, device=device))
         us.append(torch.rand(batch, _NUM_U, generator=g, device=device))
     return ops[torch.cat(picks)], torch.stack(us)  # (S,), (S, B, 10)
+
+
+def draw_dsa_epoch(
+    num_seeds: int,
+    steps: int,
+    batch: int,
+    cfg: DSAConfig,
+    generators: list[torch.Generator],
+    device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole epoch of draws at once: op codes (S, steps) and uniforms (S, steps, B, 10).
+
+    Same distributions as `draw_dsa_params` (one op per seed's batch, uniforms per sample), from
+    each seed's own generator, in two launches per seed per epoch instead of two per step.
+    """
+    ops = torch.tensor([DSA_OPS.index(o) for o in cfg.ops], device=device)
+    picks, us = [], []
+    for g in generators[:num_seeds]:
+        picks.append(torch.randint(len(ops), (steps,), generator=g, device=device))
+        us.append(torch.rand(steps, batch, _NUM_U, generator=g, device=device))
+    return ops[torch.stack(picks)], torch.stack(us)  # (S, steps), (S, steps, B, 10)
 
 
 def batched_dsa(x: torch.Tensor, op: torch.Tensor, u: torch.Tensor, cfg: DSAConfig) -> torch.Tensor:
@@ -211,7 +361,7 @@ def batched_dsa(x: torch.Tensor, op: torch.Tensor, u: torch.Tensor, cfg: DSAConf
 
 
 # ---------------------------------------------------------------------------------------------
-# The stacked step
+# Layout "grouped": vmap over stacked parameters
 
 
 def stacked_loss(
@@ -242,13 +392,24 @@ def stacked_loss(
     return per_seed.sum(), per_seed.detach()
 
 
-def _stack_models(models: list[nn.Module]) -> tuple[nn.Module, dict, dict]:
+# ---------------------------------------------------------------------------------------------
+# Stacking
+
+
+def _stack_models(
+    models: list[nn.Module], *, channels_last: bool = False
+) -> tuple[nn.Module, dict, dict]:
     from torch.func import stack_module_state
 
     params, buffers = stack_module_state(models)
-    params = {k: nn.Parameter(v.detach().clone()) for k, v in params.items()}
+    out = {}
+    for k, v in params.items():
+        v = v.detach().clone()
+        if channels_last and v.dim() == 5:  # stacked conv weights
+            v = conv_weight_channels_last(v)
+        out[k] = nn.Parameter(v)
     base = copy.deepcopy(models[0]).to("meta")
-    return base, params, buffers
+    return base, out, buffers
 
 
 def _unstack_into(models: list[nn.Module], params: dict, buffers: dict) -> None:
@@ -268,18 +429,13 @@ class _Epochs:
         self.t, self.batch, self.gens, self.dev, self.pad = t, batch, gens, dev, pad
         self.steps = math.ceil(t / batch)
         self.padded = self.steps * batch
-        if pad and self.padded > t:
-            w = torch.zeros(self.padded, device=dev)
-            w[:t] = 1.0
-            self.weight = w  # (steps * B,)
-        else:
-            self.weight = None
+        self.padding = pad and self.padded > t
 
     def order(self) -> torch.Tensor:
         perms = torch.stack(
             [torch.randperm(self.t, generator=g, device=self.dev) for g in self.gens]
         )  # (S, T)
-        if self.weight is not None:
+        if self.padding:
             fill = torch.zeros(
                 len(self.gens), self.padded - self.t, dtype=perms.dtype, device=self.dev
             )
@@ -287,22 +443,300 @@ class _Epochs:
         return perms
 
 
-def _compile(fn, mode: str):
-    if mode == "off":
-        return fn
-    # Dynamo keeps its compiled variants on the function's code object, shared by every run of
-    # this module; a long-lived process (the dashboard) would hit the recompile limit and drop
-    # to eager. A private copy of the code object gives each run its own cache.
-    fresh = types.FunctionType(
-        fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
-    )
-    try:
-        return torch.compile(fresh, mode=mode, dynamic=False)
-    except Exception as err:  # compile unavailable on this platform
-        warnings.warn(
-            f"torch.compile unavailable ({err}); the fast trainer runs eager", stacklevel=3
+class _Draws:
+    """The DSA draws of every step: per step, or a whole epoch at once (views per step)."""
+
+    def __init__(
+        self, cfg: TrainConfig, gens: list, dev: torch.device, per: str, steps: int, batch: int
+    ) -> None:
+        self.dsa_cfg = cfg.dsa_config
+        self.on = cfg.dsa and bool(self.dsa_cfg.ops)
+        self.gens, self.dev, self.per, self.steps, self.batch = gens, dev, per, steps, batch
+        self.epoch: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def new_epoch(self) -> None:
+        if self.on and self.per == "epoch":
+            s = len(self.gens)
+            self.epoch = draw_dsa_epoch(
+                s, self.steps, self.batch, self.dsa_cfg, self.gens, self.dev
+            )
+
+    def at(self, b: int, length: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(op (S,), u (S, length, 10)) for step b, or (None, None) without DSA."""
+        if not self.on:
+            return None, None
+        if self.epoch is None:
+            return draw_dsa_params(len(self.gens), length, self.dsa_cfg, self.gens, self.dev)
+        ops, us = self.epoch
+        return ops[:, b], us[:, b, :length]
+
+
+# ---------------------------------------------------------------------------------------------
+# The step: gather, DSA, forward, loss, backward
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+class _StackedStep:
+    """One training step of S stacked models in the plan's layout, eager and (maybe) compiled.
+
+    Calling it runs forward and backward for (S, B) sample indices and leaves each seed's
+    gradients in `params`; it returns the per-seed losses (S,). `prepare` decides and warms up
+    compilation before training (timed separately from the training loop).
+    """
+
+    def __init__(
+        self,
+        models: list[nn.Module],
+        data: TrainingData,
+        cfg: TrainConfig,
+        plan: _Plan,
+        spec: ModelSpec,
+        dev: torch.device,
+        cache_dir: str | None,
+        policy: CompilePolicy,
+    ) -> None:
+        self.plan, self.dev, self.spec, self.cfg = plan, dev, spec, cfg
+        self.seeds, self.batch = len(models), cfg.batch_size
+        grouped_cl = plan.channels_last and plan.layout == "grouped"
+        dense_cl = plan.channels_last and plan.layout != "grouped"
+        self.base, self.params, self.buffers = _stack_models(models, channels_last=grouped_cl)
+        if dense_cl:  # each seed's slice of a stacked conv weight becomes NHWC
+            for k, p in self.params.items():
+                if p.dim() == 5:
+                    self.params[k] = nn.Parameter(conv_weight_channels_last(p.detach()))
+        self.inputs, self.targets = data.inputs, data.targets
+        if plan.channels_last:
+            self.inputs = self.inputs.contiguous(memory_format=torch.channels_last)
+        self.net: nn.Module | None = None
+        if plan.layout != "grouped":
+            streams = None
+            if plan.layout == "streams" and dev.type == "cuda":
+                streams = [torch.cuda.Stream(dev) for _ in range(self.seeds)]
+            self.net = seeded_model(self.base, self.params, self.seeds, streams=streams)
+        self.dsa_cfg = cfg.dsa_config
+        self.loss_scale = loss_weight(cfg, data)  # 1, or samples per image ("image_sum")
+        self.mode = plan.mode if plan.mode != "policy" else "off"
+        self.compiled: Callable | None = None
+        self.cache_dir = cache_dir
+        self.policy = policy
+        self.ones = torch.ones(self.seeds, self.batch, device=dev)
+        self._tail_w: dict[int, torch.Tensor] = {}
+        self.seconds_compile = self.seconds_probe = 0.0
+        self.compiled_step_seconds: float | None = None
+        self.compiled_loss_diff: float | None = None
+        self.decision = ""
+        self.cache_warm: bool | None = None
+        self.cache_used = False
+        self.tail = "exact"  # set by the loop: "pad" | "eager" | "exact"
+
+    # -- the function that is compiled --------------------------------------------------------
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weight: torch.Tensor | None,
+        op: torch.Tensor | None,
+        u: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (S*B, C, H, W) gathered images, y (S, B, K), weight (S, B) or None, op (S,) and
+        u (S, B, 10) DSA draws or None -> (summed loss, per-seed losses (S,))."""
+        s, b = y.shape[0], y.shape[1]
+        if op is not None:
+            x = batched_dsa(x, op.repeat_interleave(b), u.reshape(s * b, _NUM_U), self.dsa_cfg)
+        if self.net is not None:
+            if self.plan.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            return seeded_loss(self.net, x, y, weight, bf16=self.plan.bf16)
+        x5 = x.view(s, b, *x.shape[1:])  # (S, B, C, H, W)
+        if self.plan.channels_last:
+            x5 = grouped_channels_last(x5)
+        return stacked_loss(
+            self.base, self.params, self.buffers, x5, y, weight, bf16=self.plan.bf16
         )
-        return fn
+
+    # -- one step --------------------------------------------------------------------------------
+
+    def _weight(self, n_real: int, compiled: bool) -> torch.Tensor | None:
+        if n_real >= self.batch:
+            return self.ones if compiled else None
+        if n_real not in self._tail_w:
+            w = torch.zeros(self.seeds, self.batch, device=self.dev)
+            w[:, :n_real] = 1.0
+            self._tail_w[n_real] = w
+        return self._tail_w[n_real]
+
+    def _run(self, fn: Callable, args: tuple) -> torch.Tensor:
+        if fn is not self.loss and self.mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()
+        loss, per_seed = fn(*args)
+        (loss * self.loss_scale if self.loss_scale != 1.0 else loss).backward()
+        return per_seed
+
+    def __call__(
+        self, idx: torch.Tensor, n_real: int, op: torch.Tensor | None, u: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Forward + backward for indices idx (S, B'); n_real of the B' are real samples."""
+        x = self.inputs[idx.reshape(-1)]  # (S*B', C, H, W), gathered outside the graph
+        y = self.targets[idx]  # (S, B', K)
+        padded = idx.shape[1] == self.batch
+        fn = self.compiled if (self.compiled is not None and padded) else None
+        weight = self._weight(n_real, fn is not None) if padded else None  # None: all real
+        args = (x, y, weight, op, u)
+        if fn is None:
+            return self._run(self.loss, args)
+        try:
+            return self._run(fn, args)
+        except Exception as err:
+            warnings.warn(
+                f"compiled step failed ({type(err).__name__}: {err}); continuing eager",
+                stacklevel=2,
+            )
+            self.compiled, self.mode = None, "off"
+            for p in self.params.values():
+                p.grad = None
+            return self._run(
+                self.loss, (x, y, self._weight(n_real, False) if padded else None, op, u)
+            )
+
+    # -- deciding and compiling -------------------------------------------------------------------
+
+    def description(self) -> dict[str, Any]:
+        """What the compiled graph depends on (the cache index key)."""
+        shape = tuple(self.inputs.shape[1:])
+        return {
+            "arch": self.spec.name,
+            "model_options": dict(self.spec.options),
+            "image": list(shape),
+            "classes": int(self.targets.shape[1]),
+            "seeds": self.seeds,
+            "batch": self.batch,
+            "precision": self.plan.precision,
+            "layout": self.plan.layout,
+            "channels_last": self.plan.channels_last,
+            "dsa": self.dsa_cfg.strategy if self.cfg.dsa else "",
+            "mode": self.mode,
+            "device": torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else "cpu",
+            "torch": torch.__version__,
+        }
+
+    def _probe_args(self) -> tuple:
+        t = self.inputs.shape[0]
+        idx = (torch.arange(self.seeds * self.batch, device=self.dev) % t).view(self.seeds, -1)
+        op = u = None
+        if self.cfg.dsa and self.dsa_cfg.ops:
+            g = torch.Generator(device=self.dev).manual_seed(0)  # not the seeds' streams
+            op, u = draw_dsa_params(
+                self.seeds, self.batch, self.dsa_cfg, [g] * self.seeds, self.dev
+            )
+        return idx, op, u
+
+    def _timed(self, fn: Callable, calls: int) -> tuple[list[float], torch.Tensor]:
+        """Seconds of each of `calls` forward + backward passes of fn on a probe batch, and the
+        last call's per-seed losses (the gradients are thrown away: parameters untouched)."""
+        idx, op, u = self._probe_args()
+        x, y = self.inputs[idx.reshape(-1)], self.targets[idx]
+        w = self._weight(self.batch, True)  # the weight the compiled graph takes (all ones)
+        out = []
+        for _ in range(calls):
+            _sync(self.dev)
+            t0 = time.perf_counter()
+            per_seed = self._run(fn, (x, y, w, op, u)).clone()
+            _sync(self.dev)
+            out.append(time.perf_counter() - t0)
+        for p in self.params.values():
+            p.grad = None
+        return out, per_seed
+
+    def prepare(
+        self,
+        compiled_steps: int,
+        progress: ProgressFn | None = None,
+        total: int = 0,
+        *,
+        eager_step: float | None = None,
+    ) -> None:
+        """Decide eager or compiled (plan "policy"), then compile and warm up, timing both.
+
+        `compiled_steps`: how many steps the compiled function would run; `eager_step`: an
+        eager step time already measured (recorded in the cache index with the compile).
+        """
+        plan = self.plan
+        if plan.mode == "off" or compiled_steps <= 0:
+            self.mode = "off"
+            return
+        cache = use_compile_cache(self.cache_dir)
+        self.cache_dir, self.cache_used = str(cache), True
+        self.cache_warm = cache_is_warm(cache)
+        if plan.mode == "policy":
+            t0 = time.perf_counter()
+            times, _ = self._timed(self.loss, 4)
+            self.seconds_probe = time.perf_counter() - t0
+            eager_step = statistics.median(times[1:])
+            self.mode = plan.target
+            record = read_index(cache).get(step_key(self.description()))
+            decision = decide_compile(
+                compiled_steps,
+                eager_step,
+                record=record,
+                warm=self.cache_warm,
+                policy=self.policy,
+            )
+            self.decision = decision.reason
+            if not decision.compile:
+                self.mode = "off"
+                return
+        else:
+            self.mode = plan.mode
+            self.decision = f"compile mode {plan.mode} asked for"
+        if progress is not None:
+            warmth = "warm" if self.cache_warm else "cold"
+            progress(
+                ProgressEvent(
+                    "train", 0, total, None, f"compiling the step ({warmth} cache)", note=True
+                )
+            )
+        grouped_cl = plan.channels_last and plan.layout == "grouped"
+        if self.mode == "reduce-overhead":  # CUDA graphs: the parameters keep their addresses
+            for p in self.params.values():
+                torch._dynamo.mark_static_address(p)
+        self.compiled = compile_fn(self.loss, self.mode, layout_optimization=grouped_cl)
+        if self.compiled is self.loss:  # compile unavailable
+            self.compiled, self.mode = None, "off"
+            return
+        calls = 3 if self.mode == "reduce-overhead" else 2
+        try:
+            times, compiled_loss = self._timed(self.compiled, calls)
+        except Exception as err:
+            warnings.warn(
+                f"compiling the step failed ({type(err).__name__}: {err}); running eager",
+                stacklevel=2,
+            )
+            self.compiled, self.mode = None, "off"
+            for p in self.params.values():
+                p.grad = None
+            return
+        steady = times[-1]
+        self.compiled_step_seconds = steady
+        self.seconds_compile = max(0.0, sum(times[:-1]) - (calls - 1) * steady)
+        _, eager_loss = self._timed(self.loss, 1)  # the self-check: same batch, same draws
+        self.compiled_loss_diff = float((compiled_loss - eager_loss).abs().max())
+        record_step(
+            cache,
+            self.description(),
+            compile_seconds=self.seconds_compile,
+            compiled_step_seconds=steady,
+            eager_step_seconds=eager_step,
+            loss_diff=self.compiled_loss_diff,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
 
 
 def _train_stacked(
@@ -311,48 +745,38 @@ def _train_stacked(
     cfg: TrainConfig,
     lr: float,
     dev: torch.device,
-    mode: str,
-    pad: bool,
+    plan: _Plan,
+    opts: FastOptions,
     progress: ProgressFn | None,
     stop: threading.Event | None,
     monitor: Monitor | None = None,
     monitor_every: int = 0,
     checkpoint: TrainCheckpoint | None = None,
-) -> tuple[list[nn.Module], list[list[float]]]:
+) -> tuple[list[nn.Module], list[list[float]], _StackedStep]:
     seeds = cfg.seeds
     s_count, t_count, bsz = len(seeds), len(data), cfg.batch_size
     models = [init_model(spec, seed).to(dev).train() for seed in seeds]
-    base, params, buffers = _stack_models(models)
-    bf16 = cfg.precision == "bf16" and dev.type == "cuda"
-    opt = make_optimizer(params.values(), cfg, lr, foreach=True)
+    step = _StackedStep(models, data, cfg, plan, spec, dev, opts.cache_dir, opts.policy)
+    opt = make_optimizer(step.params.values(), cfg, lr, foreach=True)
     end = PassEnd(
         cfg,
         opt,
-        float_state(list(params.values()), list(buffers.values())),
+        float_state(list(step.params.values()), list(step.buffers.values())),
         seeds,
         stacked=True,
         monitor=monitor,
         monitor_every=monitor_every,
     )
-    weight_scale = loss_weight(cfg, data)
-    gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
-    epochs = _Epochs(t_count, bsz, gens, dev, pad)
-    dsa_cfg = cfg.dsa_config
-    use_dsa = cfg.dsa and bool(dsa_cfg.ops)
-    inputs, targets = data.inputs, data.targets
-    shape = inputs.shape[1:]
-
-    def step_loss(idx, weight, op, u):  # idx (S, B) -> summed loss, per-seed losses (S,)
-        x = inputs[idx.reshape(-1)]  # (S*B, C, H, W)
-        if op is not None:
-            x = batched_dsa(x, op.repeat_interleave(idx.shape[1]), u.reshape(-1, _NUM_U), dsa_cfg)
-        x = x.reshape(idx.shape[0], idx.shape[1], *shape)
-        return stacked_loss(base, params, buffers, x, targets[idx], weight, bf16=bf16)
-
-    compiled = _compile(step_loss, mode)
-    graphs = mode == "reduce-overhead"
     passes = cfg.passes
     total = s_count * passes
+    # Steps the compiled function would run: all (padded tail) or the full ones (eager tail).
+    per_epoch = t_count // bsz if opts.pad_last is False else math.ceil(t_count / bsz)
+    step.prepare(passes * per_epoch, progress, total)
+    pad = opts.pad_last if opts.pad_last is not None else step.mode != "off"
+    gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
+    epochs = _Epochs(t_count, bsz, gens, dev, pad)
+    draws = _Draws(cfg, gens, dev, plan.dsa_draws, epochs.steps, bsz)
+    step.tail = "pad" if epochs.padding else ("eager" if step.mode != "off" else "exact")
     curves_dev: list[torch.Tensor] = []  # per epoch (S,) mean losses, read lazily
     curves: list[list[float]] = [[] for _ in seeds]
 
@@ -374,7 +798,7 @@ def _train_stacked(
             )
 
     def live_models() -> list[nn.Module]:
-        _unstack_into(models, params, buffers)
+        _unstack_into(models, step.params, step.buffers)
         return models
 
     reported = [0]
@@ -389,9 +813,9 @@ def _train_stacked(
     if saved is not None:
         tensors, meta = saved
         with torch.no_grad():
-            for name, t in params.items():
+            for name, t in step.params.items():
                 t.copy_(tensors[f"p.{name}"])
-            for name, t in buffers.items():
+            for name, t in step.buffers.items():
                 t.copy_(tensors[f"b.{name}"])
         end.restore("", tensors, meta, meta["pass"])
         for i, gen in enumerate(gens):
@@ -403,35 +827,16 @@ def _train_stacked(
 
     for epoch in range(first, passes):
         order = epochs.order()
+        draws.new_epoch()
         running = torch.zeros(s_count, device=dev)
         for b in range(epochs.steps):
             if stop is not None and stop.is_set():
                 raise TrainingStopped(f"stopped at epoch {epoch} (seeds {list(seeds)})")
             idx = order[:, b * bsz : (b + 1) * bsz]  # (S, B') B' = B unless the last, unpadded
-            weight = None
-            if epochs.weight is not None:
-                weight = epochs.weight[b * bsz : (b + 1) * bsz].expand(s_count, -1)
             n_real = min(bsz, t_count - b * bsz)
-            op = u = None
-            if use_dsa:
-                op, u = draw_dsa_params(s_count, idx.shape[1], dsa_cfg, gens, dev)
-            if graphs:
-                torch.compiler.cudagraph_mark_step_begin()
+            op, u = draws.at(b, idx.shape[1])
             opt.zero_grad(set_to_none=True)
-            try:
-                loss, per_seed = compiled(idx, weight, op, u)
-                (loss * weight_scale if weight_scale != 1.0 else loss).backward()
-            except Exception as err:
-                if mode == "off" or compiled is step_loss:
-                    raise
-                warnings.warn(
-                    f"compiled step failed ({type(err).__name__}: {err}); continuing eager",
-                    stacklevel=2,
-                )
-                compiled, graphs = step_loss, False
-                opt.zero_grad(set_to_none=True)
-                loss, per_seed = compiled(idx, weight, op, u)
-                (loss * weight_scale if weight_scale != 1.0 else loss).backward()
+            per_seed = step(idx, n_real, op, u)
             opt.step()
             running += per_seed * n_real
         curves_dev.append(running / t_count)
@@ -440,13 +845,13 @@ def _train_stacked(
         if checkpoint is not None and checkpoint.due(epoch + 1 == passes):
             flush(epoch)  # the state at this pass boundary, curves included
             state, extra = end.state("")
-            state.update({f"p.{k}": v for k, v in params.items()})
-            state.update({f"b.{k}": v for k, v in buffers.items()})
+            state.update({f"p.{k}": v for k, v in step.params.items()})
+            state.update({f"b.{k}": v for k, v in step.buffers.items()})
             state.update({f"rng.{i}": gen.get_state() for i, gen in enumerate(gens)})
             checkpoint.save(state, {"pass": epoch + 1, "curves": curves, **extra})
     flush(passes - 1)
-    _unstack_into(models, params, buffers)
-    return [m.eval() for m in end.final(models)], curves
+    _unstack_into(models, step.params, step.buffers)
+    return [m.eval() for m in end.final(models)], curves, step
 
 
 def train_fast(
@@ -462,12 +867,12 @@ def train_fast(
     monitor_every: int = 0,
     checkpoint: TrainCheckpoint | None = None,
     options: FastOptions | None = None,
-) -> TrainedModels:
+) -> FastTrainedModels:
     """Train one model per seed of cfg.seeds with the reference protocol, faster (see module doc).
 
-    Drop-in for `ladd.trainers.reference.train_reference` (same arguments, same TrainedModels):
-    the models start from the same weights per seed; the results agree in distribution, not bit
-    for bit (different random streams for DSA, grouped kernels, optional bf16).
+    Drop-in for `ladd.trainers.reference.train_reference` (same arguments; a TrainedModels with
+    an EngineReport added): the models start from the same weights per seed; the results agree in
+    distribution, not bit for bit (different random streams for DSA, grouped kernels, bf16).
     """
     opts = options or FastOptions()
     dev = resolve_device(device)
@@ -476,13 +881,13 @@ def train_fast(
     if len(data) == 0:
         raise ValueError("the training set is empty")
     data = data.to(dev)
-    engine, mode, pad = _resolve(opts, dev, init_model(spec, 0))
-    if engine == "sequential":
+    plan = _resolve(opts, dev, init_model(spec, 0), spec, cfg.precision)
+    if plan.engine == "sequential":
         # The reference math per seed, NHWC on CUDA (measured slower on the CPU).
-        return train_reference(
+        res = train_reference(
             data,
             spec,
-            cfg,
+            replace(cfg, precision=plan.precision),
             lr=lr,
             device=dev,
             progress=progress,
@@ -492,10 +897,119 @@ def train_fast(
             checkpoint=checkpoint,
             channels_last=dev.type == "cuda",
         )
+        rep = EngineReport(
+            engine="sequential",
+            layout="separate",
+            compile_mode="off",
+            precision=plan.precision if dev.type == "cuda" else "fp32",
+            channels_last=dev.type == "cuda",
+            dsa_draws="per batch (reference)",
+            tail="exact",
+            seconds_train=res.seconds,
+        )
+        return FastTrainedModels(res.models, res.loss_curves, res.seconds, res.flops, report=rep)
     t0 = time.perf_counter()
-    models, curves = _train_stacked(
-        data, spec, cfg, lr, dev, mode, pad, progress, stop, monitor, monitor_every, checkpoint
+    models, curves, step = _train_stacked(
+        data, spec, cfg, lr, dev, plan, opts, progress, stop, monitor, monitor_every, checkpoint
     )
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    return TrainedModels(models, curves, time.perf_counter() - t0)
+    _sync(dev)
+    seconds = time.perf_counter() - t0
+    rep = EngineReport(
+        engine="stacked",
+        layout=plan.layout,
+        compile_mode=step.mode,
+        precision=plan.precision if dev.type == "cuda" else "fp32",
+        channels_last=plan.channels_last,
+        dsa_draws=plan.dsa_draws,
+        tail=step.tail,
+        seconds_compile=step.seconds_compile,
+        seconds_probe=step.seconds_probe,
+        seconds_train=max(0.0, seconds - step.seconds_compile - step.seconds_probe),
+        compiled_loss_diff=step.compiled_loss_diff,
+        decision=step.decision,
+        cache_dir=step.cache_dir if step.cache_used else None,
+        cache_warm=step.cache_warm,
+    )
+    return FastTrainedModels(models, curves, seconds, report=rep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Warm-up (ladd.trainers.warmup)
+
+
+@dataclass(frozen=True)
+class _WarmResult:
+    key: str
+    description: dict[str, Any]
+    device: str
+    compile_mode: str
+    seconds_compile: float
+    eager_step_seconds: float | None
+    compiled_step_seconds: float | None
+    cache_dir: str | None
+    notes: list[str]
+
+
+def warm_step(
+    *,
+    arch: str,
+    image_size: int,
+    num_classes: int,
+    seeds: int,
+    batch_size: int,
+    precision: str,
+    channels: int,
+    model_options: dict[str, Any],
+    dsa: bool,
+    options: FastOptions | None,
+    device: str | torch.device,
+    cache_dir: str | Path | None,
+) -> _WarmResult:
+    """Build the stacked step for these shapes and compile it in the mode long runs use (the
+    compile cache keeps it); on a CPU time one eager step instead. See ladd.trainers.warmup."""
+    opts = options or FastOptions()
+    if cache_dir is not None:
+        opts = replace(opts, cache_dir=str(cache_dir))
+    dev = resolve_device(device)
+    resolved = resolve_precision(precision, dev)
+    cfg = TrainConfig(
+        arch=arch,
+        epochs=1,
+        seeds=tuple(range(seeds)),
+        batch_size=batch_size,
+        precision=resolved,
+        dsa=dsa,
+        model_options=dict(model_options),
+        lr=0.01,
+    )
+    spec = model_spec(cfg, num_classes, image_size, channels)
+    probe = init_model(spec, 0)
+    plan = _resolve(opts, dev, probe, spec, resolved)
+    notes: list[str] = []
+    if plan.engine == "sequential":
+        notes.append(f"{dev.type}: the fast trainer runs the sequential engine, nothing to compile")
+        opts = replace(opts, engine="stacked", compile="off")
+        plan = _resolve(opts, dev, probe, spec, resolved)
+    if plan.mode == "policy":
+        plan = replace(plan, mode=plan.target)  # warm what a long run compiles
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, channels, image_size, image_size, generator=g)
+    y = torch.softmax(torch.randn(batch_size, num_classes, generator=g), dim=1)
+    data = TrainingData(x, y, batch_size, 0, num_classes).to(dev)
+    models = [init_model(spec, s).to(dev).train() for s in range(seeds)]
+    step = _StackedStep(models, data, cfg, plan, spec, dev, opts.cache_dir, opts.policy)
+    eager = statistics.median(step._timed(step.loss, 3)[0][1:])
+    step.prepare(1, eager_step=eager)
+    if step.compiled is None:
+        notes.append("compile off: nothing cached")
+    return _WarmResult(
+        key=step_key(step.description()),
+        description=step.description(),
+        device=str(dev),
+        compile_mode=step.mode,
+        seconds_compile=step.seconds_compile,
+        eager_step_seconds=eager,
+        compiled_step_seconds=step.compiled_step_seconds,
+        cache_dir=step.cache_dir if step.cache_used else None,
+        notes=notes,
+    )

@@ -1,0 +1,102 @@
+"""Warming the compile cache ahead of a run: `ladd warmup` and the dashboard's first run.
+
+`warmup` compiles the fast trainer's stacked step for (architecture, image size, classes, seeds,
+batch, precision, levers) and records it in the compile cache's index (ladd.trainers.compile),
+so that a later run of that shape, in any process, finds its kernels cached and the compile
+policy knows what compiling costs here. The step does not depend on the training set beyond its
+image size and class count, so one warm-up serves every set of that shape. It lives apart from
+ladd.trainers.compile (which the trainer imports) because it drives the trainer itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ladd.trainers.compile import export_artifacts
+from ladd.trainers.fast import FastOptions, warm_step
+
+__all__ = ["WarmupReport", "warmup"]
+
+
+@dataclass(frozen=True)
+class WarmupReport:
+    """What `warmup` did: the step it prepared and what that cost."""
+
+    key: str
+    description: dict[str, Any]
+    device: str
+    compile_mode: str
+    seconds_compile: float
+    eager_step_seconds: float | None
+    compiled_step_seconds: float | None
+    cache_dir: str | None
+    artifacts: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def warmup(
+    arch: str = "convnet_d3",
+    image_size: int = 32,
+    *,
+    num_classes: int = 10,
+    seeds: int = 5,
+    batch_size: int = 256,
+    precision: str = "auto",
+    channels: int = 3,
+    model_options: dict[str, Any] | None = None,
+    dsa: bool = True,
+    options: FastOptions | None = None,
+    device: str | torch.device = "auto",
+    cache_dir: str | Path | None = None,
+    export: str | Path | None = None,
+) -> WarmupReport:
+    """Compile the fast trainer's step for these shapes now, so that later runs find it cached.
+
+    On a CPU nothing is compiled (the fast trainer runs eager there): the report says so and
+    gives the eager step time. `options`' compile mode "auto" compiles in the mode long runs use.
+    `cache_dir`: the compile cache folder (default ladd.trainers.compile.compile_cache_dir());
+    `export`: also write mega-cache artifacts there, to carry the kernels to another machine.
+    """
+    t0 = time.perf_counter()
+    rep = warm_step(
+        arch=arch,
+        image_size=image_size,
+        num_classes=num_classes,
+        seeds=seeds,
+        batch_size=batch_size,
+        precision=precision,
+        channels=channels,
+        model_options=dict(model_options or {}),
+        dsa=dsa,
+        options=options,
+        device=device,
+        cache_dir=cache_dir,
+    )
+    notes = list(rep.notes)
+    artifacts = None
+    if export is not None and rep.compile_mode != "off":
+        written = export_artifacts(export)
+        artifacts = str(written) if written else None
+        if written is None:
+            notes.append("no compile artifacts to export")
+    notes.append(f"warm-up took {time.perf_counter() - t0:.1f} s")
+    return WarmupReport(
+        key=rep.key,
+        description=rep.description,
+        device=rep.device,
+        compile_mode=rep.compile_mode,
+        seconds_compile=rep.seconds_compile,
+        eager_step_seconds=rep.eager_step_seconds,
+        compiled_step_seconds=rep.compiled_step_seconds,
+        cache_dir=rep.cache_dir,
+        artifacts=artifacts,
+        notes=notes,
+    )
