@@ -455,7 +455,8 @@ def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thre
     )
     res = train_fast(data, spec, cfg, device="cpu", options=opts)
     assert calls["shapes"] == {(3, 16, K)}  # never the tail's (3, 8, K)
-    assert calls["compiled"] == 2 + 2 * 2  # warm-up calls + 2 full batches x 2 epochs
+    passes = cfg.resolved(SIZE).passes  # MTT protocol: epochs + 1
+    assert calls["compiled"] == 2 + 2 * passes  # warm-up calls + 2 full batches per pass
     rep = res.report
     assert rep.compile_mode == "default" and rep.tail == "eager"
     assert rep.compiled_loss_diff == 0.0  # the self-check: the stand-in computes the same
