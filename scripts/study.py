@@ -60,6 +60,7 @@ class Profile:
     num_experts: int
     distiller: str  # the built-in distiller the later tables use
     archs: tuple[str, ...]
+    mtt_zca: bool = True  # MTT's CIFAR-10 sets live in ZCA space (its IPC 1 and 10 rows)
 
 
 PROFILES = {
@@ -148,11 +149,12 @@ class Study:
         self._labelers: dict[int, object] = {}
 
     # -- artifacts ---------------------------------------------------------------------------
-    def labeler_dir(self, upto: int | None = None) -> Path:
+    def labeler_dir(self, upto: int | None = None, zca: bool = False) -> Path:
         """The labeler's folder, trained up to epoch `upto` (default: all the profile's
         checkpoints). Training stops there and a later call continues it (the schedule is
-        constant, so checkpoints do not depend on where a session stopped)."""
-        d = self.ws / "labeler"
+        constant, so checkpoints do not depend on where a session stopped). `zca`: the labeler
+        of ZCA-space sets (MTT's CIFAR-10 sets), trained in that space."""
+        d = self.ws / ("labeler-zca" if zca else "labeler")
         upto = upto or max(self.p.labeler_epochs)
         want = {e for e in self.p.labeler_epochs if e <= upto}
         have = {read_meta(p).epoch for p in list_checkpoints(d)}
@@ -163,6 +165,7 @@ class Study:
                 save_at=self.p.labeler_epochs,
                 limit_per_class=self.p.labeler_limit,
                 model_options={"width": self.p.width} if self.p.width != 128 else {},
+                zca=zca,
             )
             print(f"training the labeler ({cfg.epochs} epochs)", flush=True)
             with progress_bar("labeler") as cb:
@@ -176,16 +179,16 @@ class Study:
                 )
         return d
 
-    def labeler(self, epoch: int | None = None):
+    def labeler(self, epoch: int | None = None, zca: bool = False):
         """The labeler checkpoint at `epoch`, loaded once per study (every run group asks)."""
         epoch = epoch or self.p.labeler_epochs[0]
-        if epoch not in self._labelers:
-            folder = self.labeler_dir(upto=epoch)
+        if (epoch, zca) not in self._labelers:
+            folder = self.labeler_dir(upto=epoch, zca=zca)
             found = [p for p in list_checkpoints(folder) if read_meta(p).epoch == epoch]
             if not found:
                 raise FileNotFoundError(f"no labeler checkpoint at epoch {epoch}")
-            self._labelers[epoch] = load_labeler(found[0], device=self.device)
-        return self._labelers[epoch]
+            self._labelers[epoch, zca] = load_labeler(found[0], device=self.device)
+        return self._labelers[epoch, zca]
 
     def set_dir(self, method: str, ipc: int) -> Path:
         """The distilled set's folder (made by `distilled` first)."""
@@ -220,17 +223,13 @@ class Study:
                         num_experts=self.p.num_experts,
                         epochs=self.p.expert_epochs,
                         model_options=opts,
+                        zca=self.p.mtt_zca,
                     ),
-                    self.ws / "experts",
+                    self.ws / ("experts-zca" if self.p.mtt_zca else "experts"),
                     device=self.device,
                     progress=cb,
                 )
-            cfg = MTTConfig(
-                ipc=ipc,
-                iterations=self.p.mtt_iterations,
-                max_start_epoch=min(20, self.p.expert_epochs - 2),
-                syn_steps=50 if ipc == 1 else 30,
-            )
+            cfg = mtt_config(ipc, self.p)
             with progress_bar(f"mtt ipc {ipc}") as cb:
                 res = distill_mtt(
                     self.train,
@@ -254,8 +253,16 @@ class Study:
         labeler_epoch: int | None = None,
     ):
         return augment(
-            self.distilled(method, ipc), self.labeler(labeler_epoch), n, r, device=self.device
+            self.distilled(method, ipc),
+            self.labeler(labeler_epoch, zca=self.zca(method)),
+            n,
+            r,
+            device=self.device,
         )
+
+    def zca(self, method: str) -> bool:
+        """Whether a distiller's sets live in ZCA space (MTT's CIFAR-10 protocol)."""
+        return method == "mtt" and self.p.mtt_zca
 
     # -- one run group -------------------------------------------------------------------------
     @staticmethod
@@ -328,15 +335,20 @@ class Study:
         seeds = {g.seeds for g in groups}
         if len(seeds) != 1:
             raise ValueError(f"one sweep needs one seed count, got {sorted(seeds)}")
+        zcas = {self.zca(g.distiller) for g in groups}
+        if len(zcas) != 1:
+            raise ValueError("one sweep holds ZCA-space sets or others, not both")
+        zca = zcas.pop()
         return SweepSpec(
             name=name,
             sets=tuple(dict.fromkeys(str(self.set_dir(g.distiller, g.ipc)) for g in groups)),
             source="cifar10",
             archs=tuple(dict.fromkeys(g.arch for g in groups)),
             modes=tuple(dict.fromkeys(g.mode for g in groups)),
-            labeler=str(self.labeler_dir(max((g.labeler_epoch or 0) for g in labelled)))
+            labeler=str(self.labeler_dir(max((g.labeler_epoch or 0) for g in labelled), zca=zca))
             if labelled
             else None,
+            zca=zca,
             labeler_epochs=tuple(dict.fromkeys(g.labeler_epoch for g in labelled)),
             nr=tuple(dict.fromkeys((g.n, g.r) for g in labelled)),
             seed_groups=(tuple(range(seeds.pop())),),
@@ -356,7 +368,8 @@ class Study:
         tag = f"study-{self.p.name}-part{part}"
         wanted = {self._cell(g).key: g for g in groups}
         plans = [groups]
-        if {c.key for c in expand(self._spec(tag, groups))} != set(wanted):  # not a full grid
+        mixed = len({self.zca(g.distiller) for g in groups}) > 1
+        if mixed or {c.key for c in expand(self._spec(tag, groups))} != set(wanted):
             by_set: dict[tuple, list[Group]] = {}
             for g in groups:
                 by_set.setdefault((g.distiller, g.ipc, g.seeds), []).append(g)
@@ -416,7 +429,7 @@ class Study:
             **g.extra,
         }
         if g.labeler_epoch is not None and "labeler_accuracy" not in rec:
-            meta = self.labeler(g.labeler_epoch).meta
+            meta = self.labeler(g.labeler_epoch, zca=self.zca(g.distiller)).meta
             rec["labeler_accuracy"] = meta.test_accuracy
             rec["labeler_recipe"] = LabelerConfig.from_dict(meta.config).recipe_name
         write_json(g.path, rec, indent=2)
@@ -493,7 +506,7 @@ class Study:
     def part4(self) -> None:
         m = self.p.distiller
         for e in self.p.labeler_epochs:
-            lab = self.labeler(e)
+            lab = self.labeler(e, zca=self.zca(m))
             la = augment(self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device)
             stats = crop_stats(la.dense, la.labels).summary()
             self.run(
@@ -535,6 +548,26 @@ class Study:
         self.flush()
 
 
+def mtt_config(ipc: int, p: Profile) -> MTTConfig:
+    """MTT's CIFAR-10 hyper-parameters (its paper's table, also DATM's CIFAR-10 IPC-1 lr_lr):
+    IPC 1: 50 synthetic steps, 2 expert epochs, start epoch <= 2, lr_img 1000, lr_lr 1e-7;
+    IPC 10: 30 steps, 2 expert epochs, start epoch <= 20, lr_img 100, lr_lr 1e-5; lr_teacher
+    0.01, ZCA, 5,000 iterations. The profile may cut iterations (stated in the record)."""
+    table = {1: (50, 2, 2, 1000.0, 1e-7), 10: (30, 2, 20, 100.0, 1e-5)}
+    steps, expert_epochs, start, lr_img, lr_lr = table.get(ipc, (30, 2, 20, 1000.0, 1e-5))
+    start = min(start, p.expert_epochs - expert_epochs)
+    return MTTConfig(
+        ipc=ipc,
+        iterations=p.mtt_iterations,
+        syn_steps=steps,
+        expert_epochs=expert_epochs,
+        max_start_epoch=start,
+        lr_img=lr_img,
+        lr_lr=lr_lr,
+        lr_teacher=0.01,
+    )
+
+
 def borrowed_record(part: str, twin: dict) -> dict:
     """The record of `part` for a run group trained for another part (`twin`'s)."""
     origin = twin.get("borrowed_part", twin["part"])  # a borrowed twin names the real run
@@ -568,6 +601,11 @@ def main() -> None:
     ap.add_argument(
         "--labeler-limit", type=int, help="override the labeler's train images per class"
     )
+    ap.add_argument("--dm-iterations", type=int, help="override DM's iterations")
+    ap.add_argument("--mtt-iterations", type=int, help="override MTT's iterations")
+    ap.add_argument("--num-experts", type=int, help="override the number of MTT experts")
+    ap.add_argument("--expert-epochs", type=int, help="override the experts' epochs")
+    ap.add_argument("--width", type=int, help="override the ConvNet width (rehearsals)")
     ap.add_argument(
         "--labeler-epochs",
         help="override the profile's labeler checkpoints, e.g. 10 (constant lr: a checkpoint "
@@ -590,6 +628,14 @@ def main() -> None:
         profile = replace(profile, distiller=args.distiller)
     if args.labeler_limit:
         profile = replace(profile, labeler_limit=args.labeler_limit)
+    overrides = {
+        "dm_iterations": args.dm_iterations,
+        "mtt_iterations": args.mtt_iterations,
+        "num_experts": args.num_experts,
+        "expert_epochs": args.expert_epochs,
+        "width": args.width,
+    }
+    profile = replace(profile, **{k: v for k, v in overrides.items() if v})
     if args.archs:
         archs = tuple(a.strip() for a in args.archs.split(","))
         unknown = set(archs) - set(profile.archs)
