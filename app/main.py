@@ -59,6 +59,9 @@ PAGES = [
     st.Page(
         "../pages/5_compare.py", title="Compare runs", icon=":material/compare:", url_path="compare"
     ),
+    st.Page(
+        "../pages/7_results.py", title="Results", icon=":material/table_view:", url_path="results"
+    ),
 ]
 
 page = st.navigation(PAGES)
