@@ -41,8 +41,8 @@ def export_config(name: str, fmt: str = "png") -> dict:
 
 
 def _bare_axes(fig: go.Figure) -> go.Figure:
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
     return fig
 
 

@@ -166,7 +166,7 @@ def test_dashboard_end_to_end(server, browser, tmp_path):
 
     # Home: build the demo in the background and watch it finish.
     go(page, server, "")
-    expect(page.get_by_role("heading", name="LADD Studio")).to_be_visible()
+    expect(page.get_by_role("heading", name="LADD Studio")).to_be_visible(timeout=120_000)
     page.get_by_role("radio", name=DEMO_SOURCE, exact=True).click()
     settle(page)
     page.get_by_role("radio", name=DEMO_SIZE, exact=True).click()
