@@ -82,7 +82,7 @@ DEMO_SIZES: dict[str, DemoSize] = {
     # minutes on 2 CPU cores (measured, see the module docstring).
     "full": DemoSize(
         name="full",
-        train_per_class=100,
+        train_per_class=500,
         test_per_class=100,
         labeler_epochs=6,
         labeler_batch=32,

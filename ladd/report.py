@@ -20,7 +20,7 @@ import html
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -269,12 +269,11 @@ class CamOptions:
     per_class: int = 20  # real test images per class to pick from
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Run:
-    summary: Any
-    result: dict[str, Any]
-    name: str
-    config: dict[str, Any] = field(default_factory=dict)
+    summary: Any  # ladd.pipeline.RunSummary
+    result: dict[str, Any]  # its result.json
+    name: str  # "A #12 my label"
 
 
 def _load_run(ws: Any, run_id: int, tag: str) -> _Run:
@@ -291,7 +290,7 @@ def _load_run(ws: Any, run_id: int, tag: str) -> _Run:
         raise FileNotFoundError(f"run #{run_id} has no result.json")
     result = json.loads(path.read_text(encoding="utf-8"))
     name = f"{tag} #{summary.id} {summary.label or summary.mode or ''}".strip()
-    return _Run(summary, result, name, rec.config or {})
+    return _Run(summary, result, name)
 
 
 def cam_grid_png(
@@ -327,7 +326,11 @@ def cam_grid_png(
         pick = "random"
         idx = pick_images(labels, preds[0], preds[-1], pick, options.k, seed=options.seed)
         note = f"no image is {PICKS[options.pick]}; {len(idx)} drawn at random instead"
-    shown = test.images[idx].permute(0, 2, 3, 1).numpy()  # (k, H, W, 3) uint8
+    what = "true" if options.explain_true else "predicted"
+    note = f"{_method_label(options.method)} of the {what} class; {note}"
+    shown = test.images[idx].permute(0, 2, 3, 1).numpy()  # (k, H, W, C) uint8
+    if shown.shape[-1] == 1:
+        shown = shown.repeat(3, axis=-1)
     grid = cam_grid(
         models,
         [x[idx] for x in inputs],
@@ -340,6 +343,12 @@ def cam_grid_png(
         explain_true=options.explain_true,
     )
     return render_cam_grid(grid, "png", scale=scale), note
+
+
+def _method_label(method: str) -> str:
+    from ladd.cam import CAM_LABELS
+
+    return CAM_LABELS.get(method, method)
 
 
 def build_report(

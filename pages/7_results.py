@@ -70,7 +70,9 @@ if gain.empty:
     st.caption("No baseline and LADD (N = 5, R = 0.625) records with the same settings here.")
 else:
     table = gain.copy()
-    for c in [c for c in table.columns if c.startswith(("mean", "std", "LADD -"))]:
+    percent = [c for c in table.columns if c.startswith(("mean", "std", "LADD -"))]
+    for c in percent:
         table[c] = (100 * pd.to_numeric(table[c])).round(2)
+    table = table.rename(columns={c: f"{c} (%)" for c in percent})
     st.dataframe(table, hide_index=True, key="rs_gain")
     widgets.csv_download(table, "ladd_vs_baseline", key="rs_gain_csv")

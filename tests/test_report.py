@@ -62,7 +62,7 @@ def test_the_report_is_one_offline_file_with_configs_tables_figures_and_cams(two
 
     for name in SHAPE_CLASSES:
         assert f"<tr><td>{name}</td>" in text
-    assert "4 image(s), at random" in text
+    assert "GradCAM of the predicted class; 4 image(s), at random" in text
 
 
 def test_a_given_grid_image_is_embedded_and_cams_can_be_left_out(two_runs):

@@ -8,6 +8,9 @@ LADD_SCREENSHOTS=docs is set, so a plain test run leaves the tree clean:
 
     LADD_SCREENSHOTS=docs LADD_E2E_DEMO_SOURCE=cifar10 LADD_E2E_DEMO_SIZE=full \
         .venv/bin/python -m pytest tests/browser
+
+LADD_E2E_WORKSPACE=DIR runs over a workspace where that demo is already built (the button then
+reuses every artifact); LADD_E2E_JOB_TIMEOUT (seconds) bounds each background job.
 """
 
 from __future__ import annotations
@@ -67,7 +70,10 @@ def free_port() -> int:
 def server(tmp_path_factory):
     """The dashboard on a free port over an empty workspace; yields its base URL."""
     port = free_port()
-    workspace = tmp_path_factory.mktemp("e2e-workspace")
+    # LADD_E2E_WORKSPACE: a workspace with the demo already built (screenshots of a full demo
+    # without waiting for it; the test adds a training run to it).
+    prebuilt = os.environ.get("LADD_E2E_WORKSPACE")
+    workspace = Path(prebuilt) if prebuilt else tmp_path_factory.mktemp("e2e-workspace")
     env = {**os.environ, "LADD_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
     env.pop("LADD_CACHE_DIR", None)
     log = open(workspace / "streamlit.log", "w")  # noqa: SIM115 - closed below

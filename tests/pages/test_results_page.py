@@ -44,9 +44,9 @@ def test_baseline_and_ladd_records_with_the_same_settings_are_paired(demo):
     at.multiselect(key="rs_part").set_value(["1"]).run()
     gain = at.dataframe[1].value
     assert len(gain) == 2 and set(gain["ipc"]) == {1, 10}
-    diff = gain["mean LADD"] - gain["mean baseline"]
-    assert list(gain["LADD - baseline"]) == pytest.approx(list(diff), abs=0.02)
-    assert (gain["LADD - baseline"] > 0).all()  # the paper-protocol rows: LADD ahead
+    diff = gain["mean LADD (%)"] - gain["mean baseline (%)"]
+    assert list(gain["LADD - baseline (%)"]) == pytest.approx(list(diff), abs=0.02)
+    assert (gain["LADD - baseline (%)"] > 0).all()  # the paper-protocol rows: LADD ahead
 
 
 def test_workspace_records_are_read_and_other_files_are_skipped(demo):
