@@ -1,16 +1,27 @@
 """The one-click demo: every artifact the dashboard's pages need, built with the pipeline itself.
 
-`build_demo(workspace)` runs the real LADD pipeline at a CPU-friendly size on the offline
-`shapes` source (or CIFAR-10 when it is available):
+`build_demo(workspace, source=..., size=...)` runs the real LADD pipeline on real CIFAR-10
+(`default_source()` picks it whenever it needs no download) or on the offline `shapes` source:
 
-1. a narrow labeler trained on the real training split, with checkpoints at several epochs;
+1. a labeler trained on part of the real training split, with checkpoints at several epochs;
 2. a random-real distilled set (the fair baseline of the field), saved in the MTT layout;
 3. its dense labels from one early labeler checkpoint (a label-augmented set file);
 4. a baseline and a LADD deployment run, recorded in the workspace's runs database with weights;
-5. a few real test images per class for class activation maps.
+5. real test images (20 per class) to pick class activation map images from.
 
 It is idempotent: a step whose artifact already exists (same settings) is skipped, so a second
 call returns at once and an interrupted build continues where it stopped.
+
+Sizes (DEMO_SIZES): "small" for the tests; "full", the CPU demo; "gpu", the paper's protocol.
+"full" measured on this project's shared 2-core CPU (2 torch threads, one seed, 1,000 real test
+images; `python build_full.py SOURCE full WS`, i.e. `build_demo(WS, source=SOURCE, size="full",
+device="cpu")`), November 2026:
+
+    source    labeler (epoch 2)   baseline (660 epochs)   LADD (60 epochs)   chance
+    cifar10   46.4 %              28.2 %                  42.0 %             10 %
+    shapes    98.2 %              31.4 %                  82.6 %             10 %
+
+TIMING_NOTE
 """
 
 from __future__ import annotations
@@ -216,18 +227,21 @@ def describe(summary: dict[str, Any]) -> str:
         f"for {spec.get('labeler_epochs', '?')} epochs; its epoch-{spec.get('dense_epoch', '?')} "
         f"checkpoint labelled the {spec.get('n', '?')} x {spec.get('n', '?')} crops of a random-real "
         f"set of {spec.get('ipc', '?')} images per class. {_epochs_text(summary)}, {seeds} "
-        f"seed(s) each, tested on {summary.get('test_images') or '?'} real test images."
+        f"seed{'s' if seeds != 1 else ''} each, tested on {summary.get('test_images') or 0:,} "
+        "real test images."
     ]
     base, ladd = summary.get("baseline_accuracy"), summary.get("ladd_accuracy")
     if base is not None and ladd is not None:
         parts.append(
-            f"Baseline **{base:.1%}**, LADD **{ladd:.1%}** ({ladd - base:+.1%}; chance "
-            f"{1 / k:.0%})."
+            f"Baseline **{base:.1%}**, LADD **{ladd:.1%}** ({100 * (ladd - base):+.1f} points; "
+            f"chance {1 / k:.0%})."
         )
     secs = summary.get("seconds")
     if secs is not None:
         where = f" on {summary['device']}" if summary.get("device") else ""
-        parts.append(f"Built in {secs / 60:.1f} min{where}.")
+        reused = [s.removeprefix("run:") for s in summary.get("skipped") or []]
+        also = f" (reusing an earlier build's {', '.join(reused)})" if reused else ""
+        parts.append(f"Built in {secs / 60:.1f} min{where}{also}.")
     return " ".join(parts)
 
 
