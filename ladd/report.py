@@ -446,6 +446,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
 th, td { border: 1px solid #ddd; padding: .25rem .6rem; text-align: left; }
+td { overflow-wrap: anywhere; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .meta { color: #666; } .headline { font-size: 1.1rem; }
 .row { display: flex; flex-wrap: wrap; gap: 1rem; } .row > div { flex: 1 1 480px; }
@@ -459,7 +460,8 @@ def _headline(a: _Run, b: _Run) -> str:
         return ""
     return (
         f"<p class='headline'>{html.escape(a.name)}: <b>{ma:.2%}</b> &nbsp; "
-        f"{html.escape(b.name)}: <b>{mb:.2%}</b> &nbsp; B - A: <b>{mb - ma:+.2%}</b></p>"
+        f"{html.escape(b.name)}: <b>{mb:.2%}</b> &nbsp; B - A: <b>{100 * (mb - ma):+.2f} points"
+        "</b></p>"
     )
 
 
