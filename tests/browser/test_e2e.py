@@ -6,8 +6,10 @@ request except file:// blocked: its plots must render from the file alone. Scree
 page go to a temporary folder, or to docs/screenshots/ (linked from the README) when
 LADD_SCREENSHOTS=docs is set, so a plain test run leaves the tree clean:
 
-    LADD_SCREENSHOTS=docs LADD_E2E_DEMO_SOURCE=cifar10 LADD_E2E_DEMO_SIZE=full \
-        .venv/bin/python -m pytest tests/browser
+    LADD_SCREENSHOTS=docs LADD_E2E_DEMO_SIZE=full .venv/bin/python -m pytest tests/browser
+
+(the docs show the shapes demo: CIFAR-10 pixels stay out of the repository; LADD_E2E_DEMO_SOURCE
+picks the demo's source, shapes by default).
 
 LADD_E2E_WORKSPACE=DIR runs over a workspace where that demo is already built (the button then
 reuses every artifact); LADD_E2E_JOB_TIMEOUT (seconds) bounds each background job.
