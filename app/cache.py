@@ -231,16 +231,115 @@ def model_lock(path: str) -> threading.Lock:
     return locks.setdefault(str(check_path(path)), threading.Lock())
 
 
-def cam_inputs(source: str) -> Any:
-    """A few real test images per class of a source (for CAMs), built once per workspace."""
-    return _cam_inputs(str(workspace_root()), source)
+CAM_PER_CLASS = 20  # real test images per class to pick CAM images from
+
+
+def cam_inputs(source: str, image_size: int | None = None) -> Any:
+    """Real test images of a source to pick CAM images from (the demo's file when there is
+    one, else drawn from the source and saved), built once per workspace."""
+    return _cam_inputs(str(workspace_root()), source, image_size)
 
 
 @st.cache_resource(show_spinner="Loading real test images ...", max_entries=8)
-def _cam_inputs(root: str, source: str) -> Any:
+def _cam_inputs(root: str, source: str, image_size: int | None) -> Any:
     from ladd.demo import cam_inputs as _build
 
-    return _build(Workspace(root), source)
+    return _build(Workspace(root), source, image_size, per_class=CAM_PER_CLASS)
+
+
+def model_size(run: Any) -> int | None:
+    """The image size a run's models take (from the first model's spec)."""
+    if not run.model_files:
+        return None
+    spec = getattr(load_model(run.model_files[0]), "spec", None)
+    return int(spec.image_size) if spec is not None else None
+
+
+def _run_key(run: Any) -> tuple[str, float, str, float]:
+    """What a run's predictions depend on: its first model file and its set, with mtimes."""
+    if not run.model_files:
+        raise ValueError(f"run #{run.id} kept no model weights")
+    if not run.set_path:
+        raise ValueError(f"run #{run.id} does not record its set, so its input space is unknown")
+    m, s = check_path(run.model_files[0]), check_path(run.set_path)
+    return (str(m), mtime(m), str(s), mtime(s))
+
+
+def run_predictions(run: Any, images: Any) -> Any:
+    """ladd.compare.Predictions of a run's first model on real images (an ImageSet), read in
+    the run's own input space (run_inputs)."""
+    key = _run_key(run)
+    return _run_predictions(key, images.info.name, len(images.labels), _run=run, _images=images)
+
+
+@st.cache_data(show_spinner="Predicting the test images ...", max_entries=32)
+def _run_predictions(key: tuple, source: str, count: int, *, _run: Any, _images: Any) -> Any:
+    from ladd.compare import predict
+
+    x = run_inputs(_run, _images)
+    model = load_model(key[0])
+    with model_lock(key[0]):
+        return predict(model, x)
+
+
+def cam_grid(
+    runs: list[Any],
+    names: list[str],
+    images: Any,
+    indices: tuple[int, ...],
+    method: str,
+    explain_true: bool,
+) -> Any:
+    """The ladd.compare.CamGrid of `runs` (rows) on images[indices] (columns)."""
+    keys = tuple(_run_key(r) for r in runs)
+    return _cam_grid(
+        keys,
+        tuple(names),
+        images.info.name,
+        len(images.labels),
+        tuple(int(i) for i in indices),
+        method,
+        explain_true,
+        _runs=runs,
+        _images=images,
+    )
+
+
+@st.cache_data(show_spinner="Computing class activation maps ...", max_entries=32)
+def _cam_grid(
+    keys: tuple,
+    names: tuple[str, ...],
+    source: str,
+    count: int,
+    indices: tuple[int, ...],
+    method: str,
+    explain_true: bool,
+    *,
+    _runs: list[Any],
+    _images: Any,
+) -> Any:
+    from ladd.cam import explain
+    from ladd.compare import CamGrid
+
+    idx = list(indices)
+    labels = _images.labels[idx]
+    results = []
+    for run, key in zip(_runs, keys, strict=True):
+        x = run_inputs(run, _images)[idx]  # (k, C, H, W) in the run's input space
+        model = load_model(key[0])
+        with model_lock(key[0]):
+            results.append(explain(model, x, labels.tolist() if explain_true else None, method))
+    shown = _images.images[idx].permute(0, 2, 3, 1).numpy()  # (k, H, W, C) uint8
+    if shown.shape[-1] == 1:
+        shown = shown.repeat(3, axis=-1)
+    return CamGrid.from_results(
+        shown,
+        labels.numpy(),
+        idx,
+        results,
+        list(names),
+        list(_images.info.class_names),
+    )
 
 
 def run_inputs(run: Any, images: Any) -> torch.Tensor:

@@ -1,22 +1,34 @@
 """Plotly figure builders for the dashboard, and the export settings of every chart.
 
-Builders take plain numpy arrays / lists and return go.Figure; they know nothing of Streamlit
-or ladd, so the same figure can go to a page, a PNG/SVG for slides, or a test.
+Builders take plain numpy arrays / lists and return go.Figure; they know nothing of Streamlit,
+so the same figure can go to a page, a PNG/SVG for slides, or a test. The figures a report
+shows too (per-class bars, differences, confusion matrices, training curves) are built in
+ladd.report and re-exported here, so a chart looks the same on a page and in a report.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ladd.report import (  # noqa: F401 - re-exported for the pages
+    Series,
+    confusion_matrix,
+    difference_bars,
+    per_class_bars,
+    series_from_result,
+    training_curves,
+)
+
 # Distinct colours readable on light and dark backgrounds (crop boxes, run A / run B).
 PALETTE = px.colors.qualitative.Plotly
-RUN_COLORS = ("#636efa", "#ef553b")
+RUN_COLORS = ("#636efa", "#ef553b")  # = ladd.report.RUN_COLORS[:2]
 
 
 def export_config(name: str, fmt: str = "png") -> dict:
@@ -29,8 +41,8 @@ def export_config(name: str, fmt: str = "png") -> dict:
 
 
 def _bare_axes(fig: go.Figure) -> go.Figure:
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, ticks="")
     return fig
 
 
@@ -249,60 +261,6 @@ def loss_curves(
     return fig
 
 
-def per_class_bars(
-    class_names: Sequence[str], a: Sequence[float], b: Sequence[float], name_a: str, name_b: str
-) -> go.Figure:
-    """Per-class accuracy of two runs as grouped bars."""
-    fig = go.Figure(
-        [
-            go.Bar(x=list(class_names), y=list(a), name=name_a, marker_color=RUN_COLORS[0]),
-            go.Bar(x=list(class_names), y=list(b), name=name_b, marker_color=RUN_COLORS[1]),
-        ]
-    )
-    fig.update_layout(
-        barmode="group",
-        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
-        height=360,
-        margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-    )
-    return fig
-
-
-def difference_bars(class_names: Sequence[str], diff: Sequence[float], title: str) -> go.Figure:
-    """Per-class accuracy difference (B - A), green above zero, red below."""
-    colors = ["#2ca02c" if d >= 0 else "#d62728" for d in diff]
-    fig = go.Figure(go.Bar(x=list(class_names), y=list(diff), marker_color=colors))
-    fig.update_layout(
-        title=dict(text=title),
-        yaxis=dict(title="difference", tickformat="+.0%", zeroline=True),
-        height=300,
-        margin=dict(l=10, r=10, t=50, b=10),
-    )
-    return fig
-
-
-def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str) -> go.Figure:
-    """Row-normalised confusion matrix [true][predicted], counts on hover."""
-    m = np.asarray(matrix, dtype=np.float64)
-    rates = m / np.clip(m.sum(axis=1, keepdims=True), 1, None)
-    fig = px.imshow(
-        rates,
-        x=list(class_names),
-        y=list(class_names),
-        zmin=0,
-        zmax=1,
-        text_auto=".2f",
-        color_continuous_scale="Blues",
-        labels=dict(x="predicted", y="true", color="rate"),
-    )
-    fig.update_traces(
-        customdata=m, hovertemplate="true %{y}, predicted %{x}: %{customdata:.0f}<extra></extra>"
-    )
-    fig.update_layout(title=dict(text=title), height=420, margin=dict(l=10, r=10, t=50, b=10))
-    return fig
-
-
 def cam_panel(overlays: Sequence[np.ndarray], titles: Sequence[str]) -> go.Figure:
     """Side-by-side CAM overlays (each (H, W, 3) uint8) with a title per image."""
     stack = np.stack(list(overlays))
@@ -311,4 +269,70 @@ def cam_panel(overlays: Sequence[np.ndarray], titles: Sequence[str]) -> go.Figur
         ann.text = titles[i] if i < len(titles) else ""
     _bare_axes(fig)
     fig.update_layout(height=360, margin=dict(l=5, r=5, t=60, b=5), hovermode=False)
+    return fig
+
+
+def png_uri(image: np.ndarray) -> str:
+    """(H, W, 3) uint8 as a PNG data URI: a compact way to put pixels in a figure."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def cam_grid(grid: Any, show_inputs: bool = True, alpha: float = 0.45) -> go.Figure:
+    """A ladd.compare.CamGrid as one figure (paper Fig. 4): columns = images (true class on top),
+    rows = the inputs, then one row per run; each map titled with the predicted class and its
+    probability (green when right, red when wrong)."""
+    rows, cols = grid.shape
+    shown = grid.overlays(alpha)  # (R, k, H, W, 3) uint8
+    names = list(grid.row_names)
+    if show_inputs:
+        shown = np.concatenate([grid.images[None], shown], axis=0)
+        names = ["input", *names]
+    n_rows = shown.shape[0]
+    titles = []
+    for i in range(n_rows):
+        run = i - 1 if show_inputs else i
+        for j in range(cols):
+            if run < 0:
+                titles.append(f"<b>{grid.class_names[int(grid.labels[j])]}</b>")
+            else:
+                color = "#1a7f37" if grid.correct(run, j) else "#c62828"
+                titles.append(f"<span style='color:{color}'>{grid.title(run, j)}</span>")
+    fig = make_subplots(
+        rows=n_rows,
+        cols=cols,
+        subplot_titles=titles,
+        horizontal_spacing=0.01,
+        vertical_spacing=0.06 if n_rows < 5 else 0.03,
+    )
+    for i in range(n_rows):
+        for j in range(cols):
+            fig.add_trace(
+                go.Image(source=png_uri(shown[i, j]), hoverinfo="skip"), row=i + 1, col=j + 1
+            )
+    for ann in fig.layout.annotations:
+        ann.font = dict(size=12)
+    for i, name in enumerate(names):  # row names, left of the first column
+        fig.add_annotation(
+            text=name,
+            xref="paper",
+            yref=f"y{i * cols + 1 if i * cols else ''} domain",
+            x=-0.005,
+            y=0.5,
+            xanchor="right",
+            showarrow=False,
+            font=dict(size=12),
+        )
+    _bare_axes(fig)
+    fig.update_layout(
+        height=int(40 + n_rows * max(120, 900 / max(cols, 1))),
+        margin=dict(l=130, r=5, t=30, b=5),
+        hovermode=False,
+    )
     return fig

@@ -5,6 +5,12 @@ the process-wide JobRegistry (one per server via st.cache_resource, so every bro
 same jobs), and draw a job's progress from a `@st.fragment(run_every=...)`. A job stops at the
 next progress check once its `stop` event is set. Results that matter (runs, checkpoints) are
 written to the workspace by the ladd calls themselves; the job only keeps a summary.
+
+Events that carry `metrics` (the trainers' monitor: `ProgressEvent(stage="monitor", step=epoch,
+total=epochs, metrics={"accuracy": [per seed], "loss": [per seed]})`) are kept per metric, per
+seed and per epoch in `Job.curves`, so the training page draws them against epochs as they
+arrive. A metric given as one number instead of a list belongs to the seed index in
+`metrics["seed"]` (a trainer that trains seeds one after another), else to seed 0.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ log = logging.getLogger("ladd.app.jobs")
 
 JOB_STATES = ("queued", "running", "done", "failed", "stopped")
 _MAX_LOSSES = 5000
+_MAX_EPOCHS = 5000  # points kept per metric and seed
 
 
 @dataclass
@@ -44,6 +51,8 @@ class Job:
     message: str = ""
     losses: list[float] = field(default_factory=list)  # one entry per reported loss
     log: list[str] = field(default_factory=list)
+    # metric -> seed index -> epoch -> value, from events with `metrics`
+    curves: dict[str, dict[int, dict[int, float]]] = field(default_factory=dict)
     result: Any = None
     error: str | None = None
     created: float = field(default_factory=time.time)
@@ -58,16 +67,21 @@ class Job:
         keywords. A note is logged, not counted. Raises TrainingStopped once a stop was asked."""
         get = (lambda k: fields.get(k)) if event is None else (lambda k: getattr(event, k, None))
         note = bool(get("note"))
+        metrics = get("metrics")
+        # A bar update moves the bar; a note or a metrics report (monitor) does not.
+        bar = not note and not isinstance(metrics, dict)
         with self._lock:
-            if get("stage"):
+            if get("stage") and not isinstance(metrics, dict):
                 self.stage = str(get("stage"))
-            if not note and get("step") is not None:
+            if bar and get("step") is not None:
                 self.step = int(get("step"))
-            if not note and get("total") is not None:
+            if bar and get("total") is not None:
                 self.total = int(get("total"))
             loss = get("loss")
-            if loss is not None and not note and len(self.losses) < _MAX_LOSSES:
+            if loss is not None and bar and len(self.losses) < _MAX_LOSSES:
                 self.losses.append(float(loss))
+            if isinstance(metrics, dict) and get("step") is not None:
+                self._record(int(get("step")), metrics)
             msg = get("message")
             if msg:
                 self.message = str(msg)
@@ -75,6 +89,24 @@ class Job:
                 del self.log[:-200]
         if self.stop.is_set():
             raise TrainingStopped("stopped on request")
+
+    def _record(self, epoch: int, metrics: dict[str, Any]) -> None:
+        """Keep one epoch's metrics (lock held): lists are per seed, numbers are one seed's."""
+        seed = metrics.get("seed")
+        for name, value in metrics.items():
+            if name == "seed":
+                continue
+            if isinstance(value, (list, tuple)):
+                per_seed = dict(enumerate(value))
+            elif isinstance(value, (int, float)):
+                per_seed = {int(seed) if isinstance(seed, int) else 0: value}
+            else:
+                continue
+            series = self.curves.setdefault(str(name), {})
+            for s, v in per_seed.items():
+                points = series.setdefault(int(s), {})
+                if v is not None and (epoch in points or len(points) < _MAX_EPOCHS):
+                    points[epoch] = float(v)
 
     # -- read from pages ---------------------------------------------------------------------
     @property
@@ -107,6 +139,11 @@ class Job:
                 "fraction": self.fraction,
                 "message": self.message,
                 "losses": list(self.losses),
+                "curves": {
+                    name: {s: dict(points) for s, points in per_seed.items()}
+                    for name, per_seed in self.curves.items()
+                },
+                "result": self.result,
                 "log": list(self.log),
                 "error": self.error,
                 "elapsed": self.elapsed,

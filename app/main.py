@@ -60,6 +60,9 @@ PAGES = [
         "../pages/5_compare.py", title="Compare runs", icon=":material/compare:", url_path="compare"
     ),
     st.Page("../pages/6_sweeps.py", title="Sweeps", icon=":material/grid_on:", url_path="sweeps"),
+    st.Page(
+        "../pages/7_results.py", title="Results", icon=":material/table_view:", url_path="results"
+    ),
 ]
 
 page = st.navigation(PAGES)

@@ -22,6 +22,7 @@ class K:
     # home
     DEMO_SOURCE = "demo_source"
     DEMO_SIZE = "demo_size"
+    DEMO_DATA = "demo_data"  # a folder holding CIFAR-10 (torchvision files) for the demo
     DEMO_JOB = "_demo_job"  # id of the demo job this session started
     # 1 distilled images
     DS_FROM = "ds_from"
@@ -65,21 +66,36 @@ class K:
     TR_WIDTH = "tr_width"
     TR_TRAINER = "tr_trainer"
     TR_JOB = "_tr_job"
+    TR_OVERLAY = "tr_overlay"  # finished runs drawn in the training curves
     # 5 compare
     CMP_A = "cmp_a"
     CMP_B = "cmp_b"
+    CMP_MORE = "cmp_more"  # further runs (rows) of the CAM grid
+    CMP_PICK = "cmp_pick"
     CMP_CLASS = "cmp_class"
-    CMP_IMAGE = "cmp_img"
+    CMP_K = "cmp_k"
+    CMP_DRAW = "cmp_draw"  # the seed of the draw when more images qualify than are shown
     CMP_METHOD = "cmp_method"
     CMP_TARGET = "cmp_target"
+    CMP_SCALE = "cmp_scale"
+    # 7 results
+    RS_SOURCE = "rs_source"
+    RS_PART = "rs_part"
+    RS_PROFILE = "rs_profile"
+    RS_MODE = "rs_mode"
+    RS_ARCH = "rs_arch"
+    RS_DISTILLER = "rs_dist"
+    RS_IPC = "rs_ipc"
+    RS_PROTOCOL = "rs_protocol"
     # one-shot events this session has already reacted to
     ONCE = "_once"
 
 
 DEFAULTS: dict[str, Any] = {
     K.FIG_FORMAT: "png",
-    K.DEMO_SOURCE: "shapes",
-    K.DEMO_SIZE: "full",
+    K.DEMO_SOURCE: "shapes",  # the page starts on ladd.demo.default_source() instead
+    K.DEMO_SIZE: "full",  # the page starts on ladd.demo.default_size() instead
+    K.DEMO_DATA: "",
     K.DS_FROM: "workspace",
     K.DS_PER_CLASS: 10,
     K.RR_SOURCE: "shapes",
@@ -105,9 +121,13 @@ DEFAULTS: dict[str, Any] = {
     K.TR_SEEDS: 1,
     K.TR_WIDTH: 32,
     K.TR_TRAINER: "fast",
-    K.CMP_IMAGE: 0,
+    K.CMP_PICK: "b_right_a_wrong",
+    K.CMP_CLASS: 0,
+    K.CMP_K: 6,
+    K.CMP_DRAW: 0,
     K.CMP_METHOD: "gradcam",
     K.CMP_TARGET: "predicted",
+    K.CMP_SCALE: 2,
 }
 
 

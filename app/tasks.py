@@ -13,14 +13,20 @@ from app.jobs import Job, registry
 from app.paths import check_source
 
 
-def submit_demo(root: str, source: str, size: str) -> Job:
-    """Build (or reuse) the demo artifacts in workspace `root`."""
+def submit_demo(root: str, source: str, size: str, data_root: str | None = None) -> Job:
+    """Build (or reuse) the demo artifacts in workspace `root` (CIFAR files in `data_root`)."""
 
     def work(job: Job) -> dict[str, Any]:
         from ladd.demo import build_demo
 
         arts = build_demo(
-            root, source=source, size=size, progress=job.progress, stop=job.stop, device="auto"
+            root,
+            source=source,
+            size=size,
+            progress=job.progress,
+            stop=job.stop,
+            device="auto",
+            data_root=data_root,
         )
         return arts.to_dict()
 

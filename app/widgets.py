@@ -224,6 +224,68 @@ def _live_job(job_id: str, curve: bool) -> None:
         st.rerun()
 
 
+# ---------------------------------------------------------------------------------------------
+# Training curves
+
+
+def training_curves(runs: Sequence[Any], *, recent_jobs: int = 4) -> None:
+    """Training loss and test accuracy per epoch (mean and band over seeds) of the newest
+    training jobs (live while they run) and of finished `runs` (RunSummary), overlaid.
+
+    While a training job is active the chart refreshes itself each second (a fragment).
+    """
+    ids = tuple(int(r.id) for r in runs)
+    if registry().active("train"):
+        _live_curves(ids, recent_jobs)
+    else:
+        _draw_curves(ids, recent_jobs)
+
+
+@st.fragment(run_every=1.0)
+def _live_curves(ids: tuple[int, ...], recent_jobs: int) -> None:
+    _draw_curves(ids, recent_jobs)
+
+
+def _draw_curves(ids: tuple[int, ...], recent_jobs: int) -> None:
+    loss, acc = [], []
+    shown: set[int] = set()
+    for job in registry().jobs("train")[:recent_jobs]:
+        snap = job.snapshot()
+        if snap["status"] == "done" and isinstance(snap["result"], int):
+            if snap["result"] not in ids:
+                ids = (*ids, snap["result"])  # a job that just finished: its recorded run
+            continue
+        if snap["status"] not in ("queued", "running"):
+            continue
+        name = f"{snap['title'].removeprefix('Training: ')} ({snap['status']})"
+        for metric, out in (("loss", loss), ("accuracy", acc)):
+            points = snap["curves"].get(metric)
+            if points:
+                out.append(charts.Series.from_points(name, points))
+    by_id = {r.id: r for r in cache.list_runs("train")}
+    for run_id in ids:
+        run = by_id.get(run_id)
+        if run is None or run_id in shown or run.status != "done":
+            continue
+        shown.add(run_id)
+        a, b = charts.series_from_result(run_label(run), cache.run_result(run_id))
+        loss += [a] if a else []
+        acc += [b] if b else []
+    if not loss and not acc:
+        st.caption(
+            "No curves yet: start a training run above, or pick finished runs to overlay. "
+            "Test accuracy during training appears when the trainer reports it."
+        )
+        return
+    plot(
+        charts.training_curves(
+            loss, acc, accuracy_title="test accuracy (held-out subset; last point: test split)"
+        ),
+        "training_curves",
+        key="tr_curves",
+    )
+
+
 def _job_panel(snap: dict[str, Any], curve: bool) -> None:
     status = snap["status"]
     text = f"{snap['title']}: {status}"
@@ -243,8 +305,9 @@ def _job_panel(snap: dict[str, Any], curve: bool) -> None:
         st.warning(f"{snap['title']}: stopped", icon=":material/stop_circle:")
     else:
         error(snap["error"] or "failed", prefix=f"{snap['title']} failed: ")
-    if curve and snap["losses"]:
+    if curve and snap["losses"] and not snap["curves"]:
+        # A trainer without per-epoch reports: its loss per progress step, as reported.
         plot(
-            charts.loss_curves([snap["losses"]], ["loss"], x_title="epoch (seeds in turn)"),
+            charts.loss_curves([snap["losses"]], ["loss"], x_title="progress step"),
             f"loss_{snap['id']}",
         )

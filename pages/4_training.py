@@ -1,5 +1,6 @@
 """Deployment training: train fresh models on a set in a mode (baseline, LADD, ablations) in the
-background; live loss and progress; every run lands in the workspace's runs database."""
+background; training loss and test accuracy per epoch as they arrive (mean and band over seeds),
+running and finished runs overlaid; every run lands in the workspace's runs database."""
 
 from __future__ import annotations
 
@@ -76,8 +77,22 @@ for job in registry().active("train"):
     if job.id != mine:
         widgets.job_status(job.id)
 
-st.subheader("Runs")
 runs = [r for r in cache.list_runs("train")]
+
+st.subheader("Training curves")
+finished = [r for r in runs if r.status == "done" and r.train is not None]
+by_id = {r.id: r for r in finished}
+latest = [next((r.id for r in finished if r.mode == m), None) for m in ("baseline", "ladd")]
+overlay = st.multiselect(
+    "Finished runs to overlay",
+    list(by_id),
+    default=[i for i in latest if i is not None],
+    format_func=lambda i: widgets.run_label(by_id[i]),
+    **state.bound(K.TR_OVERLAY, url=False),
+)
+widgets.training_curves([by_id[i] for i in overlay if i in by_id])
+
+st.subheader("Runs")
 if not runs:
     st.info("No training runs yet.")
 else:
@@ -111,12 +126,12 @@ else:
         st.markdown(f"**Run #{run.id}** {run.label or ''}: {run.status}")
         if run.error:
             widgets.error(run.error)
-        result = cache.run_result(run.id)
-        if result.get("loss_curves"):
+        loss, acc = charts.series_from_result(widgets.run_label(run), cache.run_result(run.id))
+        if loss is not None or acc is not None:
             widgets.plot(
-                charts.loss_curves(result["loss_curves"], x_title="epoch"),
-                f"loss_run{run.id}",
-                key="tr_run_loss",
+                charts.training_curves([loss] if loss else [], [acc] if acc else []),
+                f"training_run{run.id}",
+                key="tr_run_curves",
             )
         st.page_link(
             "../pages/5_compare.py",

@@ -1,5 +1,5 @@
-"""Compare two runs (e.g. baseline vs LADD): per-class accuracy, confusion matrices, and class
-activation maps of both models on the same real test images."""
+"""Compare two runs (e.g. baseline vs LADD): per-class accuracy, confusion matrices, a grid of
+class activation maps on the same real test images (paper Fig. 4), and a one-file HTML report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import streamlit as st
 
 from app import cache, charts, state, widgets
 from app.state import K
-from ladd.cam import CAM_LABELS, explain, overlay
+from ladd.cam import CAM_LABELS
+from ladd.compare import GRID_FORMATS, PICKS, pick_images, render_cam_grid
+from ladd.report import build_report
 
 st.title("Compare runs")
 
@@ -101,28 +103,46 @@ else:
     st.warning("One of these runs has no per-class results (result.json).")
 
 st.subheader("Class activation maps")
+st.caption(
+    "Rows: the runs' models (the first seed's), columns: real test images; under each map the "
+    "predicted class and its probability, green when right, red when wrong. Each model reads "
+    "the images in its own input space (its set's normalisation and ZCA)."
+)
+grid, cam_note = None, ""
 with widgets.guard("Cannot compute CAMs: "):
     source = ra.source or rb.source
     if not source:
         raise ValueError("the runs do not name their source dataset")
-    test = cache.cam_inputs(source)
+    others = [i for i in ids if i not in (a, b)]
+    more = st.multiselect(
+        "More runs (rows)",
+        others,
+        format_func=lambda i: widgets.run_label(by_id[i]),
+        **state.bound(K.CMP_MORE, url=False),
+    )
+    test = cache.cam_inputs(source, cache.model_size(ra))
     test_names = list(test.info.class_names)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     with c1:
+        rule = st.selectbox("Images", list(PICKS), format_func=PICKS.get, **state.bound(K.CMP_PICK))
+    with c2:
         klass = st.selectbox(
             "Class",
             list(range(len(test_names))),
             format_func=lambda k: test_names[k],
+            disabled=rule != "class",
             **state.bound(K.CMP_CLASS),
         )
-    members = np.flatnonzero(test.labels.numpy() == klass)
-    with c2:
-        pick = widgets.image_index(len(members), K.CMP_IMAGE)
     with c3:
+        k = st.slider("How many", 1, 12, state.default(K.CMP_K), **state.bound(K.CMP_K))
+    with c4:
+        draw = widgets.number("Draw", 0, 999, K.CMP_DRAW, help="Seed of the random draw")
+    c5, c6 = st.columns(2)
+    with c5:
         method = st.selectbox(
             "Method", list(CAM_LABELS), format_func=CAM_LABELS.get, **state.bound(K.CMP_METHOD)
         )
-    with c4:
+    with c6:
         target = st.segmented_control(
             "Explain",
             ["predicted", "true"],
@@ -130,26 +150,88 @@ with widgets.guard("Cannot compute CAMs: "):
             required=True,
             **state.bound(K.CMP_TARGET),
         )
-    idx = int(members[pick])
-    shown = test.images[idx].permute(1, 2, 0).numpy()  # (H, W, 3) uint8
-    with st.container(key="cam_section"):
-        cols = st.columns(2)
-        for col, run, tag in ((cols[0], ra, "A"), (cols[1], rb, "B")):
-            # The model's own input space (its set's mean/std and ZCA), as evaluation saw it.
-            x = cache.run_inputs(run, test)[idx : idx + 1]  # (1, C, H, W)
-            model_path = run.model_files[0]
-            model = cache.load_model(model_path)
-            with cache.model_lock(model_path):
-                res = explain(model, x, None if target == "predicted" else klass, method)
-            pred, prob = int(res.predicted[0]), float(res.probability[0])
-            title = f"{tag} #{run.id}: {test_names[pred]} ({prob:.0%})"
+    pred_a = cache.run_predictions(ra, test).predicted
+    pred_b = cache.run_predictions(rb, test).predicted
+    labels = test.labels.numpy()
+    ok_a, ok_b = pred_a == labels, pred_b == labels
+    st.caption(
+        f"Of {len(labels)} real test images: both right {int((ok_a & ok_b).sum())}, "
+        f"only B right {int((ok_b & ~ok_a).sum())}, only A right {int((ok_a & ~ok_b).sum())}, "
+        f"both wrong {int((~ok_a & ~ok_b).sum())}."
+    )
+    idx = pick_images(
+        labels,
+        pred_a,
+        pred_b,
+        rule,
+        int(k),
+        klass=int(klass) if rule == "class" else None,
+        seed=int(draw),
+    )
+    if idx.size == 0:
+        st.info(f"No test image is {PICKS[rule]}: choose other images.", icon=":material/info:")
+    else:
+        rows = [ra, rb, *[by_id[i] for i in more]]
+        row_names = [name_a, name_b, *[widgets.run_label(by_id[i]) for i in more]]
+        grid = cache.cam_grid(rows, row_names, test, tuple(idx), method, target == "true")
+        cam_note = (
+            f"{CAM_LABELS[method]} of the {target} class on {len(idx)} real test image(s), "
+            f"{PICKS[rule]}"
+        )
+        with st.container(key="cam_section"):
+            widgets.plot(charts.cam_grid(grid), f"cam_grid_{method}", key="cam_grid")
+
+if grid is not None:
+    e1, e2 = st.columns([1, 3])
+    with e1:
+        scale = st.segmented_control(
+            "PNG scale",
+            [2, 3],
+            format_func=lambda s: f"{s}x",
+            default=state.default(K.CMP_SCALE),
+            required=True,
+            **state.bound(K.CMP_SCALE, url=False),
+        )
+    with e2:
+        st.caption("Figure files for slides (16:9), drawn when you click:")
+        cols = st.columns(len(GRID_FORMATS))
+        stem = f"cam_grid_{a}_vs_{b}_{method}"
+        for col, (fmt, mime) in zip(cols, GRID_FORMATS.items(), strict=True):
             with col:
-                widgets.plot(
-                    charts.cam_panel([shown, overlay(shown, res.maps[0])], ["input", title]),
-                    f"cam_{tag}_{CAM_LABELS[method]}",
-                    key=f"cam_{tag}",
+                st.download_button(
+                    fmt.upper(),
+                    # Deferred: drawn in a worker thread on click, from plain values only.
+                    data=lambda g=grid, f=fmt, s=scale: render_cam_grid(g, f, scale=s),
+                    file_name=f"{stem}.{fmt}",
+                    mime=mime,
+                    key=f"cam_dl_{fmt}",
+                    on_click="ignore",
+                    icon=":material/download:",
                 )
-                st.caption(
-                    f"{CAM_LABELS[method]} of {name_a if tag == 'A' else name_b}: predicted "
-                    f"**{test_names[pred]}** with probability {prob:.2f} (true: {test_names[klass]})"
-                )
+
+st.subheader("Report")
+st.caption(
+    "One HTML file with everything above (run configs, per-class table, confusion matrices, "
+    "training curves, the CAM grid as shown): it opens offline in any browser. The same as "
+    f"`ladd report {a} {b} --out report.html`."
+)
+root = str(cache.workspace().root)
+
+
+def report_html(g=grid, note=cam_note) -> bytes:
+    """The report as bytes (run on click, in a worker thread: plain values only)."""
+    png = render_cam_grid(g, "png", scale=2) if g is not None else None
+    text = build_report(root, a, b, cam=None, cam_png=png, cam_note=note)
+    return text.encode("utf-8")
+
+
+st.download_button(
+    "Download the report (HTML)",
+    data=report_html,
+    file_name=f"ladd_report_{a}_vs_{b}.html",
+    mime="text/html",
+    key="cmp_report",
+    on_click="ignore",
+    icon=":material/description:",
+    type="primary",
+)

@@ -7,10 +7,22 @@ import streamlit as st
 
 from app import cache, state, tasks, widgets
 from app.jobs import registry
-from app.paths import workspace_root
+from app.paths import check_path, workspace_root
 from app.state import K
-from ladd.demo import DEMO_SIZES, list_demos
+from ladd.demo import (
+    DEMO_SIZES,
+    cifar10_available,
+    default_size,
+    default_source,
+    describe,
+    list_demos,
+)
 from ladd.device import resolve_device
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
 
 st.title("LADD Studio")
 st.caption(
@@ -28,17 +40,21 @@ st.caption(f"Workspace: `{workspace_root()}`")
 
 st.subheader("One-click demo")
 st.write(
-    "Builds everything the other pages use with the pipeline itself: the offline **shapes** "
-    "source (or CIFAR-10 when available), labeler checkpoints at several epochs, a random-real "
-    "distilled set, its dense labels, a baseline and a LADD training run, and real test images "
-    "for GradCAM. *Full* fits in about 3 minutes on 2 CPU cores; *small* is a quick smoke build."
+    "Builds everything the other pages use with the pipeline itself: real **CIFAR-10** when it "
+    "is at hand (or the offline **shapes** source), labeler checkpoints at several epochs, a "
+    "random-real distilled set, its dense labels, a baseline and a LADD training run, and real "
+    "test images for GradCAM."
+)
+st.caption(
+    " ".join(f"*{name}*: {spec.description}." for name, spec in DEMO_SIZES.items())
+    + " On a GPU the demo runs the paper's protocol by default."
 )
 col_a, col_b = st.columns(2)
 with col_a:
     source = st.segmented_control(
         "Source",
-        ["shapes", "cifar10"],
-        default=state.default(K.DEMO_SOURCE),
+        ["cifar10", "shapes"],
+        default=default_source(),
         required=True,
         **state.bound(K.DEMO_SOURCE),
     )
@@ -46,10 +62,24 @@ with col_b:
     size = st.segmented_control(
         "Size",
         list(DEMO_SIZES),
-        default=state.default(K.DEMO_SIZE),
+        default=default_size("auto"),
         required=True,
         **state.bound(K.DEMO_SIZE),
     )
+data_root = None
+if source == "cifar10":
+    folder = st.text_input(
+        "CIFAR-10 folder (optional)",
+        placeholder="a folder with torchvision's cifar-10-batches-py; empty: the default",
+        help="Without it: the shared archive of LADD_SHARED_DATA when set, else torchvision's "
+        "files under LADD_DATA_ROOT (./data), downloaded when missing. The folder must be inside "
+        "the workspace or LADD_ALLOWED_DIRS.",
+        **state.bound(K.DEMO_DATA, url=False),
+    )
+    with widgets.guard("CIFAR-10 folder: "):
+        data_root = str(check_path(folder)) if folder and folder.strip() else None
+    if not cifar10_available(data_root):
+        st.caption("CIFAR-10 is not on this machine yet: the build downloads it first.")
 busy = registry().active("demo")
 if st.button(
     "Build the demo",
@@ -58,7 +88,7 @@ if st.button(
     icon=":material/play_arrow:",
     disabled=bool(busy),
 ):
-    job = tasks.submit_demo(str(workspace_root()), source, size)
+    job = tasks.submit_demo(str(workspace_root()), source, size, data_root)
     state.put(K.DEMO_JOB, job.id)
 
 # This tab's job, else the newest demo job of any tab (a second tab sees the same build).
@@ -71,12 +101,18 @@ widgets.job_status(job_id, curve=False)
 demos = list_demos(ws)
 if demos:
     st.subheader("Built demos")
+    with st.container(key="demo_summary"):
+        for d in demos:
+            st.markdown(describe(d))
     df = pd.DataFrame(
         [
             {
                 "source": d["source"],
                 "size": d["size"],
+                "baseline": _pct(d.get("baseline_accuracy")),
+                "LADD": _pct(d.get("ladd_accuracy")),
                 "seconds": round(d["seconds"], 1),
+                "device": d.get("device", ""),
                 "checkpoints": len(d["checkpoints"]),
                 "baseline run": d["baseline_run"],
                 "LADD run": d["ladd_run"],
@@ -85,16 +121,24 @@ if demos:
             for d in demos
         ]
     )
-    st.dataframe(df, hide_index=True)
+    st.dataframe(
+        df,
+        hide_index=True,
+        column_config={
+            "baseline": st.column_config.NumberColumn("baseline (%)", format="%.1f"),
+            "LADD": st.column_config.NumberColumn("LADD (%)", format="%.1f"),
+        },
+    )
 
 st.subheader("Pages")
-cols = st.columns(5)
 links = [
     ("../pages/1_distilled.py", "Distilled images", ":material/grid_view:"),
     ("../pages/2_subsampling.py", "Sub-sampling", ":material/crop:"),
     ("../pages/3_soft_labels.py", "Soft labels", ":material/bar_chart:"),
     ("../pages/4_training.py", "Deployment training", ":material/model_training:"),
     ("../pages/5_compare.py", "Compare runs", ":material/compare:"),
+    ("../pages/7_results.py", "Results", ":material/table_view:"),
 ]
+cols = st.columns(len(links))
 for col, (page, label, icon) in zip(cols, links, strict=True):
     col.page_link(page, label=label, icon=icon)

@@ -1,0 +1,534 @@
+"""A comparison of two runs as one self-contained HTML file, and the figures it shares with the
+dashboard's compare and training pages.
+
+`build_report(workspace, run_a, run_b)` returns one HTML page that opens anywhere without a
+network: the run configs side by side, per-class accuracy (table and chart), both confusion
+matrices, the training curves and the CAM grid of paper Fig. 4 (an embedded PNG). Plotly's
+JavaScript is embedded once, inline. `report_command` is the body of `ladd report A B --out F`.
+
+Plotly and matplotlib are imported inside the functions that draw, so `import ladd.report`
+loads neither (tests/test_import_boundary.py walks every module). The figure builders here
+take plain lists and arrays and return plotly figures; app/charts.py re-exports them, so a
+chart looks the same on a page and in a report.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "RUN_COLORS",
+    "CamOptions",
+    "Series",
+    "build_report",
+    "confusion_matrix",
+    "difference_bars",
+    "per_class_bars",
+    "report_command",
+    "series_from_result",
+    "training_curves",
+]
+
+# Run A, run B, then further runs: distinct on light and dark backgrounds.
+RUN_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training curves: one metric of one run, per seed, over epochs
+
+
+@dataclass(frozen=True)
+class Series:
+    """One run's values of one metric over epochs, per seed; NaN where a seed has none (yet).
+
+    values[s][i] is seed s at epochs[i]. Drawn as the mean over seeds with a min-max band.
+    """
+
+    name: str
+    epochs: tuple[int, ...]
+    values: tuple[tuple[float, ...], ...]  # (S, len(epochs))
+
+    def __post_init__(self) -> None:
+        if any(len(row) != len(self.epochs) for row in self.values):
+            raise ValueError(f"{self.name}: every seed needs one value per epoch")
+
+    @property
+    def seeds(self) -> int:
+        return len(self.values)
+
+    def band(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(epochs, mean, low, high) over the seeds that have a value at each epoch."""
+        x = np.asarray(self.epochs, dtype=np.float64)
+        if not self.values or not self.epochs:
+            empty = np.zeros(0)
+            return empty, empty, empty, empty
+        v = np.asarray(self.values, dtype=np.float64)  # (S, E)
+        have = ~np.isnan(v).all(axis=0)
+        v, x = v[:, have], x[have]
+        return x, np.nanmean(v, axis=0), np.nanmin(v, axis=0), np.nanmax(v, axis=0)
+
+    @classmethod
+    def from_points(cls, name: str, points: dict[int, dict[int, float]]) -> Series:
+        """From {seed index: {epoch: value}} (what a live job collects)."""
+        epochs = sorted({e for per in points.values() for e in per})
+        seeds = sorted(points)
+        values = tuple(tuple(float(points[s].get(e, math.nan)) for e in epochs) for s in seeds)
+        return cls(name, tuple(epochs), values)
+
+
+def series_from_result(name: str, result: dict[str, Any]) -> tuple[Series | None, Series | None]:
+    """(training loss, test accuracy) of a finished run from its result.json.
+
+    Loss: `loss_curves` (per seed, the mean loss of each epoch). Accuracy: the monitor history
+    when the run has one (`monitor`: a list of {"epoch", "accuracy": [per seed]}), then the
+    final test accuracy per seed at the last epoch.
+    """
+    loss = None
+    curves = result.get("loss_curves") or []
+    if curves and all(len(c) == len(curves[0]) for c in curves):
+        loss = Series(name, tuple(range(1, len(curves[0]) + 1)), tuple(map(tuple, curves)))
+    points: dict[int, dict[int, float]] = {}
+    for row in result.get("monitor") or []:
+        epoch = row.get("epoch", row.get("step"))
+        for s, v in enumerate(row.get("accuracy") or []):
+            if epoch is not None and v is not None:
+                points.setdefault(s, {})[int(epoch)] = float(v)
+    epochs = (result.get("config") or {}).get("epochs") or (len(curves[0]) if curves else None)
+    for s, v in enumerate(result.get("per_seed") or []):
+        if epochs:
+            points.setdefault(s, {})[int(epochs)] = float(v)
+    acc = Series.from_points(name, points) if points else None
+    return loss, acc
+
+
+def training_curves(
+    loss: Sequence[Series],
+    accuracy: Sequence[Series],
+    *,
+    colors: Sequence[str] = RUN_COLORS,
+    accuracy_title: str = "test accuracy",
+) -> Any:
+    """Training loss and test accuracy side by side, epochs on x, one colour per run.
+
+    Each run is drawn as the mean over its seeds with a shaded min-max band; runs are matched
+    across the two panels by name (same colour). A run with one accuracy point (a finished run
+    without a monitor history) shows as a marker at its last epoch.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("training loss", accuracy_title), horizontal_spacing=0.08
+    )
+    names: list[str] = []
+    for s in [*loss, *accuracy]:
+        if s.name not in names:
+            names.append(s.name)
+    for col, group in ((1, loss), (2, accuracy)):
+        for s in group:
+            color = colors[names.index(s.name) % len(colors)]
+            x, mean, low, high = s.band()
+            if x.size == 0:
+                continue
+            if s.seeds > 1:
+                fig.add_trace(
+                    go.Scatter(
+                        x=np.concatenate([x, x[::-1]]).tolist(),
+                        y=np.concatenate([high, low[::-1]]).tolist(),
+                        fill="toself",
+                        fillcolor=_rgba(color, 0.18),
+                        line=dict(width=0),
+                        hoverinfo="skip",
+                        showlegend=False,
+                        legendgroup=s.name,
+                    ),
+                    row=1,
+                    col=col,
+                )
+            label = f"{s.name} (mean of {s.seeds} seeds)" if s.seeds > 1 else s.name
+            fig.add_trace(
+                go.Scatter(
+                    x=x.tolist(),
+                    y=mean.tolist(),
+                    mode="lines+markers" if x.size < 30 else "lines",
+                    name=label,
+                    line=dict(color=color),
+                    marker=dict(size=8 if x.size == 1 else 5),
+                    legendgroup=s.name,
+                    showlegend=col == 1 or s.name not in [t.name for t in loss],
+                    hovertemplate="epoch %{x}: %{y:.4g}<extra>" + html.escape(s.name) + "</extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1], row=1, col=2)
+    fig.update_layout(
+        height=360,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+    )
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-class accuracy and confusion
+
+
+def per_class_bars(
+    class_names: Sequence[str], a: Sequence[float], b: Sequence[float], name_a: str, name_b: str
+) -> Any:
+    """Per-class accuracy of two runs as grouped bars."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        [
+            go.Bar(x=list(class_names), y=list(a), name=name_a, marker_color=RUN_COLORS[0]),
+            go.Bar(x=list(class_names), y=list(b), name=name_b, marker_color=RUN_COLORS[1]),
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
+        height=360,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+def difference_bars(class_names: Sequence[str], diff: Sequence[float], title: str) -> Any:
+    """Per-class accuracy difference (B - A), green above zero, red below."""
+    import plotly.graph_objects as go
+
+    colors = ["#2ca02c" if d >= 0 else "#d62728" for d in diff]
+    fig = go.Figure(go.Bar(x=list(class_names), y=list(diff), marker_color=colors))
+    fig.update_layout(
+        title=dict(text=title),
+        yaxis=dict(title="difference", tickformat="+.0%", zeroline=True),
+        height=300,
+        margin=dict(l=10, r=10, t=50, b=10),
+    )
+    return fig
+
+
+def confusion_matrix(matrix: Any, class_names: Sequence[str], title: str) -> Any:
+    """Row-normalised confusion matrix [true][predicted], counts on hover."""
+    import plotly.express as px
+
+    m = np.asarray(matrix, dtype=np.float64)
+    rates = m / np.clip(m.sum(axis=1, keepdims=True), 1, None)
+    fig = px.imshow(
+        rates,
+        x=list(class_names),
+        y=list(class_names),
+        zmin=0,
+        zmax=1,
+        text_auto=".2f",
+        color_continuous_scale="Blues",
+        labels=dict(x="predicted", y="true", color="rate"),
+    )
+    fig.update_traces(
+        customdata=m, hovertemplate="true %{y}, predicted %{x}: %{customdata:.0f}<extra></extra>"
+    )
+    fig.update_layout(title=dict(text=title), height=420, margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+@dataclass(frozen=True)
+class CamOptions:
+    """Which images the report's CAM grid shows and how (see ladd.compare.pick_images)."""
+
+    k: int = 8
+    pick: str = "b_right_a_wrong"
+    klass: int | None = None
+    method: str = "gradcam"
+    explain_true: bool = False
+    seed: int = 0
+    per_class: int = 20  # real test images per class to pick from
+
+
+@dataclass(frozen=True)
+class _Run:
+    summary: Any  # ladd.pipeline.RunSummary
+    result: dict[str, Any]  # its result.json
+    name: str  # "A #12 my label"
+
+
+def _load_run(ws: Any, run_id: int, tag: str) -> _Run:
+    from ladd.pipeline import summarise
+
+    rec = ws.db.get_run(int(run_id))  # KeyError naming the id when there is none
+    summary = summarise(rec)
+    if summary.kind != "train":
+        raise ValueError(f"run #{run_id} is a {summary.kind!r} run; a report compares train runs")
+    if summary.status != "done":
+        raise ValueError(f"run #{run_id} is {summary.status}, not done")
+    path = ws.db.runs_dir / str(int(run_id)) / "result.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"run #{run_id} has no result.json")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    name = f"{tag} #{summary.id} {summary.label or summary.mode or ''}".strip()
+    return _Run(summary, result, name)
+
+
+def cam_grid_png(
+    ws: Any, runs: Sequence[Any], names: Sequence[str], options: CamOptions, scale: float = 2.0
+) -> tuple[bytes, str]:
+    """The CAM grid of `runs` (RunSummary, first two decide the pick) as PNG, and a caption.
+
+    Images come from the source's real test split (ladd.demo.cam_inputs); each run reads them
+    in its own input space (ladd.compare.run_inputs); the first seed's model of each run.
+    """
+    from ladd.compare import PICKS, cam_grid, pick_images, predict, render_cam_grid, run_inputs
+    from ladd.demo import cam_inputs
+    from ladd.store import load_model
+
+    source = next((r.source for r in runs if r.source), None)
+    if not source:
+        raise ValueError("the runs do not name their source dataset")
+    if any(not r.model_files for r in runs):
+        raise ValueError("a run kept no model weights")
+    models = [load_model(r.model_files[0]) for r in runs]
+    spec = getattr(models[0], "spec", None)
+    size = int(spec.image_size) if spec is not None else None
+    test = cam_inputs(ws, source, size, per_class=options.per_class)
+    inputs = [run_inputs(r, test) for r in runs]
+    labels = test.labels.numpy()
+    preds = [predict(m, x).predicted for m, x in zip(models[:2], inputs[:2], strict=True)]
+    pick = options.pick
+    idx = pick_images(
+        labels, preds[0], preds[-1], pick, options.k, klass=options.klass, seed=options.seed
+    )
+    note = f"{len(idx)} image(s), {PICKS[pick]}"
+    if idx.size == 0:
+        pick = "random"
+        idx = pick_images(labels, preds[0], preds[-1], pick, options.k, seed=options.seed)
+        note = f"no image is {PICKS[options.pick]}; {len(idx)} drawn at random instead"
+    what = "true" if options.explain_true else "predicted"
+    note = f"{_method_label(options.method)} of the {what} class; {note}"
+    shown = test.images[idx].permute(0, 2, 3, 1).numpy()  # (k, H, W, C) uint8
+    if shown.shape[-1] == 1:
+        shown = shown.repeat(3, axis=-1)
+    grid = cam_grid(
+        models,
+        [x[idx] for x in inputs],
+        shown,
+        labels[idx],
+        idx,
+        names,
+        list(test.info.class_names),
+        method=options.method,
+        explain_true=options.explain_true,
+    )
+    return render_cam_grid(grid, "png", scale=scale), note
+
+
+def _method_label(method: str) -> str:
+    from ladd.cam import CAM_LABELS
+
+    return CAM_LABELS.get(method, method)
+
+
+def build_report(
+    workspace: Any,
+    run_a: int,
+    run_b: int,
+    *,
+    cam: CamOptions | None = CamOptions(),
+    cam_png: bytes | None = None,
+    cam_note: str = "",
+    title: str | None = None,
+) -> str:
+    """One self-contained HTML page comparing two train runs of `workspace` (A, B by id).
+
+    The CAM grid is `cam_png` when given (the dashboard passes the grid it shows), else it is
+    computed with `cam` (None: no grid). A grid that cannot be made (no grad-cam, a run without
+    its set) becomes a note in the report rather than an error.
+    """
+    import plotly.offline
+
+    from ladd.store import Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    a, b = _load_run(ws, run_a, "A"), _load_run(ws, run_b, "B")
+    names = list(a.result.get("class_names") or b.result.get("class_names") or [])
+    title = title or f"{a.name} vs {b.name}"
+
+    figures: list[tuple[str, Any]] = []
+    per_class_html = "<p>One of the runs has no per-class results.</p>"
+    if names and a.result.get("per_class") and b.result.get("per_class"):
+        acc_a = np.mean(np.asarray(a.result["per_class"], dtype=np.float64), axis=0)
+        acc_b = np.mean(np.asarray(b.result["per_class"], dtype=np.float64), axis=0)
+        per_class_html = _per_class_table(names, acc_a, acc_b)
+        figures.append(("Per-class accuracy", per_class_bars(names, acc_a, acc_b, a.name, b.name)))
+        figures.append(("Per-class difference", difference_bars(names, acc_b - acc_a, "B - A")))
+    conf = [
+        (f"Confusion matrix, {r.name}", confusion_matrix(r.result["confusion"], names, r.name))
+        for r in (a, b)
+        if names and r.result.get("confusion")
+    ]
+    losses, accs = [], []
+    for r in (a, b):
+        loss, acc = series_from_result(r.name, r.result)
+        losses += [loss] if loss else []
+        accs += [acc] if acc else []
+    curves = training_curves(losses, accs) if losses or accs else None
+
+    if cam_png is None and cam is not None:
+        try:
+            cam_png, cam_note = cam_grid_png(ws, [a.summary, b.summary], [a.name, b.name], cam)
+        except Exception as err:  # a report without its grid beats no report
+            cam_note = f"The CAM grid could not be made: {type(err).__name__}: {err}"
+
+    config = {"displaylogo": False, "responsive": True}
+
+    def fig_html(fig: Any) -> str:
+        return fig.to_html(full_html=False, include_plotlyjs=False, config=config)
+
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='meta'>LADD Studio report, {dt.datetime.now():%Y-%m-%d %H:%M}; "
+        f"workspace <code>{html.escape(str(ws.root))}</code></p>",
+        _headline(a, b),
+        "<h2>Runs</h2>",
+        _config_table(a, b),
+        "<h2>Per-class accuracy</h2>",
+        per_class_html,
+        *[f"<h3>{html.escape(t)}</h3>{fig_html(f)}" for t, f in figures],
+        "<h2>Confusion matrices</h2>",
+        "<div class='row'>" + "".join(f"<div>{fig_html(f)}</div>" for _, f in conf) + "</div>",
+    ]
+    if curves is not None:
+        parts += ["<h2>Training</h2>", fig_html(curves)]
+    parts.append("<h2>Class activation maps</h2>")
+    if cam_png is not None:
+        data = base64.b64encode(cam_png).decode("ascii")
+        parts.append(
+            f"<figure><img class='cam' alt='CAM grid' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(cam_note)}</figcaption></figure>"
+        )
+    else:
+        parts.append(f"<p>{html.escape(cam_note or 'No CAM grid in this report.')}</p>")
+    body = "\n".join(parts)
+    plotly_js = plotly.offline.get_plotlyjs()
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
+        f"<script type='text/javascript'>{plotly_js}</script></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
+th, td { border: 1px solid #ddd; padding: .25rem .6rem; text-align: left; }
+td { overflow-wrap: anywhere; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.meta { color: #666; } .headline { font-size: 1.1rem; }
+.row { display: flex; flex-wrap: wrap; gap: 1rem; } .row > div { flex: 1 1 480px; }
+img.cam { max-width: 100%; } figcaption { color: #666; font-size: .9rem; }
+"""
+
+
+def _headline(a: _Run, b: _Run) -> str:
+    ma, mb = a.summary.accuracy_mean, b.summary.accuracy_mean
+    if ma is None or mb is None:
+        return ""
+    return (
+        f"<p class='headline'>{html.escape(a.name)}: <b>{ma:.2%}</b> &nbsp; "
+        f"{html.escape(b.name)}: <b>{mb:.2%}</b> &nbsp; B - A: <b>{100 * (mb - ma):+.2f} points"
+        "</b></p>"
+    )
+
+
+def _config_table(a: _Run, b: _Run) -> str:
+    def facts(r: _Run) -> dict[str, str]:
+        s = r.summary
+        out = {
+            "run": f"#{s.id}",
+            "label": s.label or "",
+            "set": s.set_path or "",
+            "source": s.source or "",
+            "accuracy (mean +- std)": (
+                f"{s.accuracy_mean:.2%} +- {s.accuracy_std or 0:.2%}"
+                if s.accuracy_mean is not None
+                else ""
+            ),
+            "per seed": ", ".join(f"{v:.2%}" for v in s.per_seed),
+            "learning rate": f"{s.lr:g}" if s.lr is not None else "",
+            "training samples / epoch": str(r.result.get("num_samples", "")),
+            "seconds": f"{s.seconds:.1f}" if s.seconds is not None else "",
+        }
+        for k, v in (s.train.to_dict() if s.train else {}).items():
+            out[f"config: {k}"] = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+        return out
+
+    fa, fb = facts(a), facts(b)
+    keys = list(dict.fromkeys([*fa, *fb]))
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(fa.get(k, ''))}</td>"
+        f"<td>{html.escape(fb.get(k, ''))}</td></tr>"
+        for k in keys
+    )
+    return (
+        f"<table><tr><th></th><th>A: {html.escape(a.name)}</th>"
+        f"<th>B: {html.escape(b.name)}</th></tr>{rows}</table>"
+    )
+
+
+def _per_class_table(names: Sequence[str], acc_a: np.ndarray, acc_b: np.ndarray) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(str(n))}</td><td class='num'>{x:.2%}</td>"
+        f"<td class='num'>{y:.2%}</td><td class='num'>{y - x:+.2%}</td></tr>"
+        for n, x, y in zip(names, acc_a, acc_b, strict=True)
+    )
+    return f"<table><tr><th>class</th><th>A</th><th>B</th><th>B - A</th></tr>{rows}</table>"
+
+
+def report_command(
+    run_a: int,
+    run_b: int,
+    out: str | Path = "report.html",
+    *,
+    workspace: str | Path | None = None,
+    k: int = 8,
+    pick: str = "b_right_a_wrong",
+    klass: int | None = None,
+    method: str = "gradcam",
+    seed: int = 0,
+    cams: bool = True,
+) -> Path:
+    """`ladd report RUN_A RUN_B --out report.html`: write the report, return its path."""
+    from ladd.compare import PICKS
+    from ladd.files import write_text
+    from ladd.store import Workspace
+
+    if pick not in PICKS:
+        raise ValueError(f"unknown pick {pick!r}; use one of {', '.join(PICKS)}")
+    options = CamOptions(k=k, pick=pick, klass=klass, method=method, seed=seed)
+    text = build_report(Workspace(workspace), run_a, run_b, cam=options if cams else None)
+    return write_text(out, text)

@@ -1,0 +1,78 @@
+"""Results: the study's records (docs/results/*.json, and the workspace's records/ folder) as one
+filterable table, baseline and LADD side by side, with CSV export."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import records, state, widgets
+from app.state import K
+
+st.title("Results")
+st.caption(
+    "One row per run group of the CIFAR-10 study (`scripts/study.py`; see docs/results.md for "
+    "what each part asks): accuracy mean and std over seeds. `cpu` rows are a reduced profile "
+    "(narrow models, few epochs), `gpu` rows the paper's protocol."
+)
+
+folders = records.record_folders()
+df, skipped = records.read_records(folders)
+if skipped:
+    st.caption(f"Skipped {len(skipped)} file(s) that are not records: {', '.join(skipped[:5])}")
+if df.empty:
+    where = ", ".join(f"`{p}`" for p in folders.values())
+    st.info(f"No result records found in {where}.", icon=":material/info:")
+    st.stop()
+
+FILTER_KEYS = {
+    "where": K.RS_SOURCE,
+    "part": K.RS_PART,
+    "profile": K.RS_PROFILE,
+    "distiller": K.RS_DISTILLER,
+    "ipc": K.RS_IPC,
+    "arch": K.RS_ARCH,
+    "mode": K.RS_MODE,
+    "protocol": K.RS_PROTOCOL,
+}
+present = [c for c in FILTER_KEYS if c in df.columns and df[c].notna().any()]
+cols = st.columns(len(present))
+shown = df
+for col, name in zip(cols, present, strict=True):
+    options = sorted(df[name].dropna().unique().tolist(), key=str)
+    with col:
+        picked = st.multiselect(
+            name, options, placeholder="all", **state.bound(FILTER_KEYS[name], url=False)
+        )
+    if picked:
+        shown = shown[shown[name].isin(picked)]
+
+view = shown.copy()
+for c in ("mean", "std"):
+    if c in view:
+        view[c] = (100 * view[c]).round(2)
+st.dataframe(
+    view,
+    hide_index=True,
+    column_config={
+        "mean": st.column_config.NumberColumn("mean (%)", format="%.2f"),
+        "std": st.column_config.NumberColumn("std (%)", format="%.2f"),
+        "seconds": st.column_config.NumberColumn("seconds", format="%.0f"),
+    },
+    key="rs_table",
+)
+st.caption(f"{len(shown)} of {len(df)} records")
+widgets.csv_download(shown, "ladd_results", key="rs_csv")
+
+st.subheader("Baseline vs LADD")
+gain = records.ladd_gain(shown)
+if gain.empty:
+    st.caption("No baseline and LADD (N = 5, R = 0.625) records with the same settings here.")
+else:
+    table = gain.copy()
+    percent = [c for c in table.columns if c.startswith(("mean", "std", "LADD -"))]
+    for c in percent:
+        table[c] = (100 * pd.to_numeric(table[c])).round(2)
+    table = table.rename(columns={c: f"{c} (%)" for c in percent})
+    st.dataframe(table, hide_index=True, key="rs_gain")
+    widgets.csv_download(table, "ladd_vs_baseline", key="rs_gain_csv")

@@ -1,0 +1,133 @@
+"""ladd.report: the one-file HTML comparison of two runs, and the figures it shares with pages."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from ladd.report import (
+    CamOptions,
+    Series,
+    build_report,
+    report_command,
+    series_from_result,
+    training_curves,
+)
+
+pytest.importorskip("plotly")
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, one_thread):
+    """A workspace with two finished train runs on one random-real shapes set: a baseline
+    (2 seeds) and crops with hard labels (1 seed)."""
+    from ladd.data import load_source
+    from ladd.distill import RandomConfig
+    from ladd.pipeline import run_distill, run_train
+    from ladd.store import Workspace
+    from ladd.training import TrainConfig
+
+    ws = Workspace(tmp_path_factory.mktemp("report-ws"))
+    train = load_source("shapes", "train", limit_per_class=4, cache_dir=ws.cache_dir)
+    test = load_source("shapes", "test", limit_per_class=6, cache_dir=ws.cache_dir)
+    made = run_distill(ws, "shapes", "random", RandomConfig(ipc=2, seed=0), train_set=train)
+    ids = []
+    for mode, seeds in (("baseline", (0, 1)), ("crops_hard", (0,))):
+        cfg = TrainConfig(
+            mode=mode, epochs=3, seeds=seeds, n=3, model_options={"width": 8}, trainer="reference"
+        )
+        run_id, _ = run_train(
+            ws, made.dataset, test, cfg, set_path=made.path, source="shapes", label=f"t {mode}"
+        )
+        ids.append(run_id)
+    return ws, ids[0], ids[1]
+
+
+def test_the_report_is_one_offline_file_with_configs_tables_figures_and_cams(two_runs):
+    pytest.importorskip("pytorch_grad_cam")
+    ws, a, b = two_runs
+    text = build_report(ws, a, b, cam=CamOptions(pick="random", k=4, per_class=2))
+    # Self-contained: plotly.js inline, nothing loaded from elsewhere.
+    assert not re.search(r"<script[^>]+src=", text)
+    assert not re.search(r"<link[^>]+href=", text)
+    assert text.count("Plotly.newPlot") == 5  # bars, difference, 2 confusions, curves
+    assert "<img class='cam' alt='CAM grid' src='data:image/png;base64," in text
+    # Both runs by name, their configs side by side, every class in the per-class table.
+    assert f"A #{a} t baseline" in text and f"B #{b} t crops_hard" in text
+    assert "config: mode</th><td>baseline</td><td>crops_hard</td>" in text
+    from ladd.data.shapes import SHAPE_CLASSES
+
+    for name in SHAPE_CLASSES:
+        assert f"<tr><td>{name}</td>" in text
+    assert "GradCAM of the predicted class; 4 image(s), at random" in text
+
+
+def test_a_given_grid_image_is_embedded_and_cams_can_be_left_out(two_runs):
+    import base64
+
+    ws, a, b = two_runs
+    png = b"\x89PNG\r\n\x1a\nnot really"
+    text = build_report(ws, a, b, cam=None, cam_png=png, cam_note="as shown on the page")
+    assert base64.b64encode(png).decode() in text and "as shown on the page" in text
+    bare = build_report(ws, a, b, cam=None)
+    assert "<img class='cam'" not in bare and "No CAM grid in this report." in bare
+
+
+def test_a_grid_that_cannot_be_made_is_a_note_not_an_error(two_runs):
+    ws, a, b = two_runs
+    text = build_report(ws, a, b, cam=CamOptions(method="no-such-cam"))
+    assert "The CAM grid could not be made" in text and "unknown CAM method" in text
+
+
+def test_report_command_writes_the_file_and_refuses_bad_input(two_runs, tmp_path):
+    ws, a, b = two_runs
+    out = report_command(a, b, tmp_path / "r.html", workspace=ws.root, cams=False)
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    with pytest.raises(ValueError, match="unknown pick"):
+        report_command(a, b, tmp_path / "x.html", workspace=ws.root, pick="best")
+    with pytest.raises(KeyError):
+        report_command(a, 999, tmp_path / "x.html", workspace=ws.root, cams=False)
+    labeler_like = ws.db.list_runs("distill")[0].id
+    with pytest.raises(ValueError, match="compares train runs"):
+        build_report(ws, a, labeler_like, cam=None)
+
+
+def test_series_band_is_mean_min_max_over_the_seeds_that_have_a_value():
+    s = Series("run", (1, 2, 3), ((1.0, 2.0, math.nan), (3.0, 6.0, math.nan)))
+    x, mean, low, high = s.band()
+    np.testing.assert_array_equal(x, [1, 2])  # epoch 3: no seed has a value yet
+    np.testing.assert_allclose(mean, [2.0, 4.0])
+    np.testing.assert_allclose(low, [1.0, 2.0])
+    np.testing.assert_allclose(high, [3.0, 6.0])
+    live = Series.from_points("job", {0: {2: 0.5, 4: 0.6}, 1: {2: 0.7}})
+    assert live.epochs == (2, 4) and live.values[1][0] == 0.7 and math.isnan(live.values[1][1])
+    with pytest.raises(ValueError, match="one value per epoch"):
+        Series("bad", (1, 2), ((1.0,),))
+
+
+def test_series_from_a_result_puts_epochs_on_x_and_the_final_accuracy_at_the_end():
+    result = {
+        "loss_curves": [[2.0, 1.5, 1.0], [2.2, 1.4, 1.1]],
+        "per_seed": [0.4, 0.5],
+        "config": {"epochs": 3},
+        "monitor": [{"epoch": 1, "accuracy": [0.2, 0.3]}],
+    }
+    loss, acc = series_from_result("r", result)
+    assert loss.epochs == (1, 2, 3) and loss.values == ((2.0, 1.5, 1.0), (2.2, 1.4, 1.1))
+    assert acc.epochs == (1, 3) and acc.values == ((0.2, 0.4), (0.3, 0.5))
+
+
+def test_training_curves_draw_a_band_for_several_seeds_and_match_colours_by_run():
+    two = Series("A", (1, 2), ((1.0, 0.5), (1.2, 0.7)))
+    one = Series("B", (1, 2), ((0.9, 0.4),))
+    acc_a = Series("A", (2,), ((0.3,), (0.4,)))
+    fig = training_curves([two, one], [acc_a])
+    bands = [t for t in fig.data if t.fill == "toself"]
+    lines = [t for t in fig.data if t.fill != "toself"]
+    assert len(bands) == 2  # A's loss and A's accuracy; B has one seed: no band
+    assert [list(t.x) for t in lines] == [[1, 2], [1, 2], [2]]
+    assert lines[0].line.color == lines[2].line.color != lines[1].line.color
+    assert fig.layout.xaxis.title.text == "epoch" and fig.layout.xaxis2.title.text == "epoch"
