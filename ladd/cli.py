@@ -1218,6 +1218,57 @@ def app_cmd(
         os.execv(argv[0], argv)
 
 
+# -- report ----------------------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    run_a: Annotated[int, typer.Argument(help="Run id of the first run (e.g. the baseline).")],
+    run_b: Annotated[int, typer.Argument(help="Run id of the second run (e.g. LADD).")],
+    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    k: Annotated[int, typer.Option("--k", min=1, max=64, help="Images in the CAM grid.")] = 8,
+    pick: Annotated[
+        str,
+        typer.Option(
+            "--pick",
+            help="Which test images: b_right_a_wrong | a_right_b_wrong | both_wrong | "
+            "both_right | class | random.",
+        ),
+    ] = "b_right_a_wrong",
+    klass: Annotated[
+        int | None, typer.Option("--class", min=0, help="Class index for --pick class.")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="CAM method: gradcam | gradcam++ | eigencam.")] = "gradcam",
+    no_cams: Annotated[bool, typer.Option("--no-cams", help="Leave the CAM grid out.")] = False,
+    seed: SeedOpt = 0,
+    force: ForceOpt = False,
+    workspace: WorkspaceOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """One self-contained HTML report comparing two finished training runs (configs, per-class
+    accuracy, confusion matrices, training curves, CAM grid); opens without a network."""
+    with _guard(debug):
+        from ladd.report import report_command
+
+        ws = _workspace(workspace)
+        path = report_command(
+            run_a,
+            run_b,
+            out_path,
+            workspace=ws.root,
+            k=k,
+            pick=pick,
+            klass=klass,
+            method=method,
+            seed=seed,
+            cams=not no_cams,
+            force=force,
+        )
+        out.print(f"report written to {path}")
+
+
 # -- runs ------------------------------------------------------------------------------------
 
 

@@ -306,6 +306,7 @@ def build_demo(
     the shared CIFAR-10 archive of LADD_SHARED_DATA is preferred when there is one.
     """
     from ladd.data import load_source
+    from ladd.deploy import resolve_config
     from ladd.device import resolve_device
     from ladd.distill import RandomConfig
     from ladd.labeler import LabelerConfig, list_checkpoints, read_meta
@@ -430,6 +431,7 @@ def build_demo(
             seeds=spec.seeds,
             model_options=options,
         )
+        cfg = resolve_config(la, cfg, device)  # what run_train records (protocol, lr, precision)
         epochs[mode] = cfg.epochs
         found = _find_run(ws, tag, mode, cfg.to_dict())
         if found is not None:

@@ -521,14 +521,22 @@ def report_command(
     method: str = "gradcam",
     seed: int = 0,
     cams: bool = True,
+    force: bool = False,
 ) -> Path:
-    """`ladd report RUN_A RUN_B --out report.html`: write the report, return its path."""
+    """`ladd report RUN_A RUN_B --out report.html`: write the report, return its path.
+
+    An existing file at `out` is replaced only with `force` (and never the runs database)."""
     from ladd.compare import PICKS
     from ladd.files import write_text
     from ladd.store import Workspace
 
     if pick not in PICKS:
         raise ValueError(f"unknown pick {pick!r}; use one of {', '.join(PICKS)}")
+    target = Path(out)
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"{out}: the report is one HTML page; name it *.html")
+    if target.exists() and not force:
+        raise FileExistsError(f"{out} already exists; pass --force to replace it")
     options = CamOptions(k=k, pick=pick, klass=klass, method=method, seed=seed)
     text = build_report(Workspace(workspace), run_a, run_b, cam=options if cams else None)
     return write_text(out, text)

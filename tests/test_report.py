@@ -131,3 +131,23 @@ def test_training_curves_draw_a_band_for_several_seeds_and_match_colours_by_run(
     assert [list(t.x) for t in lines] == [[1, 2], [1, 2], [2]]
     assert lines[0].line.color == lines[2].line.color != lines[1].line.color
     assert fig.layout.xaxis.title.text == "epoch" and fig.layout.xaxis2.title.text == "epoch"
+
+
+def test_ladd_report_cli_writes_once_and_replaces_only_with_force(two_runs, tmp_path):
+    from typer.testing import CliRunner
+
+    from ladd.cli import app
+
+    ws, a, b = two_runs
+    out = tmp_path / "ab.html"
+    args = ["report", str(a), str(b), "--out", str(out), "--workspace", str(ws.root), "--no-cams"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    html = out.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "plotly" in html.lower()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert out.read_text(encoding="utf-8") == html  # untouched
+    assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+    bad = CliRunner().invoke(app, [*args[:4], str(tmp_path / "ab.pdf"), *args[5:]])
+    assert bad.exit_code == 1 and "HTML" in bad.output
