@@ -370,6 +370,12 @@ def test_cost_model_uses_measured_rates_and_scales_the_rest_by_flops():
     assert throughput("alexnet", 32, None, "tpu") == (None, "unknown: no measured figure on tpu")
     assert samples_per_epoch("ladd", 100, 5) == 2600
     assert samples_per_epoch("crops_hard", 100, 5) == 2500
+    assert samples_per_epoch("full_hard_soft", 100, 5) == 200  # the images twice
+    assert samples_per_epoch("crops_hard_dense", 100, 5) == 5000  # the crops twice
+    from ladd.training import MODES
+
+    for mode in MODES:  # every mode the trainer knows has a cost (the study's part 5 runs all)
+        assert samples_per_epoch(mode, 100, 5) > 0
     est = estimate_cell(
         "convnet_d3", "ladd", images=100, n=5, image_size=32, seeds=5, epochs=1000, width=128,
         device="cuda",

@@ -109,15 +109,13 @@ def _fmt(seconds: float) -> str:
 
 
 def samples_per_epoch(mode: str, images: int, n: int) -> int:
-    """Training samples per epoch of a mode (ladd.deploy.build_training_data's list)."""
-    crops = images * n * n
-    return {
-        "baseline": images,
-        "full_soft": images,
-        "ladd": images + crops,
-        "crops_hard": crops,
-        "crops_dense": crops,
-    }[mode]
+    """Training samples per epoch of a mode: one copy of the images per full-image label and
+    one copy of the N x N crops per crop label (ladd.training.LabelMode, which
+    ladd.deploy.build_training_data follows)."""
+    from ladd.training import label_mode
+
+    m = label_mode(mode)
+    return images * len(m.full) + images * n * n * len(m.crops)
 
 
 @functools.lru_cache(maxsize=64)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ladd.training import LOSSES, MODES, PRECISIONS, PROTOCOLS, TrainConfig
+from ladd.training import LOSSES, MODES, PRECISIONS, PROTOCOLS, TrainConfig, label_mode
 
 __all__ = [
     "LABELER_MODES",
@@ -283,7 +283,7 @@ class Cell:
             parts.append(f"lab{i.labeler_epoch}")
         if i.n is not None:
             parts.append(f"N{i.n} R{i.r:g}")
-        elif c.mode in ("crops_hard", "crops_dense", "ladd"):
+        elif label_mode(c.mode).crops:
             parts.append(f"N{c.n} R{c.r:g}")  # a plain set's crop grid, or the set's own
         seeds = c.seeds
         parts.append(f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}")
