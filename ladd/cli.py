@@ -1240,7 +1240,9 @@ def report(
     klass: Annotated[
         int | None, typer.Option("--class", min=0, help="Class index for --pick class.")
     ] = None,
-    method: Annotated[str, typer.Option("--method", help="CAM method: gradcam | gradcam++ | eigencam.")] = "gradcam",
+    method: Annotated[
+        str, typer.Option("--method", help="CAM method: gradcam | gradcam++ | eigencam.")
+    ] = "gradcam",
     no_cams: Annotated[bool, typer.Option("--no-cams", help="Leave the CAM grid out.")] = False,
     seed: SeedOpt = 0,
     force: ForceOpt = False,

@@ -40,7 +40,7 @@ from ladd.sets import load_distilled, random_real
 from ladd.store import Workspace
 from ladd.sweep import SweepSpec, TextProgress, expand, recorded_cells, run_sweep
 from ladd.sweep.spec import LABELER_MODES
-from ladd.training import MODES, TrainConfig
+from ladd.training import MODES, TrainConfig, label_mode
 
 
 @dataclass(frozen=True)
@@ -296,6 +296,9 @@ class Study:
         group stands in); else it is queued, and `flush` trains every queued group of the part
         through the sweep runner and writes their records."""
         seeds = seeds or self.p.seeds
+        lm = label_mode(mode)
+        if not (lm.needs_dense or lm.needs_labeler):
+            labeler_epoch = None  # hard labels only: no labeler, so any table's twin stands in
         run_key = f"{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
         key = f"{part}-{run_key}"
         path = self.out / f"{self.p.name}-{key}.json"

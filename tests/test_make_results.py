@@ -117,7 +117,10 @@ def test_profiles_get_their_own_tables_and_a_borrowed_record_says_where_it_came_
     assert "| random | 10 | 32.7 ± 1.0 | 53.2 ± 1.0 | +20.5 |" in part1[gpu_at:cpu_at]
     assert "| random | 10 | 25.2 ± 1.0 | 35.8 ± 1.0 | +10.6 |" in part1[cpu_at:]
     part5 = text.split("## 5.")[1].split("## 6.")[0]
-    assert "### GPU profile (protocol size: 1000 epochs, 5 seeds, width 128), distiller random" in part5
+    assert (
+        "### GPU profile (protocol size: 1000 epochs, 5 seeds, width 128), distiller random"
+        in part5
+    )
     assert "| ladd | 53.2 ± 1.0 (the table 1 run) |" in part5
     assert "| ladd | 35.9 ± 1.0 |" in part5  # its own run: nothing borrowed
     assert part5.count("(the table 1 run)") == 1

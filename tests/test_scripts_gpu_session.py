@@ -95,20 +95,22 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
         and "asks for (3, 2, 32, 'mtt')" in res.stderr
     )
 
-    # Table 6's ConvNet-D3 LADD row is table 1's run group: reused, not trained again; its
-    # baseline (table 1's ran without a labeler) is trained.
+    # Table 6's ConvNet-D3 rows are table 1's run groups: reused, not trained again (a
+    # baseline uses no labeler, so the labeler epoch does not tell the two apart).
     cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--profile", "cpu", "--epochs", "2"]
     cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "6", "--distiller", "random"]
     cmd += ["--archs", "convnet_d3", "--out", str(out / "results")]
     cmd += ["--workspace", str(out / "workspace"), "--device", "cpu"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     assert "6-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.stdout
+    assert "6-random-ipc10-convnet_d3-baseline-n5-r0.625-lab0: the part 1 run stands in" in (
+        res.stdout
+    )
     made = sorted(p.name for p in (out / "results").glob("cpu-6-*.json"))
-    assert made == [  # the baseline trained; the LADD record borrowed, and marked so
-        "cpu-6-random-ipc10-convnet_d3-baseline-n5-r0.625-lab1.json",
+    assert made == [
+        "cpu-6-random-ipc10-convnet_d3-baseline-n5-r0.625-lab0.json",
         "cpu-6-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1.json",
     ]
-    borrowed = json.loads((out / "results" / made[1]).read_text())
-    assert borrowed["borrowed"] == "the table 1 run" and "borrowed" not in json.loads(
-        (out / "results" / made[0]).read_text()
-    )
+    for name in made:  # both borrowed, and marked so
+        assert json.loads((out / "results" / name).read_text())["borrowed"] == "the table 1 run"
+    assert "train 1/" not in res.stdout + res.stderr  # nothing trained
