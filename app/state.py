@@ -65,6 +65,8 @@ class K:
     TR_SEEDS = "tr_seeds"
     TR_WIDTH = "tr_width"
     TR_TRAINER = "tr_trainer"
+    TR_PROTOCOL = "tr_protocol"  # auto | mtt | glad (ladd.training.PROTOCOLS)
+    TR_LIVE = "tr_live"  # score a fixed test subset every few epochs while training
     TR_JOB = "_tr_job"
     TR_OVERLAY = "tr_overlay"  # finished runs drawn in the training curves
     # 5 compare
@@ -78,6 +80,9 @@ class K:
     CMP_METHOD = "cmp_method"
     CMP_TARGET = "cmp_target"
     CMP_SCALE = "cmp_scale"
+    # 6 sweeps
+    SW_NAME = "sw_name"  # the sweep shown
+    SW_CELL = "sw_cell"  # the cell whose run the Compare link opens
     # 7 results
     RS_SOURCE = "rs_source"
     RS_PART = "rs_part"
@@ -121,6 +126,8 @@ DEFAULTS: dict[str, Any] = {
     K.TR_SEEDS: 1,
     K.TR_WIDTH: 32,
     K.TR_TRAINER: "fast",
+    K.TR_PROTOCOL: "auto",
+    K.TR_LIVE: True,
     K.CMP_PICK: "b_right_a_wrong",
     K.CMP_CLASS: 0,
     K.CMP_K: 6,

@@ -82,8 +82,13 @@ def submit_labeler(
     )
 
 
-def submit_training(root: str, set_path: str, cfg_kwargs: dict[str, Any], label: str) -> Job:
-    """Train and test models on a set; the run (metrics, weights) lands in the runs database."""
+def submit_training(
+    root: str, set_path: str, cfg_kwargs: dict[str, Any], label: str, *, monitor_every: int = 0
+) -> Job:
+    """Train and test models on a set; the run (metrics, weights) lands in the runs database.
+
+    monitor_every > 0: every so many epochs the models are scored on a fixed test subset and the
+    job keeps those figures (the training page's live accuracy curve)."""
 
     def work(job: Job) -> int:
         from ladd.data import load_source
@@ -116,6 +121,7 @@ def submit_training(root: str, set_path: str, cfg_kwargs: dict[str, Any], label:
             device="auto",
             progress=job.progress,
             stop=job.stop,
+            monitor_every=monitor_every,
         )
         return run_id
 

@@ -164,6 +164,15 @@ def run_label(run: Any) -> str:
     return f"#{run.id} {name} ({acc})"
 
 
+def compare_params(b_run: Any, a_run: Any | None = None) -> dict[str, str]:
+    """Query parameters that open Compare runs on these runs (RunSummary): its pickers are
+    bound to the URL by their shown label (run_label), not by the run id."""
+    params = {K.CMP_B: run_label(b_run)}
+    if a_run is not None:
+        params[K.CMP_A] = run_label(a_run)
+    return params
+
+
 # ---------------------------------------------------------------------------------------------
 # Output
 

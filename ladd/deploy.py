@@ -193,6 +193,10 @@ class DeployResult:
     num_samples: int  # training samples per epoch
     class_names: list[str]
     engine: dict[str, Any] | None = None  # how the fast trainer ran (compile vs train seconds)
+    # The live view's points (monitor_every > 0): {"epoch", "accuracy": [per seed, in
+    # config.seeds order; None where a resumed run lost it]} on the fixed monitor subset of the
+    # test split (MONITOR_IMAGES), for the curves only; never used to choose anything.
+    monitor: list[dict[str, Any]] = field(default_factory=list)
     models: list[nn.Module] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -236,15 +240,22 @@ def monitor_subset(test_set: Any, count: int = MONITOR_IMAGES) -> torch.Tensor:
 
 
 def make_monitor(
-    x: torch.Tensor, y: torch.Tensor, num_classes: int, progress: ProgressFn | None
+    x: torch.Tensor,
+    y: torch.Tensor,
+    num_classes: int,
+    progress: ProgressFn | None,
+    history: dict[int, dict[int, float]] | None = None,
 ) -> Any:
-    """A trainer monitor: per-seed accuracy of the models on (x, y), sent as a progress event."""
+    """A trainer monitor: per-seed accuracy of the models on (x, y), sent as a progress event
+    and, when `history` is given, kept there as {epoch: {seed: accuracy}}."""
 
     def monitor(p: int, seeds: tuple[int, ...], models: list[nn.Module]) -> None:
         modes = [m.training for m in models]
         accs = [s.accuracy for s in evaluate_models(models, x, y, num_classes)]
         for m, was in zip(models, modes, strict=True):
             m.train(was)
+        if history is not None:
+            history.setdefault(p + 1, {}).update(zip(seeds, accs, strict=True))
         if progress is not None:
             progress(
                 ProgressEvent(
@@ -289,10 +300,11 @@ def train_and_evaluate(
     lr = float(cfg.lr)
     x_test = eval_inputs(dataset, test_set, dev)  # checks sizes before the long part
     monitor = None
+    history: dict[int, dict[int, float]] = {}
     if monitor_every > 0:
         pick = monitor_subset(test_set).to(dev)
         monitor = make_monitor(
-            x_test[pick], test_set.labels.to(dev)[pick], data.num_classes, progress
+            x_test[pick], test_set.labels.to(dev)[pick], data.num_classes, progress, history
         )
     trained = train_models(
         data,
@@ -337,6 +349,10 @@ def train_and_evaluate(
         num_samples=len(data),
         class_names=names,
         engine=report.to_dict() if report is not None else None,
+        monitor=[
+            {"epoch": e, "accuracy": [history[e].get(s) for s in cfg.seeds]}
+            for e in sorted(history)
+        ],
         models=trained.models,
     )
 

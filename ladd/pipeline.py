@@ -413,7 +413,14 @@ def run_train(
     }
     with ws.db.run("train", config) as run:
         res = train_and_evaluate(
-            dataset, test_set, cfg, device=device, progress=progress, stop=stop
+            dataset,
+            test_set,
+            cfg,
+            device=device,
+            progress=progress,
+            stop=stop,
+            monitor_every=monitor_every,
+            checkpoint=ckpt,
         )
         for seed, model in zip(cfg.seeds, res.models, strict=True):
             run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})

@@ -91,7 +91,7 @@ def series_from_result(name: str, result: dict[str, Any]) -> tuple[Series | None
 
     Loss: `loss_curves` (per seed, the mean loss of each epoch). Accuracy: the monitor history
     when the run has one (`monitor`: a list of {"epoch", "accuracy": [per seed]}), then the
-    final test accuracy per seed at the last epoch.
+    final test accuracy per seed at the last pass.
     """
     loss = None
     curves = result.get("loss_curves") or []
@@ -103,7 +103,13 @@ def series_from_result(name: str, result: dict[str, Any]) -> tuple[Series | None
         for s, v in enumerate(row.get("accuracy") or []):
             if epoch is not None and v is not None:
                 points.setdefault(s, {})[int(epoch)] = float(v)
-    epochs = (result.get("config") or {}).get("epochs") or (len(curves[0]) if curves else None)
+    # The final test follows the last pass: MTT's protocol trains epochs + 1 of them (the loss
+    # curve and the monitor count passes).
+    epochs = (result.get("config") or {}).get("epochs") or 0
+    if curves:
+        epochs = max(epochs, len(curves[0]))
+    if points:
+        epochs = max(epochs, *(max(p) for p in points.values()))
     for s, v in enumerate(result.get("per_seed") or []):
         if epochs:
             points.setdefault(s, {})[int(epochs)] = float(v)

@@ -15,7 +15,7 @@ from app.paths import workspace_root
 from app.state import K
 from ladd.models import list_models, model_family
 from ladd.trainers import list_trainers
-from ladd.training import MODES
+from ladd.training import MODES, PROTOCOLS
 
 st.title("Deployment training")
 
@@ -53,6 +53,30 @@ with c6:
         **state.bound(K.TR_TRAINER),
     )
 
+PROTOCOL_CHOICES = ["auto", *PROTOCOLS]
+c7, c8 = st.columns(2)
+with c7:
+    protocol = st.selectbox(
+        "Protocol",
+        PROTOCOL_CHOICES,
+        index=PROTOCOL_CHOICES.index(state.default(K.TR_PROTOCOL)),
+        format_func=lambda p: "auto: the set's family (CIFAR-size: mtt, 128 px: glad)"
+        if p == "auto"
+        else f"{p}: {PROTOCOLS[p].description}",
+        help="How students are trained and which weights are tested (see the README's "
+        "Protocol section); every run records the protocol it was made under.",
+        **state.bound(K.TR_PROTOCOL),
+    )
+with c8:
+    live = st.checkbox(
+        "Live test accuracy",
+        value=state.default(K.TR_LIVE),
+        help="Score a fixed, class-balanced subset of 500 test images about 20 times during "
+        "training, for the curves below. Shown only; the run's accuracy is the whole test split, "
+        "once, at the end.",
+        **state.bound(K.TR_LIVE, url=False),
+    )
+
 if st.button(
     "Start training", type="primary", key="tr_go", icon=":material/play_arrow:", disabled=not path
 ):
@@ -63,10 +87,15 @@ if st.button(
             "epochs": int(epochs),
             "seeds": tuple(range(int(seeds))),
             "trainer": trainer,
+            "protocol": protocol,
             "model_options": {"width": int(width)} if model_family(arch) == "convnet" else {},
         }
         job = tasks.submit_training(
-            str(workspace_root()), str(cache.check_path(path)), cfg, f"{mode} / {arch}"
+            str(workspace_root()),
+            str(cache.check_path(path)),
+            cfg,
+            f"{mode} / {arch}",
+            monitor_every=max(1, int(epochs) // 20) if live else 0,
         )
         state.put(K.TR_JOB, job.id)
 
@@ -106,6 +135,7 @@ else:
                 "mode": r.mode,
                 "arch": cfg.arch if cfg else None,
                 "epochs": cfg.epochs if cfg else None,
+                "protocol": cfg.protocol if cfg else None,
                 "seeds": len(cfg.seeds) if cfg else None,
                 "accuracy": None if r.accuracy_mean is None else round(100 * r.accuracy_mean, 2),
                 "± std": None if r.accuracy_std is None else round(100 * r.accuracy_std, 2),
@@ -137,5 +167,5 @@ else:
             "../pages/5_compare.py",
             label="Compare with another run",
             icon=":material/compare:",
-            query_params={"cmp_b": str(run.id)},
+            query_params=widgets.compare_params(run),
         )

@@ -9,11 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from app import cache, widgets
+from app.state import K
 from ladd.pipeline import summarise
 from ladd.sweep import list_sweeps, load_sweep
 
-SWEEP = "sw_name"  # the sweep shown (URL + session)
-CELL = "sw_cell"  # the cell whose run the Compare link opens (URL + session)
 STATUS_ICON = {"done": "✅", "running": "⏳", "pending": "·", "failed": "❌"}
 
 st.title("Sweeps")
@@ -29,7 +28,7 @@ if not sweeps:
     st.stop()
 
 # Options are plain strings: a bound selectbox keeps its formatted option in the URL.
-name = widgets.select("Sweep", list(sweeps), SWEEP, help="Newest first.")
+name = widgets.select("Sweep", list(sweeps), K.SW_NAME, help="Newest first.")
 rec = sweeps[name]
 counts = rec.counts()
 m = st.columns(5)
@@ -96,18 +95,19 @@ widgets.csv_download(df, f"sweep_{name}", key="sw_csv")
 
 finished = {f"#{c.run_id} {c.label}": c for c in rec.cells if c.run_id is not None}
 choice = widgets.select(
-    "Open a cell's run", list(finished), CELL, empty="No cell of this sweep has finished yet."
+    "Open a cell's run", list(finished), K.SW_CELL, empty="No cell of this sweep has finished yet."
 )
 if choice is not None:
     cell = finished[choice]
     other = rec.counterpart(cell.key) if cell.mode != "baseline" else None
     with widgets.guard("Cannot open this run: "):  # e.g. deleted since the sweep ran
-        # Compare runs binds its pickers to the URL by their shown label (widgets.run_label)
-        params = {"cmp_b": widgets.run_label(summarise(ws.db.get_run(cell.run_id)))}
+        b_run = summarise(ws.db.get_run(cell.run_id))
         label = f"Compare run #{cell.run_id}"
+        a_run = None
         if other is not None and other.run_id is not None:
-            params["cmp_a"] = widgets.run_label(summarise(ws.db.get_run(other.run_id)))
+            a_run = summarise(ws.db.get_run(other.run_id))
             label += f" with its baseline, run #{other.run_id}"
+        params = widgets.compare_params(b_run, a_run)
         st.page_link(
             "../pages/5_compare.py", label=label, icon=":material/compare:", query_params=params
         )

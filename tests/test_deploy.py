@@ -185,6 +185,68 @@ def test_recorded_run_keeps_model_weights(sets, tmp_path: Path) -> None:
     torch.testing.assert_close(model(x), res.models[1](x))
 
 
+@pytest.mark.parametrize("trainer", ["fast", "reference"])
+def test_the_live_views_points_are_kept_in_the_run(sets, tmp_path: Path, trainer: str) -> None:
+    """monitor_every: per-seed accuracy on the fixed monitor subset every so many epochs, sent
+    as progress and kept in result.json, so a finished run's curve still has them."""
+    from ladd.deploy import monitor_subset
+    from ladd.report import series_from_result
+
+    _, la, test = sets
+    ws = Workspace(tmp_path)
+    cfg = TrainConfig(mode="ladd", trainer=trainer, **{**TINY, "epochs": 4, "seeds": (3, 5)})
+    events = []
+    run_id, res = run_train(
+        ws, la, test, cfg, device="cpu", monitor_every=2, progress=events.append
+    )
+    # every 2nd pass, and the last: MTT's protocol trains epochs + 1 = 5 passes
+    assert [row["epoch"] for row in res.monitor] == [2, 4, 5]
+    n = len(monitor_subset(test))
+    for row in res.monitor:
+        assert len(row["accuracy"]) == 2  # in cfg.seeds order
+        assert all(0.0 <= a <= 1.0 and abs(a * n - round(a * n)) < 1e-6 for a in row["accuracy"])
+    sent = [e.metrics for e in events if e.stage == "monitor"]
+    assert {m["epoch"] for m in sent} == {2, 4, 5}
+    last = {s: a for m in sent if m["epoch"] == 5 for s, a in zip(m["seeds"], m["accuracy"])}
+    assert res.monitor[-1]["accuracy"] == [last[3], last[5]]
+    import json
+
+    result = json.loads((ws.db.runs_dir / str(run_id) / "result.json").read_text())
+    assert result["monitor"] == res.monitor
+    _, acc = series_from_result("run", result)
+    assert acc is not None and acc.epochs == (2, 4, 5)  # the final test at the last pass
+    assert [row[-1] for row in acc.values] == res.per_seed
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("trainer", ["fast", "reference"])
+def test_a_recorded_run_resumes_from_its_checkpoint(sets, tmp_path: Path, trainer: str) -> None:
+    """run_train checkpoints every epoch boundary (checkpoint_seconds=0); the same step after a
+    crash resumes (recorded as such) and ends with the uninterrupted run's weights."""
+    _, la, test = sets
+    cfg = TrainConfig(mode="ladd", trainer=trainer, **{**TINY, "epochs": 4, "seeds": (0, 1)})
+    _, whole = run_train(Workspace(tmp_path / "whole"), la, test, cfg, device="cpu")
+
+    def crash(ev):
+        if ev.stage == "train" and ev.step >= 3:
+            raise _Crash
+
+    ws = Workspace(tmp_path / "crashed")
+    with pytest.raises(_Crash):
+        run_train(ws, la, test, cfg, device="cpu", progress=crash, checkpoint_seconds=0.0)
+    assert list((ws.root / "checkpoints").glob("train-*.safetensors"))
+    run_id, again = run_train(ws, la, test, cfg, device="cpu", checkpoint_seconds=0.0)
+    assert ws.db.get_run(run_id).metrics["resumed"] is True
+    assert again.loss_curves == whole.loss_curves
+    for a, b in zip(whole.models, again.models, strict=True):
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+            assert torch.equal(p, q)
+    assert not list((ws.root / "checkpoints").glob("*.safetensors"))  # removed once done
+
+
 def test_bad_config_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown mode"):
         TrainConfig(mode="x")

@@ -112,16 +112,30 @@ def _duration(step: str, root: Path) -> float:
     return time.monotonic() - t0
 
 
-def _kill_and_resume(step: str, shared: Path, name: str) -> tuple[Path, Path]:
+def _kill_and_resume(
+    step: str, shared: Path, name: str, states: str | None = None
+) -> tuple[Path, Path]:
+    """`states`: a glob (under the workspace) of the step's resume files; each kill that leaves
+    one behind must be followed by a run that resumes from it."""
     reference = shared / f"{name}-reference"
     full = _duration(step, reference)
     root = shared / name
     rng = random.Random(f"{step}-kill")
+    left_states = 0
     for _ in range(TRIALS):
         _run(step, root, kill_after=rng.uniform(0.2, full))
         _check_whole(root)
+        left_states += bool(states and list(root.glob(states)))
+    if states:
+        assert left_states > 0, "no kill left a resume state: the step never saved one"
+    resumes = bool(states and list(root.glob(states)))
     assert _run(step, root, None) == 0
     _check_whole(root)
+    if resumes:
+        from ladd.store import Workspace
+
+        newest = Workspace(root).db.list_runs(step)[0]
+        assert newest.status == "done" and newest.metrics.get("resumed") is True
     return reference, root
 
 
@@ -146,7 +160,7 @@ def test_label_augmentation_survives_kill_9(shared):
 def test_deployment_training_survives_kill_9(shared):
     from ladd.store import Workspace
 
-    ref, root = _kill_and_resume("train", shared, "train")
+    ref, root = _kill_and_resume("train", shared, "train", states="checkpoints/*.safetensors")
 
     def weights(r: Path) -> list[list[dict[str, torch.Tensor]]]:
         # A trial whose delay outlasts the run finishes it; the next trial trains a new run

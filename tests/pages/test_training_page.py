@@ -31,6 +31,9 @@ def test_training_page_runs_a_job_and_records_the_run(demo):
     at.selectbox(key="tr_mode").set_value("crops_dense").run()
     assert at.selectbox(key="tr_trainer").value == "fast"  # the default
     at.selectbox(key="tr_trainer").set_value("reference").run()
+    assert at.selectbox(key="tr_protocol").value == "auto"  # the set's family decides
+    at.selectbox(key="tr_protocol").set_value("glad").run()
+    assert at.checkbox(key="tr_live").value is True
     at.button(key="tr_go").click().run()
     assert_clean(at)
     wait_for(at, lambda a: "Training: crops_dense" in successes(a))
@@ -41,6 +44,13 @@ def test_training_page_runs_a_job_and_records_the_run(demo):
 
     newest = Workspace(demo.workspace).db.list_runs(kind="train")[0]
     assert newest.config["train"]["trainer"] == "reference"
+    assert newest.config["train"]["protocol"] == "glad"  # as picked, recorded settled
+    assert runs.iloc[0]["protocol"] == "glad"
+    import json
+
+    runs_dir = Workspace(demo.workspace).db.runs_dir
+    result = json.loads((runs_dir / str(newest.id) / "result.json").read_text())
+    assert [row["epoch"] for row in result["monitor"]] == [1]  # the live view's point, kept
     # The finished job's run joins the curves at once, next to the demo's two runs.
     names = {t.get("name", "") for t in curves_chart(at)["data"]}
     assert any(n.startswith(f"#{newest.id} ") for n in names)
@@ -61,10 +71,24 @@ def test_finished_baseline_and_ladd_runs_are_overlaid_per_epoch(demo):
     ours = (f"#{demo.baseline_run} ", f"#{demo.ladd_run} ")
     loss = [t for t in loss if t["name"].startswith(ours)]
     assert len(loss) == 2
+    import json
+
+    from ladd.store import Workspace
+
+    runs_dir = Workspace(demo.workspace).db.runs_dir
+    passes = {}
+    for run_id in (demo.baseline_run, demo.ladd_run):
+        result = json.loads((runs_dir / str(run_id) / "result.json").read_text())
+        passes[f"#{run_id} "] = len(result["loss_curves"][0])
+        assert passes[f"#{run_id} "] == result["config"]["epochs"] + 1  # MTT: epochs + 1 passes
+    assert epochs + 1 in passes.values()
     for t in loss:
-        assert list(t["x"]) == list(range(1, epochs + 1))  # epochs, not seeds in turn
+        n = passes[t["name"].split(" ")[0] + " "]
+        assert list(t["x"]) == list(range(1, n + 1))  # passes, not seeds in turn
     accuracy = [t for t in lines if t.get("xaxis") == "x2" and t["name"].startswith(ours)]
-    assert len(accuracy) == 2 and all(list(t["x"]) == [epochs] for t in accuracy)  # the final test
+    assert len(accuracy) == 2
+    for t in accuracy:  # the final test, after the last pass
+        assert list(t["x"]) == [passes[t["name"].split(" ")[0] + " "]]
 
 
 def _monitor(epoch: int, accuracy: list[float], loss: list[float]) -> SimpleNamespace:
