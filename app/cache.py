@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app.paths import check_path, workspace_root
+from app.paths import check_path, check_source, workspace_root
 from ladd.store import Workspace
 
 SET_SUFFIXES = (".safetensors", ".pt", ".pth", ".zip")
@@ -97,30 +97,40 @@ def list_runs(kind: str | None = "train") -> list[Any]:
 # Sets
 
 
-def load_set(path: str) -> Any:
-    """A DistilledSet or LabelAugmentedSet by (workspace-relative or allowed) path."""
+ReadOptions = tuple[tuple[str, Any], ...]  # ladd.sets.load_set keyword arguments, hashable
+
+
+def load_set(path: str, options: ReadOptions = ()) -> Any:
+    """A DistilledSet or LabelAugmentedSet by (workspace-relative or allowed) path; `options`:
+    how to read it (format, source, mean/std, ZCA, experiment, describe_only)."""
     p = check_path(path)
-    return _load_set(str(p), mtime(p))
+    return _load_set(str(p), mtime(p), tuple(options))
 
 
 @st.cache_resource(show_spinner="Reading the set ...", max_entries=16)
-def _load_set(path: str, stamp: float) -> Any:
+def _load_set(path: str, stamp: float, options: ReadOptions = ()) -> Any:
     from ladd.sets import load_set
 
-    return load_set(path)
+    kwargs = dict(options)
+    source = kwargs.get("source")
+    if source is not None:
+        kwargs["source"] = check_source(source)
+    if kwargs.get("zca_source") is not None:
+        kwargs["zca_source"] = check_source(kwargs["zca_source"])
+    return load_set(path, cache_dir=workspace().cache_dir, **kwargs)
 
 
-def set_pixels(path: str) -> np.ndarray:
+def set_pixels(path: str, options: ReadOptions = ()) -> np.ndarray:
     """A set's images as (M, H, W, 3) uint8 for display."""
     p = check_path(path)
-    return _set_pixels(str(p), mtime(p))
+    return _set_pixels(str(p), mtime(p), tuple(options))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _set_pixels(path: str, stamp: float) -> np.ndarray:
+def _set_pixels(path: str, stamp: float, options: ReadOptions = ()) -> np.ndarray:
     from ladd.dense import set_uint8_images
 
-    ds = _load_set(path, stamp)
+    ds = _load_set(path, stamp, options)
     x = set_uint8_images(ds)  # (M, C, H, W) uint8
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
@@ -236,8 +246,11 @@ CAM_PER_CLASS = 20  # real test images per class to pick CAM images from
 
 def cam_inputs(source: str, image_size: int | None = None) -> Any:
     """Real test images of a source to pick CAM images from (the demo's file when there is
-    one, else drawn from the source and saved), built once per workspace."""
-    return _cam_inputs(str(workspace_root()), source, image_size)
+    one, else drawn from the source and saved), built once per workspace.
+
+    `source` comes from a run's record (data, not a permission): an image folder outside the
+    dashboard's allowed roots is refused (app.paths.check_source)."""
+    return _cam_inputs(str(workspace_root()), check_source(source), image_size)
 
 
 @st.cache_resource(show_spinner="Loading real test images ...", max_entries=8)
@@ -352,14 +365,14 @@ def run_inputs(run: Any, images: Any) -> torch.Tensor:
     return eval_inputs(load_set(run.set_path), images, torch.device("cpu"))
 
 
-def class_stats(path: str) -> Any:
+def class_stats(path: str, options: ReadOptions = ()) -> Any:
     """Per-class pixel statistics of a set (ladd.data.class_pixel_stats) as a DataFrame."""
     import pandas as pd
 
     from ladd.data import class_pixel_stats
 
-    ds = load_set(path)
-    pixels = torch.from_numpy(set_pixels(path)).permute(0, 3, 1, 2)  # (M, 3, H, W) uint8
+    ds = load_set(path, options)
+    pixels = torch.from_numpy(set_pixels(path, options)).permute(0, 3, 1, 2)  # (M, 3, H, W)
     rows = []
     for row in class_pixel_stats(pixels, ds.labels, list(ds.class_names)):
         flat = {"class": row["class"], "images": row["images"]}

@@ -102,7 +102,7 @@ def ladd_gain(df: pd.DataFrame) -> pd.DataFrame:
     ladd = df[df["mode"] == "ladd"]
     if "n" in df and "r" in df:
         ladd = ladd[(ladd["n"] == 5) & (ladd["r"].astype(float).round(4) == 0.625)]
-    cols = [*keys, "mean", "std"]
+    cols = [*keys, *(c for c in ("mean", "std") if c in df)]  # a hand-made record may lack std
     merged = base[cols].merge(
         ladd[[*cols, "labeler_epoch"] if "labeler_epoch" in ladd else cols],
         on=keys,

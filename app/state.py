@@ -29,6 +29,14 @@ class K:
     DS_SET = "ds_set"
     DS_PATH = "ds_path"
     DS_PER_CLASS = "ds_per_class"
+    # how to read a set from a path or an upload (ladd.sets.load_set options)
+    DS_FORMAT = "ds_format"
+    DS_SOURCE = "ds_source"
+    DS_MEAN = "ds_mean"
+    DS_STD = "ds_std"
+    DS_ZCA = "ds_zca"
+    DS_EXPERIMENT = "ds_exp"
+    DS_SAVE_NAME = "ds_save_name"
     RR_SOURCE = "rr_source"
     RR_IPC = "rr_ipc"
     RR_SEED = "rr_seed"
@@ -103,6 +111,12 @@ DEFAULTS: dict[str, Any] = {
     K.DEMO_DATA: "",
     K.DS_FROM: "workspace",
     K.DS_PER_CLASS: 10,
+    K.DS_FORMAT: "auto",
+    K.DS_SOURCE: "auto",
+    K.DS_MEAN: "",
+    K.DS_STD: "",
+    K.DS_ZCA: False,
+    K.DS_EXPERIMENT: -1,
     K.RR_SOURCE: "shapes",
     K.RR_IPC: 10,
     K.RR_SEED: 0,

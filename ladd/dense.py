@@ -327,12 +327,14 @@ def storage_overhead(
 
 
 def set_uint8_images(la: Any) -> torch.Tensor:
-    """A set's images as uint8 pixels: denormalised, or min-max scaled for ZCA-space images."""
-    if has_zca(la) and hasattr(la.zca, "invert"):
+    """A set's images as uint8 pixels: denormalised, or min-max scaled per image for ZCA-space
+    images without an inverse and for a set read with an unknown normalisation (describe_only).
+    """
+    if has_zca(la) and hasattr(la.zca, "invert") and la.mean is not None:
         from ladd.data.imageset import to_uint8
 
         return to_uint8(la.zca.invert(la.images.float()), la.mean, la.std)
-    if has_zca(la):
+    if has_zca(la) or getattr(la, "mean", None) is None or getattr(la, "std", None) is None:
         x = la.images.float()
         lo, hi = x.amin(dim=(1, 2, 3), keepdim=True), x.amax(dim=(1, 2, 3), keepdim=True)
         return ((x - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8)

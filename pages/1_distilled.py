@@ -3,6 +3,8 @@ look at it: a grid by class, image statistics and the format detected."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app import cache, charts, state, tasks, widgets
@@ -11,8 +13,39 @@ from app.paths import workspace_root
 from app.state import K
 from app.uploads import save_upload
 from ladd.data import list_sources
+from ladd.pipeline import slug
+from ladd.sets import FORMATS, DistilledFileError
 
 st.title("Distilled images")
+
+
+def read_options(
+    fmt: str, source: str, mean: str, std: str, zca: bool, experiment: int
+) -> cache.ReadOptions:
+    """ladd.sets.load_set options from the 'How to read this set' fields (ValueError when a
+    field does not make sense)."""
+    opts: list[tuple[str, object]] = []
+    if fmt != "auto":
+        opts.append(("format", fmt))
+    if source != "auto":
+        opts.append(("source", source))
+    if bool(mean.strip()) != bool(std.strip()):
+        raise ValueError("give the mean and the std together")
+    if mean.strip():
+        try:
+            m = tuple(float(v) for v in mean.split(","))
+            s = tuple(float(v) for v in std.split(","))
+        except ValueError:
+            raise ValueError("mean and std are comma-separated numbers, one per channel") from None
+        opts += [("mean", m), ("std", s)]
+    if zca:
+        if source == "auto":
+            raise ValueError("ZCA space needs the source dataset (its train split fits the ZCA)")
+        opts.append(("zca_source", source))
+    if experiment >= 0:
+        opts.append(("experiment", experiment))
+    return tuple(opts)
+
 
 # A random-real set that just finished becomes the one shown (once).
 rr_job = registry().get(state.get(K.RR_JOB))
@@ -71,11 +104,75 @@ else:
         state.put(K.RR_JOB, job.id)
     widgets.job_status(state.get(K.RR_JOB), curve=False)
 
+options: cache.ReadOptions = ()
+if path and origin in ("path", "upload"):
+    with st.expander("How to read this set", expanded=False):
+        st.caption(
+            "The format is found from the files; a set that does not record its normalisation "
+            "takes its source's (the convention of the code that made it), or the mean and std "
+            "given here. MTT/DATM sets saved in ZCA space are whitened with the source's train "
+            "split, as their code does."
+        )
+        o1, o2, o3 = st.columns(3)
+        with o1:
+            fmt = st.selectbox(
+                "Format",
+                ["auto", *FORMATS],
+                index=0,
+                help="Force a reader's conventions (e.g. glad, datm) when the files look alike.",
+                **state.bound(K.DS_FORMAT),
+            )
+        with o2:
+            read_sources = ["auto", *(s for s in list_sources() if not s.startswith("imagefolder"))]
+            src = st.selectbox(
+                "Source dataset",
+                read_sources,
+                index=0,
+                help="Normalisation, class names and the real test split.",
+                **state.bound(K.DS_SOURCE),
+            )
+        with o3:
+            exp = widgets.number(
+                "Experiment (DC/DSA/DM result files)",
+                -1,
+                99,
+                K.DS_EXPERIMENT,
+                help="Which experiment of a res_*.pt file; -1 = the last.",
+            )
+        o4, o5, o6 = st.columns(3)
+        with o4:
+            mean_text = st.text_input(
+                "Mean", placeholder="0.4914,0.4822,0.4465", **state.bound(K.DS_MEAN)
+            )
+        with o5:
+            std_text = st.text_input(
+                "Std", placeholder="0.2023,0.1994,0.2010", **state.bound(K.DS_STD)
+            )
+        with o6:
+            zca = st.checkbox(
+                "Images are in ZCA space",
+                help="Needs the source dataset: ZCA is fitted on its train split.",
+                **state.bound(K.DS_ZCA),
+            )
+        with widgets.guard("Reading options: "):
+            options = read_options(fmt, src, mean_text, std_text, zca, int(exp))
+
 if path:
     with widgets.guard("Cannot show this set: "):
-        ds = cache.load_set(path)
+        try:
+            ds = cache.load_set(path, options)
+        except DistilledFileError as err:
+            if "normalisation" not in str(err):
+                raise
+            options = (*options, ("describe_only", True))  # show it; training needs mean/std
+            ds = cache.load_set(path, options)
+            st.warning(
+                f"{err}. Shown with its pixel range stretched; give the source or the mean and "
+                "std under 'How to read this set' to train on it or label it.",
+                icon=":material/warning:",
+            )
         info = ds.describe()
-        pixels = cache.set_pixels(path)
+        pixels = cache.set_pixels(path, options)
         labels = ds.labels.numpy()
         names = list(ds.class_names or [str(k) for k in range(int(labels.max()) + 1)])
 
@@ -102,6 +199,29 @@ if path:
         widgets.plot(charts.class_grid(pixels, labels, names, per_class), "distilled_grid")
 
         st.subheader("Image statistics")
-        widgets.table(cache.class_stats(path), "distilled_stats", key="ds_stats_csv")
+        widgets.table(cache.class_stats(path, options), "distilled_stats", key="ds_stats_csv")
+        if origin in ("path", "upload") and getattr(ds, "trainable", True) and options:
+            # Read with options: a copy that records them lets every other page use the set.
+            s1, s2 = st.columns([3, 1])
+            with s1:
+                name = st.text_input(
+                    "Save as (a folder under the workspace's sets/)",
+                    value=f"{Path(path).stem}-read",
+                    key=K.DS_SAVE_NAME,
+                )
+            with s2:
+                st.write("")
+                save = st.button("Save to the workspace", key="ds_save", icon=":material/save:")
+            if save:
+                with widgets.guard("Cannot save: "):
+                    target = workspace_root() / "sets" / slug(name)
+                    if target.exists():
+                        raise FileExistsError(f"sets/{target.name} already exists; pick a name")
+                    ds.save_mtt(target)
+                    st.success(
+                        f"Saved as sets/{target.name}, with its normalisation and classes: pick "
+                        "it on the other pages.",
+                        icon=":material/check:",
+                    )
         with st.expander("Everything the reader found"):
             st.json(info, expanded=False)

@@ -60,9 +60,11 @@ with c7:
         "Protocol",
         PROTOCOL_CHOICES,
         index=PROTOCOL_CHOICES.index(state.default(K.TR_PROTOCOL)),
-        format_func=lambda p: "auto: the set's family (CIFAR-size: mtt, 128 px: glad)"
-        if p == "auto"
-        else f"{p}: {PROTOCOLS[p].description}",
+        format_func=lambda p: (
+            "auto: the set's family (CIFAR-size: mtt, 128 px: glad)"
+            if p == "auto"
+            else f"{p}: {PROTOCOLS[p].description}"
+        ),
         help="How students are trained and which weights are tested (see the README's "
         "Protocol section); every run records the protocol it was made under.",
         **state.bound(K.TR_PROTOCOL),

@@ -207,7 +207,12 @@ def test_the_live_views_points_are_kept_in_the_run(sets, tmp_path: Path, trainer
         assert all(0.0 <= a <= 1.0 and abs(a * n - round(a * n)) < 1e-6 for a in row["accuracy"])
     sent = [e.metrics for e in events if e.stage == "monitor"]
     assert {m["epoch"] for m in sent} == {2, 4, 5}
-    last = {s: a for m in sent if m["epoch"] == 5 for s, a in zip(m["seeds"], m["accuracy"])}
+    last = {
+        s: a
+        for m in sent
+        if m["epoch"] == 5
+        for s, a in zip(m["seeds"], m["accuracy"], strict=True)
+    }
     assert res.monitor[-1]["accuracy"] == [last[3], last[5]]
     import json
 

@@ -72,6 +72,16 @@ def test_a_set_whose_source_is_an_outside_folder_is_refused(roots) -> None:
         check_source(source)
 
 
+def test_cam_images_of_a_run_whose_source_is_an_outside_folder_are_refused(roots) -> None:
+    """Compare runs reads CAM images from the runs' recorded source: checked the same way."""
+    from app import cache
+
+    _, _, outside = roots
+    images(outside / "secret" / "cat")
+    with pytest.raises(PathNotAllowed, match="outside the folders the dashboard may read"):
+        cache.cam_inputs(f"imagefolder:{outside / 'secret'}", 8)
+
+
 def test_sources_inside_the_roots_and_named_sources_pass(roots, monkeypatch) -> None:
     ws, extra, _ = roots
     images(extra / "mine" / "cat")
