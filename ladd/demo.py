@@ -65,7 +65,8 @@ class DemoSize:
     width: int | None  # ConvNet width for the labeler and the deployed models (None: 128)
     cam_per_class: int  # real test images per class to pick CAM images from
     labeler_momentum: float = 0.9
-    labeler_augment: bool = False  # few epochs on few images: plain images learn faster
+    labeler_weight_decay: float = 5e-4
+    labeler_augment: str = "none"  # few epochs on few images: plain images learn faster
     # Train the baseline for as many SGD steps as LADD (not as many epochs). A baseline epoch
     # of 100 images is one batch of 256, a LADD epoch of 2,600 samples eleven; on a short CPU
     # budget equal epochs would starve the baseline (the protocol's 1000 epochs give it 1000
@@ -147,8 +148,9 @@ DEMO_SIZES: dict[str, DemoSize] = {
         seeds=(0, 1, 2, 3, 4),
         width=None,
         cam_per_class=20,
-        labeler_momentum=0.0,
-        labeler_augment=True,
+        labeler_momentum=0.0,  # the paper's labeler: MTT's buffer.py recipe (ladd.labeler)
+        labeler_weight_decay=0.0,
+        labeler_augment="dsa",
         description="the paper's protocol: full width, 1000 epochs, 5 seeds (for a GPU)",
     ),
 }
@@ -339,6 +341,7 @@ def build_demo(
         batch_size=spec.labeler_batch,
         lr=spec.labeler_lr,
         momentum=spec.labeler_momentum,
+        weight_decay=spec.labeler_weight_decay,
         augment=spec.labeler_augment,
         seed=0,
         limit_per_class=spec.train_per_class,
@@ -346,6 +349,12 @@ def build_demo(
     )
     lab_dir = ws.labelers_dir / tag
     have = _matching_epochs(lab_dir, lab_cfg, list_checkpoints, read_meta)
+    if not have and list_checkpoints(lab_dir):
+        # An earlier version's demo labeler (other settings): build beside it, in a folder of
+        # this labeler's own, and label, train and record from that one.
+        lab_dir = ws.labelers_dir / f"{tag}-{_digest(lab_cfg.resume_key())}"
+        have = _matching_epochs(lab_dir, lab_cfg, list_checkpoints, read_meta)
+    variant = lab_dir.name[len(tag) :]  # "" or "-<digest>": names the sets made from it
     if set(lab_cfg.checkpoint_epochs()) <= have:
         skipped.append("labeler")
         checkpoints = [p for p in list_checkpoints(lab_dir) if read_meta(p).epoch in have]
@@ -391,18 +400,18 @@ def build_demo(
 
     # 4. Dense labels from an early checkpoint.
     dense_ckpt = _checkpoint_for(checkpoints, spec.dense_epoch, read_meta)
-    set_path = (
-        ws.sets_dir
-        / f"{tag}_random_ipc{spec.ipc}_n{spec.n}_e{read_meta(dense_ckpt).epoch}.safetensors"
-    )
+    epoch = read_meta(dense_ckpt).epoch
+    set_path = ws.sets_dir / f"{tag}_random_ipc{spec.ipc}_n{spec.n}_e{epoch}{variant}.safetensors"
+    la = None
     if set_path.is_file():
         try:
             la = LabelAugmentedSet.load(set_path)
-            skipped.append("dense")
         except ValueError:
             la = None
-    else:
-        la = None
+        if la is not None and (la.labeler or {}).get("path") != str(dense_ckpt):
+            la = None  # labelled by another labeler: made again
+        if la is not None:
+            skipped.append("dense")
     if la is None:
         _say(progress, 43, f"dense labels: {spec.n}x{spec.n} crops per image")
         la = run_label_augment(
@@ -433,7 +442,7 @@ def build_demo(
         )
         cfg = resolve_config(la, cfg, device)  # what run_train records (protocol, lr, precision)
         epochs[mode] = cfg.epochs
-        found = _find_run(ws, tag, mode, cfg.to_dict())
+        found = _find_run(ws, tag, mode, cfg.to_dict(), set_path)
         if found is not None:
             runs[mode] = found
             skipped.append(f"run:{mode}")
@@ -534,6 +543,12 @@ def _root(workspace: Any) -> Path:
     return Path(workspace.root if isinstance(workspace, Workspace) else workspace)
 
 
+def _digest(obj: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def _matching_epochs(lab_dir: Path, cfg: Any, list_checkpoints: Any, read_meta: Any) -> set[int]:
     from ladd.labeler import LabelerConfig
 
@@ -558,12 +573,16 @@ def _checkpoint_for(checkpoints: list[Path], epoch: int, read_meta: Any) -> Path
     return checkpoints[0]
 
 
-def _find_run(ws: Any, tag: str, mode: str, train_cfg: dict[str, Any]) -> int | None:
-    """A finished demo run with these settings whose weights are still on disk."""
+def _find_run(
+    ws: Any, tag: str, mode: str, train_cfg: dict[str, Any], set_path: Path
+) -> int | None:
+    """A finished demo run with these settings, on this set, whose weights are still on disk."""
     for run in ws.db.list_runs("train"):
         if run.status != "done" or run.config.get("demo") != tag:
             continue
         if run.config.get("train") != json.loads(json.dumps(train_cfg)):
+            continue
+        if run.config.get("set") != str(set_path):
             continue
         paths = [Path(v) for k, v in run.artifacts.items() if k.startswith("model_seed")]
         if paths and all(p.is_file() for p in paths):

@@ -56,6 +56,32 @@ def test_small_demo_builds_every_artifact(built):
     print(f"small demo: {seconds:.1f} s")
 
 
+def test_a_demo_built_by_an_earlier_version_is_built_beside_not_refused(tmp_path, monkeypatch):
+    """A workspace whose demo labeler was trained with other settings (an older version's
+    defaults): the demo trains its own labeler in a folder of its own, labels and trains from
+    it, and reuses nothing made from the old one (its set, its runs)."""
+    from dataclasses import replace
+
+    import ladd.demo as demo_mod
+    from ladd.labeler import read_meta
+
+    spec = DEMO_SIZES["small"]
+    monkeypatch.setitem(demo_mod.DEMO_SIZES, "small", replace(spec, labeler_weight_decay=0.0))
+    old = build_demo(tmp_path, size="small", device="cpu")
+    monkeypatch.setitem(demo_mod.DEMO_SIZES, "small", spec)
+    new = build_demo(tmp_path, size="small", device="cpu")  # no "another training" error
+    assert not {"labeler", "dense", "run:baseline", "run:ladd"} & set(new.skipped)
+    assert new.labeler_dir != old.labeler_dir and new.labeler_dir.name.startswith(
+        old.labeler_dir.name + "-"
+    )
+    assert read_meta(new.checkpoints[0]).config["weight_decay"] == 5e-4
+    assert new.set_path != old.set_path and old.set_path.is_file()  # the old set untouched
+    assert {new.baseline_run, new.ladd_run}.isdisjoint({old.baseline_run, old.ladd_run})
+    again = build_demo(tmp_path, size="small", device="cpu")
+    assert {"labeler", "dense", "run:baseline", "run:ladd"} <= set(again.skipped)
+    assert again.ladd_run == new.ladd_run
+
+
 def test_the_summary_says_what_was_trained_and_what_it_scored(built):
     from ladd.store import Workspace
 
