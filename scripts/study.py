@@ -377,23 +377,40 @@ class Study:
             for g in groups:
                 by_set.setdefault((g.distiller, g.ipc, g.seeds), []).append(g)
             plans = list(by_set.values())
-        for i, members in enumerate(plans):
-            spec = self._spec(f"{tag}-{i}" if len(plans) > 1 else tag, members)
-            extra_cells = {c.key for c in expand(spec)} - set(wanted)
-            if extra_cells:
-                raise ValueError(f"part {part}: sweep {spec.name} would train unasked cells")
-            run_sweep(
-                spec,
-                self.sweep_ws,
-                executor=self.executor,
-                address=self.address,
-                on_event=TextProgress(sys.stdout, every=30.0),
+        show = TextProgress(sys.stdout, every=30.0)
+
+        def on_event(ev) -> None:
+            show(ev)
+            if ev.kind in ("done", "skip"):
+                self._write_finished(wanted)  # each record as soon as its cell has run
+
+        try:
+            for i, members in enumerate(plans):
+                spec = self._spec(f"{tag}-{i}" if len(plans) > 1 else tag, members)
+                extra_cells = {c.key for c in expand(spec)} - set(wanted)
+                if extra_cells:
+                    raise ValueError(f"part {part}: sweep {spec.name} would train unasked cells")
+                run_sweep(
+                    spec,
+                    self.sweep_ws,
+                    executor=self.executor,
+                    address=self.address,
+                    on_event=on_event,
+                )
+        finally:  # interrupted or failed: the finished cells keep their records
+            self._write_finished(wanted)
+        missing = [g.key for g in wanted.values() if not g.path.exists()]
+        if missing:
+            raise RuntimeError(
+                f"{missing[0]}: its sweep cell did not finish (see the sweep record)"
             )
+
+    def _write_finished(self, wanted: dict) -> None:
+        """Write the record of every wanted group whose cell has a finished run and no record."""
         runs = recorded_cells(self.sweep_ws)
         for key, g in wanted.items():
-            if key not in runs:
-                raise RuntimeError(f"{g.key}: its sweep cell did not finish (see the sweep record)")
-            self._write(g, self.sweep_ws.db.get_run(runs[key]))
+            if key in runs and not g.path.exists():
+                self._write(g, self.sweep_ws.db.get_run(runs[key]))
 
     def _cell(self, g: Group):
         (cell,) = expand(self._spec("one", [g]))
