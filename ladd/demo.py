@@ -14,18 +14,18 @@ call returns at once and an interrupted build continues where it stopped.
 
 Sizes (DEMO_SIZES): "small" for the tests; "full", the CPU demo; "gpu", the paper's protocol.
 "full" measured on this project's shared 2-core CPU (2 torch threads, one seed, 1,000 real test
-images; `build_demo(ws, source=SOURCE, size="full", device="cpu")`), November 2026:
+images; `build_demo(ws, source=SOURCE, size="full", device="cpu")`), 2026-11-26, deployment
+under the `mtt` protocol (ladd.training):
 
     source    labeler (epoch 2)   baseline (660 epochs)   LADD (60 epochs)   chance
-    cifar10   46.4 %              28.2 %                  42.0 %             10 %
-    shapes    98.2 %              31.4 %                  82.6 %             10 %
+    cifar10   46.4 %              28.0 %                  42.2 %             10 %
+    shapes    98.2 %              31.4 %                  83.1 %             10 %
 
-The machine was shared while this ran (load 5 to 12 on 2 cores, the build at nice 10), so its
-wall times are far above an idle machine's: on CIFAR-10 the labeler took 13 min, the baseline
-6.7 min and the LADD run 21 min, plus 4 min to decode the CIFAR-10 archive once (cached after).
-From the study's rates on the same 2 cores when it was quieter (docs/results, CPU profile: 103 s
-per seed for a LADD run of these settings, 6 s per 60 baseline epochs) we estimate about 4
-minutes for the whole build on an idle 2-core CPU; that estimate was not measured here.
+The machine was shared while this ran (load 5 to 7 on 2 cores), so its wall times are far above
+an idle machine's: the CIFAR-10 build took 22 minutes, decoding the archive included (cached
+after), the shapes runs 15 minutes. From the study's rates on the same 2 cores when it was
+quieter (docs/results, CPU profile) we estimate a few minutes for the whole build on an idle
+2-core CPU; that estimate was not measured here.
 """
 
 from __future__ import annotations

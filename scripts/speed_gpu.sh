@@ -36,7 +36,7 @@ WORK="${SPEED_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/ladd-speed.XXXXXX")}"
 mkdir -p "$WORK"
 export LADD_CACHE_DIR="$WORK/data-cache"  # decoded sources, shared by every stage
 unset TORCHINDUCTOR_CACHE_DIR TRITON_CACHE_DIR LADD_FAST_COMPILE LADD_COMPILE_CACHE
-CC="$WORK/compile"                        # compile cache of the in-process benchmarks
+COMPILE_DIR="$WORK/compile"  # compile cache of the in-process benchmarks (not CC: the C compiler)
 JSON="$OUT_DIR/speed.json"
 LOG="$OUT_DIR/session.log"
 STAGES_LOG="$OUT_DIR/stages.txt"
@@ -48,6 +48,10 @@ log() { echo "[$(date -u +%FT%TZ)] $*" | tee -a "$LOG"; }
 stage() {  # stage NAME CAP_SECONDS COMMAND...
   local name=$1 cap=$2 t0 left
   shift 2
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+    log "skip $name: not in ONLY"
+    return
+  fi
   t0=$(date +%s)
   left=$((BUDGET - (t0 - START) - 3))
   if [ "$left" -lt 8 ]; then
@@ -102,13 +106,13 @@ stage eval 20 python3 -u -m bench.eval_speed "${tiny[@]}" "${dev[@]}" --json-out
 stage parity 55 python3 -u -m bench.deploy_speed "${tiny[@]}" "${dev[@]}" "${parity[@]}" \
   --json-out "$JSON"
 stage levers32 75 python3 -u -m bench.levers "${tiny[@]}" "${dev[@]}" "${levers[@]}" \
-  --configs convnet_d3-32px-ipc10-n5 --cache-dir "$CC" --json-out "$JSON"
+  --configs convnet_d3-32px-ipc10-n5 --cache-dir "$COMPILE_DIR" --json-out "$JSON"
 if [[ " ${sizes[*]} " == *" 128 "* ]]; then
   stage levers128 60 python3 -u -m bench.levers "${dev[@]}" "${levers[@]}" \
-    --configs convnet_d5-128px-ipc10-n5 --cache-dir "$CC" --json-out "$JSON"
+    --configs convnet_d5-128px-ipc10-n5 --cache-dir "$COMPILE_DIR" --json-out "$JSON"
 fi
 stage cost 90 python3 -u -m bench.cost_table "${tiny[@]}" "${dev[@]}" "${cost[@]}" \
-  --cache-dir "$CC" --json-out "$JSON"
+  --cache-dir "$COMPILE_DIR" --json-out "$JSON"
 if [ -f "$JSON" ]; then
   python3 -m bench.speed_report "$JSON" >>"$STAGES_LOG" 2>&1 || log "speed_report failed"
 fi
