@@ -459,6 +459,7 @@ def build_demo(
             label=f"demo {mode}",
             device=device,
             progress=_relay(progress, start, span, f"{mode} training"),
+            monitor_every=max(1, cfg.epochs // 20),  # the accuracy curve the pages draw
             stop=stop,
             extra={"demo": tag},
         )
