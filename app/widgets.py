@@ -157,6 +157,34 @@ def set_picker(key: str, *, label: str = "Set", label_augmented: bool | None = N
     )
 
 
+def read_options(
+    fmt: str, source: str, mean: str, std: str, zca: bool, experiment: int
+) -> cache.ReadOptions:
+    """ladd.sets.load_set options from the 'How to read this set' fields (ValueError when a
+    field does not make sense)."""
+    opts: list[tuple[str, object]] = []
+    if fmt != "auto":
+        opts.append(("format", fmt))
+    if source != "auto":
+        opts.append(("source", source))
+    if bool(mean.strip()) != bool(std.strip()):
+        raise ValueError("give the mean and the std together")
+    if mean.strip():
+        try:
+            m = tuple(float(v) for v in mean.split(","))
+            s = tuple(float(v) for v in std.split(","))
+        except ValueError:
+            raise ValueError("mean and std are comma-separated numbers, one per channel") from None
+        opts += [("mean", m), ("std", s)]
+    if zca:
+        if source == "auto":
+            raise ValueError("ZCA space needs the source dataset (its train split fits the ZCA)")
+        opts.append(("zca_source", source))
+    if experiment >= 0:
+        opts.append(("experiment", experiment))
+    return tuple(opts)
+
+
 def run_label(run: Any) -> str:
     """`#12 my label (53.2%)` for a ladd.pipeline.RunSummary."""
     acc = f"{run.accuracy_mean:.1%}" if run.accuracy_mean is not None else run.status

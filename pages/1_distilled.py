@@ -19,34 +19,6 @@ from ladd.sets import FORMATS, DistilledFileError
 st.title("Distilled images")
 
 
-def read_options(
-    fmt: str, source: str, mean: str, std: str, zca: bool, experiment: int
-) -> cache.ReadOptions:
-    """ladd.sets.load_set options from the 'How to read this set' fields (ValueError when a
-    field does not make sense)."""
-    opts: list[tuple[str, object]] = []
-    if fmt != "auto":
-        opts.append(("format", fmt))
-    if source != "auto":
-        opts.append(("source", source))
-    if bool(mean.strip()) != bool(std.strip()):
-        raise ValueError("give the mean and the std together")
-    if mean.strip():
-        try:
-            m = tuple(float(v) for v in mean.split(","))
-            s = tuple(float(v) for v in std.split(","))
-        except ValueError:
-            raise ValueError("mean and std are comma-separated numbers, one per channel") from None
-        opts += [("mean", m), ("std", s)]
-    if zca:
-        if source == "auto":
-            raise ValueError("ZCA space needs the source dataset (its train split fits the ZCA)")
-        opts.append(("zca_source", source))
-    if experiment >= 0:
-        opts.append(("experiment", experiment))
-    return tuple(opts)
-
-
 # A random-real set that just finished becomes the one shown (once).
 rr_job = registry().get(state.get(K.RR_JOB))
 if rr_job is not None and rr_job.status == "done" and state.once(f"apply:{rr_job.id}"):
@@ -155,7 +127,7 @@ if path and origin in ("path", "upload"):
                 **state.bound(K.DS_ZCA),
             )
         with widgets.guard("Reading options: "):
-            options = read_options(fmt, src, mean_text, std_text, zca, int(exp))
+            options = widgets.read_options(fmt, src, mean_text, std_text, zca, int(exp))
 
 if path:
     with widgets.guard("Cannot show this set: "):
