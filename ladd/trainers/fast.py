@@ -44,7 +44,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -938,7 +938,9 @@ def train_fast(
 
 
 @dataclass(frozen=True)
-class _WarmResult:
+class WarmupReport:
+    """What a warm-up did: the step it prepared and what that cost (ladd.trainers.warmup)."""
+
     key: str
     description: dict[str, Any]
     device: str
@@ -947,7 +949,11 @@ class _WarmResult:
     eager_step_seconds: float | None
     compiled_step_seconds: float | None
     cache_dir: str | None
-    notes: list[str]
+    artifacts: str | None = None  # mega-cache artifacts written by `warmup(export=...)`
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def warm_step(
@@ -964,7 +970,7 @@ def warm_step(
     options: FastOptions | None,
     device: str | torch.device,
     cache_dir: str | Path | None,
-) -> _WarmResult:
+) -> WarmupReport:
     """Build the stacked step for these shapes and compile it in the mode long runs use (the
     compile cache keeps it); on a CPU time one eager step instead. See ladd.trainers.warmup."""
     opts = options or FastOptions()
@@ -1002,7 +1008,7 @@ def warm_step(
     step.prepare(1, eager_step=eager)
     if step.compiled is None:
         notes.append("compile off: nothing cached")
-    return _WarmResult(
+    return WarmupReport(
         key=step_key(step.description()),
         description=step.description(),
         device=str(dev),

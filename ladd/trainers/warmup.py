@@ -11,35 +11,16 @@ ladd.trainers.compile (which the trainer imports) because it drives the trainer 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ladd.trainers.compile import export_artifacts
-from ladd.trainers.fast import FastOptions, warm_step
+from ladd.trainers.fast import FastOptions, WarmupReport, warm_step
 
 __all__ = ["WarmupReport", "warmup"]
-
-
-@dataclass(frozen=True)
-class WarmupReport:
-    """What `warmup` did: the step it prepared and what that cost."""
-
-    key: str
-    description: dict[str, Any]
-    device: str
-    compile_mode: str
-    seconds_compile: float
-    eager_step_seconds: float | None
-    compiled_step_seconds: float | None
-    cache_dir: str | None
-    artifacts: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def warmup(
@@ -88,15 +69,4 @@ def warmup(
         if written is None:
             notes.append("no compile artifacts to export")
     notes.append(f"warm-up took {time.perf_counter() - t0:.1f} s")
-    return WarmupReport(
-        key=rep.key,
-        description=rep.description,
-        device=rep.device,
-        compile_mode=rep.compile_mode,
-        seconds_compile=rep.seconds_compile,
-        eager_step_seconds=rep.eager_step_seconds,
-        compiled_step_seconds=rep.compiled_step_seconds,
-        cache_dir=rep.cache_dir,
-        artifacts=artifacts,
-        notes=notes,
-    )
+    return replace(rep, artifacts=artifacts, notes=notes)
