@@ -823,6 +823,15 @@ def stats(
 # -- train, evaluate -------------------------------------------------------------------------
 
 
+def _set_and_test_split(
+    file: Path, source: str | None, ws: Any, data_root: Path | None, **opts: Any
+) -> tuple[Any, Any]:
+    """The set a training command trains on (the set options as `_load_set` takes them) and the
+    real test split its models are scored on."""
+    ds = _load_set(file, source, ws, data_root, **opts)
+    return ds, _test_split(ds, source, ws, data_root)
+
+
 def _train_config(**kw: Any) -> Any:
     from ladd.training import TrainConfig
 
@@ -919,18 +928,9 @@ def train(
         )
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(
-            file,
-            source,
-            ws,
-            data_root,
-            zca=zca,
-            mean=mean,
-            std=std,
-            fmt=fmt,
-            experiment=experiment,
+        ds, test = _set_and_test_split(
+            file, source, ws, data_root, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
         )
-        test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"train {arch} ({mode})") as cb:
             run_id, res = run_train(
@@ -972,6 +972,9 @@ def _result_json(run_id: int, res: Any) -> dict[str, Any]:
         "mode": d["config"]["mode"],
         "arch": d["config"]["arch"],
         "protocol": d["config"]["protocol"],
+        # how the fast trainer ran: compile mode, precision, compile vs train seconds (null
+        # for the reference loop)
+        "engine": d.get("engine"),
     }
 
 
@@ -1036,18 +1039,9 @@ def evaluate(
         )
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(
-            file,
-            source,
-            ws,
-            data_root,
-            zca=zca,
-            mean=mean,
-            std=std,
-            fmt=fmt,
-            experiment=experiment,
+        ds, test = _set_and_test_split(
+            file, source, ws, data_root, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
         )
-        test = _test_split(ds, source, ws, data_root)
         _warn_long(epochs, dev)
         with _progress_bar(f"evaluate ({mode})") as cb:
             run_id, res = run_evaluate(

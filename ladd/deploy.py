@@ -194,7 +194,7 @@ class DeployResult:
     class_names: list[str]
     engine: dict[str, Any] | None = None  # how the fast trainer ran (compile vs train seconds)
     # The live view's points (monitor_every > 0): {"epoch", "accuracy": [per seed, in
-    # config.seeds order; None where a resumed run lost it]} on the fixed monitor subset of the
+    # config.seeds order; None where a seed has no point]} on the fixed monitor subset of the
     # test split (MONITOR_IMAGES), for the curves only; never used to choose anything.
     monitor: list[dict[str, Any]] = field(default_factory=list)
     models: list[nn.Module] = field(default_factory=list, repr=False)
@@ -301,6 +301,17 @@ def train_and_evaluate(
     x_test = eval_inputs(dataset, test_set, dev)  # checks sizes before the long part
     monitor = None
     history: dict[int, dict[int, float]] = {}
+    if checkpoint is not None:  # a resumed run keeps the points measured before its crash
+
+        def restore(rows: list[list[Any]]) -> None:
+            for e, s, a in rows:
+                history.setdefault(int(e), {})[int(s)] = float(a)
+
+        checkpoint.attach(
+            "monitor",
+            lambda: [[e, s, a] for e, row in sorted(history.items()) for s, a in row.items()],
+            restore,
+        )
     if monitor_every > 0:
         pick = monitor_subset(test_set).to(dev)
         monitor = make_monitor(

@@ -545,6 +545,13 @@ class TrainCheckpoint:
     def __init__(self, path: str | Path, key: str, seconds: float = 60.0) -> None:
         self.path, self.key, self.seconds = Path(path), key, float(seconds)
         self._last = time.monotonic()
+        self._attached: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}
+
+    def attach(self, name: str, get: Callable[[], Any], put: Callable[[Any], None]) -> None:
+        """Keep a caller's own state (JSON-able, e.g. the live view's accuracy points) in every
+        save, and hand it back through `put` when a saved state is resumed, so that what was
+        gathered before a crash is not lost with it."""
+        self._attached[name] = (get, put)
 
     def due(self, last_pass: bool) -> bool:
         return not last_pass and time.monotonic() - self._last >= self.seconds
@@ -552,7 +559,8 @@ class TrainCheckpoint:
     def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         from ladd.files import save_tensors
 
-        body = json.dumps({**meta, "key": self.key})
+        attached = {name: get() for name, (get, _) in self._attached.items()}
+        body = json.dumps({**meta, "attached": attached, "key": self.key})
         save_tensors(self.path, tensors, {TRAIN_STATE_KEY: body})
         self._last = time.monotonic()
 
@@ -570,6 +578,9 @@ class TrainCheckpoint:
             return None
         if meta.get("key") != self.key:
             return None
+        for name, (_, put) in self._attached.items():
+            if name in (meta.get("attached") or {}):
+                put(meta["attached"][name])
         return tensors, meta
 
     def remove(self) -> None:

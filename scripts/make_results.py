@@ -120,12 +120,12 @@ def table(part: str, rows: list[dict]) -> list[str]:
         out += ["| set | accuracy | storage overhead |", "|---|---|---|"]
         for r in sorted(rows, key=lambda r: r.get("label", "")):
             out.append(
-                f"| {r.get('label', r['mode'])} | {acc(r)} | {100 * r.get('overhead', 0):.1f} % |"
+                f"| {r.get('label', r['mode'])} | {cell(r)} | {100 * r.get('overhead', 0):.1f} % |"
             )
     elif part == "3":
         out += ["| N | R | accuracy | overhead |", "|---|---|---|---|"]
         for r in sorted(rows, key=lambda r: (r["n"], r["r"])):
-            out.append(f"| {r['n']} | {r['r']} | {acc(r)} | {100 * r.get('overhead', 0):.1f} % |")
+            out.append(f"| {r['n']} | {r['r']} | {cell(r)} | {100 * r.get('overhead', 0):.1f} % |")
     elif part == "4":
         out += [
             "| labeler epoch | labeler acc | mean max prob | mean entropy (nats) | student |",
@@ -134,7 +134,7 @@ def table(part: str, rows: list[dict]) -> list[str]:
         for r in sorted(rows, key=lambda r: r["labeler_epoch"]):
             out.append(
                 f"| {r['labeler_epoch']} | {100 * r['labeler_accuracy']:.1f} | "
-                f"{r['mean_max_prob']:.3f} | {r['mean_entropy']:.3f} | {acc(r)} |"
+                f"{r['mean_max_prob']:.3f} | {r['mean_entropy']:.3f} | {cell(r)} |"
             )
     elif part == "5":
         order = [

@@ -311,7 +311,7 @@ class Study:
             twin = self.out / f"{self.p.name}-{other}-{run_key}.json"
             if twin.exists():
                 print(f"{key}: the part {other} run stands in", flush=True)
-                return self.borrow(path, part, twin, want)
+                return self.borrow(path, part, twin, want, extra)
         self._pending.append(
             Group(
                 part,
@@ -456,10 +456,13 @@ class Study:
         print(f"{g.key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)
         return rec
 
-    def borrow(self, path: Path, part: str, twin: Path, want: tuple) -> dict:
+    def borrow(
+        self, path: Path, part: str, twin: Path, want: tuple, extra: dict | None = None
+    ) -> dict:
         """Write this part's record (`path`) of a run group that another part already trained:
-        the same numbers, marked with the run it was borrowed from."""
-        rec = borrowed_record(part, self._checked(twin, want))
+        the same numbers, marked with the run it was borrowed from, plus this part's own fields
+        (`extra`: e.g. table 2's storage overhead, table 5's labeler statistics)."""
+        rec = {**borrowed_record(part, self._checked(twin, want)), **(extra or {})}
         write_json(path, rec, indent=2)
         return rec
 
@@ -499,9 +502,15 @@ class Study:
             mode="ladd",
             labeler_epoch=self.p.labeler_epochs[0],
             extra={"overhead": report.overhead, "label": "ladd"},
+            reuse=("1",),  # table 1's IPC 10 run groups
         )
         self.run(
-            "2", distiller=m, ipc=10, mode="baseline", extra={"overhead": 0.0, "label": "baseline"}
+            "2",
+            distiller=m,
+            ipc=10,
+            mode="baseline",
+            extra={"overhead": 0.0, "label": "baseline"},
+            reuse=("1",),
         )
         self.flush()
 
@@ -520,6 +529,7 @@ class Study:
                     labeler_epoch=self.p.labeler_epochs[0],
                     seeds=self.p.grid_seeds,
                     extra={"overhead": set_storage_report(la).overhead},
+                    reuse=("1",) if self.p.grid_seeds == self.p.seeds else (),  # N 5, R 0.625
                 )
         self.flush()
 
@@ -536,6 +546,7 @@ class Study:
                 mode="ladd",
                 labeler_epoch=e,
                 extra={"labeler_accuracy": lab.meta.test_accuracy, **stats},
+                reuse=("1",),  # the first labeler epoch is table 1's run group
             )
         self.flush()
 

@@ -174,6 +174,9 @@ def test_whole_pipeline_on_shapes(tmp_path: Path) -> None:
         "run_id",
     }
     assert len(out["per_seed"]) == 2 and len(out["per_class"]) == 10 and out["flops"] > 0
+    # how the fast trainer ran, for the end-to-end benchmark (compile vs train seconds)
+    assert out["engine"]["engine"] in ("stacked", "sequential")
+    assert 0.0 <= out["engine"]["seconds_train"] <= out["seconds"]
     run_dir = ws / "runs" / str(out["run_id"])
     assert (run_dir / "model_seed0.safetensors").is_file() and (
         run_dir / "model_seed1.safetensors"

@@ -241,11 +241,22 @@ def test_a_recorded_run_resumes_from_its_checkpoint(sets, tmp_path: Path, traine
 
     ws = Workspace(tmp_path / "crashed")
     with pytest.raises(_Crash):
-        run_train(ws, la, test, cfg, device="cpu", progress=crash, checkpoint_seconds=0.0)
+        run_train(
+            ws, la, test, cfg, device="cpu", progress=crash, checkpoint_seconds=0.0, monitor_every=1
+        )
     assert list((ws.root / "checkpoints").glob("train-*.safetensors"))
-    run_id, again = run_train(ws, la, test, cfg, device="cpu", checkpoint_seconds=0.0)
+    run_id, again = run_train(
+        ws, la, test, cfg, device="cpu", checkpoint_seconds=0.0, monitor_every=1
+    )
     assert ws.db.get_run(run_id).metrics["resumed"] is True
     assert again.loss_curves == whole.loss_curves
+    # the live view's points from before the crash came back with the state: one per pass,
+    # every seed, as an uninterrupted monitored run has them
+    _, watched = run_train(
+        Workspace(tmp_path / "watched"), la, test, cfg, device="cpu", monitor_every=1
+    )
+    assert again.monitor == watched.monitor
+    assert [row["epoch"] for row in again.monitor] == list(range(1, 6))
     for a, b in zip(whole.models, again.models, strict=True):
         for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
             assert torch.equal(p, q)

@@ -135,6 +135,31 @@ def test_a_record_borrowed_from_a_borrowed_record_names_the_run_that_trained(tmp
     assert in6["part"] == "6" and in6["mean"] == own["mean"] and in6["per_seed"] == own["per_seed"]
 
 
+def test_tables_2_to_4_borrow_table_1_runs_with_their_own_fields(tmp_path):
+    """Study.borrow keeps the borrowing table's own fields (table 2's storage overhead and
+    label) beside the twin's numbers, and the table marks the cell as borrowed."""
+    study = _study()
+    ladd1 = _rec("1", "ladd", 0.381)
+    twin = tmp_path / "twin.json"
+    twin.write_text(json.dumps(ladd1))
+    want = (ladd1["epochs"], ladd1["seeds"], ladd1["width"], ladd1.get("protocol"))
+    fake = type("S", (), {"_checked": staticmethod(study.Study._checked)})()
+    rec = study.Study.borrow(
+        fake, tmp_path / "in2.json", "2", twin, want, {"overhead": 0.25, "label": "ladd"}
+    )
+    assert json.loads((tmp_path / "in2.json").read_text()) == rec
+    assert rec["part"] == "2" and rec["mean"] == 0.381 and rec["overhead"] == 0.25
+    assert rec["borrowed"] == "the table 1 run"
+    rows = [
+        rec,
+        _rec("2", "baseline", 0.27, ipc=11, label="baseline++", overhead=0.1),
+        _rec("1", "ladd", 0.381),
+    ]
+    part2 = _generate(tmp_path, rows).split("## 2.")[1].split("## 3.")[0]
+    assert "| ladd | 38.1 ± 1.0 (the table 1 run) | 25.0 % |" in part2
+    assert "| baseline++ | 27.0 ± 1.0 | 10.0 % |" in part2
+
+
 def test_part6_lists_every_architecture_and_shows_borrowed_convnet_rows(tmp_path):
     study = _study()
     base5 = _rec("5", "baseline", 0.338, distiller="dm")
