@@ -315,6 +315,40 @@ def test_stop_leaves_the_rest_pending(inputs, tmp_path):
     assert counts == {"pending": 3, "running": 0, "done": 1, "failed": 0}
 
 
+_HOLD = """
+import sys, time
+from ladd.store import Workspace
+from ladd.sweep import driver_lock
+with driver_lock(Workspace(sys.argv[1]), "busy"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_driver_of_the_same_sweep_is_refused_until_the_first_is_gone(inputs, tmp_path):
+    """Two drivers of one sweep (two terminals, or the dashboard and a terminal) would train
+    the same cells twice: the second is refused and told who holds the sweep; the lock goes
+    with its holder, even one killed with -9, and the sweep then runs."""
+    from ladd.sweep import SweepBusy
+
+    ws = Workspace(tmp_path)
+    spec = grid(inputs, name="busy", archs=("convnet_d2",), modes=("baseline",))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SweepBusy, match=rf"already running \(pid {holder.pid} on "):
+            run_sweep(spec, ws)
+        assert train_runs(ws) == []
+    finally:
+        holder.kill()  # SIGKILL: no cleanup of its own
+        holder.wait()
+    res = run_sweep(spec, ws)
+    assert res.status == "done" and res.ran == 1
+
+
 def test_sweeps_are_listed_and_a_dead_driver_reads_interrupted(serial_run, tmp_path):
     ws, _, _ = serial_run
     assert [s.name for s in list_sweeps(ws)] == ["grid"]

@@ -15,7 +15,15 @@ from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell, throughp
 from ladd.sweep.events import SweepEvent, TextProgress, render_event
 from ladd.sweep.executor import CellOutput, Executor, SerialExecutor, compute_cell
 from ladd.sweep.ray_backend import ray_available
-from ladd.sweep.record import CellRecord, SweepRecord, list_sweeps, load_sweep, recorded_cells
+from ladd.sweep.record import (
+    CellRecord,
+    SweepBusy,
+    SweepRecord,
+    driver_lock,
+    list_sweeps,
+    load_sweep,
+    recorded_cells,
+)
 from ladd.sweep.runner import SweepPlan, SweepResult, plan_sweep, run_sweep
 from ladd.sweep.spec import Cell, CellInput, SweepSpec, expand, load_spec, seed_groups
 
@@ -27,6 +35,7 @@ __all__ = [
     "CellRecord",
     "Executor",
     "SerialExecutor",
+    "SweepBusy",
     "SweepEstimate",
     "SweepEvent",
     "SweepPlan",
@@ -35,6 +44,7 @@ __all__ = [
     "SweepSpec",
     "TextProgress",
     "compute_cell",
+    "driver_lock",
     "estimate_cell",
     "expand",
     "list_sweeps",

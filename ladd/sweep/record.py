@@ -2,6 +2,7 @@
 
     <workspace>/sweeps/<name>/sweep.json    the spec, the estimate, every cell with its status
                                             (pending | running | done | failed) and run id
+    <workspace>/sweeps/<name>/driver.lock   held by the one driver running the sweep
     <workspace>/sweeps/<name>/inputs/       the label-augmented sets the sweep made (one per
                                             set x labeler epoch x N/R), so every run points
                                             at the exact file it trained on
@@ -19,6 +20,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,9 @@ from ladd.files import write_json
 __all__ = [
     "CELL_STATUSES",
     "CellRecord",
+    "SweepBusy",
     "SweepRecord",
+    "driver_lock",
     "list_sweeps",
     "load_sweep",
     "record_train",
@@ -42,6 +47,45 @@ CELL_STATUSES = ("pending", "running", "done", "failed")
 def sweep_dir(workspace: Any, name: str) -> Path:
     """<workspace>/sweeps/<name>/ (not created)."""
     return Path(workspace.root) / "sweeps" / name
+
+
+class SweepBusy(RuntimeError):
+    """Another process is driving this sweep: two drivers would train the same cells twice."""
+
+
+@contextmanager
+def driver_lock(workspace: Any, name: str) -> Iterator[None]:
+    """Hold <workspace>/sweeps/<name>/driver.lock while driving the sweep; a second driver of
+    the same sweep (another terminal, the dashboard) is refused with SweepBusy and who holds
+    it. The lock is the OS's (flock): it is released when its holder exits, even on kill -9,
+    so a crashed driver never leaves the sweep locked. Where flock is missing (Windows), no
+    lock is taken."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    d = sweep_dir(workspace, name)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "driver.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise SweepBusy(
+                f"sweep {name!r} is already running ({holder}); wait for it to end or stop it, "
+                "then run it again: recorded cells are skipped"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()  # the lock itself goes with the file's closing
 
 
 @dataclass

@@ -31,6 +31,7 @@ from ladd.sweep.executor import CellOutput, ComputeFn, Executor, SerialExecutor,
 from ladd.sweep.record import (
     CellRecord,
     SweepRecord,
+    driver_lock,
     load_sweep,
     record_train,
     recorded_cells,
@@ -320,6 +321,24 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     inputs = _Inputs(spec, workspace)
+    with driver_lock(workspace, spec.name):  # one driver per sweep
+        return _run_locked(
+            spec, workspace, inputs, executor, address, on_event, stop, compute, ray_options, t0
+        )
+
+
+def _run_locked(
+    spec: SweepSpec,
+    workspace: Any,
+    inputs: _Inputs,
+    executor: str | Executor,
+    address: str | None,
+    on_event: Callable[[SweepEvent], None] | None,
+    stop: threading.Event | None,
+    compute: ComputeFn,
+    ray_options: dict[str, Any] | None,
+    t0: float,
+) -> SweepResult:
     state: _State | None = None
 
     def relay(ev: ProgressEvent) -> None:  # per-epoch progress of the serial executor's cell
