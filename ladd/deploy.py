@@ -128,14 +128,16 @@ def evaluate_models(
     batch_size: int = 1024,
     *,
     precision: str = "fp32",
-    stacked: bool | None = None,
+    stacked: bool = False,
 ) -> list[ModelScores]:
     """Top-1 accuracy, per-class accuracy and confusion matrix of each model on (inputs, labels).
 
     precision "bf16" (or "auto" on CUDA): bf16 autocast on CUDA (fp32 on the CPU). stacked: all
-    models in one vmapped forward per batch of images (None: on CUDA when they share one
-    architecture; on a CPU grouped convolutions are slower than separate ones, measured); the
-    predictions are the per-model ones (tested), only the launches differ.
+    models in one vmapped forward per batch of images; the default is per model, the faster
+    one where measured (H200, 2026-11-26, 5 ConvNet-D3 on the 10,000 test images: stacked bf16
+    149k img/s vs per-model fp32 212k, docs/benchmarks.md; on a CPU grouped convolutions are
+    slower than separate ones too). The predictions are the per-model ones (tested), only the
+    launches differ.
     """
     from ladd.trainers.compile import resolve_precision
 
@@ -143,8 +145,8 @@ def evaluate_models(
     bf16 = inputs.device.type == "cuda" and resolve_precision(precision, inputs.device) == "bf16"
     for model in models:
         model.eval()
-    if stacked is None:
-        stacked = inputs.device.type == "cuda" and _stackable(models)
+    if stacked and models and not _stackable(models):
+        raise ValueError("stacked evaluation needs models of one architecture")
     if stacked and models:
         all_preds = _predict_stacked(models, inputs, batch_size, bf16)  # (S, N)
     else:

@@ -33,14 +33,16 @@ def test_stacked_evaluation_equals_evaluating_each_model(arch, options, one_thre
     together = evaluate_models(models, x, labels, 5, batch_size=32, stacked=True)
     assert together == each
     assert len({s.accuracy for s in each}) > 1 or len(models) == 1  # really different models
-    assert evaluate_models(models, x, labels, 5, batch_size=32) == each  # auto: per model here
+    assert evaluate_models(models, x, labels, 5, batch_size=32) == each  # default: per model
 
 
 def test_models_of_different_architectures_are_evaluated_one_by_one(one_thread) -> None:
     models = [_models()[0], create_model("convnet_d2", 5, 16, seed=0, width=4).eval()]
     x = torch.randn(10, 3, 16, 16)
     labels = torch.zeros(10, dtype=torch.long)
-    scores = evaluate_models(models, x, labels, 5)  # auto falls back: shapes differ
+    scores = evaluate_models(models, x, labels, 5)  # the default: one by one
     assert len(scores) == 2 and all(0.0 <= s.accuracy <= 1.0 for s in scores)
     for s in scores:
         assert sum(map(sum, s.confusion)) == 10
+    with pytest.raises(ValueError, match="one architecture"):
+        evaluate_models(models, x, labels, 5, stacked=True)  # shapes differ: cannot stack
