@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     t_all, together = _time(
         lambda: evaluate_models(models, x, labels, 10, batch, precision="auto", stacked=True), dev
     )
+    # the default a run uses: per model, in the run's precision ("auto": bf16 on CUDA)
+    t_default, _ = _time(
+        lambda: evaluate_models(models, x, labels, 10, batch, precision="auto"), dev
+    )
     agree = statistics.fmean(
         sum(a == b for a, b in zip(sum(e.confusion, []), sum(t.confusion, []), strict=True))
         / (10 * 10)
@@ -79,6 +83,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "per_model_fp32_images_per_s": round(seeds * images / t_each, 1),
             "stacked_images_per_s": round(seeds * images / t_all, 1),
             "ratio": round(t_each / t_all, 2),
+            "per_model_auto_images_per_s": round(seeds * images / t_default, 1),
+            "default_ratio": round(t_each / t_default, 2),
             "stacked_precision": "bf16" if dev.type == "cuda" else "fp32",
             "batch": batch,
             "accuracy_diff_max": max(
@@ -93,6 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         f"{rec['config']:<40} card={card_name(dev)}  per model fp32 "
         f"{rec['per_model_fp32_images_per_s']:,.0f} img/s  stacked {rec['stacked_precision']} "
         f"{rec['stacked_images_per_s']:,.0f} img/s  ratio={rec['ratio']}x  "
+        f"default (per model, auto) {rec['per_model_auto_images_per_s']:,.0f} img/s  "
         f"|acc diff| max {rec['accuracy_diff_max']:.4f}",
         flush=True,
     )

@@ -242,6 +242,7 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
                     "all seeds stacked img/s",
                     "precision",
                     "ratio",
+                    "default (per model, auto) img/s",
                     "max |accuracy diff|",
                 ],
                 [
@@ -251,6 +252,7 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
                         _f(r["stacked_images_per_s"]),
                         r["stacked_precision"],
                         _f(r["ratio"], ".2f"),
+                        _f(r.get("per_model_auto_images_per_s")),  # older records lack it
                         _f(r["accuracy_diff_max"], ".4f"),
                     ]
                     for r in evals

@@ -112,6 +112,7 @@ def test_eval_speed_tiny_compares_stacked_with_per_model(one_thread) -> None:
     (rec,) = eval_speed.main(["--tiny"])
     assert rec["accuracy_diff_max"] == 0.0 and rec["confusion_cells_equal"] == 1.0  # fp32, CPU
     assert rec["stacked_images_per_s"] > 0
+    assert rec["per_model_auto_images_per_s"] > 0 and rec["default_ratio"] > 0  # the default
 
 
 def _records() -> list[dict]:
