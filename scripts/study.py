@@ -461,7 +461,7 @@ class Study:
     ) -> dict:
         """Write this part's record (`path`) of a run group that another part already trained:
         the same numbers, marked with the run it was borrowed from, plus this part's own fields
-        (`extra`: e.g. table 2's storage overhead, table 5's labeler statistics)."""
+        (`extra`: e.g. table 2's storage overhead, table 4's labeler statistics)."""
         rec = {**borrowed_record(part, self._checked(twin, want)), **(extra or {})}
         write_json(path, rec, indent=2)
         return rec
