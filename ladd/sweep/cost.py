@@ -45,9 +45,20 @@ _DISCUSSION = (
     "docs/results/DISCUSSION.md, part 6: plain fp32 SGD steps at batch 256, no DSA, 2026-11-26"
 )
 THROUGHPUTS: tuple[Throughput, ...] = (
-    # docs/benchmarks.md "CPU figures": reference 105.7 / ours 62.4 plus the interleaved repeat
-    # 53 / 87 / 71 and 94 / 56 / 97 samples/s: one loop, machine noise; their mean is 78.
-    Throughput("cpu", "convnet_d3", 32, 32, 78.0, _CPU, "docs/benchmarks.md, CPU, width 32"),
+    # Three LADD run groups of the study's part 3 (N 3: 3 seeds x 61 passes x 1,000 samples,
+    # DSA, the fast trainer) on the 2 cores with nothing else running: 183,000 seed-samples in
+    # 216 / 207 / 163 s, 937 samples/s. (docs/benchmarks.md's "CPU figures", 53 to 106
+    # samples/s, were taken while other jobs shared the cores; the width-128 row below is
+    # from then and likely as pessimistic. A sweep's ETA recalibrates on its finished cells.)
+    Throughput(
+        "cpu",
+        "convnet_d3",
+        32,
+        32,
+        937.0,
+        _CPU,
+        "docs/results/cpu-3-random-ipc10-convnet_d3-ladd-n3-*.json, idle cores, 2026-11-26",
+    ),
     Throughput("cpu", "convnet_d3", 32, 128, 29.5, _CPU, "docs/benchmarks.md, CPU, width 128"),
     Throughput("cpu", "alexnet", 32, None, 114.0, _CPU, _DISCUSSION),
     Throughput("cpu", "vgg11", 32, None, 176.0, _CPU, _DISCUSSION),
