@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         )
         wall, out = _cli(base + extra, env)
         engine = out.get("engine") or {}
-        compiled = latest_compile(cache, seeds=seeds) if cache and forced else None
+        compiled = None
         if forced and engine.get("compile_mode") not in (None, "off"):
             # the run's own report: this run's compile seconds (the cache index keeps the
             # first compile of these shapes, which a warm run does not repeat)
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "compile_seconds": float(engine.get("seconds_compile") or 0.0),
                 "loss_diff": engine.get("compiled_loss_diff"),
             }
+        elif cache and forced:  # a CLI without the engine report: the cache index
+            compiled = latest_compile(cache, seeds=seeds)
         return emit(
             {
                 "config": f"e2e-{size}px-{name}",
