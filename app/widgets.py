@@ -160,29 +160,20 @@ def set_picker(key: str, *, label: str = "Set", label_augmented: bool | None = N
 def read_options(
     fmt: str, source: str, mean: str, std: str, zca: bool, experiment: int
 ) -> cache.ReadOptions:
-    """ladd.sets.load_set options from the 'How to read this set' fields (ValueError when a
-    field does not make sense)."""
-    opts: list[tuple[str, object]] = []
-    if fmt != "auto":
-        opts.append(("format", fmt))
-    if source != "auto":
-        opts.append(("source", source))
-    if bool(mean.strip()) != bool(std.strip()):
-        raise ValueError("give the mean and the std together")
-    if mean.strip():
-        try:
-            m = tuple(float(v) for v in mean.split(","))
-            s = tuple(float(v) for v in std.split(","))
-        except ValueError:
-            raise ValueError("mean and std are comma-separated numbers, one per channel") from None
-        opts += [("mean", m), ("std", s)]
-    if zca:
-        if source == "auto":
-            raise ValueError("ZCA space needs the source dataset (its train split fits the ZCA)")
-        opts.append(("zca_source", source))
-    if experiment >= 0:
-        opts.append(("experiment", experiment))
-    return tuple(opts)
+    """ladd.sets.load_set options from the 'How to read this set' fields ("auto", blank and
+    -1 mean "from the files"); the rules are ladd.sets.options.read_options', and a field that
+    does not make sense raises its ValueError (SetOptionError)."""
+    from ladd.sets.options import read_options as core_read_options
+
+    opts = core_read_options(
+        format=None if fmt == "auto" else fmt,
+        source=None if source == "auto" else source,
+        mean=mean,
+        std=std,
+        zca=zca,
+        experiment=None if experiment < 0 else experiment,
+    )
+    return tuple(opts.items())
 
 
 def run_label(run: Any) -> str:

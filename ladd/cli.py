@@ -216,17 +216,6 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     return vals
 
 
-def _floats(text: str | None, name: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"expected comma-separated numbers, got {text!r}", param_hint=name
-        ) from None
-
-
 def _load_set(
     path: Path,
     source: str | None,
@@ -241,25 +230,21 @@ def _load_set(
     describe_only: bool = False,
 ) -> Any:
     """Any set at `path` (ladd.sets.load_set) with the command line's set options."""
-    from ladd.sets import FORMATS, load_set
+    from ladd.sets import load_set
+    from ladd.sets.options import SetOptionError, read_options
 
     if not path.exists():
         raise CLIError(f"{path}: no such file or folder")
-    kwargs: dict[str, Any] = {"source": source} if source else {}
-    if zca:
-        if not source:
-            raise CLIError("--zca needs --source: ZCA is fitted on that source's train split")
-        kwargs["zca_source"] = source
-    if (mean is None) != (std is None):
-        raise typer.BadParameter("give --mean and --std together", param_hint="--mean/--std")
-    if mean is not None:
-        kwargs["mean"], kwargs["std"] = _floats(mean, "--mean"), _floats(std, "--std")
-    if fmt is not None:
-        if fmt not in FORMATS:
-            raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
-        kwargs["format"] = fmt
-    if experiment is not None:
-        kwargs["experiment"] = experiment
+    try:
+        kwargs = read_options(
+            format=fmt, source=source, mean=mean, std=std, zca=zca, experiment=experiment
+        )
+    except SetOptionError as e:
+        hint = {"mean": "--mean/--std", "std": "--mean/--std"}.get(e.field, f"--{e.field}")
+        if e.field == "zca":
+            msg = "--zca needs --source: ZCA is fitted on that source's train split"
+            raise CLIError(msg) from None
+        raise typer.BadParameter(e.message, param_hint=hint) from None
     if describe_only:
         kwargs["describe_only"] = True
     if ws is not None:

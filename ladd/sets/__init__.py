@@ -11,6 +11,8 @@ Module map:
                     and safetensors files, image folders (registered on import)
     augmented.py    the label-augmented set and its file (registered first)
     loading.py      load_set / load_distilled, fit_zca_for, random_real
+    options.py      read_options: the user's reading fields (CLI flags, dashboard) as load_set
+                    options, one rule set for both
 
 `base` imports no reader; this package imports them all, so `load_set` knows every format.
 docs/formats.md lists what each format reads and how to load it.
@@ -46,6 +48,7 @@ from ladd.sets.loading import (
     random_real,
     resolve_set_path,
 )
+from ladd.sets.options import SetOptionError, read_options
 
 __all__ = [
     "FORMATS",
@@ -61,6 +64,7 @@ __all__ = [
     "Normalisation",
     "RawSet",
     "ReadRequest",
+    "SetOptionError",
     "convention",
     "find_reader",
     "fit_zca_for",
@@ -69,6 +73,7 @@ __all__ = [
     "load_distilled",
     "load_set",
     "random_real",
+    "read_options",
     "register_reader",
     "resolve_set_path",
     "safe_torch_load",
