@@ -583,6 +583,20 @@ class TrainCheckpoint:
                 put(meta["attached"][name])
         return tensors, meta
 
+    def saved_meta(self) -> dict[str, Any] | None:
+        """The saved state's metadata when there is one of this run (no tensors read, nothing
+        handed back): which engine wrote it, how far it got."""
+        from safetensors import safe_open
+
+        if not self.path.is_file():
+            return None
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                meta = json.loads((f.metadata() or {})[TRAIN_STATE_KEY])
+        except Exception:
+            return None
+        return meta if meta.get("key") == self.key else None
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -467,3 +468,75 @@ def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thre
     assert entry.loss_diff == 0.0
     ref = train_reference(data, spec, cfg, device="cpu")
     assert _max_diff(ref.models, res.models) < 1e-5
+
+
+def _policy_plan(monkeypatch, threshold: int) -> None:
+    """Plans resolve as on CUDA (compile "policy"), with the sequential fall-back from
+    `threshold` px; the cold-compile estimate keeps these tiny runs eager."""
+    import ladd.trainers.fast as fast
+
+    real = fast._resolve
+
+    def as_on_cuda(*args, **kwargs):
+        return replace(real(*args, **kwargs), mode="policy")
+
+    monkeypatch.setattr(fast, "_resolve", as_on_cuda)
+    monkeypatch.setattr(fast, "SEQUENTIAL_WHEN_EAGER_FROM_PX", threshold)
+
+
+@pytest.mark.parametrize("threshold", [SIZE, SIZE * 2])
+def test_a_run_the_policy_keeps_eager_at_large_sizes_runs_the_sequential_engine(
+    monkeypatch, one_thread, tmp_path, threshold
+) -> None:
+    """Where the eager stacked step loses to the reference loop (128 px and up, measured 0.73x
+    on an H200), a run the policy keeps eager trains on the sequential engine: the reference
+    loop's exact weights, the reason in the engine report. Below the size it stays stacked."""
+    _policy_plan(monkeypatch, threshold)
+    data = _data()
+    cfg = _cfg(epochs=2, seeds=(0, 1))
+    spec = model_spec(cfg, K, SIZE)
+    opts = FastOptions("stacked", cache_dir=str(tmp_path / "cc"))
+    res = train_fast(data, spec, cfg, device="cpu", options=opts)
+    assert res.report.compile_mode == "off" and res.report.seconds_probe > 0
+    if threshold > SIZE:
+        assert res.report.engine == "stacked" and "sequential" not in res.report.decision
+        return
+    assert res.report.engine == "sequential"
+    assert res.report.decision.startswith("eager") and "sequential engine" in res.report.decision
+    ref = train_reference(data, spec, cfg, device="cpu")
+    assert _max_diff(res.models, ref.models) == 0.0
+    assert res.loss_curves == ref.loss_curves
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_saved_state_is_resumed_by_the_engine_that_saved_it(monkeypatch, one_thread, tmp_path):
+    """A run that fell back to the sequential engine and was killed resumes on that engine even
+    when the plan says stacked now (the stacked step cannot read a per-seed state), and ends with
+    the uninterrupted run's weights."""
+    from ladd.training import TrainCheckpoint
+
+    _policy_plan(monkeypatch, SIZE)
+    data = _data()
+    cfg = _cfg(epochs=3, seeds=(0, 1))
+    spec = model_spec(cfg, K, SIZE)
+    opts = FastOptions("stacked", cache_dir=str(tmp_path / "cc"))
+    ckpt = TrainCheckpoint(tmp_path / "state.safetensors", key="run", seconds=0.0)
+    passes = cfg.resolved(SIZE).passes
+
+    def kill(ev):
+        if ev.step >= passes + 1:  # seed 1's first pass
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train_fast(data, spec, cfg, device="cpu", options=opts, progress=kill, checkpoint=ckpt)
+    assert ckpt.saved_meta() is not None and "seed_index" in ckpt.saved_meta()
+    monkeypatch.undo()  # plain CPU plan: stacked, never falls back
+    again = train_fast(data, spec, cfg, device="cpu", options=opts, checkpoint=ckpt)
+    assert again.report.engine == "sequential"
+    assert "resuming the state the sequential engine saved" in again.report.decision
+    ref = train_reference(data, spec, cfg, device="cpu")
+    assert _max_diff(again.models, ref.models) == 0.0
+    assert again.loss_curves == ref.loss_curves

@@ -123,6 +123,13 @@ _NUM_U = 10  # uniforms drawn per sample for the vectorised DSA (see draw_dsa_pa
 # measured on the H200 (grouped, NCHW, compile mode "default").
 LEVER_DEFAULTS: dict[tuple[str, int], dict[str, Any]] = {}
 
+# When the compile policy keeps a run eager (a short run, a cold cache), images of this size and
+# up train on the sequential engine instead of the eager stacked step: on an H200 the eager
+# grouped-convolution step measured 0.73x the reference loop at 128 px (ConvNet-D5) but 1.07x at
+# 32 px (ConvNet-D3) (docs/benchmarks.md, 2026-11-26), so "never slower than the field's loop"
+# means the loop itself there. Only the grouped layout was measured, so only it falls back.
+SEQUENTIAL_WHEN_EAGER_FROM_PX = 128
+
 
 @dataclass(frozen=True)
 class FastOptions:
@@ -752,6 +759,8 @@ def _train_stacked(
     monitor: Monitor | None = None,
     monitor_every: int = 0,
     checkpoint: TrainCheckpoint | None = None,
+    *,
+    may_fall_back: bool = True,
 ) -> tuple[list[nn.Module], list[list[float]], _StackedStep]:
     seeds = cfg.seeds
     s_count, t_count, bsz = len(seeds), len(data), cfg.batch_size
@@ -772,6 +781,18 @@ def _train_stacked(
     # Steps the compiled function would run: all (padded tail) or the full ones (eager tail).
     per_epoch = t_count // bsz if opts.pad_last is False else math.ceil(t_count / bsz)
     step.prepare(passes * per_epoch, progress, total)
+    if (
+        may_fall_back
+        and step.mode == "off"
+        and plan.mode == "policy"
+        and plan.layout == "grouped"
+        and int(data.inputs.shape[-1]) >= SEQUENTIAL_WHEN_EAGER_FROM_PX
+    ):
+        raise _UseSequential(
+            f"{step.decision}; eager grouped steps lose to the reference loop at "
+            f">= {SEQUENTIAL_WHEN_EAGER_FROM_PX} px: sequential engine",
+            step.seconds_probe,
+        )
     pad = opts.pad_last if opts.pad_last is not None else step.mode != "off"
     gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
     epochs = _Epochs(t_count, bsz, gens, dev, pad)
@@ -854,6 +875,69 @@ def _train_stacked(
     return [m.eval() for m in end.final(models)], curves, step
 
 
+class _UseSequential(Exception):
+    """The stacked step was not worth it for this run (raised before any training)."""
+
+    def __init__(self, reason: str, seconds_probe: float) -> None:
+        super().__init__(reason)
+        self.reason, self.seconds_probe = reason, seconds_probe
+
+
+def _saved_engine(checkpoint: TrainCheckpoint | None) -> str | None:
+    """Which engine wrote this run's saved state (None: nothing to resume). The sequential
+    engine's state is per seed (`seed_index`), the stacked engine's per pass of all seeds."""
+    meta = checkpoint.saved_meta() if checkpoint is not None else None
+    if meta is None:
+        return None
+    return "sequential" if "seed_index" in meta else "stacked"
+
+
+def _train_sequential(
+    data: TrainingData,
+    spec: ModelSpec,
+    cfg: TrainConfig,
+    lr: float,
+    dev: torch.device,
+    plan: _Plan,
+    progress: ProgressFn | None,
+    stop: threading.Event | None,
+    monitor: Monitor | None,
+    monitor_every: int,
+    checkpoint: TrainCheckpoint | None,
+    *,
+    decision: str | None = None,
+    seconds_probe: float = 0.0,
+) -> FastTrainedModels:
+    """The reference math per seed, NHWC on CUDA (measured slower on the CPU)."""
+    res = train_reference(
+        data,
+        spec,
+        replace(cfg, precision=plan.precision),
+        lr=lr,
+        device=dev,
+        progress=progress,
+        stop=stop,
+        monitor=monitor,
+        monitor_every=monitor_every,
+        checkpoint=checkpoint,
+        channels_last=dev.type == "cuda",
+    )
+    rep = EngineReport(
+        engine="sequential",
+        layout="separate",
+        compile_mode="off",
+        precision=plan.precision if dev.type == "cuda" else "fp32",
+        channels_last=dev.type == "cuda",
+        dsa_draws="per batch (reference)",
+        tail="exact",
+        seconds_probe=seconds_probe,
+        seconds_train=res.seconds,
+        decision=decision or "",
+    )
+    seconds = res.seconds + seconds_probe
+    return FastTrainedModels(res.models, res.loss_curves, seconds, res.flops, report=rep)
+
+
 def train_fast(
     data: TrainingData,
     spec: ModelSpec,
@@ -882,36 +966,31 @@ def train_fast(
         raise ValueError("the training set is empty")
     data = data.to(dev)
     plan = _resolve(opts, dev, init_model(spec, 0), spec, cfg.precision)
+    note = None
+    saved = _saved_engine(checkpoint)
+    if saved is not None and saved != plan.engine:  # only the engine that saved it can resume
+        plan = replace(plan, engine=saved, mode="off" if saved == "sequential" else plan.mode)
+        note = f"resuming the state the {saved} engine saved"
+    args = (progress, stop, monitor, monitor_every, checkpoint)
     if plan.engine == "sequential":
-        # The reference math per seed, NHWC on CUDA (measured slower on the CPU).
-        res = train_reference(
+        return _train_sequential(data, spec, cfg, lr, dev, plan, *args, decision=note)
+    t0 = time.perf_counter()
+    try:
+        models, curves, step = _train_stacked(
+            data, spec, cfg, lr, dev, plan, opts, *args, may_fall_back=saved is None
+        )
+    except _UseSequential as fall_back:
+        return _train_sequential(
             data,
             spec,
-            replace(cfg, precision=plan.precision),
-            lr=lr,
-            device=dev,
-            progress=progress,
-            stop=stop,
-            monitor=monitor,
-            monitor_every=monitor_every,
-            checkpoint=checkpoint,
-            channels_last=dev.type == "cuda",
+            cfg,
+            lr,
+            dev,
+            plan,
+            *args,
+            decision=fall_back.reason,
+            seconds_probe=fall_back.seconds_probe,
         )
-        rep = EngineReport(
-            engine="sequential",
-            layout="separate",
-            compile_mode="off",
-            precision=plan.precision if dev.type == "cuda" else "fp32",
-            channels_last=dev.type == "cuda",
-            dsa_draws="per batch (reference)",
-            tail="exact",
-            seconds_train=res.seconds,
-        )
-        return FastTrainedModels(res.models, res.loss_curves, res.seconds, res.flops, report=rep)
-    t0 = time.perf_counter()
-    models, curves, step = _train_stacked(
-        data, spec, cfg, lr, dev, plan, opts, progress, stop, monitor, monitor_every, checkpoint
-    )
     _sync(dev)
     seconds = time.perf_counter() - t0
     rep = EngineReport(
@@ -926,7 +1005,7 @@ def train_fast(
         seconds_probe=step.seconds_probe,
         seconds_train=max(0.0, seconds - step.seconds_compile - step.seconds_probe),
         compiled_loss_diff=step.compiled_loss_diff,
-        decision=step.decision,
+        decision="; ".join(x for x in (note, step.decision) if x),
         cache_dir=step.cache_dir if step.cache_used else None,
         cache_warm=step.cache_warm,
     )
