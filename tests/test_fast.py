@@ -478,7 +478,7 @@ def _policy_plan(monkeypatch, threshold: int) -> None:
     real = fast._resolve
 
     def as_on_cuda(*args, **kwargs):
-        return replace(real(*args, **kwargs), mode="policy")
+        return replace(real(*args, **kwargs), engine="stacked", mode="policy")
 
     monkeypatch.setattr(fast, "_resolve", as_on_cuda)
     monkeypatch.setattr(fast, "SEQUENTIAL_WHEN_EAGER_FROM_PX", threshold)
@@ -495,7 +495,7 @@ def test_a_run_the_policy_keeps_eager_at_large_sizes_runs_the_sequential_engine(
     data = _data()
     cfg = _cfg(epochs=2, seeds=(0, 1))
     spec = model_spec(cfg, K, SIZE)
-    opts = FastOptions("stacked", cache_dir=str(tmp_path / "cc"))
+    opts = FastOptions(cache_dir=str(tmp_path / "cc"))  # engine "auto": stacked on CUDA
     res = train_fast(data, spec, cfg, device="cpu", options=opts)
     assert res.report.compile_mode == "off" and res.report.seconds_probe > 0
     if threshold > SIZE:
@@ -506,6 +506,8 @@ def test_a_run_the_policy_keeps_eager_at_large_sizes_runs_the_sequential_engine(
     ref = train_reference(data, spec, cfg, device="cpu")
     assert _max_diff(res.models, ref.models) == 0.0
     assert res.loss_curves == ref.loss_curves
+    asked = train_fast(data, spec, cfg, device="cpu", options=replace(opts, engine="stacked"))
+    assert asked.report.engine == "stacked"  # an engine asked for by name is the one that runs
 
 
 class _Killed(Exception):
@@ -522,7 +524,7 @@ def test_a_saved_state_is_resumed_by_the_engine_that_saved_it(monkeypatch, one_t
     data = _data()
     cfg = _cfg(epochs=3, seeds=(0, 1))
     spec = model_spec(cfg, K, SIZE)
-    opts = FastOptions("stacked", cache_dir=str(tmp_path / "cc"))
+    opts = FastOptions(cache_dir=str(tmp_path / "cc"))
     ckpt = TrainCheckpoint(tmp_path / "state.safetensors", key="run", seconds=0.0)
     passes = cfg.resolved(SIZE).passes
 
@@ -533,8 +535,10 @@ def test_a_saved_state_is_resumed_by_the_engine_that_saved_it(monkeypatch, one_t
     with pytest.raises(_Killed):
         train_fast(data, spec, cfg, device="cpu", options=opts, progress=kill, checkpoint=ckpt)
     assert ckpt.saved_meta() is not None and "seed_index" in ckpt.saved_meta()
-    monkeypatch.undo()  # plain CPU plan: stacked, never falls back
-    again = train_fast(data, spec, cfg, device="cpu", options=opts, checkpoint=ckpt)
+    monkeypatch.undo()  # plain CPU plan, stacked asked for: never falls back
+    again = train_fast(
+        data, spec, cfg, device="cpu", options=replace(opts, engine="stacked"), checkpoint=ckpt
+    )
     assert again.report.engine == "sequential"
     assert "resuming the state the sequential engine saved" in again.report.decision
     ref = train_reference(data, spec, cfg, device="cpu")

@@ -977,7 +977,15 @@ def train_fast(
     t0 = time.perf_counter()
     try:
         models, curves, step = _train_stacked(
-            data, spec, cfg, lr, dev, plan, opts, *args, may_fall_back=saved is None
+            data,
+            spec,
+            cfg,
+            lr,
+            dev,
+            plan,
+            opts,
+            *args,
+            may_fall_back=saved is None and opts.engine == "auto",  # "stacked" asked: stacked
         )
     except _UseSequential as fall_back:
         return _train_sequential(
