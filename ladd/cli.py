@@ -938,9 +938,22 @@ def train(
             f"seed(s), protocol {res.config.protocol}, lr {res.lr:g}, {res.num_samples} "
             f"samples/epoch, {res.seconds:.1f} s, {_fmt_flops(res.flops)}"
         )
+        if res.engine:
+            out.print(_engine_line(res.engine))
         out.print(f"run {run_id}: results and model weights in {ws.db.run_dir(run_id)}")
         if json_out:
             _print_json(_result_json(run_id, res))
+
+
+def _engine_line(e: dict[str, Any]) -> str:
+    """How the fast trainer ran, in one line: engine, compile mode, precision, where the time
+    went and the compile policy's reason (why eager, compiled or sequential)."""
+    line = (
+        f"engine: {e.get('engine')} ({e.get('layout')}), compile {e.get('compile_mode')}, "
+        f"{e.get('precision')}; {e.get('seconds_compile', 0.0):.1f} s compiling, "
+        f"{e.get('seconds_train', 0.0):.1f} s training"
+    )
+    return f"{line}; {e['decision']}" if e.get("decision") else line
 
 
 def _result_json(run_id: int, res: Any) -> dict[str, Any]:

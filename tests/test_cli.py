@@ -177,6 +177,9 @@ def test_whole_pipeline_on_shapes(tmp_path: Path) -> None:
     # how the fast trainer ran, for the end-to-end benchmark (compile vs train seconds)
     assert out["engine"]["engine"] in ("stacked", "sequential")
     assert 0.0 <= out["engine"]["seconds_train"] <= out["seconds"]
+    # and in words, for a person at the terminal
+    line = next(x for x in res.stdout.splitlines() if x.startswith("engine: "))
+    assert out["engine"]["engine"] in line and "s training" in line
     run_dir = ws / "runs" / str(out["run_id"])
     assert (run_dir / "model_seed0.safetensors").is_file() and (
         run_dir / "model_seed1.safetensors"
