@@ -7,37 +7,18 @@ import pytest
 pytest.importorskip("streamlit")
 
 
-def test_read_options_turn_the_reading_fields_into_load_set_arguments():
+def test_read_options_map_the_page_defaults_to_from_the_files():
+    """The page's "auto", blank and -1 mean "from the files"; the rules themselves are
+    ladd.sets.read_options' (tests/test_sets_options.py)."""
     from app.widgets import read_options
 
     assert read_options("auto", "auto", "", "", False, -1) == ()  # everything from the files
-    got = dict(read_options("datm", "cifar10", "0.5, 0.4,0.3", "0.2,0.2,0.2", True, 2))
-    assert got == {
-        "format": "datm",
-        "source": "cifar10",
-        "mean": (0.5, 0.4, 0.3),
-        "std": (0.2, 0.2, 0.2),
-        "zca_source": "cifar10",
-        "experiment": 2,
-    }
-    import inspect
-
-    from ladd.sets.loading import load_distilled
-
-    # every key is an option of load_set (which passes them to load_distilled)
-    assert set(got) <= set(inspect.signature(load_distilled).parameters)
+    got = dict(read_options("auto", "cifar10", "", "", True, 0))
+    assert got == {"source": "cifar10", "zca_source": "cifar10", "experiment": 0}
 
 
-@pytest.mark.parametrize(
-    ("fields", "message"),
-    [
-        (("auto", "auto", "0.5,0.5,0.5", "", False, -1), "together"),
-        (("auto", "auto", "a,b,c", "0.1,0.1,0.1", False, -1), "comma-separated numbers"),
-        (("auto", "auto", "", "", True, -1), "needs the source"),
-    ],
-)
-def test_read_options_refuse_fields_that_make_no_sense(fields, message):
+def test_read_options_refuse_zca_with_the_source_left_on_auto():
     from app.widgets import read_options
 
-    with pytest.raises(ValueError, match=message):
-        read_options(*fields)
+    with pytest.raises(ValueError, match="needs the source"):  # "auto" is no source to fit on
+        read_options("auto", "auto", "", "", True, -1)
