@@ -150,7 +150,7 @@ def table(part: str, rows: list[dict]) -> list[str]:
         for r in sorted(rows, key=lambda r: order.index(r["mode"])):
             out.append(f"| {r['mode']} | {cell(r)} |")
     elif part == "6":
-        out += ["| architecture | baseline | LADD | gain |", "|---|---|---|---|"]
+        out += ["| architecture | lr | baseline | LADD | gain |", "|---|---|---|---|---|"]
         by = defaultdict(dict)
         for r in rows:
             by[r["arch"]][r["mode"]] = r
@@ -158,7 +158,9 @@ def table(part: str, rows: list[dict]) -> list[str]:
             b, la = by[arch].get("baseline"), by[arch].get("ladd")
             gain = f"{100 * (la['mean'] - b['mean']):+.1f}" if b and la else "—"
             cells = [cell(r) if r else "not run" for r in (b, la)]
-            out.append(f"| {arch} | {cells[0]} | {cells[1]} | {gain} |")
+            lrs = sorted({f"{r['lr']:g}" for r in (b, la) if r and r.get("lr") is not None})
+            lr = " / ".join(lrs) or "—"  # the deployment lr the runs used (per architecture)
+            out.append(f"| {arch} | {lr} | {cells[0]} | {cells[1]} | {gain} |")
     settings = sorted({setting(r) for r in rows})
     commands = sorted({r["command"] for r in rows})
     out += [

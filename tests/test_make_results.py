@@ -169,9 +169,9 @@ def test_part6_lists_every_architecture_and_shows_borrowed_convnet_rows(tmp_path
         ladd5,
         study.borrowed_record("6", base5),
         study.borrowed_record("6", ladd5),
-        _rec("6", "baseline", 0.21, distiller="dm", arch="vgg11", width=None),
-        _rec("6", "ladd", 0.30, distiller="dm", arch="vgg11", width=None),
-        _rec("6", "baseline", 0.19, distiller="dm", arch="alexnet", width=None),
+        _rec("6", "baseline", 0.21, distiller="dm", arch="vgg11", width=None, lr=0.0001),
+        _rec("6", "ladd", 0.30, distiller="dm", arch="vgg11", width=None, lr=0.0001),
+        _rec("6", "baseline", 0.19, distiller="dm", arch="alexnet", width=None, lr=0.001),
     ]
     text = _generate(tmp_path, rows)
     part6 = text.split("## 6.")[1]
@@ -184,11 +184,12 @@ def test_part6_lists_every_architecture_and_shows_borrowed_convnet_rows(tmp_path
         "| vit",
     ]
     assert lines[0] == (
-        "| convnet_d3 | 33.8 ± 1.0 (the table 5 run) | 35.9 ± 1.0 (the table 5 run) | +2.1 |"
+        "| convnet_d3 | — | 33.8 ± 1.0 (the table 5 run) | 35.9 ± 1.0 (the table 5 run) | +2.1 |"
     )
-    assert lines[1] == "| alexnet | 19.0 ± 1.0 | not run | — |"
-    assert lines[2] == "| vgg11 | 21.0 ± 1.0 | 30.0 ± 1.0 | +9.0 |"
-    assert lines[3] == "| resnet18 | not run | not run | — |"
+    # each architecture's own deployment lr (GLaD's per-model rates), from its records
+    assert lines[1] == "| alexnet | 0.001 | 19.0 ± 1.0 | not run | — |"
+    assert lines[2] == "| vgg11 | 0.0001 | 21.0 ± 1.0 | 30.0 ± 1.0 | +9.0 |"
+    assert lines[3] == "| resnet18 | — | not run | not run | — |"
 
 
 def test_the_committed_records_regenerate_results_md_byte_for_byte(tmp_path):
