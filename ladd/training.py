@@ -564,8 +564,7 @@ class TrainCheckpoint:
         save_tensors(self.path, tensors, {TRAIN_STATE_KEY: body})
         self._last = time.monotonic()
 
-    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The saved state when there is one of this run, else None."""
+    def _read(self, tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
         from safetensors import safe_open
 
         if not self.path.is_file():
@@ -573,29 +572,27 @@ class TrainCheckpoint:
         try:
             with safe_open(str(self.path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {})[TRAIN_STATE_KEY])
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+                found = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118
         except Exception:  # unreadable or foreign: start over (it is replaced at the next save)
             return None
-        if meta.get("key") != self.key:
+        return (found, meta) if meta.get("key") == self.key else None
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The saved state when there is one of this run, else None."""
+        saved = self._read(tensors=True)
+        if saved is None:
             return None
+        meta = saved[1]
         for name, (_, put) in self._attached.items():
             if name in (meta.get("attached") or {}):
                 put(meta["attached"][name])
-        return tensors, meta
+        return saved
 
     def saved_meta(self) -> dict[str, Any] | None:
         """The saved state's metadata when there is one of this run (no tensors read, nothing
         handed back): which engine wrote it, how far it got."""
-        from safetensors import safe_open
-
-        if not self.path.is_file():
-            return None
-        try:
-            with safe_open(str(self.path), framework="pt") as f:
-                meta = json.loads((f.metadata() or {})[TRAIN_STATE_KEY])
-        except Exception:
-            return None
-        return meta if meta.get("key") == self.key else None
+        saved = self._read(tensors=False)
+        return None if saved is None else saved[1]
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
