@@ -240,11 +240,11 @@ def _load_set(
             format=fmt, source=source, mean=mean, std=std, zca=zca, experiment=experiment
         )
     except SetOptionError as e:
-        hint = {"mean": "--mean/--std", "std": "--mean/--std"}.get(e.field, f"--{e.field}")
         if e.field == "zca":
             msg = "--zca needs --source: ZCA is fitted on that source's train split"
             raise CLIError(msg) from None
-        raise typer.BadParameter(e.message, param_hint=hint) from None
+        hint = "--mean/--std" if e.field in ("mean", "std") else f"--{e.field}"
+        raise typer.BadParameter(str(e), param_hint=hint) from None
     if describe_only:
         kwargs["describe_only"] = True
     if ws is not None:

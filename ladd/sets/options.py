@@ -15,19 +15,16 @@ from typing import Any
 
 from ladd.sets.base import FORMATS
 
-__all__ = ["OPTION_FIELDS", "SetOptionError", "read_options"]
-
-# the fields a SetOptionError can name
-OPTION_FIELDS = ("format", "source", "mean", "std", "zca", "experiment")
+__all__ = ["SetOptionError", "read_options"]
 
 
 class SetOptionError(ValueError):
-    """A reading field that does not make sense; `field` is one of OPTION_FIELDS."""
+    """A reading field that does not make sense; `field` names it: format, source, mean,
+    std, zca or experiment (read_options' keywords)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-        self.message = message
 
 
 def _numbers(value: str | Sequence[float], field: str) -> tuple[float, ...]:
