@@ -21,6 +21,10 @@ Runs, per size (FULL = 5 seeds x 1000 epochs, the issue's figure):
   cost + compile seconds (from the cache index) + 1000 / E_ours x the rest give ours at FULL.
 - 32 px, the dashboard's short training measured directly, 5 seeds x 50 epochs: the reference,
   ours with the CLI's defaults (the policy decides) on a cold and on a warm cache.
+- `--short-only` (128 px, `--short-seeds 1`): only the short training, every run measured (the
+  reference too), so a short default run at 128 px is timed as a user meets it: the policy keeps
+  it eager and the fast trainer falls back to its sequential engine; each record names the engine
+  and the policy's reason.
 The 1000-epoch figures are therefore extrapolated from measured parts, never run in full (the
 reference alone at 128 px would take ~40 minutes); each record says which numbers are measured.
 """
@@ -115,12 +119,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--seeds", type=int, default=FULL_SEEDS)
     p.add_argument("--short-epochs", type=int, default=SHORT_EPOCHS)
     p.add_argument("--no-short", action="store_true", help="skip the 50-epoch runs")
+    p.add_argument("--short-only", action="store_true", help="only the 50-epoch runs, all measured")
+    p.add_argument("--short-seeds", type=int, default=None, help="default: --seeds")
     p.add_argument(
         "--precision", default=None, help="passed to ladd train (default: the CLI's own default)"
     )
     p.add_argument("--tiny", action="store_true", help="CPU rehearsal sizes (shapes, narrow nets)")
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.short_only and args.no_short:
+        p.error("--short-only and --no-short exclude each other")
     size = args.size
     source = args.source or ("cifar10" if size == 32 else "shapes")
     width = 8 if args.tiny else None
@@ -145,6 +153,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ours_epochs = args.ours_epochs or (2 if args.tiny else (100 if size == 32 else 10))
     short = 2 if args.tiny else args.short_epochs
     seeds = 2 if args.tiny else args.seeds
+    short_seeds = args.short_seeds or seeds
     base = ["train", str(set_path), "--source", source, "--workspace", str(args.workspace)]
     base += ["--width", str(width)] if width else []
     mine = ["--precision", args.precision] if args.precision else []  # ours only: the
@@ -181,6 +190,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 "config": f"e2e-{size}px-{name}",
                 "run": name,
                 "args": extra,
+                "engine": engine.get("engine"),
+                "decision": engine.get("decision"),
                 "wall_s": round(wall, 2),
                 "train_s": round(float(out.get("seconds", 0.0)), 2),
                 "compile_s": round(compiled["compile_seconds"], 2) if compiled else None,
@@ -190,83 +201,90 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             }
         )
 
-    # The reference: one seed, then the field's cost of five at FULL.
-    ref = run(
-        "reference-1seed",
-        ["--trainer", "reference", "--seeds", "1", "--epochs", str(ref_epochs)],
-        None,
-        False,
-    )
-    ref_fixed = ref["wall_s"] - ref["train_s"]
-    per_seed_epoch = ref["train_s"] / ref_epochs
-    ref_full = ref_fixed + FULL_SEEDS * FULL_EPOCHS * per_seed_epoch
+    cold_dir = cache_root / f"e2e-{size}"  # the full runs' cache: cold, then warm
+    ref_fixed = per_seed_epoch = 0.0
+    if not args.short_only:
+        shutil.rmtree(cold_dir, ignore_errors=True)  # cold means empty, also on a rerun
+        # The reference: one seed, then the field's cost of five at FULL.
+        ref = run(
+            "reference-1seed",
+            ["--trainer", "reference", "--seeds", "1", "--epochs", str(ref_epochs)],
+            None,
+            False,
+        )
+        ref_fixed = ref["wall_s"] - ref["train_s"]
+        per_seed_epoch = ref["train_s"] / ref_epochs
+        ref_full = ref_fixed + FULL_SEEDS * FULL_EPOCHS * per_seed_epoch
 
-    # Ours, compile forced, cold then warm cache.
-    cold_dir = cache_root / f"e2e-{size}"
-    shutil.rmtree(cold_dir, ignore_errors=True)  # cold means empty, also on a rerun
-    ours_args = ["--seeds", str(seeds), "--epochs", str(ours_epochs), *mine]
-    full: dict[str, float] = {}
-    for state in ("cold", "warm"):
-        r = run(f"ours-{state}", ours_args, cold_dir, True)
-        comp = r["compile_s"] or 0.0
-        steady = max(0.0, r["train_s"] - comp)
-        full[state] = (r["wall_s"] - r["train_s"]) + comp + steady * FULL_EPOCHS / ours_epochs
-    summary = {
-        "config": f"e2e-{size}px-full",
-        "run": "summary",
-        "seeds": FULL_SEEDS,
-        "epochs": FULL_EPOCHS,
-        "reference_full_s": round(ref_full, 1),
-        "ours_full_cold_s": round(full["cold"], 1),
-        "ours_full_warm_s": round(full["warm"], 1),
-        "ratio_cold": round(ref_full / full["cold"], 2) if full["cold"] else None,
-        "ratio_warm": round(ref_full / full["warm"], 2) if full["warm"] else None,
-        "measured": False,
-        "how": (
-            f"reference: 1 seed x {ref_epochs} epochs measured, fixed cost + 5 x 1000 x its "
-            f"time per seed-epoch; ours: {seeds} seeds x {ours_epochs} epochs measured cold and warm "
-            "(compile forced), fixed cost + compile + 1000/E x its training time"
-        ),
-    }
-    if seeds != FULL_SEEDS:
-        summary["note"] = f"ours measured with {seeds} seeds (rehearsal)"
-    emit(summary)
+        # Ours, compile forced, cold then warm cache.
+        ours_args = ["--seeds", str(seeds), "--epochs", str(ours_epochs), *mine]
+        full: dict[str, float] = {}
+        for state in ("cold", "warm"):
+            r = run(f"ours-{state}", ours_args, cold_dir, True)
+            comp = r["compile_s"] or 0.0
+            steady = max(0.0, r["train_s"] - comp)
+            full[state] = (r["wall_s"] - r["train_s"]) + comp + steady * FULL_EPOCHS / ours_epochs
+        summary = {
+            "config": f"e2e-{size}px-full",
+            "run": "summary",
+            "seeds": FULL_SEEDS,
+            "epochs": FULL_EPOCHS,
+            "reference_full_s": round(ref_full, 1),
+            "ours_full_cold_s": round(full["cold"], 1),
+            "ours_full_warm_s": round(full["warm"], 1),
+            "ratio_cold": round(ref_full / full["cold"], 2) if full["cold"] else None,
+            "ratio_warm": round(ref_full / full["warm"], 2) if full["warm"] else None,
+            "measured": False,
+            "how": (
+                f"reference: 1 seed x {ref_epochs} epochs measured, fixed cost + 5 x 1000 x its "
+                f"time per seed-epoch; ours: {seeds} seeds x {ours_epochs} epochs measured cold and warm "
+                "(compile forced), fixed cost + compile + 1000/E x its training time"
+            ),
+        }
+        if seeds != FULL_SEEDS:
+            summary["note"] = f"ours measured with {seeds} seeds (rehearsal)"
+        emit(summary)
 
     if not args.no_short:  # the dashboard's short training, measured in full
         ref_short = None
-        if size == 32 or args.tiny:
+        measured = size == 32 or args.tiny or args.short_only
+        if measured:
             r = run(
                 f"reference-{short}ep",
-                ["--trainer", "reference", "--seeds", str(seeds), "--epochs", str(short)],
+                ["--trainer", "reference", "--seeds", str(short_seeds), "--epochs", str(short)],
                 None,
                 False,
             )
             ref_short = r["wall_s"]
         cold50 = cache_root / f"e2e-{size}-short"
         shutil.rmtree(cold50, ignore_errors=True)
-        shorts = {}
-        for state, cache in (("cold", cold50), ("warm", cold_dir)):
-            r = run(
+        # warm: the cache the full runs left, or (short only) the one the cold short run left
+        warm = cold50 if args.short_only else cold_dir
+        shorts: dict[str, dict[str, Any]] = {}
+        for state, cache in (("cold", cold50), ("warm", warm)):
+            shorts[state] = run(
                 f"ours-{short}ep-{state}",
-                ["--seeds", str(seeds), "--epochs", str(short), *mine],
+                ["--seeds", str(short_seeds), "--epochs", str(short), *mine],
                 cache,
                 False,
             )
-            shorts[state] = r["wall_s"]
         if ref_short is None:
-            ref_short = ref_fixed + seeds * short * per_seed_epoch
+            ref_short = ref_fixed + short_seeds * short * per_seed_epoch
+        cold_s, warm_s = shorts["cold"]["wall_s"], shorts["warm"]["wall_s"]
         emit(
             {
                 "config": f"e2e-{size}px-{short}ep",
                 "run": "summary-short",
-                "seeds": seeds,
+                "seeds": short_seeds,
                 "epochs": short,
                 "reference_s": round(ref_short, 1),
-                "ours_cold_s": shorts["cold"],
-                "ours_warm_s": shorts["warm"],
-                "ratio_cold": round(ref_short / shorts["cold"], 2),
-                "ratio_warm": round(ref_short / shorts["warm"], 2),
-                "measured": size == 32 or args.tiny,
+                "ours_cold_s": cold_s,
+                "ours_warm_s": warm_s,
+                "ratio_cold": round(ref_short / cold_s, 2),
+                "ratio_warm": round(ref_short / warm_s, 2),
+                "engine": shorts["cold"].get("engine"),
+                "decision": shorts["cold"].get("decision"),
+                "measured": measured,
             }
         )
     return records

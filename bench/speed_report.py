@@ -56,6 +56,15 @@ def lever_winners(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[s
     return best
 
 
+def _engine(rec: dict[str, Any]) -> str:
+    """Which engine a run used and why (records before the engine field: '-')."""
+    engine = rec.get("engine")
+    if not engine:
+        return "-"
+    decision = rec.get("decision")
+    return f"{engine} ({decision})" if decision else str(engine)
+
+
 def render(records: list[dict[str, Any]], session: str | None = None) -> str:
     """The markdown section for these records."""
     cards = sorted({r.get("card", "?") for r in records if r.get("kind") != "preview"})
@@ -122,6 +131,7 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
                     "ratio cold / warm",
                     ">= 1x?",
                     "measured",
+                    "ours ran on",
                 ],
                 [
                     [
@@ -133,6 +143,7 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
                         f"{_f(r['ratio_cold'], '.2f')}x / {_f(r['ratio_warm'], '.2f')}x",
                         "yes" if min(r["ratio_cold"], r["ratio_warm"]) >= 1 else "no",
                         "yes" if r.get("measured") else "reference extrapolated",
+                        _engine(r),
                     ]
                     for r in short
                 ],

@@ -18,6 +18,9 @@
 #   prep128   the same at 128 px on the procedural `shapes` source (synthetic data)
 #   e2e32     `ladd train` wall time: reference vs ours, cold and warm compile cache, 50 epochs
 #   e2e128    the same at 128 px (no 50-epoch runs: the reference alone would take 2 minutes)
+#   short     the dashboard's short training at 128 px as a user meets it: 1 seed x 50 epochs,
+#             CLI defaults (the policy keeps it eager, so the fast trainer falls back to its
+#             sequential engine), reference measured too; each record names the engine
 #   dense     dense labels: eager fp32 at 256 / 4096, compiled fp32, eager / compiled bf16
 #   eval      test-set evaluation: per model fp32 vs all seeds stacked in bf16
 #   parity    5-seed accuracy, reference fp32 vs ours with the defaults (bf16), 100 epochs
@@ -75,6 +78,7 @@ if [ -n "${TINY:-}" ]; then
   levers=(--variants baseline dense)
   parity=(--configs)
   sizes=(32)
+  short=(--size 32 "${src32[@]}")
 else
   CAP_SCALE="${CAP_SCALE:-1}"
   tiny=()
@@ -84,6 +88,7 @@ else
   levers=(--window 1.5)
   parity=(--configs --parity-epochs "${PARITY_EPOCHS:-100}")
   sizes=(32 128)
+  short=(--size 128)
 fi
 e2e=(python3 -u -m bench.e2e_train "${tiny[@]}" --workspace "$WORK/ws" --cache-root "$WORK/e2e")
 if [ -n "${E2E_PRECISION:-}" ]; then  # e.g. bf16 while the CLI's default is still fp32
@@ -100,6 +105,7 @@ stage e2e32 135 "${e2e[@]}" --size 32 "${src32[@]}" --json-out "$JSON"
 if [[ " ${sizes[*]} " == *" 128 "* ]]; then
   stage e2e128 95 "${e2e[@]}" --size 128 --no-short --json-out "$JSON"
 fi
+stage short 100 "${e2e[@]}" "${short[@]}" --short-only --short-seeds 1 --json-out "$JSON"
 stage dense 40 python3 -u -m bench.dense_speed "${tiny[@]}" "${dev[@]}" --batches 256 4096 \
   --json-out "$JSON"
 stage eval 20 python3 -u -m bench.eval_speed "${tiny[@]}" "${dev[@]}" --json-out "$JSON"

@@ -175,6 +175,8 @@ def _records() -> list[dict]:
             "ours_warm_s": 10.0,
             "ratio_cold": 1.07,
             "ratio_warm": 1.5,
+            "engine": "sequential",
+            "decision": "eager at 128 px: the sequential loop",
             "measured": True,
         },
         {
@@ -225,6 +227,7 @@ def test_speed_report_renders_tables_picks_winners_and_writes_docs(tmp_path, cap
     body = speed_report.render(recs, "rehearsal")
     assert "### `ladd train`" in body and "**3.00x** / **4.50x**" in body
     assert "### The dashboard's short training" in body and "1.07x / 1.50x" in body
+    assert "sequential (eager at 128 px: the sequential loop)" in body  # which engine ran
     assert "**dense**" in body  # the fastest variant whose step loss matches fp32
     assert "**graphs**" not in body  # faster, but its loss is off: not a winner
     assert "25,000" in body and "NVIDIA H100" in body and "rehearsal" in body

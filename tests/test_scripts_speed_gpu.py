@@ -37,7 +37,8 @@ def _session(out: Path, work: Path, **extra: str) -> str:
 def test_every_stage_runs_and_the_report_renders_its_records(tmp_path: Path) -> None:
     out = tmp_path / "out"
     log = _session(out, tmp_path / "work", BUDGET="3000")
-    for name in ("info", "prep32", "e2e32", "dense", "eval", "parity", "levers32", "cost"):
+    stages = ("info", "prep32", "e2e32", "short", "dense", "eval", "parity", "levers32", "cost")
+    for name in stages:
         assert f"end {name} rc=0" in log, log
     assert "session done" in log
     assert "e2e128" not in log and "levers128" not in log  # the rehearsal is 32 px only
@@ -50,6 +51,11 @@ def test_every_stage_runs_and_the_report_renders_its_records(tmp_path: Path) -> 
     e2e = {r["run"]: r for r in recs if r.get("kind") == "e2e"}
     assert {"reference-1seed", "ours-cold", "ours-warm", "summary", "summary-short"} <= set(e2e)
     assert all(e2e[k]["wall_s"] > e2e[k]["train_s"] > 0 for k in ("ours-cold", "ours-warm"))
+    # the short stage: 1 seed, every run measured, the engine each short run used on record
+    shorts = [r for r in recs if r.get("run") == "summary-short" and r["seeds"] == 1]
+    assert len(shorts) == 1 and shorts[0]["measured"] and shorts[0]["engine"]
+    runs = {r["run"]: r for r in recs if r.get("kind") == "e2e" and r.get("args")}
+    assert runs["ours-2ep-cold"]["engine"] and "--seeds" in runs["ours-2ep-cold"]["args"]
     stages = (out / "stages.txt").read_text()
     assert "### `ladd train`" in stages and "### Cost model" in stages
     assert "### Levers" in stages and "### Dense labels" in stages
