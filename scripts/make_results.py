@@ -90,7 +90,12 @@ def groups(part: str, rows: list[dict]) -> dict[tuple, list[dict]]:
     return dict(sorted(by.items(), key=lambda kv: (kv[0][0] != "gpu", kv[0])))
 
 
-ARCHS = ("convnet_d3", "alexnet", "vgg11", "resnet18", "vit")
+def part6_archs(profile: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Table 6's rows (every architecture of the paper's Table 2) and those this profile runs
+    (scripts/study.py's profiles: the CPU profile leaves ResNet-18 and the ViT to the GPU)."""
+    from study import ALL_ARCHS, PROFILES  # beside this script; it imports torch, so only here
+
+    return ALL_ARCHS, (PROFILES[profile].archs if profile in PROFILES else ALL_ARCHS)
 
 
 def section(part: str, rows: list[dict]) -> list[str]:
@@ -99,11 +104,11 @@ def section(part: str, rows: list[dict]) -> list[str]:
         title = PROFILE_NAMES.get(key[0], f"{key[0]} profile")
         if len(key) > 1:
             title += f", distiller {key[1]}"
-        out += [f"### {title}", ""] + table(part, group)
+        out += [f"### {title}", ""] + table(part, group, key[0])
     return out
 
 
-def table(part: str, rows: list[dict]) -> list[str]:
+def table(part: str, rows: list[dict], profile: str) -> list[str]:
     out: list[str] = []
     if part == "1":
         out += ["| distiller | IPC | baseline | LADD | gain |", "|---|---|---|---|---|"]
@@ -154,10 +159,12 @@ def table(part: str, rows: list[dict]) -> list[str]:
         by = defaultdict(dict)
         for r in rows:
             by[r["arch"]][r["mode"]] = r
-        for arch in [*ARCHS, *sorted(set(by) - set(ARCHS))]:  # all of the table's, run or not
+        archs, planned = part6_archs(profile)
+        for arch in [*archs, *sorted(set(by) - set(archs))]:  # all of the table's, run or not
             b, la = by[arch].get("baseline"), by[arch].get("ladd")
             gain = f"{100 * (la['mean'] - b['mean']):+.1f}" if b and la else "—"
-            cells = [cell(r) if r else "not run" for r in (b, la)]
+            absent = "not run" if arch in planned else "GPU profile only"
+            cells = [cell(r) if r else absent for r in (b, la)]
             lrs = sorted({f"{r['lr']:g}" for r in (b, la) if r and r.get("lr") is not None})
             lr = " / ".join(lrs) or "—"  # the deployment lr the runs used (per architecture)
             out.append(f"| {arch} | {lr} | {cells[0]} | {cells[1]} | {gain} |")

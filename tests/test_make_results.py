@@ -189,7 +189,13 @@ def test_part6_lists_every_architecture_and_shows_borrowed_convnet_rows(tmp_path
     # each architecture's own deployment lr (GLaD's per-model rates), from its records
     assert lines[1] == "| alexnet | 0.001 | 19.0 ± 1.0 | not run | — |"
     assert lines[2] == "| vgg11 | 0.0001 | 21.0 ± 1.0 | 30.0 ± 1.0 | +9.0 |"
-    assert lines[3] == "| resnet18 | — | not run | not run | — |"
+    # the CPU profile leaves ResNet-18 and the ViT to the GPU profile (scripts/study.py)
+    assert lines[3] == "| resnet18 | — | GPU profile only | GPU profile only | — |"
+    assert lines[4] == "| vit | — | GPU profile only | GPU profile only | — |"
+    gpu = [_rec("6", "baseline", 0.40, profile="gpu", arch="alexnet", width=None, lr=0.001)]
+    (tmp_path / "gpu").mkdir()
+    gpu6 = _generate(tmp_path / "gpu", gpu).split("## 6.")[1]
+    assert "| resnet18 | — | not run | not run | — |" in gpu6  # planned there, not run yet
 
 
 def test_the_committed_records_regenerate_results_md_byte_for_byte(tmp_path):
