@@ -395,14 +395,12 @@ def run_train(
     weights an uninterrupted run would have. The checkpoint is removed once the run is done.
     """
     from ladd.deploy import resolve_config, train_and_evaluate
-    from ladd.training import TrainCheckpoint
+    from ladd.training import TrainCheckpoint, checkpoint_path, train_key
 
     _compile_cache(ws)
     cfg = resolve_config(dataset, cfg, device)
     key = train_key(dataset, cfg)
-    ckpt = TrainCheckpoint(
-        ws.root / "checkpoints" / f"train-{key}.safetensors", key, checkpoint_seconds
-    )
+    ckpt = TrainCheckpoint(checkpoint_path(ws.root / "checkpoints", key), key, checkpoint_seconds)
     resumed = ckpt.load() is not None
     config = {
         "train": cfg.to_dict(),
@@ -463,20 +461,6 @@ def _compile_cache(ws: Any) -> None:
     from ladd.trainers.compile import compile_cache_dir, use_compile_cache
 
     use_compile_cache(compile_cache_dir(ws.cache_dir / "compile"))
-
-
-def train_key(dataset: Any, cfg: Any) -> str:
-    """A digest of a settled TrainConfig and the set's tensors: names one training run."""
-    import hashlib
-    import json
-
-    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
-    for name in ("images", "labels", "dense", "soft_labels", "full_soft"):
-        t = getattr(dataset, name, None)
-        if isinstance(t, torch.Tensor):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:20]
 
 
 def run_evaluate(

@@ -61,6 +61,8 @@ __all__ = [
     "TrainingData",
     "TrainingStopped",
     "base_lr",
+    "checkpoint_path",
+    "train_key",
     "build_training_data",
     "init_model",
     "make_optimizer",
@@ -596,6 +598,25 @@ class TrainCheckpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def train_key(dataset: Any, cfg: TrainConfig) -> str:
+    """A digest of a settled TrainConfig and the set's tensors: names one training run (the key
+    of its TrainCheckpoint, shared by `ladd train` and a sweep's cell of the same run)."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    for name in ("images", "labels", "dense", "soft_labels", "full_soft"):
+        t = getattr(dataset, name, None)
+        if isinstance(t, torch.Tensor):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def checkpoint_path(folder: str | Path, key: str) -> Path:
+    """Where the training state of the run `key` is kept in a workspace's checkpoint folder."""
+    return Path(folder) / f"train-{key}.safetensors"
 
 
 def loss_weight(cfg: TrainConfig, data: TrainingData) -> float:

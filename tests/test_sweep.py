@@ -301,6 +301,52 @@ def test_a_failing_cell_is_reported_and_a_rerun_runs_only_it(inputs, tmp_path):
     assert len(train_runs(ws)) == 2
 
 
+class _Killed(BaseException):
+    """The process going away mid-cell (a session's end, a reboot): nothing catches it."""
+
+
+def test_a_killed_cell_resumes_from_its_saved_state_with_the_weights_of_an_unkilled_run(
+    serial_run, inputs, tmp_path
+):
+    """A sweep killed in the middle of a cell loses at most `checkpoint_seconds` of it: the
+    serial executor keeps the cell's training state in the workspace's checkpoint folder (the
+    file `ladd train` keeps for the same run), the rerun resumes it, records that it did, and
+    ends with the weights and accuracy of the same cell never killed (the serial grid's); the
+    state file is removed once the cell is done."""
+    ws = Workspace(tmp_path)
+    spec = grid(inputs, name="killed", archs=("convnet_d3",), modes=("ladd",))
+    folder = ws.root / "checkpoints"
+    passes: list[int] = []
+
+    def dies_mid_cell(cell, *args, **kwargs):
+        assert kwargs["checkpoint_dir"] == folder  # the runner hands the workspace's folder
+
+        def progress(ev) -> None:
+            if ev.stage == "train":
+                passes.append(ev.step)
+                if ev.step >= 3 and any(folder.glob("train-*.safetensors")):
+                    raise _Killed
+
+        kwargs.update(progress=progress, checkpoint_seconds=0)  # a state at every pass
+        return compute_cell(cell, *args, **kwargs)
+
+    with pytest.raises(_Killed):
+        run_sweep(spec, ws, compute=dies_mid_cell)
+    assert len(list(folder.glob("train-*.safetensors"))) == 1 and max(passes) == 3
+    res = run_sweep(spec, ws)
+    assert res.status == "done" and res.ran == 1
+    (run,) = train_runs(ws)
+    assert run.config["sweep"]["resumed"] is True
+    assert not list(folder.glob("train-*.safetensors"))
+    (cell,) = expand(spec)
+    (ref,) = [r for r in train_runs(serial_run[0]) if r.config["sweep"]["cell_key"] == cell.key]
+    assert ref.config["sweep"]["resumed"] is False
+    assert run.metrics["per_seed"] == ref.metrics["per_seed"]
+    a = load_model(run.artifacts["model_seed0"]).state_dict()
+    b = load_model(ref.artifacts["model_seed0"]).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_stop_leaves_the_rest_pending(inputs, tmp_path):
     ws = Workspace(tmp_path)
     stop = threading.Event()

@@ -2,7 +2,8 @@
 
 A worker only computes: `compute_cell` runs `ladd.deploy.train_and_evaluate` -- the function
 `ladd train` runs -- on a prepared set and the real test split, and returns the DeployResult plus
-the models' CPU state dicts (a CellOutput). It writes nothing. An Executor runs such calls
+the models' CPU state dicts (a CellOutput). It writes nothing but, when asked (the serial
+executor asks), the training state it resumes from after a kill. An Executor runs such calls
 somewhere: `SerialExecutor` in this process, one at a time; `ladd.sweep.ray_backend.RayExecutor`
 as Ray tasks.
 """
@@ -17,13 +18,15 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
-from ladd.deploy import DeployResult, train_and_evaluate
+from ladd.deploy import DeployResult, resolve_config, train_and_evaluate
 from ladd.progress import ProgressFn
 from ladd.sweep.spec import Cell, SweepSpec
+from ladd.training import TrainCheckpoint, checkpoint_path, train_key
 
 __all__ = ["CellOutput", "ComputeFn", "Executor", "SerialExecutor", "compute_cell"]
 
@@ -39,6 +42,7 @@ class CellOutput:
     seconds: float  # wall time of the whole cell on the worker
     worker: str  # host:pid
     device: str
+    resumed: bool = False  # training went on from a saved state of an earlier, killed attempt
 
     def models(self) -> list[torch.nn.Module]:
         """The trained models, rebuilt from specs and weights (eval mode, CPU)."""
@@ -78,18 +82,32 @@ def compute_cell(
     threads: int | None = None,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_seconds: float = 60.0,
 ) -> CellOutput:
-    """Train and test one cell (what `ladd train` computes) and return it; writes nothing.
+    """Train and test one cell (what `ladd train` computes) and return it.
 
     `threads` pins torch's intra-op threads (on the CPU the result then depends only on the
-    seeds: the serial and the Ray executor give the same accuracies).
+    seeds: the serial and the Ray executor give the same accuracies). `checkpoint_dir`: the
+    training state is saved there every `checkpoint_seconds` (the file `ladd train` would write
+    for the same run), so a cell killed mid-training resumes where it stopped when the sweep
+    runs again, and ends with the weights an uninterrupted run would have; the file is removed
+    once the cell is done. Without it the cell writes nothing.
     """
     t0 = time.perf_counter()
+    cfg, ckpt = cell.config, None
+    if checkpoint_dir is not None:
+        cfg = resolve_config(dataset, cfg, device)  # the key names the settled run
+        key = train_key(dataset, cfg)
+        ckpt = TrainCheckpoint(checkpoint_path(checkpoint_dir, key), key, checkpoint_seconds)
+    resumed = ckpt is not None and ckpt.saved_meta() is not None
     with _torch_threads(threads):
         res = train_and_evaluate(
-            dataset, test_set, cell.config, device=device, progress=progress, stop=stop
+            dataset, test_set, cfg, device=device, progress=progress, stop=stop, checkpoint=ckpt
         )
         where = _device_name(device)
+    if ckpt is not None:
+        ckpt.remove()
     specs = [m.spec.to_dict() for m in res.models]
     states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in res.models]
     return CellOutput(
@@ -100,6 +118,7 @@ def compute_cell(
         seconds=time.perf_counter() - t0,
         worker=f"{socket.gethostname()}:{os.getpid()}",
         device=where,
+        resumed=resumed,
     )
 
 
@@ -135,7 +154,9 @@ class SerialExecutor:
     """One cell at a time in this process, on `spec.device` (the loop `ladd evaluate` runs).
 
     `wait` runs the oldest submitted cell to the end; its per-epoch progress goes to
-    `progress` and `stop` ends it early (the cell goes back to pending).
+    `progress` and `stop` ends it early (the cell goes back to pending). With `checkpoint_dir`
+    (the runner passes the workspace's) each cell's training state is saved there as it trains,
+    so a sweep killed mid-cell resumes that cell instead of starting it over.
     """
 
     name = "serial"
@@ -147,11 +168,13 @@ class SerialExecutor:
         compute: ComputeFn = compute_cell,
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
+        checkpoint_dir: str | Path | None = None,
     ) -> None:
         self.spec = spec
         self.compute = compute
         self.progress = progress
         self.stop = stop
+        self.checkpoint_dir = checkpoint_dir
         self._queue: deque[tuple[int, Cell, Any, Any]] = deque()
         self._next = 0
 
@@ -187,6 +210,7 @@ class SerialExecutor:
                 threads=self.spec.threads,
                 progress=self.progress,
                 stop=self.stop,
+                checkpoint_dir=self.checkpoint_dir,
             )
         except Exception as err:  # a failed cell is reported, the sweep goes on
             return [(handle, err)]

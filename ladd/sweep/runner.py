@@ -4,7 +4,10 @@ The driver prepares each distinct input once (loads the set, label-augments it w
 checkpoint at N x R, loads the test split), hands it to the executor (in-process for the serial
 executor, Ray's object store for Ray), and turns each returned CellOutput into a `train` run of
 the runs database and a cell of sweep.json. Workers only compute (ladd.sweep.executor), so the
-driver is the workspace's one writer.
+driver is the workspace's one writer of runs and records. One exception, in-process only: the
+serial executor keeps each cell's training state in the workspace's checkpoint folder (the file
+`ladd train` keeps for the same run), so a sweep killed mid-cell resumes that cell; Ray workers,
+which may share no filesystem with the driver, start a killed cell over.
 
 Artifacts travel back through the executor (Ray's object store), not a shared filesystem, so a
 cluster needs no shared path and the workspace never sees a half-written file from a worker
@@ -286,11 +289,18 @@ def _make_executor(
     progress: ProgressFn | None,
     stop: threading.Event | None,
     ray_options: dict[str, Any] | None,
+    checkpoint_dir: Path | None = None,
 ) -> Executor:
     if not isinstance(executor, str):
         return executor
     if executor == "serial":
-        return SerialExecutor(spec, compute=compute, progress=progress, stop=stop)
+        return SerialExecutor(
+            spec,
+            compute=compute,
+            progress=progress,
+            stop=stop,
+            checkpoint_dir=checkpoint_dir,
+        )
     if executor == "ray":
         from ladd.sweep.ray_backend import RayExecutor
 
@@ -355,6 +365,7 @@ def _run_locked(
         progress=relay,
         stop=stop,
         ray_options=ray_options,
+        checkpoint_dir=workspace.root / "checkpoints",  # where `ladd train` keeps its states
     )
     started = False
     try:
@@ -611,6 +622,7 @@ def _record(
             "worker": out.worker,
             "device": out.device,
             "cell_seconds": out.seconds,
+            "resumed": out.resumed,
         },
     }
     run_id = record_train(
