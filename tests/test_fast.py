@@ -429,6 +429,41 @@ def test_policy_keeps_a_short_run_eager_after_timing_it(one_thread, tmp_path) ->
     assert all(p.grad is None for p in step.params.values())  # the probe leaves no gradients
 
 
+@pytest.mark.parametrize("fails_at", [1, 5])
+def test_a_compiled_step_that_fails_leaves_the_run_eager_with_the_reference_weights(
+    monkeypatch, one_thread, tmp_path, fails_at
+):
+    """A compiled step that raises (at its first call: while compiling; at a later one: in the
+    middle of training) is dropped with a warning and the run goes on eager: the failed call
+    leaves no gradient behind, so the weights still equal the reference's."""
+    import ladd.trainers.fast as fast
+
+    calls = {"n": 0}
+
+    def failing_compile(fn, mode, *, layout_optimization=False):
+        def compiled(x, y, weight, op, u):
+            calls["n"] += 1
+            if calls["n"] == fails_at:  # gradients accumulated, then the failure
+                fn(x, y, weight, op, u)[0].backward()
+                raise RuntimeError("inductor stand-in failure")
+            return fn(x, y, weight, op, u)
+
+        return compiled
+
+    monkeypatch.setattr(fast, "compile_fn", failing_compile)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    data = _data()
+    cfg = _cfg(epochs=2)
+    spec = model_spec(cfg, K, SIZE)
+    opts = FastOptions(engine="stacked", compile="default", cache_dir=str(tmp_path / "cc"))
+    expected = "compiling the step failed" if fails_at == 1 else "compiled step failed"
+    with pytest.warns(UserWarning, match=f"{expected} .*inductor stand-in failure"):
+        res = train_fast(data, spec, cfg, device="cpu", options=opts)
+    assert calls["n"] == fails_at  # never called again once it failed
+    ref = train_reference(data, spec, cfg, device="cpu")
+    assert _max_diff(ref.models, res.models) < 1e-5
+
+
 def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thread, tmp_path):
     """With a stand-in compiler: full batches go through the compiled function, the last
     partial batch (pad_last=False) runs eager at its own size, the compile is recorded in the

@@ -599,16 +599,18 @@ class _StackedStep:
         try:
             return self._run(fn, args)
         except Exception as err:
-            warnings.warn(
-                f"compiled step failed ({type(err).__name__}: {err}); continuing eager",
-                stacklevel=2,
-            )
-            self.compiled, self.mode = None, "off"
-            for p in self.params.values():
-                p.grad = None
+            self._go_eager(f"compiled step failed ({type(err).__name__}: {err}); continuing eager")
             return self._run(
                 self.loss, (x, y, self._weight(n_real, False) if padded else None, op, u)
             )
+
+    def _go_eager(self, why: str) -> None:
+        """Drop the compiled step after a failure (warned, stacklevel: the trainer's caller):
+        the run goes on eager, with no half-accumulated gradient of the failed call."""
+        warnings.warn(why, stacklevel=3)
+        self.compiled, self.mode = None, "off"
+        for p in self.params.values():
+            p.grad = None
 
     # -- deciding and compiling -------------------------------------------------------------------
 
@@ -719,13 +721,9 @@ class _StackedStep:
         try:
             times, compiled_loss = self._timed(self.compiled, calls)
         except Exception as err:
-            warnings.warn(
-                f"compiling the step failed ({type(err).__name__}: {err}); running eager",
-                stacklevel=2,
+            self._go_eager(
+                f"compiling the step failed ({type(err).__name__}: {err}); running eager"
             )
-            self.compiled, self.mode = None, "off"
-            for p in self.params.values():
-                p.grad = None
             return
         steady = times[-1]
         self.compiled_step_seconds = steady
