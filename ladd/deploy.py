@@ -314,6 +314,14 @@ def train_and_evaluate(
             lambda: [[e, s, a] for e, row in sorted(history.items()) for s, a in row.items()],
             restore,
         )
+    saved = checkpoint.saved_meta() if checkpoint is not None else None
+    if saved is not None and progress is not None:
+        where = f"pass {saved.get('pass', '?')} of {cfg.passes}"
+        if "seed_index" in saved:  # the sequential loop saves per seed
+            where += f" of seed {cfg.seeds[int(saved['seed_index'])]}"
+        progress(
+            ProgressEvent("train", 0, 0, None, f"resuming the saved state: {where}", note=True)
+        )
     if monitor_every > 0:
         pick = monitor_subset(test_set).to(dev)
         monitor = make_monitor(

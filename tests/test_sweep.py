@@ -333,8 +333,12 @@ def test_a_killed_cell_resumes_from_its_saved_state_with_the_weights_of_an_unkil
     with pytest.raises(_Killed):
         run_sweep(spec, ws, compute=dies_mid_cell)
     assert len(list(folder.glob("train-*.safetensors"))) == 1 and max(passes) == 3
-    res = run_sweep(spec, ws)
+    events: list[SweepEvent] = []
+    res = run_sweep(spec, ws, on_event=events.append)
     assert res.status == "done" and res.ran == 1
+    # the user is told where it goes on from: the state saved after pass 2 (pass 3 was cut)
+    notes = [e.message for e in events if "resuming" in (e.message or "")]
+    assert len(notes) == 1 and "resuming the saved state: pass 2 of 5 of seed 0" in notes[0]
     (run,) = train_runs(ws)
     assert run.config["sweep"]["resumed"] is True
     assert not list(folder.glob("train-*.safetensors"))
