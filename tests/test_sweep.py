@@ -603,6 +603,52 @@ def test_ray_rerun_skips_every_finished_cell(ray_run):
     assert len(train_runs(ray_run["ws"])) == 4
 
 
+def test_a_ray_worker_killed_mid_cell_resumes_on_its_retry(serial_run, inputs, tmp_path):
+    """On the private local instance the executor starts (this machine, this filesystem) the
+    tasks keep their training state in the workspace, as the serial executor does: a worker
+    killed mid-training (os._exit after a saved pass, as the OOM killer would) is retried by
+    Ray, and the retry resumes the cell and ends with the serial grid's weights."""
+    pytest.importorskip("ray")
+    from ladd.sweep.ray_backend import short_temp_dir
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HOME", str(tmp_path / "home"))  # Ray's auth token: a home of its own
+    ws = Workspace(tmp_path / "ws")
+    spec = grid(inputs, name="ray-killed", archs=("convnet_d3",), modes=("ladd",), max_retries=2)
+    killed = tmp_path / "killed"
+
+    def dies_after_a_saved_pass(cell, *args, **kwargs):
+        folder = Path(kwargs["checkpoint_dir"])  # handed to the task on a local instance
+        if not killed.exists():
+
+            def progress(ev) -> None:
+                if ev.stage == "train" and ev.step >= 3 and any(folder.glob("train-*")):
+                    killed.touch()
+                    os._exit(1)
+
+            kwargs.update(progress=progress, checkpoint_seconds=0)
+        return compute_cell(cell, *args, **kwargs)
+
+    temp = short_temp_dir()
+    options = {"num_cpus": 1, "num_gpus": 0, "temp_dir": temp, "log_to_driver": False}
+    try:
+        res = run_sweep(
+            spec, ws, executor="ray", compute=dies_after_a_saved_pass, ray_options=options
+        )
+    finally:
+        mp.undo()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert killed.exists() and res.status == "done" and res.ran == 1
+    (run,) = train_runs(ws)
+    assert run.config["sweep"]["resumed"] is True
+    assert not list((ws.root / "checkpoints").glob("train-*"))
+    (cell,) = expand(spec)
+    (ref,) = [r for r in train_runs(serial_run[0]) if r.config["sweep"]["cell_key"] == cell.key]
+    a = load_model(run.artifacts["model_seed0"]).state_dict()
+    b = load_model(ref.artifacts["model_seed0"]).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 # ---------------------------------------------------------------------------------------------
 # The GPU script, rehearsed on the CPU
 

@@ -13,7 +13,10 @@ memory, node lost) is rerun by Ray up to `max_retries` times; an exception insid
 not retried (it would fail again) and the cell is reported failed. Prepared inputs go to the
 object store once (`ray.put`) and every task of that input reads the same copy; results (the
 DeployResult and the weights) come back the same way to the driver, which alone writes the
-workspace.
+workspace's runs. One exception: on the private local instance (this machine, this filesystem)
+the tasks keep their training state in the workspace's checkpoint folder, as the serial executor
+does, so a cell whose worker or driver was killed resumes instead of starting over; on a cluster,
+which may share no filesystem with the driver, a killed cell starts over.
 """
 
 from __future__ import annotations
@@ -50,10 +53,17 @@ def _import_ray() -> Any:
 
 
 def _run_cell(
-    compute: ComputeFn, cell: Cell, dataset: Any, test_set: Any, device: str, threads: int
+    compute: ComputeFn,
+    cell: Cell,
+    dataset: Any,
+    test_set: Any,
+    device: str,
+    threads: int,
+    checkpoint_dir: str | None = None,
 ) -> CellOutput:
     """The task body (module level, so that workers import it instead of unpickling code)."""
-    return compute(cell, dataset, test_set, device=device, threads=threads)
+    extra = {"checkpoint_dir": checkpoint_dir} if checkpoint_dir is not None else {}
+    return compute(cell, dataset, test_set, device=device, threads=threads, **extra)
 
 
 class RayExecutor:
@@ -72,11 +82,14 @@ class RayExecutor:
         temp_dir: str | Path | None = None,
         log_to_driver: bool = True,
         ship_code: bool | None = None,
+        checkpoint_dir: str | Path | None = None,
     ) -> None:
         """address None: a private local instance with `num_cpus` / `num_gpus` (default: all
         of this machine's). temp_dir: Ray's session folder for a local instance (keep it
         short: Ray's socket paths must fit 107 characters). ship_code: send this process's
-        `ladd` package to the workers (default: only when joining a cluster by address)."""
+        `ladd` package to the workers (default: only when joining a cluster by address).
+        checkpoint_dir: where the tasks keep their training state, used only on the private
+        local instance this executor starts (a cluster's workers may not see the folder)."""
         self.spec = spec
         self.address = address
         self.compute = compute
@@ -85,6 +98,7 @@ class RayExecutor:
         self.temp_dir = str(temp_dir) if temp_dir is not None else None
         self.log_to_driver = log_to_driver
         self.ship_code = ship_code
+        self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir is not None else None
         self._ray: Any = None
         self._owned = False  # we started the Ray session, so we shut it down
         self._refs: dict[Any, Any] = {}  # ObjectRef -> ObjectRef (handles are the refs)
@@ -145,7 +159,9 @@ class RayExecutor:
         )
         threads = self.spec.threads or max(1, int(self.spec.cpus_per_cell))
         device = "cuda" if self._use_gpu else "cpu"
-        ref = task.remote(self.compute, cell, dataset, test_set, device, threads)
+        local = self._owned and self.address is None  # the workers see this filesystem
+        ckpt = self.checkpoint_dir if local else None
+        ref = task.remote(self.compute, cell, dataset, test_set, device, threads, ckpt)
         self._refs[ref] = ref
         return ref
 

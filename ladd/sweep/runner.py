@@ -4,10 +4,11 @@ The driver prepares each distinct input once (loads the set, label-augments it w
 checkpoint at N x R, loads the test split), hands it to the executor (in-process for the serial
 executor, Ray's object store for Ray), and turns each returned CellOutput into a `train` run of
 the runs database and a cell of sweep.json. Workers only compute (ladd.sweep.executor), so the
-driver is the workspace's one writer of runs and records. One exception, in-process only: the
+driver is the workspace's one writer of runs and records. One exception: the
 serial executor keeps each cell's training state in the workspace's checkpoint folder (the file
-`ladd train` keeps for the same run), so a sweep killed mid-cell resumes that cell; Ray workers,
-which may share no filesystem with the driver, start a killed cell over.
+`ladd train` keeps for the same run), so a sweep killed mid-cell resumes that cell; so do the
+tasks of a private local Ray instance. A cluster's workers, which may share no filesystem with
+the driver, start a killed cell over.
 
 Artifacts travel back through the executor (Ray's object store), not a shared filesystem, so a
 cluster needs no shared path and the workspace never sees a half-written file from a worker
@@ -304,7 +305,13 @@ def _make_executor(
     if executor == "ray":
         from ladd.sweep.ray_backend import RayExecutor
 
-        return RayExecutor(spec, address=address, compute=compute, **(ray_options or {}))
+        return RayExecutor(
+            spec,
+            address=address,
+            compute=compute,
+            checkpoint_dir=checkpoint_dir,
+            **(ray_options or {}),
+        )
     raise ValueError(f"unknown executor {executor!r}: use serial or ray")
 
 
