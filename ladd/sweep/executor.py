@@ -3,7 +3,8 @@
 A worker only computes: `compute_cell` runs `ladd.deploy.train_and_evaluate` -- the function
 `ladd train` runs -- on a prepared set and the real test split, and returns the DeployResult plus
 the models' CPU state dicts (a CellOutput). It writes nothing but, when asked (the serial
-executor asks), the training state it resumes from after a kill. An Executor runs such calls
+executor and the tasks of a private local Ray instance ask), the training state it resumes from
+after a kill. An Executor runs such calls
 somewhere: `SerialExecutor` in this process, one at a time; `ladd.sweep.ray_backend.RayExecutor`
 as Ray tasks.
 """
