@@ -612,6 +612,7 @@ def test_a_ray_worker_killed_mid_cell_resumes_on_its_retry(serial_run, inputs, t
     from ladd.sweep.ray_backend import short_temp_dir
 
     mp = pytest.MonkeyPatch()
+    (tmp_path / "home").mkdir()
     mp.setenv("HOME", str(tmp_path / "home"))  # Ray's auth token: a home of its own
     ws = Workspace(tmp_path / "ws")
     spec = grid(inputs, name="ray-killed", archs=("convnet_d3",), modes=("ladd",), max_retries=2)
