@@ -527,14 +527,22 @@ def test_sweep_imports_and_runs_serially_without_ray(inputs, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ray_run(inputs, serial_run, tmp_path_factory):
+def ray_home(tmp_path_factory) -> str:
+    """One HOME for every Ray instance these tests start: Ray 2.60 guards a local instance with
+    a token under ~/.ray and reads where that is once per process, so a second instance under
+    another HOME never gets its GCS server up (it times out waiting for it)."""
+    return str(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def ray_run(inputs, serial_run, tmp_path_factory, ray_home):
     """The grid on a local 2-CPU Ray instance; the first attempt of one cell kills its own
     worker process (os._exit mid-task, as the OOM killer would). Then the same sweep again.
     Ray is shut down before the tests look at anything."""
     mp = pytest.MonkeyPatch()
     # Ray 2.60 guards a local instance with a token it writes to ~/.ray/auth_token: give this
     # one a home of its own (set before ray is imported: Ray reads its auth mode once)
-    mp.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    mp.setenv("HOME", ray_home)
     ray = pytest.importorskip("ray")
     from ladd.sweep.ray_backend import init_ray, short_temp_dir
 
@@ -603,7 +611,7 @@ def test_ray_rerun_skips_every_finished_cell(ray_run):
     assert len(train_runs(ray_run["ws"])) == 4
 
 
-def test_a_ray_worker_killed_mid_cell_resumes_on_its_retry(serial_run, inputs, tmp_path):
+def test_a_ray_worker_killed_mid_cell_resumes_on_its_retry(serial_run, inputs, tmp_path, ray_home):
     """On the private local instance the executor starts (this machine, this filesystem) the
     tasks keep their training state in the workspace, as the serial executor does: a worker
     killed mid-training (os._exit after a saved pass, as the OOM killer would) is retried by
@@ -612,8 +620,7 @@ def test_a_ray_worker_killed_mid_cell_resumes_on_its_retry(serial_run, inputs, t
     from ladd.sweep.ray_backend import short_temp_dir
 
     mp = pytest.MonkeyPatch()
-    (tmp_path / "home").mkdir()
-    mp.setenv("HOME", str(tmp_path / "home"))  # Ray's auth token: a home of its own
+    mp.setenv("HOME", ray_home)  # the Ray tests' one home (see `ray_home`)
     ws = Workspace(tmp_path / "ws")
     spec = grid(inputs, name="ray-killed", archs=("convnet_d3",), modes=("ladd",), max_retries=2)
     killed = tmp_path / "killed"

@@ -223,10 +223,6 @@ def init_ray(
         )
         if temp_dir is not None:
             kwargs["_temp_dir"] = str(temp_dir)
-        # Ray waits 30 s for its GCS server to bind a port, which a busy 2-core machine can
-        # miss (seen in our CI while a study trained); 120 s unless the user set it
-        # (read by ray.init in this process, ray/_private/node.py `start_gcs_server`).
-        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
     else:
         kwargs["address"] = address
     if address is not None if ship_code is None else ship_code:
