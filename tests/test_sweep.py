@@ -444,6 +444,49 @@ def test_text_progress_throttles_per_epoch_lines():
     assert len(lines) == 2 and "train 1/9" in lines[0] and "done" in lines[1]
 
 
+def test_the_eta_follows_the_running_cells_training_pace_not_only_the_cost_model(
+    inputs, tmp_path, monkeypatch
+):
+    """The cost model's figure is a guess (a CPU LADD cell of AlexNet ran 1.6 times longer than
+    it said): once the running cell has reported its training over MIN_PACE_SECONDS, the ETA is
+    its own pace, (1 - done) x seconds per cell, and the pending cells' estimates are scaled by
+    how that pace compares with the running cell's estimate. Before that, the cost model."""
+    from ladd.progress import ProgressEvent
+    from ladd.sweep import runner
+
+    clock = [1000.0]
+    monkeypatch.setattr(runner, "time", type("Clock", (), {"perf_counter": lambda: clock[0]}))
+    ws = Workspace(tmp_path)
+    spec = grid(inputs, name="pace", archs=("convnet_d2",))  # baseline, then LADD
+    plan = plan_sweep(spec, ws, slots=1, device="cpu")
+    first, second = (plan.estimates[c.key].seconds for c in plan.todo)
+    seen: list[float | None] = []
+
+    def reports_slowly(cell, *args, **kwargs):
+        if not seen:  # the first cell: 1 of 10 passes at once, the second 30 s later
+            relay = kwargs["progress"]
+            relay(ProgressEvent("train", 0, 10, note=True, message="a note moves nothing"))
+            relay(ProgressEvent("train", 1, 10))
+            seen.append(events[-1].eta)
+            clock[0] += runner.MIN_PACE_SECONDS / 2  # too soon to trust a pace
+            relay(ProgressEvent("train", 2, 10))
+            seen.append(events[-1].eta)
+            clock[0] += 30.0 - runner.MIN_PACE_SECONDS / 2
+            relay(ProgressEvent("train", 2, 10))
+            seen.append(events[-1].eta)
+        return compute_cell(cell, *args, **kwargs)
+
+    events: list[SweepEvent] = []
+    res = run_sweep(spec, ws, compute=reports_slowly, on_event=events.append)
+    assert res.status == "done" and res.ran == 2
+    # no pace yet: the cost model, less the time the cell has run
+    assert seen[0] == pytest.approx(first + second)
+    assert seen[1] == pytest.approx(max(0.0, first - runner.MIN_PACE_SECONDS / 2) + second)
+    # 0.1 of the cell in 30 s: 300 s a cell, 0.8 of it left; the LADD cell scaled alike
+    assert seen[2] == pytest.approx(0.8 * 300.0 + second * 300.0 / first)
+    assert first + second < 10.0 < seen[2]  # the cost model says seconds: this grid is tiny
+
+
 def test_cost_model_uses_measured_rates_and_scales_the_rest_by_flops():
     rate, basis = throughput("convnet_d3", 32, 128, "cpu")
     assert rate == 29.5 and basis.startswith("measured")

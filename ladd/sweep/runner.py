@@ -360,6 +360,8 @@ def _run_locked(
 
     def relay(ev: ProgressEvent) -> None:  # per-epoch progress of the serial executor's cell
         if state is not None:
+            if ev.stage == "train" and not ev.note and ev.total > 0:
+                state.observe(ev.step / ev.total)
             msg = f"{ev.stage} {ev.step}/{ev.total}" + (f" {ev.message}" if ev.message else "")
             state.emit("progress", running_label=True, message=msg)
 
@@ -415,6 +417,10 @@ def _run_locked(
     )
 
 
+# A running cell's pace counts for the ETA once its training has reported over this many seconds.
+MIN_PACE_SECONDS = 20.0
+
+
 class _State:
     """The driver's book-keeping: cell statuses, counts, ETA, events, sweep.json."""
 
@@ -436,6 +442,8 @@ class _State:
         self.by_key = {c.key: c for c in record.cells}
         self.started: dict[str, float] = {}
         self.took: dict[str, float] = {}  # this call's finished cells: key -> seconds
+        # A running cell's training progress: key -> ((time, fraction) first seen, latest).
+        self.seen: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
         self.ran = self.failed = 0
         self.skipped = 0
 
@@ -448,21 +456,48 @@ class _State:
         cell.seconds = run.metrics.get("seconds")
         self.skipped += 1
 
+    def observe(self, fraction: float) -> None:
+        """The one running cell has trained `fraction` of its passes (the serial executor's
+        progress; a cell resumed from a saved state starts past 0)."""
+        running = [c.key for c in self.record.cells if c.status == "running"]
+        if len(running) != 1:
+            return
+        point = (time.perf_counter(), min(1.0, max(0.0, fraction)))
+        first = self.seen[running[0]][0] if running[0] in self.seen else point
+        self.seen[running[0]] = (first, point)
+
+    def cell_pace(self, key: str) -> float | None:
+        """Seconds the whole cell takes at the rate its training has shown so far (None until
+        it has shown one: MIN_PACE_SECONDS and some progress since its first report)."""
+        if key not in self.seen:
+            return None
+        (t0, f0), (t1, f1) = self.seen[key]
+        if t1 - t0 < MIN_PACE_SECONDS or f1 <= f0:
+            return None
+        return (t1 - t0) / (f1 - f0)
+
     def eta(self) -> float | None:
-        """Cost-model seconds of what is left, scaled by how fast finished cells really ran."""
+        """Cost-model seconds of what is left, scaled by how fast cells really ran: the
+        finished ones, and the running ones by their training's pace so far. A running cell
+        with a pace is given its own remaining time, (1 - done) x pace."""
         left = [c for c in self.record.cells if c.status in ("pending", "running")]
         if not left:
             return 0.0
+        paces = {c.key: self.cell_pace(c.key) for c in left if c.status == "running"}
+        seconds = {**{k: p for k, p in paces.items() if p is not None}, **self.took}
         ratios = [
-            self.took[k] / self.plan.estimates[k].seconds
-            for k in self.took
+            sec / self.plan.estimates[k].seconds
+            for k, sec in seconds.items()
             if self.plan.estimates[k].seconds
         ]
         factor = statistics.fmean(ratios) if ratios else 1.0
-        observed = statistics.fmean(self.took.values()) if self.took else None
+        observed = statistics.fmean(seconds.values()) if seconds else None
         now = time.perf_counter()
         total = 0.0
         for c in left:
+            if paces.get(c.key) is not None:
+                total += (1.0 - self.seen[c.key][1][1]) * paces[c.key]
+                continue
             est = self.plan.estimates[c.key].seconds
             sec = est * factor if est is not None else observed
             if sec is None:
