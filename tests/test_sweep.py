@@ -447,7 +447,7 @@ def test_text_progress_throttles_per_epoch_lines():
 def test_the_eta_follows_the_running_cells_training_pace_not_only_the_cost_model(
     inputs, tmp_path, monkeypatch
 ):
-    """The cost model's figure is a guess (a CPU LADD cell of AlexNet ran 1.6 times longer than
+    """The cost model's figure is a guess (a CPU LADD cell of AlexNet ran 1.5 times longer than
     it said): once the running cell has reported its training over MIN_PACE_SECONDS, the ETA is
     its own pace, (1 - done) x seconds per cell, and the pending cells' estimates are scaled by
     how that pace compares with the running cell's estimate. Before that, the cost model."""

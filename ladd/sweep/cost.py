@@ -42,8 +42,11 @@ class Throughput:
 _CPU = "CPU, 2 shared cores, torch 2.14.1, fp32"
 _H200 = "NVIDIA H200, fast trainer (5 seeds stacked, bf16, compiled)"
 _DISCUSSION = (
-    "docs/results/DISCUSSION.md, part 6: plain fp32 SGD steps at batch 256, no DSA, 2026-11-26"
+    "plain fp32 SGD steps at batch 256, no DSA, 2026-11-26 (a throwaway script; quoted in "
+    "docs/results/DISCUSSION.md at commit c628ec5); AlexNet and VGG11 measured that way came "
+    "out 1.4 to 1.5 times faster than in the study's LADD cells"
 )
+_PART6 = "docs/results/cpu-6-random-ipc10-"
 THROUGHPUTS: tuple[Throughput, ...] = (
     # Three LADD run groups of the study's part 3 (N 3: 3 seeds x 61 passes x 1,000 samples,
     # DSA, the fast trainer) on the 2 cores with nothing else running: 183,000 seed-samples in
@@ -60,8 +63,11 @@ THROUGHPUTS: tuple[Throughput, ...] = (
         "docs/results/cpu-3-random-ipc10-convnet_d3-ladd-n3-*.json, idle cores, 2026-11-26",
     ),
     Throughput("cpu", "convnet_d3", 32, 128, 29.5, _CPU, "docs/benchmarks.md, CPU, width 128"),
-    Throughput("cpu", "alexnet", 32, None, 114.0, _CPU, _DISCUSSION),
-    Throughput("cpu", "vgg11", 32, None, 176.0, _CPU, _DISCUSSION),
+    # The study's part 6 LADD run groups (IPC 10, N 5: 3 seeds x 61 passes x 2,600 samples, DSA,
+    # the fast trainer's sequential engine), 2026-12-02: 475,800 seed-samples in 5,977 s
+    # (AlexNet, light other load) and 3,966 s (VGG11, idle cores).
+    Throughput("cpu", "alexnet", 32, None, 79.6, _CPU, _PART6 + "alexnet-ladd-*.json"),
+    Throughput("cpu", "vgg11", 32, None, 120.0, _CPU, _PART6 + "vgg11-ladd-*.json"),
     Throughput("cpu", "resnet18", 32, None, 42.0, _CPU, _DISCUSSION),
     Throughput("cpu", "vit", 32, None, 23.0, _CPU, _DISCUSSION),
     Throughput("cuda", "convnet_d3", 32, 128, 203_614.0, _H200, "docs/benchmarks.json"),
