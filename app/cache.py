@@ -331,27 +331,19 @@ def _cam_grid(
     _runs: list[Any],
     _images: Any,
 ) -> Any:
-    from ladd.cam import explain
-    from ladd.compare import CamGrid
+    from ladd.compare import cam_grid_on
 
-    idx = list(indices)
-    labels = _images.labels[idx]
-    results = []
-    for run, key in zip(_runs, keys, strict=True):
-        x = run_inputs(run, _images)[idx]  # (k, C, H, W) in the run's input space
-        model = load_model(key[0])
-        with model_lock(key[0]):
-            results.append(explain(model, x, labels.tolist() if explain_true else None, method))
-    shown = _images.images[idx].permute(0, 2, 3, 1).numpy()  # (k, H, W, C) uint8
-    if shown.shape[-1] == 1:
-        shown = shown.repeat(3, axis=-1)
-    return CamGrid.from_results(
-        shown,
-        labels.numpy(),
-        idx,
-        results,
+    models = [load_model(key[0]) for key in keys]
+    inputs = [run_inputs(run, _images) for run in _runs]  # each run's own input space
+    return cam_grid_on(
+        models,
+        inputs,
+        _images,
+        indices,
         list(names),
-        list(_images.info.class_names),
+        method=method,
+        explain_true=explain_true,
+        guard=lambda r: model_lock(keys[r][0]),
     )
 
 

@@ -261,17 +261,6 @@ def loss_curves(
     return fig
 
 
-def cam_panel(overlays: Sequence[np.ndarray], titles: Sequence[str]) -> go.Figure:
-    """Side-by-side CAM overlays (each (H, W, 3) uint8) with a title per image."""
-    stack = np.stack(list(overlays))
-    fig = px.imshow(stack, facet_col=0, binary_string=True)
-    for i, ann in enumerate(fig.layout.annotations):
-        ann.text = titles[i] if i < len(titles) else ""
-    _bare_axes(fig)
-    fig.update_layout(height=360, margin=dict(l=5, r=5, t=60, b=5), hovermode=False)
-    return fig
-
-
 def png_uri(image: np.ndarray) -> str:
     """(H, W, 3) uint8 as a PNG data URI: a compact way to put pixels in a figure."""
     import base64

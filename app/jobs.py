@@ -34,6 +34,7 @@ log = logging.getLogger("ladd.app.jobs")
 JOB_STATES = ("queued", "running", "done", "failed", "stopped")
 _MAX_LOSSES = 5000
 _MAX_EPOCHS = 5000  # points kept per metric and seed
+WARNING_PREFIX = "warning: "  # a job log line that warns about the job's inputs
 
 
 @dataclass

@@ -107,7 +107,7 @@ class K:
 DEFAULTS: dict[str, Any] = {
     K.FIG_FORMAT: "png",
     K.DEMO_SOURCE: "shapes",  # the page starts on ladd.demo.default_source() instead
-    K.DEMO_SIZE: "full",  # the page starts on ladd.demo.default_size() instead
+    K.DEMO_SIZE: "quick",  # the page starts on ladd.demo.default_size() instead
     K.DEMO_DATA: "",
     K.DS_FROM: "workspace",
     K.DS_PER_CLASS: 10,

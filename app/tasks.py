@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.jobs import Job, registry
+from app.jobs import WARNING_PREFIX, Job, registry
 from app.paths import check_source
 
 
@@ -83,45 +83,58 @@ def submit_labeler(
 
 
 def submit_training(
-    root: str, set_path: str, cfg_kwargs: dict[str, Any], label: str, *, monitor_every: int = 0
+    root: str,
+    set_path: str,
+    cfg_kwargs: dict[str, Any],
+    label: str,
+    *,
+    monitor_every: int = 0,
+    data_root: str | None = None,
+    allow_unwhitened: bool = False,
 ) -> Job:
     """Train and test models on a set; the run (metrics, weights) lands in the runs database.
 
-    monitor_every > 0: every so many epochs the models are scored on a fixed test subset and the
-    job keeps those figures (the training page's live accuracy curve)."""
+    The set and its test split load as `ladd train` loads them (ladd.sets.inputs), from
+    `data_root` where the source's files live; the set's warnings go to the job's log as
+    notes. monitor_every > 0: every so many epochs the models are scored on a fixed test subset
+    and the job keeps those figures (the training page's live accuracy curve)."""
 
     def work(job: Job) -> int:
-        from ladd.data import load_source
         from ladd.pipeline import run_train
-        from ladd.sets import load_set
+        from ladd.progress import ProgressEvent
+        from ladd.sets.inputs import SetReading, load_training_inputs
         from ladd.store import Workspace
         from ladd.training import TrainConfig
 
         ws = Workspace(root)
         cfg = TrainConfig(**cfg_kwargs)
-        job.progress(
-            stage="load", step=0, total=cfg.epochs * len(cfg.seeds), message="loading the set"
+        total = cfg.epochs * len(cfg.seeds)
+        job.progress(stage="load", step=0, total=total, message="loading the set")
+        reading = SetReading(allow_unwhitened=allow_unwhitened)
+        inputs = load_training_inputs(
+            set_path,
+            reading,
+            data_root=data_root,
+            cache_dir=ws.cache_dir,
+            check_source=check_source,  # a set's metadata must not lead outside the allow-list
         )
-        ds = load_set(set_path, cache_dir=ws.cache_dir)
-        source = getattr(ds, "source", None)
-        if not source:
-            raise ValueError("the set does not name its source dataset, so there is no test split")
-        source = check_source(source)  # a set's metadata must not lead outside the allow-list
-        test = load_source(
-            source, "test", image_size=int(ds.images.shape[-1]), cache_dir=ws.cache_dir
-        )
+        for warning in inputs.warnings:
+            job.progress(
+                ProgressEvent("load", 0, total, None, f"{WARNING_PREFIX}{warning}", note=True)
+            )
         run_id, _ = run_train(
             ws,
-            ds,
-            test,
+            inputs.dataset,
+            inputs.test,
             cfg,
             set_path=set_path,
-            source=source,
+            source=inputs.source,
             label=label,
             device="auto",
             progress=job.progress,
             stop=job.stop,
             monitor_every=monitor_every,
+            extra={"reading": reading.to_dict()},
         )
         return run_id
 

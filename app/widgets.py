@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app import cache, charts, state
-from app.jobs import registry
+from app.jobs import WARNING_PREFIX, registry
 from app.paths import workspace_root
 from app.state import K
 
@@ -333,6 +333,9 @@ def _job_panel(snap: dict[str, Any], curve: bool) -> None:
         st.warning(f"{snap['title']}: stopped", icon=":material/stop_circle:")
     else:
         error(snap["error"] or "failed", prefix=f"{snap['title']} failed: ")
+    for line in snap["log"]:  # the set's warnings, as `ladd train` prints them
+        if line.startswith(WARNING_PREFIX):
+            st.warning(line[len(WARNING_PREFIX) :], icon=":material/warning:")
     if curve and snap["losses"] and not snap["curves"]:
         # A trainer without per-epoch reports: its loss per progress step, as reported.
         plot(

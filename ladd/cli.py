@@ -12,6 +12,13 @@
     ladd evaluate FILE --source NAME --archs convnet_d3,alexnet --epochs E --seeds S [--json]
     ladd runs list | show ID | export CSV
 
+Option groups are defined once (`_with_options`): the set-reading flags of every command that
+reads a set (`_reading_options`: --source --zca --mean --std --format --experiment
+--num-classes --allow-unwhitened) and the training flags `train` and `evaluate` share
+(`_training_options`, turned into a TrainConfig by `_Training.config`). Every command that
+reads a set prints its warnings, and refuses one that looks ZCA-whitened without --zca unless
+--allow-unwhitened (ladd.sets.inputs).
+
 Every command takes --device, --workspace, --seed and --debug. Errors print one red line and
 exit 1 (bad arguments: 2); --debug shows the traceback. Progress bars go to stderr, so that with
 --json the last line of stdout is one JSON object.
@@ -19,11 +26,14 @@ exit 1 (bad arguments: 2); --debug shows the traceback. Progress bars go to stde
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -139,6 +149,184 @@ DataRootOpt = Annotated[
     Path | None,
     typer.Option("--data-root", help="Where source archives live (e.g. ../shared/data)."),
 ]
+NumClassesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--num-classes",
+        min=1,
+        help="How many classes a bare image tensor holds (class-major labels are inferred).",
+    ),
+]
+AllowUnwhitenedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unwhitened",
+        "--no-zca-check",
+        help="Train on (or label) a set whose images look ZCA-whitened without --zca; without "
+        "this such a set is refused.",
+    ),
+]
+EpochsOpt = Annotated[int, typer.Option("--epochs", min=1)]
+SeedsOpt = Annotated[
+    int, typer.Option("--seeds", min=1, help="How many models (seeds seed..seed+S-1).")
+]
+LrOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lr",
+        help="Learning rate (default: under mtt, a set's learned lr for the architecture it "
+        "was distilled with; else the architecture's rate, GLaD's get_eval_lrs).",
+    ),
+]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1)]
+WidthOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--width", min=1, help="ConvNet width (default 128; an option of the ConvNets only)."
+    ),
+]
+TrainerOpt = Annotated[
+    str,
+    typer.Option(
+        "--trainer", help="fast (default) | reference (the field-style loop, for comparison)"
+    ),
+]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision", help="auto (bf16 for the fast trainer on CUDA, else fp32) | fp32 | bf16"
+    ),
+]
+NoDsaOpt = Annotated[bool, typer.Option("--no-dsa", help="Train without DSA augmentation.")]
+
+
+# -- option groups: each defined once, turned into one value -----------------------------------
+
+
+def _reading_options(
+    source: SourceOpt = None,
+    zca: ZcaOpt = False,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    fmt: FormatOpt = None,
+    experiment: ExperimentOpt = None,
+    num_classes: NumClassesOpt = None,
+    allow_unwhitened: AllowUnwhitenedOpt = False,
+) -> Any:
+    """The set-reading flags of every command that reads a set, as a ladd SetReading."""
+    from ladd.sets.inputs import SetReading
+
+    return SetReading(
+        source=source,
+        format=fmt,
+        mean=mean,
+        std=std,
+        zca=zca,
+        experiment=experiment,
+        num_classes=num_classes,
+        allow_unwhitened=allow_unwhitened,
+    )
+
+
+@dataclass(frozen=True)
+class _Training:
+    """The training flags `train` and `evaluate` share; `config` is the one TrainConfig
+    builder of the command line."""
+
+    mode: str
+    protocol: str
+    epochs: int
+    seeds: int
+    loss: str
+    full_labels: str
+    lr: float | None
+    batch_size: int
+    width: int | None
+    trainer: str
+    precision: str
+    dsa: bool
+
+    def config(self, arch: str, seed: int, *, check_options: bool = True) -> Any:
+        """The TrainConfig of these flags for `arch`, seeds seed..seed+S-1; the model options
+        are checked against the architecture (ladd.models.check_model_options) unless the
+        command spreads them over several (`evaluate`: a width reaches the ConvNets)."""
+        from ladd.models import check_model_options
+        from ladd.training import TrainConfig
+
+        options = {"width": self.width} if self.width else {}
+        if check_options:
+            check_model_options(arch, options)
+        return TrainConfig(
+            arch=arch,
+            mode=self.mode,
+            protocol=self.protocol,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            seeds=_seeds(seed, self.seeds),
+            loss=self.loss,
+            full_labels=self.full_labels,
+            trainer=self.trainer,
+            precision=self.precision,
+            dsa=self.dsa,
+            model_options=options,
+        )
+
+
+def _training_options(
+    mode: ModeOpt = "ladd",
+    protocol: ProtocolOpt = "auto",
+    epochs: EpochsOpt = 1000,
+    seeds: SeedsOpt = 5,
+    loss: LossOpt = "mean",
+    full_labels: FullLabelsOpt = "hard",
+    lr: LrOpt = None,
+    batch_size: BatchSizeOpt = 256,
+    width: WidthOpt = None,
+    trainer: TrainerOpt = "fast",
+    precision: PrecisionOpt = "auto",
+    no_dsa: NoDsaOpt = False,
+) -> _Training:
+    """The training flags of `train` and `evaluate`."""
+    return _Training(
+        mode, protocol, epochs, seeds, loss, full_labels, lr, batch_size, width, trainer,
+        precision, not no_dsa,
+    )  # fmt: skip
+
+
+def _with_options(**groups: Callable[..., Any]) -> Callable[[Callable[..., Any]], Any]:
+    """Give a command each group's options, defined once in the group function: the command's
+    parameter `name` (a placeholder, default None) is replaced by the options of
+    `groups[name]`, and receives what that function builds from them."""
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        own = inspect.signature(fn, eval_str=True)
+        taken = {n for n in own.parameters if n not in groups}
+        params: list[inspect.Parameter] = []
+        members: dict[str, list[str]] = {}
+        for name, p in own.parameters.items():
+            if name not in groups:
+                params.append(p)
+                continue
+            group = list(inspect.signature(groups[name], eval_str=True).parameters.values())
+            clash = taken & {g.name for g in group}
+            if clash:
+                raise TypeError(f"{fn.__name__}: options {sorted(clash)} defined twice")
+            taken |= {g.name for g in group}
+            members[name] = [g.name for g in group]
+            params += [g.replace(kind=p.kind) for g in group]
+
+        @functools.wraps(fn)
+        def command(**kw: Any) -> Any:
+            for name, keys in members.items():
+                kw[name] = groups[name](**{k: kw.pop(k) for k in keys})
+            return fn(**kw)
+
+        command.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate
 
 
 # Click's own exceptions (typer may vendor its own copy of click): let click handle them.
@@ -216,59 +404,46 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     return vals
 
 
-def _load_set(
-    path: Path,
-    source: str | None,
-    ws: Any = None,
-    data_root: Path | None = None,
-    zca: bool = False,
-    *,
-    mean: str | None = None,
-    std: str | None = None,
-    fmt: str | None = None,
-    experiment: int | None = None,
-    describe_only: bool = False,
-) -> Any:
-    """Any set at `path` (ladd.sets.load_set) with the command line's set options."""
-    from ladd.sets import load_set
-    from ladd.sets.options import SetOptionError, read_options
+@contextmanager
+def _reading_errors() -> Iterator[None]:
+    """A reading flag that makes no sense, said in the command line's words (its flag)."""
+    from ladd.sets.options import SetOptionError
 
-    if not path.exists():
-        raise CLIError(f"{path}: no such file or folder")
     try:
-        kwargs = read_options(
-            format=fmt, source=source, mean=mean, std=std, zca=zca, experiment=experiment
-        )
+        yield
     except SetOptionError as e:
         if e.field == "zca":
             msg = "--zca needs --source: ZCA is fitted on that source's train split"
             raise CLIError(msg) from None
-        hint = "--mean/--std" if e.field in ("mean", "std") else f"--{e.field}"
+        hint = "--mean/--std" if e.field in ("mean", "std") else f"--{e.field.replace('_', '-')}"
         raise typer.BadParameter(str(e), param_hint=hint) from None
-    if describe_only:
-        kwargs["describe_only"] = True
-    if ws is not None:
-        kwargs["cache_dir"] = ws.cache_dir
-    if data_root is not None:
-        kwargs["data_root"] = data_root
-    return load_set(path, **kwargs)
 
 
-def _test_split(dataset: Any, source: str | None, ws: Any, data_root: Path | None) -> Any:
-    from ladd.data import load_source
+def _load_set(
+    path: Path,
+    reading: Any,
+    ws: Any = None,
+    data_root: Path | None = None,
+    *,
+    describe_only: bool = False,
+) -> Any:
+    """The set at `path` read with the command line's set flags (ladd.sets.inputs, as every
+    front end reads it); its warnings are printed."""
+    from ladd.sets.inputs import load_input_set, set_warnings
 
-    name = source or getattr(dataset, "source", None)
-    if not name:
-        raise CLIError(
-            "the set does not name its source: pass --source NAME (for the real test split)"
+    if not path.exists():
+        raise CLIError(f"{path}: no such file or folder")
+    with _reading_errors():
+        ds = load_input_set(
+            path,
+            reading,
+            data_root=data_root,
+            cache_dir=ws.cache_dir if ws is not None else None,
+            describe_only=describe_only,
         )
-    return load_source(
-        name,
-        "test",
-        image_size=int(dataset.images.shape[-1]),
-        data_root=data_root,
-        cache_dir=ws.cache_dir,
-    )
+    for w in set_warnings(ds):
+        _warn(w)
+    return ds
 
 
 def _print_json(obj: Any) -> None:
@@ -286,31 +461,18 @@ def _fmt_flops(f: float) -> str:
 
 
 @app.command()
+@_with_options(reading=_reading_options)
 def info(
     path: Annotated[
         Path, typer.Argument(help="A distilled-set file/folder or a label-augmented file.")
     ],
-    source: SourceOpt = None,
+    reading: Any = None,
     json_out: JsonOpt = False,
-    zca: ZcaOpt = False,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    fmt: FormatOpt = None,
-    experiment: ExperimentOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Describe a distilled set or a label-augmented set."""
+    """Describe a distilled set or a label-augmented set (its warnings on stderr)."""
     with _guard(debug):
-        ds = _load_set(
-            path,
-            source,
-            zca=zca,
-            mean=mean,
-            std=std,
-            fmt=fmt,
-            experiment=experiment,
-            describe_only=True,
-        )
+        ds = _load_set(path, reading, describe_only=True)
         d = ds.describe()
         if not isinstance(d, dict):  # a describe() that returns text
             out.print(str(d))
@@ -321,8 +483,6 @@ def info(
                 continue
             table.add_row(str(k), _short(v))
         out.print(table)
-        for w in getattr(ds, "warnings", None) or []:
-            _warn(w)
         if json_out:
             _print_json(d)
 
@@ -639,6 +799,7 @@ def train_labeler_cmd(
 
 
 @app.command()
+@_with_options(reading=_reading_options)
 def augment(
     distilled: Annotated[Path, typer.Argument(help="A distilled set (file or folder).")],
     labeler: Annotated[
@@ -658,16 +819,11 @@ def augment(
         bool, typer.Option("--allow-mismatch", help="Label even if the input spaces differ.")
     ] = False,
     force: ForceOpt = False,
-    source: SourceOpt = None,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
-    zca: ZcaOpt = False,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    fmt: FormatOpt = None,
-    experiment: ExperimentOpt = None,
+    reading: Any = None,
     debug: DebugOpt = False,
 ) -> None:
     """Generate dense labels for a distilled set: write a label-augmented set file."""
@@ -676,9 +832,7 @@ def augment(
 
         ws = _workspace(workspace)
         dev = _device(device)
-        ds = _load_set(
-            distilled, source, ws, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
-        )
+        ds = _load_set(distilled, reading, ws)
         if hasattr(ds, "dense"):
             raise CLIError(f"{distilled} is already label-augmented")
         res = run_label_augment(
@@ -750,6 +904,7 @@ def overhead(
 
 
 @app.command()
+@_with_options(reading=_reading_options)
 def stats(
     file: Annotated[
         Path, typer.Argument(help="A label-augmented set, or a distilled set with --labeler.")
@@ -760,15 +915,10 @@ def stats(
     ] = None,
     n: Annotated[int, typer.Option("--n", min=1)] = 5,
     r: Annotated[float, typer.Option("--r", min=0.0, max=1.0)] = 0.625,
-    source: SourceOpt = None,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
-    zca: ZcaOpt = False,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    fmt: FormatOpt = None,
-    experiment: ExperimentOpt = None,
+    reading: Any = None,
     debug: DebugOpt = False,
 ) -> None:
     """Per-crop label statistics: max probability, entropy, agreement with the hard label."""
@@ -777,9 +927,7 @@ def stats(
         from ladd.labeler import list_checkpoints
 
         ws = _workspace(workspace)
-        ds = _load_set(
-            file, source, ws, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
-        )
+        ds = _load_set(file, reading, ws)
         if labeler:
             paths: list[Path] = []
             for p in labeler:
@@ -809,18 +957,20 @@ def stats(
 
 
 def _set_and_test_split(
-    file: Path, source: str | None, ws: Any, data_root: Path | None, **opts: Any
+    file: Path, reading: Any, ws: Any, data_root: Path | None
 ) -> tuple[Any, Any]:
-    """The set a training command trains on (the set options as `_load_set` takes them) and the
-    real test split its models are scored on."""
-    ds = _load_set(file, source, ws, data_root, **opts)
-    return ds, _test_split(ds, source, ws, data_root)
+    """The set a training command trains on and the real test split its models are scored on
+    (ladd.sets.inputs.load_training_inputs, as the dashboard and sweeps load them); the set's
+    warnings are printed."""
+    from ladd.sets.inputs import load_training_inputs
 
-
-def _train_config(**kw: Any) -> Any:
-    from ladd.training import TrainConfig
-
-    return TrainConfig(**kw)
+    if not file.exists():
+        raise CLIError(f"{file}: no such file or folder")
+    with _reading_errors():
+        inputs = load_training_inputs(file, reading, data_root=data_root, cache_dir=ws.cache_dir)
+    for w in inputs.warnings:
+        _warn(w)
+    return inputs.dataset, inputs.test
 
 
 def _warn_long(epochs: int, dev: Any) -> None:
@@ -832,18 +982,11 @@ def _warn_long(epochs: int, dev: Any) -> None:
 
 
 @app.command()
+@_with_options(training=_training_options, reading=_reading_options)
 def train(
     file: Annotated[Path, typer.Argument(help="A label-augmented set or any distilled set.")],
-    source: SourceOpt = None,
     arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
-    mode: ModeOpt = "ladd",
-    protocol: ProtocolOpt = "auto",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1000,
-    seeds: Annotated[
-        int, typer.Option("--seeds", min=1, help="How many models (seeds seed..seed+S-1).")
-    ] = 5,
-    loss: LossOpt = "mean",
-    full_labels: FullLabelsOpt = "hard",
+    training: Any = None,
     monitor_every: Annotated[
         int,
         typer.Option(
@@ -853,88 +996,42 @@ def train(
             "of the test split (shown only; nothing is chosen on it). 0: off.",
         ),
     ] = 0,
-    lr: Annotated[
-        float | None,
-        typer.Option(
-            "--lr",
-            help="Learning rate (default: under mtt, a set's learned lr for the architecture it "
-            "was distilled with; else the architecture's rate, GLaD's get_eval_lrs).",
-        ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
-    width: Annotated[
-        int | None, typer.Option("--width", min=1, help="ConvNet width (default 128).")
-    ] = None,
-    trainer: Annotated[
-        str,
-        typer.Option(
-            "--trainer", help="fast (default) | reference (the field-style loop, for comparison)"
-        ),
-    ] = "fast",
-    precision: Annotated[
-        str,
-        typer.Option(
-            "--precision", help="auto (bf16 for the fast trainer on CUDA, else fp32) | fp32 | bf16"
-        ),
-    ] = "auto",
-    no_dsa: Annotated[
-        bool, typer.Option("--no-dsa", help="Train without DSA augmentation.")
-    ] = False,
     data_root: DataRootOpt = None,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
-    zca: ZcaOpt = False,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    fmt: FormatOpt = None,
-    experiment: ExperimentOpt = None,
+    reading: Any = None,
     debug: DebugOpt = False,
 ) -> None:
     """Train fresh models on a set and test them on the source's real test split."""
     with _guard(debug):
         from ladd.pipeline import run_train
 
-        cfg = _train_config(
-            arch=arch,
-            mode=mode,
-            protocol=protocol,
-            epochs=epochs,
-            lr=lr,
-            batch_size=batch_size,
-            seeds=_seeds(seed, seeds),
-            loss=loss,
-            full_labels=full_labels,
-            trainer=trainer,
-            precision=precision,
-            dsa=not no_dsa,
-            model_options={"width": width} if width else {},
-        )
+        cfg = training.config(arch, seed)
         ws = _workspace(workspace)
         dev = _device(device)
-        ds, test = _set_and_test_split(
-            file, source, ws, data_root, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
-        )
-        _warn_long(epochs, dev)
-        with _progress_bar(f"train {arch} ({mode})") as cb:
+        ds, test = _set_and_test_split(file, reading, ws, data_root)
+        _warn_long(cfg.epochs, dev)
+        with _progress_bar(f"train {arch} ({cfg.mode})") as cb:
             run_id, res = run_train(
                 ws,
                 ds,
                 test,
                 cfg,
                 set_path=file,
-                source=source,
+                source=reading.source,
                 device=dev,
                 progress=cb,
                 monitor_every=monitor_every,
+                extra={"reading": reading.to_dict()},
             )
         table = Table("seed", "top-1")
         for s, a in zip(cfg.seeds, res.per_seed, strict=True):
             table.add_row(str(s), f"{a:.2%}")
         out.print(table)
         out.print(
-            f"{arch} / {mode}: {res.accuracy_mean:.2%} +- {res.accuracy_std:.2%} over {len(res.per_seed)} "
+            f"{arch} / {cfg.mode}: {res.accuracy_mean:.2%} +- {res.accuracy_std:.2%} over {len(res.per_seed)} "
             f"seed(s), protocol {res.config.protocol}, lr {res.lr:g}, {res.num_samples} "
             f"samples/epoch, {res.seconds:.1f} s, {_fmt_flops(res.flops)}"
         )
@@ -977,37 +1074,19 @@ def _result_json(run_id: int, res: Any) -> dict[str, Any]:
 
 
 @app.command()
+@_with_options(training=_training_options, reading=_reading_options)
 def evaluate(
     file: Annotated[Path, typer.Argument(help="A label-augmented set or any distilled set.")],
-    source: SourceOpt = None,
     archs: Annotated[
         str | None, typer.Option("--archs", help="Comma-separated (default: the paper's five).")
     ] = None,
-    mode: ModeOpt = "ladd",
-    protocol: ProtocolOpt = "auto",
-    loss: LossOpt = "mean",
-    full_labels: FullLabelsOpt = "hard",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1000,
-    seeds: Annotated[int, typer.Option("--seeds", min=1)] = 5,
-    lr: Annotated[float | None, typer.Option("--lr")] = None,
-    width: Annotated[
-        int | None, typer.Option("--width", min=1, help="ConvNet width (ConvNets only).")
-    ] = None,
-    trainer: Annotated[str, typer.Option("--trainer", help="fast (default) | reference")] = "fast",
-    precision: Annotated[
-        str,
-        typer.Option("--precision", help="auto (bf16 on CUDA for the fast trainer) | fp32 | bf16"),
-    ] = "auto",
+    training: Any = None,
     data_root: DataRootOpt = None,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
-    zca: ZcaOpt = False,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
-    fmt: FormatOpt = None,
-    experiment: ExperimentOpt = None,
+    reading: Any = None,
     debug: DebugOpt = False,
 ) -> None:
     """Cross-architecture evaluation (the paper's Table 2)."""
@@ -1022,28 +1101,30 @@ def evaluate(
                 raise typer.BadParameter(
                     f"unknown model {a!r}; known: {', '.join(sorted(known))}", param_hint="--archs"
                 )
-        cfg = _train_config(
-            arch=(arch_list or ["convnet_d3"])[0],
-            mode=mode,
-            protocol=protocol,
-            loss=loss,
-            full_labels=full_labels,
-            epochs=epochs,
-            lr=lr,
-            seeds=_seeds(seed, seeds),
-            trainer=trainer,
-            precision=precision,
-            model_options={"width": width} if width else {},
-        )
+        # a width reaches the ConvNets among the architectures (ladd.models.supported_options);
+        # an option none of them takes is an error
+        cfg = training.config((arch_list or ["convnet_d3"])[0], seed, check_options=False)
+        if arch_list and cfg.model_options:
+            from ladd.models import check_model_options, supported_options
+
+            if not any(supported_options(a, cfg.model_options) for a in arch_list):
+                check_model_options(arch_list[0], cfg.model_options)
         ws = _workspace(workspace)
         dev = _device(device)
-        ds, test = _set_and_test_split(
-            file, source, ws, data_root, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment
-        )
-        _warn_long(epochs, dev)
-        with _progress_bar(f"evaluate ({mode})") as cb:
+        ds, test = _set_and_test_split(file, reading, ws, data_root)
+        _warn_long(cfg.epochs, dev)
+        with _progress_bar(f"evaluate ({cfg.mode})") as cb:
             run_id, res = run_evaluate(
-                ws, ds, test, cfg, arch_list, set_path=file, source=source, device=dev, progress=cb
+                ws,
+                ds,
+                test,
+                cfg,
+                arch_list,
+                set_path=file,
+                source=reading.source,
+                device=dev,
+                progress=cb,
+                extra={"reading": reading.to_dict()},
             )
         table = Table("architecture", "top-1 (mean +- std)", "seconds")
         for row in res.table():
@@ -1075,10 +1156,10 @@ def warmup(
     image_size: Annotated[int, typer.Option("--image-size", min=8)] = 32,
     classes: Annotated[int, typer.Option("--classes", min=2)] = 10,
     seeds: Annotated[int, typer.Option("--seeds", min=1)] = 5,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
-    width: Annotated[int | None, typer.Option("--width", min=1, help="ConvNet width.")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16")] = "auto",
-    no_dsa: Annotated[bool, typer.Option("--no-dsa")] = False,
+    batch_size: BatchSizeOpt = 256,
+    width: WidthOpt = None,
+    precision: PrecisionOpt = "auto",
+    no_dsa: NoDsaOpt = False,
     export: Annotated[
         Path | None,
         typer.Option("--export", help="Also write portable compile artifacts to this file."),
@@ -1155,7 +1236,9 @@ def sweep(
         chosen = ("ray" if ray_available() else "serial") if executor == "auto" else executor
         plan = plan_sweep(spec, ws)
         err.print(plan.summary())
-        if dry_run:
+        if dry_run:  # a run shows the sets' warnings as sweep events
+            for w in plan.warnings:
+                _warn(w)
             table = Table("cell", "recorded run", "estimate (s)")
             for row in plan.table():
                 sec = row.get("estimate_seconds")

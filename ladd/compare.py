@@ -13,7 +13,8 @@ source's statistics.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ __all__ = [
     "CamGrid",
     "Predictions",
     "cam_grid",
+    "cam_grid_on",
+    "display_images",
     "grid_figure_size",
     "pick_images",
     "predict",
@@ -211,20 +214,64 @@ def cam_grid(
     *,
     method: str = "gradcam",
     explain_true: bool = False,
+    guard: Callable[[int], AbstractContextManager[Any]] | None = None,
 ) -> CamGrid:
     """CAMs of the same k images under each model (one row per model).
 
     `inputs[r]`: the k images in model r's input space, (k, C, H, W) (see `run_inputs`);
     `images`: the same k images as (k, H, W, 3) uint8 for display. Each map explains the
-    model's predicted class, or the true class with `explain_true`.
+    model's predicted class, or the true class with `explain_true`. `guard(r)`, when given, is
+    held while model r runs (the dashboard's per-model lock: CAM hooks are not thread-safe).
     """
     from ladd.cam import explain
 
     if len(models) != len(inputs):
         raise ValueError(f"{len(models)} models but {len(inputs)} input batches")
     targets = [int(c) for c in np.asarray(labels).reshape(-1)] if explain_true else None
-    results = [explain(m, x, targets, method) for m, x in zip(models, inputs, strict=True)]
+    results = []
+    for r, (model, x) in enumerate(zip(models, inputs, strict=True)):
+        with guard(r) if guard is not None else nullcontext():
+            results.append(explain(model, x, targets, method))
     return CamGrid.from_results(images, labels, indices, results, row_names, class_names)
+
+
+def display_images(images: torch.Tensor) -> np.ndarray:
+    """(k, C, H, W) uint8 images as (k, H, W, 3) uint8 for display (grey repeated to RGB)."""
+    shown = images.permute(0, 2, 3, 1).cpu().numpy()
+    return shown.repeat(3, axis=-1) if shown.shape[-1] == 1 else shown
+
+
+def cam_grid_on(
+    models: Sequence[nn.Module],
+    inputs: Sequence[torch.Tensor],
+    test: Any,
+    indices: Sequence[int] | np.ndarray,
+    row_names: Sequence[str],
+    *,
+    method: str = "gradcam",
+    explain_true: bool = False,
+    guard: Callable[[int], AbstractContextManager[Any]] | None = None,
+) -> CamGrid:
+    """The CAM grid of `models` (rows) on images `indices` (columns) of the real set `test`
+    (an ImageSet): what the dashboard, the report and the CLI show.
+
+    `inputs[r]`: the whole of `test` in model r's input space (`run_inputs`); the columns are
+    taken from it, shown from `test`'s own uint8 images, labelled with its class names.
+    """
+    idx = np.asarray(indices, np.int64).reshape(-1)
+    pick = torch.as_tensor(idx)
+    return cam_grid(
+        models,
+        [x[pick] for x in inputs],
+        display_images(test.images[pick]),
+        test.labels[pick].cpu().numpy(),
+        idx,
+        row_names,
+        list(test.info.class_names),
+        method=method,
+        explain_true=explain_true,
+        guard=guard,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

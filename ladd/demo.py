@@ -108,8 +108,30 @@ DEMO_SIZES: dict[str, DemoSize] = {
         cam_per_class=10,
         description="a smoke build: every artifact, models barely trained",
     ),
-    # The CPU demo worth showing: a baseline well above chance and a real LADD gain in a few
-    # minutes on 2 CPU cores (measured, see the module docstring).
+    # The default on a CPU: the `full` recipe with a third of its training (LADD 20 epochs,
+    # the baseline as many SGD steps), so the whole build takes a few minutes on a laptop-class
+    # CPU and LADD still wins by a wide margin (measured, see the module docstring).
+    "quick": DemoSize(
+        name="quick",
+        train_per_class=500,
+        test_per_class=100,
+        labeler_epochs=4,
+        labeler_batch=32,
+        labeler_lr=0.02,
+        save_at=(1, 2, 4),
+        dense_epoch=2,
+        ipc=10,
+        n=5,
+        r=0.625,
+        train_epochs=20,
+        seeds=(0,),
+        width=32,
+        cam_per_class=20,
+        baseline_same_steps=True,
+        description="the CPU default: a narrow ConvNet, 20 LADD epochs, one seed, minutes",
+    ),
+    # The longer CPU demo: three times `quick`'s training, a few points more for each
+    # (tens of minutes on a shared 2-core CPU; see the module docstring).
     "full": DemoSize(
         name="full",
         train_per_class=500,
@@ -127,7 +149,7 @@ DEMO_SIZES: dict[str, DemoSize] = {
         width=32,
         cam_per_class=20,
         baseline_same_steps=True,
-        description="a narrow ConvNet, 60 LADD epochs, one seed: minutes on a CPU",
+        description="a narrow ConvNet, 60 LADD epochs, one seed: tens of minutes on a CPU",
     ),
     # The paper's protocol (REFERENCE.md section 3) for a GPU: the whole train split for the
     # labeler (50 epochs, momentum 0, augmentation, the epoch-10 checkpoint labels), IPC 10,
@@ -157,10 +179,10 @@ DEMO_SIZES: dict[str, DemoSize] = {
 
 
 def default_size(device: str | torch.device = "auto") -> str:
-    """The demo size for a device: the paper's protocol on a GPU, the CPU demo otherwise."""
+    """The demo size for a device: the paper's protocol on a GPU, `quick` otherwise."""
     from ladd.device import resolve_device
 
-    return "gpu" if resolve_device(device).type == "cuda" else "full"
+    return "gpu" if resolve_device(device).type == "cuda" else "quick"
 
 
 def cifar10_available(data_root: str | Path | None = None) -> bool:
@@ -257,39 +279,114 @@ def demo_tag(source: str, size: str) -> str:
     return f"demo_{slug(source)}_{size}"
 
 
-def _relay(progress: ProgressFn | None, start: float, span: float, label: str) -> ProgressFn:
-    """Map a step's own events onto the demo's overall 0..100 scale (never going back: a later
-    stage of the step, e.g. evaluation, restarts its own count)."""
-    best = [0.0]
+# ---------------------------------------------------------------------------------------------
+# The build: small named steps, each reusing what an earlier build made (one rule, `_Build.step`)
 
-    def cb(ev: Any) -> None:
-        if progress is None:
-            return
-        total = max(1, int(getattr(ev, "total", 1) or 1))
-        best[0] = max(best[0], min(1.0, float(getattr(ev, "step", 0) or 0) / total))
-        frac = best[0]
-        msg = getattr(ev, "message", "") or ""
-        progress(
-            ProgressEvent(
-                "demo",
-                int(round(start + span * frac)),
-                100,
+
+@dataclass(frozen=True)
+class _Build:
+    """One build's context: where it writes, its size, how it reports, what it reused."""
+
+    ws: Any  # ladd.store.Workspace
+    source: str
+    size: str
+    spec: DemoSize
+    device: str | torch.device
+    data_root: str | Path | None
+    progress: ProgressFn | None
+    stop: Any | None
+    t0: float = field(default_factory=time.perf_counter)
+    skipped: list[str] = field(default_factory=list)
+    plan: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> (start, span) %
+    clock: list[float] = field(default_factory=list)  # (time, percent) where building began
+
+    @property
+    def tag(self) -> str:
+        return demo_tag(self.source, self.size)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"demo": self.tag}
+
+    def step(self, name: str, found: Any, make: Any, message: str = "") -> Any:
+        """The one reuse rule: an artifact an earlier build made with the same settings (`found`,
+        not None) is used as it is and the step is listed as skipped; else `make()` builds it."""
+        if found is not None:
+            self.skipped.append(name)
+            return found
+        self.check_stop()
+        start = self.plan.get(name, (0.0, 0.0))[0]
+        if not self.clock:
+            self.clock.extend((time.perf_counter(), start))
+        if message:
+            self.say(start, message)
+        return make()
+
+    def check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise TrainingStopped("demo build stopped on request")
+
+    def say(self, percent: float, message: str, loss: float | None = None) -> None:
+        if self.progress is not None:
+            eta = self.eta(percent)
+            text = f"{message} · {eta}" if eta else message
+            self.progress(ProgressEvent("demo", int(round(percent)), 100, loss, text))
+
+    def eta(self, percent: float) -> str:
+        """ "about N min left": the pace of this build's own work so far (reused steps excluded),
+        applied to what is left. The plan's spans are cost-weighted (_plan), so a percent of
+        the bar is about a percent of the time."""
+        if not self.clock or percent >= 100:
+            return ""
+        began, at = self.clock
+        done, spent = percent - at, time.perf_counter() - began
+        if done < 2.0 or spent < 3.0:
+            return ""
+        left = spent * (100.0 - percent) / done
+        return f"about {left / 60:.0f} min left" if left >= 90 else f"about {left:.0f} s left"
+
+    def relay(self, name: str, label: str) -> ProgressFn:
+        """A step's own events mapped onto its span of the demo's 0..100 bar (never going back:
+        a later stage of the step, e.g. evaluation, restarts its own count)."""
+        start, span = self.plan.get(name, (0.0, 0.0))
+        best = [0.0]
+
+        def cb(ev: Any) -> None:
+            total = max(1, int(getattr(ev, "total", 1) or 1))
+            best[0] = max(best[0], min(1.0, float(getattr(ev, "step", 0) or 0) / total))
+            msg = getattr(ev, "message", "") or ""
+            self.say(
+                start + span * best[0],
+                f"{label}: {msg}" if msg else label,
                 getattr(ev, "loss", None),
-                f"{label}: {msg}".rstrip(": ") if msg else label,
             )
-        )
 
-    return cb
-
-
-def _say(progress: ProgressFn | None, step: float, message: str) -> None:
-    if progress is not None:
-        progress(ProgressEvent("demo", int(round(step)), 100, None, message))
+        return cb
 
 
-def _check_stop(stop: Any) -> None:
-    if stop is not None and stop.is_set():
-        raise TrainingStopped("demo build stopped on request")
+def _plan(
+    spec: DemoSize, num_classes: int, train_images: int, test_images: int
+) -> dict[str, tuple[float, float]]:
+    """Each step's (start, span) on the 0..100 bar, in proportion to its estimated compute
+    (image passes through a model; a forward-only pass counts a third of a training one; the
+    labeler's batches of 32 run at about half the per-image rate of 256). Loading takes 0-2."""
+    images = num_classes * spec.ipc
+    views = 1 + spec.n * spec.n
+    evals = (20 * min(test_images, 500) + len(spec.seeds) * test_images) / 3
+    cost = {
+        "labeler": train_images * spec.labeler_epochs * (2.0 if spec.labeler_batch < 128 else 1.0)
+        + len(spec.save_at) * test_images / 3,
+        "distilled": 1.0,
+        "dense": images * spec.n * spec.n / 3,
+        "run:baseline": len(spec.seeds) * spec.epochs_for("baseline", images) * images + evals,
+        "run:ladd": len(spec.seeds) * spec.train_epochs * images * views + evals,
+        "cam": 1.0,
+    }
+    total, at, plan = sum(cost.values()), 2.0, {}
+    for name, c in cost.items():
+        plan[name] = (at, 97.0 * c / total)
+        at += plan[name][1]
+    return plan
 
 
 def build_demo(
@@ -305,178 +402,34 @@ def build_demo(
     """Build (or reuse) the demo artifacts in `workspace` (a ladd.store.Workspace or a folder).
 
     `data_root`: where torchvision's CIFAR files are (or go, when downloading is possible);
-    the shared CIFAR-10 archive of LADD_SHARED_DATA is preferred when there is one.
+    the shared CIFAR-10 archive of LADD_SHARED_DATA is preferred when there is one. Progress
+    events carry an estimate of the time left once the build has measured its own pace.
     """
-    from ladd.data import load_source
-    from ladd.deploy import resolve_config
     from ladd.device import resolve_device
-    from ladd.distill import RandomConfig
-    from ladd.labeler import LabelerConfig, list_checkpoints, read_meta
-    from ladd.pipeline import run_distill, run_label_augment, run_labeler, run_train
-    from ladd.sets import LabelAugmentedSet, load_distilled
+    from ladd.labeler import read_meta
     from ladd.store import Workspace
-    from ladd.training import TrainConfig
 
     if size not in DEMO_SIZES:
         raise ValueError(f"unknown demo size {size!r}; use one of {', '.join(DEMO_SIZES)}")
-    spec = DEMO_SIZES[size]
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    t0 = time.perf_counter()
-    tag = demo_tag(source, size)
-    skipped: list[str] = []
+    b = _Build(ws, source, size, DEMO_SIZES[size], device, data_root, progress, stop)
 
-    # 1. Real data (decoded once into the workspace cache).
-    _say(progress, 0, f"loading the {source} source")
-    where = {"cache_dir": ws.cache_dir, "data_root": data_root, "seed": 0}
-    train = load_source(source, "train", limit_per_class=spec.train_per_class, **where)
-    test = load_source(source, "test", limit_per_class=spec.test_per_class, **where)
-    options = {"width": spec.width} if spec.width else {}
-    _check_stop(stop)
-
-    # 2. Labeler checkpoints (train_labeler resumes from matching checkpoints; all there = no-op).
-    lab_cfg = LabelerConfig(
-        arch="convnet_d3" if int(train.images.shape[-1]) <= 64 else "convnet_d5",
-        epochs=spec.labeler_epochs,
-        save_at=spec.save_at,
-        batch_size=spec.labeler_batch,
-        lr=spec.labeler_lr,
-        momentum=spec.labeler_momentum,
-        weight_decay=spec.labeler_weight_decay,
-        augment=spec.labeler_augment,
-        seed=0,
-        limit_per_class=spec.train_per_class,
-        model_options=options,
+    train, test = _load_splits(b)
+    b.plan.update(
+        _plan(
+            b.spec, len(train.info.class_names), int(train.labels.numel()), int(test.labels.numel())
+        )
     )
-    lab_dir = ws.labelers_dir / tag
-    have = _matching_epochs(lab_dir, lab_cfg, list_checkpoints, read_meta)
-    if not have and list_checkpoints(lab_dir):
-        # An earlier version's demo labeler (other settings): build beside it, in a folder of
-        # this labeler's own, and label, train and record from that one.
-        lab_dir = ws.labelers_dir / f"{tag}-{_digest(lab_cfg.resume_key())}"
-        have = _matching_epochs(lab_dir, lab_cfg, list_checkpoints, read_meta)
-    variant = lab_dir.name[len(tag) :]  # "" or "-<digest>": names the sets made from it
-    if set(lab_cfg.checkpoint_epochs()) <= have:
-        skipped.append("labeler")
-        checkpoints = [p for p in list_checkpoints(lab_dir) if read_meta(p).epoch in have]
-    else:
-        _say(progress, 2, "training the labeler")
-        lab = run_labeler(
-            ws,
-            source,
-            lab_cfg,
-            out_dir=lab_dir,
-            device=device,
-            progress=_relay(progress, 2, 38, "labeler"),
-            stop=stop,
-            train_set=train,
-            test_set=test,
-            extra={"demo": tag},
-        )
-        checkpoints = [Path(c.path) for c in lab.checkpoints]
-    _check_stop(stop)
-
-    # 3. A random-real distilled set, in the MTT layout other tools read.
-    distilled_dir = ws.sets_dir / f"{tag}_random_ipc{spec.ipc}"
-    distilled = None
-    if (distilled_dir / "images_best.pt").is_file():
-        try:
-            distilled = load_distilled(distilled_dir, source=source)
-            skipped.append("distilled")
-        except ValueError:
-            distilled = None
-    if distilled is None:
-        _say(progress, 41, f"drawing a random-real set, {spec.ipc} images per class")
-        distilled = run_distill(
-            ws,
-            source,
-            "random",
-            RandomConfig(ipc=spec.ipc, seed=0),
-            out_dir=distilled_dir,
-            train_set=train,
-            force=True,  # an unreadable left-over of an interrupted build
-            extra={"demo": tag},
-        ).dataset
-    _check_stop(stop)
-
-    # 4. Dense labels from an early checkpoint.
-    dense_ckpt = _checkpoint_for(checkpoints, spec.dense_epoch, read_meta)
-    epoch = read_meta(dense_ckpt).epoch
-    set_path = ws.sets_dir / f"{tag}_random_ipc{spec.ipc}_n{spec.n}_e{epoch}{variant}.safetensors"
-    la = None
-    if set_path.is_file():
-        try:
-            la = LabelAugmentedSet.load(set_path)
-        except ValueError:
-            la = None
-        if la is not None and (la.labeler or {}).get("path") != str(dense_ckpt):
-            la = None  # labelled by another labeler: made again
-        if la is not None:
-            skipped.append("dense")
-    if la is None:
-        _say(progress, 43, f"dense labels: {spec.n}x{spec.n} crops per image")
-        la = run_label_augment(
-            ws,
-            distilled,
-            dense_ckpt,
-            n=spec.n,
-            r=spec.r,
-            distilled_path=distilled_dir,
-            out=set_path,
-            device=device,
-            force=True,  # an unreadable left-over of an interrupted build
-            extra={"demo": tag},
-        ).dataset
-    _check_stop(stop)
-
-    # 5. Baseline and LADD runs, recorded with their weights.
-    runs: dict[str, int] = {}
-    epochs: dict[str, int] = {}
-    spans = {"baseline": (45, 15), "ladd": (60, 35)}
+    lab_cfg = _labeler_config(b, int(train.images.shape[-1]))
+    lab_dir, checkpoints = _labeler_step(b, lab_cfg, train, test)
+    distilled_dir, distilled = _distilled_step(b, train)
+    dense_ckpt = _checkpoint_for(checkpoints, b.spec.dense_epoch)
+    variant = lab_dir.name[len(b.tag) :]  # "" or "-<digest>": names the sets made from it
+    set_path, la = _dense_step(b, distilled, distilled_dir, dense_ckpt, variant)
+    runs, epochs = {}, {}
     for mode in ("baseline", "ladd"):
-        cfg = TrainConfig(
-            arch=lab_cfg.arch or "convnet_d3",
-            mode=mode,
-            epochs=spec.epochs_for(mode, int(la.images.shape[0])),
-            seeds=spec.seeds,
-            model_options=options,
-        )
-        cfg = resolve_config(la, cfg, device)  # what run_train records (protocol, lr, precision)
-        epochs[mode] = cfg.epochs
-        found = _find_run(ws, tag, mode, cfg.to_dict(), set_path)
-        if found is not None:
-            runs[mode] = found
-            skipped.append(f"run:{mode}")
-            continue
-        start, span = spans[mode]
-        _say(progress, start, f"training the {mode} model")
-        run_id, _ = run_train(
-            ws,
-            la,
-            test,
-            cfg,
-            set_path=set_path,
-            source=source,
-            label=f"demo {mode}",
-            device=device,
-            progress=_relay(progress, start, span, f"{mode} training"),
-            monitor_every=max(1, cfg.epochs // 20),  # the accuracy curve the pages draw
-            stop=stop,
-            extra={"demo": tag},
-        )
-        runs[mode] = run_id
-        _check_stop(stop)
-
-    # 6. Real test images for CAMs.
-    _say(progress, 96, "saving real test images for CAMs")
-    cam_path = _cam_file(ws, source, int(train.images.shape[-1]), spec.cam_per_class)
-    if cam_path.is_file():
-        skipped.append("cam")
-    else:
-        where_cam = {**where, "seed": 1}
-        save_cam_inputs(
-            load_source(source, "test", limit_per_class=spec.cam_per_class, **where_cam), cam_path
-        )
-    scores = {mode: _accuracy(ws, run_id) for mode, run_id in runs.items()}
+        runs[mode], epochs[mode] = _train_step(b, mode, lab_cfg, la, test, set_path)
+    cam_path = _cam_step(b, int(train.images.shape[-1]))
 
     arts = DemoArtifacts(
         workspace=ws.root,
@@ -489,24 +442,223 @@ def build_demo(
         baseline_run=runs["baseline"],
         ladd_run=runs["ladd"],
         cam_inputs=cam_path,
-        seconds=time.perf_counter() - t0,
-        skipped=tuple(skipped),
-        baseline_accuracy=scores["baseline"],
-        ladd_accuracy=scores["ladd"],
+        seconds=time.perf_counter() - b.t0,
+        skipped=tuple(b.skipped),
+        baseline_accuracy=_accuracy(ws, runs["baseline"]),
+        ladd_accuracy=_accuracy(ws, runs["ladd"]),
         labeler_accuracy=float(read_meta(dense_ckpt).test_accuracy),
         num_classes=len(train.info.class_names),
         test_images=int(test.labels.numel()),
-        spec=spec.to_dict(),
+        spec=b.spec.to_dict(),
         epochs=epochs,
         device=_device_label(resolve_device(device)),
     )
+    _write_summary(b, arts)
+    b.say(100, f"demo ready in {arts.seconds:.0f} s")
+    return arts
+
+
+def _load_splits(b: _Build) -> tuple[Any, Any]:
+    """The source's train and test subsets of this size (decoded once into the workspace cache)."""
+    from ladd.data import load_source
+
+    b.say(0, f"loading the {b.source} source")
+    where = {"cache_dir": b.ws.cache_dir, "data_root": b.data_root, "seed": 0}
+    train = load_source(b.source, "train", limit_per_class=b.spec.train_per_class, **where)
+    test = load_source(b.source, "test", limit_per_class=b.spec.test_per_class, **where)
+    b.check_stop()
+    return train, test
+
+
+def _model_options(spec: DemoSize) -> dict[str, Any]:
+    return {"width": spec.width} if spec.width else {}
+
+
+def _labeler_config(b: _Build, image_size: int) -> Any:
+    from ladd.labeler import LabelerConfig
+
+    spec = b.spec
+    return LabelerConfig(
+        arch="convnet_d3" if image_size <= 64 else "convnet_d5",
+        epochs=spec.labeler_epochs,
+        save_at=spec.save_at,
+        batch_size=spec.labeler_batch,
+        lr=spec.labeler_lr,
+        momentum=spec.labeler_momentum,
+        weight_decay=spec.labeler_weight_decay,
+        augment=spec.labeler_augment,
+        seed=0,
+        limit_per_class=spec.train_per_class,
+        model_options=_model_options(spec),
+    )
+
+
+def _labeler_step(b: _Build, cfg: Any, train: Any, test: Any) -> tuple[Path, list[Path]]:
+    """Labeler checkpoints at the size's epochs (train_labeler itself resumes a partial run).
+    A folder holding another version's demo labeler (other settings) is left alone: this one
+    is built beside it, in a folder named after its settings."""
+    from ladd.labeler import list_checkpoints
+    from ladd.pipeline import run_labeler
+
+    lab_dir = b.ws.labelers_dir / b.tag
+    if list_checkpoints(lab_dir) and not _matching_checkpoints(lab_dir, cfg):
+        lab_dir = b.ws.labelers_dir / f"{b.tag}-{_digest(cfg.resume_key())}"
+    have = _matching_checkpoints(lab_dir, cfg)
+    complete = set(cfg.checkpoint_epochs()) <= set(have)
+
+    def make() -> list[Path]:
+        lab = run_labeler(
+            b.ws,
+            b.source,
+            cfg,
+            out_dir=lab_dir,
+            device=b.device,
+            progress=b.relay("labeler", "labeler"),
+            stop=b.stop,
+            train_set=train,
+            test_set=test,
+            extra=b.extra,
+        )
+        return [Path(c.path) for c in lab.checkpoints]
+
+    found = sorted(have.values()) if complete else None
+    checkpoints = b.step("labeler", found, make, "training the labeler")
+    return lab_dir, checkpoints
+
+
+def _distilled_step(b: _Build, train: Any) -> tuple[Path, Any]:
+    """A random-real distilled set, in the MTT layout other tools read."""
+    from ladd.distill import RandomConfig
+    from ladd.pipeline import run_distill
+    from ladd.sets import load_distilled
+
+    out = b.ws.sets_dir / f"{b.tag}_random_ipc{b.spec.ipc}"
+    found = None
+    if (out / "images_best.pt").is_file():
+        try:
+            found = load_distilled(out, source=b.source)
+        except ValueError:
+            found = None  # an unreadable left-over of an interrupted build: drawn again
+
+    def make() -> Any:
+        return run_distill(
+            b.ws,
+            b.source,
+            "random",
+            RandomConfig(ipc=b.spec.ipc, seed=0),
+            out_dir=out,
+            train_set=train,
+            force=True,
+            extra=b.extra,
+        ).dataset
+
+    message = f"drawing a random-real set, {b.spec.ipc} images per class"
+    return out, b.step("distilled", found, make, message)
+
+
+def _dense_step(
+    b: _Build, distilled: Any, distilled_dir: Path, checkpoint: Path, variant: str
+) -> tuple[Path, Any]:
+    """Dense labels of every crop from an early labeler checkpoint (a label-augmented set)."""
+    from ladd.labeler import read_meta
+    from ladd.pipeline import run_label_augment
+    from ladd.sets import LabelAugmentedSet
+
+    spec = b.spec
+    epoch = read_meta(checkpoint).epoch
+    out = b.ws.sets_dir / f"{b.tag}_random_ipc{spec.ipc}_n{spec.n}_e{epoch}{variant}.safetensors"
+    found = None
+    if out.is_file():
+        try:
+            found = LabelAugmentedSet.load(out)
+        except ValueError:
+            found = None  # an unreadable left-over of an interrupted build
+        if found is not None and (found.labeler or {}).get("path") != str(checkpoint):
+            found = None  # labelled by another labeler: made again
+
+    def make() -> Any:
+        return run_label_augment(
+            b.ws,
+            distilled,
+            checkpoint,
+            n=spec.n,
+            r=spec.r,
+            distilled_path=distilled_dir,
+            out=out,
+            device=b.device,
+            force=True,
+            extra=b.extra,
+        ).dataset
+
+    return out, b.step("dense", found, make, f"dense labels: {spec.n}x{spec.n} crops per image")
+
+
+def _train_step(
+    b: _Build, mode: str, lab_cfg: Any, la: Any, test: Any, set_path: Path
+) -> tuple[int, int]:
+    """A baseline or LADD deployment run, recorded with its weights: (run id, epochs)."""
+    from ladd.deploy import resolve_config
+    from ladd.pipeline import run_train
+    from ladd.training import TrainConfig
+
+    cfg = TrainConfig(
+        arch=lab_cfg.arch or "convnet_d3",
+        mode=mode,
+        epochs=b.spec.epochs_for(mode, int(la.images.shape[0])),
+        seeds=b.spec.seeds,
+        model_options=_model_options(b.spec),
+    )
+    cfg = resolve_config(la, cfg, b.device)  # what run_train records (protocol, lr, precision)
+
+    def make() -> int:
+        run_id, _ = run_train(
+            b.ws,
+            la,
+            test,
+            cfg,
+            set_path=set_path,
+            source=b.source,
+            label=f"demo {mode}",
+            device=b.device,
+            progress=b.relay(f"run:{mode}", f"{mode} training"),
+            monitor_every=max(1, cfg.epochs // 20),  # the accuracy curve the pages draw
+            stop=b.stop,
+            extra=b.extra,
+        )
+        return run_id
+
+    found = _find_run(b.ws, b.tag, cfg.to_dict(), set_path)
+    return b.step(f"run:{mode}", found, make, f"training the {mode} model"), cfg.epochs
+
+
+def _cam_step(b: _Build, image_size: int) -> Path:
+    """Real test images (another draw than the scoring ones) to pick CAM images from."""
+    from ladd.data import load_source
+
+    per_class = b.spec.cam_per_class
+    path = _cam_file(b.ws, b.source, image_size, per_class)
+
+    def make() -> Path:
+        where = {"cache_dir": b.ws.cache_dir, "data_root": b.data_root, "seed": 1}
+        return save_cam_inputs(
+            load_source(b.source, "test", limit_per_class=per_class, **where), path
+        )
+
+    b.step("cam", path if path.is_file() else None, make, "saving real test images for CAMs")
+    return path
+
+
+def _write_summary(b: _Build, arts: DemoArtifacts) -> None:
+    """The summary the pages read (load_demo); a build that reused everything keeps the first
+    build's (its time is the one worth showing)."""
     from ladd.files import write_json
 
-    summary = ws.root / f"{tag}.json"
-    if len(skipped) < 6 or not summary.is_file():  # keep the first build's time when all reused
+    summary = b.ws.root / f"{b.tag}.json"
+    if len(b.skipped) < len(DEMO_STEPS) or not summary.is_file():
         write_json(summary, arts.to_dict())
-    _say(progress, 100, f"demo ready in {arts.seconds:.0f} s")
-    return arts
+
+
+DEMO_STEPS = ("labeler", "distilled", "dense", "run:baseline", "run:ladd", "cam")
 
 
 def _accuracy(ws: Any, run_id: int) -> float | None:
@@ -550,22 +702,25 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def _matching_epochs(lab_dir: Path, cfg: Any, list_checkpoints: Any, read_meta: Any) -> set[int]:
-    from ladd.labeler import LabelerConfig
+def _matching_checkpoints(lab_dir: Path, cfg: Any) -> dict[int, Path]:
+    """epoch -> checkpoint in `lab_dir` trained with `cfg`'s settings (unreadable ones skipped)."""
+    from ladd.labeler import LabelerConfig, list_checkpoints, read_meta
 
-    epochs = set()
+    found: dict[int, Path] = {}
     for p in list_checkpoints(lab_dir):
         try:
             meta = read_meta(p)
         except ValueError:
             continue
         if LabelerConfig.from_dict(meta.config).resume_key() == cfg.resume_key():
-            epochs.add(int(meta.epoch))
-    return epochs
+            found[int(meta.epoch)] = p
+    return found
 
 
-def _checkpoint_for(checkpoints: list[Path], epoch: int, read_meta: Any) -> Path:
+def _checkpoint_for(checkpoints: list[Path], epoch: int) -> Path:
     """The checkpoint of `epoch`, else the earliest one."""
+    from ladd.labeler import read_meta
+
     if not checkpoints:
         raise RuntimeError("the labeler produced no checkpoints")
     for p in checkpoints:
@@ -574,10 +729,9 @@ def _checkpoint_for(checkpoints: list[Path], epoch: int, read_meta: Any) -> Path
     return checkpoints[0]
 
 
-def _find_run(
-    ws: Any, tag: str, mode: str, train_cfg: dict[str, Any], set_path: Path
-) -> int | None:
-    """A finished demo run with these settings, on this set, whose weights are still on disk."""
+def _find_run(ws: Any, tag: str, train_cfg: dict[str, Any], set_path: Path) -> int | None:
+    """A finished demo run with these settings (mode included), on this set, whose weights are
+    still on disk."""
     for run in ws.db.list_runs("train"):
         if run.status != "done" or run.config.get("demo") != tag:
             continue

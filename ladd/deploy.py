@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ladd.device import resolve_device
-from ladd.models import model_family
+from ladd.models import check_model_options, small_variant, supported_options
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.trainers import train_models
 from ladd.training import TrainConfig, build_training_data, model_spec, resolve_lr
@@ -31,14 +31,20 @@ __all__ = [
     "eval_inputs",
     "evaluate_architectures",
     "evaluate_models",
+    "is_settled",
+    "paper_archs",
+    "resolve_config",
     "train_and_evaluate",
 ]
 
 
-def PAPER_ARCHS(image_size: int) -> tuple[str, ...]:  # noqa: N802 (a constant by intent)
+def paper_archs(image_size: int) -> tuple[str, ...]:
     """The paper's five evaluation architectures (GLaD's set) at an image size."""
-    conv = "convnet_d3" if image_size <= 64 else "convnet_d5"
+    conv = "convnet_d3" if small_variant(image_size) else "convnet_d5"
     return (conv, "alexnet", "vgg11", "resnet18", "vit")
+
+
+PAPER_ARCHS = paper_archs  # the earlier name, kept for callers' scripts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,13 +52,19 @@ def PAPER_ARCHS(image_size: int) -> tuple[str, ...]:  # noqa: N802 (a constant b
 
 
 def eval_inputs(dataset: Any, test_set: Any, device: torch.device) -> torch.Tensor:
-    """The real test images in the distilled set's input space (its mean/std, then its ZCA)."""
+    """The real test images in the input space the set's own code tests in: its mean/std (or
+    `test_mean`/`test_std` where that code normalises its test split otherwise, e.g. GLaD's
+    ImageNet statistics on ImageNet subsets), then its ZCA."""
     from ladd.data.imageset import normalise
 
     size = int(dataset.images.shape[-1])
     if int(test_set.images.shape[-1]) != size:
         raise ValueError(f"test images are {test_set.images.shape[-1]} px but the set is {size} px")
-    x = normalise(test_set.images.to(device), dataset.mean, dataset.std)
+    test_mean = getattr(dataset, "test_mean", None)
+    mean, std = (
+        (test_mean, dataset.test_std) if test_mean is not None else (dataset.mean, dataset.std)
+    )
+    x = normalise(test_set.images.to(device), mean, std)
     zca = getattr(dataset, "zca", None)
     if zca is not None and not isinstance(zca, bool):
         x = zca.to(device).apply(x)
@@ -209,12 +221,23 @@ class DeployResult:
         return d
 
 
+def is_settled(cfg: TrainConfig) -> bool:
+    """Whether cfg is resolved already (protocol, lr and precision are no longer "auto"): the
+    layers below a resolved config only read it."""
+    return cfg.protocol != "auto" and cfg.lr is not None and cfg.precision != "auto"
+
+
 def resolve_config(
     dataset: Any, cfg: TrainConfig, device: str | torch.device = "auto"
 ) -> TrainConfig:
     """cfg with its protocol, lr and precision settled for `dataset` on `device` (what a run
-    records). Precision "auto" is bf16 for the fast trainer on CUDA (its 5-seed accuracy parity
-    is checked in bench/deploy_speed.py), fp32 otherwise (the reference loop is the field's)."""
+    records), its model options checked against the architecture. Precision "auto" is bf16 for
+    the fast trainer on CUDA (its 5-seed accuracy parity is checked in bench/deploy_speed.py),
+    fp32 otherwise (the reference loop is the field's). Idempotent: a settled cfg comes back
+    as it is, so resolving it again is harmless."""
+    if is_settled(cfg):
+        return cfg
+    check_model_options(cfg.arch, cfg.model_options)  # a clear error before any work
     size = int(dataset.images.shape[-1])
     cfg = cfg.resolved(size)
     cfg = replace(cfg, lr=resolve_lr(cfg, dataset, cfg.arch, size))
@@ -288,7 +311,8 @@ def train_and_evaluate(
     """Train cfg.seeds fresh models on `dataset` in cfg.mode; test once on `test_set` (ImageSet).
 
     The protocol "auto" is settled from the set's image size and the lr from the set and the
-    architecture (resolve_lr); the result's config records both. monitor_every > 0: every so
+    architecture (resolve_lr), unless cfg comes settled (ladd.pipeline resolves it once, before
+    the run is recorded); the result's config records both. monitor_every > 0: every so
     many epochs, per-seed accuracy on a fixed subset of the test split goes to `progress`.
     `checkpoint` (ladd.training.TrainCheckpoint): save and resume the exact training state.
     """
@@ -422,14 +446,14 @@ def evaluate_architectures(
 ) -> CrossArchResult:
     """Train and test every architecture of `archs` (default: the paper's five) with cfg.
 
-    cfg.model_options apply to ConvNets only (e.g. a narrow width); the lr is resolved per
-    architecture unless cfg.lr is set. `on_result(arch, result)` is called as each finishes.
+    Each architecture gets those of cfg.model_options it takes (ladd.models.supported_options:
+    a ConvNet width reaches the ConvNets only); the lr is resolved per architecture unless
+    cfg.lr is set. `on_result(arch, result)` is called as each finishes.
     """
-    archs = tuple(archs) if archs else PAPER_ARCHS(int(dataset.images.shape[-1]))
+    archs = tuple(archs) if archs else paper_archs(int(dataset.images.shape[-1]))
     results: dict[str, DeployResult] = {}
     for arch in archs:
-        options = cfg.model_options if model_family(arch) == "convnet" else {}
-        acfg = replace(cfg, arch=arch, model_options=dict(options))
+        acfg = replace(cfg, arch=arch, model_options=supported_options(arch, cfg.model_options))
 
         def relay(ev: ProgressEvent, arch: str = arch) -> None:
             if progress is not None:

@@ -2,6 +2,15 @@
 
 Strategy color_crop_cutout_flip_scale_rotate: for each call pick ONE op at random, then draw its
 parameters per sample. All randomness comes from a passed-in torch.Generator.
+
+Two forms of the same augmentation, one module:
+- the single form, `dsa(x, g)`: one batch, the op and its parameters drawn from `g` as the field's
+  code draws them (the reference trainer, the labeler, distillation);
+- the batched form, `batched_dsa(x, op, u)`: a stack of seeds' batches (S*B samples) in one call,
+  an op code and 10 uniforms per sample drawn ahead from each seed's own generator
+  (`draw_dsa_params` per step, `draw_dsa_epoch` per epoch), computed branch-free so that a
+  compiled step is one static graph (the fast trainer's stacked engine). Given the same op and
+  parameters it computes what the single form computes (tests/test_dsa.py).
 """
 
 from __future__ import annotations
@@ -12,8 +21,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "DSA_OPS",
+    "DSA_UNIFORMS",
+    "DSAConfig",
+    "apply_op",
+    "batched_dsa",
+    "draw_dsa_epoch",
+    "draw_dsa_params",
+    "dsa",
+]
+
 DSA_OPS: tuple[str, ...] = ("color", "crop", "cutout", "flip", "scale", "rotate")
 DEFAULT_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+DSA_UNIFORMS = 10  # uniforms drawn per sample for the batched form (see batched_dsa)
 
 
 @dataclass(frozen=True)
@@ -150,3 +172,116 @@ def dsa(x: torch.Tensor, g: torch.Generator, cfg: DSAConfig = DSAConfig()) -> to
         return x
     op = ops[int(torch.randint(len(ops), (1,), generator=g, device=g.device).item())]
     return apply_op(x, op, g, cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# The batched form: a stack of seeds' batches, one op per seed's batch, parameters per sample
+# drawn ahead (no host round trips), branch-free (one static graph for torch.compile)
+
+
+def draw_dsa_params(
+    num_seeds: int,
+    batch: int,
+    cfg: DSAConfig,
+    generators: list[torch.Generator],
+    device: str | torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-seed op codes (S,) as indices into DSA_OPS, and uniforms (S, B, 10) for the params.
+
+    Each seed draws from its own generator (on `device`), so a seed's augmentation stream does
+    not depend on which other seeds train beside it.
+    """
+    ops = torch.tensor([DSA_OPS.index(o) for o in cfg.ops], device=device)
+    picks, us = [], []
+    for g in generators[:num_seeds]:
+        picks.append(torch.randint(len(ops), (1,), generator=g, device=device))
+        us.append(torch.rand(batch, DSA_UNIFORMS, generator=g, device=device))
+    return ops[torch.cat(picks)], torch.stack(us)  # (S,), (S, B, 10)
+
+
+def draw_dsa_epoch(
+    num_seeds: int,
+    steps: int,
+    batch: int,
+    cfg: DSAConfig,
+    generators: list[torch.Generator],
+    device: str | torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole epoch of draws at once: op codes (S, steps) and uniforms (S, steps, B, 10).
+
+    Same distributions as `draw_dsa_params` (one op per seed's batch, uniforms per sample), from
+    each seed's own generator, in two launches per seed per epoch instead of two per step.
+    """
+    ops = torch.tensor([DSA_OPS.index(o) for o in cfg.ops], device=device)
+    picks, us = [], []
+    for g in generators[:num_seeds]:
+        picks.append(torch.randint(len(ops), (steps,), generator=g, device=device))
+        us.append(torch.rand(steps, batch, DSA_UNIFORMS, generator=g, device=device))
+    return ops[torch.stack(picks)], torch.stack(us)  # (S, steps), (S, steps, B, 10)
+
+
+def batched_dsa(x: torch.Tensor, op: torch.Tensor, u: torch.Tensor, cfg: DSAConfig) -> torch.Tensor:
+    """DSA with a per-sample op code and per-sample uniforms: (N, C, H, W) -> (N, C, H, W).
+
+    `op` (N,) holds indices into DSA_OPS; `u` (N, 10) uniforms in [0, 1). Same distributions as
+    the single form (color: u0..u2; crop: u3, u4; cutout: u5, u6; flip: u7; scale: u8, u9; rotate:
+    u8). Branch-free: every op's result is computed and the chosen one is kept with torch.where,
+    so the graph is static (compile, CUDA graphs). Samples whose op is not in the strategy pass
+    through unchanged.
+    """
+    n, _, h, w = x.shape
+    dev, dt = x.device, x.dtype
+    code = {name: i for i, name in enumerate(DSA_OPS)}
+    u = u.to(dt)
+
+    def pick(name: str) -> torch.Tensor:  # (N, 1, 1, 1) bool
+        return (op == code[name]).view(n, 1, 1, 1)
+
+    out = x
+    # color: brightness, saturation, contrast in that order
+    xc = x + (u[:, 0] - 0.5).view(n, 1, 1, 1)
+    m = xc.mean(dim=1, keepdim=True)
+    xc = (xc - m) * (u[:, 1] * 2.0).view(n, 1, 1, 1) + m
+    m = xc.mean(dim=(1, 2, 3), keepdim=True)
+    xc = (xc - m) * (u[:, 2] + 0.5).view(n, 1, 1, 1) + m
+    out = torch.where(pick("color"), xc, out)
+    # crop: integer shift in [-s, s], zero fill (out[i, j] = x[i - dy, j - dx])
+    s = int(h * cfg.crop_ratio + 0.5)
+    if s > 0:
+        dy = (u[:, 3] * (2 * s + 1)).floor().long().clamp_(max=2 * s) - s  # (N,)
+        dx = (u[:, 4] * (2 * s + 1)).floor().long().clamp_(max=2 * s) - s
+        rows = torch.arange(h, device=dev).unsqueeze(0) - dy.unsqueeze(1)  # (N, H)
+        cols = torch.arange(w, device=dev).unsqueeze(0) - dx.unsqueeze(1)  # (N, W)
+        ok = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        shifted = x.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand_as(x))
+        shifted = shifted.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand_as(x))
+        out = torch.where(pick("crop"), shifted * ok[:, None].to(dt), out)
+    # flip: horizontal with probability p
+    flip = pick("flip") & (u[:, 7] < cfg.flip_p).view(n, 1, 1, 1)
+    out = torch.where(flip, x.flip(3), out)
+    # scale / rotate: one affine grid sample, identity for the other samples
+    lo = 1.0 / cfg.scale_ratio
+    sx = u[:, 8] * (cfg.scale_ratio - lo) + lo
+    sy = u[:, 9] * (cfg.scale_ratio - lo) + lo
+    ang = (u[:, 8] - 0.5) * 2.0 * cfg.rotate_degrees * math.pi / 180.0
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    is_scale, is_rot = op == code["scale"], op == code["rotate"]
+    zero = torch.zeros_like(sx)
+    a00 = torch.where(is_scale, sx, cos)
+    a11 = torch.where(is_scale, sy, cos)
+    a01 = torch.where(is_scale, zero, sin)
+    a10 = torch.where(is_scale, zero, -sin)
+    theta = torch.stack([a00, a01, zero, a10, a11, zero], dim=1).view(n, 2, 3)
+    grid = F.affine_grid(theta, [n, x.shape[1], h, w], align_corners=True)
+    warped = F.grid_sample(x, grid, align_corners=True)
+    out = torch.where((is_scale | is_rot).view(n, 1, 1, 1), warped, out)
+    # cutout: zero a square of side round(H * ratio) at a random centre
+    side = int(h * cfg.cutout_ratio + 0.5)
+    cy = (u[:, 5] * h).floor().long().clamp_(max=h - 1)
+    cx = (u[:, 6] * w).floor().long().clamp_(max=w - 1)
+    top, left = cy - side // 2, cx - side // 2
+    ys, xs = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    in_y = (ys[None] >= top[:, None]) & (ys[None] < (top + side)[:, None])  # (N, H)
+    in_x = (xs[None] >= left[:, None]) & (xs[None] < (left + side)[:, None])  # (N, W)
+    hole = (in_y[:, :, None] & in_x[:, None, :])[:, None] & pick("cutout")  # (N, 1, H, W)
+    return out.masked_fill(hole, 0.0)

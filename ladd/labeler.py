@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,14 @@ def default_labeler_arch(image_size: int) -> str:
 
 AUGMENTS = ("dsa", "flip_crop", "none")
 LABELER_RECIPES: dict[str, dict[str, Any]] = {
-    "mtt": {"lr": 0.01, "momentum": 0.0, "weight_decay": 0.0, "augment": "dsa", "batch_size": 256},
-    "strong": {"momentum": 0.9, "weight_decay": 5e-4, "augment": "flip_crop"},
+    "mtt": {
+        "lr": 0.01,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+        "image_augmentation": "dsa",
+        "batch_size": 256,
+    },
+    "strong": {"momentum": 0.9, "weight_decay": 5e-4, "image_augmentation": "flip_crop"},
 }
 
 
@@ -72,25 +78,36 @@ class LabelerConfig:
     weight_decay: float = 0.0
     batch_size: int = 256
     seed: int = 0
-    augment: str = "dsa"  # "dsa" | "flip_crop" (random flip + crop after padding `pad`) | "none"
+    # How the labeler's training *images* are augmented (not its labels): "dsa" | "flip_crop"
+    # (random flip + crop after padding `pad`) | "none"
+    image_augmentation: str = "dsa"
     pad: int = 4
     limit_per_class: int | None = None  # quick runs on a class-balanced subset of the train split
     image_size: int | None = None  # None: the source's native size
     model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 32}
     zca: bool = False  # train in ZCA space (for MTT/DATM sets on CIFAR)
     zca_eps: float = 0.1
+    # The field's old name, still accepted (callers and the metadata of older checkpoints, which
+    # save it as "augment"); it wins over image_augmentation when given.
+    augment: InitVar[str | bool | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, augment: str | bool | None = None) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if any(int(e) < 1 for e in self.save_at):
             raise ValueError(f"save_at epochs must be >= 1, got {self.save_at}")
         if self.batch_size < 1 or self.lr <= 0:
             raise ValueError("batch_size must be >= 1 and lr > 0")
-        if isinstance(self.augment, bool):  # checkpoints of the first wave: True = flip + crop
-            object.__setattr__(self, "augment", "flip_crop" if self.augment else "none")
-        if self.augment not in AUGMENTS:
-            raise ValueError(f"unknown augment {self.augment!r}; use one of {', '.join(AUGMENTS)}")
+        if augment is not None:
+            object.__setattr__(self, "image_augmentation", augment)
+        aug = self.image_augmentation
+        if isinstance(aug, bool):  # checkpoints of the first wave: True = flip + crop
+            object.__setattr__(self, "image_augmentation", "flip_crop" if aug else "none")
+        if self.image_augmentation not in AUGMENTS:
+            raise ValueError(
+                f"unknown image augmentation {self.image_augmentation!r}; "
+                f"use one of {', '.join(AUGMENTS)}"
+            )
         object.__setattr__(self, "save_at", tuple(sorted({int(e) for e in self.save_at})))
 
     @classmethod
@@ -133,7 +150,20 @@ class LabelerConfig:
         d = self.to_dict()
         d.pop("epochs")
         d.pop("save_at")
+        # under the field's first name, so that folders named by a digest of this key (the
+        # demo's labelers) stay valid across the rename
+        d["augment"] = d.pop("image_augmentation")
         return d
+
+
+def _old_augment_name(self: LabelerConfig) -> str:
+    """The old name of LabelerConfig.image_augmentation (read-only alias for older callers)."""
+    return self.image_augmentation
+
+
+# Set after the class is built: the dataclass keeps `augment` as an init-only keyword (its
+# default is already bound in __init__), and reading it gives the renamed field.
+LabelerConfig.augment = property(_old_augment_name)  # type: ignore[assignment,method-assign]
 
 
 @dataclass(frozen=True)
@@ -452,9 +482,9 @@ def train_labeler(
                 raise TrainingStopped(f"labeler training stopped at epoch {epoch}")
             idx = perm[i : i + cfg.batch_size]
             x, y = x_train[idx], y_train[idx]
-            if cfg.augment == "dsa":
+            if cfg.image_augmentation == "dsa":
                 x = dsa(x, g, dsa_cfg)  # one op per batch, per-sample parameters (MTT's epoch())
-            elif cfg.augment == "flip_crop":
+            elif cfg.image_augmentation == "flip_crop":
                 x = random_flip_crop(x, g, cfg.pad)
             logits = model(x)
             loss = F.cross_entropy(logits, y)

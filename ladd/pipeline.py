@@ -354,8 +354,8 @@ def run_label_augment(
 # Deployment
 
 
-def _train_metrics(res: Any) -> dict[str, Any]:
-    d = res.to_dict()
+def _train_metrics(res: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """The metrics a train run records, from the DeployResult and its `to_dict()` form."""
     engine = res.engine or {}
     return {
         "seconds_compile": engine.get("seconds_compile", 0.0),
@@ -389,12 +389,15 @@ def run_train(
 ) -> tuple[int, Any]:
     """train_and_evaluate inside a "train" run; keeps each seed's weights. (run id, DeployResult)
 
-    The run records the settled config (protocol, lr) before training starts. The training state
+    The config is settled here, once (ladd.deploy.resolve_config: protocol, lr, precision,
+    the model options checked); the layers below only read it, and the run records it before
+    training starts, with the set's warnings (ladd.sets.inputs.set_warnings). The training state
     is checkpointed in the workspace every `checkpoint_seconds` (at an epoch boundary); the same
     step on the same set, run again after a crash or kill, resumes from it and ends with the
     weights an uninterrupted run would have. The checkpoint is removed once the run is done.
     """
     from ladd.deploy import resolve_config, train_and_evaluate
+    from ladd.sets.inputs import set_warnings
     from ladd.training import TrainCheckpoint, checkpoint_path, train_key
 
     _compile_cache(ws)
@@ -407,6 +410,7 @@ def run_train(
         "set": str(set_path) if set_path is not None else None,
         "source": source or getattr(dataset, "source", None),
         "label": label,
+        **({"set_warnings": list(set_warnings(dataset))} if set_warnings(dataset) else {}),
         **(extra or {}),
     }
     with ws.db.run("train", config) as run:
@@ -422,8 +426,9 @@ def run_train(
         )
         for seed, model in zip(cfg.seeds, res.models, strict=True):
             run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
-        run.write_json("result.json", res.to_dict())
-        run.log_metrics(**_train_metrics(res), resumed=resumed, run_id=run.id)
+        d = res.to_dict()
+        run.write_json("result.json", d)
+        run.log_metrics(**_train_metrics(res, d), resumed=resumed, run_id=run.id)
     ckpt.remove()
     return run.id, res
 
@@ -451,8 +456,9 @@ def record_train(
     with ws.db.run("train", config) as run:
         for seed, model in zip(cfg.seeds, result.models, strict=True):
             run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
-        run.write_json("result.json", result.to_dict())
-        run.log_metrics(**_train_metrics(result), resumed=False, run_id=run.id)
+        d = result.to_dict()
+        run.write_json("result.json", d)
+        run.log_metrics(**_train_metrics(result, d), resumed=False, run_id=run.id)
     return run.id
 
 

@@ -307,7 +307,7 @@ def cam_grid_png(
     Images come from the source's real test split (ladd.demo.cam_inputs); each run reads them
     in its own input space (ladd.compare.run_inputs); the first seed's model of each run.
     """
-    from ladd.compare import PICKS, cam_grid, pick_images, predict, render_cam_grid, run_inputs
+    from ladd.compare import PICKS, cam_grid_on, pick_images, predict, render_cam_grid, run_inputs
     from ladd.demo import cam_inputs
     from ladd.store import load_model
 
@@ -334,19 +334,8 @@ def cam_grid_png(
         note = f"no image is {PICKS[options.pick]}; {len(idx)} drawn at random instead"
     what = "true" if options.explain_true else "predicted"
     note = f"{_method_label(options.method)} of the {what} class; {note}"
-    shown = test.images[idx].permute(0, 2, 3, 1).numpy()  # (k, H, W, C) uint8
-    if shown.shape[-1] == 1:
-        shown = shown.repeat(3, axis=-1)
-    grid = cam_grid(
-        models,
-        [x[idx] for x in inputs],
-        shown,
-        labels[idx],
-        idx,
-        names,
-        list(test.info.class_names),
-        method=options.method,
-        explain_true=options.explain_true,
+    grid = cam_grid_on(
+        models, inputs, test, idx, names, method=options.method, explain_true=options.explain_true
     )
     return render_cam_grid(grid, "png", scale=scale), note
 

@@ -1,12 +1,16 @@
 """The rules of training a model on a (label-augmented) distilled set, in one place.
 
-Both trainers (`ladd.trainers.reference`, the field-style loop, and `ladd.trainers.fast`, all
-seeds in one step) import this module and nothing of each other. What is here:
+The one training loop (`ladd.trainers.loop.fit`) and its engines (`ladd.trainers.reference`,
+one seed at a time, and `ladd.trainers.fast`'s stacked engine, all seeds in one step) import
+this module (the fast trainer runs the reference engine as its sequential engine). What is here:
 
 - `TrainConfig`: the protocol of one deployment run (saved with every run record).
 - The label modes (paper Table 6): what the student trains on, as a flat list of samples.
 - `soft_cross_entropy`: the one loss, for (B, K) and stacked (S, B, K) logits.
+- `resolve_lr`: the lr rule (--lr, a set's learned lr, the architecture's rate).
 - `make_optimizer` / `make_scheduler`: SGD and the lr schedule, built on torch.optim.
+- `PassEnd`: what the loop does after every pass (schedule, EMA, monitor); `check_finite`.
+- `TrainCheckpoint`: the file a run's training state is kept in (the loop owns its format).
 - `TrainingStopped`: the one exception for "the caller asked us to stop".
 - `init_model`, `step_flops`, `TrainedModels`, `TrainingData`.
 
@@ -289,9 +293,10 @@ def distillation_arch(image_size: int) -> str:
 
 
 def resolve_lr(cfg: TrainConfig, dataset: Any, arch: str, image_size: int) -> float:
-    """The deployment lr: --lr when given; else, under the MTT protocol, a set's learned lr
-    (MTT/DATM lr_best.pt) for the architecture it was distilled with; else the architecture's
-    own rate (default_lr: GLaD's get_eval_lrs).
+    """The deployment lr, the one rule: --lr when given; else, under the MTT protocol, a set's
+    learned lr (MTT/DATM lr_best.pt) for the architecture it was distilled with; else the
+    architecture's own rate (default_lr: GLaD's get_eval_lrs). `dataset` may be None (no set
+    known: the first and the last case only).
 
     MTT/DATM evaluate the distillation model with the learned lr (args.lr_net = syn_lr). GLaD's
     eval_loop (glad_utils.py) sets args.lr_net = eval_pool_dict[model_eval] for every model,
@@ -309,9 +314,9 @@ def resolve_lr(cfg: TrainConfig, dataset: Any, arch: str, image_size: int) -> fl
 
 
 def base_lr(cfg: TrainConfig, spec: ModelSpec) -> float:
-    """cfg.lr when set, else the architecture's default rate (the one fallback; callers that
-    know the set resolve a set's own lr first with resolve_lr)."""
-    return float(cfg.lr) if cfg.lr is not None else default_lr(spec.name, spec.image_size)
+    """`resolve_lr` without a set, for a model spec: cfg.lr when set, else the architecture's
+    default rate (the trainers' fallback when called without a settled lr)."""
+    return resolve_lr(cfg, None, spec.name, spec.image_size)
 
 
 def make_optimizer(
@@ -440,8 +445,10 @@ def float_state(
 
 
 class PassEnd:
-    """What both engines do after every pass p: refuse a non-finite loss, step the protocol's lr
-    schedule, update the EMA (GLaD), and call the monitor every `monitor_every` passes.
+    """What the training loop (ladd.trainers.loop.fit) does after every pass p of a seed group:
+    step the protocol's lr schedule, update the EMA (GLaD), and call the monitor every
+    `monitor_every` passes. (The loop refuses a non-finite loss, check_finite, when it reads a
+    pass's losses: a pass late, so that no step waits on the device.)
 
     `tensors` are the trained tensors (float_state): one model's, or the stacked seeds' (S, ...)
     when `stacked`.
@@ -464,11 +471,7 @@ class PassEnd:
         self.ema = WeightEMA(tensors, beta) if beta else None
         self.monitor, self.monitor_every = monitor, int(monitor_every)
 
-    def __call__(
-        self, p: int, mean_losses: torch.Tensor | None, models: Callable[[], list[nn.Module]]
-    ) -> None:
-        if mean_losses is not None:
-            check_finite(mean_losses, p, self.seeds)
+    def __call__(self, p: int, models: Callable[[], list[nn.Module]]) -> None:
         self.schedule.end_of_pass(p)
         if self.ema is not None:
             self.ema.update(self.tensors)
@@ -538,16 +541,22 @@ TRAIN_STATE_KEY = "ladd_train_state"
 
 
 class TrainCheckpoint:
-    """An engine's exact state at a pass boundary, in one safetensors file written atomically
-    at most every `seconds` (0: every pass), so that a killed run resumes where it stopped and
-    ends with the same weights as an uninterrupted one. `key` names the run (its settled config
-    and set): a file of another run is never resumed.
+    """The file of a run's training state: one safetensors file written atomically at most every
+    `seconds` (0: every pass), so that a killed run resumes where it stopped and ends with the
+    same weights as an uninterrupted one. `key` names the run (its settled config and set): a
+    file of another run is never resumed.
+
+    This class is the file (atomic write, the run's key, callers' attached state); what is in it
+    is the training loop's one format (ladd.trainers.loop, `SavedState`), which also reads the
+    two layouts older versions wrote. A file that exists but cannot be used is never dropped
+    without a word: `problem` says why, `load` warns, and the loop reports it as a progress note.
     """
 
     def __init__(self, path: str | Path, key: str, seconds: float = 60.0) -> None:
         self.path, self.key, self.seconds = Path(path), key, float(seconds)
         self._last = time.monotonic()
         self._attached: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}
+        self.problem: str | None = None  # why the last read found no usable state in the file
 
     def attach(self, name: str, get: Callable[[], Any], put: Callable[[Any], None]) -> None:
         """Keep a caller's own state (JSON-able, e.g. the live view's accuracy points) in every
@@ -566,34 +575,53 @@ class TrainCheckpoint:
         save_tensors(self.path, tensors, {TRAIN_STATE_KEY: body})
         self._last = time.monotonic()
 
-    def _read(self, tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    def read(self, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The saved tensors and metadata of this run, or None: no file, or one that cannot be
+        used (unreadable, or another run's), `problem` then says which. Nothing is handed back
+        (see `hand_back`)."""
         from safetensors import safe_open
 
+        self.problem = None
         if not self.path.is_file():
             return None
         try:
             with safe_open(str(self.path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {})[TRAIN_STATE_KEY])
                 found = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118
-        except Exception:  # unreadable or foreign: start over (it is replaced at the next save)
+        except Exception as err:  # a torn or foreign file: reported, replaced at the next save
+            why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            self.problem = (
+                f"the saved training state {self.path} is unreadable ({why}): training starts over"
+            )
             return None
-        return (found, meta) if meta.get("key") == self.key else None
+        if not isinstance(meta, dict) or meta.get("key") != self.key:
+            self.problem = (
+                f"the saved training state {self.path} belongs to another run: training starts over"
+            )
+            return None
+        return found, meta
 
-    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The saved state when there is one of this run, else None."""
-        saved = self._read(tensors=True)
-        if saved is None:
-            return None
-        meta = saved[1]
+    def hand_back(self, meta: dict[str, Any]) -> None:
+        """Give each attached caller its part of a saved state that is being resumed."""
         for name, (_, put) in self._attached.items():
             if name in (meta.get("attached") or {}):
                 put(meta["attached"][name])
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The saved state when there is one of this run (attached state handed back), else None
+        (with a warning when a file was there but could not be used)."""
+        saved = self.read(tensors=True)
+        if saved is None:
+            if self.problem:
+                warnings.warn(self.problem, stacklevel=2)
+            return None
+        self.hand_back(saved[1])
         return saved
 
     def saved_meta(self) -> dict[str, Any] | None:
         """The saved state's metadata when there is one of this run (no tensors read, nothing
         handed back): which engine wrote it, how far it got."""
-        saved = self._read(tensors=False)
+        saved = self.read(tensors=False)
         return None if saved is None else saved[1]
 
     def remove(self) -> None:

@@ -13,7 +13,7 @@ from app import cache, charts, state, tasks, widgets
 from app.jobs import registry
 from app.paths import workspace_root
 from app.state import K
-from ladd.models import list_models, model_family
+from ladd.models import list_models, supported_options
 from ladd.trainers import list_trainers
 from ladd.training import MODES, PROTOCOLS
 
@@ -36,7 +36,12 @@ with c2:
     )
 with c3:
     width = widgets.number(
-        "ConvNet width", 8, 256, K.TR_WIDTH, step=8, disabled=model_family(arch) != "convnet"
+        "ConvNet width",
+        8,
+        256,
+        K.TR_WIDTH,
+        step=8,
+        disabled=not supported_options(arch, {"width": 32}),
     )
 c4, c5, c6 = st.columns(3)
 with c4:
@@ -78,6 +83,14 @@ with c8:
         "once, at the end.",
         **state.bound(K.TR_LIVE, url=False),
     )
+    allow_unwhitened = st.checkbox(
+        "Train on ZCA-looking images as they are",
+        value=False,
+        key="tr_allow_unwhitened",
+        help="A set whose images look ZCA-whitened (MTT, DATM, DD-Ranking in ZCA space) is "
+        "refused unless it was read with its ZCA (Distilled images: How to read this set). "
+        "Tick this only if the images really are meant to be used unwhitened.",
+    )
 
 if st.button(
     "Start training", type="primary", key="tr_go", icon=":material/play_arrow:", disabled=not path
@@ -90,7 +103,7 @@ if st.button(
             "seeds": tuple(range(int(seeds))),
             "trainer": trainer,
             "protocol": protocol,
-            "model_options": {"width": int(width)} if model_family(arch) == "convnet" else {},
+            "model_options": supported_options(arch, {"width": int(width)}),
         }
         job = tasks.submit_training(
             str(workspace_root()),
@@ -98,6 +111,7 @@ if st.button(
             cfg,
             f"{mode} / {arch}",
             monitor_every=max(1, int(epochs) // 20) if live else 0,
+            allow_unwhitened=allow_unwhitened,
         )
         state.put(K.TR_JOB, job.id)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from app import cache, state, tasks, widgets
@@ -19,9 +18,19 @@ from ladd.demo import (
 )
 from ladd.device import resolve_device
 
+LIVE_SECONDS = 2.0  # how often the workspace's counts refresh while a demo builds
+
 
 def _pct(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
+
+
+def _counts(device: str) -> None:
+    """Device, sets and runs of the workspace (listings are cheap and never cached)."""
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Device", device)
+    c2.metric("Sets in workspace", len(cache.list_sets()))
+    c3.metric("Runs recorded", len(cache.list_runs(None)))
 
 
 st.title("LADD Studio")
@@ -31,11 +40,7 @@ st.caption(
 )
 
 ws = cache.workspace()
-runs = cache.list_runs(None)
-c1, c2, c3 = st.columns(3)
-c1.metric("Device", widgets.device_label(resolve_device("auto")))
-c2.metric("Sets in workspace", len(cache.list_sets()))
-c3.metric("Runs recorded", len(runs))
+counts = st.container()  # filled below, once it is known whether a demo is building
 st.caption(f"Workspace: `{workspace_root()}`")
 
 st.subheader("One-click demo")
@@ -96,10 +101,19 @@ job_id = state.get(K.DEMO_JOB)
 latest = registry().latest("demo")
 if job_id is None and latest is not None:
     job_id = latest.id
-widgets.job_status(job_id, curve=False)
+widgets.job_status(job_id, curve=False)  # its message ends with the time left
+
+with counts:  # a building demo adds sets and runs: count them again every few seconds
+    device = widgets.device_label(resolve_device("auto"))
+    if registry().active("demo"):
+        st.fragment(_counts, run_every=LIVE_SECONDS)(device)
+    else:
+        _counts(device)
 
 demos = list_demos(ws)
 if demos:
+    import pandas as pd
+
     st.subheader("Built demos")
     with st.container(key="demo_summary"):
         for d in demos:

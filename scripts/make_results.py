@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ladd.files import write_text
 
@@ -50,6 +50,19 @@ def cell(r: dict) -> str:
     return acc(r) + (f" ({r['borrowed']})" if r.get("borrowed") else "")
 
 
+def portable(command: str) -> str:
+    """A record's command as a reader runs it from the repository root: each absolute folder of
+    the machine that made the record becomes relative (from `docs/` on where it is the
+    repository's own, else the folder's name). The record's JSON keeps the command as run."""
+    words = []
+    for word in command.split(" "):
+        if word.startswith("/"):
+            parts = PurePosixPath(word).parts
+            word = "/".join(parts[parts.index("docs") :]) if "docs" in parts else parts[-1]
+        words.append(word)
+    return " ".join(words)
+
+
 def setting(r: dict) -> str:
     width = f", width {r['width']}" if r.get("width") else ""
     protocol = f", protocol {r['protocol']}" if r.get("protocol") else ""
@@ -74,7 +87,7 @@ each table). Records made under an earlier protocol are kept in git history, not
 | labeler | ConvNet-D3, SGD lr 0.01, momentum 0, weight decay 0, batch 256, DSA, constant lr; checkpoints up to epoch 50, epoch 10 used | LADD trains it "following [2]", MTT's `buffer.py` (`--lr_teacher 0.01 --mom 0 --l2 0`, DSA on); lr 0.01 as in the paper's Sec. 4.1 (Sec. 3.2 says 0.015) |
 | deployment (CIFAR) | `mtt`: SGD momentum 0.9, weight decay 5e-4, batch 256, one DSA op per batch, lr x 0.1 after pass E//2 + 1 with a fresh optimiser, E + 1 passes, tested once at the end | MTT/DATM `utils.evaluate_synset`, which the paper's CIFAR numbers follow |
 | deployment (128 px) | `glad`: linear warm-up from 1e-7 lr over E//2 passes, cosine decay over E//2, an EMA (beta 0.995) of the weights is tested | GLaD `utils.evaluate_synset`, which LADD says it adheres to |
-| learning rate | a set's learned lr only for its distillation architecture under `mtt`; else GLaD's per-model rates (ConvNet 0.01 at 32 px, AlexNet/ResNet18/ViT 0.001, VGG11 0.0001) | MTT/DATM evaluate the distillation model with the learned lr; GLaD's `get_eval_lrs` / `eval_loop` |
+| learning rate | a set's learned lr only for its distillation architecture under `mtt`; else per-model rates: ConvNet 0.01 at 32 px (DC/DM's rate), AlexNet/ResNet18/ViT 0.001, VGG11 0.0001 (GLaD's) | MTT/DATM evaluate the distillation model with the learned lr; ConvNet's 0.01 is DC/DM's `--lr_net` default (VICO-UoE/DatasetCondensation `main_DM.py`, read by `utils.evaluate_synset`), not GLaD's: GLaD's `get_eval_lrs` (glad_utils.py) gives every model 0.001, ConvNet included, except VGG11 (0.0001) |
 | full-image labels | one-hot (a set's own soft labels only with `--full-labels set`) | Eq. 5 |
 | loss | soft cross-entropy averaged over a shuffled batch of images and crops (`--loss image_sum` for Eq. 5's per-image sum) | what the field's loaders do; Eq. 5 differs by a constant factor per batch |
 | selection | none: one test at the end, on the whole real test split | no model selection on the test set (GLaD's `eval_loop` reports the max over evaluations; we do not) |
@@ -96,6 +109,31 @@ def part6_archs(profile: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     from study import ALL_ARCHS, PROFILES  # beside this script; it imports torch, so only here
 
     return ALL_ARCHS, (PROFILES[profile].archs if profile in PROFILES else ALL_ARCHS)
+
+
+CLASSES = {"cifar10": 10, "cifar100": 100}  # chance is 1 / classes
+PART6_FOOTNOTES = {
+    "(*)": "Hybrid: these rows train under protocol `mtt` (MTT/DATM's step schedule, E + 1 "
+    "passes, no EMA) with GLaD's per-model learning rates (glad_utils.py `get_eval_lrs`), a "
+    "pairing no upstream uses: MTT/DATM train every evaluated model at their own (learned) lr, "
+    "and GLaD uses these rates with its own schedule (linear warm-up, cosine decay, EMA), which "
+    "`--protocol glad` offers for these architectures.",
+    "(†)": "Near chance: the baseline is below 1.5x chance (1 / classes); with few SGD steps at "
+    "these small rates the model has barely left its initialisation, so the gain over it says "
+    "little about the architecture.",
+}
+
+
+def part6_note(arch: str, b: dict | None, la: dict | None) -> list[str]:
+    """The caveats of a table 6 row: a schedule no upstream pairs with these rates, and a
+    baseline near chance (the note column; PART6_FOOTNOTES explains each mark)."""
+    runs = [r for r in (b, la) if r]
+    note: list[str] = []
+    if any(r.get("protocol") == "mtt" and not arch.startswith("convnet") for r in runs):
+        note.append("hybrid: MTT schedule, GLaD lr (*)")
+    if b and b["mean"] < 1.5 / CLASSES.get(b.get("dataset", ""), 10):
+        note.append("baseline near chance (†)")
+    return note
 
 
 def section(part: str, rows: list[dict]) -> list[str]:
@@ -155,7 +193,11 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
         for r in sorted(rows, key=lambda r: order.index(r["mode"])):
             out.append(f"| {r['mode']} | {cell(r)} |")
     elif part == "6":
-        out += ["| architecture | lr | baseline | LADD | gain |", "|---|---|---|---|---|"]
+        out += [
+            "| architecture | lr | baseline | LADD | gain | note |",
+            "|---|---|---|---|---|---|",
+        ]
+        notes: set[str] = set()
         by = defaultdict(dict)
         for r in rows:
             by[r["arch"]][r["mode"]] = r
@@ -167,9 +209,13 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
             cells = [cell(r) if r else absent for r in (b, la)]
             lrs = sorted({f"{r['lr']:g}" for r in (b, la) if r and r.get("lr") is not None})
             lr = " / ".join(lrs) or "—"  # the deployment lr the runs used (per architecture)
-            out.append(f"| {arch} | {lr} | {cells[0]} | {cells[1]} | {gain} |")
+            note = part6_note(arch, b, la)
+            notes.update(mark for mark in PART6_FOOTNOTES if any(mark in n for n in note))
+            out.append(f"| {arch} | {lr} | {cells[0]} | {cells[1]} | {gain} | {'; '.join(note)} |")
+        for mark in [m for m in PART6_FOOTNOTES if m in notes]:
+            out += ["", f"{mark} {PART6_FOOTNOTES[mark]}"]
     settings = sorted({setting(r) for r in rows})
-    commands = sorted({r["command"] for r in rows})
+    commands = sorted({portable(r["command"]) for r in rows})
     out += [
         "",
         "Setting: " + "; ".join(settings),
@@ -195,6 +241,8 @@ def main() -> None:
         "Generated by `python scripts/make_results.py` from the records in `docs/results/`, which",
         "`scripts/study.py` writes (one JSON file per run group). Accuracies are top-1 on the real",
         "CIFAR-10 test set, mean ± std over seeds, in percent; no model selection on the test set.",
+        "Each table's command runs from the repository root; the folders it names are relative",
+        "(a record's JSON keeps the command as it was run, with that machine's absolute folders).",
         "",
         PROTOCOL,
     ]

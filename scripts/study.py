@@ -456,9 +456,10 @@ class Study:
             "command": self.command,
             **g.extra,
         }
-        if g.labeler_epoch is not None and "labeler_accuracy" not in rec:
+        if g.labeler_epoch is not None and not {"labeler_accuracy", "labeler_recipe"} <= set(rec):
+            # both, also where a part passes its own labeler_accuracy (part 4 once lost its recipe)
             meta = self.labeler(g.labeler_epoch, zca=self.zca(g.distiller)).meta
-            rec["labeler_accuracy"] = meta.test_accuracy
+            rec.setdefault("labeler_accuracy", meta.test_accuracy)
             rec["labeler_recipe"] = LabelerConfig.from_dict(meta.config).recipe_name
         write_json(g.path, rec, indent=2)
         print(f"{g.key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)

@@ -15,6 +15,8 @@ from ladd.compare import (
     SLIDE_INCHES,
     CamGrid,
     cam_grid,
+    cam_grid_on,
+    display_images,
     grid_figure_size,
     pick_images,
     predict,
@@ -122,6 +124,53 @@ def test_the_grid_holds_one_map_and_title_per_run_and_image(grid):
             name = f"class {p.predicted[c]}"
             assert grid.title(r, c) == f"{name} {p.probability[c]:.2f}"
             assert grid.correct(r, c) == (p.predicted[c] == c)
+
+
+def test_the_grid_on_a_real_set_takes_its_columns_images_labels_and_class_names():
+    """cam_grid_on (what the page, the report and the CLI call) picks the columns from each
+    model's whole-set inputs and shows the set's own uint8 images (grey repeated to RGB)."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    pytest.importorskip("pytorch_grad_cam")
+    g = torch.Generator().manual_seed(3)
+    grey = (torch.rand(6, 1, 32, 32, generator=g) * 255).to(torch.uint8)
+    test = SimpleNamespace(
+        images=grey,
+        labels=torch.tensor([5, 4, 3, 2, 1, 0]),
+        info=SimpleNamespace(class_names=[f"c{i}" for i in range(10)]),
+    )
+    x = torch.randn(6, 3, 32, 32, generator=g)
+    inputs = [x, x * 0.5]  # each model's own input space
+    models = [_model(0), _model(1)]
+    held: list[int] = []
+
+    @contextmanager
+    def guard(r: int):
+        held.append(r)
+        yield
+
+    idx = [4, 1]
+    got = cam_grid_on(models, inputs, test, idx, ["A", "B"], explain_true=True, guard=guard)
+    assert held == [0, 1]
+    np.testing.assert_array_equal(got.indices, idx)
+    np.testing.assert_array_equal(got.labels, [1, 4])
+    assert got.class_names[4] == "c4" and got.row_names == ("A", "B")
+    want = grey[idx].permute(0, 2, 3, 1).repeat(1, 1, 1, 3).numpy()
+    np.testing.assert_array_equal(got.images, want)
+    np.testing.assert_array_equal(display_images(grey[idx]), want)
+    by_hand = cam_grid(
+        models,
+        [v[idx] for v in inputs],
+        want,
+        np.array([1, 4]),
+        np.array(idx),
+        ["A", "B"],
+        test.info.class_names,
+        explain_true=True,
+    )
+    np.testing.assert_allclose(got.maps, by_hand.maps, atol=1e-6)
+    np.testing.assert_array_equal(got.predicted, by_hand.predicted)
 
 
 def test_rows_must_share_one_method(grid):

@@ -8,17 +8,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-import ladd.dsa as augment
-from ladd.dsa import DSA_OPS, DSAConfig
 from ladd.trainers import train_models
 from ladd.trainers.fast import (
     FastOptions,
     _resolve,
     _stack_models,
     _StackedStep,
-    batched_dsa,
-    draw_dsa_epoch,
-    draw_dsa_params,
     stacked_loss,
     train_fast,
 )
@@ -207,6 +202,7 @@ def test_train_models_dispatches_by_name_and_counts_flops_once(monkeypatch) -> N
     calls = []
 
     def spy(data, spec, cfg, **kwargs):
+        assert set(kwargs) == {"lr", "device", "hooks"}  # one hooks object, not five keywords
         calls.append((cfg.trainer, kwargs["lr"]))
         return train_fast(data, spec, cfg, **kwargs)
 
@@ -222,55 +218,6 @@ def test_train_models_dispatches_by_name_and_counts_flops_once(monkeypatch) -> N
     assert len(calls) == 1  # the reference trainer is its own entry
     with pytest.raises(ValueError, match="unknown trainer 'nope'"):
         train_models(_data(), model_spec(cfg, K, SIZE), _cfg(trainer="nope"), device="cpu")
-
-
-class _Draws:
-    """Stand-in for ladd.dsa's random draws: returns prepared tensors in order."""
-
-    def __init__(self, values: list[torch.Tensor]) -> None:
-        self.values = list(values)
-
-    def __call__(self, *args, **kwargs) -> torch.Tensor:
-        return self.values.pop(0)
-
-
-@pytest.mark.parametrize("op", DSA_OPS)
-def test_batched_dsa_equals_the_reference_op_given_the_same_draws(op, monkeypatch) -> None:
-    n, h = 6, 16
-    x = torch.randn(n, 3, h, h, generator=torch.Generator().manual_seed(3))
-    u = torch.rand(n, 10, generator=torch.Generator().manual_seed(4))
-    cfg = DSAConfig()
-    s = int(h * cfg.crop_ratio + 0.5)
-    draws = {
-        "color": ([u[:, i].view(n, 1, 1, 1) for i in range(3)], []),
-        "crop": (
-            [],
-            [
-                (u[:, 3] * (2 * s + 1)).floor().long() - s,
-                (u[:, 4] * (2 * s + 1)).floor().long() - s,
-            ],
-        ),
-        "cutout": ([], [(u[:, 5] * h).floor().long(), (u[:, 6] * h).floor().long()]),
-        "flip": ([u[:, 7]], []),
-        "scale": ([u[:, 8], u[:, 9]], []),
-        "rotate": ([u[:, 8]], []),
-    }[op]
-    monkeypatch.setattr(augment, "_rand", _Draws(draws[0]))
-    monkeypatch.setattr(augment, "_randint", _Draws(draws[1]))
-    expected = augment.apply_op(x, op, torch.Generator(), cfg)
-    code = torch.full((n,), DSA_OPS.index(op))
-    got = batched_dsa(x, code, u, cfg)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-
-
-def test_batched_dsa_mixes_ops_per_sample() -> None:
-    x = torch.randn(len(DSA_OPS), 3, 16, 16)
-    u = torch.rand(len(DSA_OPS), 10)
-    code = torch.arange(len(DSA_OPS))
-    mixed = batched_dsa(x, code, u, DSAConfig())
-    for i in range(len(DSA_OPS)):
-        alone = batched_dsa(x[i : i + 1], code[i : i + 1], u[i : i + 1], DSAConfig())
-        torch.testing.assert_close(mixed[i : i + 1], alone)
 
 
 @pytest.mark.cuda
@@ -380,20 +327,6 @@ def test_lever_defaults_apply_per_architecture(monkeypatch) -> None:
     assert _resolve(FastOptions(engine="stacked"), cpu, init_model(vit, 0), vit).layout == (
         "grouped"
     )  # a lever the architecture cannot take falls back
-
-
-def test_epoch_draws_are_per_seed_streams_of_the_same_distribution() -> None:
-    cfg = DSAConfig()
-    gens = [torch.Generator().manual_seed(s) for s in (0, 1)]
-    ops, us = draw_dsa_epoch(2, 5, 16, cfg, gens, "cpu")
-    assert ops.shape == (2, 5) and us.shape == (2, 5, 16, 10)
-    allowed = {DSA_OPS.index(o) for o in cfg.ops}
-    assert set(ops.flatten().tolist()) <= allowed and 0 <= us.min() and us.max() < 1
-    alone_ops, alone_us = draw_dsa_epoch(1, 5, 16, cfg, [torch.Generator().manual_seed(0)], "cpu")
-    torch.testing.assert_close(alone_ops[0], ops[0])  # seed 0 does not depend on seed 1
-    torch.testing.assert_close(alone_us[0], us[0])
-    op1, u1 = draw_dsa_params(2, 16, cfg, [torch.Generator().manual_seed(s) for s in (0, 1)], "cpu")
-    assert op1.shape == (2,) and u1.shape == (2, 16, 10)
 
 
 @pytest.mark.parametrize("draws", ["epoch", "step"])
@@ -569,7 +502,7 @@ def test_a_saved_state_is_resumed_by_the_engine_that_saved_it(monkeypatch, one_t
 
     with pytest.raises(_Killed):
         train_fast(data, spec, cfg, device="cpu", options=opts, progress=kill, checkpoint=ckpt)
-    assert ckpt.saved_meta() is not None and "seed_index" in ckpt.saved_meta()
+    assert ckpt.saved_meta() is not None and ckpt.saved_meta()["engine"] == "reference"
     monkeypatch.undo()  # plain CPU plan, stacked asked for: never falls back
     again = train_fast(
         data, spec, cfg, device="cpu", options=replace(opts, engine="stacked"), checkpoint=ckpt

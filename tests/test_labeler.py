@@ -31,7 +31,12 @@ def shapes_small():
 def test_labeler_learns_shapes_well_above_chance(shapes_small, tmp_path: Path) -> None:
     train, test = shapes_small
     cfg = LabelerConfig(
-        epochs=6, save_at=(3, 6), batch_size=32, lr=0.02, augment=False, model_options={"width": 16}
+        epochs=6,
+        save_at=(3, 6),
+        batch_size=32,
+        lr=0.02,
+        image_augmentation="none",
+        model_options={"width": 16},
     )
     events = []
     paths = train_labeler(train, cfg, tmp_path, test_set=test, device="cpu", progress=events.append)
@@ -129,19 +134,29 @@ def test_default_labeler_is_mtt_buffer_training_and_its_checkpoint_says_so(
     training batch (utils.py `epoch(aug=True)`), no lr decay (`--decay` off)."""
     cfg = LabelerConfig()
     assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.batch_size) == (0.01, 0.0, 0.0, 256)
-    assert cfg.augment == "dsa" and cfg.epochs == 50 and cfg.save_at == (10, 20, 30, 40, 50)
+    assert (
+        cfg.image_augmentation == "dsa" and cfg.epochs == 50 and cfg.save_at == (10, 20, 30, 40, 50)
+    )
     assert cfg.recipe_name == "mtt"
     strong = LabelerConfig.recipe("strong")
-    assert (strong.momentum, strong.weight_decay, strong.augment) == (0.9, 5e-4, "flip_crop")
+    assert (strong.momentum, strong.weight_decay, strong.image_augmentation) == (
+        0.9,
+        5e-4,
+        "flip_crop",
+    )
     assert strong.recipe_name == "strong"
     assert LabelerConfig(momentum=0.5).recipe_name == "custom"
-    assert LabelerConfig(augment=True).augment == "flip_crop"  # first-wave checkpoints read on
+    assert LabelerConfig(augment=True).image_augmentation == "flip_crop"  # first-wave checkpoints
     train, test = shapes_small
     tiny = train.subset(torch.arange(0, len(train), 40))
     small = LabelerConfig(epochs=1, save_at=(1,), batch_size=16, model_options={"width": 4})
     (path,) = train_labeler(tiny, small, tmp_path, test_set=test, device="cpu")
     saved = read_meta(path).config
-    assert (saved["momentum"], saved["weight_decay"], saved["augment"]) == (0.0, 0.0, "dsa")
+    assert (saved["momentum"], saved["weight_decay"], saved["image_augmentation"]) == (
+        0.0,
+        0.0,
+        "dsa",
+    )
     with pytest.raises(ValueError, match="unknown labeler recipe"):
         LabelerConfig.recipe("fancy")
 
@@ -163,3 +178,20 @@ def test_a_folder_of_another_trainings_checkpoints_is_refused_not_resumed(
     with pytest.raises(ValueError, match="another training"):
         train_labeler(cifar_like, cfg, tmp_path, test_set=test, device="cpu")
     assert (tmp_path / "epoch_001.safetensors").read_bytes() == before  # nothing overwritten
+
+
+def test_image_augmentation_keeps_reading_its_old_name_augment() -> None:
+    """The field was `augment`: older checkpoints' metadata and older callers still work."""
+    old_meta = {**LabelerConfig().to_dict(), "augment": "flip_crop"}
+    old_meta.pop("image_augmentation")
+    cfg = LabelerConfig.from_dict(old_meta)
+    assert cfg.image_augmentation == "flip_crop" and cfg.recipe_name == "custom"
+    assert cfg.resume_key() == LabelerConfig(image_augmentation="flip_crop").resume_key()
+    assert LabelerConfig(augment="none").augment == "none"  # the read-only alias
+    # the identity keeps the first name, so labeler folders named by its digest stay valid
+    assert (
+        cfg.resume_key()["augment"] == "flip_crop" and "image_augmentation" not in cfg.resume_key()
+    )
+    assert LabelerConfig(augment=False) == LabelerConfig(image_augmentation="none")
+    with pytest.raises(ValueError, match="unknown image augmentation 'blur'"):
+        LabelerConfig(image_augmentation="blur")

@@ -184,18 +184,73 @@ def test_part6_lists_every_architecture_and_shows_borrowed_convnet_rows(tmp_path
         "| vit",
     ]
     assert lines[0] == (
-        "| convnet_d3 | — | 33.8 ± 1.0 (the table 5 run) | 35.9 ± 1.0 (the table 5 run) | +2.1 |"
+        "| convnet_d3 | — | 33.8 ± 1.0 (the table 5 run) | 35.9 ± 1.0 (the table 5 run) | +2.1 |  |"
     )
     # each architecture's own deployment lr (GLaD's per-model rates), from its records
-    assert lines[1] == "| alexnet | 0.001 | 19.0 ± 1.0 | not run | — |"
-    assert lines[2] == "| vgg11 | 0.0001 | 21.0 ± 1.0 | 30.0 ± 1.0 | +9.0 |"
+    assert lines[1] == "| alexnet | 0.001 | 19.0 ± 1.0 | not run | — |  |"
+    assert lines[2] == "| vgg11 | 0.0001 | 21.0 ± 1.0 | 30.0 ± 1.0 | +9.0 |  |"
     # the CPU profile leaves ResNet-18 and the ViT to the GPU profile (scripts/study.py)
-    assert lines[3] == "| resnet18 | — | GPU profile only | GPU profile only | — |"
-    assert lines[4] == "| vit | — | GPU profile only | GPU profile only | — |"
+    assert lines[3] == "| resnet18 | — | GPU profile only | GPU profile only | — |  |"
+    assert lines[4] == "| vit | — | GPU profile only | GPU profile only | — |  |"
     gpu = [_rec("6", "baseline", 0.40, profile="gpu", arch="alexnet", width=None, lr=0.001)]
     (tmp_path / "gpu").mkdir()
     gpu6 = _generate(tmp_path / "gpu", gpu).split("## 6.")[1]
-    assert "| resnet18 | — | not run | not run | — |" in gpu6  # planned there, not run yet
+    assert "| resnet18 | — | not run | not run | — |  |" in gpu6  # planned there, not run yet
+
+
+def test_part6_marks_the_hybrid_schedule_and_near_chance_baselines(tmp_path):
+    """Rows trained under protocol mtt (MTT/DATM's step schedule) at GLaD's per-model rates
+    (GeorgeCazenavette/glad glad_utils.py `get_eval_lrs`) are a pairing no upstream uses; a
+    baseline below 1.5x chance is flagged. Both say so in the row and in a footnote."""
+    rows = [
+        _rec("6", "baseline", 0.253, protocol="mtt", lr=0.01),
+        _rec("6", "ladd", 0.381, protocol="mtt", lr=0.01),
+        _rec("6", "baseline", 0.118, arch="alexnet", width=None, protocol="mtt", lr=0.001),
+        _rec("6", "ladd", 0.201, arch="alexnet", width=None, protocol="mtt", lr=0.001),
+        _rec("6", "baseline", 0.30, arch="vgg11", width=None, protocol="glad", lr=0.0001),
+    ]
+    part6 = _generate(tmp_path, rows).split("## 6.")[1]
+    rows_of = {ln.split(" | ")[0]: ln for ln in part6.splitlines() if ln.startswith("| ")}
+    assert rows_of["| convnet_d3"].endswith("| +12.8 |  |")  # the distillation model: no caveat
+    assert rows_of["| alexnet"].endswith(
+        "| +8.3 | hybrid: MTT schedule, GLaD lr (*); baseline near chance (†) |"
+    )
+    assert rows_of["| vgg11"].endswith("| — |  |")  # GLaD's own schedule, well above chance
+    assert "(*) Hybrid:" in part6 and "`--protocol glad` offers" in part6
+    assert "(†) Near chance:" in part6
+
+
+def test_results_credit_convnets_32px_lr_to_dc_dm_and_every_labeler_record_names_its_recipe():
+    """ConvNet's 0.01 at 32 px is DC/DM's `--lr_net` default (VICO-UoE/DatasetCondensation
+    main_DM.py, line 25), not GLaD's: GLaD's glad_utils.py `get_eval_lrs` gives the distillation
+    ConvNet (`args.model`) 0.001. Every record trained with a labeler says which recipe."""
+    text = (ROOT / "docs" / "results.md").read_text()
+    (lr_row,) = [ln for ln in text.splitlines() if ln.startswith("| learning rate |")]
+    assert "GLaD's per-model rates (ConvNet 0.01" not in lr_row
+    assert "ConvNet 0.01 at 32 px (DC/DM's rate)" in lr_row
+    assert "DatasetCondensation `main_DM.py`" in lr_row
+    assert "ConvNet included" in lr_row  # GLaD's own ConvNet rate is 0.001
+    records = [
+        json.loads(p.read_text()) for p in sorted((ROOT / "docs" / "results").glob("*.json"))
+    ]
+    with_labeler = [r for r in records if r.get("labeler_epoch")]
+    part4 = [r for r in with_labeler if r["part"] == "4"]
+    assert len(part4) == 5  # epochs 10..50
+    missing = [
+        (r["part"], r.get("labeler_epoch")) for r in with_labeler if "labeler_recipe" not in r
+    ]
+    assert missing == []
+    assert {r["labeler_recipe"] for r in part4} == {"mtt"}
+
+
+def test_a_records_absolute_folders_are_shown_relative_to_the_repository(tmp_path):
+    cmd = (
+        "PYTHONPATH=. python scripts/study.py --parts 4 --workspace /work/study-ws "
+        "--out /work/wt-study/docs/results"
+    )
+    text = _generate(tmp_path, [_rec("1", "baseline", 0.25, command=cmd)])
+    assert "--workspace study-ws --out docs/results`" in text
+    assert "/work/" not in text
 
 
 def test_the_committed_records_regenerate_results_md_byte_for_byte(tmp_path):

@@ -286,9 +286,24 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, engine, protocol):
         train_fast(data, spec, cfg, device="cpu", options=opts, progress=kill, checkpoint=ckpt)
     assert ckpt.path.is_file()
     other = TrainCheckpoint(ckpt.path, key="another run", seconds=0.0)
-    assert other.load() is None  # a state of another run is never resumed
+    with pytest.warns(UserWarning, match="belongs to another run"):
+        assert other.load() is None  # a state of another run is never resumed, and it is said
     again = train_fast(data, spec, cfg, device="cpu", options=opts, checkpoint=ckpt)
     for a, b in zip(whole.models, again.models, strict=True):
         for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
             assert torch.equal(p, q)
     assert whole.loss_curves == again.loss_curves
+
+
+def test_an_unreadable_saved_state_is_reported_not_dropped_silently(tmp_path):
+    from ladd.training import TrainCheckpoint
+
+    ckpt = TrainCheckpoint(tmp_path / "state.safetensors", key="run", seconds=0.0)
+    assert ckpt.load() is None and ckpt.problem is None  # no file: nothing to say
+    ckpt.path.write_bytes(b"torn write")
+    assert ckpt.saved_meta() is None
+    assert "unreadable" in ckpt.problem and "training starts over" in ckpt.problem
+    with pytest.warns(UserWarning, match=r"state\.safetensors is unreadable"):
+        assert ckpt.load() is None
+    ckpt.save({"x": torch.zeros(2)}, {"pass": 1})  # the next save replaces it
+    assert ckpt.load()[1]["pass"] == 1 and ckpt.problem is None

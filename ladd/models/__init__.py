@@ -8,6 +8,7 @@ from ladd.models import alexnet, convnet, resnet, vgg, vit  # noqa: F401  (they 
 from ladd.models.registry import (
     ModelSpec,
     cam_target,
+    check_model_options,
     create_from_spec,
     create_model,
     default_lr,
@@ -15,11 +16,13 @@ from ladd.models.registry import (
     model_family,
     register_model,
     small_variant,
+    supported_options,
 )
 
 __all__ = [
     "ModelSpec",
     "cam_target",
+    "check_model_options",
     "create_from_spec",
     "create_model",
     "default_lr",
@@ -27,4 +30,5 @@ __all__ = [
     "model_family",
     "register_model",
     "small_variant",
+    "supported_options",
 ]

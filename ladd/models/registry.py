@@ -114,6 +114,8 @@ def create_model(
     if image_size < 8:
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     builder = _entry(name).builder
+    if options:
+        check_model_options(name, options)
     if seed is None:
         model = builder(num_classes, image_size, channels, **options)
     else:
@@ -122,6 +124,43 @@ def create_model(
             model = builder(num_classes, image_size, channels, **options)
     model.spec = ModelSpec(name, num_classes, image_size, channels, dict(options))
     return model
+
+
+def _refusal(name: str, key: str, value: Any) -> Exception | None:
+    """The builder's refusal of option `key` (None when architecture `name` takes it): the
+    builder is called with it on the meta device (no memory, ~ms), and a "no such keyword"
+    answer is a refusal. A bad value for an option it does take is the real build's to report."""
+    try:  # the caller's RNG is left as it was, whatever a builder draws
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            _entry(name).builder(10, 32, 3, **{key: value})
+    except TypeError as err:
+        return err if "unexpected keyword" in str(err) else None
+    except ValueError as err:  # builders that check their own options (ViT's known fields)
+        return err if "unknown" in str(err) and key in str(err) else None
+    return None
+
+
+def _takes(name: str, key: str, value: Any) -> bool:
+    return _refusal(name, key, value) is None
+
+
+def check_model_options(name: str, options: dict[str, Any]) -> None:
+    """Raise a one-line ValueError for an option the architecture does not take, naming the
+    families that take it (e.g. `width` on AlexNet: only the ConvNets have a width)."""
+    for key, value in options.items():
+        err = _refusal(name, key, value)
+        if err is None:
+            continue
+        families = sorted({e.family for m, e in _REGISTRY.items() if _takes(m, key, value)})
+        where = f"; {key} is an option of {', '.join(families)} models" if families else ""
+        own = f": {err}" if isinstance(err, ValueError) else f" has no option {key!r}"
+        raise ValueError(f"model {name!r}{own}{where}")
+
+
+def supported_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of `options` that architecture `name` takes (a cross-architecture run's
+    ConvNet width reaches the ConvNets only)."""
+    return {k: v for k, v in options.items() if _takes(name, k, v)}
 
 
 def create_from_spec(spec: ModelSpec | dict[str, Any], *, seed: int | None = None) -> nn.Module:

@@ -36,7 +36,8 @@ FORMATS = (
     "dc",  # DC / DSA / DM result file res_<method>_<dataset>_<model>_<ipc>ipc.pt
     "ddranking",  # DD-Ranking folder: images.pt [, labels.pt, lr.pt]
     "tensor",  # any other torch/safetensors file of tensors
-    "imagefolder",  # class subfolders of image files (SRe2L, RDED, ...)
+    "imagefolder",  # class subfolders of image files (SRe2L, ...)
+    "rded",  # RDED's image folder (00000/class00000_id00000.jpg): ImageNet statistics
     "ladd",  # a folder written by DistilledSet.save_mtt
     "random_real",  # the random-real baseline
 )
@@ -87,6 +88,11 @@ class DistilledSet:
     normalisation: str = ""  # how mean/std were chosen, for describe()
     origin: str | None = None  # the file or folder it was read from
     notes: tuple[str, ...] = ()  # what the reader found out (experiment picked, label slots)
+    # The real test images' statistics when the set's code tests in another space than the set's
+    # own mean/std (GLaD: ImageNet's or 0.5/0.5; see ladd.sets.conventions.evaluation_convention).
+    test_mean: tuple[float, ...] | None = None
+    test_std: tuple[float, ...] | None = None
+    test_normalisation: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -181,6 +187,9 @@ class DistilledSet:
             "class_names": list(self.class_names),
             "zca": zca,
         }
+        if self.test_mean is not None:
+            meta["test_mean"], meta["test_std"] = list(self.test_mean), list(self.test_std or ())
+            meta["test_normalisation"] = self.test_normalisation
         write_json(folder / META_FILE, meta)
         return folder
 
@@ -210,6 +219,10 @@ class DistilledSet:
             "zca_eps": self.zca.eps if self.zca is not None else None,
             "mean": list(self.mean) if self.mean is not None else None,
             "std": list(self.std) if self.std is not None else None,
+            "test_normalisation": self.test_normalisation
+            or ("the set's (above)" if self.mean is not None else UNKNOWN_NORMALISATION),
+            "test_mean": list(self.test_mean) if self.test_mean is not None else None,
+            "test_std": list(self.test_std) if self.test_std is not None else None,
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
@@ -246,6 +259,10 @@ class RawSet:
     pixels01: bool = False  # float [0, 1] pixels (MTT's images_zca_<it>.pt): ZCA may whiten them
     labels_origin: Path | None = None  # the file to blame for label problems, when separate
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the user must hear (e.g. label rule)
+    test_mean: tuple[float, ...] | None = None  # recorded test statistics (ladd_meta.json)
+    test_std: tuple[float, ...] | None = None
+    test_normalisation: str | None = None
 
 
 @dataclass(frozen=True)

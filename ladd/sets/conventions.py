@@ -12,10 +12,17 @@ that wrote it. Each distiller has its own conventions (read in its source):
                            (x - (0.4377, 0.4438, 0.4728)) / ImageNet std (glad utils.py:87-88,
                            glad_utils.py:310 and :324-341); CIFAR-10 with CIFAR-10's (utils.py:106-109).
                            Its pixel-space runs (space "p") use the dataset's: load those as mtt.
+                           Its test loader normalises the real images otherwise: ImageNet subsets
+                           with ImageNet's statistics (utils.py:150-160, :166), CIFAR-100 with
+                           0.5/0.5 (utils.py:125-133), CIFAR-10 with CIFAR-10's (utils.py:114-116)
+    RDED                   its image folders, of every source, CIFAR included, with ImageNet's
+                           statistics, the test split too (RDED validation/main.py:111-113, :126,
+                           :157)
     DC / DSA / DM          CIFAR-100 with its own (0.5071, 0.4866, 0.4409) / (0.2673, 0.2564,
                            0.2762) (DatasetCondensation utils.py:61-62)
 
-`convention` picks the one that applies; `better_fit` warns when the values fit another set of
+`convention` picks the one that applies to the set, `evaluation_convention` the one its code's
+evaluation applies to the real test images when that is another; `better_fit` warns when the values fit another set of
 statistics much better than the applied one (pixels recovered outside [0, 1]); `looks_whitened`
 notices ZCA-space images loaded as if they were normalised pixels.
 """
@@ -90,7 +97,38 @@ def convention(fmt: str, info: SourceInfo) -> tuple[Normalisation, str | None]:
         return GLAD_STATS, "GLaD normalises its generated images with mean (0.4377, 0.4438, 0.4728)"
     if fmt == "dc" and info.name == "cifar100":
         return DC_CIFAR100_STATS, None
+    if fmt == "rded":
+        own = source_stats(info)
+        if own.same_as(IMAGENET_STATS):
+            return own, None
+        return IMAGENET_STATS, (
+            "RDED normalises its images and the test split with ImageNet statistics, for "
+            f"{info.name} too (validation/main.py:111-113): applied those (pass --mean/--std "
+            "to override)"
+        )
     return source_stats(info), None
+
+
+def evaluation_convention(fmt: str, info: SourceInfo) -> tuple[Normalisation, str] | None:
+    """The statistics that format `fmt`'s own evaluation normalises the real test images of
+    `info` with, and a note saying so, when they differ from `convention`'s (None: the same).
+
+    GLaD trains on generated images normalised with GLaD's mean and ImageNet's std but builds
+    its test loader with the dataset's transform: ImageNet's statistics on ImageNet subsets
+    (glad utils.py:150-160, :166) and 0.5/0.5 on CIFAR-100 (utils.py:125-133, space "wp")."""
+    if fmt != "glad":
+        return None
+    if info.name in IMAGENET_SUBSETS:
+        return IMAGENET_STATS, (
+            "GLaD tests on ImageNet subsets normalised with ImageNet's statistics (its "
+            "utils.py:150-160), not with the set's: the test images get those"
+        )
+    if info.name == "cifar100":
+        return PLUS_MINUS_ONE, (
+            "GLaD tests on CIFAR-100 normalised with mean 0.5 / std 0.5 (its utils.py:125-133), "
+            "not with the set's: the test images get those"
+        )
+    return None
 
 
 def _quantiles(images: torch.Tensor, q: float = 0.001) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,11 +150,6 @@ def _fit(images: torch.Tensor, norm: Normalisation) -> tuple[float, float, float
     excess = (-lo).clamp_min(0) + (hi - 1).clamp_min(0)
     distance = lo.abs() + (hi - 1).abs()
     return float(lo.min()), float(hi.max()), float(excess.sum()), float(distance.sum())
-
-
-def pixel_range(images: torch.Tensor, norm: Normalisation) -> tuple[float, float, float]:
-    """(low, high, excess): see `_fit`."""
-    return _fit(images, norm)[:3]
 
 
 def better_fit(
@@ -171,7 +204,7 @@ def looks_whitened(images: torch.Tensor) -> str | None:
     if images.ndim != 4 or images.shape[-1] < 2 or images.shape[0] == 0:
         return None
     spread, corr = whitening_stats(images)
-    if spread < 0.5 and corr < 0.8:
+    if 0.01 < spread < 0.5 and corr < 0.8:  # constant images (spread 0) are not whitened
         return (
             f"the images look ZCA-whitened (std {spread:.2f}, neighbouring values correlate "
             f"{corr:.2f}; normalised photos ~1 and ~0.9): if they come from MTT, DATM or "

@@ -54,6 +54,7 @@ from ladd.sets.conventions import (
     Normalisation,
     better_fit,
     convention,
+    evaluation_convention,
     looks_whitened,
     source_stats,
 )
@@ -61,6 +62,7 @@ from ladd.sets.conventions import (
 # Formats whose files hold bare normalised tensors: --format may relabel them (and so pick
 # that distiller's normalisation conventions).
 TENSOR_FORMATS = ("mtt", "glad", "datm", "dc", "ddranking", "tensor")
+IMAGE_FORMATS = ("imagefolder", "rded")  # folders of image files: --format may relabel them too
 ZCA_NORMALISATION = (
     "ZCA whitening of [0, 1] pixels fitted on {name}'s train split (kornia ZCAWhitening "
     "eps={eps:g}, as MTT, DATM and DD-Ranking)"
@@ -114,7 +116,7 @@ def _stats(values: Sequence[float], what: str, channels: int, path: Path) -> tup
         )
     if not all(math.isfinite(v) for v in out):
         raise DistilledFileError(path, f"{what} {out} is not finite")
-    if what == "std" and not all(v > 0 for v in out):
+    if what.endswith("std") and not all(v > 0 for v in out):
         raise DistilledFileError(path, f"std {out} must be positive")
     return out
 
@@ -210,7 +212,8 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
         fail("--experiment picks an experiment of a DC/DSA/DM result file, not of this set")
     fmt = raw.format
     if o.format is not None and o.format != raw.format:
-        if raw.format not in TENSOR_FORMATS and raw.mean is None:
+        kinds = TENSOR_FORMATS if raw.format in TENSOR_FORMATS else IMAGE_FORMATS
+        if raw.mean is None and (raw.format not in kinds or o.format not in kinds):
             fail(f"format {o.format!r} does not apply: the content is a {raw.format} set")
         fmt = o.format
 
@@ -220,13 +223,18 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
     m, c, h, w = images.shape
     if m == 0:
         fail("the set is empty (0 images)")
+    if c not in (1, 3) and w in (1, 3) and c == h:
+        fail(
+            f"images look channels-last [M, H, W, C] (shape {tuple(images.shape)}); save them "
+            "as [M, C, H, W] (images.permute(0, 3, 1, 2))"
+        )
     if h != w or h < 1:
         fail(f"images are {h}x{w}; expected square images")
     if o.image_size is not None and h != o.image_size:
         fail(f"images are {h} px; expected {o.image_size} px")
     if c not in (1, 3):
         fail(f"images have {c} channels; expected 3 (or 1)")
-    pixels = images.dtype == torch.uint8 and raw.format == "imagefolder"
+    pixels = images.dtype == torch.uint8 and raw.format in IMAGE_FORMATS
     if not pixels and not images.is_floating_point():
         fail(f"images have dtype {images.dtype}; expected normalised float images")
     if not pixels and not torch.isfinite(images).all():
@@ -234,7 +242,7 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
     if not pixels:
         images = images.float()
 
-    found_warnings: list[str] = []
+    found_warnings: list[str] = list(raw.warnings)
     notes = list(raw.notes)
     source_name = o.source or raw.source
     info = _source_of(source_name, h, o.cache_dir, raw.origin)
@@ -260,6 +268,7 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
 
     # -- normalisation
     applied: Normalisation | None = None
+    tested: Normalisation | None = None  # the test images' statistics, when not the set's
     how: str
     if zca_name is not None:
         if o.mean is not None or o.std is not None:
@@ -283,6 +292,12 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
             _stats(raw.std or (), "std", c, raw.origin),
         )
         how = raw.normalisation or "recorded in the file"
+        if raw.test_mean is not None:
+            tested = Normalisation(
+                raw.test_normalisation or "recorded test statistics",
+                _stats(raw.test_mean, "test mean", c, raw.origin),
+                _stats(raw.test_std or (), "test std", c, raw.origin),
+            )
         if o.mean is not None and tuple(o.mean) != tuple(raw.mean):
             found_warnings.append(f"ignored the given mean/std: the file records {raw.mean}")
     elif o.mean is not None or o.std is not None:
@@ -299,6 +314,10 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
         how = applied.name + (f" ({note})" if note else "")
         if note:
             notes.append(note)
+        evaluated = evaluation_convention(fmt, info)
+        if evaluated is not None:
+            tested, test_note = evaluated
+            notes.append(test_note)
     elif pixels:
         applied = Normalisation("ImageNet statistics", IMAGENET_MEAN, IMAGENET_STD)
         how = "ImageNet statistics (no source or mean/std given)"
@@ -400,6 +419,9 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
         normalisation=how,
         origin=str(origin),
         notes=tuple(notes),
+        test_mean=tested.mean if tested is not None else None,
+        test_std=tested.std if tested is not None else None,
+        test_normalisation=tested.name if tested is not None else "",
     )
 
 

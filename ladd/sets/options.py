@@ -1,8 +1,9 @@
 """How to read a set: the user's reading fields turned into `load_set` options, one rule set.
 
-The command line (`--format --source --mean --std --zca --experiment`) and the dashboard's
-"How to read this set" fields both call `read_options`; each maps `SetOptionError.field` to its
-own wording (a flag, a field label), so the two cannot drift on what makes sense.
+The command line (`--format --source --mean --std --zca --experiment --num-classes`) and the
+dashboard's "How to read this set" fields both call `read_options`; each maps
+`SetOptionError.field` to its own wording (a flag, a field label), so the two cannot drift on
+what makes sense.
 
     read_options(source="cifar10", mean="0.49,0.48,0.45", std="0.25,0.24,0.26")
     # {'source': 'cifar10', 'mean': (0.49, 0.48, 0.45), 'std': (0.25, 0.24, 0.26)}
@@ -10,6 +11,7 @@ own wording (a flag, a field label), so the two cannot drift on what makes sense
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +22,7 @@ __all__ = ["SetOptionError", "read_options"]
 
 class SetOptionError(ValueError):
     """A reading field that does not make sense; `field` names it: format, source, mean,
-    std, zca or experiment (read_options' keywords)."""
+    std, zca, experiment or num_classes (read_options' keywords)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -52,11 +54,14 @@ def read_options(
     std: str | Sequence[float] | None = None,
     zca: bool = False,
     experiment: int | None = None,
+    num_classes: int | None = None,
 ) -> dict[str, Any]:
     """`load_set` keyword options for these reading fields (None or blank: from the files).
 
     mean and std come together (comma-separated text or numbers); ZCA space needs the source,
-    whose train split fits the whitening; experiment is 0-based (None: the file's last).
+    whose train split fits the whitening; experiment is 0-based (None: the file's last);
+    num_classes is the class count of a set whose files do not say it (a bare image tensor:
+    class-major labels are inferred from it).
     Raises SetOptionError naming the field at fault. The per-channel count and the value checks
     stay with the loader, which knows the images."""
     opts: dict[str, Any] = {}
@@ -87,4 +92,15 @@ def read_options(
                 "experiment", "the experiment is 0-based; leave it out for the file's last"
             )
         opts["experiment"] = int(experiment)
+    if num_classes is not None:
+        try:
+            count = None if isinstance(num_classes, bool) else operator.index(num_classes)
+        except TypeError:
+            count = None
+        if count is None or count < 1:
+            raise SetOptionError(
+                "num_classes",
+                f"the class count must be a positive whole number (got {num_classes!r})",
+            )
+        opts["num_classes"] = count
     return opts

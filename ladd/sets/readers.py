@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +60,29 @@ def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
     return value.detach()
 
 
-def _split_labels(labels: torch.Tensor, path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(hard labels, soft labels or None) from a labels tensor: int (M,), float (M,) whole
-    numbers, or float (M, K) soft labels / logits (hard = argmax; see `_slot_labels`)."""
+@dataclass
+class _Labels:
+    """A labels tensor read: hard labels, soft labels (or None), and what to tell the user."""
+
+    hard: torch.Tensor  # int64 (M,)
+    soft: torch.Tensor | None  # float (M, K)
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _split_labels(
+    labels: torch.Tensor, path: Path, *, learned: bool = False, class_major: bool = False
+) -> _Labels:
+    """A labels tensor: int (M,), float (M,) whole numbers, or float (M, K) soft labels /
+    logits, whose hard labels follow `hard_labels` (the one rule every reader uses)."""
     if labels.ndim == 2 and labels.is_floating_point():
         if not torch.isfinite(labels).all():
             raise DistilledFileError(path, "soft labels contain NaN or Inf")
         if labels.shape[1] == 0:
             raise DistilledFileError(path, "soft labels have 0 columns")
-        return labels.float().argmax(dim=1), labels.float()
+        soft = labels.float()
+        hard, notes, warns = hard_labels(soft, path.name, learned=learned, class_major=class_major)
+        return _Labels(hard, soft, notes, warns)
     if labels.ndim != 1:
         raise DistilledFileError(
             path, f"labels have shape {tuple(labels.shape)}; expected (M,) or soft (M, K)"
@@ -77,28 +92,71 @@ def _split_labels(labels: torch.Tensor, path: Path) -> tuple[torch.Tensor, torch
             raise DistilledFileError(path, "labels are floats that are not whole class indices")
     elif labels.dtype == torch.bool or labels.is_complex():
         raise DistilledFileError(path, f"labels have dtype {labels.dtype}; expected integers")
-    return labels.long(), None
+    return _Labels(labels.long(), None)
 
 
-def _slot_labels(soft: torch.Tensor, what: str) -> tuple[torch.Tensor, str | None]:
-    """Hard labels of learned soft labels with no hard labels beside them: the class-major slot
-    each row was initialised in, as DATM (distill/DATM.py:133, label_syn = [0,0,..,1,1,..]) and
-    DD-Ranking (ddranking/metrics/soft_label.py:505) assign them, not the logits' argmax.
-    Falls back to the argmax when the rows do not split evenly into classes."""
+def hard_labels(
+    soft: torch.Tensor, what: str, *, learned: bool = False, class_major: bool = False
+) -> tuple[torch.Tensor, list[str], list[str]]:
+    """(hard labels (M,), notes, warnings) of float (M, K) soft labels that come without hard
+    labels: one rule for every reader, and a note or a warning saying which part applied.
+
+    - one-hot rows (in any reader): their class;
+    - `learned` (the float labels of an MTT/DATM run folder: DATM's learned logits) whose
+      argmax agrees with the class-major slots in most rows: the slot each row was initialised
+      in, as DATM assigns them (distill/DATM.py:133 label_syn = [0,0,..,1,1,..], :324 the
+      logits start there), not the argmax of the rows that drifted;
+    - `class_major` (DD-Ranking's labels.pt): the slots whatever the argmax says, as
+      DD-Ranking's evaluation assigns them (ddranking/metrics/soft_label.py:505-506), with a
+      warning when most rows' argmax contradicts them;
+    - else the argmax, with a warning when it contradicts the slots of `learned` labels in most
+      rows (they are not in DATM's order) or when rows have tied maxima (the first is taken).
+    """
     m, k = soft.shape
-    argmax = soft.argmax(dim=1)
-    if m % k:
-        return argmax, (
-            f"{m} {what} rows do not split evenly into {k} class slots: hard labels are their argmax"
+    argmax = soft.argmax(dim=1)  # (M,) the first of tied maxima
+    notes: list[str] = []
+    warns: list[str] = []
+    if bool(((soft == 0) | (soft == 1)).all()) and bool((soft.sum(dim=1) == 1).all()):
+        notes.append(f"hard labels: the class of each one-hot row of {what}")
+        return argmax, notes, warns
+    if (learned or class_major) and m % k == 0:
+        slots = torch.arange(k).repeat_interleave(m // k)  # (M,) class-major
+        drifted = int((argmax != slots).sum())
+        if class_major and 2 * drifted >= m:
+            warns.append(
+                f"the argmax of {what} contradicts the class-major slots in {drifted} of {m} "
+                "rows; the hard labels are the slots, as DD-Ranking assigns them "
+                "(soft_label.py:505-506): check that the images are saved class by class"
+            )
+            return slots, notes, warns
+        if 2 * drifted < m:
+            note = (
+                f"hard labels follow the class-major slots of the {k}x{m // k} learned labels "
+                f"in {what} (as DATM saves them), not their argmax"
+            )
+            if drifted:
+                note += f"; {drifted} of {m} rows' argmax lies in another class"
+            notes.append(note)
+            return slots, notes, warns
+        warns.append(
+            f"the argmax of {what} contradicts DATM's class-major slots in {drifted} of {m} "
+            "rows, so these are not learned logits in DATM's order: hard labels are the argmax"
         )
-    slots = torch.arange(k).repeat_interleave(m // k)  # (M,) class-major
-    drifted = int((argmax != slots).sum())
-    note = (
-        f"hard labels follow the class-major slots of the {k}x{m // k} {what} (as DATM saves them)"
-    )
-    if drifted:
-        note += f"; {drifted} of {m} rows' argmax lies in another class"
-    return slots, note
+    elif learned or class_major:
+        notes.append(
+            f"the {m} rows of {what} do not split evenly into {k} class slots: hard labels are "
+            "their argmax"
+        )
+    else:
+        notes.append(f"hard labels: the argmax of the soft labels in {what}")
+    top2 = soft.topk(min(2, k), dim=1).values  # (M, 2)
+    tied = int((top2[:, 0] == top2[:, -1]).sum()) if k > 1 else 0
+    if tied:
+        warns.append(
+            f"{tied} of {m} rows of {what} have no single largest value: their hard label is "
+            "the first of the tied classes"
+        )
+    return argmax, notes, warns
 
 
 def _read_lr(value: Any, path: Path) -> float:
@@ -136,7 +194,7 @@ class MttFolderReader(DistilledReader):
     """
 
     format = "mtt"
-    slots = True  # soft labels without hard labels: DATM's class-major slots
+    slots = True  # float labels here are DATM's learned logits (`hard_labels`' learned rule)
 
     def detect(self, path: Path) -> bool:
         return path.is_dir() and (path / "images_best.pt").is_file()
@@ -146,14 +204,14 @@ class MttFolderReader(DistilledReader):
         if not labels_path.is_file():
             raise DistilledFileError(labels_path, "missing: images_best.pt needs labels_best.pt")
         images = _load_tensor(images_path, "images_best.pt")
-        labels, soft = _split_labels(_load_tensor(labels_path, "labels_best.pt"), labels_path)
-        notes: list[str] = []
+        read = _split_labels(
+            _load_tensor(labels_path, "labels_best.pt"), labels_path, learned=self.slots
+        )
+        labels, soft = read.hard, read.soft
         hard_path = path / "labels_hard.pt"
-        if soft is not None and hard_path.is_file():
-            labels, _ = _split_labels(_load_tensor(hard_path, "labels_hard.pt"), hard_path)
-        elif soft is not None and self.slots:
-            labels, note = _slot_labels(soft, "learned labels")
-            notes += [note] if note else []
+        if soft is not None and hard_path.is_file():  # LADD's own: the hard labels beside them
+            labels = _split_labels(_load_tensor(hard_path, "labels_hard.pt"), hard_path).hard
+            read.notes, read.warnings = [], []
         lr = None
         lr_path = path / "lr_best.pt"
         if lr_path.is_file():
@@ -161,7 +219,7 @@ class MttFolderReader(DistilledReader):
         raw = RawSet(images_path, images, labels, soft, lr, "datm" if soft is not None else "mtt")
         raw.num_classes = soft.shape[1] if soft is not None else None
         raw.labels_origin = labels_path
-        raw.notes = notes
+        raw.notes, raw.warnings = read.notes, read.warnings
         views = sorted(p.name for p in path.glob("images_zca_*.pt"))
         if views:
             raw.zca_evidence = (
@@ -174,7 +232,7 @@ class LaddFolderReader(MttFolderReader):
     """A folder written by DistilledSet.save_mtt: the MTT layout plus ladd_meta.json."""
 
     format = "ladd"
-    slots = False  # our own soft labels come with labels_hard.pt (or are their argmax: v1)
+    slots = False  # our own soft labels come with labels_hard.pt (else: argmax, as v1 wrote)
 
     def detect(self, path: Path) -> bool:
         return path.is_dir() and (path / META_FILE).is_file()
@@ -196,6 +254,10 @@ class LaddFolderReader(MttFolderReader):
                 raw.mean = tuple(float(v) for v in meta["mean"])
                 raw.std = tuple(float(v) for v in meta["std"])
                 raw.normalisation = f"recorded in {META_FILE}"
+            if meta.get("test_mean"):
+                raw.test_mean = tuple(float(v) for v in meta["test_mean"])
+                raw.test_std = tuple(float(v) for v in meta["test_std"])
+                raw.test_normalisation = str(meta.get("test_normalisation") or "recorded")
             if meta.get("class_names") is not None:
                 if not isinstance(meta["class_names"], list):
                     raise TypeError("class_names is not a list")
@@ -233,13 +295,15 @@ class DDRankingFolderReader(DistilledReader):
         images_path, labels_path, lr_path = (path / n for n in ("images.pt", "labels.pt", "lr.pt"))
         raw = RawSet(images_path, _load_tensor(images_path, "images.pt"), format=self.format)
         if labels_path.is_file():
-            labels, soft = _split_labels(_load_tensor(labels_path, "labels.pt"), labels_path)
+            read = _split_labels(
+                _load_tensor(labels_path, "labels.pt"), labels_path, learned=True, class_major=True
+            )
             raw.labels_origin = labels_path
-            if soft is not None:
-                labels, note = _slot_labels(soft, "soft labels")
-                raw.soft_labels, raw.num_classes = soft, soft.shape[1]
-                raw.notes += [note] if note else []
-            raw.labels = labels
+            if read.soft is not None:
+                raw.soft_labels, raw.num_classes = read.soft, read.soft.shape[1]
+            raw.notes += read.notes
+            raw.warnings += read.warnings
+            raw.labels = read.hard
         else:
             raw.notes.append(
                 "no labels.pt: hard labels are class-major, as DD-Ranking assigns them"
@@ -312,9 +376,11 @@ class TorchFileReader(DistilledReader):
             return _from_dict(obj, path)
         if isinstance(obj, (tuple, list)) and len(obj) in (2, 3):
             images = _tensor(obj[0], path, "item 0 (images)")
-            labels, soft = _split_labels(_tensor(obj[1], path, "item 1 (labels)"), path)
+            read = _split_labels(_tensor(obj[1], path, "item 1 (labels)"), path)
             lr = _read_lr(obj[2], path) if len(obj) == 3 else None
-            return RawSet(path, images, labels, soft, lr)
+            raw = RawSet(path, images, read.hard, read.soft, lr)
+            raw.notes, raw.warnings = read.notes, read.warnings
+            return raw
         raise DistilledFileError(
             path,
             f"holds a {type(obj).__name__}; expected a tensor [M, C, H, W], a dict with "
@@ -353,8 +419,9 @@ def _dc_result(obj: dict, path: Path, request: ReadRequest) -> RawSet:
     if not isinstance(item, (list, tuple)) or len(item) < 2:
         raise DistilledFileError(path, f"experiment {k} is not an [images, labels] pair")
     images = _tensor(item[0], path, f"experiment {k}'s images")
-    labels, soft = _split_labels(_tensor(item[1], path, f"experiment {k}'s labels"), path)
-    raw = RawSet(path, images, labels, soft, format="dc")
+    read = _split_labels(_tensor(item[1], path, f"experiment {k}'s labels"), path)
+    raw = RawSet(path, images, read.hard, read.soft, format="dc")
+    raw.notes, raw.warnings = read.notes, read.warnings
     which = "the last" if request.experiment is None else "chosen"
     raw.notes.append(
         f"DC/DSA/DM result file: experiment {k} of {n} (0-based, {which}; --experiment K picks "
@@ -388,13 +455,17 @@ def _from_dict(obj: dict, path: Path) -> RawSet:
     raw = RawSet(path, _tensor(images, path, "images"))
     labels = pick(_LABEL_KEYS)
     if labels is not None:
-        raw.labels, raw.soft_labels = _split_labels(_tensor(labels, path, "labels"), path)
+        read = _split_labels(_tensor(labels, path, "labels"), path)
+        raw.labels, raw.soft_labels = read.hard, read.soft
+        raw.notes, raw.warnings = read.notes, read.warnings
     soft = pick(_SOFT_KEYS)
     if soft is not None:
-        hard, raw.soft_labels = _split_labels(_tensor(soft, path, "soft labels"), path)
-        if raw.soft_labels is None:
+        read = _split_labels(_tensor(soft, path, "soft labels"), path)
+        if read.soft is None:
             raise DistilledFileError(path, "soft labels must be float (M, K)")
-        raw.labels = hard if raw.labels is None else raw.labels
+        raw.soft_labels = read.soft
+        if raw.labels is None:
+            raw.labels, raw.notes, raw.warnings = read.hard, read.notes, read.warnings
     lr = pick(_LR_KEYS)
     if lr is not None:
         raw.lr = _read_lr(lr, path)
@@ -461,6 +532,9 @@ class ImageFolderReader(DistilledReader):
             tree = read_image_tree(path)
             layout = parse_layout(tree.paths, path)
         except (ImageDecodeError, ValueError) as err:
+            below = _set_below(path)
+            if below is not None:
+                raise DistilledFileError(path, below) from err
             raise DistilledFileError(path, str(err).removeprefix(f"{path}: ")) from err
         except Exception as err:  # a hostile archive may fail in any way (zlib, lzma, ...)
             raise DistilledFileError(path, f"cannot read the archive ({err})") from err
@@ -489,13 +563,52 @@ class ImageFolderReader(DistilledReader):
             raise DistilledFileError(path, f"cannot decode the images ({err})") from err
         raw = RawSet(path, images, torch.tensor(labels, dtype=torch.long), format=self.format)
         raw.folder_names, raw.num_classes, raw.notes = names, num_classes, notes
+        if _written_by_rded(paths):
+            raw.format = "rded"
+            notes.append(
+                "RDED's file names (00000/class00000_id00000.jpg, RDED synthesize/main.py:63-64): "
+                "read as RDED's (--format imagefolder reads them as plain class folders)"
+            )
         return raw
 
 
+_RDED_FILE = re.compile(r"(?:.*/)?(\d{5})/class(\d{5})_id\d{5}\.jpg")
+
+
+def _written_by_rded(paths: Sequence[str]) -> bool:
+    """Whether every image is named as RDED saves them: {class:05d}/class{class:05d}_id{i:05d}.jpg
+    (synthesize/main.py:63-64); SRe2L's new000/class000_id000.jpg has three digits."""
+    matches = [_RDED_FILE.fullmatch(p) for p in paths]
+    return bool(paths) and all(m is not None and m.group(1) == m.group(2) for m in matches)
+
+
+_RUN_FOLDER_READERS: list[DistilledReader] = []  # filled below: the readers of run folders
+
+
+def _set_below(path: Path) -> str | None:
+    """For a folder without class folders: a subfolder that holds a set another reader claims
+    (DATM's run folder is the parent of Normal/, distill/DATM.py:395-404), named in a message."""
+    if not path.is_dir():
+        return None
+    children = sorted(c for c in path.iterdir() if c.is_dir() and not c.name.startswith("."))
+    for child in children[:64]:
+        reader = next((r for r in _RUN_FOLDER_READERS if r.detect(child)), None)
+        if reader is None:
+            continue
+        what = {"ladd": "a LADD set folder", "ddranking": "a DD-Ranking folder"}.get(
+            reader.format, "an MTT/GLaD/DATM run folder (images_best.pt, labels_best.pt)"
+        )
+        why = " (DATM saves its run under Normal/)" if child.name == "Normal" else ""
+        return (
+            f"holds no class folders of images, but its subfolder {child.name}/ is {what}{why}: "
+            f"load {child} instead"
+        )
+    return None
+
+
+_RUN_FOLDER_READERS += [LaddFolderReader(), MttFolderReader(), DDRankingFolderReader()]
 for _reader in (
-    LaddFolderReader(),
-    MttFolderReader(),
-    DDRankingFolderReader(),
+    *_RUN_FOLDER_READERS,
     FkdFolderReader(),
     TorchFileReader(),
     SafetensorsFileReader(),

@@ -13,7 +13,7 @@ __all__ = ["SweepEvent", "TextProgress", "render_event"]
 class SweepEvent:
     """One step of a sweep, with the counts after it (done includes skipped)."""
 
-    kind: str  # "plan" | "skip" | "start" | "progress" | "done" | "fail" | "end"
+    kind: str  # "plan" | "warning" | "skip" | "start" | "progress" | "done" | "fail" | "end"
     sweep: str
     total: int
     done: int

@@ -53,8 +53,9 @@ __all__ = ["SweepPlan", "SweepResult", "plan_sweep", "run_sweep"]
 
 class _Inputs:
     """Loads each set once, label-augments each (set, labeler checkpoint, N, R) once, loads each
-    test split once. Label-augmented inputs are written to sweeps/<name>/inputs/<key> and read
-    back on a rerun, so every run points at the exact file it trained on."""
+    test split once, as `ladd train` loads them (ladd.sets.inputs). Label-augmented inputs are
+    written to sweeps/<name>/inputs/<key> and read back on a rerun, so every run points at the
+    exact file it trained on. `warnings`: each set's warnings, by path, as they were found."""
 
     def __init__(self, spec: SweepSpec, workspace: Any) -> None:
         self.spec = spec
@@ -62,6 +63,7 @@ class _Inputs:
         self._sets: dict[str, Any] = {}
         self._prepared: dict[str, Any] = {}
         self._tests: dict[tuple[str, int], Any] = {}
+        self.warnings: dict[str, tuple[str, ...]] = {}
 
     def _device(self) -> torch.device:
         from ladd.device import resolve_device
@@ -71,20 +73,26 @@ class _Inputs:
             want = "cpu"  # a Ray client driver without a GPU labels on its CPU
         return resolve_device(want)
 
+    def reading(self) -> Any:
+        """The sweep's reading fields (source, zca, allow_unwhitened)."""
+        from ladd.sets.inputs import SetReading
+
+        if self.spec.zca and not self.spec.source:
+            raise ValueError("zca needs the sweep's source (ZCA is fitted on it)")
+        return SetReading(
+            source=self.spec.source or None,
+            zca=bool(self.spec.zca),
+            allow_unwhitened=self.spec.allow_unwhitened,
+        )
+
     def base(self, path: str) -> Any:
-        from ladd.sets import load_set
+        from ladd.sets.inputs import load_input_set, set_warnings
 
         if path not in self._sets:
-            kw: dict[str, Any] = {"cache_dir": self.ws.cache_dir}
-            if self.spec.source:
-                kw["source"] = self.spec.source
-            if self.spec.data_root:
-                kw["data_root"] = self.spec.data_root
-            if self.spec.zca:
-                if not self.spec.source:
-                    raise ValueError("zca needs the sweep's source (ZCA is fitted on it)")
-                kw["zca_source"] = self.spec.source
-            self._sets[path] = load_set(path, **kw)
+            self._sets[path] = load_input_set(
+                path, self.reading(), data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
+            )
+            self.warnings[path] = set_warnings(self._sets[path])
         return self._sets[path]
 
     def set_file(self, inp: CellInput) -> str:
@@ -120,19 +128,15 @@ class _Inputs:
         return self.spec.source or getattr(dataset, "source", None)
 
     def test_split(self, dataset: Any) -> Any:
-        from ladd.data import load_source
+        from ladd.sets.inputs import load_test_split
 
         name = self.source(dataset)
         if not name:
             raise ValueError("the set does not name its source: give the sweep a source")
         size = int(dataset.images.shape[-1])
         if (name, size) not in self._tests:
-            self._tests[(name, size)] = load_source(
-                name,
-                "test",
-                image_size=size,
-                data_root=self.spec.data_root,
-                cache_dir=self.ws.cache_dir,
+            self._tests[(name, size)] = load_test_split(
+                dataset, name, data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
             )
         return self._tests[(name, size)]
 
@@ -157,6 +161,7 @@ class SweepPlan:
     shapes: dict[str, tuple[int, int, int]]  # cell key -> (images, image size, N) of its input
     estimates: dict[str, CellEstimate]
     estimate: SweepEstimate
+    warnings: tuple[str, ...] = ()  # the sets' warnings, "path: warning" (ladd.sets.inputs)
 
     @property
     def todo(self) -> list[Cell]:
@@ -241,6 +246,7 @@ def plan_sweep(
         shapes,
         {},
         SweepEstimate(len(cells), 0, 0.0, 1, "cpu"),
+        tuple(f"{path}: {w}" for path, found in inputs.warnings.items() for w in found),
     )
     kind = device or resolve_device(spec.device).type
     return plan.with_capacity(slots, kind)
@@ -399,6 +405,8 @@ def _run_locked(
                 state.reuse(c.key, plan.recorded[c.key], workspace)
         record.save(workspace)
         state.emit("plan", message=plan.estimate.summary())
+        for warning in plan.warnings:
+            state.emit("warning", message=warning)
         for c in plan.cells:
             if c.key in plan.recorded:
                 state.emit("skip", cell=c.label, run_id=plan.recorded[c.key])

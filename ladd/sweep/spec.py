@@ -59,7 +59,8 @@ class SweepSpec:
     nr, archs, modes, seed_groups, epochs, lr, batch_size, width, trainer, precision, dsa,
     protocol, loss, full_labels.
     Execution fields (they never do): name, device, data_root, cpus_per_cell, gpus_per_cell,
-    max_retries, threads.
+    max_retries, threads, allow_unwhitened (train on sets that look ZCA-whitened without a ZCA,
+    which ladd.sets.inputs otherwise refuses).
     """
 
     name: str
@@ -89,6 +90,7 @@ class SweepSpec:
     gpus_per_cell: float = 1.0  # a fraction lets small 32 px cells share a card
     max_retries: int = 2  # Ray reruns a cell whose worker died this many times
     threads: int | None = None  # torch threads per cell (None: Ray's cpus_per_cell; serial: as is)
+    allow_unwhitened: bool = False
 
     def __post_init__(self) -> None:
         from ladd.models import list_models
@@ -347,7 +349,7 @@ def _own_grid(path: Path) -> tuple[int, float]:
 def expand(spec: SweepSpec) -> list[Cell]:
     """Every cell of the grid, in spec order, duplicates removed (reads the sets' and the
     labeler's bytes for their digests; raises ValueError on a grid that cannot run)."""
-    from ladd.models import model_family
+    from ladd.models import supported_options
     from ladd.sets import is_label_augmented_file
 
     labelers = _labeler_checkpoints(spec.labeler, spec.labeler_epochs) if spec.labeler else []
@@ -389,11 +391,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
                 variants.append((base, None, None))
             for inp, n, r in variants:
                 for arch in spec.archs:
-                    opts = (
-                        {"width": spec.width}
-                        if spec.width and model_family(arch) == "convnet"
-                        else {}
-                    )
+                    opts = supported_options(arch, {"width": spec.width} if spec.width else {})
                     for seeds in spec.seed_groups:
                         cfg = TrainConfig(
                             arch=arch,

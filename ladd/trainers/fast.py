@@ -3,11 +3,14 @@
 Same protocol as `ladd.trainers.reference` (ladd.training holds the rules both use): per seed a
 fresh model (`init_model(spec, seed)`, identical weights), its own shuffled batches of 256 each
 epoch, one DSA op per batch with per-sample parameters, the soft-target cross-entropy averaged
-over the batch, the protocol's SGD and lr schedule. What changes is how the work is issued:
+over the batch, the protocol's SGD and lr schedule. Both run the one loop, ladd.trainers.loop's
+`fit` (the seeds' generators and shuffles, stop, pass end, progress, checkpoint); what changes
+here is the engine behind it, how the work is issued:
 
-- **stacked** engine (default on CUDA): the S seeds train as one step; SGD is element-wise, so
-  one optimiser over the stacked (S, ...) parameters equals S per-seed optimisers. Each seed is
-  fed its own batch. How the S models meet the hardware is the **layout** (`FastOptions`):
+- **stacked** engine (`StackedEngine`, default on CUDA): the S seeds are one group of the loop
+  and train as one step; SGD is element-wise, so one optimiser over the stacked (S, ...)
+  parameters equals S per-seed optimisers. Each seed is fed its own batch. How the S models
+  meet the hardware is the **layout** (`FastOptions`):
   - "grouped": torch.func `functional_call` under `vmap` (seeds along the channel axis, i.e.
     grouped convolutions; every architecture);
   - "dense": seeds laid end to end along the batch axis, (S*B, C, H, W); weight layers apply
@@ -15,14 +18,15 @@ over the batch, the protocol's SGD and lr schedule. What changes is how the work
     other layer (norm statistics, ReLU, pooling, DSA) runs once over all S*B samples
     (ladd.trainers.layouts; ConvNets, AlexNet, VGG11, ResNet18, not the ViT);
   - "streams": "dense" with each seed's convolutions on its own CUDA stream (eager only).
-  DSA is vectorised and branch-free (`batched_dsa`), drawn on the device once per epoch
-  (`dsa_draws="epoch"`) or per step, so a compiled step is one static graph (and a CUDA graph
-  with mode "reduce-overhead"). Gathering the batch stays outside the graph, so a compiled step
-  depends only on (seeds, batch, image shape, classes), not on the training set: one warm-up
-  (ladd.trainers.warmup) serves every set of that shape.
-- **sequential** engine (default on CPU, and for models with BatchNorm): the reference loop per
-  seed. On a 2-core CPU grouped convolutions are slower than separate ones (measured), so this is
-  what "never slower than the reference on the CPU" means.
+  DSA is ladd.dsa's batched form (`batched_dsa`, branch-free), drawn on the device from each
+  seed's generator once per epoch (`dsa_draws="epoch"`) or per step, so a compiled step is one
+  static graph (and a CUDA graph with mode "reduce-overhead"). Gathering the batch stays
+  outside the graph, so a compiled step depends only on (seeds, batch, image shape, classes),
+  not on the training set: one warm-up (ladd.trainers.warmup) serves every set of that shape.
+- **sequential** engine (default on CPU, and for models with BatchNorm): the reference trainer
+  (one seed per group, ladd.trainers.reference), NHWC on CUDA. A saved state is resumed by the
+  engine that wrote it. On a 2-core CPU grouped convolutions are slower than separate ones
+  (measured), so this is what "never slower than the reference on the CPU" means.
 
 Compilation on CUDA follows ladd.trainers.compile: with compile "auto" the trainer times a few
 eager steps and compiles only when the expected work repays the compile time (from the cache's
@@ -40,20 +44,18 @@ import copy
 import math
 import os
 import statistics
-import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ladd.device import resolve_device
-from ladd.dsa import DSA_OPS, DSAConfig
+from ladd.dsa import DSA_UNIFORMS, batched_dsa, draw_dsa_epoch, draw_dsa_params
 from ladd.models import ModelSpec
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.trainers.compile import (
@@ -75,17 +77,14 @@ from ladd.trainers.layouts import (
     seeded_loss,
     seeded_model,
 )
+from ladd.trainers.loop import Engine, Group, HookArgs, TrainHooks, fit, saved_engine
 from ladd.trainers.reference import train_reference
 from ladd.training import (
-    Monitor,
-    PassEnd,
     TrainCheckpoint,
     TrainConfig,
     TrainedModels,
     TrainingData,
-    TrainingStopped,
     base_lr,
-    check_finite,
     float_state,
     init_model,
     loss_weight,
@@ -102,6 +101,7 @@ __all__ = [
     "LEVER_DEFAULTS",
     "FastOptions",
     "FastTrainedModels",
+    "StackedEngine",
     "batched_dsa",
     "draw_dsa_epoch",
     "draw_dsa_params",
@@ -114,7 +114,6 @@ ENGINES = ("auto", "stacked", "sequential")
 COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 LAYOUTS = ("auto", "grouped", "dense", "streams")
 DSA_DRAWS = ("epoch", "step")
-_NUM_U = 10  # uniforms drawn per sample for the vectorised DSA (see draw_dsa_params)
 
 # Which levers win, per (architecture, image size), from GPU measurements (docs/benchmarks.md):
 # FastOptions fields used when the caller leaves them on "auto" / None, e.g.
@@ -260,114 +259,6 @@ def _resolve(
 
 
 # ---------------------------------------------------------------------------------------------
-# Vectorised DSA: one op per seed's batch, parameters per sample, no host round trips
-
-
-def draw_dsa_params(
-    num_seeds: int, batch: int, cfg: DSAConfig, generators: list[torch.Generator], device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-seed op codes (S,) as indices into DSA_OPS, and uniforms (S, B, 10) for the params.
-
-    Each seed draws from its own generator (on `device`), so a seed's augmentation stream does
-    not depend on which other seeds train beside it.
-    """
-    ops = torch.tensor([DSA_OPS.index(o) for o in cfg.ops], device=device)
-    picks, us = [], []
-    for g in generators[:num_seeds]:
-        picks.append(torch.randint(len(ops), (1,), generator=g, device=device))
-        us.append(torch.rand(batch, _NUM_U, generator=g, device=device))
-    return ops[torch.cat(picks)], torch.stack(us)  # (S,), (S, B, 10)
-
-
-def draw_dsa_epoch(
-    num_seeds: int,
-    steps: int,
-    batch: int,
-    cfg: DSAConfig,
-    generators: list[torch.Generator],
-    device,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A whole epoch of draws at once: op codes (S, steps) and uniforms (S, steps, B, 10).
-
-    Same distributions as `draw_dsa_params` (one op per seed's batch, uniforms per sample), from
-    each seed's own generator, in two launches per seed per epoch instead of two per step.
-    """
-    ops = torch.tensor([DSA_OPS.index(o) for o in cfg.ops], device=device)
-    picks, us = [], []
-    for g in generators[:num_seeds]:
-        picks.append(torch.randint(len(ops), (steps,), generator=g, device=device))
-        us.append(torch.rand(steps, batch, _NUM_U, generator=g, device=device))
-    return ops[torch.stack(picks)], torch.stack(us)  # (S, steps), (S, steps, B, 10)
-
-
-def batched_dsa(x: torch.Tensor, op: torch.Tensor, u: torch.Tensor, cfg: DSAConfig) -> torch.Tensor:
-    """DSA with a per-sample op code and per-sample uniforms: (N, C, H, W) -> (N, C, H, W).
-
-    `op` (N,) holds indices into DSA_OPS; `u` (N, 10) uniforms in [0, 1). Same distributions as
-    ladd.dsa (color: u0..u2; crop: u3, u4; cutout: u5, u6; flip: u7; scale: u8, u9; rotate:
-    u8). Branch-free: every op's result is computed and the chosen one is kept with torch.where,
-    so the graph is static (compile, CUDA graphs). Samples whose op is not in the strategy pass
-    through unchanged.
-    """
-    n, _, h, w = x.shape
-    dev, dt = x.device, x.dtype
-    code = {name: i for i, name in enumerate(DSA_OPS)}
-    u = u.to(dt)
-
-    def pick(name: str) -> torch.Tensor:  # (N, 1, 1, 1) bool
-        return (op == code[name]).view(n, 1, 1, 1)
-
-    out = x
-    # color: brightness, saturation, contrast in that order
-    xc = x + (u[:, 0] - 0.5).view(n, 1, 1, 1)
-    m = xc.mean(dim=1, keepdim=True)
-    xc = (xc - m) * (u[:, 1] * 2.0).view(n, 1, 1, 1) + m
-    m = xc.mean(dim=(1, 2, 3), keepdim=True)
-    xc = (xc - m) * (u[:, 2] + 0.5).view(n, 1, 1, 1) + m
-    out = torch.where(pick("color"), xc, out)
-    # crop: integer shift in [-s, s], zero fill (out[i, j] = x[i - dy, j - dx])
-    s = int(h * cfg.crop_ratio + 0.5)
-    if s > 0:
-        dy = (u[:, 3] * (2 * s + 1)).floor().long().clamp_(max=2 * s) - s  # (N,)
-        dx = (u[:, 4] * (2 * s + 1)).floor().long().clamp_(max=2 * s) - s
-        rows = torch.arange(h, device=dev).unsqueeze(0) - dy.unsqueeze(1)  # (N, H)
-        cols = torch.arange(w, device=dev).unsqueeze(0) - dx.unsqueeze(1)  # (N, W)
-        ok = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        shifted = x.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand_as(x))
-        shifted = shifted.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand_as(x))
-        out = torch.where(pick("crop"), shifted * ok[:, None].to(dt), out)
-    # flip: horizontal with probability p
-    flip = pick("flip") & (u[:, 7] < cfg.flip_p).view(n, 1, 1, 1)
-    out = torch.where(flip, x.flip(3), out)
-    # scale / rotate: one affine grid sample, identity for the other samples
-    lo = 1.0 / cfg.scale_ratio
-    sx = u[:, 8] * (cfg.scale_ratio - lo) + lo
-    sy = u[:, 9] * (cfg.scale_ratio - lo) + lo
-    ang = (u[:, 8] - 0.5) * 2.0 * cfg.rotate_degrees * math.pi / 180.0
-    cos, sin = torch.cos(ang), torch.sin(ang)
-    is_scale, is_rot = op == code["scale"], op == code["rotate"]
-    zero = torch.zeros_like(sx)
-    a00 = torch.where(is_scale, sx, cos)
-    a11 = torch.where(is_scale, sy, cos)
-    a01 = torch.where(is_scale, zero, sin)
-    a10 = torch.where(is_scale, zero, -sin)
-    theta = torch.stack([a00, a01, zero, a10, a11, zero], dim=1).view(n, 2, 3)
-    grid = F.affine_grid(theta, [n, x.shape[1], h, w], align_corners=True)
-    warped = F.grid_sample(x, grid, align_corners=True)
-    out = torch.where((is_scale | is_rot).view(n, 1, 1, 1), warped, out)
-    # cutout: zero a square of side round(H * ratio) at a random centre
-    side = int(h * cfg.cutout_ratio + 0.5)
-    cy = (u[:, 5] * h).floor().long().clamp_(max=h - 1)
-    cx = (u[:, 6] * w).floor().long().clamp_(max=w - 1)
-    top, left = cy - side // 2, cx - side // 2
-    ys, xs = torch.arange(h, device=dev), torch.arange(w, device=dev)
-    in_y = (ys[None] >= top[:, None]) & (ys[None] < (top + side)[:, None])  # (N, H)
-    in_x = (xs[None] >= left[:, None]) & (xs[None] < (left + side)[:, None])  # (N, W)
-    hole = (in_y[:, :, None] & in_x[:, None, :])[:, None] & pick("cutout")  # (N, 1, H, W)
-    return out.masked_fill(hole, 0.0)
-
-
-# ---------------------------------------------------------------------------------------------
 # Layout "grouped": vmap over stacked parameters
 
 
@@ -427,27 +318,6 @@ def _unstack_into(models: list[nn.Module], params: dict, buffers: dict) -> None:
             for name, t in model.named_buffers():
                 if name in buffers:
                     t.copy_(buffers[name][s])
-
-
-class _Epochs:
-    """Per-seed shuffles of one epoch as (S, steps * B) indices, padded when asked."""
-
-    def __init__(self, t: int, batch: int, gens: list[torch.Generator], dev, pad: bool) -> None:
-        self.t, self.batch, self.gens, self.dev, self.pad = t, batch, gens, dev, pad
-        self.steps = math.ceil(t / batch)
-        self.padded = self.steps * batch
-        self.padding = pad and self.padded > t
-
-    def order(self) -> torch.Tensor:
-        perms = torch.stack(
-            [torch.randperm(self.t, generator=g, device=self.dev) for g in self.gens]
-        )  # (S, T)
-        if self.padding:
-            fill = torch.zeros(
-                len(self.gens), self.padded - self.t, dtype=perms.dtype, device=self.dev
-            )
-            perms = torch.cat([perms, fill], dim=1)  # (S, steps * B); padding reads sample 0
-        return perms
 
 
 class _Draws:
@@ -554,7 +424,9 @@ class _StackedStep:
         u (S, B, 10) DSA draws or None -> (summed loss, per-seed losses (S,))."""
         s, b = y.shape[0], y.shape[1]
         if op is not None:
-            x = batched_dsa(x, op.repeat_interleave(b), u.reshape(s * b, _NUM_U), self.dsa_cfg)
+            x = batched_dsa(
+                x, op.repeat_interleave(b), u.reshape(s * b, DSA_UNIFORMS), self.dsa_cfg
+            )
         if self.net is not None:
             if self.plan.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -741,136 +613,117 @@ class _StackedStep:
 
 
 # ---------------------------------------------------------------------------------------------
-# Training
+# Training: the stacked engine (ladd.trainers.loop's fit runs it)
 
 
-def _train_stacked(
-    data: TrainingData,
-    spec: ModelSpec,
-    cfg: TrainConfig,
-    lr: float,
-    dev: torch.device,
-    plan: _Plan,
-    opts: FastOptions,
-    progress: ProgressFn | None,
-    stop: threading.Event | None,
-    monitor: Monitor | None = None,
-    monitor_every: int = 0,
-    checkpoint: TrainCheckpoint | None = None,
-    *,
-    may_fall_back: bool = True,
-) -> tuple[list[nn.Module], list[list[float]], _StackedStep]:
-    seeds = cfg.seeds
-    s_count, t_count, bsz = len(seeds), len(data), cfg.batch_size
-    models = [init_model(spec, seed).to(dev).train() for seed in seeds]
-    step = _StackedStep(models, data, cfg, plan, spec, dev, opts.cache_dir, opts.policy)
-    opt = make_optimizer(step.params.values(), cfg, lr, foreach=True)
-    end = PassEnd(
-        cfg,
-        opt,
-        float_state(list(step.params.values()), list(step.buffers.values())),
-        seeds,
-        stacked=True,
-        monitor=monitor,
-        monitor_every=monitor_every,
-    )
-    passes = cfg.passes
-    total = s_count * passes
-    # Steps the compiled function would run: all (padded tail) or the full ones (eager tail).
-    per_epoch = t_count // bsz if opts.pad_last is False else math.ceil(t_count / bsz)
-    step.prepare(passes * per_epoch, progress, total)
-    if (
-        may_fall_back
-        and step.mode == "off"
-        and plan.mode == "policy"
-        and plan.layout == "grouped"
-        and int(data.inputs.shape[-1]) >= SEQUENTIAL_WHEN_EAGER_FROM_PX
-    ):
-        raise _UseSequential(
-            f"{step.decision}; eager grouped steps lose to the reference loop at "
-            f">= {SEQUENTIAL_WHEN_EAGER_FROM_PX} px: sequential engine",
-            step.seconds_probe,
+class StackedEngine(Engine):
+    """All seeds in one group: one step of the S stacked models (the plan's layout, compiled or
+    eager), the batched DSA drawn from each seed's generator, per epoch or per step (_Draws).
+
+    Starting the group decides and warms up compilation (`_StackedStep.prepare`); with
+    `may_fall_back`, a run the policy keeps eager at >= SEQUENTIAL_WHEN_EAGER_FROM_PX raises
+    _UseSequential there, before any training. `step` is the last group's step (the report).
+    """
+
+    name = "stacked"
+    tag = "fast, stacked"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        cfg: TrainConfig,
+        lr: float,
+        device: torch.device,
+        plan: _Plan,
+        opts: FastOptions,
+        progress: ProgressFn | None = None,
+        *,
+        may_fall_back: bool = False,
+    ) -> None:
+        super().__init__(spec, cfg, lr, device)
+        self.plan, self.opts, self.progress, self.may_fall_back = (
+            plan,
+            opts,
+            progress,
+            may_fall_back,
         )
-    pad = opts.pad_last if opts.pad_last is not None else step.mode != "off"
-    gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
-    epochs = _Epochs(t_count, bsz, gens, dev, pad)
-    draws = _Draws(cfg, gens, dev, plan.dsa_draws, epochs.steps, bsz)
-    step.tail = "pad" if epochs.padding else ("eager" if step.mode != "off" else "exact")
-    curves_dev: list[torch.Tensor] = []  # per epoch (S,) mean losses, read lazily
-    curves: list[list[float]] = [[] for _ in seeds]
+        self.step: _StackedStep | None = None
 
-    def report(epoch: int) -> None:
-        vals = curves_dev[epoch].tolist()  # syncs on an epoch already issued, not the current
-        check_finite(curves_dev[epoch], epoch, seeds)  # a pass late: no stall on the newest
-        for s, v in enumerate(vals):
-            curves[s].append(v)
-        if progress is not None:
-            progress(
-                ProgressEvent(
-                    "train",
-                    (epoch + 1) * s_count,
-                    total,
-                    sum(vals) / len(vals),
-                    f"seeds {', '.join(map(str, seeds))} (fast, stacked)",
-                    metrics={"epoch": epoch + 1, "seeds": list(seeds), "loss": vals},
-                )
+    def groups(self, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
+        return [tuple(seeds)]
+
+    def start(
+        self, seeds: tuple[int, ...], gens: list[torch.Generator], data: TrainingData
+    ) -> Group:
+        group = _Stack(self, seeds, gens, data)
+        self.step = group.fn
+        return group
+
+
+class _Stack(Group):
+    stacked = True
+
+    def __init__(
+        self,
+        engine: StackedEngine,
+        seeds: tuple[int, ...],
+        gens: list[torch.Generator],
+        data: TrainingData,
+    ) -> None:
+        cfg, dev, plan, opts = engine.cfg, engine.device, engine.plan, engine.opts
+        s_count, t_count, bsz = len(seeds), len(data), cfg.batch_size
+        self.seeds = seeds
+        self.models = [init_model(engine.spec, seed).to(dev).train() for seed in seeds]
+        step = _StackedStep(
+            self.models, data, cfg, plan, engine.spec, dev, opts.cache_dir, opts.policy
+        )
+        self.fn = step
+        self.optimizer = make_optimizer(step.params.values(), cfg, engine.lr, foreach=True)
+        self.tensors = float_state(list(step.params.values()), list(step.buffers.values()))
+        passes = cfg.passes
+        # Steps the compiled function would run: all (padded tail) or the full ones (eager tail).
+        per_epoch = t_count // bsz if opts.pad_last is False else math.ceil(t_count / bsz)
+        step.prepare(passes * per_epoch, engine.progress, s_count * passes)
+        if (
+            engine.may_fall_back
+            and step.mode == "off"
+            and plan.mode == "policy"
+            and plan.layout == "grouped"
+            and int(data.inputs.shape[-1]) >= SEQUENTIAL_WHEN_EAGER_FROM_PX
+        ):
+            raise _UseSequential(
+                f"{step.decision}; eager grouped steps lose to the reference loop at "
+                f">= {SEQUENTIAL_WHEN_EAGER_FROM_PX} px: sequential engine",
+                step.seconds_probe,
             )
+        self.pad = opts.pad_last if opts.pad_last is not None else step.mode != "off"
+        steps = math.ceil(t_count / bsz)
+        self.draws = _Draws(cfg, gens, dev, plan.dsa_draws, steps, bsz)
+        padding = self.pad and steps * bsz > t_count
+        step.tail = "pad" if padding else ("eager" if step.mode != "off" else "exact")
 
-    def live_models() -> list[nn.Module]:
-        _unstack_into(models, step.params, step.buffers)
-        return models
+    def begin_pass(self) -> None:
+        self.draws.new_epoch()
 
-    reported = [0]
+    def step(self, b: int, idx: torch.Tensor, n_real: int) -> torch.Tensor:
+        op, u = self.draws.at(b, idx.shape[1])
+        return self.fn(idx, n_real, op, u)
 
-    def flush(upto: int) -> None:  # report every pass up to `upto` not reported yet
-        while reported[0] <= upto:
-            report(reported[0])
-            reported[0] += 1
+    def live(self) -> list[nn.Module]:
+        _unstack_into(self.models, self.fn.params, self.fn.buffers)
+        return self.models
 
-    first = 0
-    saved = checkpoint.load() if checkpoint is not None else None
-    if saved is not None:
-        tensors, meta = saved
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {f"p.{k}": v for k, v in self.fn.params.items()}
+        out.update({f"b.{k}": v for k, v in self.fn.buffers.items()})
+        return out
+
+    def load(self, tensors: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
-            for name, t in step.params.items():
+            for name, t in self.fn.params.items():
                 t.copy_(tensors[f"p.{name}"])
-            for name, t in step.buffers.items():
+            for name, t in self.fn.buffers.items():
                 t.copy_(tensors[f"b.{name}"])
-        end.restore("", tensors, meta, meta["pass"])
-        for i, gen in enumerate(gens):
-            gen.set_state(tensors[f"rng.{i}"].cpu())
-        first = reported[0] = meta["pass"]
-        for s_i, c in enumerate(meta["curves"]):
-            curves[s_i].extend(c)
-        curves_dev.extend([torch.zeros(s_count, device=dev)] * first)  # already reported
-
-    for epoch in range(first, passes):
-        order = epochs.order()
-        draws.new_epoch()
-        running = torch.zeros(s_count, device=dev)
-        for b in range(epochs.steps):
-            if stop is not None and stop.is_set():
-                raise TrainingStopped(f"stopped at epoch {epoch} (seeds {list(seeds)})")
-            idx = order[:, b * bsz : (b + 1) * bsz]  # (S, B') B' = B unless the last, unpadded
-            n_real = min(bsz, t_count - b * bsz)
-            op, u = draws.at(b, idx.shape[1])
-            opt.zero_grad(set_to_none=True)
-            per_seed = step(idx, n_real, op, u)
-            opt.step()
-            running += per_seed * n_real
-        curves_dev.append(running / t_count)
-        end(epoch, None, live_models)  # the finite check runs in report(), a pass late
-        flush(epoch - 1)
-        if checkpoint is not None and checkpoint.due(epoch + 1 == passes):
-            flush(epoch)  # the state at this pass boundary, curves included
-            state, extra = end.state("")
-            state.update({f"p.{k}": v for k, v in step.params.items()})
-            state.update({f"b.{k}": v for k, v in step.buffers.items()})
-            state.update({f"rng.{i}": gen.get_state() for i, gen in enumerate(gens)})
-            checkpoint.save(state, {"pass": epoch + 1, "curves": curves, **extra})
-    flush(passes - 1)
-    _unstack_into(models, step.params, step.buffers)
-    return [m.eval() for m in end.final(models)], curves, step
 
 
 class _UseSequential(Exception):
@@ -882,12 +735,12 @@ class _UseSequential(Exception):
 
 
 def _saved_engine(checkpoint: TrainCheckpoint | None) -> str | None:
-    """Which engine wrote this run's saved state (None: nothing to resume). The sequential
-    engine's state is per seed (`seed_index`), the stacked engine's per pass of all seeds."""
+    """Which of the fast trainer's engines wrote this run's saved state (None: nothing to
+    resume): "sequential" (the reference engine, per seed) or "stacked"."""
     meta = checkpoint.saved_meta() if checkpoint is not None else None
     if meta is None:
         return None
-    return "sequential" if "seed_index" in meta else "stacked"
+    return "sequential" if saved_engine(meta) == "reference" else "stacked"
 
 
 def _train_sequential(
@@ -897,27 +750,19 @@ def _train_sequential(
     lr: float,
     dev: torch.device,
     plan: _Plan,
-    progress: ProgressFn | None,
-    stop: threading.Event | None,
-    monitor: Monitor | None,
-    monitor_every: int,
-    checkpoint: TrainCheckpoint | None,
+    hooks: TrainHooks,
     *,
     decision: str | None = None,
     seconds_probe: float = 0.0,
 ) -> FastTrainedModels:
-    """The reference math per seed, NHWC on CUDA (measured slower on the CPU)."""
+    """The reference trainer, NHWC on CUDA (measured slower on the CPU)."""
     res = train_reference(
         data,
         spec,
         replace(cfg, precision=plan.precision),
         lr=lr,
         device=dev,
-        progress=progress,
-        stop=stop,
-        monitor=monitor,
-        monitor_every=monitor_every,
-        checkpoint=checkpoint,
+        hooks=hooks,
         channels_last=dev.type == "cuda",
     )
     rep = EngineReport(
@@ -943,48 +788,44 @@ def train_fast(
     *,
     device: str | torch.device,
     lr: float | None = None,
-    progress: ProgressFn | None = None,
-    stop: threading.Event | None = None,
-    monitor: Monitor | None = None,
-    monitor_every: int = 0,
-    checkpoint: TrainCheckpoint | None = None,
+    hooks: TrainHooks | None = None,
     options: FastOptions | None = None,
+    **old_hooks: Unpack[HookArgs],
 ) -> FastTrainedModels:
     """Train one model per seed of cfg.seeds with the reference protocol, faster (see module doc).
 
     Drop-in for `ladd.trainers.reference.train_reference` (same arguments; a TrainedModels with
     an EngineReport added): the models start from the same weights per seed; the results agree in
     distribution, not bit for bit (different random streams for DSA, grouped kernels, bf16).
+    A saved state is resumed by the engine that wrote it, whatever the plan says now.
     """
     opts = options or FastOptions()
+    hooks = TrainHooks.of(hooks, **old_hooks)
     dev = resolve_device(device)
     cfg = cfg.resolved(int(data.inputs.shape[-1]))
     lr = base_lr(cfg, spec) if lr is None else float(lr)
-    if len(data) == 0:
-        raise ValueError("the training set is empty")
     data = data.to(dev)
     plan = _resolve(opts, dev, init_model(spec, 0), spec, cfg.precision)
     note = None
-    saved = _saved_engine(checkpoint)
+    saved = _saved_engine(hooks.checkpoint)
     if saved is not None and saved != plan.engine:  # only the engine that saved it can resume
         plan = replace(plan, engine=saved, mode="off" if saved == "sequential" else plan.mode)
         note = f"resuming the state the {saved} engine saved"
-    args = (progress, stop, monitor, monitor_every, checkpoint)
     if plan.engine == "sequential":
-        return _train_sequential(data, spec, cfg, lr, dev, plan, *args, decision=note)
+        return _train_sequential(data, spec, cfg, lr, dev, plan, hooks, decision=note)
     t0 = time.perf_counter()
+    engine = StackedEngine(
+        spec,
+        cfg,
+        lr,
+        dev,
+        plan,
+        opts,
+        hooks.progress,
+        may_fall_back=saved is None and opts.engine == "auto",  # "stacked" asked: stacked
+    )
     try:
-        models, curves, step = _train_stacked(
-            data,
-            spec,
-            cfg,
-            lr,
-            dev,
-            plan,
-            opts,
-            *args,
-            may_fall_back=saved is None and opts.engine == "auto",  # "stacked" asked: stacked
-        )
+        res = fit(engine, data, cfg, hooks)
     except _UseSequential as fall_back:
         return _train_sequential(
             data,
@@ -993,12 +834,14 @@ def train_fast(
             lr,
             dev,
             plan,
-            *args,
+            hooks,
             decision=fall_back.reason,
             seconds_probe=fall_back.seconds_probe,
         )
     _sync(dev)
     seconds = time.perf_counter() - t0
+    step = engine.step
+    assert step is not None  # fit started the group
     rep = EngineReport(
         engine="stacked",
         layout=plan.layout,
@@ -1015,7 +858,7 @@ def train_fast(
         cache_dir=step.cache_dir if step.cache_used else None,
         cache_warm=step.cache_warm,
     )
-    return FastTrainedModels(models, curves, seconds, report=rep)
+    return FastTrainedModels(res.models, res.loss_curves, seconds, report=rep)
 
 
 # ---------------------------------------------------------------------------------------------

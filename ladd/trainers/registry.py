@@ -10,7 +10,8 @@ _TRAINERS: dict[str, Callable[..., Any]] = {}
 
 
 def register_trainer(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register `f(data, spec, cfg, *, lr, device, progress, stop) -> TrainedModels`."""
+    """Decorator: register `f(data, spec, cfg, *, lr, device, hooks) -> TrainedModels` (hooks: a
+    ladd.trainers.loop.TrainHooks; the trainer runs ladd.trainers.loop.fit with its engine)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _TRAINERS and _TRAINERS[name] is not fn:

@@ -61,3 +61,38 @@ def test_job_registry_runs_reports_stops_and_fails_politely():
     failed = reg.wait(reg.submit("train", "broken", broken).id, timeout=10)
     assert failed.status == "failed" and failed.error == "ValueError: bad input"
     assert [j.title for j in reg.jobs("train")] == ["broken", "long", "quick"]
+
+
+def test_training_job_loads_the_test_split_from_data_root_and_logs_the_set_warnings(
+    tmp_path, monkeypatch
+):
+    """Issue 24: the dashboard's training job loaded the test split without data_root (the
+    CLI and sweeps passed it); it now loads as `ladd train` does (ladd.sets.inputs), and the
+    set's warnings (here: uneven classes) reach the job's log."""
+    import dataclasses
+
+    import ladd.sets.inputs as inputs
+    from app import tasks
+    from app.jobs import registry
+    from ladd.sets import random_real
+
+    ds = random_real("shapes", 2, seed=0)
+    uneven = dataclasses.replace(ds, images=ds.images[:19], labels=ds.labels[:19])
+    set_dir = uneven.save_mtt(tmp_path / "ws" / "sets" / "uneven")
+    seen: list[object] = []
+    real = inputs.load_source
+
+    def spy(name, split, **kw):
+        seen.append((name, split, kw.get("data_root")))
+        return real(name, split, **{**kw, "data_root": None})  # shapes needs no files
+
+    monkeypatch.setattr(inputs, "load_source", spy)
+    cfg = {"mode": "baseline", "epochs": 1, "seeds": (0,), "trainer": "reference"}
+    cfg["model_options"] = {"width": 8}
+    job = tasks.submit_training(
+        str(tmp_path / "ws"), str(set_dir), cfg, "data root", data_root=str(tmp_path / "data")
+    )
+    done = registry().wait(job.id, timeout=300)
+    assert done.status == "done", done.error
+    assert seen == [("shapes", "test", str(tmp_path / "data"))]
+    assert any(m.startswith("warning: ") and "uneven classes" in m for m in done.log)

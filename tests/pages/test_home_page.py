@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+import pytest
 from page_helpers import assert_clean, metric, open_page, successes, wait_for
 
 
@@ -42,3 +46,79 @@ def test_home_refuses_a_cifar_folder_outside_the_allowed_ones(demo):
     at.text_input(key="demo_data").set_value("/etc").run()
     assert at.error and "outside the folders" in at.error[0].value
     assert not at.exception
+
+
+@pytest.fixture
+def building_demo(demo):
+    """A fake demo job that stays running until released (the registry's one slot permitting)."""
+    from app.jobs import registry
+
+    release = threading.Event()
+
+    def work(job):
+        job.progress(stage="demo", step=40, total=100, message="ladd training")
+        release.wait(120)
+
+    job = registry().submit("demo", "Demo (shapes, small)", work)
+    deadline = time.time() + 120  # another job may hold the one slot for a while
+    while job.status != "running":
+        assert job.status == "queued" and time.time() < deadline
+        time.sleep(0.05)
+    yield job
+    release.set()
+    registry().wait(job.id, timeout=30)
+
+
+def _counts_drawn(monkeypatch) -> list[tuple[str, float | None]]:
+    """(metric label, run_every of the fragment it was drawn in, None outside one) per metric the
+    home page draws: a fragment with run_every redraws itself without a page reload."""
+    import streamlit as st
+    from streamlit.delta_generator import DeltaGenerator
+
+    drawn: list[tuple[str, float | None]] = []
+    inside: list[float | None] = [None]
+    real_fragment, real_metric = st.fragment, DeltaGenerator.metric
+
+    def fragment(func=None, *, run_every=None, **kw):
+        def wrap(f):
+            def body(*a, **k):
+                inside[0] = run_every
+                try:
+                    return f(*a, **k)
+                finally:
+                    inside[0] = None
+
+            body.__name__ = body.__qualname__ = f.__qualname__
+            return real_fragment(body, run_every=run_every, **kw)
+
+        return wrap(func) if func is not None else wrap
+
+    def metric(self, label, *a, **k):
+        drawn.append((label, inside[0]))
+        return real_metric(self, label, *a, **k)
+
+    monkeypatch.setattr(st, "fragment", fragment)
+    monkeypatch.setattr(DeltaGenerator, "metric", metric)
+    return drawn
+
+
+def test_home_counts_refresh_themselves_while_a_demo_builds(building_demo, monkeypatch):
+    """Sets and runs a building demo adds appear without a reload: while a demo job runs the
+    counts are drawn in a fragment that reruns itself every few seconds, and show what the
+    workspace holds."""
+    drawn = _counts_drawn(monkeypatch)
+    at = open_page()
+    live = dict(drawn)
+    assert live["Sets in workspace"] and live["Runs recorded"], drawn
+    assert int(metric(at, "Sets in workspace")) >= 2  # the demo's random-real and dense sets
+    assert int(metric(at, "Runs recorded")) >= 4  # labeler, distill, augment, 2 train runs
+    assert "ladd training" in " ".join(c.value for c in at.caption)
+
+
+def test_home_counts_are_drawn_once_when_no_demo_builds(demo, monkeypatch):
+    from app.jobs import registry
+
+    assert not registry().active("demo")
+    drawn = _counts_drawn(monkeypatch)
+    open_page()
+    assert ("Sets in workspace", None) in drawn and ("Runs recorded", None) in drawn
