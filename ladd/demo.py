@@ -12,20 +12,19 @@
 It is idempotent: a step whose artifact already exists (same settings) is skipped, so a second
 call returns at once and an interrupted build continues where it stopped.
 
-Sizes (DEMO_SIZES): "small" for the tests; "full", the CPU demo; "gpu", the paper's protocol.
-"full" measured on this project's shared 2-core CPU (2 torch threads, one seed, 1,000 real test
-images; `build_demo(ws, source=SOURCE, size="full", device="cpu")`), 2026-11-26, deployment
-under the `mtt` protocol (ladd.training):
+Sizes (DEMO_SIZES): "small" for the tests; "quick", the CPU default; "full", three times its
+training; "gpu", the paper's protocol. Measured on this project's 2-core CPU (2 torch threads, one
+seed, 1,000 real test images, `build_demo(ws, source=SOURCE, size=SIZE, device="cpu")`, fresh
+workspace), deployment under the `mtt` protocol (ladd.training):
 
-    source    labeler (epoch 2)   baseline (660 epochs)   LADD (60 epochs)   chance
-    cifar10   46.4 %              28.0 %                  42.2 %             10 %
-    shapes    98.2 %              31.4 %                  83.1 %             10 %
+    size   source    labeler (epoch 2)   baseline   LADD     build time (machine load)
+    quick  cifar10   46.0 %              26.9 %     35.7 %   110 s (load 1.6-1.9), 2026-12-03
+    quick  shapes    98.3 %              28.7 %     62.1 %   104 s (load 0-1.5), 2026-12-03
+    full   cifar10   46.4 %              28.0 %     42.2 %   22 min (load 5-7), 2026-11-26
+    full   shapes    98.2 %              31.4 %     83.1 %   15 min (load 5-7), 2026-11-26
 
-The machine was shared while this ran (load 5 to 7 on 2 cores), so its wall times are far above
-an idle machine's: the CIFAR-10 build took 22 minutes, decoding the archive included (cached
-after), the shapes runs 15 minutes. From the study's rates on the same 2 cores when it was
-quieter (docs/results, CPU profile) we estimate a few minutes for the whole build on an idle
-2-core CPU; that estimate was not measured here.
+Chance is 10 %. `quick` trains 20 LADD epochs (baseline 220, as many SGD steps), `full` 60
+(baseline 660). Progress events end with the time left, from the build's own pace.
 """
 
 from __future__ import annotations
@@ -352,8 +351,10 @@ class _Build:
         best = [0.0]
 
         def cb(ev: Any) -> None:
-            total = max(1, int(getattr(ev, "total", 1) or 1))
-            best[0] = max(best[0], min(1.0, float(getattr(ev, "step", 0) or 0) / total))
+            # A note or a monitor report (metrics) counts its own way: it does not move the bar.
+            if not getattr(ev, "note", False) and getattr(ev, "metrics", None) is None:
+                total = max(1, int(getattr(ev, "total", 1) or 1))
+                best[0] = max(best[0], min(1.0, float(getattr(ev, "step", 0) or 0) / total))
             msg = getattr(ev, "message", "") or ""
             self.say(
                 start + span * best[0],
