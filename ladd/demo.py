@@ -33,7 +33,7 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,26 @@ class DemoSize:
         return d
 
 
+_FULL = DemoSize(
+    name="full",
+    train_per_class=500,
+    test_per_class=100,
+    labeler_epochs=4,
+    labeler_batch=32,
+    labeler_lr=0.02,
+    save_at=(1, 2, 4),
+    dense_epoch=2,
+    ipc=10,
+    n=5,
+    r=0.625,
+    train_epochs=60,
+    seeds=(0,),
+    width=32,
+    cam_per_class=20,
+    baseline_same_steps=True,
+    description="a narrow ConvNet, 60 LADD epochs, one seed: tens of minutes on a CPU",
+)
+
 DEMO_SIZES: dict[str, DemoSize] = {
     # The tests' size: every artifact, seconds on a CPU; its models are barely trained.
     "small": DemoSize(
@@ -110,46 +130,15 @@ DEMO_SIZES: dict[str, DemoSize] = {
     # The default on a CPU: the `full` recipe with a third of its training (LADD 20 epochs,
     # the baseline as many SGD steps), so the whole build takes a few minutes on a laptop-class
     # CPU and LADD still wins by a wide margin (measured, see the module docstring).
-    "quick": DemoSize(
+    "quick": replace(
+        _FULL,
         name="quick",
-        train_per_class=500,
-        test_per_class=100,
-        labeler_epochs=4,
-        labeler_batch=32,
-        labeler_lr=0.02,
-        save_at=(1, 2, 4),
-        dense_epoch=2,
-        ipc=10,
-        n=5,
-        r=0.625,
         train_epochs=20,
-        seeds=(0,),
-        width=32,
-        cam_per_class=20,
-        baseline_same_steps=True,
         description="the CPU default: a narrow ConvNet, 20 LADD epochs, one seed, minutes",
     ),
     # The longer CPU demo: three times `quick`'s training, a few points more for each
     # (tens of minutes on a shared 2-core CPU; see the module docstring).
-    "full": DemoSize(
-        name="full",
-        train_per_class=500,
-        test_per_class=100,
-        labeler_epochs=4,
-        labeler_batch=32,
-        labeler_lr=0.02,
-        save_at=(1, 2, 4),
-        dense_epoch=2,
-        ipc=10,
-        n=5,
-        r=0.625,
-        train_epochs=60,
-        seeds=(0,),
-        width=32,
-        cam_per_class=20,
-        baseline_same_steps=True,
-        description="a narrow ConvNet, 60 LADD epochs, one seed: tens of minutes on a CPU",
-    ),
+    "full": _FULL,
     # The paper's protocol (REFERENCE.md section 3) for a GPU: the whole train split for the
     # labeler (50 epochs, momentum 0, augmentation, the epoch-10 checkpoint labels), IPC 10,
     # full-width ConvNet, 1000 epochs, 5 seeds, the whole test split.
