@@ -354,7 +354,8 @@ def run_inputs(run: Any, images: Any) -> torch.Tensor:
 
     if not run.set_path:
         raise ValueError(f"run #{run.id} does not record its set, so its input space is unknown")
-    return eval_inputs(load_set(run.set_path), images, torch.device("cpu"))
+    options = tuple(sorted(run.set_reading().load_options().items()))
+    return eval_inputs(load_set(run.set_path, options), images, torch.device("cpu"))
 
 
 def class_stats(path: str, options: ReadOptions = ()) -> Any:

@@ -134,7 +134,7 @@ def submit_training(
             progress=job.progress,
             stop=job.stop,
             monitor_every=monitor_every,
-            extra={"reading": reading.to_dict()},
+            reading=reading,
         )
         return run_id
 

@@ -26,6 +26,7 @@ exit 1 (bad arguments: 2); --debug shows the traceback. Progress bars go to stde
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
@@ -477,6 +478,10 @@ def info(
         if not isinstance(d, dict):  # a describe() that returns text
             out.print(str(d))
             return
+        if hasattr(ds, "dense_labels"):  # the paper's zip measurement, in the file's codec
+            from ladd.dense import set_storage_report
+
+            d["zip_overhead"] = set_storage_report(ds).overhead
         table = Table(show_header=False, box=None)
         for k, v in d.items():
             if k == "warnings" and not v:
@@ -814,7 +819,18 @@ def augment(
         Path | None, typer.Option("--out", help="Output file (default: workspace/sets/...).")
     ] = None,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 1.0,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Store dense labels as float16.")] = False,
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            "--codec",
+            help="How the file stores the dense labels: float32 (default), float16, bfloat16, "
+            "int8:affine, int8:log, topk:K[,float16|uint8][,uniform|renorm] (see `ladd overhead "
+            "--codec all`).",
+        ),
+    ] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Store dense labels as float16 (= --codec float16).")
+    ] = False,
     allow_mismatch: Annotated[
         bool, typer.Option("--allow-mismatch", help="Label even if the input spaces differ.")
     ] = False,
@@ -844,7 +860,7 @@ def augment(
             distilled_path=distilled,
             out=out_file,
             temperature=temperature,
-            dense_dtype="float16" if fp16 else "float32",
+            codec=_codec_spec(codec, fp16),
             allow_mismatch=allow_mismatch,
             device=dev,
             force=force,
@@ -859,6 +875,7 @@ def augment(
         )
         out.print(
             f"label generation: {_fmt_flops(la.generation_flops)}, "
+            f"labels {la.codec.spec} ({la.label_bytes() / len(la):,.0f} bytes per image), "
             f"storage overhead {res.metrics['overhead']:.2%}"
         )
         out.print(f"label-augmented set written to {res.path} (run {res.run_id})")
@@ -873,34 +890,76 @@ def augment(
             )
 
 
+def _codec_spec(codec: str | None, fp16: bool) -> str | None:
+    """--codec, or --fp16 (its alias for float16); a bad spec is a one-line error."""
+    from ladd.codecs import CodecError, parse_codec
+
+    if fp16 and codec is not None and parse_codec(codec).spec != "float16":
+        raise CLIError("--fp16 is --codec float16: give one of them")
+    if fp16:
+        return "float16"
+    if codec is None:
+        return None
+    try:
+        return parse_codec(codec).spec
+    except CodecError as e:
+        raise CLIError(f"--codec: {e}") from None
+
+
 @app.command()
 def overhead(
     file: Annotated[Path, typer.Argument(help="A label-augmented set file.")],
+    codec: Annotated[
+        str | None,
+        typer.Option(
+            "--codec",
+            help="Measure the labels in this codec (a spec, or `all`: every standard codec); "
+            "default: as the file stores them.",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Storage overhead of the dense labels: zip of uint8 images + float32 labels, with vs without."""
+    """Storage overhead of the dense labels: zip of uint8 images + labels, with vs without (the
+    paper's measurement, section 4, is float32 labels), and raw label bytes per image."""
     with _guard(debug):
-        from ladd.dense import set_storage_report
+        from ladd.codecs import STANDARD_SPECS
+        from ladd.dense import codec_table
         from ladd.sets import LabelAugmentedSet
 
         la = LabelAugmentedSet.load(file)
-        rep = set_storage_report(la)
-        out.print(
-            f"set: {len(la)} images, {la.image_size} px, N = {la.n}, R = {la.r:g}, {la.num_classes} classes"
+        specs = (
+            list(STANDARD_SPECS) if codec == "all" else [_codec_spec(codec, False) or la.codec.spec]
         )
-        out.print(f"zip without dense labels: {rep.base_bytes:,} bytes")
-        out.print(f"zip with dense labels:    {rep.with_dense_bytes:,} bytes")
+        rows = codec_table(la, specs)
+        out.print(
+            f"set: {len(la)} images, {la.image_size} px, N = {la.n}, R = {la.r:g}, "
+            f"{la.num_classes} classes, labels stored as {la.codec.spec}"
+        )
+        base = rows[0].base_bytes
+        out.print(f"zip without dense labels: {base:,} bytes")
+        table = Table("codec", "zip with labels", "overhead", "label bytes / image", "max error")
+        for row in rows:
+            table.add_row(
+                row.codec,
+                f"{row.zip_bytes:,}",
+                f"{row.overhead:.2%}",
+                f"{row.label_bytes_per_image:,.0f}",
+                f"{row.max_abs_error:.2g}",
+            )
         if json_out:
             _print_json(
                 {
-                    "base_bytes": rep.base_bytes,
-                    "with_dense_bytes": rep.with_dense_bytes,
-                    "overhead": rep.overhead,
+                    "base_bytes": base,
+                    "with_dense_bytes": rows[0].zip_bytes,
+                    "overhead": rows[0].overhead,
+                    "codecs": [dataclasses.asdict(r) for r in rows],
                 }
             )
         else:
-            out.print(f"overhead: {rep.overhead:.2%}")
+            out.print(table)
+            if len(rows) == 1:
+                out.print(f"overhead: {rows[0].overhead:.2%}")
 
 
 @app.command()
@@ -937,7 +996,7 @@ def stats(
                 n, r = ds.n, ds.r
             res = crop_stats_across(base, paths, n, r, device=_device(device))
         elif hasattr(ds, "dense"):
-            res = {int(ds.labeler.get("epoch") or 0): crop_stats(ds.dense, ds.labels).summary()}
+            res = {int(ds.labeler.get("epoch") or 0): crop_stats(ds.probs(), ds.labels).summary()}
         else:
             raise CLIError("a plain distilled set needs --labeler CKPT to compute dense labels")
         table = Table("labeler epoch", "mean max prob", "mean entropy", "agreement")
@@ -1024,7 +1083,7 @@ def train(
                 device=dev,
                 progress=cb,
                 monitor_every=monitor_every,
-                extra={"reading": reading.to_dict()},
+                reading=reading,
             )
         table = Table("seed", "top-1")
         for s, a in zip(cfg.seeds, res.per_seed, strict=True):
@@ -1124,7 +1183,7 @@ def evaluate(
                 source=reading.source,
                 device=dev,
                 progress=cb,
-                extra={"reading": reading.to_dict()},
+                reading=reading,
             )
         table = Table("architecture", "top-1 (mean +- std)", "seconds")
         for row in res.table():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,10 +121,16 @@ def pick_images(
     return found[np.lexsort((found, y[found]))]  # by class, then by index
 
 
-def run_inputs(run: Any, images: Any, device: str | torch.device = "cpu") -> torch.Tensor:
+def run_inputs(
+    run: Any,
+    images: Any,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+) -> torch.Tensor:
     """Real images (an ImageSet) in the input space a run's models were trained in.
 
-    `run`: a ladd.pipeline.RunSummary (its set_path); the set's mean/std and ZCA are applied by
+    `run`: a ladd.pipeline.RunSummary; its set is read again as the run read it (its recorded
+    SetReading: format, mean/std, ZCA), and the set's normalisation and ZCA are applied by
     ladd.deploy.eval_inputs, exactly as evaluation did.
     """
     from ladd.deploy import eval_inputs
@@ -131,7 +138,8 @@ def run_inputs(run: Any, images: Any, device: str | torch.device = "cpu") -> tor
 
     if not run.set_path:
         raise ValueError(f"run #{run.id} does not record its set, so its input space is unknown")
-    return eval_inputs(load_set(run.set_path), images, torch.device(device))
+    ds = load_set(run.set_path, cache_dir=cache_dir, **run.set_reading().load_options())
+    return eval_inputs(ds, images, torch.device(device))
 
 
 @dataclass(frozen=True)

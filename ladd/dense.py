@@ -52,8 +52,13 @@ def generate_dense_labels(
     device: str | torch.device | None = None,
     precision: str = "fp32",
     compile: str = "auto",
-) -> torch.Tensor:
+    codec: Any = None,
+) -> Any:
     """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32 (CPU).
+
+    `codec` (a ladd.codecs Codec or spec): each finished batch of images is encoded at once and
+    an EncodedDense (on the CPU) is returned instead; the [M, n*n, K] float tensor is never built
+    (one batch of images' labels at a time, on the device).
 
     `images` are normalised (M, C, H, W) in the labeler's input space. Work is batched over
     images x crops: about `batch_size` crops per forward pass (default DENSE_BATCH per device);
@@ -93,6 +98,10 @@ def generate_dense_labels(
     # float32 crops as cut (<= H x W each) and resized (H x W each), the input batch
     pass_bytes = 4 * (2 * per_pass * c * h * w + per_batch * c * h * w)
     what = f"labelling {m:,} images at n = {n} ({crops_per_image:,} crops each)"
+    if codec is not None:
+        from ladd.codecs import EncodedDense, parse_codec
+
+        codec = parse_codec(codec)
     limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image, what)  # K >= 1 classes
     was_training = labeler_model.training
     labeler_model.eval()
@@ -107,15 +116,24 @@ def generate_dense_labels(
         use_compile_cache()
         run = compile_fn(forward, mode)
     out: torch.Tensor | None = None  # (M, n*n, K) on the device, allocated once K is known
+    parts: list[Any] = []  # with a codec: each batch's EncodedDense, on the CPU
 
     def store(i0: int, j0: int, probs: torch.Tensor, b: int) -> None:
         nonlocal out
         k = probs.shape[0] // b
+        if codec is not None and k == crops_per_image:  # whole images: encode them now
+            if not parts:
+                need = codec.bytes_per_crop(probs.shape[1]) * m * crops_per_image
+                limits.check_crop_bytes(pass_bytes + need, what)
+            parts.append(EncodedDense.encode(codec, probs.reshape(b, k, -1)).to("cpu"))
+            return
         if out is None:
             classes = probs.shape[1]
-            limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image * classes, what)
-            out = torch.empty(m, crops_per_image, classes, dtype=torch.float32, device=dev)
-        out[i0 : i0 + b, j0 : j0 + k] = probs.reshape(b, k, -1)
+            rows = m if codec is None else 1  # a codec keeps one image's slices at a time
+            limits.check_crop_bytes(pass_bytes + 4 * rows * crops_per_image * classes, what)
+            out = torch.empty(rows, crops_per_image, classes, dtype=torch.float32, device=dev)
+        row = i0 if codec is None else 0
+        out[row : row + b, j0 : j0 + k] = probs.reshape(b, k, -1)
 
     try:
         if crops_per_image <= batch_size:
@@ -133,8 +151,13 @@ def generate_dense_labels(
                     stop = min(crops_per_image, j + batch_size)
                     crops = sub_sample_range(x, n, r, j, stop)  # (1, stop-j, C, H, W)
                     store(i, j, forward(crops.flatten(0, 1)), 1)
+                if codec is not None:
+                    assert out is not None
+                    parts.append(EncodedDense.encode(codec, out).to("cpu"))
     finally:
         labeler_model.train(was_training)
+    if codec is not None:
+        return EncodedDense.concat(parts)
     assert out is not None
     return out.cpu()  # (M, n*n, K), one transfer at the end
 
@@ -162,7 +185,8 @@ def full_image_soft_labels(
 def check_input_space(dataset: Any, meta: Any, *, atol: float = 2e-3) -> list[str]:
     """Differences between a distilled set's input space and a labeler's (empty when they match).
 
-    Compares ZCA flags, mean/std, image size, channels and the number of classes.
+    Compares ZCA flags, mean/std (the statistics the set is tested with, where its source code
+    tests with others than its own), image size, channels and the number of classes.
     """
     problems: list[str] = []
     ds_zca, lab_zca = has_zca(dataset), has_zca(meta)
@@ -171,13 +195,19 @@ def check_input_space(dataset: Any, meta: Any, *, atol: float = 2e-3) -> list[st
             f"the set is {'in' if ds_zca else 'not in'} ZCA space but the labeler was trained "
             f"{'in' if lab_zca else 'without'} ZCA"
         )
+    # The set's tensors live in the space its evaluation reads the test split in: its own
+    # mean/std, or the test statistics its source code tests with where those differ (GLaD's
+    # ImageNet subsets, RDED: DistilledSet.test_mean/test_std, ladd.deploy.eval_inputs).
+    tested = getattr(dataset, "test_mean", None) is not None
     for name in ("mean", "std"):
-        a, b = getattr(dataset, name, None), getattr(meta, name, None)
+        a = getattr(dataset, f"test_{name}" if tested else name, None)
+        b = getattr(meta, name, None)
         if a is None or b is None:
             continue
         a, b = [float(v) for v in a], [float(v) for v in b]
         if len(a) != len(b) or any(abs(x - y) > atol for x, y in zip(a, b, strict=False)):
-            problems.append(f"normalisation {name} differs: set {_fmt(a)} vs labeler {_fmt(b)}")
+            what = "set (tested with)" if tested else "set"
+            problems.append(f"normalisation {name} differs: {what} {_fmt(a)} vs labeler {_fmt(b)}")
     size = int(dataset.images.shape[-1])
     if size != int(meta.image_size):
         problems.append(f"image size differs: set {size} px vs labeler {meta.image_size} px")
@@ -201,9 +231,12 @@ def augment(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     allow_mismatch: bool = False,
+    codec: Any = None,
 ) -> LabelAugmentedSet:
     """Label-augment a DistilledSet with a Labeler (or a labeler checkpoint path).
 
+    `codec`: hold the dense labels in this codec (a spec such as "topk:5,uint8"), encoded batch
+    by batch as they are made; None or float32: a float32 tensor, as before.
     Raises ValueError when the labeler's input space differs from the set's (normalisation, ZCA,
     size, classes) unless `allow_mismatch`.
     """
@@ -225,9 +258,22 @@ def augment(
     check_grid(n, r)
     t0 = time.perf_counter()
     images = distilled.images.float()
-    dense = generate_dense_labels(
-        images, model, n, r, batch_size=batch_size, temperature=temperature, device=dev
+    from ladd.codecs import parse_codec
+
+    target = parse_codec(codec) if codec is not None else None
+    if target is not None and target.name in ("float32", "float16"):
+        target = None  # float labels are made as float32 (float16 is a cast at save time)
+    made = generate_dense_labels(
+        images,
+        model,
+        n,
+        r,
+        batch_size=batch_size,
+        temperature=temperature,
+        device=dev,
+        codec=target,
     )
+    dense, encoded = (None, made) if target is not None else (made, None)
     full_soft = full_image_soft_labels(
         images, model, batch_size=batch_size or 256, temperature=temperature
     )
@@ -237,10 +283,11 @@ def augment(
     flops = inference_flops_per_sample(model, images[:1].to(dev)) * images.shape[0] * (n * n)
     meta = labeler.meta
     class_names = tuple(distilled.class_names or meta.class_names)
-    return LabelAugmentedSet(
+    la = LabelAugmentedSet(
         images=images.cpu(),
         labels=distilled.labels.cpu().long(),
         dense=dense,
+        encoded=encoded,
         n=n,
         r=float(r),
         class_names=class_names,
@@ -266,7 +313,11 @@ def augment(
         temperature=float(temperature),
         distilled_format=getattr(distilled, "format", None),
         generation_flops=float(flops),
+        test_mean=getattr(distilled, "test_mean", None),
+        test_std=getattr(distilled, "test_std", None),
+        test_normalisation=getattr(distilled, "test_normalisation", None),
     )
+    return la.with_codec(codec) if codec is not None else la  # float16: a cast
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,17 +351,33 @@ class OverheadReport:
         return (self.with_dense_bytes - self.base_bytes) / self.base_bytes
 
 
+def _label_blobs(dense_labels: Any) -> dict[str, bytes]:
+    """The dense labels' bytes as a file stores them: a tensor as float32 (the paper's
+    measurement), an EncodedDense (ladd.codecs) as its payload tensors' raw bytes."""
+    if isinstance(dense_labels, torch.Tensor):
+        return {"dense.bin": dense_labels.detach().cpu().float().contiguous().numpy().tobytes()}
+    payload = dense_labels.payload
+    raw = {
+        k: t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+        for k, t in payload.items()
+    }
+    if len(raw) == 1:
+        return {"dense.bin": next(iter(raw.values()))}
+    return {f"dense.{k}.bin": b for k, b in raw.items()}
+
+
 def storage_report(
-    images_uint8: torch.Tensor, dense_labels: torch.Tensor, hard_labels: torch.Tensor | None = None
+    images_uint8: torch.Tensor, dense_labels: Any, hard_labels: torch.Tensor | None = None
 ) -> OverheadReport:
-    """Measure both zip sizes (see `storage_overhead`)."""
+    """Measure both zip sizes (see `storage_overhead`). `dense_labels`: probabilities
+    (M, N*N, K), measured as float32, or a ladd.codecs.EncodedDense, measured as stored."""
     if images_uint8.dtype != torch.uint8:
         raise ValueError(f"images must be uint8 pixels, got {images_uint8.dtype}")
     if hard_labels is None:
-        hard_labels = dense_labels.float().mean(1).argmax(-1)
+        probs = dense_labels if isinstance(dense_labels, torch.Tensor) else dense_labels.decode()
+        hard_labels = probs.float().mean(1).argmax(-1)
     base = _baseline_blobs(images_uint8, hard_labels)
-    dense = dense_labels.detach().cpu().to(torch.float32).contiguous().numpy().tobytes()
-    return OverheadReport(_zip_size(base), _zip_size({**base, "dense.bin": dense}))
+    return OverheadReport(_zip_size(base), _zip_size({**base, **_label_blobs(dense_labels)}))
 
 
 def storage_overhead(
@@ -349,9 +416,49 @@ def set_base_bytes(ds: Any) -> int:
     return _zip_size(_baseline_blobs(set_uint8_images(ds), ds.labels))
 
 
-def set_storage_report(la: LabelAugmentedSet) -> OverheadReport:
-    """The storage overhead report of a label-augmented set."""
-    return storage_report(set_uint8_images(la), la.dense, la.labels)
+def set_storage_report(la: LabelAugmentedSet, codec: Any = None) -> OverheadReport:
+    """The storage overhead report of a label-augmented set, its dense labels measured in the
+    codec they are held in, or in `codec` (a spec such as "topk:5,uint8"). float32 labels are
+    the paper's measurement (section 4)."""
+    held = la.with_codec(codec) if codec is not None else la
+    return storage_report(set_uint8_images(la), held.dense_labels(), la.labels)
+
+
+@dataclass(frozen=True)
+class CodecBytes:
+    """One codec's storage figures for a set: the zip overhead (paper section 4) and the raw
+    bytes of the dense labels per image, with the codec's stated error on a probability."""
+
+    codec: str
+    overhead: float
+    base_bytes: int  # zip of the images and hard labels alone
+    zip_bytes: int  # with the dense labels
+    label_bytes_per_image: float
+    max_abs_error: float
+
+
+def codec_table(la: LabelAugmentedSet, codecs: Any = None) -> list[CodecBytes]:
+    """Storage of a label-augmented set's dense labels in each codec (default: every standard
+    one, ladd.codecs.STANDARD_SPECS), measured on its own labels."""
+    from ladd.codecs import STANDARD_SPECS, parse_codec
+
+    rows = []
+    base = set_uint8_images(la)
+    for spec in codecs or STANDARD_SPECS:
+        codec = parse_codec(spec)
+        held = la.with_codec(codec)
+        rep = storage_report(base, held.dense_labels(), la.labels)
+        rows.append(
+            CodecBytes(
+                codec.spec,
+                rep.overhead,
+                rep.base_bytes,
+                rep.with_dense_bytes,
+                held.label_bytes() / max(1, len(la)),
+                codec.max_abs_error(la.num_classes),
+            )
+        )
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------

@@ -299,15 +299,24 @@ def run_label_augment(
     distilled_path: str | Path | None = None,
     out: str | Path | None = None,
     temperature: float = 1.0,
-    dense_dtype: str = "float32",
+    dense_dtype: str | None = None,
+    codec: str | None = None,
     allow_mismatch: bool = False,
     device: str | torch.device = "auto",
     force: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> SetRun:
-    """Dense labels for a distilled set from a labeler checkpoint, saved in an "augment" run."""
+    """Dense labels for a distilled set from a labeler checkpoint, saved in an "augment" run.
+
+    `codec`: how the file stores them (ladd.codecs spec, default ladd.codecs.DEFAULT_CODEC);
+    `dense_dtype` float32/float16 is the older way to say it."""
+    from ladd.codecs import DEFAULT_CODEC, parse_codec
     from ladd.dense import augment, set_storage_report
     from ladd.labeler import load_labeler
+
+    if dense_dtype is not None and codec is not None:
+        raise ValueError("give the codec or the dense dtype, not both")
+    spec = parse_codec(codec or dense_dtype or DEFAULT_CODEC).spec
 
     if hasattr(distilled, "dense"):
         raise ValueError(f"{distilled_path or 'the set'} is already label-augmented")
@@ -323,7 +332,7 @@ def run_label_augment(
         "n": n,
         "r": r,
         "temperature": temperature,
-        "dense_dtype": dense_dtype,
+        "codec": spec,
         **(extra or {}),
     }
     with ws.db.run("augment", config) as run:
@@ -335,12 +344,14 @@ def run_label_augment(
             temperature=temperature,
             device=device,
             allow_mismatch=allow_mismatch,
+            codec=spec,
         )
-        path = la.save(out, dense_dtype)
+        path = la.save(out)
         rep = set_storage_report(la)
         run.add_artifact("set", path)
         metrics = {
             "overhead": rep.overhead,
+            "label_bytes_per_image": la.label_bytes() / max(1, len(la)),
             "generation_flops": la.generation_flops,
             "labeler_epoch": lab.meta.epoch,
             "labeler_accuracy": lab.meta.test_accuracy,
@@ -385,6 +396,7 @@ def run_train(
     stop: threading.Event | None = None,
     monitor_every: int = 0,
     checkpoint_seconds: float = 60.0,
+    reading: Any | None = None,
     extra: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
     """train_and_evaluate inside a "train" run; keeps each seed's weights. (run id, DeployResult)
@@ -410,6 +422,7 @@ def run_train(
         "set": str(set_path) if set_path is not None else None,
         "source": source or getattr(dataset, "source", None),
         "label": label,
+        "reading": _reading_record(reading),
         **({"set_warnings": list(set_warnings(dataset))} if set_warnings(dataset) else {}),
         **(extra or {}),
     }
@@ -440,6 +453,7 @@ def record_train(
     set_path: str | Path | None,
     source: str | None,
     label: str | None = None,
+    reading: Any | None = None,
     extra: dict[str, Any] | None = None,
 ) -> int:
     """Record a finished DeployResult (with its models) as a "train" run, with the config and
@@ -451,6 +465,7 @@ def record_train(
         "set": str(set_path) if set_path is not None else None,
         "source": source,
         "label": label,
+        "reading": _reading_record(reading),
         **(extra or {}),
     }
     with ws.db.run("train", config) as run:
@@ -460,6 +475,15 @@ def record_train(
         run.write_json("result.json", d)
         run.log_metrics(**_train_metrics(result, d), resumed=False, run_id=run.id)
     return run.id
+
+
+def _reading_record(reading: Any | None) -> dict[str, Any]:
+    """How the set was read (ladd.sets.inputs.SetReading; None: the defaults, as the demo and
+    tests read their own sets): every train/evaluate record carries it, so a later reload
+    (compare, report) reads the set the same way."""
+    from ladd.sets.inputs import SetReading
+
+    return (reading if reading is not None else SetReading()).to_dict()
 
 
 def _compile_cache(ws: Any) -> None:
@@ -481,6 +505,7 @@ def run_evaluate(
     device: str | torch.device = "auto",
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
+    reading: Any | None = None,
     extra: dict[str, Any] | None = None,
 ) -> tuple[int, Any]:
     """evaluate_architectures inside an "evaluate" run; each architecture's models are saved as
@@ -493,6 +518,7 @@ def run_evaluate(
         "archs": list(archs or []),
         "set": str(set_path) if set_path is not None else None,
         "source": source or getattr(dataset, "source", None),
+        "reading": _reading_record(reading),
         **(extra or {}),
     }
     with ws.db.run("evaluate", config) as run:
@@ -554,6 +580,17 @@ class RunSummary:
     model_files: tuple[str, ...] = ()  # train runs: model_seed<k> weights, by seed
     checkpoints: tuple[CheckpointInfo, ...] = ()  # labeler runs
     demo: str | None = None
+    reading: dict[str, Any] | None = None  # train / evaluate: how the set was read
+
+    def set_reading(self) -> Any:
+        """How this run read its set (ladd.sets.inputs.SetReading): the recorded fields (unknown
+        ones dropped), the defaults for runs recorded before readings were kept."""
+        from dataclasses import fields as dc_fields
+
+        from ladd.sets.inputs import SetReading
+
+        known = {f.name for f in dc_fields(SetReading)}
+        return SetReading(**{k: v for k, v in (self.reading or {}).items() if k in known})
 
     @property
     def mode(self) -> str | None:
@@ -618,6 +655,7 @@ def summarise(record: Any) -> RunSummary:
         model_files=tuple(v for _, v in sorted(models, key=lambda kv: _seed_of(kv[0]))),
         checkpoints=tuple(checkpoints),
         demo=cfg.get("demo"),
+        reading=cfg.get("reading") if isinstance(cfg.get("reading"), dict) else None,
     )
 
 

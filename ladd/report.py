@@ -320,7 +320,7 @@ def cam_grid_png(
     spec = getattr(models[0], "spec", None)
     size = int(spec.image_size) if spec is not None else None
     test = cam_inputs(ws, source, size, per_class=options.per_class)
-    inputs = [run_inputs(r, test) for r in runs]
+    inputs = [run_inputs(r, test, cache_dir=ws.cache_dir) for r in runs]
     labels = test.labels.numpy()
     preds = [predict(m, x).predicted for m, x in zip(models[:2], inputs[:2], strict=True)]
     pick = options.pick

@@ -639,6 +639,14 @@ def train_key(dataset: Any, cfg: TrainConfig) -> str:
         if isinstance(t, torch.Tensor):
             h.update(name.encode())
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    encoded = getattr(dataset, "encoded", None)
+    if encoded is not None:  # dense labels held in a codec: its spec and payload name them
+        h.update(f"codec {encoded.spec}".encode())
+        for key in sorted(encoded.payload):
+            h.update(key.encode())
+            h.update(
+                encoded.payload[key].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+            )
     return h.hexdigest()[:20]
 
 
@@ -683,7 +691,7 @@ class TrainingData:
     """A flat deployment training set: inputs and probability targets."""
 
     inputs: torch.Tensor  # float (T, C, H, W), normalised
-    targets: torch.Tensor  # float (T, K), rows are probability vectors
+    targets: Any  # float (T, K) rows that are probability vectors, or EncodedTargets (lazy)
     num_full: int  # how many of the T samples are full images (they come first)
     num_crops: int  # how many are crops
     num_classes: int
@@ -705,31 +713,40 @@ def _as_probs(t: torch.Tensor) -> torch.Tensor:
 
 
 def _num_classes(dataset: Any) -> int:
-    if getattr(dataset, "dense", None) is not None:
-        return int(dataset.dense.shape[-1])
+    if hasattr(dataset, "dense_labels"):
+        return int(dataset.num_classes)
     if getattr(dataset, "class_names", None):
         return len(dataset.class_names)
     return int(dataset.labels.max()) + 1
 
 
 def build_training_data(
-    dataset: Any, mode: str, *, n: int = 5, r: float = 0.625, full_labels: str = "hard"
+    dataset: Any,
+    mode: str,
+    *,
+    n: int = 5,
+    r: float = 0.625,
+    full_labels: str = "hard",
+    lazy_labels: bool | None = None,
 ) -> TrainingData:
     """The flat sample list of a label mode from a DistilledSet or LabelAugmentedSet (on CPU).
 
     Full images come first, then the crops (raster order per image). `n`, `r` only matter for
     crop modes on a plain distilled set (a label-augmented set brings its own). full_labels
     "set": the full images' "hard" targets are the set's own soft labels when it has them.
+    lazy_labels: the dense labels stay in their codec (ladd.codecs.EncodedTargets: a batch's
+    rows are decoded when it is drawn, on the device, and no [M, N*N, K] float tensor is built);
+    None: lazy for a set held in a codec other than float32/float16, as today otherwise.
     """
     lm = label_mode(mode)
     images = dataset.images.float().cpu()  # (M, C, H, W)
     m = images.shape[0]
     k = _num_classes(dataset)
     hard = F.one_hot(dataset.labels.cpu().long(), k).float()  # (M, K)
-    dense = getattr(dataset, "dense", None)
-    if dense is not None:
+    labelled = hasattr(dataset, "dense_labels")  # a label-augmented set
+    if labelled:
         n, r = int(dataset.n), float(dataset.r)
-    if lm.needs_dense and dense is None:
+    if lm.needs_dense and not labelled:
         raise ValueError(
             f"mode {mode!r} needs dense labels: label-augment the set first (ladd augment)"
         )
@@ -737,6 +754,8 @@ def build_training_data(
         raise ValueError(
             f"mode {mode!r} needs a label-augmented set (the labeler's soft labels of full images)"
         )
+    if lazy_labels is None:
+        lazy_labels = labelled and getattr(dataset, "encoded", None) is not None
 
     def full_targets(kind: str) -> torch.Tensor:
         if kind == "hard":
@@ -755,6 +774,7 @@ def build_training_data(
         parts_y.append(full_targets(kind))
     num_full = m * len(lm.full)
     num_crops = 0
+    encoded = None  # the dense labels' EncodedDense when they stay encoded (always last)
     if lm.crops:
         from ladd.limits import current_limits
 
@@ -764,18 +784,21 @@ def build_training_data(
         current_limits().check_crop_bytes(need, f"{lm.name} training set ({m} images, N = {n})")
         crops = sub_sample(images, n, r).flatten(0, 1)  # (M*n*n, C, H, W), raster order per image
         for kind in lm.crops:
+            parts_x.append(crops)
+            num_crops += crops.shape[0]
             if kind == "hard":
-                targets = hard.repeat_interleave(n * n, dim=0)  # (M*n*n, K)
+                parts_y.append(hard.repeat_interleave(n * n, dim=0))  # (M*n*n, K)
+            elif kind == "dense" and lazy_labels and kind == lm.crops[-1]:  # rows come last
+                encoded = dataset.dense_labels()
             elif kind == "dense":
-                targets = dense.float().cpu().reshape(m * n * n, k)
+                parts_y.append(dataset.probs().cpu().reshape(m * n * n, k))
             else:
                 raise ValueError(f"unknown crop label kind {kind!r}")
-            parts_x.append(crops)
-            parts_y.append(targets)
-            num_crops += crops.shape[0]
+    head = torch.cat(parts_y).contiguous() if parts_y else hard[:0]
+    targets: Any = head if encoded is None else encoded.targets(head)
     return TrainingData(
         inputs=torch.cat(parts_x).contiguous(),
-        targets=torch.cat(parts_y).contiguous(),
+        targets=targets,
         num_full=num_full,
         num_crops=num_crops,
         num_classes=k,

@@ -547,7 +547,7 @@ class Study:
         for e in self.p.labeler_epochs:
             lab = self.labeler(e, zca=self.zca(m))
             la = augment(self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device)
-            stats = crop_stats(la.dense, la.labels).summary()
+            stats = crop_stats(la.probs(), la.labels).summary()
             self.run(
                 "4",
                 distiller=m,

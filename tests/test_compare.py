@@ -234,3 +234,26 @@ def test_run_inputs_use_the_runs_set_statistics_not_the_sources(tmp_path):
     assert not torch.allclose(got, normalise(test.images, test.info.mean, test.info.std))
     with pytest.raises(ValueError, match="does not record its set"):
         run_inputs(replace(run, set_path=None), test)
+
+
+def test_run_inputs_read_the_set_as_the_run_recorded_it(tmp_path):
+    """A bare image tensor has no statistics of its own: the run's recorded reading (mean/std,
+    class count) is what tells them, so the reload must use it, not the defaults."""
+    from ladd.data import load_source
+    from ladd.data.imageset import normalise
+    from ladd.pipeline import RunSummary
+    from ladd.sets.inputs import SetReading
+
+    test = load_source("shapes", "test", limit_per_class=1, cache_dir=tmp_path / "cache")
+    path = tmp_path / "bare.pt"
+    torch.save(torch.randn(10, 3, 32, 32), path)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.3, 0.25)
+    reading = SetReading(source="shapes", mean=mean, std=std, num_classes=10).to_dict()
+    run = RunSummary(
+        id=3, kind="train", status="done", created=0.0, set_path=str(path), reading=reading
+    )
+    got = run_inputs(run, test, cache_dir=tmp_path / "cache")
+    torch.testing.assert_close(got, normalise(test.images, mean, std))
+    # Without the record the set cannot be read at all (its normalisation is unknown).
+    with pytest.raises(Exception, match="normalisation unknown"):
+        run_inputs(replace(run, reading=None), test)

@@ -90,3 +90,15 @@ def test_no_import_cycle_inside_ladd():
     for m in sorted(graph):
         if m not in seen:
             visit(m)
+
+
+def test_the_home_page_modules_never_import_torchvision():
+    """Issue 25 item 7: torchvision (its io module alone took ~2.4 s) loads when an image file is
+    first decoded or a torchvision download is asked for, not while the home page first renders."""
+    code = (
+        "import sys\n"
+        "import ladd.demo, ladd.data.decode, ladd.sets, ladd.pipeline, app.cache, app.widgets, app.tasks\n"
+        "assert 'torchvision' not in sys.modules, sorted(m for m in sys.modules if 'torchvision' in m)[:5]\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

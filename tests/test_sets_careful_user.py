@@ -205,11 +205,6 @@ def test_glad_cifar10_sets_are_tested_with_cifar10_statistics(tmp_path):
     assert torch.allclose(x, normalise(test.images, CIFAR10_MEAN, CIFAR10_STD), atol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ladd.dense.check_input_space still compares the labeler with the set's own mean/std, "
-    "not with the test statistics (DistilledSet.test_mean/test_std): the lead's change",
-)
 def test_a_labeler_trained_as_glad_tests_is_accepted_for_a_glad_imagenette_set(tmp_path):
     """The labeler-mismatch refusal agrees with GLaD's evaluation: a labeler trained on
     ImageNette normalised with ImageNet's statistics sees the space GLaD tests the set in."""
@@ -318,3 +313,37 @@ def test_a_folder_without_sets_or_class_folders_still_says_so(tmp_path):
     (tmp_path / "empty" / "nothing").mkdir(parents=True)
     with pytest.raises(DistilledFileError, match="no class folders"):
         load_set(tmp_path / "empty", source="cifar10")
+
+
+def test_a_label_augmented_glad_set_keeps_glads_test_statistics(tmp_path):
+    """Labelling a GLaD ImageNette set keeps the test space GLaD's evaluation uses (its
+    `glad/utils.py` test transform, ImageNet's statistics: lines 150-160): the label-augmented
+    file records test_mean/test_std, and a student of the file is tested in that space."""
+    from ladd.dense import augment
+    from ladd.labeler import Labeler, LabelerMeta
+    from ladd.models import create_model
+    from ladd.sets import LabelAugmentedSet
+
+    ds = load_set(glad_run(tmp_path, 32), source="imagenette", format="glad")
+    assert ds.test_mean == IMAGENET_MEAN and ds.mean != IMAGENET_MEAN
+    torch.manual_seed(0)
+    model = create_model("convnet_d3", K, 32, width=8).eval()
+    meta = LabelerMeta(
+        arch="convnet_d3",
+        spec=model.spec.to_dict(),
+        source="imagenette",
+        epoch=1,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        class_names=tuple(ds.class_names),
+        seed=0,
+        test_accuracy=0.0,
+        image_size=32,
+    )
+    la = augment(ds, Labeler(model, meta), n=2, r=0.75, device="cpu")  # accepted: same space
+    back = LabelAugmentedSet.load(la.save(tmp_path / "la.safetensors"))
+    assert back.test_mean == IMAGENET_MEAN and back.test_std == IMAGENET_STD
+    assert back.to_distilled().test_mean == IMAGENET_MEAN
+    test = ImageSet(seeded_pixels(4, 32, seed=9), torch.arange(4), source_info("imagenette"), "test")
+    x = eval_inputs(back, test, torch.device("cpu"))
+    assert torch.allclose(x, normalise(test.images, IMAGENET_MEAN, IMAGENET_STD), atol=1e-6)

@@ -10,7 +10,7 @@ from ladd.codecs.base import (
     parse_codec,
     register_codec,
 )
-from ladd.codecs.lazy import EncodedTargets
+from ladd.codecs.lazy import EncodedDense, EncodedTargets
 
 DEFAULT_CODEC = "float32"  # today's default; a study (issue 26 part 7) is to pick the default
 
@@ -32,6 +32,7 @@ __all__ = [
     "STANDARD_SPECS",
     "Codec",
     "CodecError",
+    "EncodedDense",
     "EncodedTargets",
     "Payload",
     "build_codec",

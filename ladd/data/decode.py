@@ -14,6 +14,7 @@ their symlinks followed once: a link that leads back to a folder already read is
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import torch
 import torch.nn.functional as F
@@ -33,10 +34,18 @@ from PIL import Image, UnidentifiedImageError
 
 from ladd.limits import ArchiveBudget, InputLimitError, Limits, current_limits, format_bytes
 
-try:  # torchvision's C decoders are faster than PIL for small images; deprecated from 0.29 on
-    from torchvision.io import ImageReadMode, decode_image
-except ImportError:  # pragma: no cover - a torchvision without image decoding
-    decode_image = None
+
+@functools.cache
+def _torchvision_decoder() -> tuple[Any, Any] | None:
+    """torchvision's (decode_image, ImageReadMode), imported on the first image decoded: the
+    import costs seconds (torchvision.io), which a page or a command that reads no image files
+    must not pay. None where torchvision has no image decoding."""
+    try:  # torchvision's C decoders are faster than PIL for small images
+        from torchvision.io import ImageReadMode, decode_image
+    except ImportError:  # pragma: no cover - a torchvision without image decoding
+        return None
+    return decode_image, ImageReadMode
+
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -392,8 +401,10 @@ def _decode_fast(data: bytes, name: str, limits: Limits) -> torch.Tensor:
     decompression-bomb limit of their own. GIFs go to PIL, which decodes the first frame only.
     """
     check_image_header(data, name, limits)
-    if decode_image is None or data[:4] == b"GIF8":
+    decoder = _torchvision_decoder() if data[:4] != b"GIF8" else None
+    if decoder is None:
         return _decode_pil(data, None, name, limits)
+    decode_image, ImageReadMode = decoder
     try:
         image = decode_image(
             torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB

@@ -1,11 +1,15 @@
 """The label-augmented set D_LA = {(x_i, y_i, y^d_i)} and its file.
 
 A label-augmented set is one safetensors file: tensors `images` (float32 normalised, [M,C,H,W]),
-`labels` (int64 [M]), `dense` ([M, N*N, K], float32 or float16), optional `soft_labels` [M,K]
-(e.g. DATM's) and `full_soft` [M,K] (the labeler on the full image, for the full+soft ablation);
-metadata key "ladd_set" holds JSON: n, r, class names, mean, std, source, zca ({source, eps,
-space: "pixels01"}: whitened [0, 1] pixels, mean 0 / std 1, as MTT/DATM), lr, the labeler's
-identity and epoch, temperature. The file is recognised by that metadata key, whatever its name.
+`labels` (int64 [M]), the dense labels, optional `soft_labels` [M,K] (e.g. DATM's) and
+`full_soft` [M,K] (the labeler on the full image, for the full+soft ablation); metadata key
+"ladd_set" holds JSON: n, r, class names, mean, std, test_mean/test_std (where the set's code
+tests with other statistics), source, zca ({source, eps, space: "pixels01"}: whitened [0, 1]
+pixels, mean 0 / std 1, as MTT/DATM), lr, the labeler's identity and epoch, temperature, and
+`codec` ({name, params}: ladd.codecs). The dense labels are the tensor `dense` ([M, N*N, K]
+probabilities) for the float32 and float16 codecs, the codec's payload tensors `dense.<name>`
+(leading dims [M, N*N]) for the others; a file without `codec` (older LADD) holds `dense` in
+float32 or float16. The file is recognised by the "ladd_set" metadata key, whatever its name.
 
 Loading checks everything a hostile or careless file could get wrong (shapes, dtypes, NaN/Inf in
 any tensor, metadata types) and reports it as one LabelAugmentedFileError line.
@@ -23,6 +27,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from ladd.codecs import Codec, CodecError, EncodedDense, build_codec, parse_codec
 from ladd.data.zca import ZCA_SPACE
 from ladd.files import save_tensors
 from ladd.sets.base import (
@@ -39,6 +44,8 @@ from ladd.subsample import check_grid
 
 SET_FORMAT = "ladd.label_augmented/1"
 META_KEY = "ladd_set"
+DENSE_PREFIX = "dense."  # payload tensors of a codec other than float32/float16
+FLOAT_FILE_CODECS = ("float32", "float16")  # written as the one tensor `dense` (older readers)
 
 
 class LabelAugmentedFileError(ValueError):
@@ -51,7 +58,7 @@ class LabelAugmentedSet:
 
     images: torch.Tensor  # float32 normalised (M, C, H, W)
     labels: torch.Tensor  # int64 (M,)
-    dense: torch.Tensor  # probabilities (M, n*n, K)
+    dense: torch.Tensor | None  # probabilities (M, n*n, K) float32/16; None: held in `encoded`
     n: int
     r: float
     class_names: tuple[str, ...]
@@ -68,10 +75,65 @@ class LabelAugmentedSet:
     generation_flops: float = 0.0
     format: str = SET_FORMAT
     zca_source: str | None = None  # the ZCA's source when it is not `source`, or not fitted
+    # The statistics the set's own code tests with, where they differ from mean/std (GLaD's
+    # ImageNet subsets, RDED: ladd.sets.base.DistilledSet.test_mean; ladd.deploy.eval_inputs).
+    test_mean: tuple[float, ...] | None = None
+    test_std: tuple[float, ...] | None = None
+    test_normalisation: str | None = None
+    # The dense labels in another codec (topk, int8, bfloat16), decoded only where asked;
+    # exactly one of `dense` and `encoded` holds them.
+    encoded: EncodedDense | None = None
+
+    # -- the dense labels ----------------------------------------------------------------------
+    @property
+    def codec(self) -> Codec:
+        """The codec the dense labels are held (and by default written) in."""
+        if self.encoded is not None:
+            return self.encoded.codec
+        return parse_codec("float16" if self.dense.dtype == torch.float16 else "float32")
+
+    def dense_labels(self) -> EncodedDense:
+        """The dense labels as stored (an EncodedDense; float ones wrap `dense` as it is)."""
+        if self.encoded is not None:
+            return self.encoded
+        return EncodedDense(self.codec, {"probs": self.dense}, int(self.dense.shape[-1]))
+
+    def probs(self) -> torch.Tensor:
+        """Every crop's label decoded: float32 (M, n*n, K). A large set in a compact codec is
+        better read a chunk at a time (dense_labels().chunks()) or per image (image_probs)."""
+        if self.dense is not None:
+            return self.dense.float()
+        return self.encoded.decode()
+
+    def image_probs(self, index: int) -> torch.Tensor:
+        """One image's crop labels decoded: float32 (n*n, K)."""
+        if self.dense is not None:
+            return self.dense[index].float()
+        return self.encoded.decode(index, index + 1)[0]
+
+    def label_bytes(self) -> int:
+        """Raw bytes of the dense labels as the file stores them."""
+        return self.dense_labels().nbytes()
+
+    def with_codec(self, codec: str | Codec) -> LabelAugmentedSet:
+        """This set with its dense labels in `codec` (a spec such as "topk:5,uint8"); the same
+        set when it already is. Encoded a chunk of images at a time."""
+        from dataclasses import replace
+
+        target = parse_codec(codec)
+        if target.spec == self.codec.spec:
+            return self
+        if target.name in FLOAT_FILE_CODECS:
+            dtype = torch.float16 if target.name == "float16" else torch.float32
+            return replace(self, dense=self.probs().to(dtype), encoded=None)
+        parts = [EncodedDense.encode(target, p) for _, p in self.dense_labels().chunks()]
+        return replace(self, dense=None, encoded=EncodedDense.concat(parts))
 
     # -- shape facts ---------------------------------------------------------------------------
     @property
     def num_classes(self) -> int:
+        if self.dense is None:
+            return int(self.encoded.num_classes) if self.encoded is not None else 0
         return int(self.dense.shape[-1])
 
     @property
@@ -124,6 +186,9 @@ class LabelAugmentedSet:
             zca=self.zca,
             zca_source=zca_source,
             normalisation="recorded in the label-augmented file",
+            test_mean=self.test_mean,
+            test_std=self.test_std,
+            test_normalisation=self.test_normalisation,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -141,25 +206,51 @@ class LabelAugmentedSet:
             "value_range": [lo, hi],
             "n": self.n,
             "r": self.r,
-            "dense_shape": list(self.dense.shape),
-            "dense_dtype": str(self.dense.dtype).replace("torch.", ""),
+            "dense_shape": list(self.dense_labels().shape),
+            "dense_dtype": "float32" if self.dense is None else str(self.dense.dtype)[6:],
+            "codec": self.codec.spec,
+            "label_bytes": self.label_bytes(),
+            "label_bytes_per_image": self.label_bytes() / max(1, len(self)),
             "labeler": self.labeler,
             "source": self.source,
             "normalisation": {"mean": list(self.mean), "std": list(self.std), "zca": zca},
+            "test_normalisation": None
+            if self.test_mean is None
+            else {
+                "mean": list(self.test_mean),
+                "std": list(self.test_std or ()),
+                "what": self.test_normalisation,
+            },
             "lr": self.lr,
         }
 
     # -- file ----------------------------------------------------------------------------------
-    def save(self, path: str | Path, dense_dtype: str | torch.dtype = "float32") -> Path:
-        """Write one safetensors file (atomically); dense labels in float32 or float16."""
-        dtype = _dtype(dense_dtype)
-        self.validate()
-        self.require_trainable()
-        tensors = {
-            "images": self.images.float(),
-            "labels": self.labels.long(),
-            "dense": self.dense.to(dtype),
-        }
+    def save(
+        self,
+        path: str | Path,
+        dense_dtype: str | torch.dtype | None = None,
+        *,
+        codec: str | Codec | None = None,
+    ) -> Path:
+        """Write one safetensors file (atomically), the dense labels in `codec` (a spec, e.g.
+        "topk:5,uint8"; default: the codec the set holds them in, float32 for a fresh
+        `augment`). `dense_dtype` float32/float16 is the older way to say the codec."""
+        if dense_dtype is not None and codec is not None:
+            raise ValueError("give the codec or the dense dtype, not both")
+        if dense_dtype is not None:
+            codec = "float16" if _dtype(dense_dtype) == torch.float16 else "float32"
+        la = self.with_codec(codec) if codec is not None else self
+        la.validate()
+        la.require_trainable()
+        return la._write(Path(path))
+
+    def _write(self, path: Path) -> Path:
+        tensors = {"images": self.images.float(), "labels": self.labels.long()}
+        if self.dense is not None:
+            tensors["dense"] = self.dense.contiguous()
+        else:
+            for key, t in self.encoded.payload.items():
+                tensors[f"{DENSE_PREFIX}{key}"] = t.contiguous()
         if self.soft_labels is not None:
             tensors["soft_labels"] = self.soft_labels.float()
         if self.full_soft is not None:
@@ -185,7 +276,11 @@ class LabelAugmentedSet:
             "temperature": self.temperature,
             "distilled_format": self.distilled_format,
             "generation_flops": self.generation_flops,
+            "codec": {"name": self.codec.name, "params": self.codec.params},
         }
+        if self.test_mean is not None:
+            meta["test_mean"], meta["test_std"] = list(self.test_mean), list(self.test_std or ())
+            meta["test_normalisation"] = self.test_normalisation
         return save_tensors(path, tensors, {META_KEY: json.dumps(meta), "format": SET_FORMAT})
 
     @classmethod
@@ -247,15 +342,30 @@ def _load(
     except Exception as e:  # the library may fail in any way on a hostile file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise err(f"not a readable safetensors file ({first[:160]})") from None
-    missing = [k for k in ("images", "labels", "dense") if k not in tensors]
+    codec = _meta_codec(meta)
+    float_file = codec is None or codec.name in FLOAT_FILE_CODECS
+    missing = [k for k in ("images", "labels") if k not in tensors]
+    if float_file and "dense" not in tensors:
+        missing.append("dense")
     missing += [k for k in ("n", "r", "class_names", "mean", "std") if k not in meta]
     if missing:
         raise err(f"missing {', '.join(missing)}")
+    encoded = None
+    if not float_file:
+        payload = {
+            k[len(DENSE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(DENSE_PREFIX)
+        }
+        encoded = EncodedDense(codec, payload, len(_meta_names(meta)))
+    elif codec is not None and tensors["dense"].dtype != codec.layout(1)["probs"].dtypes[0]:
+        raise err(
+            f"the file says codec {codec.spec} but its dense labels are {tensors['dense'].dtype}"
+        )
     zinfo = meta.get("zca")
     la = cls(
         images=tensors["images"],
         labels=tensors["labels"],
-        dense=tensors["dense"],
+        dense=tensors["dense"] if float_file else None,
+        encoded=encoded,
         n=_meta_int(meta, "n"),
         r=_meta_number(meta, "r"),
         class_names=_meta_names(meta),
@@ -271,6 +381,9 @@ def _load(
         distilled_format=_meta_text(meta, "distilled_format"),
         generation_flops=_meta_number(meta, "generation_flops", 0.0),
         format=_meta_text(meta, "format") or SET_FORMAT,
+        test_mean=_meta_numbers(meta, "test_mean") if meta.get("test_mean") is not None else None,
+        test_std=_meta_numbers(meta, "test_std") if meta.get("test_mean") is not None else None,
+        test_normalisation=_meta_text(meta, "test_normalisation"),
     )
     _validate(la)
     la.images = la.images.float()
@@ -342,6 +455,22 @@ def _meta_names(meta: dict) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _meta_codec(meta: dict) -> Codec | None:
+    """The codec the file records (None: an older file, float32/16 `dense`)."""
+    info = meta.get("codec")
+    if info is None:
+        return None
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+        raise LabelAugmentedFileError("metadata field codec is not a map with a name")
+    params = info.get("params") or {}
+    if not isinstance(params, dict):
+        raise LabelAugmentedFileError("metadata field codec.params is not a map")
+    try:
+        return build_codec(info["name"], params)
+    except CodecError as e:
+        raise LabelAugmentedFileError(str(e)) from None
+
+
 def _meta_map(meta: dict, key: str) -> dict[str, Any]:
     value = meta.get(key) or {}
     if not isinstance(value, dict):
@@ -362,6 +491,14 @@ def _dtype(d: str | torch.dtype) -> torch.dtype:
     elif d in table:
         return table[d]
     raise ValueError(f"dense label dtype must be float32 or float16, got {d!r}")
+
+
+def _check_probs(d: torch.Tensor) -> None:
+    err = LabelAugmentedFileError
+    if not _finite(d):
+        raise err("dense labels contain NaN or Inf")
+    if d.numel() and (float(d.min()) < -1e-4 or (d.sum(-1) - 1).abs().max() > 1e-2):
+        raise err("dense labels are not probability vectors (each crop's row must sum to 1)")
 
 
 def _finite(t: torch.Tensor) -> bool:
@@ -392,19 +529,31 @@ def _validate(la: LabelAugmentedSet) -> None:
     k = len(la.class_names)
     if k == 0:
         raise err("no class names")
-    if la.dense.shape != (m, la.n * la.n, k):
-        raise err(
-            f"dense labels must be (M, N*N, K) = ({m}, {la.n * la.n}, {k}), got {tuple(la.dense.shape)}"
-        )
-    if la.dense.dtype not in (torch.float32, torch.float16):
-        raise err(f"dense labels must be float32 or float16, got {la.dense.dtype}")
     if int(la.labels.min()) < 0 or int(la.labels.max()) >= k:
         raise err(f"labels out of range 0..{k - 1}")
-    d = la.dense.float()
-    if not _finite(d):
-        raise err("dense labels contain NaN or Inf")
-    if float(d.min()) < -1e-4 or (d.sum(-1) - 1).abs().max() > 1e-2:
-        raise err("dense labels are not probability vectors (each crop's row must sum to 1)")
+    if la.dense is not None:
+        if la.dense.shape != (m, la.n * la.n, k):
+            raise err(
+                f"dense labels must be (M, N*N, K) = ({m}, {la.n * la.n}, {k}), "
+                f"got {tuple(la.dense.shape)}"
+            )
+        if la.dense.dtype not in (torch.float32, torch.float16):
+            raise err(f"dense labels must be float32 or float16, got {la.dense.dtype}")
+        _check_probs(la.dense.float())
+    else:
+        if la.encoded is None:
+            raise err("no dense labels")
+        try:
+            la.encoded.check()
+        except CodecError as e:
+            raise err(str(e)) from None
+        if tuple(la.encoded.shape) != (m, la.n * la.n, k):
+            raise err(
+                f"{la.encoded.spec} dense labels must be (M, N*N, K) = ({m}, {la.n * la.n}, {k}), "
+                f"got {tuple(la.encoded.shape)}"
+            )
+        for _, chunk in la.encoded.chunks():
+            _check_probs(chunk)
     if len(la.mean) != c or len(la.std) != c:
         raise err(f"mean/std need {c} channels each")
     stats = [*la.mean, *la.std]
@@ -412,6 +561,12 @@ def _validate(la: LabelAugmentedSet) -> None:
         raise err(f"mean/std {la.mean}/{la.std} are not finite numbers")
     if not all(v > 0 for v in la.std):
         raise err(f"std {la.std} must be positive")
+    if la.test_mean is not None:
+        tm, ts = tuple(la.test_mean), tuple(la.test_std or ())
+        if len(tm) != c or len(ts) != c:
+            raise err(f"test mean/std need {c} channels each, got {len(tm)}/{len(ts)}")
+        if not all(math.isfinite(v) for v in (*tm, *ts)) or not all(v > 0 for v in ts):
+            raise err(f"test mean/std {tm}/{ts} must be finite, the std positive")
     for name in ("soft_labels", "full_soft"):
         t = getattr(la, name)
         if t is None:

@@ -67,21 +67,15 @@ class SetReading:
     def load_options(self) -> dict[str, Any]:
         """`load_set` keyword options (ladd.sets.options.read_options' rules; SetOptionError
         names the field at fault)."""
-        opts = read_options(
+        return read_options(
             format=self.format,
             source=self.source,
             mean=self.mean,
             std=self.std,
             zca=self.zca,
             experiment=self.experiment,
+            num_classes=self.num_classes,
         )
-        if self.num_classes is not None:
-            if int(self.num_classes) < 1:
-                from ladd.sets.options import SetOptionError
-
-                raise SetOptionError("num_classes", "the class count must be at least 1")
-            opts["num_classes"] = int(self.num_classes)
-        return opts
 
 
 def _whitening_hint(dataset: Any) -> str | None:

@@ -36,7 +36,6 @@ __all__ = [
     "driver_lock",
     "list_sweeps",
     "load_sweep",
-    "record_train",
     "recorded_cells",
     "sweep_dir",
 ]
@@ -221,19 +220,3 @@ def recorded_cells(workspace: Any) -> dict[str, int]:
         if key and run.status == "done" and key not in found:
             found[key] = run.id
     return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Recording one run
-
-
-def record_train(
-    ws: Any, result: Any, *, set_path: str, source: str | None, extra: dict[str, Any]
-) -> int:
-    """Record a finished DeployResult (with its models) as a `train` run; returns its id
-    (ladd.pipeline.record_train: the schema every front end writes)."""
-    from ladd.pipeline import record_train as recorder
-
-    extra = dict(extra)
-    label = extra.pop("label", None)
-    return int(recorder(ws, result, set_path=set_path, source=source, label=label, extra=extra))

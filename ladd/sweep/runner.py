@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from ladd.pipeline import record_train
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell
 from ladd.sweep.events import SweepEvent
@@ -37,7 +38,6 @@ from ladd.sweep.record import (
     SweepRecord,
     driver_lock,
     load_sweep,
-    record_train,
     recorded_cells,
     sweep_dir,
 )
@@ -117,7 +117,7 @@ class _Inputs:
                 )
             else:
                 base = self.base(inp.set_path)
-                if hasattr(base, "to_distilled") and getattr(base, "dense", None) is not None:
+                if hasattr(base, "dense_labels"):  # a label-augmented set: label its images again
                     base = base.to_distilled()
                 ds = augment(base, inp.labeler_path, inp.n, inp.r, device=self._device())
                 ds.save(path)
@@ -237,7 +237,7 @@ def plan_sweep(
         images, size, n = inputs.shape(c.input)
         if c.config.mode == "crops_hard" and not c.input.augmented:
             base = inputs.base(c.input.set_path)
-            n = c.config.n if getattr(base, "dense", None) is None else n
+            n = n if hasattr(base, "dense_labels") else c.config.n
         shapes[c.key] = (images, size, n)
     plan = SweepPlan(
         spec,
@@ -664,7 +664,6 @@ def _record(
         return again
     ds = inputs.dataset(cell.input)
     extra: dict[str, Any] = {
-        "label": f"{spec.name}: {cell.label}",
         "sweep": {
             "name": spec.name,
             "cell_key": cell.key,
@@ -680,6 +679,8 @@ def _record(
         replace(out.result, models=out.models()),
         set_path=inputs.set_file(cell.input),
         source=inputs.source(ds),
+        label=f"{spec.name}: {cell.label}",
+        reading=inputs.reading(),
         extra=extra,
     )
     recorded[cell.key] = run_id
