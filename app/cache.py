@@ -399,7 +399,12 @@ def _storage_base(path: str, stamp: float) -> dict[str, float]:
         from ladd.dense import set_storage_report
 
         rep = set_storage_report(ds)
-        out.update(measured_n=ds.n, measured_r=ds.r, measured_overhead=rep.overhead)
+        out.update(
+            measured_n=ds.n,
+            measured_r=ds.r,
+            measured_overhead=rep.overhead,
+            measured_codec=ds.codec.spec,
+        )
     return out
 
 

@@ -49,6 +49,7 @@ class K:
     SUB_R = "sub_r"
     SUB_COMPARE = "sub_cmp"
     SUB_N2 = "sub_n2"
+    SUB_CODEC = "sub_codec"
     SUB_R2 = "sub_r2"
     # 3 soft labels
     SL_SET = "sl_set"
@@ -125,6 +126,7 @@ DEFAULTS: dict[str, Any] = {
     K.SUB_R: 0.625,
     K.SUB_COMPARE: False,
     K.SUB_N2: 3,
+    K.SUB_CODEC: "float32",
     K.SUB_R2: 0.5,
     K.SL_IMAGE: 0,
     K.SL_METRIC: "class probability",

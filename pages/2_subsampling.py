@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import cache, charts, state, widgets
 from app.state import K
+from ladd.codecs import STANDARD_SPECS, parse_codec
 from ladd.subsample import crop_grid
 
 st.title("Sub-sampling")
@@ -35,20 +36,25 @@ def setting(col, n_key: str, r_key: str, suffix: str) -> tuple[int, float]:
     return n, r
 
 
-def show(path: str, index: int, n: int, r: float, size: int, base: dict, tag: str) -> None:
+def show(
+    path: str, index: int, n: int, r: float, size: int, base: dict, tag: str, codec: str
+) -> None:
     grid = crop_grid(size, n, r)
     crops, boxes = cache.crops_of(path, index, n, r)
-    m = st.columns(4)
+    m = st.columns(5)
     m[0].metric("Crop size", f"{grid.side} px")
     m[1].metric("Stride", f"{grid.stride:.1f} px")
     m[2].metric("Labels per image", grid.num_crops)
-    # Dense labels are float32 (N*N x K per image); compare with the zipped images + hard labels.
-    dense_bytes = base["images"] * grid.num_crops * base["classes"] * 4
-    m[3].metric(
+    # The codec's raw bytes (N*N crops x its bytes per crop at K classes) per image and for the
+    # whole set, against the zipped images + hard labels.
+    per_image = grid.num_crops * parse_codec(codec).bytes_per_crop(int(base["classes"]))
+    m[3].metric("Label bytes / image", f"{per_image:,}", help=f"dense labels stored as {codec}")
+    m[4].metric(
         "Storage overhead",
-        f"{dense_bytes / base['base_bytes']:.1%}",
-        help="Whole set: float32 dense labels (uncompressed) over the zip of its uint8 images "
-        "and hard labels. The paper's zip accounting compresses the labels too.",
+        f"{base['images'] * per_image / base['base_bytes']:.1%}",
+        help=f"Whole set: {codec} dense labels (uncompressed) over the zip of its uint8 images "
+        "and hard labels. The paper's zip accounting compresses the labels too (`ladd overhead "
+        "--codec all` measures it per codec).",
     )
     pixels = cache.set_pixels(path)
     a, b = st.columns(2)
@@ -77,20 +83,28 @@ if path:
         st.caption(f"Image {index} of {count}, class **{names[label] if names else label}**")
         compare = st.toggle("Compare two settings side by side", **state.bound(K.SUB_COMPARE))
         base = cache.storage_base(path)
+        codec = st.selectbox(
+            "Label codec",
+            [parse_codec(c).spec for c in STANDARD_SPECS],
+            help="How the dense labels are stored (ladd augment --codec): float32 is the "
+            "paper's; the others trade a stated error per probability for bytes.",
+            **state.bound(K.SUB_CODEC),
+        )
         if compare:
             left, right = st.columns(2)
             n1, r1 = setting(left, K.SUB_N, K.SUB_R, " (A)")
             n2, r2 = setting(right, K.SUB_N2, K.SUB_R2, " (B)")
             with left:
-                show(path, index, n1, r1, pixels.shape[1], base, "a")
+                show(path, index, n1, r1, pixels.shape[1], base, "a", codec)
             with right:
-                show(path, index, n2, r2, pixels.shape[1], base, "b")
+                show(path, index, n2, r2, pixels.shape[1], base, "b", codec)
         else:
             (col,) = st.columns(1)
             n1, r1 = setting(col, K.SUB_N, K.SUB_R, "")
-            show(path, index, n1, r1, pixels.shape[1], base, "a")
+            show(path, index, n1, r1, pixels.shape[1], base, "a", codec)
         if "measured_overhead" in base:
             st.caption(
                 f"This set carries dense labels at N = {base['measured_n']}, R = {base['measured_r']:g}: "
-                f"measured zip overhead {base['measured_overhead']:.1%} (the paper's accounting)."
+                f"stored as {base['measured_codec']}: measured zip overhead "
+                f"{base['measured_overhead']:.1%} (the paper's accounting)."
             )

@@ -72,6 +72,12 @@ if path and lab_dir:
                 **state.bound(K.SL_CLASS),
             )
         st.caption(f"Image {index}: class **{names[label]}**")
+        if hasattr(ds, "dense_labels"):  # a label-augmented set: its own labels are encoded
+            st.caption(
+                f"This set stores its dense labels as **{ds.codec.spec}** "
+                f"({ds.label_bytes() / max(1, len(ds)):,.0f} bytes per image); the labels "
+                "below are each checkpoint's own, computed here in float32."
+            )
 
         if not chosen:
             st.info("Pick at least one checkpoint.")

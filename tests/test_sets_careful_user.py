@@ -344,6 +344,8 @@ def test_a_label_augmented_glad_set_keeps_glads_test_statistics(tmp_path):
     back = LabelAugmentedSet.load(la.save(tmp_path / "la.safetensors"))
     assert back.test_mean == IMAGENET_MEAN and back.test_std == IMAGENET_STD
     assert back.to_distilled().test_mean == IMAGENET_MEAN
-    test = ImageSet(seeded_pixels(4, 32, seed=9), torch.arange(4), source_info("imagenette"), "test")
+    test = ImageSet(
+        seeded_pixels(4, 32, seed=9), torch.arange(4), source_info("imagenette"), "test"
+    )
     x = eval_inputs(back, test, torch.device("cpu"))
     assert torch.allclose(x, normalise(test.images, IMAGENET_MEAN, IMAGENET_STD), atol=1e-6)
