@@ -308,6 +308,63 @@ def test_one_or_two_parts_of_a_sound_label_augmented_file_mutated(data):
         check_load(Path(tmp), "set.ladd", {"describe_only": True, "mean": (1, 2, 3)})
 
 
+CODEC_SPECS = ("bfloat16", "int8:affine", "int8:log", "topk:2,uint8", "topk:2,float16,renorm")
+
+
+def valid_encoded_label_augmented(spec: str) -> tuple[dict, dict]:
+    """The sound set above with its dense labels in codec `spec` (payload `dense.<name>`)."""
+    from ladd.codecs import parse_codec
+
+    tensors, meta = valid_label_augmented()
+    codec = parse_codec(spec)
+    for key, t in codec.encode(tensors.pop("dense")).items():
+        tensors[f"dense.{key}"] = t
+    meta["codec"] = {"name": codec.name, "params": codec.params}
+    return tensors, meta
+
+
+@FUZZ
+@given(st.data(), st.sampled_from(CODEC_SPECS))
+def test_one_part_of_a_sound_encoded_label_augmented_file_mutated(data, spec):
+    """Issue 26: a codec payload tensor replaced or removed, or the codec record mutated, in an
+    otherwise sound file; loading works or raises LabelAugmentedFileError."""
+    content, meta = valid_encoded_label_augmented(spec)
+    choice = data.draw(st.sampled_from(("tensor", "drop", "codec", "params")))
+    payload = sorted(k for k in content if k.startswith("dense."))
+    if choice == "tensor":
+        content[data.draw(st.sampled_from(payload))] = data.draw(tensors())
+    elif choice == "drop":
+        del content[data.draw(st.sampled_from(payload))]
+    elif choice == "codec":
+        meta["codec"] = data.draw(
+            JSON_VALUES | st.fixed_dictionaries({"name": st.text(max_size=8)})
+        )
+    else:
+        meta["codec"]["params"] = data.draw(
+            JSON_VALUES
+            | st.dictionaries(st.sampled_from(("k", "values", "residual", "mode")), JSON_VALUES)
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "set.ladd"
+        save_file(
+            {k: v.contiguous() for k, v in content.items()},
+            str(path),
+            metadata={"ladd_set": json.dumps(meta), "format": "ladd.label_augmented/1"},
+        )
+        check_load(Path(tmp), "set.ladd", {})
+
+
+@pytest.mark.parametrize("spec", CODEC_SPECS)
+def test_the_sound_encoded_file_loads(tmp_path, spec):
+    """The fuzz base above is itself a readable file (so the mutations test the checks)."""
+    from ladd.sets import LabelAugmentedSet
+
+    content, meta = valid_encoded_label_augmented(spec)
+    path = tmp_path / "set.ladd"
+    save_file(content, str(path), metadata={"ladd_set": json.dumps(meta)})
+    assert LabelAugmentedSet.load(path).codec.spec.startswith(spec.split(",")[0])
+
+
 @FUZZ
 @given(st.data(), st.sampled_from(("mtt", "datm", "ddranking", "dc", "dict")))
 def test_one_part_of_a_sound_distilled_set_mutated(data, layout):
