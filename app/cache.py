@@ -120,6 +120,17 @@ def _load_set(path: str, stamp: float, options: ReadOptions = ()) -> Any:
     return load_set(path, cache_dir=workspace().cache_dir, **kwargs)
 
 
+def set_codec(path: str) -> str | None:
+    """The label codec of a label-augmented set file (its header only), else None."""
+    from ladd.sets.augmented import file_codec
+
+    try:
+        p = check_path(path)
+    except (ValueError, OSError):
+        return None
+    return file_codec(p)
+
+
 def set_pixels(path: str, options: ReadOptions = ()) -> np.ndarray:
     """A set's images as (M, H, W, 3) uint8 for display."""
     p = check_path(path)

@@ -466,10 +466,11 @@ def _model_options(spec: DemoSize) -> dict[str, Any]:
 
 def _labeler_config(b: _Build, image_size: int) -> Any:
     from ladd.labeler import LabelerConfig
+    from ladd.training import distillation_arch
 
     spec = b.spec
     return LabelerConfig(
-        arch="convnet_d3" if image_size <= 64 else "convnet_d5",
+        arch=distillation_arch(image_size),
         epochs=spec.labeler_epochs,
         save_at=spec.save_at,
         batch_size=spec.labeler_batch,

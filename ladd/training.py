@@ -47,6 +47,7 @@ from torch import nn
 from ladd.dsa import DSAConfig
 from ladd.flops import train_flops_per_sample
 from ladd.models import ModelSpec, create_from_spec, default_lr
+from ladd.models.registry import small_variant
 from ladd.subsample import sub_sample
 
 __all__ = [
@@ -193,7 +194,7 @@ PROTOCOLS: dict[str, Protocol] = {
 
 def default_protocol(image_size: int) -> str:
     """The protocol of a set's family: CIFAR-size (<= 64 px) sets "mtt", 128 px subsets "glad"."""
-    return "mtt" if image_size <= 64 else "glad"
+    return "mtt" if small_variant(image_size) else "glad"
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ class TrainConfig:
 
 def distillation_arch(image_size: int) -> str:
     """The field's distillation architecture: ConvNet-D3 at <= 64 px, ConvNet-D5 above."""
-    return "convnet_d3" if image_size <= 64 else "convnet_d5"
+    return "convnet_d3" if small_variant(image_size) else "convnet_d5"
 
 
 def resolve_lr(cfg: TrainConfig, dataset: Any, arch: str, image_size: int) -> float:

@@ -51,6 +51,10 @@ with b_col:
     )
 ra, rb = by_id[a], by_id[b]
 res_a, res_b = cache.run_result(a), cache.run_result(b)
+for col, run in ((a_col, ra), (b_col, rb)):
+    codec = cache.set_codec(run.set_path) if run.set_path else None
+    if codec:  # a label-augmented set: the labels its student saw came through this codec
+        col.caption(f"Dense labels of its set stored as **{codec}**")
 names = res_a.get("class_names") or res_b.get("class_names") or []
 name_a, name_b = f"A #{a} {ra.label or ''}".strip(), f"B #{b} {rb.label or ''}".strip()
 

@@ -351,3 +351,16 @@ def _synthetic_test(ds):
         0, 256, (50, 3, ds.images.shape[-1], ds.images.shape[-1]), generator=g, dtype=torch.uint8
     )
     return ImageSet(images, torch.arange(50), info, "test")
+
+
+def test_file_codec_reads_the_codec_from_the_header_alone(labelled, tmp_path):
+    from ladd.sets.augmented import file_codec
+
+    _, _, la = labelled
+    assert file_codec(la.save(tmp_path / "a.safetensors", codec="topk:2,uint8")) == (
+        "topk:2,uint8,uniform"
+    )
+    assert file_codec(la.save(tmp_path / "b.safetensors", codec="float16")) == "float16"
+    plain = tmp_path / "plain.pt"
+    torch.save(torch.zeros(2, 3, 4, 4), plain)
+    assert file_codec(plain) is None and file_codec(tmp_path / "missing") is None

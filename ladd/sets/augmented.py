@@ -594,6 +594,27 @@ def is_label_augmented_file(path: str | Path) -> bool:
     return header is not None and META_KEY in header.metadata
 
 
+def file_codec(path: str | Path) -> str | None:
+    """The label codec a label-augmented file stores its dense labels in (its spec), read from
+    the header alone; None for any other file or one whose codec record does not parse."""
+    p = Path(path)
+    try:
+        header = read_safetensors_header(p) if p.is_file() else None
+    except DistilledFileError:
+        return None
+    if header is None or META_KEY not in header.metadata:
+        return None
+    try:
+        meta = json.loads(header.metadata[META_KEY])
+        codec = _meta_codec(meta) if isinstance(meta, dict) else None
+    except (json.JSONDecodeError, RecursionError, LabelAugmentedFileError):
+        return None
+    if codec is not None:
+        return codec.spec
+    dtype = (header.tensors.get("dense") or {}).get("dtype")
+    return "float16" if dtype == "F16" else "float32"
+
+
 _FOREIGN_OPTIONS = (
     "mean",
     "std",

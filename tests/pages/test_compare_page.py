@@ -102,3 +102,14 @@ def extra_run(demo) -> int:
         ws, la, test, cfg, set_path=demo.set_path, source="shapes", label="extra baseline"
     )
     return run_id
+
+
+def test_compare_page_says_which_codec_the_ladd_runs_labels_came_through(demo):
+    """Issue 26: both demo runs train on its label-augmented set (float32 labels; the baseline
+    reads only its images and hard labels), so each run's column names the codec."""
+    at = open_page("5_compare.py")
+    at.selectbox(key="cmp_a").set_value(demo.baseline_run).run()
+    at.selectbox(key="cmp_b").set_value(demo.ladd_run).run()
+    assert_clean(at)
+    said = [c.value for c in at.caption if "Dense labels of its set" in c.value]
+    assert said == ["Dense labels of its set stored as **float32**"] * 2
