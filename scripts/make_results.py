@@ -29,6 +29,10 @@ PAPER = {
     "6": "Paper Table 2 (ImageNette, per architecture, e.g. MTT ConvNet-D5 61.2 -> 62.1, ViT 35.9 "
     "-> 37.8) and Table 1 (4-architecture averages): LADD improves every distiller across "
     "ConvNet-D5, AlexNet, VGG11, ResNet18 (and ViT).",
+    "7": "Not in the paper, which stores dense labels as float32 (2.5 % overhead at 128 px). "
+    "Label-pruning work (LPLD) reports ImageNet-1K soft labels at top-50 / top-10 for 27.3 / "
+    "20.0 % accuracy; here each codec's accuracy sits beside its label bytes per image "
+    "(issue 26; `scripts/study.py --parts 7`).",
 }
 TITLES = {
     "1": "1. Baseline vs LADD at IPC 1 and 10",
@@ -37,6 +41,7 @@ TITLES = {
     "4": "4. Labeler epochs: accuracy, dense-label entropy, student accuracy",
     "5": "5. Label-mode ablation (Table 6)",
     "6": "6. Cross-architecture at IPC 10",
+    "7": "7. Label codecs: accuracy against label bytes at IPC 10",
 }
 
 
@@ -214,6 +219,23 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
             out.append(f"| {arch} | {lr} | {cells[0]} | {cells[1]} | {gain} | {'; '.join(note)} |")
         for mark in [m for m in PART6_FOOTNOTES if m in notes]:
             out += ["", f"{mark} {PART6_FOOTNOTES[mark]}"]
+    elif part == "7":
+        out += [
+            "| distiller | set | codec | label bytes / image | zip overhead | accuracy |",
+            "|---|---|---|---|---|---|",
+        ]
+
+        def order(r: dict) -> tuple:
+            return (r["distiller"], r["mode"] == "ladd", -r.get("label_bytes_per_image", 0))
+
+        for r in sorted(rows, key=order):
+            what = r.get("label", "LADD") if r["mode"] == "baseline" else "LADD"
+            codec = r.get("codec", "—") if r["mode"] == "ladd" else "—"
+            out.append(
+                f"| {r['distiller']} | {what} (IPC {r['ipc']}) | {codec} | "
+                f"{r.get('label_bytes_per_image', 0):,.0f} | {100 * r.get('overhead', 0):.1f} % | "
+                f"{cell(r)} |"
+            )
     settings = sorted({setting(r) for r in rows})
     commands = sorted({portable(r["command"]) for r in rows})
     out += [

@@ -1,6 +1,6 @@
 """The CIFAR-10 study of docs/results.md: does label augmentation do what the paper says?
 
-    PYTHONPATH=. python scripts/study.py --profile gpu --parts 1,2,3,4,5,6
+    PYTHONPATH=. python scripts/study.py --profile gpu --parts 1,2,3,4,5,6,7
     PYTHONPATH=. python scripts/study.py --profile cpu --parts 1      # reduced, labelled as such
 
 Every run group (dataset, distiller, ipc, arch, mode, n, r, labeler epoch) writes one JSON record
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ladd.codecs import parse_codec
 from ladd.data import load_source
 from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
 from ladd.device import resolve_device
@@ -123,6 +125,7 @@ class Group:
     seeds: int
     extra: dict
     reuse: tuple[str, ...]
+    codec: str | None = None  # the dense labels' codec (None: as made, float32)
 
 
 def progress_bar(what: str) -> Any:
@@ -143,6 +146,7 @@ class Study:
     ) -> None:
         self.p = profile
         self.executor, self.address = executor, address
+        self.codecs: tuple[str, ...] = PART7_CODECS  # part 7 (--codecs overrides)
         self._pending: list[Group] = []
         self.ws = workspace / f"study-{profile.name}"
         self.ws.mkdir(parents=True, exist_ok=True)
@@ -299,6 +303,7 @@ class Study:
         seeds: int | None = None,
         extra=None,
         reuse: tuple[str, ...] = (),
+        codec: str | None = None,
     ) -> dict | None:
         """Ask for one run group. Its record when one exists (or another part's identical run
         group stands in); else it is queued, and `flush` trains every queued group of the part
@@ -308,6 +313,8 @@ class Study:
         if not (lm.needs_dense or lm.needs_labeler):
             labeler_epoch = None  # hard labels only: no labeler, so any table's twin stands in
         run_key = f"{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
+        if codec is not None:  # part 7: the labels stored in a codec (float32: as made)
+            run_key += "-" + re.sub(r"[^a-z0-9]+", "_", parse_codec(codec).spec)
         key = f"{part}-{run_key}"
         path = self.out / f"{self.p.name}-{key}.json"
         protocol = TrainConfig().resolved(int(self.test.images.shape[-1])).protocol
@@ -335,6 +342,7 @@ class Study:
                 seeds,
                 dict(extra or {}),
                 reuse,
+                parse_codec(codec).spec if codec is not None else None,
             )
         )
         return None
@@ -362,6 +370,7 @@ class Study:
             zca=zca,
             labeler_epochs=tuple(dict.fromkeys(g.labeler_epoch for g in labelled)),
             nr=tuple(dict.fromkeys((g.n, g.r) for g in labelled)),
+            codecs=tuple(dict.fromkeys(g.codec for g in labelled if g.codec is not None)),
             seed_groups=(tuple(range(seeds.pop())),),
             epochs=self.p.epochs,
             width=self.p.width if self.p.width != 128 else None,
@@ -438,6 +447,7 @@ class Study:
             "n": g.n,
             "r": g.r,
             "labeler_epoch": g.labeler_epoch,
+            **({"codec": g.codec} if g.codec is not None else {}),
             "epochs": self.p.epochs,
             "seeds": g.seeds,
             "width": self.p.width if g.arch.startswith("convnet") else None,
@@ -587,6 +597,63 @@ class Study:
                 )
         self.flush()
 
+    def part7(self) -> None:
+        """Accuracy against label bytes (issue 26): LADD at IPC 10 with its dense labels in each
+        codec of PART7_CODECS, on random real and the profile's distiller, beside baseline and
+        baseline++ (part 1 and 2's run groups). Each record carries the codec's label bytes
+        per image and the zip overhead of the set stored that way."""
+        for m in dict.fromkeys(("random", self.p.distiller)):
+            la = self.la_set(m, 10)
+            for spec in self.codecs:
+                codec = parse_codec(spec)
+                held = la.with_codec(codec)
+                as_made = codec.spec == "float32"  # parts 1 and 2's LADD run group
+                self.run(
+                    "7",
+                    distiller=m,
+                    ipc=10,
+                    mode="ladd",
+                    labeler_epoch=self.p.labeler_epochs[0],
+                    codec=None if as_made else codec.spec,
+                    reuse=("2", "1") if as_made else (),
+                    extra={
+                        "codec": codec.spec,
+                        "label_bytes_per_image": held.label_bytes() / len(held),
+                        "overhead": set_storage_report(held).overhead,
+                        "max_abs_error": codec.max_abs_error(held.num_classes),
+                    },
+                )
+            for ipc, label in ((10, "baseline"), (11, "baseline++")):
+                plus = self.distilled(m, ipc)
+                self.run(
+                    "7",
+                    distiller=m,
+                    ipc=ipc,
+                    mode="baseline",
+                    extra={
+                        "label": label,
+                        "label_bytes_per_image": 0.0,
+                        "overhead": set_base_bytes(plus) / set_storage_report(la).base_bytes - 1.0,
+                    },
+                    reuse=("2", "1"),
+                )
+        self.flush()
+
+
+# Part 7's codecs: every standard one, plus a few k of top-k (issue 26).
+PART7_CODECS = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "int8:affine",
+    "int8:log",
+    "topk:10,float16",
+    "topk:5,float16",
+    "topk:5,uint8",
+    "topk:3,uint8",
+    "topk:1,uint8",
+)
+
 
 def mtt_config(ipc: int, p: Profile) -> MTTConfig:
     """MTT's CIFAR-10 hyper-parameters (its paper's table, also DATM's CIFAR-10 IPC-1 lr_lr):
@@ -654,7 +721,12 @@ def main() -> None:
     ap.add_argument(
         "--distillers", help="part 1 only: which distillers, e.g. random (default: random + best)"
     )
-    ap.add_argument("--distiller", help="override the distiller of parts 2-6, e.g. random")
+    ap.add_argument("--distiller", help="override the distiller of parts 2-7, e.g. random")
+    ap.add_argument(
+        "--codecs",
+        help="part 7's label codecs, separated by ';' (default: PART7_CODECS), e.g. "
+        "'float32;topk:5,uint8'",
+    )
     ap.add_argument(
         "--archs",
         help="part 6 only: which architectures, e.g. vgg11,alexnet (default: the profile's, all "
@@ -688,6 +760,8 @@ def main() -> None:
         epochs = tuple(int(e) for e in args.labeler_epochs.split(","))
         profile = replace(profile, labeler_epochs=epochs)
     study = Study(profile, args.workspace, args.out, args.device, args.executor, args.address)
+    if args.codecs:
+        study.codecs = tuple(c.strip() for c in args.codecs.split(";") if c.strip())
     for part in args.parts.split(","):
         if part.strip() == "1" and args.distillers:
             study.part1(tuple(m.strip() for m in args.distillers.split(",")))

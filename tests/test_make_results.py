@@ -259,3 +259,37 @@ def test_the_committed_records_regenerate_results_md_byte_for_byte(tmp_path):
     cmd = [sys.executable, script, "--records", str(ROOT / "docs" / "results"), "--out", str(out)]
     subprocess.run(cmd, check=True, cwd=ROOT)
     assert out.read_bytes() == (ROOT / "docs" / "results.md").read_bytes()
+
+
+def test_part7_lists_codecs_by_label_bytes_beside_the_baselines(tmp_path):
+    """Issue 26: the codec table puts each LADD record's codec and label bytes beside the
+    baseline and baseline++ records of the same distiller."""
+    recs = tmp_path / "recs"
+    recs.mkdir()
+    base = {"part": "7", "profile": "cpu", "dataset": "cifar10", "distiller": "random",
+            "arch": "convnet_d3", "n": 5, "r": 0.625, "epochs": 60, "seeds": 3, "width": 32,
+            "protocol": "mtt", "lr": 0.01, "per_seed": [0.3], "std": 0.01, "seconds": 1.0,
+            "command": "python scripts/study.py --parts 7", "device": "CPU (2 cores)",
+            "date": "2026-12-04", "loss": "mean", "full_labels": "hard", "passes": 61}  # fmt: skip
+    rows = [
+        {**base, "mode": "ladd", "ipc": 10, "codec": "float32", "label_bytes_per_image": 1000.0,
+         "overhead": 0.31, "mean": 0.40, "labeler_epoch": 10},
+        {**base, "mode": "ladd", "ipc": 10, "codec": "topk:5,uint8,uniform",
+         "label_bytes_per_image": 250.0, "overhead": 0.08, "mean": 0.39, "labeler_epoch": 10},
+        {**base, "mode": "baseline", "ipc": 11, "label": "baseline++", "overhead": 0.1,
+         "label_bytes_per_image": 0.0, "mean": 0.30, "labeler_epoch": None},
+    ]  # fmt: skip
+    for i, r in enumerate(rows):
+        (recs / f"r{i}.json").write_text(json.dumps(r))
+    out = tmp_path / "results.md"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_results.py"), "--records", str(recs),
+         "--out", str(out)], check=True, capture_output=True)  # fmt: skip
+    text = out.read_text()
+    part7 = text[text.index("## 7. Label codecs") :]
+    lines = [ln for ln in part7.splitlines() if ln.startswith("| random")]
+    assert lines == [
+        "| random | baseline++ (IPC 11) | — | 0 | 10.0 % | 30.0 ± 1.0 |",
+        "| random | LADD (IPC 10) | float32 | 1,000 | 31.0 % | 40.0 ± 1.0 |",
+        "| random | LADD (IPC 10) | topk:5,uint8,uniform | 250 | 8.0 % | 39.0 ± 1.0 |",
+    ]

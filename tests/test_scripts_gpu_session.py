@@ -114,3 +114,20 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     for name in made:  # both borrowed, and marked so
         assert json.loads((out / "results" / name).read_text())["borrowed"] == "the table 1 run"
     assert "train 1/" not in res.stdout + res.stderr  # nothing trained
+
+    # Part 7 (issue 26): LADD with its labels in each codec; float32 is table 1's run group,
+    # the others train, each record with its codec's label bytes; baseline and baseline++ beside.
+    cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--profile", "cpu", "--epochs", "2"]
+    cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "7", "--distiller", "random"]
+    cmd += ["--codecs", "float32;topk:1,uint8", "--out", str(out / "results")]
+    cmd += ["--workspace", str(out / "workspace"), "--device", "cpu"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert "7-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.stdout
+    part7 = {p.name: json.loads(p.read_text()) for p in (out / "results").glob("cpu-7-*.json")}
+    topk = part7["cpu-7-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1-topk_1_uint8_uniform.json"]
+    assert topk["codec"] == "topk:1,uint8,uniform" and "borrowed" not in topk
+    assert topk["label_bytes_per_image"] == 25 * 2  # one (uint8 index, uint8 value) per crop
+    full = part7["cpu-7-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1.json"]
+    assert full["codec"] == "float32" and full["label_bytes_per_image"] == 25 * 10 * 4
+    labels = sorted(r.get("label", "") for r in part7.values() if r["mode"] == "baseline")
+    assert labels == ["baseline", "baseline++"]

@@ -195,6 +195,34 @@ def test_a_label_augmented_set_sweeps_with_its_own_dense_labels(inputs, tmp_path
     assert run.metrics["seconds"] > 0
 
 
+def test_a_codec_axis_labels_each_input_in_each_codec_and_keeps_old_keys(inputs, tmp_path):
+    """Issue 26: `codecs` multiplies the labelled cells only; a sweep without it keeps the
+    keys it had before codecs existed; each cell trains on labels stored in its codec."""
+    from ladd.sets import LabelAugmentedSet
+
+    plain = expand(grid(inputs))
+    spec = grid(inputs, codecs=("topk:2,uint8", "float32"))
+    assert spec.codecs == ("topk:2,uint8,uniform", "float32")
+    cells = expand(spec)
+    ladd = [c for c in cells if c.config.mode == "ladd"]
+    base = [c for c in cells if c.config.mode == "baseline"]
+    assert len(ladd) == 2 * len([c for c in plain if c.config.mode == "ladd"])
+    assert {c.key for c in base} == {c.key for c in plain if c.config.mode == "baseline"}
+    assert {c.input.codec for c in ladd} == {"topk:2,uint8,uniform", "float32"}
+    assert "codec" not in plain[-1].input.identity()
+    with pytest.raises(ValueError, match="codecs: unknown label codec"):
+        grid(inputs, codecs=("zip",))
+    one = replace(spec, modes=("ladd",), archs=("convnet_d2",), seed_groups=((0,),), epochs=1,
+                  labeler_epochs=(1,), nr=((2, 0.75),))  # fmt: skip
+    ws = Workspace(tmp_path / "ws")
+    assert run_sweep(one, ws).status == "done"
+    runs = train_runs(ws)
+    assert len(runs) == 2
+    codecs = {LabelAugmentedSet.load(r.config["set"]).codec.spec for r in runs}
+    assert codecs == {"topk:2,uint8,uniform", "float32"}
+    assert {r.config["sweep"]["input"]["codec"] for r in runs} == codecs
+
+
 def test_a_plain_set_in_ladd_mode_needs_a_labeler(inputs):
     with pytest.raises(ValueError, match="needs dense labels"):
         expand(grid(inputs, labeler=None, labeler_epochs=(), nr=()))

@@ -106,6 +106,8 @@ class _Inputs:
             return self._prepared[inp.key]
         if not inp.augmented:
             ds = self.base(inp.set_path)
+            if inp.codec is not None and hasattr(ds, "dense_labels"):
+                ds = ds.with_codec(inp.codec)  # a label-augmented set, its labels re-encoded
         else:
             from ladd.dense import augment
             from ladd.sets import LabelAugmentedSet
@@ -119,7 +121,9 @@ class _Inputs:
                 base = self.base(inp.set_path)
                 if hasattr(base, "dense_labels"):  # a label-augmented set: label its images again
                     base = base.to_distilled()
-                ds = augment(base, inp.labeler_path, inp.n, inp.r, device=self._device())
+                ds = augment(
+                    base, inp.labeler_path, inp.n, inp.r, device=self._device(), codec=inp.codec
+                )
                 ds.save(path)
         self._prepared[inp.key] = ds
         return ds

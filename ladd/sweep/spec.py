@@ -56,8 +56,9 @@ class SweepSpec:
     """A grid of `ladd train` runs: sets x modes x (labeler epochs x N/R) x archs x seed groups.
 
     Experiment fields (they enter every cell's key): sets, source, zca, labeler, labeler_epochs,
-    nr, archs, modes, seed_groups, epochs, lr, batch_size, width, trainer, precision, dsa,
-    protocol, loss, full_labels.
+    nr, codecs, archs, modes, seed_groups, epochs, lr, batch_size, width, trainer, precision,
+    dsa, protocol, loss, full_labels. `codecs` (ladd.codecs specs, e.g. "topk:5,uint8"): the
+    dense labels of each labelled input stored in each codec; () = as made (float32).
     Execution fields (they never do): name, device, data_root, cpus_per_cell, gpus_per_cell,
     max_retries, threads, allow_unwhitened (train on sets that look ZCA-whitened without a ZCA,
     which ladd.sets.inputs otherwise refuses).
@@ -71,6 +72,7 @@ class SweepSpec:
     labeler: str | None = None  # a labeler folder (epoch_NNN.safetensors) or one checkpoint
     labeler_epochs: tuple[int, ...] = ()  # () = load_labeler's choice (epoch 10, else the first)
     nr: tuple[tuple[int, float], ...] = ()  # () = (5, 0.625) with a labeler, else the set's own
+    codecs: tuple[str, ...] = ()  # label codecs of the labelled inputs; () = as made (float32)
     seed_groups: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3, 4),)
     epochs: int = 1000
     lr: float | None = None
@@ -103,6 +105,7 @@ class SweepSpec:
             "modes": tuple(self.modes),
             "labeler_epochs": tuple(int(e) for e in self.labeler_epochs),
             "nr": tuple((int(n), float(r)) for n, r in self.nr),
+            "codecs": _codec_specs(self.codecs),
             "seed_groups": tuple(tuple(int(s) for s in g) for g in self.seed_groups),
         }
         for k, v in tup.items():
@@ -146,7 +149,7 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("sets", "archs", "modes", "labeler_epochs"):
+        for k in ("sets", "archs", "modes", "labeler_epochs", "codecs"):
             d[k] = list(d[k])
         d["nr"] = [list(p) for p in self.nr]
         d["seed_groups"] = [list(g) for g in self.seed_groups]
@@ -186,6 +189,18 @@ class SweepSpec:
     def with_options(self, **changes: Any) -> SweepSpec:
         """A copy with some fields changed (checked again)."""
         return replace(self, **changes)
+
+
+def _codec_specs(codecs: Any) -> tuple[str, ...]:
+    """Codec specs in their full spelling ("topk:5,uint8" -> "topk:5,uint8,uniform"), checked."""
+    from ladd.codecs import CodecError, parse_codec
+
+    if isinstance(codecs, str):
+        codecs = (codecs,)
+    try:
+        return tuple(dict.fromkeys(parse_codec(str(c)).spec for c in codecs))
+    except CodecError as e:
+        raise ValueError(f"codecs: {e}") from None
 
 
 def load_spec(path: str | Path, **overrides: Any) -> SweepSpec:
@@ -245,16 +260,21 @@ class CellInput:
     labeler_epoch: int | None = None
     n: int | None = None
     r: float | None = None
+    codec: str | None = None  # the dense labels' codec (None: as made, float32)
 
     @property
     def augmented(self) -> bool:
         return self.labeler_path is not None
 
+    def identity(self) -> dict[str, Any]:
+        """What names the input's bytes: paths left out, and the codec only when one is set
+        (so the cells of sweeps made before codecs keep their keys)."""
+        skip = {"set_path", "labeler_path"} | ({"codec"} if self.codec is None else set())
+        return {k: v for k, v in asdict(self).items() if k not in skip}
+
     @property
     def key(self) -> str:
-        return _hash(
-            {k: v for k, v in asdict(self).items() if k not in ("set_path", "labeler_path")}
-        )
+        return _hash(self.identity())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -272,7 +292,7 @@ class Cell:
     @property
     def key(self) -> str:
         """Stable id: a hash of the input's bytes, the source and the whole TrainConfig."""
-        inp = {k: v for k, v in asdict(self.input).items() if k not in ("set_path", "labeler_path")}
+        inp = self.input.identity()
         return _hash(
             {"input": inp, "source": self.source, "zca": self.zca, "train": self.config.to_dict()}
         )
@@ -379,7 +399,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
                             n=n,
                             r=r,
                         )
-                        variants.append((inp, n, r))
+                        variants += [(replace(inp, codec=c), n, r) for c in spec.codecs or (None,)]
             elif mode in LABELER_MODES and not is_la:
                 raise ValueError(
                     f"mode {mode!r} on {p} needs dense labels: give the sweep a labeler, or "
@@ -387,6 +407,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
                 )
             elif mode == "crops_hard" and not is_la:
                 variants += [(base, n, r) for n, r in spec.nr or ((5, 0.625),)]
+            elif mode in LABELER_MODES:  # a label-augmented set: its labels in each codec
+                variants += [(replace(base, codec=c), None, None) for c in spec.codecs or (None,)]
             else:
                 variants.append((base, None, None))
             for inp, n, r in variants:
