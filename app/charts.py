@@ -325,3 +325,57 @@ def cam_grid(grid: Any, show_inputs: bool = True, alpha: float = 0.45) -> go.Fig
         hovermode=False,
     )
     return fig
+
+
+def codec_frontier(points: Sequence[Any], title: str = "") -> go.Figure:
+    """Accuracy against storage overhead (zip, over the uint8 images) for part 7's points
+    (ladd.codecs.choice.FrontierPoint), one panel per distiller: LADD per codec as circles,
+    baseline and baseline++ as squares, the frontier (ladd.codecs.choice.pareto) as a line."""
+    from ladd.codecs.choice import pareto
+
+    distillers = sorted({p.distiller for p in points})
+    fig = make_subplots(rows=1, cols=max(1, len(distillers)), subplot_titles=distillers)
+    for col, d in enumerate(distillers, start=1):
+        mine = [p for p in points if p.distiller == d]
+        front = sorted(pareto(mine), key=lambda p: p.overhead)
+        fig.add_trace(
+            go.Scatter(
+                x=[100 * p.overhead for p in front],
+                y=[100 * p.mean for p in front],
+                mode="lines",
+                line={"color": "rgba(128,128,128,0.6)"},
+                name="frontier",
+                showlegend=col == 1,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
+        )
+        for ladd, symbol, color, name in ((True, "circle", RUN_COLORS[0], "LADD, per codec"),
+                                          (False, "square", RUN_COLORS[1], "baseline / ++")):  # fmt: skip
+            group = [p for p in mine if p.ladd == ladd]
+            if not group:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[100 * p.overhead for p in group],
+                    y=[100 * p.mean for p in group],
+                    error_y={"type": "data", "array": [100 * p.std for p in group]},
+                    mode="markers+text",
+                    marker={"symbol": symbol, "color": color, "size": 9},
+                    text=[p.what for p in group],
+                    textposition="top right",
+                    customdata=[[p.label_bytes_per_image, p.seeds] for p in group],
+                    hovertemplate="%{text}<br>overhead %{x:.1f} %<br>accuracy %{y:.1f} %"
+                    "<br>label bytes / image %{customdata[0]:,.0f}<br>seeds %{customdata[1]}"
+                    "<extra></extra>",
+                    name=name,
+                    showlegend=col == 1,
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="storage overhead (zip, %)", row=1, col=col)
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
+    fig.update_layout(title=title or None, height=420, margin={"t": 60})
+    return fig

@@ -32,6 +32,10 @@ COLUMNS = (
     "labeler_epoch",
     "epochs",
     "width",
+    "codec",
+    "label",
+    "label_bytes_per_image",
+    "overhead",
     "mean",
     "std",
     "seeds",
@@ -112,3 +116,18 @@ def ladd_gain(df: pd.DataFrame) -> pd.DataFrame:
         return merged
     merged["LADD - baseline"] = merged["mean LADD"] - merged["mean baseline"]
     return merged.reset_index(drop=True)
+
+
+def codec_points(df: pd.DataFrame) -> list[Any]:
+    """Part 7's rows (accuracy against label bytes) as ladd.codecs.choice FrontierPoints."""
+    from ladd.codecs.choice import frontier_points
+
+    if df.empty or "part" not in df:
+        return []
+    rows = df[df["part"].astype(str) == "7"]
+    recs = [{k: v for k, v in r.items() if not _missing(v)} for r in rows.to_dict("records")]
+    return frontier_points(recs)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)

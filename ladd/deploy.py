@@ -11,15 +11,17 @@ from __future__ import annotations
 import statistics
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ladd.device import resolve_device
+from ladd.device import resolve_device, resolve_precision
 from ladd.models import check_model_options, small_variant, supported_options
 from ladd.progress import ProgressEvent, ProgressFn
+from ladd.results import CrossArchResult, DeployResult
 from ladd.trainers import train_models
 from ladd.training import TrainConfig, build_training_data, model_spec, resolve_lr
 
@@ -151,8 +153,6 @@ def evaluate_models(
     slower than separate ones too). The predictions are the per-model ones (tested), only the
     launches differ.
     """
-    from ladd.trainers.compile import resolve_precision
-
     labels = labels.to(inputs.device)
     bf16 = inputs.device.type == "cuda" and resolve_precision(precision, inputs.device) == "bf16"
     for model in models:
@@ -188,37 +188,6 @@ def evaluate_models(
             )
         )
     return out
-
-
-@dataclass
-class DeployResult:
-    """Accuracy of models trained on a set, mean +- std over seeds, and what it cost."""
-
-    config: TrainConfig
-    lr: float
-    accuracy_mean: float
-    accuracy_std: float
-    per_seed: list[float]
-    per_class: list[list[float]]  # (S, K)
-    confusion: list[list[int]]  # (K, K), summed over seeds, [true][predicted]
-    loss_curves: list[list[float]]
-    seconds: float
-    flops: int
-    num_samples: int  # training samples per epoch
-    class_names: list[str]
-    engine: dict[str, Any] | None = None  # how the fast trainer ran (compile vs train seconds)
-    # The live view's points (monitor_every > 0): {"epoch", "accuracy": [per seed, in
-    # config.seeds order; None where a seed has no point]} on the fixed monitor subset of the
-    # test split (MONITOR_IMAGES), for the curves only; never used to choose anything.
-    monitor: list[dict[str, Any]] = field(default_factory=list)
-    models: list[nn.Module] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (models left out)."""
-        d = {k: v for k, v in self.__dict__.items() if k not in ("models", "config")}
-        d["config"] = self.config.to_dict()
-        d["per_class_mean"] = [statistics.fmean(c) for c in zip(*self.per_class, strict=True)]
-        return d
 
 
 def is_settled(cfg: TrainConfig) -> bool:
@@ -307,6 +276,7 @@ def train_and_evaluate(
     stop: threading.Event | None = None,
     monitor_every: int = 0,
     checkpoint: Any = None,
+    compile_cache: str | Path | None = None,
 ) -> DeployResult:
     """Train cfg.seeds fresh models on `dataset` in cfg.mode; test once on `test_set` (ImageSet).
 
@@ -315,6 +285,7 @@ def train_and_evaluate(
     the run is recorded); the result's config records both. monitor_every > 0: every so
     many epochs, per-seed accuracy on a fixed subset of the test split goes to `progress`.
     `checkpoint` (ladd.training.TrainCheckpoint): save and resume the exact training state.
+    `compile_cache`: the folder of compiled kernels to use (ladd.trainers.train_models).
     """
     if hasattr(dataset, "require_trainable"):
         dataset.require_trainable()  # a set read for description only has no input space
@@ -361,6 +332,7 @@ def train_and_evaluate(
         monitor=monitor,
         monitor_every=monitor_every,
         checkpoint=checkpoint,
+        compile_cache=compile_cache,
     )
     if progress is not None:
         progress(ProgressEvent("evaluate", 0, 0, None, "testing on the real test split", note=True))
@@ -393,44 +365,13 @@ def train_and_evaluate(
         flops=trained.flops,
         num_samples=len(data),
         class_names=names,
-        engine=report.to_dict() if report is not None else None,
+        engine=trained.engine,
         monitor=[
             {"epoch": e, "accuracy": [history[e].get(s) for s in cfg.seeds]}
             for e in sorted(history)
         ],
         models=trained.models,
     )
-
-
-@dataclass
-class CrossArchResult:
-    """Accuracy of one set across architectures (paper Table 2)."""
-
-    results: dict[str, DeployResult]
-
-    def table(self) -> list[dict[str, Any]]:
-        rows = [
-            {
-                "arch": a,
-                "accuracy_mean": r.accuracy_mean,
-                "accuracy_std": r.accuracy_std,
-                "seconds": r.seconds,
-                "flops": r.flops,
-            }
-            for a, r in self.results.items()
-        ]
-        return rows
-
-    @property
-    def average(self) -> float:
-        return statistics.fmean(r.accuracy_mean for r in self.results.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "table": self.table(),
-            "average": self.average,
-            "results": {a: r.to_dict() for a, r in self.results.items()},
-        }
 
 
 def evaluate_architectures(
@@ -443,6 +384,7 @@ def evaluate_architectures(
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     on_result: Callable[[str, DeployResult], None] | None = None,
+    compile_cache: str | Path | None = None,
 ) -> CrossArchResult:
     """Train and test every architecture of `archs` (default: the paper's five) with cfg.
 
@@ -459,7 +401,15 @@ def evaluate_architectures(
             if progress is not None:
                 progress(replace(ev, message=f"{arch} {ev.message}".strip()))
 
-        res = train_and_evaluate(dataset, test_set, acfg, device=device, progress=relay, stop=stop)
+        res = train_and_evaluate(
+            dataset,
+            test_set,
+            acfg,
+            device=device,
+            progress=relay,
+            stop=stop,
+            compile_cache=compile_cache,
+        )
         results[arch] = res
         if on_result is not None:
             on_result(arch, res)

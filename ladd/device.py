@@ -1,4 +1,4 @@
-"""Choosing the torch device from a user's string."""
+"""Choosing the torch device from a user's string, and the precision that goes with it."""
 
 from __future__ import annotations
 
@@ -19,3 +19,14 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """Resolve a precision: "auto" is "bf16" on CUDA (autocast, fp32 master weights) and "fp32"
+    elsewhere; "fp32" and "bf16" are kept as asked ("bf16" only takes effect on CUDA)."""
+    dev = torch.device(device) if isinstance(device, str) else device
+    if precision == "auto":
+        return "bf16" if dev.type == "cuda" else "fp32"
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
+    return precision

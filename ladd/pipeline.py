@@ -412,7 +412,6 @@ def run_train(
     from ladd.sets.inputs import set_warnings
     from ladd.training import TrainCheckpoint, checkpoint_path, train_key
 
-    _compile_cache(ws)
     cfg = resolve_config(dataset, cfg, device)
     key = train_key(dataset, cfg)
     ckpt = TrainCheckpoint(checkpoint_path(ws.root / "checkpoints", key), key, checkpoint_seconds)
@@ -436,6 +435,7 @@ def run_train(
             stop=stop,
             monitor_every=monitor_every,
             checkpoint=ckpt,
+            compile_cache=_compile_cache(ws),
         )
         for seed, model in zip(cfg.seeds, res.models, strict=True):
             run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
@@ -486,11 +486,10 @@ def _reading_record(reading: Any | None) -> dict[str, Any]:
     return (reading if reading is not None else SetReading()).to_dict()
 
 
-def _compile_cache(ws: Any) -> None:
-    """Compiled kernels live in the workspace's cache (one warm-up serves every later run)."""
-    from ladd.trainers.compile import compile_cache_dir, use_compile_cache
-
-    use_compile_cache(compile_cache_dir(ws.cache_dir / "compile"))
+def _compile_cache(ws: Any) -> Path:
+    """Compiled kernels live in the workspace's cache (one warm-up serves every later run);
+    the trainers point the process at it (ladd.trainers.train_models)."""
+    return Path(ws.cache_dir) / "compile"
 
 
 def run_evaluate(
@@ -512,7 +511,6 @@ def run_evaluate(
     it finishes. (run id, CrossArchResult)"""
     from ladd.deploy import evaluate_architectures
 
-    _compile_cache(ws)
     config = {
         "train": cfg.to_dict(),
         "archs": list(archs or []),
@@ -543,6 +541,7 @@ def run_evaluate(
             progress=progress,
             stop=stop,
             on_result=keep,
+            compile_cache=_compile_cache(ws),
         )
         run.log_metrics(
             average=out.average,

@@ -836,3 +836,6 @@ class TrainedModels:
     loss_curves: list[list[float]]  # per seed, the mean training loss of each epoch
     seconds: float
     flops: int = 0  # filled in by ladd.trainers.train_models (counted once, whatever the engine)
+    # How the engine ran, JSON-ready (the fast trainer's EngineReport.to_dict(); None for the
+    # reference loop), filled in by ladd.trainers.train_models.
+    engine: dict[str, Any] | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import records, state, widgets
+from app import charts, records, state, widgets
 from app.state import K
 
 st.title("Results")
@@ -76,3 +76,24 @@ else:
     table = table.rename(columns={c: f"{c} (%)" for c in percent})
     st.dataframe(table, hide_index=True, key="rs_gain")
     widgets.csv_download(table, "ladd_vs_baseline", key="rs_gain_csv")
+
+points = records.codec_points(shown)
+if points:
+    from ladd.codecs.choice import choose_default
+
+    st.subheader("Accuracy against label bytes (part 7)")
+    st.plotly_chart(
+        charts.codec_frontier(points),
+        key="rs_frontier",
+        config=charts.export_config("ladd_codec_frontier"),
+    )
+    pick = choose_default(points)
+    if pick is None:
+        st.caption("The default codec needs float32 and another codec on each distiller shown.")
+    else:
+        st.caption(
+            f"The rule of ladd.codecs.choice (fewest label bytes within two standard errors of "
+            f"float32 on every distiller) picks **{pick.codec}** here: "
+            f"{pick.label_bytes_per_image:,.0f} label bytes per image against float32's "
+            f"{pick.reference_bytes_per_image:,.0f} ({100 * pick.saving:.0f} % fewer)."
+        )

@@ -141,14 +141,106 @@ def part6_note(arch: str, b: dict | None, la: dict | None) -> list[str]:
     return note
 
 
-def section(part: str, rows: list[dict]) -> list[str]:
+def section(part: str, rows: list[dict], figures: Path | None = None) -> list[str]:
     out = [f"## {TITLES[part]}", "", PAPER[part], ""]
     for key, group in groups(part, rows).items():
         title = PROFILE_NAMES.get(key[0], f"{key[0]} profile")
         if len(key) > 1:
             title += f", distiller {key[1]}"
         out += [f"### {title}", ""] + table(part, group, key[0])
+    if part == "7":
+        out += part7_default(rows)
+        if figures is not None:
+            out += part7_figure(rows, figures)
     return out
+
+
+def part7_default(rows: list[dict]) -> list[str]:
+    """The default codec the figures pick (ladd.codecs.choice's rule), per profile."""
+    from ladd.codecs.choice import choose_default, frontier_points
+
+    out: list[str] = []
+    for profile in sorted({r["profile"] for r in rows}):
+        points = frontier_points(r for r in rows if r["profile"] == profile)
+        pick = choose_default(points)
+        out += [f"### The default codec ({profile} profile)", ""]
+        out += [
+            "Rule (ladd.codecs.choice): the codec with the fewest label bytes per image whose "
+            "mean accuracy, on every distiller measured, is not below float32's by more than two "
+            "standard errors of the difference of the means.",
+            "",
+        ]
+        if pick is None:
+            out += [
+                "_Not enough records to apply it (float32 and another codec on each distiller)._",
+                "",
+            ]
+            continue
+        judged = "; ".join(
+            f"{d}: {100 * f['mean']:.1f} vs float32 {100 * f['float32']:.1f} "
+            f"({100 * f['difference']:+.1f}, bound -{100 * f['bound']:.1f})"
+            for d, f in sorted(pick.figures.items())
+        )
+        out += [
+            f"Picked: **{pick.codec}**, {pick.label_bytes_per_image:,.0f} label bytes per image "
+            f"against float32's {pick.reference_bytes_per_image:,.0f} "
+            f"({100 * pick.saving:.0f} % fewer). {judged}.",
+            "",
+        ]
+        if pick.rejected:
+            out += [
+                "Passed over (fewer bytes): "
+                + "; ".join(f"{c} ({why})" for c, why in pick.rejected.items())
+                + ".",
+                "",
+            ]
+    return out
+
+
+def part7_figure(rows: list[dict], figures: Path) -> list[str]:
+    """Accuracy against total bytes (zip overhead), one panel per distiller: a PNG in
+    `figures`, linked from results.md (the dashboard's Results page draws it with plotly)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ladd.codecs.choice import frontier_points, pareto
+
+    points = frontier_points(rows)
+    distillers = sorted({p.distiller for p in points})
+    fig, axes = plt.subplots(1, len(distillers), figsize=(5 * len(distillers), 3.6), squeeze=False)
+    for ax, d in zip(axes[0], distillers, strict=True):
+        mine = [p for p in points if p.distiller == d]
+        front = sorted((p for p in pareto(mine)), key=lambda p: p.overhead)
+        ax.plot([100 * p.overhead for p in front], [100 * p.mean for p in front], "-", color="0.7")
+        for p in mine:
+            ax.errorbar(
+                100 * p.overhead,
+                100 * p.mean,
+                yerr=100 * p.std,
+                fmt="o" if p.ladd else "s",
+                color="C0" if p.ladd else "C3",
+                capsize=2,
+                markersize=4,
+            )
+            ax.annotate(
+                p.what,
+                (100 * p.overhead, 100 * p.mean),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        ax.set_title(f"{d}, IPC 10")
+        ax.set_xlabel("storage overhead over the uint8 images (zip, %)")
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    figures.mkdir(parents=True, exist_ok=True)
+    path = figures / "part7-frontier.png"
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+    return [f"![Part 7: accuracy against storage overhead](figures/{path.name})", ""]
 
 
 def table(part: str, rows: list[dict], profile: str) -> list[str]:
@@ -220,9 +312,12 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
         for mark in [m for m in PART6_FOOTNOTES if m in notes]:
             out += ["", f"{mark} {PART6_FOOTNOTES[mark]}"]
     elif part == "7":
+        from ladd.codecs.choice import frontier_points, pareto
+
+        front = {(p.distiller, p.what) for p in pareto(frontier_points(rows))}
         out += [
-            "| distiller | set | codec | label bytes / image | zip overhead | accuracy |",
-            "|---|---|---|---|---|---|",
+            "| distiller | set | codec | label bytes / image | zip overhead | accuracy | frontier |",
+            "|---|---|---|---|---|---|---|",
         ]
 
         def order(r: dict) -> tuple:
@@ -231,10 +326,11 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
         for r in sorted(rows, key=order):
             what = r.get("label", "LADD") if r["mode"] == "baseline" else "LADD"
             codec = r.get("codec", "—") if r["mode"] == "ladd" else "—"
+            key = (r["distiller"], r.get("codec") or "float32" if r["mode"] == "ladd" else what)
             out.append(
                 f"| {r['distiller']} | {what} (IPC {r['ipc']}) | {codec} | "
                 f"{r.get('label_bytes_per_image', 0):,.0f} | {100 * r.get('overhead', 0):.1f} % | "
-                f"{cell(r)} |"
+                f"{cell(r)} | {'✓' if key in front else ''} |"
             )
     settings = sorted({setting(r) for r in rows})
     commands = sorted({portable(r["command"]) for r in rows})
@@ -270,7 +366,7 @@ def main() -> None:
     ]
     for part in sorted(TITLES):
         if by_part.get(part):
-            lines += section(part, by_part[part])
+            lines += section(part, by_part[part], args.out.parent / "figures")
         else:
             lines += [f"## {TITLES[part]}", "", PAPER[part], "", "_Not run yet._", ""]
     discussion = args.records / "DISCUSSION.md"  # hand-written: where we differ and why

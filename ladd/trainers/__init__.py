@@ -14,12 +14,14 @@ on `cfg.trainer`, and counts the FLOPs once, whatever the engine does.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Unpack
 
 import torch
 
 from ladd.device import resolve_device
 from ladd.models import ModelSpec
+from ladd.trainers.compile import compile_cache_dir, use_compile_cache
 from ladd.trainers.fast import train_fast
 from ladd.trainers.loop import HookArgs, TrainHooks
 from ladd.trainers.reference import train_reference
@@ -39,6 +41,7 @@ def train_models(
     *,
     device: str | torch.device,
     hooks: TrainHooks | None = None,
+    compile_cache: str | Path | None = None,
     **old_hooks: Unpack[HookArgs],
 ) -> TrainedModels:
     """Train one model per seed of cfg.seeds with the trainer cfg.trainer names.
@@ -48,8 +51,12 @@ def train_models(
     cfg.lr is used when set, else the architecture's default rate (callers that know the set,
     e.g. ladd.deploy.train_and_evaluate, settle a set's own lr first with resolve_lr). FLOPs:
     one measured forward + backward per sample, times samples x passes x seeds. cfg.protocol
-    "auto" is settled from the data's image size.
+    "auto" is settled from the data's image size. `compile_cache`: the folder whose compiled
+    kernels this process uses (a workspace's, ladd.trainers.compile.compile_cache_dir), set
+    before the engine compiles; the result's `engine` is the engine's report, JSON-ready.
     """
+    if compile_cache is not None:
+        use_compile_cache(compile_cache_dir(compile_cache))
     cfg = cfg.resolved(int(data.inputs.shape[-1]))
     trainer = get_trainer(cfg.trainer)
     dev = resolve_device(device)
@@ -57,4 +64,6 @@ def train_models(
     per_sample = step_flops(data, spec, cfg.batch_size, dev) if len(data) else 0.0
     out = trainer(data, spec, cfg, lr=lr, device=dev, hooks=TrainHooks.of(hooks, **old_hooks))
     out.flops = int(per_sample * len(data) * cfg.passes * len(cfg.seeds))
+    report = getattr(out, "report", None)
+    out.engine = report.to_dict() if report is not None else None
     return out

@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from ladd.device import resolve_precision  # defined with the device rule; named here too
 from ladd.files import write_bytes, write_json
 
 __all__ = [
@@ -59,21 +60,6 @@ __all__ = [
 
 INDEX_NAME = "ladd-compile-index.json"
 INDEX_VERSION = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# Precision
-
-
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """Resolve a precision: "auto" is "bf16" on CUDA (autocast, fp32 master weights) and "fp32"
-    elsewhere; "fp32" and "bf16" are kept as asked ("bf16" only takes effect on CUDA)."""
-    dev = torch.device(device) if isinstance(device, str) else device
-    if precision == "auto":
-        return "bf16" if dev.type == "cuda" else "fp32"
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
-    return precision
 
 
 # ---------------------------------------------------------------------------------------------

@@ -120,3 +120,39 @@ def test_workspace_records_are_read_and_other_files_are_skipped(demo):
     finally:
         mine.unlink()
         broken.unlink()
+
+
+def test_part7_records_draw_the_codec_frontier_and_name_the_default(demo):
+    """Issue 26: accuracy against label bytes as a plotly figure (one panel per distiller) and
+    the codec ladd.codecs.choice's rule picks, from the records shown."""
+    folder = Path(demo.workspace) / "records"
+    folder.mkdir(exist_ok=True)
+    made = []
+    for distiller in ("random", "dm"):
+        for codec, bytes_, mean in (("float32", 1000.0, 0.40), ("topk:5,uint8", 250.0, 0.398),
+                                    ("topk:1,uint8", 50.0, 0.33)):  # fmt: skip
+            rec = {**_rec("7", "cpu", 10, "ladd", mean), "distiller": distiller, "codec": codec,
+                   "label_bytes_per_image": bytes_, "overhead": bytes_ / 3072, "seeds": 3}  # fmt: skip
+            made.append(folder / f"p7-{distiller}-{codec}.json")
+            made[-1].write_text(json.dumps(rec))
+        base = {**_rec("7", "cpu", 11, "baseline", 0.30), "distiller": distiller,
+                "label": "baseline++", "label_bytes_per_image": 0.0, "overhead": 0.1}  # fmt: skip
+        made.append(folder / f"p7-{distiller}-bpp.json")
+        made[-1].write_text(json.dumps(base))
+    try:
+        at = open_page("7_results.py")
+        at.multiselect(key="rs_source").set_value(["workspace (records/)"]).run()
+        assert_clean(at)
+        charts = at.get("plotly_chart")
+        assert len(charts) == 1
+        fig = json.loads(charts[0].proto.spec)
+        texts = {t for tr in fig["data"] for t in tr.get("text") or ()}
+        assert {"float32", "topk:5,uint8", "topk:1,uint8", "baseline++"} <= texts
+        assert sorted(a["text"] for a in fig["layout"]["annotations"]) == ["dm", "random"]
+        caption = " ".join(c.value for c in at.caption)
+        assert "picks **topk:5,uint8**" in caption and "(75 % fewer)" in caption
+        table = at.dataframe[0].value
+        assert {"codec", "label_bytes_per_image", "overhead"} <= set(table.columns)
+    finally:
+        for path in made:
+            path.unlink()
