@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -189,7 +190,9 @@ WidthOpt = Annotated[
 TrainerOpt = Annotated[
     str,
     typer.Option(
-        "--trainer", help="fast (default) | reference (the field-style loop, for comparison)"
+        "--trainer",
+        help="fast (default) | reference (the field-style loop, for comparison) | ddp (one "
+        "training over torchrun's ranks: torchrun --nproc_per_node=G -m ladd train ...)",
     ),
 ]
 PrecisionOpt = Annotated[
@@ -1070,8 +1073,18 @@ def train(
         cfg = training.config(arch, seed)
         ws = _workspace(workspace)
         dev = _device(device)
+        job = _distributed_job(dev)
+        if job is not None:
+            dev = job[1]
+            if cfg.trainer != "ddp":
+                if job[0].leader:
+                    _note(f"a torchrun job of {job[0].world} ranks: trainer ddp, not {cfg.trainer}")
+                cfg = dataclasses.replace(cfg, trainer="ddp")
         ds, test = _set_and_test_split(file, reading, ws, data_root)
         _warn_long(cfg.epochs, dev)
+        if job is not None and not job[0].leader:  # rank 0 shows, records and writes
+            run_train(ws, ds, test, cfg, set_path=file, device=dev, reading=reading)
+            _end_distributed_job()
         with _progress_bar(f"train {arch} ({cfg.mode})") as cb:
             run_id, res = run_train(
                 ws,
@@ -1099,6 +1112,29 @@ def train(
         out.print(f"run {run_id}: results and model weights in {ws.db.run_dir(run_id)}")
         if json_out:
             _print_json(_result_json(run_id, res))
+        if job is not None:
+            _end_distributed_job()
+
+
+def _distributed_job(dev: Any) -> tuple[Any, Any] | None:
+    """Under torchrun (several ranks): the process group started, (ranks, this rank's device);
+    else None."""
+    from ladd.trainers.distributed import init_distributed, launched_by_torchrun, rank_device
+
+    if not launched_by_torchrun():
+        return None
+    return init_distributed(dev), rank_device(dev)
+
+
+def _end_distributed_job() -> None:
+    """Every rank done: end the process group and leave without the interpreter's teardown,
+    in which gloo's threads can abort a rank whose work is done and written."""
+    from ladd.trainers.distributed import finish_distributed
+
+    finish_distributed()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _engine_line(e: dict[str, Any]) -> str:

@@ -1,8 +1,12 @@
-"""Choosing the torch device from a user's string, and the precision that goes with it."""
+"""Where this process runs: the torch device from a user's string, the precision that goes with
+it, and its rank in a torchrun job (ladd.trainers.distributed starts the job)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.distributed as dist
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -30,3 +34,29 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
     return precision
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in the job: rank of world (1 of 1 without torch.distributed)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0: the one process that records, saves and reports."""
+        return self.rank == 0
+
+    def shard(self, n: int) -> slice:
+        """This rank's contiguous share of n items (the first n % world ranks take one more)."""
+        base, extra = divmod(n, self.world)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (1 if self.rank < extra else 0))
+
+
+def ranks() -> Ranks:
+    """The current job's ranks (the default process group's), or one process."""
+    if dist.is_available() and dist.is_initialized():
+        return Ranks(dist.get_rank(), dist.get_world_size())
+    return Ranks()

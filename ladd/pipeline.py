@@ -407,8 +407,11 @@ def run_train(
     is checkpointed in the workspace every `checkpoint_seconds` (at an epoch boundary); the same
     step on the same set, run again after a crash or kill, resumes from it and ends with the
     weights an uninterrupted run would have. The checkpoint is removed once the run is done.
+    In a torchrun job (trainer "ddp", ladd.trainers.distributed) every rank trains and only
+    rank 0 records the run and removes the checkpoint; the other ranks return run id -1.
     """
     from ladd.deploy import resolve_config, train_and_evaluate
+    from ladd.device import ranks
     from ladd.sets.inputs import set_warnings
     from ladd.training import TrainCheckpoint, checkpoint_path, train_key
 
@@ -416,6 +419,17 @@ def run_train(
     key = train_key(dataset, cfg)
     ckpt = TrainCheckpoint(checkpoint_path(ws.root / "checkpoints", key), key, checkpoint_seconds)
     resumed = ckpt.load() is not None
+    if not ranks().leader:  # a torchrun job's other ranks train beside rank 0; it records
+        res = train_and_evaluate(
+            dataset,
+            test_set,
+            cfg,
+            device=device,
+            stop=stop,
+            checkpoint=ckpt,
+            compile_cache=_compile_cache(ws),
+        )
+        return -1, res
     config = {
         "train": cfg.to_dict(),
         "set": str(set_path) if set_path is not None else None,

@@ -212,7 +212,7 @@ class TrainConfig:
     protocol: str = "auto"  # "mtt" | "glad" | "auto": from the image size (default_protocol)
     loss: str = "mean"  # "mean" over a batch | "image_sum": x samples per image (Eq. 5)
     full_labels: str = "hard"  # full images: one-hot (Eq. 5) | "set": the set's own soft labels
-    trainer: str = "fast"  # a registered trainer (ladd.trainers): "fast" or "reference"
+    trainer: str = "fast"  # a registered trainer (ladd.trainers): "fast", "reference" or "ddp"
     precision: str = "auto"  # "bf16": autocast on CUDA; "auto": bf16 for the fast trainer on CUDA
     dsa: bool = True
     dsa_strategy: str = DSAConfig().strategy

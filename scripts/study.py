@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ladd.codecs import parse_codec
+from ladd.codecs import STANDARD_SPECS, parse_codec
 from ladd.data import load_source
 from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
 from ladd.device import resolve_device
@@ -640,19 +640,7 @@ class Study:
         self.flush()
 
 
-# Part 7's codecs: every standard one, plus a few k of top-k (issue 26).
-PART7_CODECS = (
-    "float32",
-    "float16",
-    "bfloat16",
-    "int8:affine",
-    "int8:log",
-    "topk:10,float16",
-    "topk:5,float16",
-    "topk:5,uint8",
-    "topk:3,uint8",
-    "topk:1,uint8",
-)
+PART7_CODECS = STANDARD_SPECS  # every standard codec, a few k of top-k among them (issue 26)
 
 
 def mtt_config(ipc: int, p: Profile) -> MTTConfig:

@@ -14,7 +14,8 @@ from ladd.codecs.lazy import EncodedDense, EncodedTargets
 
 DEFAULT_CODEC = "float32"  # today's default; a study (issue 26 part 7) is to pick the default
 
-# Every codec once, for tables ("ladd overhead --codec all", the sub-sampling page).
+# Every codec once, with a few k of top-k: for tables ("ladd overhead --codec all", the
+# sub-sampling page) and the study's part 7 (scripts/study.py measures each).
 STANDARD_SPECS = (
     "float32",
     "float16",
@@ -24,6 +25,7 @@ STANDARD_SPECS = (
     "topk:10,float16",
     "topk:5,float16",
     "topk:5,uint8",
+    "topk:3,uint8",
     "topk:1,uint8",
 )
 

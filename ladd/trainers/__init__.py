@@ -2,6 +2,8 @@
 
     reference   the field's evaluation loop, one seed after another (ladd.trainers.reference)
     fast        all seeds in one vmapped, compiled step on CUDA (ladd.trainers.fast)
+    ddp         one seed at a time, each global batch sharded over torchrun's ranks
+                (DistributedDataParallel; ladd.trainers.distributed)
 
 Every trainer runs the one loop, ladd.trainers.loop's `fit` (shuffle, stop, pass end, progress,
 checkpoint), with an engine behind it: the reference engine trains one seed per group, the fast
@@ -22,6 +24,7 @@ import torch
 from ladd.device import resolve_device
 from ladd.models import ModelSpec
 from ladd.trainers.compile import compile_cache_dir, use_compile_cache
+from ladd.trainers.distributed import train_distributed
 from ladd.trainers.fast import train_fast
 from ladd.trainers.loop import HookArgs, TrainHooks
 from ladd.trainers.reference import train_reference
@@ -30,6 +33,7 @@ from ladd.training import TrainConfig, TrainedModels, TrainingData, base_lr, ste
 
 register_trainer("reference")(train_reference)
 register_trainer("fast")(train_fast)
+register_trainer("ddp")(train_distributed)
 
 __all__ = ["TrainHooks", "get_trainer", "list_trainers", "register_trainer", "train_models"]
 

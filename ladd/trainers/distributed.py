@@ -1,0 +1,199 @@
+"""The distributed engine: one large training on many processes (torchrun), one model per seed.
+
+    torchrun --nproc_per_node=G -m ladd train SET --trainer ddp ...
+
+Each process (rank) holds the whole training set and runs ladd.trainers.loop's `fit` with this
+engine: the same seeded shuffles and DSA draws on every rank (each seed's generator is seeded
+alike everywhere), so all ranks walk the same global order of batches. A step splits the
+global batch of B samples into G contiguous shards, one per rank; each rank runs its shard
+through a DistributedDataParallel copy of the model, and DDP all-reduces (averages) the
+gradients. The rank's loss is weighted by G * n_rank / B, so that the averaged gradient is the
+gradient of the one-process batch mean exactly, whatever the shard sizes (the last partial
+batch included): one process and G processes train the same weights, up to the float32
+rounding of a sum taken in another order (tests/test_distributed.py).
+
+DSA is drawn for the whole batch on every rank from the seed's generator (one op per batch,
+parameters per sample, as the reference loop) and each rank keeps its shard's rows, so the
+augmentation stream is the one-process stream. Models with batch norm normalise each shard
+with its own statistics (DDP's default), as multi-GPU training in the field does; the
+ConvNets (instance norm) are exact.
+
+Only rank 0 writes: its checkpoint saves (every rank reads the same file to resume), its
+progress, and the run record above (ladd.pipeline). The process group is torch.distributed's
+default one; `init_distributed` starts it from torchrun's environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any, Unpack
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from ladd.device import Ranks, ranks, resolve_device
+from ladd.dsa import dsa
+from ladd.models import ModelSpec
+from ladd.trainers.loop import HookArgs, TrainHooks, fit
+from ladd.trainers.reference import ReferenceEngine, _OneSeed
+from ladd.training import (
+    TrainCheckpoint,
+    TrainConfig,
+    TrainedModels,
+    TrainingData,
+    base_lr,
+    soft_cross_entropy,
+)
+
+__all__ = [
+    "DistributedEngine",
+    "Ranks",
+    "finish_distributed",
+    "init_distributed",
+    "launched_by_torchrun",
+    "rank_device",
+    "ranks",
+    "train_distributed",
+]
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process was started by torchrun (or any launcher that sets its variables)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def init_distributed(device: str | torch.device = "auto", timeout_s: float = 600.0) -> Ranks:
+    """Start the default process group from torchrun's environment (RANK, WORLD_SIZE,
+    MASTER_ADDR, MASTER_PORT, LOCAL_RANK): NCCL on CUDA (each rank on cuda:LOCAL_RANK), gloo on
+    the CPU. A no-op when the group is up already or the process is not one of several. A rank
+    that dies makes the others' next collective fail within `timeout_s`."""
+    if not launched_by_torchrun() or (dist.is_available() and dist.is_initialized()):
+        return ranks()
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    return ranks()
+
+
+def finish_distributed() -> None:
+    """End the job's process group cleanly: wait for every rank (rank 0 may still be writing),
+    then destroy the group. A process that exits with the group up can abort in gloo's
+    threads ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def rank_device(device: str | torch.device) -> torch.device:
+    """This rank's device: cuda:LOCAL_RANK for a CUDA job, else as asked."""
+    dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return dev
+
+
+class DistributedEngine(ReferenceEngine):
+    """One seed per group, its global batch sharded over the ranks (module doc)."""
+
+    name = "ddp"
+
+    def __init__(self, spec: ModelSpec, cfg: TrainConfig, lr: float, device: torch.device) -> None:
+        super().__init__(spec, cfg, lr, device)
+        self.ranks = ranks()
+        self.tag = f"on {self.ranks.world} ranks"
+
+    def start(
+        self, seeds: tuple[int, ...], gens: list[torch.Generator], data: TrainingData
+    ) -> _Sharded:
+        return _Sharded(self, seeds, gens[0], data)
+
+
+class _Sharded(_OneSeed):
+    def __init__(
+        self,
+        engine: DistributedEngine,
+        seeds: tuple[int, ...],
+        g: torch.Generator,
+        data: TrainingData,
+    ) -> None:
+        super().__init__(engine, seeds, g, data)
+        self.ranks = engine.ranks
+        ids = [engine.device.index] if engine.device.type == "cuda" else None
+        # Every rank starts from init_model(spec, seed): the same weights; DDP checks and
+        # broadcasts rank 0's anyway.
+        self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+
+    def step(self, b: int, idx: torch.Tensor, n_real: int) -> torch.Tensor:
+        i = idx[0]  # (B,): the seed's global batch, the same on every rank
+        x, y = self.inputs[i], self.targets[i]
+        if self.dsa:
+            x = dsa(x, self.g, self.dsa_cfg)  # the whole batch: the one-process stream
+        mine = self.ranks.shard(x.shape[0])
+        xs, ys = x[mine], y[mine]
+        n, total = xs.shape[0], x.shape[0]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.ddp(xs)
+        if n:
+            local = soft_cross_entropy(logits, ys)
+        else:  # more ranks than samples: a zero loss keeps this rank in the all-reduce
+            local = logits.float().sum() * 0.0
+        scale = self.ranks.world * n / total * self.weight
+        (local * scale).backward()  # DDP averages: the one-process batch-mean gradient
+        batch_sum = (local.detach() * n).view(1)
+        dist.all_reduce(batch_sum)
+        return batch_sum / total
+
+
+class _ReadOnly(TrainCheckpoint):
+    """A rank other than 0's view of the run's checkpoint: it resumes from the file rank 0
+    writes and never writes it."""
+
+    def __init__(self, inner: TrainCheckpoint) -> None:
+        self.__dict__.update(inner.__dict__)
+
+    def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        return None
+
+    def remove(self) -> None:
+        return None
+
+
+def train_distributed(
+    data: TrainingData,
+    spec: ModelSpec,
+    cfg: TrainConfig,
+    *,
+    device: str | torch.device,
+    lr: float | None = None,
+    hooks: TrainHooks | None = None,
+    **old_hooks: Unpack[HookArgs],
+) -> TrainedModels:
+    """Train one model per seed of cfg.seeds on every rank of the job (module doc); on one
+    process (no process group) it is the reference loop. Ranks other than 0 report no progress
+    and write no checkpoint."""
+    hooks = TrainHooks.of(hooks, **old_hooks)
+    here = ranks()
+    if here.world == 1:
+        from ladd.trainers.reference import train_reference
+
+        return train_reference(data, spec, cfg, device=device, lr=lr, hooks=hooks)
+    dev = rank_device(device)
+    cfg = cfg.resolved(int(data.inputs.shape[-1]))
+    lr = base_lr(cfg, spec) if lr is None else float(lr)
+    if not here.leader:
+        ckpt = hooks.checkpoint
+        hooks = replace(
+            hooks,
+            progress=None,
+            monitor=None,
+            monitor_every=0,
+            checkpoint=_ReadOnly(ckpt) if ckpt is not None else None,
+        )
+    engine = DistributedEngine(spec, cfg, lr, dev)
+    out = fit(engine, data.to(dev), cfg, hooks)
+    return out

@@ -1,0 +1,179 @@
+"""ladd.trainers.distributed: one training on several processes (torchrun, gloo on the CPU)
+trains the weights one process trains, only rank 0 writes, and a dead rank's job resumes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ladd.device import Ranks, ranks
+from ladd.trainers.distributed import train_distributed
+from ladd.trainers.reference import train_reference
+from ladd.training import model_spec
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ddp_worker import job_config, job_data  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).parent / "ddp_worker.py"
+# Each rank sums its shard's gradients and gloo adds the ranks' sums: the same terms as one
+# process's batch sum, added in another order. float32 rounding of that order (~1e-7 relative
+# per step) grows over the 15 SGD steps with momentum to ~1e-6 here; 1e-4 leaves room for
+# other BLAS paths and still fails on any real difference (a wrong shard weight moves the
+# weights by ~1e-2, a shard's DSA drawn apart by more).
+TOL = 1e-4
+
+
+def test_shards_cover_the_batch_once_in_order():
+    for n in (0, 1, 5, 63, 64):
+        for world in (1, 2, 3):
+            cuts = [Ranks(r, world).shard(n) for r in range(world)]
+            got = [i for c in cuts for i in range(n)[c]]
+            assert got == list(range(n))
+            sizes = [c.stop - c.start for c in cuts]
+            assert max(sizes) - min(sizes) <= 1
+    assert ranks() == Ranks(0, 1) and Ranks().leader and not Ranks(1, 2).leader
+
+
+def test_one_process_is_the_reference_loop():
+    cfg, data = job_config(), job_data()
+    spec = model_spec(cfg, data.num_classes, 16)
+    one = train_distributed(data, spec, cfg, device="cpu")
+    ref = train_reference(data, spec, cfg, device="cpu")
+    for a, b in zip(one.models, ref.models, strict=True):
+        for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(va, vb), k
+
+
+def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.run(
+        [*cmd, str(WORKER), str(out), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _reference_weights() -> dict[str, torch.Tensor]:
+    cfg, data = job_config(), job_data()
+    spec = model_spec(cfg, data.num_classes, 16)
+    ref = train_reference(data, spec, cfg, device="cpu")
+    return {
+        f"seed{s}.{k}": v
+        for s, m in zip(cfg.seeds, ref.models, strict=True)
+        for k, v in m.state_dict().items()
+    }
+
+
+def _assert_close(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == want.keys()
+    worst = max(float((got[k] - want[k]).abs().max()) for k in want)
+    assert worst < TOL, worst
+    moved = max(float((want[k] - _init(k)).abs().max()) for k in want if "weight" in k)
+    assert moved > 100 * TOL  # the models trained: the tolerance is far below what moved
+
+
+def _init(key: str) -> torch.Tensor:
+    from ladd.training import init_model
+
+    cfg, data = job_config(), job_data()
+    seed, name = key.split(".", 1)
+    model = init_model(model_spec(cfg, data.num_classes, 16), int(seed[len("seed") :]))
+    return model.state_dict()[name]
+
+
+def test_two_ranks_train_the_one_process_weights(tmp_path):
+    """Global batch 63 over 2 gloo ranks (shards of 32 and 31; the last batch of 48: 24 and
+    24), 3 passes x 2 seeds with DSA: the weights of ladd.trainers.reference's one process
+    (which the parity tests tie to MTT/DATM utils.evaluate_synset), to TOL."""
+    run = _torchrun(tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    _assert_close(load_file(str(tmp_path / "weights.safetensors")), _reference_weights())
+
+
+def test_a_dead_rank_fails_the_job_and_the_rerun_resumes_to_the_same_weights(tmp_path):
+    killed = _torchrun(tmp_path, "--kill-at", "6")  # rank 1 dies in seed 1's passes
+    assert killed.returncode != 0
+    assert not (tmp_path / "weights.safetensors").exists()
+    assert (tmp_path / "ckpt.safetensors").is_file()  # rank 0 saved at every pass boundary
+    rerun = _torchrun(tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    # the rerun went on from rank 0's last save, after seed 1's first pass (4 passes a seed)
+    _, _, group, _, done = (tmp_path / "resumed.txt").read_text().split()
+    assert int(group) == 1 and int(done) >= 1
+    _assert_close(load_file(str(tmp_path / "weights.safetensors")), _reference_weights())
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_only_rank_zero_reports_progress(monkeypatch, rank):
+    """Ranks other than 0 hand the loop no progress hook and a checkpoint that never writes."""
+    from ladd.trainers import distributed
+
+    seen = {}
+
+    def fake_fit(engine, data, cfg, hooks):
+        seen["hooks"] = hooks
+        return "trained"
+
+    monkeypatch.setattr(distributed, "ranks", lambda: Ranks(rank, 2))
+    monkeypatch.setattr(distributed, "fit", fake_fit)
+    monkeypatch.setattr(distributed, "DistributedEngine", lambda *a: None)
+    from ladd.training import TrainCheckpoint
+
+    ckpt = TrainCheckpoint(Path("/nonexistent/ckpt.safetensors"), "k")
+    cfg, data = job_config(), job_data()
+    spec = model_spec(cfg, data.num_classes, 16)
+    out = train_distributed(data, spec, cfg, device="cpu", progress=print, checkpoint=ckpt)
+    hooks = seen["hooks"]
+    assert out == "trained"
+    if rank == 0:
+        assert hooks.progress is print and hooks.checkpoint is ckpt
+    else:
+        assert hooks.progress is None and hooks.checkpoint is not ckpt
+        hooks.checkpoint.save({}, {})  # a no-op: the folder does not even exist
+        assert hooks.checkpoint.path == ckpt.path
+
+
+def test_ladd_train_under_torchrun_records_one_run_with_the_one_process_result(tmp_path):
+    """`torchrun --nproc_per_node=2 -m ladd train ...`: rank 0 alone records (one run in the
+    database, trainer ddp), and its models score what one process's reference loop scores."""
+    from ladd.store import Workspace
+
+    ws = tmp_path / "ws"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    ladd = [sys.executable, "-m", "ladd"]
+    made = subprocess.run(
+        [*ladd, "random-real", "--source", "shapes", "--ipc", "3", "--workspace", str(ws)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (set_dir,) = (ws / "sets").iterdir()
+    train = [
+        "train", str(set_dir), "--source", "shapes", "--mode", "baseline", "--epochs", "3",
+        "--seeds", "2", "--width", "8", "--batch-size", "7", "--device", "cpu",
+        "--workspace", str(ws),
+    ]  # fmt: skip
+    job = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    run = subprocess.run(
+        [*job, "-m", "ladd", *train], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "trainer ddp, not fast" in run.stdout + run.stderr
+    one = subprocess.run(
+        [*ladd, *train, "--trainer", "reference"], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    runs = [r for r in Workspace(ws).db.list_runs("train") if r.status == "done"]
+    assert sorted(r.config["train"]["trainer"] for r in runs) == ["ddp", "reference"]
+    ddp, ref = sorted(runs, key=lambda r: r.config["train"]["trainer"])
+    assert ddp.metrics["per_seed"] == pytest.approx(ref.metrics["per_seed"], abs=1e-9)
