@@ -209,11 +209,14 @@ def part7_figure(rows: list[dict], figures: Path) -> list[str]:
 
     points = frontier_points(rows)
     distillers = sorted({p.distiller for p in points})
-    fig, axes = plt.subplots(1, len(distillers), figsize=(5 * len(distillers), 3.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(distillers), figsize=(5.5 * len(distillers), 4.2), squeeze=False
+    )
     for ax, d in zip(axes[0], distillers, strict=True):
         mine = [p for p in points if p.distiller == d]
         front = sorted((p for p in pareto(mine)), key=lambda p: p.overhead)
         ax.plot([100 * p.overhead for p in front], [100 * p.mean for p in front], "-", color="0.7")
+        on_front = {id(p) for p in front}
         for p in mine:
             ax.errorbar(
                 100 * p.overhead,
@@ -221,16 +224,41 @@ def part7_figure(rows: list[dict], figures: Path) -> list[str]:
                 yerr=100 * p.std,
                 fmt="o" if p.ladd else "s",
                 color="C0" if p.ladd else "C3",
+                alpha=1.0 if id(p) in on_front or not p.ladd else 0.35,
                 capsize=2,
                 markersize=4,
             )
+        # Names for the frontier and the baselines only (the rest are faded, unnamed: the table
+        # names them); points that sit on one another share one name.
+        named = sorted(
+            (p for p in mine if id(p) in on_front or not p.ladd), key=lambda p: p.overhead
+        )
+        groups: list[list] = []
+        for p in named:
+            last = groups[-1][-1] if groups else None
+            if last and abs(p.overhead - last.overhead) < 0.01 and abs(p.mean - last.mean) < 0.003:
+                groups[-1].append(p)
+            else:
+                groups.append([p])
+        first_ladd = next((g for g in groups if g[0].ladd), None)
+        for group in groups:
+            first = group[0]
+            # LADD names stand slanted above their error bars, so that neighbours a few pixels
+            # apart do not overwrite each other; the baselines' and the fewest-bytes codec's
+            # (below the steep part of the curve) sit beside their points.
+            slant = first.ladd and group is not first_ladd
             ax.annotate(
-                p.what,
-                (100 * p.overhead, 100 * p.mean),
+                " / ".join(q.what.replace(",uniform", "") for q in group),
+                (100 * first.overhead, 100 * (first.mean + (first.std if slant else 0.0))),
                 fontsize=7,
-                xytext=(3, 3),
+                xytext=(1, 3) if slant else (5, 0),
                 textcoords="offset points",
+                rotation=60 if slant else 0,
+                rotation_mode="anchor",
+                va="bottom" if slant else "center",
             )
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.45 * (high - low))
         ax.set_title(f"{d}, IPC 10")
         ax.set_xlabel("storage overhead over the uint8 images (zip, %)")
         ax.set_ylabel("accuracy (%)")
