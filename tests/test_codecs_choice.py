@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 from ladd.codecs.choice import FrontierPoint, choose_default, frontier_points, pareto
 
@@ -73,3 +75,19 @@ def test_without_a_noise_estimate_or_float32_nothing_smaller_is_picked():
     assert "no noise estimate" in pick.rejected["topk:5,uint8"]
     no_reference = [_rec("random", "topk:5,uint8", 250.0, 0.40)]
     assert choose_default(frontier_points(no_reference)) is None
+
+
+def test_the_default_codec_is_the_one_the_committed_part7_records_pick():
+    """DEFAULT_CODEC is not a free choice: it is what the rule picks from docs/results' part 7
+    records (CPU profile), and its labels take at most half float16's bytes per image."""
+    from ladd.codecs import DEFAULT_CODEC, parse_codec
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "results"
+    records = [json.loads(p.read_text()) for p in sorted(root.glob("cpu-7-*.json"))]
+    points = frontier_points(records)
+    assert {p.distiller for p in points} == {"random", "dm"}
+    pick = choose_default(points)
+    assert pick is not None and pick.codec == parse_codec(DEFAULT_CODEC).spec
+    half = {p.distiller: p.label_bytes_per_image for p in points if p.what == "float16"}
+    assert set(half) == {"random", "dm"}
+    assert all(pick.label_bytes_per_image <= 0.5 * b for b in half.values())
