@@ -298,6 +298,33 @@ def _training_options(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Where a command that runs work runs it: the device, the workspace, tracebacks or not.
+    Defined once here for every such command (`_with_options(job=_job_options)`)."""
+
+    device: str
+    workspace: Path | None
+    debug: bool
+
+    def open_workspace(self) -> Any:
+        return _workspace(self.workspace)
+
+    def torch_device(self) -> Any:
+        return _device(self.device)
+
+
+def _job_options(
+    device: DeviceOpt = "auto", workspace: WorkspaceOpt = None, debug: DebugOpt = False
+) -> _Job:
+    return _Job(device, workspace, debug)
+
+
+def _place_options(workspace: WorkspaceOpt = None, debug: DebugOpt = False) -> _Job:
+    """The same for commands that run nothing on a device (runs, sweep, report, random-real)."""
+    return _Job("auto", workspace, debug)
+
+
 def _with_options(**groups: Callable[..., Any]) -> Callable[[Callable[..., Any]], Any]:
     """Give a command each group's options, defined once in the group function: the command's
     parameter `name` (a placeholder, default None) is replaced by the options of
@@ -539,6 +566,7 @@ def models(debug: DebugOpt = False) -> None:
 
 
 @app.command("random-real")
+@_with_options(job=_place_options)
 def random_real_cmd(
     source: Annotated[str, typer.Option("--source", help="Source dataset to draw from.")],
     ipc: Annotated[int, typer.Option("--ipc", min=1, help="Images per class.")] = 10,
@@ -548,16 +576,15 @@ def random_real_cmd(
     image_size: Annotated[int | None, typer.Option("--image-size", min=8)] = None,
     force: ForceOpt = False,
     data_root: DataRootOpt = None,
-    workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Make the random-real baseline set: IPC seeded-random real training images per class."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.distill import RandomConfig
         from ladd.pipeline import run_distill
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         res = run_distill(
             ws,
             source,
@@ -579,6 +606,7 @@ def random_real_cmd(
 
 
 @app.command()
+@_with_options(job=_job_options)
 def experts(
     source: Annotated[str, typer.Option("--source", help="Source dataset to train on.")],
     arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
@@ -590,17 +618,15 @@ def experts(
     limit_per_class: Annotated[int | None, typer.Option("--limit-per-class", min=1)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Expert folder.")] = None,
     data_root: DataRootOpt = None,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Train MTT expert trajectories (parameters saved after every epoch); resumable."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.distill import ExpertConfig
         from ladd.pipeline import run_experts
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         cfg = ExpertConfig(
             arch=arch,
             num_experts=num_experts,
@@ -618,13 +644,14 @@ def experts(
                 out_dir=out_dir,
                 limit_per_class=limit_per_class,
                 data_root=data_root,
-                device=_device(device),
+                device=job.torch_device(),
                 progress=cb,
             )
         out.print(f"{len(paths)} expert trajectories in {folder} (run {run_id})")
 
 
 @app.command()
+@_with_options(job=_job_options)
 def distill(
     source: Annotated[str, typer.Option("--source", help="Source dataset to distil.")],
     method: Annotated[str, typer.Option("--method", help="random | dm | mtt")] = "dm",
@@ -647,19 +674,17 @@ def distill(
     ] = None,
     force: ForceOpt = False,
     data_root: DataRootOpt = None,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Distil a source with a built-in method; writes images_best.pt, labels_best.pt, lr_best.pt."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.distill import METHODS, DMConfig, MTTConfig, RandomConfig
         from ladd.pipeline import run_distill
 
         if method not in METHODS:
             raise typer.BadParameter(f"--method must be one of {', '.join(METHODS)}")
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         experts_list = None
         lr_kw = {"lr_img": lr_img} if lr_img else {}
         if method == "random":
@@ -692,7 +717,7 @@ def distill(
                 experts=experts_list,
                 limit_per_class=limit_per_class,
                 data_root=data_root,
-                device=_device(device),
+                device=job.torch_device(),
                 progress=cb,
                 force=force,
             )
@@ -707,6 +732,7 @@ def distill(
 
 
 @app.command("train-labeler")
+@_with_options(job=_job_options)
 def train_labeler_cmd(
     source: Annotated[str, typer.Option("--source", help="Source dataset to train on.")],
     arch: Annotated[
@@ -748,18 +774,16 @@ def train_labeler_cmd(
         bool, typer.Option("--no-resume", help="Start over even if checkpoints exist.")
     ] = False,
     data_root: DataRootOpt = None,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Train the labeler g on a source's training split, saving checkpoints."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.labeler import LabelerConfig
         from ladd.pipeline import run_labeler
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         cfg = LabelerConfig.recipe(
             recipe,
             arch=arch,
@@ -779,7 +803,7 @@ def train_labeler_cmd(
                 source,
                 cfg,
                 out_dir=out_dir,
-                device=_device(device),
+                device=job.torch_device(),
                 progress=cb,
                 resume=not no_resume,
                 data_root=data_root,
@@ -807,7 +831,7 @@ def train_labeler_cmd(
 
 
 @app.command()
-@_with_options(reading=_reading_options)
+@_with_options(reading=_reading_options, job=_job_options)
 def augment(
     distilled: Annotated[Path, typer.Argument(help="A distilled set (file or folder).")],
     labeler: Annotated[
@@ -839,19 +863,19 @@ def augment(
         bool, typer.Option("--allow-mismatch", help="Label even if the input spaces differ.")
     ] = False,
     force: ForceOpt = False,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
-    seed: SeedOpt = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", hidden=True, help="Ignored: dense labels draw nothing random.")
+    ] = 0,
     json_out: JsonOpt = False,
     reading: Any = None,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Generate dense labels for a distilled set: write a label-augmented set file."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.pipeline import run_label_augment
 
-        ws = _workspace(workspace)
-        dev = _device(device)
+        ws = job.open_workspace()
+        dev = job.torch_device()
         ds = _load_set(distilled, reading, ws)
         if hasattr(ds, "dense"):
             raise CLIError(f"{distilled} is already label-augmented")
@@ -967,7 +991,7 @@ def overhead(
 
 
 @app.command()
-@_with_options(reading=_reading_options)
+@_with_options(reading=_reading_options, job=_job_options)
 def stats(
     file: Annotated[
         Path, typer.Argument(help="A label-augmented set, or a distilled set with --labeler.")
@@ -978,18 +1002,16 @@ def stats(
     ] = None,
     n: Annotated[int, typer.Option("--n", min=1)] = 5,
     r: Annotated[float, typer.Option("--r", min=0.0, max=1.0)] = 0.625,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
     reading: Any = None,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Per-crop label statistics: max probability, entropy, agreement with the hard label."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.dense import crop_stats, crop_stats_across
         from ladd.labeler import list_checkpoints
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         ds = _load_set(file, reading, ws)
         if labeler:
             paths: list[Path] = []
@@ -998,7 +1020,7 @@ def stats(
             base = ds.to_distilled() if hasattr(ds, "dense") else ds
             if hasattr(ds, "dense"):
                 n, r = ds.n, ds.r
-            res = crop_stats_across(base, paths, n, r, device=_device(device))
+            res = crop_stats_across(base, paths, n, r, device=job.torch_device())
         elif hasattr(ds, "dense"):
             res = {int(ds.labeler.get("epoch") or 0): crop_stats(ds.probs(), ds.labels).summary()}
         else:
@@ -1045,7 +1067,7 @@ def _warn_long(epochs: int, dev: Any) -> None:
 
 
 @app.command()
-@_with_options(training=_training_options, reading=_reading_options)
+@_with_options(training=_training_options, reading=_reading_options, job=_job_options)
 def train(
     file: Annotated[Path, typer.Argument(help="A label-augmented set or any distilled set.")],
     arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
@@ -1060,30 +1082,30 @@ def train(
         ),
     ] = 0,
     data_root: DataRootOpt = None,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     reading: Any = None,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Train fresh models on a set and test them on the source's real test split."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.pipeline import run_train
 
         cfg = training.config(arch, seed)
-        ws = _workspace(workspace)
-        dev = _device(device)
-        job = _distributed_job(dev)
-        if job is not None:
-            dev = job[1]
+        ws = job.open_workspace()
+        dev = job.torch_device()
+        ranked = _distributed_job(dev)
+        if ranked is not None:
+            dev = ranked[1]
             if cfg.trainer != "ddp":
-                if job[0].leader:
-                    _note(f"a torchrun job of {job[0].world} ranks: trainer ddp, not {cfg.trainer}")
+                if ranked[0].leader:
+                    _note(
+                        f"a torchrun job of {ranked[0].world} ranks: trainer ddp, not {cfg.trainer}"
+                    )
                 cfg = dataclasses.replace(cfg, trainer="ddp")
         ds, test = _set_and_test_split(file, reading, ws, data_root)
         _warn_long(cfg.epochs, dev)
-        if job is not None and not job[0].leader:  # rank 0 shows, records and writes
+        if ranked is not None and not ranked[0].leader:  # rank 0 shows, records and writes
             run_train(ws, ds, test, cfg, set_path=file, device=dev, reading=reading)
             _end_distributed_job()
         with _progress_bar(f"train {arch} ({cfg.mode})") as cb:
@@ -1113,7 +1135,7 @@ def train(
         out.print(f"run {run_id}: results and model weights in {ws.db.run_dir(run_id)}")
         if json_out:
             _print_json(_result_json(run_id, res))
-        if job is not None:
+        if ranked is not None:
             _end_distributed_job()
 
 
@@ -1170,7 +1192,7 @@ def _result_json(run_id: int, res: Any) -> dict[str, Any]:
 
 
 @app.command()
-@_with_options(training=_training_options, reading=_reading_options)
+@_with_options(training=_training_options, reading=_reading_options, job=_job_options)
 def evaluate(
     file: Annotated[Path, typer.Argument(help="A label-augmented set or any distilled set.")],
     archs: Annotated[
@@ -1178,15 +1200,13 @@ def evaluate(
     ] = None,
     training: Any = None,
     data_root: DataRootOpt = None,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
     reading: Any = None,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Cross-architecture evaluation (the paper's Table 2)."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.models import list_models
         from ladd.pipeline import run_evaluate
 
@@ -1205,8 +1225,8 @@ def evaluate(
 
             if not any(supported_options(a, cfg.model_options) for a in arch_list):
                 check_model_options(arch_list[0], cfg.model_options)
-        ws = _workspace(workspace)
-        dev = _device(device)
+        ws = job.open_workspace()
+        dev = job.torch_device()
         ds, test = _set_and_test_split(file, reading, ws, data_root)
         _warn_long(cfg.epochs, dev)
         with _progress_bar(f"evaluate ({cfg.mode})") as cb:
@@ -1247,6 +1267,7 @@ def evaluate(
 
 
 @app.command()
+@_with_options(job=_job_options)
 def warmup(
     arch: Annotated[str, typer.Option("--arch")] = "convnet_d3",
     image_size: Annotated[int, typer.Option("--image-size", min=8)] = 32,
@@ -1260,18 +1281,16 @@ def warmup(
         Path | None,
         typer.Option("--export", help="Also write portable compile artifacts to this file."),
     ] = None,
-    device: DeviceOpt = "auto",
-    workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Compile the fast trainer's step for these shapes now, into the workspace's cache, so
     that later `ladd train` runs (and the dashboard's) start without compiling."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.trainers.compile import compile_cache_dir
         from ladd.trainers.warmup import warmup as do_warmup
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         rep = do_warmup(
             arch,
             image_size,
@@ -1281,7 +1300,7 @@ def warmup(
             precision=precision,
             model_options={"width": width} if width else {},
             dsa=not no_dsa,
-            device=_device(device),
+            device=job.torch_device(),
             cache_dir=compile_cache_dir(ws.cache_dir / "compile"),
             export=export,
         )
@@ -1302,6 +1321,7 @@ def warmup(
 
 
 @app.command()
+@_with_options(job=_place_options)
 def sweep(
     spec_file: Annotated[Path, typer.Argument(help="A sweep spec (TOML; see docs/sweeps.md).")],
     executor: Annotated[
@@ -1317,15 +1337,14 @@ def sweep(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the grid, what is recorded and the cost.")
     ] = False,
-    workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Run a grid of trainings (sets x archs x modes x N/R x labeler epochs x seeds), resumable."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.sweep import TextProgress, load_spec, plan_sweep, ray_available, run_sweep
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         spec = load_spec(spec_file)
         if executor not in ("auto", "ray", "serial"):
             raise typer.BadParameter("use auto, ray or serial", param_hint="--executor")
@@ -1393,6 +1412,7 @@ def app_cmd(
 
 
 @app.command()
+@_with_options(job=_place_options)
 def report(
     run_a: Annotated[int, typer.Argument(help="Run id of the first run (e.g. the baseline).")],
     run_b: Annotated[int, typer.Argument(help="Run id of the second run (e.g. LADD).")],
@@ -1417,15 +1437,14 @@ def report(
     no_cams: Annotated[bool, typer.Option("--no-cams", help="Leave the CAM grid out.")] = False,
     seed: SeedOpt = 0,
     force: ForceOpt = False,
-    workspace: WorkspaceOpt = None,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """One self-contained HTML report comparing two finished training runs (configs, per-class
     accuracy, confusion matrices, training curves, CAM grid); opens without a network."""
-    with _guard(debug):
+    with _guard(job.debug):
         from ladd.report import report_command
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         path = report_command(
             run_a,
             run_b,
@@ -1446,20 +1465,20 @@ def report(
 
 
 @runs_app.command("list")
+@_with_options(job=_place_options)
 def runs_list(
     kind: Annotated[str | None, typer.Option("--kind", help="Only runs of this kind.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
-    workspace: WorkspaceOpt = None,
     json_out: JsonOpt = False,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """List runs, newest first."""
-    with _guard(debug):
+    with _guard(job.debug):
         import datetime as dt
 
         from ladd.pipeline import summarise
 
-        ws = _workspace(workspace)
+        ws = job.open_workspace()
         rows = ws.db.list_runs(kind, limit)
         table = Table("id", "kind", "status", "started", "what", "accuracy", "note")
         for r in rows:
@@ -1481,30 +1500,30 @@ def runs_list(
 
 
 @runs_app.command("show")
+@_with_options(job=_place_options)
 def runs_show(
     run_id: Annotated[int, typer.Argument(help="Run id.")],
-    workspace: WorkspaceOpt = None,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Show one run (config, metrics, artifacts) as JSON."""
-    with _guard(debug):
-        ws = _workspace(workspace)
+    with _guard(job.debug):
+        ws = job.open_workspace()
         ws.db.mark_stale()
         rec = ws.db.get_run(run_id)
         _print_json(rec.to_dict())
 
 
 @runs_app.command("export")
+@_with_options(job=_place_options)
 def runs_export(
     csv_path: Annotated[Path, typer.Argument(help="CSV file to write.")],
     kind: Annotated[str | None, typer.Option("--kind")] = None,
     force: ForceOpt = False,
-    workspace: WorkspaceOpt = None,
-    debug: DebugOpt = False,
+    job: Any = None,
 ) -> None:
     """Export all runs to CSV."""
-    with _guard(debug):
-        ws = _workspace(workspace)
+    with _guard(job.debug):
+        ws = job.open_workspace()
         path = ws.db.export_csv(csv_path, kind, force=force)
         out.print(f"runs exported to {path}")
 

@@ -46,6 +46,32 @@ def test_help_on_every_command(command: str) -> None:
     assert "Usage" in res.output
 
 
+def test_shared_options_come_from_one_definition() -> None:
+    """--device, --workspace and --debug are one definition (ladd.cli._job_options /
+    _place_options): every command that takes one spells it, defaults it and helps it alike,
+    and every command that runs on a device takes all three."""
+    import typer.main
+
+    def walk(group, prefix=""):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", cmd
+
+    seen: dict[str, set] = {"--device": set(), "--workspace": set(), "--debug": set()}
+    for name, cmd in walk(typer.main.get_command(app)):
+        opts = {o: p for p in cmd.params for o in getattr(p, "opts", ())}
+        if "--device" in opts:
+            assert {"--workspace", "--debug"} <= set(opts), name
+        for flag, forms in seen.items():
+            if flag in opts:
+                p = opts[flag]
+                forms.add((tuple(p.opts), str(p.default), p.help))
+    assert all(len(forms) == 1 for forms in seen.values()), seen
+    assert {name for name, _ in walk(typer.main.get_command(app))} >= set(COMMANDS) - {"runs"}
+
+
 def test_module_entry_point_runs() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "ladd.cli", "--help"], capture_output=True, text=True, timeout=120
