@@ -691,7 +691,7 @@ def soft_cross_entropy(
 class TrainingData:
     """A flat deployment training set: inputs and probability targets."""
 
-    inputs: torch.Tensor  # float (T, C, H, W), normalised
+    inputs: Any  # float (T, C, H, W), normalised, or CroppedInputs (cut when drawn)
     targets: Any  # float (T, K) rows that are probability vectors, or EncodedTargets (lazy)
     num_full: int  # how many of the T samples are full images (they come first)
     num_crops: int  # how many are crops
@@ -729,6 +729,7 @@ def build_training_data(
     r: float = 0.625,
     full_labels: str = "hard",
     lazy_labels: bool | None = None,
+    lazy_inputs: bool | None = None,
 ) -> TrainingData:
     """The flat sample list of a label mode from a DistilledSet or LabelAugmentedSet (on CPU).
 
@@ -738,6 +739,10 @@ def build_training_data(
     lazy_labels: the dense labels stay in their codec (ladd.codecs.EncodedTargets: a batch's
     rows are decoded when it is drawn, on the device, and no [M, N*N, K] float tensor is built);
     None: lazy for a set held in a codec other than float32/float16, as today otherwise.
+    lazy_inputs: the inputs are ladd.cropped.CroppedInputs (the stored images once, uint8 when
+    they came from 8-bit files; each batch's crops cut and resized when it is drawn) instead of
+    every sample as a float image; None: lazy when the eager list would be over the crop-bytes
+    limit (LADD_MAX_CROP_BYTES), which used to refuse such a set.
     """
     lm = label_mode(mode)
     images = dataset.images.float().cpu()  # (M, C, H, W)
@@ -782,11 +787,16 @@ def build_training_data(
         c, h, w = images.shape[1:]
         # the crops, each copy in the sample list, and the final concatenation
         need = m * n * n * c * h * w * 4 * (1 + 2 * len(lm.crops))
-        current_limits().check_crop_bytes(need, f"{lm.name} training set ({m} images, N = {n})")
-        crops = sub_sample(images, n, r).flatten(0, 1)  # (M*n*n, C, H, W), raster order per image
+        if lazy_inputs is None:
+            lazy_inputs = need > current_limits().max_crop_bytes
+        if not lazy_inputs:
+            what = f"{lm.name} training set ({m} images, N = {n})"
+            current_limits().check_crop_bytes(need, what)
+            crops = sub_sample(images, n, r).flatten(0, 1)  # (M*n*n, C, H, W), raster order
         for kind in lm.crops:
-            parts_x.append(crops)
-            num_crops += crops.shape[0]
+            if not lazy_inputs:
+                parts_x.append(crops)
+            num_crops += m * n * n
             if kind == "hard":
                 parts_y.append(hard.repeat_interleave(n * n, dim=0))  # (M*n*n, K)
             elif kind == "dense" and lazy_labels and kind == lm.crops[-1]:  # rows come last
@@ -797,14 +807,35 @@ def build_training_data(
                 raise ValueError(f"unknown crop label kind {kind!r}")
     head = torch.cat(parts_y).contiguous() if parts_y else hard[:0]
     targets: Any = head if encoded is None else encoded.targets(head)
+    inputs: Any
+    if lm.crops and lazy_inputs:
+        inputs = _cropped_inputs(dataset, images, len(lm.full), len(lm.crops), n, r)
+    else:
+        inputs = torch.cat(parts_x).contiguous()
     return TrainingData(
-        inputs=torch.cat(parts_x).contiguous(),
+        inputs=inputs,
         targets=targets,
         num_full=num_full,
         num_crops=num_crops,
         num_classes=k,
         num_images=m,
     )
+
+
+def _cropped_inputs(
+    dataset: Any, images: torch.Tensor, full_copies: int, crop_copies: int, n: int, r: float
+) -> Any:
+    """The lazy inputs of build_training_data: uint8 pixels when the set's images came from
+    8-bit files and it has no ZCA (its mean/std give them back exactly), float otherwise."""
+    from ladd.cropped import CroppedInputs, eight_bit_pixels
+
+    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
+    pixels = (
+        None if getattr(dataset, "zca", None) is not None else eight_bit_pixels(images, mean, std)
+    )
+    if pixels is not None:
+        return CroppedInputs(pixels, full_copies, crop_copies, n, r, tuple(mean), tuple(std))
+    return CroppedInputs(images, full_copies, crop_copies, n, r)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ The registry imports no architecture; this package imports them all, and each re
 (timm's layout), so `from ladd.models import create_model` knows every name.
 """
 
-from ladd.models import alexnet, convnet, resnet, vgg, vit  # noqa: F401  (they register)
+from ladd.models import alexnet, convnet, resnet, tv, vgg, vit  # noqa: F401  (they register)
 from ladd.models.registry import (
     ModelSpec,
     cam_target,

@@ -1,0 +1,162 @@
+"""Training inputs cut when a batch is drawn: a stand-in for TrainingData.inputs (issue 27).
+
+The eager training set (ladd.training.build_training_data) holds every sample as a float image:
+the M full images, then each image's N x N crops resized to the full size, so a LADD set at
+N = 5 holds 26 float images per stored one. At ImageNet-1K, IPC 10, 224 px that is 10,000
+x 26 x 602 KB = 157 GB. `CroppedInputs` holds the M stored images once (float, or uint8 with
+the normalisation applied on the draw: 1.5 GB at that size) and, for a batch of sample
+indices, gathers the full images and cuts and resizes the crops on the images' device:
+
+    sample t < num_full                  full image t mod M
+    sample t >= num_full, c = (t - num_full) mod (M * N * N)
+                                         crop c mod N*N (raster order) of image c // (N * N)
+
+the order build_training_data's eager list has (full images first, then the crops, raster
+order per image, each label kind's copy after the other), so an engine cannot tell the two
+apart: `inputs[idx]` for a long index of any shape gives (*idx.shape, C, H, W) float32.
+Crops use ladd.subsample's grid and resize (bilinear; the same call the eager path makes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from ladd.subsample import crop_grid, resize
+
+__all__ = ["CroppedInputs", "eight_bit_pixels"]
+
+
+@dataclass(frozen=True)
+class CroppedInputs:
+    """The stored images (M, C, H, W) and how the flat sample list is cut from them."""
+
+    images: torch.Tensor  # float (normalised), or uint8 pixels normalised on the draw
+    full_copies: int  # how many times the full images come first (one per full label kind)
+    crop_copies: int  # how many times the crops follow (one per crop label kind)
+    n: int
+    r: float
+    mean: tuple[float, ...] | None = None  # for uint8 images: x = (p / 255 - mean) / std
+    std: tuple[float, ...] | None = None
+    memory_format: torch.memory_format = torch.contiguous_format
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4 or self.images.shape[-1] != self.images.shape[-2]:
+            raise ValueError(f"expected square images (M, C, H, W), got {tuple(self.images.shape)}")
+        if self.images.dtype == torch.uint8 and (self.mean is None or self.std is None):
+            raise ValueError("uint8 images need the mean and std they are normalised with")
+        if self.full_copies < 0 or self.crop_copies < 0 or not self.full_copies + self.crop_copies:
+            raise ValueError("at least one copy of the full images or of the crops is needed")
+
+    # -- what a tensor of inputs answers --------------------------------------------------------
+
+    @property
+    def num_images(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_full(self) -> int:
+        return self.num_images * self.full_copies
+
+    @property
+    def num_crops(self) -> int:
+        return self.num_images * self.n * self.n * self.crop_copies
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.num_full + self.num_crops, *self.images.shape[1:]))
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes the inputs hold (the stored images alone)."""
+        return self.images.numel() * self.images.element_size()
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def to(self, device: str | torch.device) -> CroppedInputs:
+        return replace(self, images=self.images.to(device))
+
+    def contiguous(
+        self, memory_format: torch.memory_format = torch.contiguous_format
+    ) -> CroppedInputs:
+        """The batches come in `memory_format` (channels_last for NHWC engines)."""
+        return replace(self, memory_format=memory_format)
+
+    # -- drawing a batch ------------------------------------------------------------------------
+
+    def __getitem__(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """The samples at `idx` (a long tensor of any shape, or a slice): (*idx.shape, C, H, W)."""
+        if isinstance(idx, slice):
+            idx = torch.arange(len(self), device=self.device)[idx]
+        idx = torch.as_tensor(idx, device=self.device).long()
+        flat = idx.reshape(-1)
+        out = self._draw(flat).contiguous(memory_format=self.memory_format)
+        return out.reshape(*idx.shape, *out.shape[1:]) if idx.dim() != 1 else out
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.images.dtype != torch.uint8:
+            return x.float()
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x.float() / 255.0 - mean) / std
+
+    def _draw(self, flat: torch.Tensor) -> torch.Tensor:
+        m, nf, h = self.num_images, self.num_full, int(self.images.shape[-1])
+        # Both parts are computed for the whole batch and picked with where: no host sync.
+        full = None
+        if nf:
+            full = self._normalise(self.images[flat.clamp(0, nf - 1) % m])
+        if not self.num_crops:
+            assert full is not None
+            return full
+        per = self.n * self.n
+        c = (flat - nf).clamp(min=0) % (m * per)
+        image, j = c // per, c % per
+        grid = crop_grid(h, self.n, self.r)
+        offsets = torch.tensor(grid.offsets, device=flat.device)
+        span = torch.arange(grid.side, device=flat.device)
+        rows = (offsets[j // self.n].unsqueeze(1) + span).unsqueeze(2)  # (B, side, 1)
+        cols = (offsets[j % self.n].unsqueeze(1) + span).unsqueeze(1)  # (B, 1, side)
+        # Advanced indices split by the channel slice: the result is (B, side, side, C).
+        patches = self.images[image.view(-1, 1, 1), :, rows, cols].permute(0, 3, 1, 2)
+        crops = resize(self._normalise(patches), h)
+        if full is None:
+            return crops
+        return torch.where((flat < nf).view(-1, 1, 1, 1), full, crops)
+
+
+def eight_bit_pixels(
+    images: torch.Tensor,
+    mean: tuple[float, ...] | None,
+    std: tuple[float, ...] | None,
+    *,
+    chunk: int = 256,
+) -> torch.Tensor | None:
+    """The uint8 pixels p with images == (p / 255 - mean) / std, when the normalised float
+    images came from 8-bit files (every de-normalised value within 1e-3 of an integer in
+    0..255); None otherwise (synthesised float pixels, unknown normalisation). Checked `chunk`
+    images at a time, so the float64 copy never spans the set."""
+    if mean is None or std is None or images.dim() != 4 or len(mean) != images.shape[1]:
+        return None
+    m = torch.tensor(mean, dtype=torch.float64, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float64, device=images.device).view(1, -1, 1, 1)
+    out = torch.empty(images.shape, dtype=torch.uint8, device=images.device)
+    for start in range(0, images.shape[0], chunk):
+        pixels = (images[start : start + chunk].double() * s + m) * 255.0
+        rounded = pixels.round()
+        if bool(((pixels - rounded).abs() > 1e-3).any()):
+            return None
+        if bool(((rounded < 0) | (rounded > 255)).any()):
+            return None
+        out[start : start + chunk] = rounded.to(torch.uint8)
+    return out
