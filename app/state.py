@@ -74,7 +74,7 @@ class K:
     TR_SEEDS = "tr_seeds"
     TR_WIDTH = "tr_width"
     TR_TRAINER = "tr_trainer"
-    TR_PROTOCOL = "tr_protocol"  # auto | mtt | glad (ladd.training.PROTOCOLS)
+    TR_PROTOCOL = "tr_protocol"  # auto | mtt | glad | rded (ladd.training.PROTOCOLS)
     TR_LIVE = "tr_live"  # score a fixed test subset every few epochs while training
     TR_JOB = "_tr_job"
     TR_OVERLAY = "tr_overlay"  # finished runs drawn in the training curves

@@ -104,7 +104,10 @@ ProtocolOpt = Annotated[
         "--protocol",
         help="auto (from the image size) | mtt: CIFAR, MTT/DATM's evaluate_synset (lr x 0.1 after "
         "epoch E//2+1, E+1 passes) | glad: ImageNet subsets, GLaD's evaluate_synset (linear "
-        "warm-up, cosine decay, the EMA of the weights is tested). Recorded with every run.",
+        "warm-up, cosine decay, the EMA of the weights is tested) | rded: ImageNet-1K, RDED's "
+        "validation without its teacher (AdamW, half-cosine lr, ShufflePatches + "
+        "RandomResizedCrop + flip instead of DSA; RDED runs --epochs 300 and a batch of 100 at "
+        "IPC 10). Recorded with every run.",
     ),
 ]
 LossOpt = Annotated[

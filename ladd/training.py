@@ -8,7 +8,8 @@ this module (the fast trainer runs the reference engine as its sequential engine
 - The label modes (paper Table 6): what the student trains on, as a flat list of samples.
 - `soft_cross_entropy`: the one loss, for (B, K) and stacked (S, B, K) logits.
 - `resolve_lr`: the lr rule (--lr, a set's learned lr, the architecture's rate).
-- `make_optimizer` / `make_scheduler`: SGD and the lr schedule, built on torch.optim.
+- `make_optimizer` / `make_scheduler`: the protocol's optimiser (SGD, or RDED's AdamW) and lr
+  schedule, built on torch.optim.
 - `PassEnd`: what the loop does after every pass (schedule, EMA, monitor); `check_finite`.
 - `TrainCheckpoint`: the file a run's training state is kept in (the loop owns its format).
 - `TrainingStopped`: the one exception for "the caller asked us to stop".
@@ -25,6 +26,12 @@ chosen on the test set):
   glad  ImageNet subsets at 128 px (GLaD `utils.evaluate_synset`): LinearLR warm-up from 1e-7 x lr
         over Epoch // 2 passes, then CosineAnnealingLR over Epoch // 2; an EMA of the weights
         (ema_pytorch, beta 0.995, power 1, updated once per pass) is the model that is tested.
+  rded  ImageNet-1K at 224 px (RDED validation/main.py without its online teacher): AdamW
+        (betas 0.9, 0.999; weight decay 0.01 on weight matrices and kernels only), lr x
+        0.5 (1 + cos(pi e / E / 2)) at pass e, E passes, RDED's augmentation (ladd.rded:
+        ShufflePatches, RandomResizedCrop, flip) in place of DSA, no EMA; the per-student AdamW
+        rates of its argument.py. Batch and epochs are the user's: RDED runs 300 epochs and a
+        batch of rded_batch_size(ipc, classes) (100 at ImageNet-1K, IPC 10).
 Per pass the samples are shuffled with a seeded generator and fed in batches; each batch's loss is
 the soft-target cross-entropy averaged over the batch ("mean", what the field's loaders do), or
 that times the samples per image ("image_sum": Eq. 5's per-image sum of the crop terms).
@@ -33,6 +40,7 @@ that times the samples per image ("image_sum": Eq. 5's per-image sum of the crop
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -51,6 +59,11 @@ from ladd.models.registry import small_variant
 from ladd.subsample import sub_sample
 
 __all__ = [
+    "RDED_ADAMW",
+    "RDED_ADAMW_LR",
+    "half_cosine_factor",
+    "rded_batch_size",
+    "rded_lr",
     "MODES",
     "PRECISIONS",
     "LOSSES",
@@ -167,9 +180,11 @@ class Protocol:
 
     name: str
     description: str
-    schedule: str  # "step_half" (MTT) | "warmup_cosine" (GLaD)
+    schedule: str  # "step_half" (MTT) | "warmup_cosine" (GLaD) | "half_cosine" (RDED)
     ema_beta: float | None  # the EMA's top decay; None: the trained weights are tested
     extra_pass: bool  # MTT's loop is range(Epoch + 1): one more pass than --epochs says
+    optimizer: str = "sgd"  # "sgd" (momentum, weight decay of the config) | "adamw" (RDED's)
+    augment: str = "dsa"  # the training augmentation: "dsa" (ladd.dsa) | "rded" (ladd.rded)
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -189,7 +204,56 @@ PROTOCOLS: dict[str, Protocol] = {
         0.995,
         False,
     ),
+    "rded": Protocol(
+        "rded",
+        "ImageNet-1K protocol of RDED without its teacher: AdamW (weight decay 0.01 on weights), "
+        "lr x 0.5 (1 + cos(pi e / 2E)), ShufflePatches + RandomResizedCrop + flip, no EMA",
+        "half_cosine",
+        None,
+        False,
+        optimizer="adamw",
+        augment="rded",
+    ),
 }
+
+# RDED argument.py lines 276-306: --adamw-lr per student (`args.stud_name`), by our model names.
+# RDED's "resnet18_modified" (its CIFAR/Tiny ResNet-18) is the field's ResNet-18 here.
+RDED_ADAMW_LR: dict[str, float] = {
+    "tv_resnet18": 0.001,
+    "tv_resnet50": 0.001,
+    "tv_mobilenet_v2": 0.0025,
+    "resnet18": 0.001,
+    "vgg11": 0.0005,
+    "alexnet": 0.0001,
+    "vit": 0.0001,  # vit_b_16's rate
+    "convnet_d3": 0.001,
+    "convnet_d4": 0.001,
+    "convnet_d5": 0.001,
+    "convnet_d6": 0.001,
+}
+RDED_ADAMW = {"betas": (0.9, 0.999), "weight_decay": 0.01}  # main.py 87-92, argument.py 153
+
+
+def rded_lr(arch: str) -> float:
+    """RDED's AdamW rate for student `arch` (its argument.py), or a ValueError saying to pass
+    --lr (RDED leaves other students at --adamw-lr 0, which trains nothing)."""
+    try:
+        return RDED_ADAMW_LR[arch]
+    except KeyError:
+        raise ValueError(
+            f"RDED gives no AdamW lr for {arch!r} (it has {', '.join(sorted(RDED_ADAMW_LR))}); "
+            "pass --lr"
+        ) from None
+
+
+def rded_batch_size(ipc: int, num_classes: int) -> int:
+    """RDED's --re-batch-size when left 0 (argument.py lines 234-258): 100 / 50 / 10 at IPC
+    50 / 10 / 1, doubled at 100 and 1000 classes, at most ipc x classes; None of those IPCs:
+    RDED leaves it 0, here the IPC 10 rule."""
+    base = {50: 100, 10: 50, 1: 10}.get(ipc, 50)
+    if num_classes in (100, 1000):
+        base *= 2
+    return min(base, ipc * num_classes)
 
 
 def default_protocol(image_size: int) -> str:
@@ -209,7 +273,7 @@ class TrainConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    protocol: str = "auto"  # "mtt" | "glad" | "auto": from the image size (default_protocol)
+    protocol: str = "auto"  # "mtt" | "glad" | "rded" | "auto": by image size (default_protocol)
     loss: str = "mean"  # "mean" over a batch | "image_sum": x samples per image (Eq. 5)
     full_labels: str = "hard"  # full images: one-hot (Eq. 5) | "set": the set's own soft labels
     trainer: str = "fast"  # a registered trainer (ladd.trainers): "fast", "reference" or "ddp"
@@ -272,6 +336,15 @@ class TrainConfig:
     def dsa_config(self) -> DSAConfig:
         return DSAConfig(strategy=self.dsa_strategy)
 
+    @property
+    def augmentation(self) -> str:
+        """The training augmentation the engines apply: "dsa" (with dsa_strategy), "rded"
+        (ladd.rded, the rded protocol's), or "" (dsa = False: none)."""
+        if not self.dsa:
+            return ""
+        kind = self.protocol_spec.augment
+        return "" if kind == "dsa" and not self.dsa_config.ops else kind
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["seeds"] = list(self.seeds)
@@ -309,6 +382,8 @@ def resolve_lr(cfg: TrainConfig, dataset: Any, arch: str, image_size: int) -> fl
     lr = getattr(dataset, "lr", None)
     own = getattr(dataset, "distill_arch", None) or distillation_arch(image_size)
     protocol = cfg.protocol if cfg.protocol != "auto" else default_protocol(image_size)
+    if protocol == "rded":  # RDED's own per-student AdamW rates; a set's SGD lr is not one
+        return rded_lr(arch)
     if lr is not None and protocol == "mtt" and arch == own:
         return float(lr)
     return default_lr(arch, image_size)
@@ -321,11 +396,44 @@ def base_lr(cfg: TrainConfig, spec: ModelSpec) -> float:
 
 
 def make_optimizer(
-    params: Any, cfg: TrainConfig, lr: float, *, foreach: bool | None = None
-) -> torch.optim.SGD:
-    """The protocol's SGD over `params` (a module's parameters or stacked tensors)."""
-    return torch.optim.SGD(
-        params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=foreach
+    params: Any,
+    cfg: TrainConfig,
+    lr: float,
+    *,
+    foreach: bool | None = None,
+    names: list[str] | None = None,
+    stacked: bool = False,
+) -> torch.optim.Optimizer:
+    """The protocol's optimiser over `params` (a module's parameters, or stacked tensors (S, ...)
+    when `stacked`): SGD with the config's momentum and weight decay (mtt, glad), or RDED's AdamW
+    (rded), which needs the parameters' `names`.
+
+    RDED's groups (validation/utils.py `get_parameters`, lines 67-84): weight decay on the
+    parameters whose name contains "weight" and that have more than one dimension (of their own:
+    a stacked tensor's seed axis does not count), none on the rest (biases, norm scales, ViT's
+    class token and positions).
+    """
+    if cfg.protocol_spec.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=foreach
+        )
+    params = list(params)
+    if names is None or len(names) != len(params):
+        raise ValueError("AdamW's weight-decay groups need the name of every parameter")
+    own = 1 if stacked else 0
+    decay = [p for n, p in zip(names, params, strict=True) if "weight" in n and p.dim() - own > 1]
+    ids = {id(p) for p in decay}
+    rest = [p for p in params if id(p) not in ids]
+    groups = [
+        {"params": decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups,
+        lr=lr,
+        betas=RDED_ADAMW["betas"],
+        weight_decay=RDED_ADAMW["weight_decay"],
+        foreach=foreach,
     )
 
 
@@ -339,6 +447,9 @@ class LRSchedule:
     warmup_cosine (GLaD utils.py `evaluate_synset`): LinearLR(start_factor=1e-7, total_iters=E//2)
       and CosineAnnealingLR(T_max=E//2) are made at the start; the first steps until pass E // 2,
       the second from then on.
+    half_cosine (RDED validation/main.py lines 95-102, stepped after every epoch, line 187):
+      LambdaLR with factor 0.5 (1 + cos(pi e / E / 2)) at pass e (e <= E; 0 after): from 1 down
+      to 0.5 + 0.5 cos(pi (E - 1) / 2E) at the last pass, never to 0.
     """
 
     def __init__(self, opt: torch.optim.Optimizer, cfg: TrainConfig) -> None:
@@ -351,6 +462,13 @@ class LRSchedule:
             # stepped after pass p, its last_epoch becomes p + 1: the lr of pass decay_after + 1 on
             self.scheds = [
                 torch.optim.lr_scheduler.MultiStepLR(opt, [self.decay_after + 1], gamma=0.1)
+            ]
+        elif self.kind == "half_cosine":
+            epochs = cfg.epochs
+            self.scheds = [
+                torch.optim.lr_scheduler.LambdaLR(
+                    opt, lambda e: half_cosine_factor(e, epochs), last_epoch=-1
+                )
             ]
         elif self.kind == "warmup_cosine":
             self.scheds = [
@@ -383,6 +501,11 @@ class LRSchedule:
                 self.scheds[self.current].step()
                 if self.kind == "warmup_cosine" and p == self.switch_at:
                     self.current = 1
+
+
+def half_cosine_factor(e: int, epochs: int) -> float:
+    """RDED's lr factor at epoch e of `epochs` (see LRSchedule)."""
+    return 0.5 * (1.0 + math.cos(math.pi * e / epochs / 2)) if e <= epochs else 0.0
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> LRSchedule:
@@ -491,9 +614,12 @@ class PassEnd:
         """Tensors and JSON of the optimiser, EMA and schedule position, for a checkpoint."""
         tensors: dict[str, torch.Tensor] = {}
         for i, t in enumerate(self.tensors):
-            buf = self.schedule.opt.state.get(t, {}).get("momentum_buffer")
-            if buf is not None:
-                tensors[f"{prefix}opt.{i}"] = buf
+            # SGD's momentum buffer as opt.<i> (the name every saved run has); any other state
+            # (AdamW's exp_avg, exp_avg_sq, step) as opt.<i>.<key>
+            for key, value in self.schedule.opt.state.get(t, {}).items():
+                if isinstance(value, torch.Tensor):
+                    name = "" if key == "momentum_buffer" else f".{key}"
+                    tensors[f"{prefix}opt.{i}{name}"] = value
         if self.ema is not None:
             for i, t in enumerate(self.ema.shadow):
                 tensors[f"{prefix}ema.{i}"] = t
@@ -508,6 +634,14 @@ class PassEnd:
             buf = tensors.get(f"{prefix}opt.{i}")
             if buf is not None:
                 opt.state[t]["momentum_buffer"] = buf.to(t.device, t.dtype).clone()
+            head = f"{prefix}opt.{i}."
+            for name, value in tensors.items():
+                if name.startswith(head):
+                    key = name[len(head) :]
+                    if key == "step":  # AdamW keeps its step count on the CPU (not capturable)
+                        opt.state[t][key] = value.detach().cpu().clone()
+                    else:
+                        opt.state[t][key] = value.to(t.device, t.dtype).clone()
         if self.ema is not None:
             for i, sh in enumerate(self.ema.shadow):
                 sh.copy_(tensors[f"{prefix}ema.{i}"])

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from parity import normed_conv_biases
 
 from ladd.trainers import train_models
 from ladd.trainers.fast import (
@@ -52,11 +53,14 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def _max_diff(a: list[torch.nn.Module], b: list[torch.nn.Module]) -> float:
+def _max_diff(
+    a: list[torch.nn.Module], b: list[torch.nn.Module], skip: set[str] = frozenset()
+) -> float:
     return max(
         (p - q).abs().max().item()
         for ma, mb in zip(a, b, strict=True)
-        for p, q in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True)
+        for (k, p), q in zip(ma.state_dict().items(), mb.state_dict().values(), strict=True)
+        if k not in skip
     )
 
 
@@ -129,18 +133,28 @@ def test_stacked_step_matches_reference_for_the_cross_architecture_models(arch, 
     ],
     ids=["stacked", "stacked-padded", "sequential", "dense-padded", "dense-nhwc", "grouped-nhwc"],
 )
-@pytest.mark.parametrize("protocol", ["mtt", "glad"])
+@pytest.mark.parametrize("protocol", ["mtt", "glad", "rded"])
 def test_same_weights_as_reference_after_a_few_steps_without_dsa(
     options: FastOptions, protocol: str, one_thread
 ) -> None:
-    """Every engine and layout under both protocols: MTT's lr drop with a fresh optimiser after
-    pass E//2 + 1 (5 passes for 4 epochs), and GLaD's warm-up, cosine decay and EMA."""
+    """Every engine and layout under every protocol: MTT's lr drop with a fresh optimiser after
+    pass E//2 + 1 (5 passes for 4 epochs), GLaD's warm-up, cosine decay and EMA, RDED's AdamW
+    and half-cosine.
+
+    Under AdamW the conv biases that feed an instance norm are left out of the weight check: the
+    norm removes them, so their gradient is zero but for float rounding (~1e-9), and Adam divides
+    that noise by its own size, moving them by ~lr a step in a direction rounding picks. They
+    change nothing the model computes: the outputs are checked instead."""
     data = _data()  # 40 samples, batches of 16: a partial last batch every epoch
     cfg = _cfg(epochs=4, protocol=protocol)
     spec = model_spec(cfg, K, SIZE)
     ref = train_reference(data, spec, cfg, device="cpu")
     fast = train_fast(data, spec, cfg, device="cpu", options=options)
-    assert _max_diff(ref.models, fast.models) < 1e-5
+    skip = normed_conv_biases(ref.models[0]) if protocol == "rded" else set()
+    assert _max_diff(ref.models, fast.models, skip) < 1e-5
+    with torch.no_grad():
+        for a, b in zip(ref.models, fast.models, strict=True):
+            torch.testing.assert_close(b(data.inputs), a(data.inputs), rtol=1e-5, atol=1e-5)
     for a, b in zip(ref.loss_curves, fast.loss_curves, strict=True):
         assert a == pytest.approx(b, rel=1e-5)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from parity import normed_conv_biases
 from safetensors import safe_open
 
 from ladd.files import save_tensors
@@ -60,11 +61,12 @@ def _same(a, b) -> bool:
     )
 
 
-def _max_diff(a, b) -> float:
+def _max_diff(a, b, skip: set[str] = frozenset()) -> float:
     return max(
         (p - q).abs().max().item()
         for ma, mb in zip(a.models, b.models, strict=True)
-        for p, q in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True)
+        for (k, p), q in zip(ma.state_dict().items(), mb.state_dict().values(), strict=True)
+        if k not in skip
     )
 
 
@@ -145,18 +147,27 @@ def _pairs(cfg: TrainConfig, hooks: TrainHooks | None = None):
     return fit(engine, _data(), cfg, hooks)
 
 
-@pytest.mark.parametrize("protocol", ["mtt", "glad"])
+@pytest.mark.parametrize("protocol", ["mtt", "glad", "rded"])
 def test_groups_of_several_seeds_give_the_reference_weights_and_resume_exactly(
     tmp_path, protocol, one_thread
 ):
     """Seeds (0, 1) then (2,) as two stacked groups: the reference loop's weights (the stacked
     engine's tolerance, no DSA), progress counting seed-passes across groups, and a run killed
     in the second group resumes to the uninterrupted run's weights."""
-    cfg = _cfg(protocol, seeds=(0, 1, 2), dsa=False).resolved(SIZE)
+    # under AdamW at SGD's lr 0.05, near-zero gradients' rounding moves weights by ~1e-4
+    adamw = {"lr": 0.001} if protocol == "rded" else {}  # RDED's rate for ConvNets
+    cfg = _cfg(protocol, seeds=(0, 1, 2), dsa=False, **adamw).resolved(SIZE)
     ref = train_reference(_data(), model_spec(cfg, K, SIZE), cfg, device="cpu")
     events = []
     whole = _pairs(cfg, TrainHooks(progress=events.append))
-    assert _max_diff(ref, whole) < 1e-5
+    # AdamW (rded): the conv biases an instance norm removes drift on rounding noise
+    # (tests/test_fast.py, the parity test's docstring); what the models compute is checked
+    skip = normed_conv_biases(ref.models[0]) if protocol == "rded" else set()
+    assert _max_diff(ref, whole, skip) < 1e-5
+    with torch.no_grad():
+        x = _data().inputs
+        for a, b in zip(ref.models, whole.models, strict=True):
+            torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-5)
     for a, b in zip(ref.loss_curves, whole.loss_curves, strict=True):
         assert a == pytest.approx(b, rel=1e-5)
     passes = cfg.passes

@@ -4,6 +4,7 @@ modes of Table 6, the loss scale, the per-architecture lr, the non-finite-loss s
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -18,9 +19,11 @@ from ladd.training import (
     build_training_data,
     check_finite,
     default_protocol,
+    half_cosine_factor,
     loss_weight,
     make_optimizer,
     make_scheduler,
+    rded_batch_size,
     resolve_lr,
 )
 
@@ -249,7 +252,7 @@ class _Killed(Exception):
 
 
 @pytest.mark.parametrize("engine", ["reference", "stacked"])
-@pytest.mark.parametrize("protocol", ["mtt", "glad"])
+@pytest.mark.parametrize("protocol", ["mtt", "glad", "rded"])
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path, engine, protocol):
     """Checkpoints hold parameters, momentum, RNG streams, the EMA and the schedule position;
     a run killed after its third pass (seed 1 of 2 for the sequential engine) and started again
@@ -285,6 +288,13 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, engine, protocol):
     with pytest.raises(_Killed):
         train_fast(data, spec, cfg, device="cpu", options=opts, progress=kill, checkpoint=ckpt)
     assert ckpt.path.is_file()
+    if protocol == "rded":  # AdamW's moments and step count are saved beside the weights
+        from safetensors import safe_open
+
+        with safe_open(str(ckpt.path), framework="pt") as f:
+            keys = set(f.keys())
+        for part in (".exp_avg", ".exp_avg_sq", ".step"):
+            assert any(k.endswith(part) and "opt." in k for k in keys), part
     other = TrainCheckpoint(ckpt.path, key="another run", seconds=0.0)
     with pytest.warns(UserWarning, match="belongs to another run"):
         assert other.load() is None  # a state of another run is never resumed, and it is said
@@ -307,3 +317,87 @@ def test_an_unreadable_saved_state_is_reported_not_dropped_silently(tmp_path):
         assert ckpt.load() is None
     ckpt.save({"x": torch.zeros(2)}, {"pass": 1})  # the next save replaces it
     assert ckpt.load()[1]["pass"] == 1 and ckpt.problem is None
+
+
+# -- the rded protocol (LINs-lab/RDED, commit 3f6453d) -----------------------------------------
+
+
+def test_rded_schedule_is_rdeds_lambda_stepped_once_per_epoch():
+    """RDED validation/main.py lines 95-102: LambdaLR(lambda step: 0.5 * (1 + cos(pi * step /
+    re_epochs / 2)) if step <= re_epochs else 0), stepped after every epoch (line 187): the lr
+    of epoch e is base x that factor at e, from 1 down to ~0.5 at the last epoch."""
+    epochs = 7
+    cfg = TrainConfig(protocol="rded", epochs=epochs, lr=0.001)
+    assert cfg.passes == epochs  # range(args.re_epochs), no extra pass
+    w = torch.nn.Parameter(torch.zeros(3, 3))
+    opt = make_optimizer([w], cfg, 0.001, names=["weight"])
+    sched = make_scheduler(opt, cfg)
+    seen = []
+    for p in range(epochs):
+        seen.append(sched.lr())
+        opt.step()
+        sched.end_of_pass(p)
+    want = [0.001 * 0.5 * (1 + math.cos(math.pi * e / epochs / 2)) for e in range(epochs)]
+    assert seen == pytest.approx(want, rel=1e-12)
+    assert seen[0] == 0.001 and seen[-1] > 0.0005
+    assert half_cosine_factor(epochs + 1, epochs) == 0.0
+
+
+def test_rded_optimiser_is_adamw_with_decay_on_weight_matrices_only():
+    """RDED main.py lines 87-92 (AdamW, betas [0.9, 0.999], --adamw-weight-decay 0.01,
+    argument.py line 153) over validation/utils.py get_parameters (lines 67-84): decay on
+    parameters named "weight" with more than one dimension, 0 on the rest."""
+    from ladd.models import create_model
+
+    model = create_model("vit", 4, 32, seed=0)
+    cfg = TrainConfig(protocol="rded", arch="vit")
+    named = list(model.named_parameters())
+    opt = make_optimizer([p for _, p in named], cfg, 1e-4, names=[n for n, _ in named])
+    assert isinstance(opt, torch.optim.AdamW)
+    decay, rest = opt.param_groups
+    assert decay["weight_decay"] == 0.01 and rest["weight_decay"] == 0.0
+    assert decay["betas"] == rest["betas"] == (0.9, 0.999) and decay["lr"] == 1e-4
+    by_id = {id(p): n for n, p in named}
+    got = {by_id[id(p)] for p in decay["params"]}
+    assert got == {n for n, p in named if "weight" in n and p.dim() > 1}
+    assert not any("bias" in by_id[id(p)] for p in decay["params"])
+    rest_names = {by_id[id(p)] for p in rest["params"]}
+    assert {"cls", "pos"} <= rest_names  # ViT's class token and positions: 3-d, not "weight"
+    # a stacked tensor's seed axis is not one of its own dimensions
+    stacked = [torch.nn.Parameter(torch.zeros(2, 5)), torch.nn.Parameter(torch.zeros(2, 5, 3))]
+    opt = make_optimizer(stacked, cfg, 1e-3, names=["a.weight", "b.weight"], stacked=True)
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 1]
+    assert opt.param_groups[0]["params"][0] is stacked[1]
+    with pytest.raises(ValueError, match="name of every parameter"):
+        make_optimizer(stacked, cfg, 1e-3)
+    # the SGD protocols are untouched
+    assert isinstance(make_optimizer(stacked, TrainConfig(protocol="mtt"), 0.1), torch.optim.SGD)
+
+
+def test_rded_rates_and_batch_are_its_arguments():
+    """RDED argument.py lines 276-306 (--adamw-lr by student) and 234-258 (--re-batch-size
+    when 0: 100 / 50 / 10 at IPC 50 / 10 / 1, x2 at 100 and 1000 classes, <= ipc x classes)."""
+    cfg = TrainConfig(protocol="rded")
+    assert resolve_lr(cfg, None, "tv_resnet18", 224) == 0.001
+    assert resolve_lr(cfg, None, "tv_mobilenet_v2", 224) == 0.0025
+    assert resolve_lr(cfg, None, "vgg11", 224) == 0.0005
+    assert resolve_lr(replace(cfg, lr=0.01), None, "tv_resnet18", 224) == 0.01
+
+    class LearnedLr:  # a DATM set's SGD rate is not an AdamW rate
+        lr, distill_arch = 0.03, "convnet_d3"
+
+    assert resolve_lr(cfg, LearnedLr(), "convnet_d3", 32) == 0.001
+    with pytest.raises(ValueError, match="no AdamW lr for 'convnet_d2'.*pass --lr"):
+        resolve_lr(cfg, None, "convnet_d2", 32)
+    assert rded_batch_size(10, 1000) == 100  # Table 3: ImageNet-1K, IPC 10
+    assert rded_batch_size(50, 1000) == 200 and rded_batch_size(1, 1000) == 20
+    assert rded_batch_size(10, 10) == 50 and rded_batch_size(1, 10) == 10
+    assert rded_batch_size(10, 100) == 100
+    assert rded_batch_size(1, 4) == 4  # at most ipc x classes
+
+
+def test_rded_replaces_dsa_with_its_augmentation():
+    assert TrainConfig(protocol="rded").augmentation == "rded"
+    assert TrainConfig(protocol="rded", dsa=False).augmentation == ""
+    assert TrainConfig(protocol="mtt").augmentation == "dsa"
+    assert TrainConfig(protocol="glad", dsa_strategy="").augmentation == ""

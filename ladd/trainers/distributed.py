@@ -35,7 +35,6 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from ladd.device import Ranks, ranks, resolve_device
-from ladd.dsa import dsa
 from ladd.models import ModelSpec
 from ladd.trainers.loop import HookArgs, TrainHooks, fit
 from ladd.trainers.reference import ReferenceEngine, _OneSeed
@@ -131,8 +130,7 @@ class _Sharded(_OneSeed):
     def step(self, b: int, idx: torch.Tensor, n_real: int) -> torch.Tensor:
         i = idx[0]  # (B,): the seed's global batch, the same on every rank
         x, y = self.inputs[i], self.targets[i]
-        if self.dsa:
-            x = dsa(x, self.g, self.dsa_cfg)  # the whole batch: the one-process stream
+        x = self.augment(x)  # the whole batch: the one-process stream
         mine = self.ranks.shard(x.shape[0])
         xs, ys = x[mine], y[mine]
         n, total = xs.shape[0], x.shape[0]

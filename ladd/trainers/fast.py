@@ -48,6 +48,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -58,6 +59,7 @@ from ladd.device import resolve_device
 from ladd.dsa import DSA_UNIFORMS, batched_dsa, draw_dsa_epoch, draw_dsa_params
 from ladd.models import ModelSpec
 from ladd.progress import ProgressEvent, ProgressFn
+from ladd.rded import rded_augment
 from ladd.trainers.compile import (
     CompilePolicy,
     EngineReport,
@@ -327,7 +329,7 @@ class _Draws:
         self, cfg: TrainConfig, gens: list, dev: torch.device, per: str, steps: int, batch: int
     ) -> None:
         self.dsa_cfg = cfg.dsa_config
-        self.on = cfg.dsa and bool(self.dsa_cfg.ops)
+        self.on = cfg.augmentation == "dsa"
         self.gens, self.dev, self.per, self.steps, self.batch = gens, dev, per, steps, batch
         self.epoch: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -409,6 +411,8 @@ class _StackedStep:
         self.cache_warm: bool | None = None
         self.cache_used = False
         self.tail = "exact"  # set by the loop: "pad" | "eager" | "exact"
+        # an augmentation of the gathered batch run before the (compiled) step: (x, B') -> x
+        self.pre: Callable[[torch.Tensor, int], torch.Tensor] | None = None
 
     # -- the function that is compiled --------------------------------------------------------
 
@@ -461,6 +465,8 @@ class _StackedStep:
     ) -> torch.Tensor:
         """Forward + backward for indices idx (S, B'); n_real of the B' are real samples."""
         x = self.inputs[idx.reshape(-1)]  # (S*B', C, H, W), gathered outside the graph
+        if self.pre is not None:
+            x = self.pre(x, idx.shape[1])
         y = self.targets[idx]  # (S, B', K)
         padded = idx.shape[1] == self.batch
         fn = self.compiled if (self.compiled is not None and padded) else None
@@ -499,7 +505,7 @@ class _StackedStep:
             "precision": self.plan.precision,
             "layout": self.plan.layout,
             "channels_last": self.plan.channels_last,
-            "dsa": self.dsa_cfg.strategy if self.cfg.dsa else "",
+            "dsa": self.dsa_cfg.strategy if self.cfg.augmentation == "dsa" else "",
             "mode": self.mode,
             "device": torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else "cpu",
             "torch": torch.__version__,
@@ -509,7 +515,7 @@ class _StackedStep:
         t = self.inputs.shape[0]
         idx = (torch.arange(self.seeds * self.batch, device=self.dev) % t).view(self.seeds, -1)
         op = u = None
-        if self.cfg.dsa and self.dsa_cfg.ops:
+        if self.cfg.augmentation == "dsa":
             g = torch.Generator(device=self.dev).manual_seed(0)  # not the seeds' streams
             op, u = draw_dsa_params(
                 self.seeds, self.batch, self.dsa_cfg, [g] * self.seeds, self.dev
@@ -678,7 +684,16 @@ class _Stack(Group):
             self.models, data, cfg, plan, engine.spec, dev, opts.cache_dir, opts.policy
         )
         self.fn = step
-        self.optimizer = make_optimizer(step.params.values(), cfg, engine.lr, foreach=True)
+        self.optimizer = make_optimizer(
+            list(step.params.values()),
+            cfg,
+            engine.lr,
+            foreach=True,
+            names=list(step.params),
+            stacked=True,
+        )
+        if cfg.augmentation == "rded":  # per seed, from its generator, outside the graph
+            step.pre = partial(_rded_per_seed, gens=gens)
         self.tensors = float_state(list(step.params.values()), list(step.buffers.values()))
         passes = cfg.passes
         # Steps the compiled function would run: all (padded tail) or the full ones (eager tail).
@@ -724,6 +739,13 @@ class _Stack(Group):
                 t.copy_(tensors[f"p.{name}"])
             for name, t in self.fn.buffers.items():
                 t.copy_(tensors[f"b.{name}"])
+
+
+def _rded_per_seed(x: torch.Tensor, b: int, *, gens: list[torch.Generator]) -> torch.Tensor:
+    """RDED's augmentation of the stacked batch x (S*b, ...), each seed's b samples from its own
+    generator: the draws the reference engine makes for that seed's batch."""
+    parts = x.split(b)
+    return torch.cat([rded_augment(p, g) for p, g in zip(parts, gens, strict=True)])
 
 
 class _UseSequential(Exception):

@@ -612,6 +612,10 @@ class _Fit:
                     return (
                         f"its {name}.{i} is {tuple(have.shape)}, this model's is {tuple(t.shape)}"
                     )
+            for key in (f"opt.{i}.exp_avg", f"opt.{i}.exp_avg_sq"):  # AdamW's moments
+                have = saved.pass_end.get(key)
+                if have is not None and tuple(have.shape) != tuple(t.shape):
+                    return f"its {key} is {tuple(have.shape)}, this model's is {tuple(t.shape)}"
         return ""
 
     def _cannot(self, why: str) -> str:

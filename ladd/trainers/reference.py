@@ -18,6 +18,7 @@ from torch import nn
 from ladd.device import resolve_device
 from ladd.dsa import dsa
 from ladd.models import ModelSpec
+from ladd.rded import rded_augment
 from ladd.trainers.loop import Engine, Group, HookArgs, TrainHooks, fit
 from ladd.training import (
     TrainConfig,
@@ -78,10 +79,13 @@ class _OneSeed(Group):
         if engine.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model, self.g, self.seeds = model, g, seeds
-        self.optimizer = make_optimizer(model.parameters(), cfg, engine.lr)
+        named = list(model.named_parameters())
+        self.optimizer = make_optimizer(
+            [t for _, t in named], cfg, engine.lr, names=[n for n, _ in named]
+        )
         self.tensors = float_state(list(model.parameters()), list(model.buffers()))
         self.inputs, self.targets = data.inputs, data.targets  # (T, C, H, W), (T, K)
-        self.dsa = cfg.dsa
+        self.augmentation = cfg.augmentation  # "dsa" | "rded" | ""
         self.dsa_cfg = cfg.dsa_config
         self.bf16 = cfg.precision == "bf16" and dev.type == "cuda"
         self.weight = loss_weight(cfg, data)
@@ -89,13 +93,20 @@ class _OneSeed(Group):
     def step(self, b: int, idx: torch.Tensor, n_real: int) -> torch.Tensor:
         i = idx[0]  # (B,): this seed's batch
         x, y = self.inputs[i], self.targets[i]
-        if self.dsa:
-            x = dsa(x, self.g, self.dsa_cfg)
+        x = self.augment(x)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(x)
         loss = soft_cross_entropy(logits, y)
         (loss * self.weight if self.weight != 1.0 else loss).backward()
         return loss.detach().view(1)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The protocol's augmentation of one batch, drawn from the seed's generator."""
+        if self.augmentation == "dsa":
+            return dsa(x, self.g, self.dsa_cfg)
+        if self.augmentation == "rded":
+            return rded_augment(x, self.g)
+        return x
 
     def live(self) -> list[nn.Module]:
         return [self.model]
