@@ -1087,6 +1087,17 @@ def train(
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
+    gpus: Annotated[
+        int,
+        typer.Option(
+            "--gpus",
+            min=0,
+            help="Train one run over G processes on this machine, one per GPU (gloo processes "
+            "with --device cpu): launches torchrun --standalone --nproc_per_node=G -m ladd "
+            "train ... with --trainer ddp. 0 or 1: this process alone. Several machines: "
+            "torchrun's own rendezvous flags (README).",
+        ),
+    ] = 0,
     reading: Any = None,
     job: Any = None,
 ) -> None:
@@ -1094,6 +1105,8 @@ def train(
     with _guard(job.debug):
         from ladd.pipeline import run_train
 
+        if gpus > 1:
+            raise typer.Exit(_launch_ranks(gpus, job))
         cfg = training.config(arch, seed)
         ws = job.open_workspace()
         dev = job.torch_device()
@@ -1140,6 +1153,29 @@ def train(
             _print_json(_result_json(run_id, res))
         if ranked is not None:
             _end_distributed_job()
+
+
+def _launch_ranks(gpus: int, job: Any) -> int:
+    """`ladd train --gpus G`: this command line again as G torchrun ranks; their exit code."""
+    import subprocess
+
+    import torch
+
+    from ladd.trainers.distributed import launched_by_torchrun, torchrun_command
+
+    if launched_by_torchrun():
+        raise CLIError("--gpus inside a torchrun job: torchrun starts the ranks already")
+    argv = sys.argv[1:]
+    if "train" not in argv:
+        raise CLIError("--gpus launches the command line again: run it as `ladd train ...`")
+    dev = job.torch_device()
+    if dev.type == "cuda" and gpus > torch.cuda.device_count():
+        raise CLIError(f"--gpus {gpus}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type not in ("cuda", "cpu"):
+        raise CLIError(f"--gpus runs on CUDA GPUs or CPU processes, not {dev.type}")
+    cmd = torchrun_command(gpus, argv)
+    _note(f"launching {gpus} ranks: torchrun {' '.join(cmd[3:])}")
+    return subprocess.run(cmd, check=False).returncode
 
 
 def _distributed_job(dev: Any) -> tuple[Any, Any] | None:

@@ -143,9 +143,11 @@ def test_only_rank_zero_reports_progress(monkeypatch, rank):
         assert hooks.checkpoint.path == ckpt.path
 
 
-def test_ladd_train_under_torchrun_records_one_run_with_the_one_process_result(tmp_path):
-    """`torchrun --nproc_per_node=2 -m ladd train ...`: rank 0 alone records (one run in the
-    database, trainer ddp), and its models score what one process's reference loop scores."""
+@pytest.mark.parametrize("launch", ["torchrun", "gpus"])
+def test_ladd_train_under_torchrun_records_one_run_with_the_one_process_result(tmp_path, launch):
+    """`torchrun --nproc_per_node=2 -m ladd train ...`, or `ladd train ... --gpus 2`, which
+    launches that: rank 0 alone records (one run in the database, trainer ddp), and its models
+    score what one process's reference loop scores."""
     from ladd.store import Workspace
 
     ws = tmp_path / "ws"
@@ -163,11 +165,12 @@ def test_ladd_train_under_torchrun_records_one_run_with_the_one_process_result(t
         "--workspace", str(ws),
     ]  # fmt: skip
     job = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    run = subprocess.run(
-        [*job, "-m", "ladd", *train], env=env, capture_output=True, text=True, timeout=300
-    )
+    cmd = [*job, "-m", "ladd", *train] if launch == "torchrun" else [*ladd, *train, "--gpus", "2"]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "trainer ddp, not fast" in run.stdout + run.stderr
+    if launch == "gpus":
+        assert "launching 2 ranks: torchrun --standalone --nproc_per_node=2 -m ladd" in run.stderr
     one = subprocess.run(
         [*ladd, *train, "--trainer", "reference"], env=env, capture_output=True, text=True,
         timeout=300,
@@ -177,3 +180,16 @@ def test_ladd_train_under_torchrun_records_one_run_with_the_one_process_result(t
     assert sorted(r.config["train"]["trainer"] for r in runs) == ["ddp", "reference"]
     ddp, ref = sorted(runs, key=lambda r: r.config["train"]["trainer"])
     assert ddp.metrics["per_seed"] == pytest.approx(ref.metrics["per_seed"], abs=1e-9)
+
+
+def test_torchrun_command_drops_the_launch_option():
+    from ladd.trainers.distributed import torchrun_command
+
+    cmd = torchrun_command(4, ["train", "set", "--gpus", "4", "--epochs", "3", "--gpus=4"])
+    assert cmd[1:] == [
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4",
+        "-m", "ladd", "train", "set", "--epochs", "3",
+    ]  # fmt: skip
+    assert cmd[0] == sys.executable
+    with pytest.raises(ValueError, match="2 or more"):
+        torchrun_command(1, ["train"])

@@ -26,6 +26,7 @@ default one; `init_distributed` starts it from torchrun's environment.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Unpack
@@ -53,6 +54,7 @@ __all__ = [
     "finish_distributed",
     "init_distributed",
     "launched_by_torchrun",
+    "torchrun_command",
     "rank_device",
     "ranks",
     "train_distributed",
@@ -62,6 +64,34 @@ __all__ = [
 def launched_by_torchrun() -> bool:
     """Whether this process was started by torchrun (or any launcher that sets its variables)."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def torchrun_command(processes: int, argv: list[str], *, option: str = "--gpus") -> list[str]:
+    """The command that runs `python -m ladd <argv>` as `processes` ranks on this machine:
+    torchrun (torch.distributed.run) --standalone --nproc_per_node=G -m ladd ..., with `option`
+    and its value taken out of argv (the ranks must not launch again). Several machines: run
+    torchrun yourself with its rendezvous flags (README, "Many GPUs")."""
+    if processes < 2:
+        raise ValueError(f"torchrun is for 2 or more processes, not {processes}")
+    rest: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            rest.append(arg)
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "ladd",
+        *rest,
+    ]
 
 
 def init_distributed(device: str | torch.device = "auto", timeout_s: float = 600.0) -> Ranks:
