@@ -734,6 +734,46 @@ def distill(
 # -- labeler ---------------------------------------------------------------------------------
 
 
+@app.command("import-labeler")
+@_with_options(job=_place_options)
+def import_labeler_cmd(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Your trained torchvision model: a state_dict file (.pth).")
+    ],
+    arch: Annotated[
+        str, typer.Option("--arch", help="tv_resnet18 | tv_resnet50 | tv_mobilenet_v2")
+    ],
+    source: Annotated[
+        str, typer.Option("--source", help="The source it was trained on (classes, normalisation).")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="The labeler file to write.")],
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", min=8, help="Default: the source's size.")
+    ] = None,
+    data_root: DataRootOpt = None,
+    job: Any = None,
+) -> None:
+    """Use your own trained torchvision network as the labeler (no labeler training): its
+    weights, read with torch.load(weights_only=True), become a labeler file for `ladd augment`."""
+    with _guard(job.debug):
+        from ladd.data import source_info
+        from ladd.labeler import import_labeler, read_meta
+
+        if not checkpoint.is_file():
+            raise CLIError(f"{checkpoint}: no such file")
+        ws = job.open_workspace()
+        info = source_info(source, image_size, cache_dir=ws.cache_dir, data_root=data_root)
+        try:
+            path = import_labeler(arch, checkpoint, info, out_file, image_size=image_size)
+        except ValueError as err:
+            raise CLIError(str(err)) from None
+        meta = read_meta(path)
+        out.print(
+            f"labeler {path}: {meta.arch}, {meta.num_classes} classes of {meta.source} at "
+            f"{meta.image_size} px (ladd augment SET --labeler {path})"
+        )
+
+
 @app.command("train-labeler")
 @_with_options(job=_job_options)
 def train_labeler_cmd(

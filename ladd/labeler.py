@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
 
-from ladd.data.imageset import normalise
+from ladd.data.imageset import SourceInfo, normalise
+from ladd.data.streaming import evaluate_loader
 from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors
@@ -44,6 +46,7 @@ from ladd.training import TrainingStopped, distillation_arch
 LABELER_FORMAT = "ladd.labeler/1"
 _OPTIM_PREFIX = "_optim."
 _RNG_KEY = "_rng.train"
+_LOADER_RNG_KEY = "_rng.loader"  # a training DataLoader's generator (training from a loader)
 RESUME_FILE = ".resume.safetensors"  # the latest epoch's state between checkpoints (hidden)
 _CKPT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
 
@@ -264,6 +267,47 @@ def load_labeler(path: str | Path, device: str | torch.device = "cpu") -> Labele
     return Labeler(model.to(resolve_device(device)).eval(), meta, path)
 
 
+def import_labeler(
+    arch: str,
+    checkpoint: str | Path,
+    info: SourceInfo,
+    out: str | Path,
+    *,
+    image_size: int | None = None,
+) -> Path:
+    """A user's own trained torchvision network as a LADD labeler checkpoint at `out`, so that
+    a user with a trained network labels with it instead of training a labeler.
+
+    `checkpoint` is read by ladd.models.tv.load_torchvision_checkpoint (torch.load with
+    weights_only=True; a bare state_dict or one under "state_dict"/"model", "module." removed)
+    into torchvision model `arch` ("tv_resnet18", ...) with the classes of `info`, the source
+    whose images it was trained on (its normalisation and class names go into the labeler's
+    metadata). The labeler records epoch 0, source `info.name` and an unmeasured test accuracy
+    (NaN): it was not trained here.
+    """
+    from ladd.models.tv import load_torchvision_checkpoint
+
+    size = int(image_size or info.image_size)
+    model = load_torchvision_checkpoint(arch, checkpoint, info.num_classes, size)
+    meta = LabelerMeta(
+        arch=arch,
+        spec=model.spec.to_dict(),
+        source=info.name,
+        epoch=0,
+        mean=tuple(info.mean),
+        std=tuple(info.std),
+        class_names=tuple(info.class_names),
+        seed=0,
+        test_accuracy=float("nan"),
+        image_size=size,
+        config={"imported_from": str(Path(checkpoint).resolve())},
+    )
+    tensors = dict(model.state_dict())
+    return save_tensors(
+        out, tensors, {"ladd_labeler": json.dumps(meta.to_dict()), "format": LABELER_FORMAT}
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Training
 
@@ -344,6 +388,56 @@ def _differences(
     return out
 
 
+def _shuffled_batches(
+    x: torch.Tensor, y: torch.Tensor, g: torch.Generator, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of an in-memory split in shuffled batches; the permutation is drawn from `g`
+    when the first batch is asked for."""
+    n = x.shape[0]
+    perm = torch.randperm(n, generator=g).to(x.device)
+    for i in range(0, n, batch_size):
+        idx = perm[i : i + batch_size]
+        yield x[idx], y[idx]
+
+
+def _device_batches(
+    loader: Iterable[Sequence[torch.Tensor]], dev: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass over a loader's (images, labels) batches, moved to `dev`."""
+    for x, y in loader:
+        yield x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+
+
+def _loader_source(
+    source: Any,
+    cfg: LabelerConfig,
+    loader: Iterable[Sequence[torch.Tensor]],
+    test_loader: Iterable[Sequence[torch.Tensor]] | None,
+) -> SourceInfo:
+    """The SourceInfo of a loader's batches, with what training from a loader cannot honour
+    refused up front."""
+    if not isinstance(source, SourceInfo):
+        raise ValueError(
+            "with loader=, pass the batches' SourceInfo as the source "
+            "(e.g. ladd.data.source_info('imagenet1k', 128))"
+        )
+    if test_loader is None:
+        raise ValueError("pass test_loader with loader= (checkpoints record a test accuracy)")
+    if cfg.zca or cfg.limit_per_class is not None:
+        raise ValueError("zca and limit_per_class need the in-memory split; not with loader=")
+    if cfg.image_size is not None and cfg.image_size != source.image_size:
+        raise ValueError(
+            f"image_size {cfg.image_size} but the loader's source is {source.image_size} px"
+        )
+    batch_size = getattr(loader, "batch_size", None)
+    if batch_size is not None and batch_size != cfg.batch_size:
+        raise ValueError(
+            f"the loader's batch size {batch_size} is not the config's {cfg.batch_size}, "
+            "which the checkpoints record"
+        )
+    return source
+
+
 def train_labeler(
     source: Any,
     cfg: LabelerConfig,
@@ -357,6 +451,8 @@ def train_labeler(
     data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     state_seconds: float = 60.0,
+    loader: Iterable[Sequence[torch.Tensor]] | None = None,
+    test_loader: Iterable[Sequence[torch.Tensor]] | None = None,
 ) -> list[Path]:
     """Train a labeler on a source's training split; returns the checkpoint paths, by epoch.
 
@@ -366,10 +462,20 @@ def train_labeler(
     `source` is a source name (loaded with ladd.data.load_source; the test split too) or an
     ImageSet (then pass `test_set`). `stop` is an optional threading.Event checked every batch.
     With `resume`, continues from the last matching checkpoint in `out_dir` (same config).
+
+    `loader` and `test_loader` (for sources too large for memory, e.g. ladd.data.imagenet1k_loader)
+    replace the in-memory split: each epoch is one pass over `loader`'s (normalised images,
+    labels) batches, which bring their own order and augmentation (image_augmentation is
+    still applied on top; "none" leaves them as they are). `source` is then the batches'
+    SourceInfo (name, classes, size and normalisation go into the checkpoints). A torch
+    DataLoader's `generator` state is saved with each checkpoint and restored on resume.
     """
     dev = resolve_device(device)
     out_dir = Path(out_dir)
-    if isinstance(source, str):
+    if loader is not None:
+        info = _loader_source(source, cfg, loader, test_loader)
+        image_size, channels = info.image_size, info.channels
+    elif isinstance(source, str):
         from ladd.data import load_source
 
         train = load_source(
@@ -389,14 +495,16 @@ def train_labeler(
         train = source
         if test_set is None:
             raise ValueError("pass test_set when training a labeler on an ImageSet")
-    info = train.info
-    image_size = int(train.images.shape[-1])
+    if loader is None:
+        info = train.info
+        image_size = int(train.images.shape[-1])
+        channels = int(train.images.shape[1])
     arch = cfg.arch or default_labeler_arch(image_size)
     spec_args = dict(
         name=arch,
         num_classes=info.num_classes,
         image_size=image_size,
-        channels=int(train.images.shape[1]),
+        channels=channels,
         **cfg.model_options,
     )
     epochs_to_save = set(cfg.checkpoint_epochs())
@@ -416,12 +524,16 @@ def train_labeler(
             data_root=data_root,
             cache_dir=cache_dir,
         ).to(dev)
-    x_train = normalise(train.images.to(dev), mean, std)  # (N, C, H, W)
-    y_train = train.labels.to(dev)
-    x_test = normalise(test_set.images.to(dev), mean, std)
-    if cfg.zca:
-        x_train, x_test = zca.apply(x_train), zca.apply(x_test)
-    y_test = test_set.labels.to(dev)
+    if loader is None:
+        x_train = normalise(train.images.to(dev), mean, std)  # (N, C, H, W)
+        y_train = train.labels.to(dev)
+        x_test = normalise(test_set.images.to(dev), mean, std)
+        if cfg.zca:
+            x_train, x_test = zca.apply(x_train), zca.apply(x_test)
+        y_test = test_set.labels.to(dev)
+    loader_g = getattr(loader, "generator", None)
+    if not isinstance(loader_g, torch.Generator):
+        loader_g = None
 
     model = create_model(**spec_args, seed=cfg.seed).to(dev)
     opt = torch.optim.SGD(
@@ -454,6 +566,8 @@ def train_labeler(
             if buf is not None:
                 opt.state[param]["momentum_buffer"] = buf.to(dev)
         g.set_state(state[_RNG_KEY])
+        if loader_g is not None and _LOADER_RNG_KEY in state:
+            loader_g.set_state(state[_LOADER_RNG_KEY])
         start_epoch, flops_done, seconds_done = meta.epoch, meta.train_flops, meta.seconds
         if progress:
             progress(
@@ -468,20 +582,24 @@ def train_labeler(
     elif not resume:
         saved = {}
 
-    n = x_train.shape[0]
     last_state = time.monotonic()
     dsa_cfg = DSAConfig()
-    per_sample = train_flops_per_sample(model, x_train[: min(8, n)], info.num_classes)
+    if loader is None:
+        probe = x_train[: min(8, x_train.shape[0])]
+    else:
+        probe = torch.zeros(2, channels, image_size, image_size, device=dev)
+    per_sample = train_flops_per_sample(model, probe, info.num_classes)
     model.train()
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=g).to(dev)
+        if loader is None:
+            batches = _shuffled_batches(x_train, y_train, g, cfg.batch_size)
+        else:
+            batches = _device_batches(loader, dev)
         total, count, correct = torch.zeros((), device=dev), 0, torch.zeros((), device=dev)
-        for i in range(0, n, cfg.batch_size):
+        for x, y in batches:
             if stop is not None and stop.is_set():
                 raise TrainingStopped(f"labeler training stopped at epoch {epoch}")
-            idx = perm[i : i + cfg.batch_size]
-            x, y = x_train[idx], y_train[idx]
             if cfg.image_augmentation == "dsa":
                 x = dsa(x, g, dsa_cfg)  # one op per batch, per-sample parameters (MTT's epoch())
             elif cfg.image_augmentation == "flip_crop":
@@ -491,10 +609,10 @@ def train_labeler(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.detach() * idx.shape[0]
+            total += loss.detach() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()
-            count += idx.shape[0]
-        flops_done += per_sample * n
+            count += y.shape[0]
+        flops_done += per_sample * count
         seconds_done += time.perf_counter() - t0
         mean_loss = float(total) / max(1, count)
         if progress:
@@ -504,7 +622,11 @@ def train_labeler(
             epoch < cfg.epochs and time.monotonic() - last_state >= state_seconds
         ):
             continue
-        test_acc = accuracy(model, x_test, y_test) if is_ckpt else float("nan")
+        test_acc = float("nan")
+        if is_ckpt and loader is None:
+            test_acc = accuracy(model, x_test, y_test)
+        elif is_ckpt:
+            test_acc = evaluate_loader(model, test_loader, dev, info.num_classes).top1
         meta = LabelerMeta(
             arch=arch,
             spec=model.spec.to_dict(),
@@ -528,6 +650,8 @@ def train_labeler(
             if buf is not None:
                 tensors[_OPTIM_PREFIX + pname] = buf
         tensors[_RNG_KEY] = g.get_state()
+        if loader_g is not None:
+            tensors[_LOADER_RNG_KEY] = loader_g.get_state()
         target = out_dir / (checkpoint_name(epoch) if is_ckpt else RESUME_FILE)
         path = save_tensors(
             target,

@@ -11,16 +11,18 @@ an ImageNet subset at 128 px: ~13,000 train images, ~640 MB decoded; the paper's
 N = 9). Raise one by setting its variable, e.g. `LADD_MAX_DECODED_BYTES=32G`. Values are whole
 numbers; byte sizes take a K/M/G/T suffix (powers of 1024).
 
-    variable                  default    what it bounds
-    LADD_MAX_IMAGE_PIXELS     100M px    width x height of one image, read from its header
-    LADD_MAX_IMAGES           1,000,000  images in one folder, archive or set
-    LADD_MAX_DECODED_BYTES    8 GiB      one decoded uint8 image tensor (N x 3 x S x S)
-    LADD_MAX_ARCHIVE_ENTRIES  1,000,000  entries in one .zip or .tar
-    LADD_MAX_ARCHIVE_RATIO    100        expanded / compressed size of an archive (past 64 MiB)
-    LADD_MAX_ARCHIVE_BYTES    4 GiB      bytes read out of one archive (held in memory)
-    LADD_MAX_UPLOAD_BYTES     2 GiB      bytes one dashboard upload writes (files + unzipped)
-    LADD_MAX_N                32         crops per side of the sub-sampler (N x N crops)
-    LADD_MAX_CROP_BYTES       4 GiB      label-augmentation memory: dense labels + crops
+    variable                     default    what it bounds
+    LADD_MAX_IMAGE_PIXELS        100M px    width x height of one image, read from its header
+    LADD_MAX_IMAGES              1,000,000  images in one folder, archive or set
+    LADD_MAX_DECODED_BYTES       8 GiB      one decoded uint8 image tensor (N x 3 x S x S)
+    LADD_MAX_ARCHIVE_ENTRIES     1,000,000  entries in one .zip or .tar
+    LADD_MAX_ARCHIVE_RATIO       100        expanded / compressed size of an archive (past 64 MiB)
+    LADD_MAX_ARCHIVE_BYTES       4 GiB      bytes read out of one archive (held in memory)
+    LADD_MAX_UPLOAD_BYTES        2 GiB      bytes one dashboard upload writes (files + unzipped)
+    LADD_MAX_N                   32         crops per side of the sub-sampler (N x N crops)
+    LADD_MAX_CROP_BYTES          4 GiB      label-augmentation memory: dense labels + crops
+    LADD_MAX_CACHED_SPLIT_BYTES  4 GiB      a split of a streamed source (ImageNet-1K val) held
+                                            as one cached uint8 tensor; above it, the split streams
 
 (PIL refuses images above ~179M pixels on its own; raising LADD_MAX_IMAGE_PIXELS above that
 does not lift PIL's limit for the formats torchvision cannot decode.)
@@ -58,6 +60,7 @@ class Limits:
     max_upload_bytes: int = 2 * GIB
     max_n: int = 32
     max_crop_bytes: int = 4 * GIB
+    max_cached_split_bytes: int = 4 * GIB
 
     # ---- checks (each raises InputLimitError with a one-line message) --------------------
     def check_pixels(self, width: int, height: int, name: str) -> None:
@@ -99,6 +102,21 @@ class Limits:
                 f"{what} needs {format_bytes(nbytes)}, over the limit of "
                 f"{format_bytes(self.max_crop_bytes)}{_raise('max_crop_bytes')}"
             )
+
+    def check_cached_split(self, nbytes: int, name: str) -> None:
+        """Refuse holding a split of a streamed source (ImageNet-1K) as one uint8 tensor larger
+        than max_cached_split_bytes; callers that can stream test `fits_cached_split` first."""
+        if nbytes > self.max_cached_split_bytes:
+            raise InputLimitError(
+                f"{name}: holding it as one tensor needs {format_bytes(nbytes)}, over the limit "
+                f"of {format_bytes(self.max_cached_split_bytes)}{_raise('max_cached_split_bytes')}"
+            )
+        self.check_decoded(nbytes, name)
+
+    def fits_cached_split(self, nbytes: int) -> bool:
+        """Whether a streamed split of `nbytes` decoded bytes may be cached as one tensor (it
+        must also fit max_decoded_bytes, which every decode checks)."""
+        return nbytes <= min(self.max_cached_split_bytes, self.max_decoded_bytes)
 
     def archive_budget(self, name: str, compressed_bytes: int) -> ArchiveBudget:
         """A running count of one archive's entries and expanded bytes (see ArchiveBudget)."""

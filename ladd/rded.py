@@ -33,11 +33,20 @@ import math
 
 import torch
 
-__all__ = ["RDED_FACTOR", "RDED_RATIO", "rded_augment", "rded_draws", "resized_crops"]
+__all__ = [
+    "BOX_UNIFORMS",
+    "RDED_FACTOR",
+    "RDED_RATIO",
+    "random_resized_boxes",
+    "rded_augment",
+    "rded_draws",
+    "resized_crops",
+]
 
 RDED_FACTOR = 2  # --factor 2 in every RDED script (scripts/*.sh)
 RDED_RATIO = (3.0 / 4.0, 4.0 / 3.0)  # RandomResizedCrop's default ratio (RDED passes none)
 ATTEMPTS = 10  # torchvision RandomResizedCrop.get_params tries 10 times
+BOX_UNIFORMS = 2 * ATTEMPTS + 2  # per box: area and ratio per attempt, then the position
 
 
 def _uniforms(factor: int) -> int:
@@ -66,16 +75,20 @@ def _strip_map(side: int, factor: int, u: torch.Tensor) -> torch.Tensor:
     return starts[perm.gather(1, k)] + offset
 
 
-def _crop_boxes(
-    h: int, w: int, scale: tuple[float, float], u: torch.Tensor
+def random_resized_boxes(
+    h: int,
+    w: int,
+    scale: tuple[float, float],
+    u: torch.Tensor,
+    ratio: tuple[float, float] = RDED_RATIO,
 ) -> tuple[torch.Tensor, ...]:
-    """torchvision RandomResizedCrop.get_params per sample: (top, left, height, width) (B,) each.
-
-    u (B, 2 * ATTEMPTS + 2): area fractions and log-ratios of the attempts, then the position."""
+    """torchvision RandomResizedCrop.get_params per sample: (top, left, height, width) (B,) each
+    for an h x w image, from u (B, BOX_UNIFORMS) uniforms: the area fractions and log-ratios of
+    the 10 attempts, then the position (the one rule; ladd.data.imagenet1k's train crop uses it)."""
     area = h * w
     lo, hi = scale
     target = area * (lo + (hi - lo) * u[:, :ATTEMPTS])  # (B, 10)
-    log_lo, log_hi = math.log(RDED_RATIO[0]), math.log(RDED_RATIO[1])
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, ATTEMPTS : 2 * ATTEMPTS])
     cw = torch.sqrt(target * aspect).round().long()
     ch = torch.sqrt(target / aspect).round().long()
@@ -83,11 +96,11 @@ def _crop_boxes(
     first = fits.float().argmax(dim=1, keepdim=True)  # the first attempt that fits
     any_fit = fits.any(dim=1)
     # the fallback: a centre crop at the nearest allowed ratio (the whole image when square)
-    ratio = w / h
-    if ratio < RDED_RATIO[0]:
-        fw, fh = w, int(round(w / RDED_RATIO[0]))
-    elif ratio > RDED_RATIO[1]:
-        fw, fh = int(round(h * RDED_RATIO[1])), h
+    in_ratio = w / h
+    if in_ratio < ratio[0]:
+        fw, fh = w, int(round(w / ratio[0]))
+    elif in_ratio > ratio[1]:
+        fw, fh = int(round(h * ratio[1])), h
     else:
         fw, fh = w, h
     cw = torch.where(any_fit, cw.gather(1, first).squeeze(1), fw)
@@ -161,7 +174,9 @@ def rded_augment(
     rows = _strip_map(h, f, u[:, f : 2 * f])  # (B, H)
     n = torch.arange(b, device=x.device).view(b, 1, 1)
     shuffled = x[n, :, rows.unsqueeze(2), cols.unsqueeze(1)].permute(0, 3, 1, 2)
-    top, left, ch, cw = _crop_boxes(h, w, (1.0 / f, 1.0), u[:, 2 * f : 2 * f + 2 * ATTEMPTS + 2])
+    top, left, ch, cw = random_resized_boxes(
+        h, w, (1.0 / f, 1.0), u[:, 2 * f : 2 * f + BOX_UNIFORMS]
+    )
     out = resized_crops(shuffled, top, left, ch, cw)
     flip = (u[:, -1] < 0.5).view(b, 1, 1, 1)
     return torch.where(flip, out.flip(-1), out).contiguous(memory_format=x_format(x))

@@ -20,6 +20,7 @@ COMMANDS = [
     "models",
     "random-real",
     "train-labeler",
+    "import-labeler",
     "augment",
     "overhead",
     "stats",

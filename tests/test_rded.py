@@ -19,8 +19,8 @@ import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import RandomResizedCrop
 
 from ladd.rded import ATTEMPTS, rded_augment, rded_draws, resized_crops
-from ladd.rded import _crop_boxes as crop_boxes
 from ladd.rded import _strip_map as strip_map
+from ladd.rded import random_resized_boxes as crop_boxes
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

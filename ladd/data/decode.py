@@ -426,6 +426,20 @@ def _load(item: bytes | Path, name: str, limits: Limits) -> bytes:
     return item
 
 
+def open_rgb(item: bytes | Path, name: str, limits: Limits | None = None) -> Image.Image:
+    """One encoded image (bytes or a file) as a full-size RGB PIL image, for per-image
+    transforms (streamed sources). The file's size and the header's pixel count are checked
+    against `limits` before any pixel is decoded."""
+    limits = limits or current_limits()
+    data = _load(item, name, limits)
+    check_image_header(data, name, limits)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageDecodeError(f"{name}: cannot decode image ({err})") from err
+
+
 def decode_images(
     items: Sequence[bytes | Path],
     size: int | None = None,

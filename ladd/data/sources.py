@@ -1,10 +1,12 @@
 """Source datasets by name: the registry and the three calls the rest of LADD uses.
 
-    list_sources()                     -> ["cifar10", "cifar100", "imagenette", ..., "shapes"]
+    list_sources()                     -> ["cifar10", ..., "imagenette", ..., "imagenet1k", "shapes"]
     source_info("cifar10")             -> SourceInfo, without loading pixels
     load_source("cifar10", "train")    -> ImageSet (uint8, cached after the first decode)
 
 Besides the registered names, "imagefolder:<path>" reads a folder or archive of class folders.
+"imagenet1k" is too large to load whole: stream it with ladd.data.imagenet1k_loader (load_source
+serves only its val split, and only when that fits LADD_MAX_CACHED_SPLIT_BYTES).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ladd.data.cache import default_cache_dir, resolve_cache_dir
 from ladd.data.cifar import cifar_sources
 from ladd.data.imagefolder import IMAGEFOLDER_PREFIX, ImageFolderSource
 from ladd.data.imagenet import imagenet_sources
+from ladd.data.imagenet1k import ImageNet1kSource
 from ladd.data.imageset import ImageSet, SourceInfo
 from ladd.data.shapes import ShapesSource
 from ladd.device import resolve_device
@@ -31,7 +34,7 @@ def register_source(source: Source) -> Source:
     return source
 
 
-for _source in (*cifar_sources(), *imagenet_sources(), ShapesSource()):
+for _source in (*cifar_sources(), *imagenet_sources(), ImageNet1kSource(), ShapesSource()):
     register_source(_source)
 
 
@@ -60,16 +63,21 @@ def _context(data_root, cache_dir, download: bool = True) -> LoadContext:
 
 
 def source_info(
-    name: str, image_size: int | None = None, *, cache_dir: str | Path | None = None
+    name: str,
+    image_size: int | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    data_root: str | Path | None = None,
 ) -> SourceInfo:
     """What a source is (classes, size, normalisation) without loading it.
 
-    Exception: an imagefolder's statistics are measured on its pixels, so the first call for
-    a folder decodes (and caches) its train split; later calls read the cache.
+    Exceptions: an imagefolder's statistics are measured on its pixels, so the first call for
+    a folder decodes (and caches) its train split; later calls read the cache. imagenet1k's
+    class names are the wnid folders of the ImageNet folder under the data root.
     """
     source = get_source(name)
-    if isinstance(source, ImageFolderSource):
-        return source.info(image_size, _context(None, cache_dir))
+    if isinstance(source, (ImageFolderSource, ImageNet1kSource)):
+        return source.info(image_size, _context(data_root, cache_dir))
     return source.info(image_size)
 
 
