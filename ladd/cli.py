@@ -816,6 +816,15 @@ def train_labeler_cmd(
     no_resume: Annotated[
         bool, typer.Option("--no-resume", help="Start over even if checkpoints exist.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Image-decoding processes for a streamed source (imagenet1k); default: "
+            "min(8, CPUs - 1). 0: decode in this process.",
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
@@ -850,6 +859,9 @@ def train_labeler_cmd(
                 progress=cb,
                 resume=not no_resume,
                 data_root=data_root,
+                workers=workers
+                if workers is not None
+                else min(8, max(0, (os.cpu_count() or 1) - 1)),
             )
         table = Table("epoch", "test acc", "file")
         for r in res.checkpoints:
@@ -1101,6 +1113,34 @@ def _set_and_test_split(
     return inputs.dataset, inputs.test
 
 
+def _cost_note(ds: Any, cfg: Any, dev: Any, world: int, *, over_s: float = 600.0) -> None:
+    """Before a long training: its estimated time from the cost model (ladd.sweep.cost), said
+    to be an estimate and on what it rests; nothing for a run estimated under `over_s`."""
+    from ladd.sweep.cost import estimate_cell
+
+    size = int(ds.images.shape[-1])
+    est = estimate_cell(
+        cfg.arch,
+        cfg.mode,
+        images=len(ds),
+        n=int(getattr(ds, "n", cfg.n)),
+        image_size=size,
+        seeds=len(cfg.seeds),
+        epochs=cfg.resolved(size).passes,
+        width=cfg.model_options.get("width"),
+        device=dev.type,
+    )
+    if est.seconds is None or est.seconds < over_s:
+        return
+    hours = est.seconds / 3600
+    where = f"{hours:.1f} {dev.type} hours" if dev.type == "cuda" else f"{hours:.1f} hours"
+    split = f", ~{hours / world:.1f} h on {world} ranks" if world > 1 else ""
+    _note(
+        f"estimated training time ~{where}{split} ({est.seed_samples:,} seed-samples at "
+        f"~{est.samples_per_s:,.0f}/s; {est.basis})"
+    )
+
+
 def _warn_long(epochs: int, dev: Any) -> None:
     if dev.type == "cpu" and epochs >= 200:
         _note(
@@ -1161,6 +1201,8 @@ def train(
                 cfg = dataclasses.replace(cfg, trainer="ddp")
         ds, test = _set_and_test_split(file, reading, ws, data_root)
         _warn_long(cfg.epochs, dev)
+        if ranked is None or ranked[0].leader:
+            _cost_note(ds, cfg, dev, ranked[0].world if ranked is not None else 1)
         if ranked is not None and not ranked[0].leader:  # rank 0 shows, records and writes
             run_train(ws, ds, test, cfg, set_path=file, device=dev, reading=reading)
             _end_distributed_job()

@@ -30,6 +30,7 @@ __all__ = [
     "CrossArchResult",
     "DeployResult",
     "ModelScores",
+    "NormalisedImages",
     "eval_inputs",
     "evaluate_architectures",
     "evaluate_models",
@@ -53,10 +54,48 @@ PAPER_ARCHS = paper_archs  # the earlier name, kept for callers' scripts
 # Evaluation
 
 
-def eval_inputs(dataset: Any, test_set: Any, device: torch.device) -> torch.Tensor:
+EAGER_EVAL_BYTES = 1 << 30  # a test split whose float copy is larger is normalised per batch
+
+
+@dataclass(frozen=True)
+class NormalisedImages:
+    """A test split kept as its uint8 pixels and normalised (then whitened) per batch when
+    sliced: what eval_inputs returns for a split whose float copy would be large (ImageNet-1K
+    val: 50,000 images, 30 GB as float32 at 224 px, 7.5 GB as uint8). Answers what
+    evaluate_models asks of its inputs: shape, device, len and slicing or index tensors."""
+
+    images: torch.Tensor  # uint8 (N, C, H, W), on the evaluation device
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    zca: Any = None  # a fitted ladd.data.zca.ZCA on the same device, or None
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.images.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, idx: Any) -> torch.Tensor:
+        from ladd.data.imageset import normalise
+
+        x = normalise(self.images[idx], self.mean, self.std)
+        return self.zca.apply(x) if self.zca is not None else x
+
+
+def eval_inputs(
+    dataset: Any, test_set: Any, device: torch.device, *, lazy: bool | None = None
+) -> Any:
     """The real test images in the input space the set's own code tests in: its mean/std (or
     `test_mean`/`test_std` where that code normalises its test split otherwise, e.g. GLaD's
-    ImageNet statistics on ImageNet subsets), then its ZCA."""
+    ImageNet statistics on ImageNet subsets), then its ZCA.
+
+    A float tensor on `device`; or, with `lazy` (None: when the float copy would exceed
+    EAGER_EVAL_BYTES), NormalisedImages, which normalises each batch as it is sliced."""
     from ladd.data.imageset import normalise
 
     size = int(dataset.images.shape[-1])
@@ -66,15 +105,20 @@ def eval_inputs(dataset: Any, test_set: Any, device: torch.device) -> torch.Tens
     mean, std = (
         (test_mean, dataset.test_std) if test_mean is not None else (dataset.mean, dataset.std)
     )
-    x = normalise(test_set.images.to(device), mean, std)
     zca = getattr(dataset, "zca", None)
-    if zca is not None and not isinstance(zca, bool):
-        x = zca.to(device).apply(x)
-    elif zca:
-        raise ValueError(
-            "the set is in ZCA space but carries no fitted ZCA to whiten the test split"
-        )
-    return x
+    if zca is not None and isinstance(zca, bool):
+        if zca:
+            raise ValueError(
+                "the set is in ZCA space but carries no fitted ZCA to whiten the test split"
+            )
+        zca = None
+    if lazy is None:
+        lazy = test_set.images.numel() * 4 > EAGER_EVAL_BYTES
+    zca = zca.to(device) if zca is not None else None
+    if lazy:
+        return NormalisedImages(test_set.images.to(device), tuple(mean), tuple(std), zca)
+    x = normalise(test_set.images.to(device), mean, std)
+    return zca.apply(x) if zca is not None else x
 
 
 @dataclass
@@ -349,8 +393,7 @@ def train_and_evaluate(
         precision="fp32" if precision == "auto" else precision,
     )
     accs = [s.accuracy for s in scores]
-    k = data.num_classes
-    confusion = [[sum(s.confusion[i][j] for s in scores) for j in range(k)] for i in range(k)]
+    confusion = torch.tensor([s.confusion for s in scores]).sum(0).tolist() if scores else []
     names = list(getattr(dataset, "class_names", None) or test_set.info.class_names)
     return DeployResult(
         config=cfg,

@@ -34,12 +34,14 @@ __all__ = [
     "checkpoint_info",
     "default_labeler_dir",
     "default_set_dir",
+    "is_streamed",
     "run_distill",
     "run_evaluate",
     "run_experts",
     "run_label_augment",
     "run_labeler",
     "run_train",
+    "streamed_labeler_loaders",
     "slug",
     "summarise",
 ]
@@ -122,18 +124,31 @@ def run_labeler(
     test_set: Any | None = None,
     state_seconds: float = 60.0,
     extra: dict[str, Any] | None = None,
+    workers: int = 0,
 ) -> LabelerRun:
     """Train (or resume) a labeler on `source`; a "labeler" run lists its checkpoints.
 
     `train_set`/`test_set` (ImageSets) replace loading the source's splits (the demo's subsets).
+    A streamed source (imagenet1k) is read through DataLoaders with `workers` decoding
+    processes (streamed_labeler_loaders); the others are loaded whole.
     """
     from ladd.labeler import train_labeler
 
     out = Path(out_dir) if out_dir is not None else default_labeler_dir(ws, source, cfg)
     config = {"source": source, "labeler": cfg.to_dict(), "out": str(out), **(extra or {})}
+    streamed = train_set is None and is_streamed(source)
+    if streamed:
+        config["loader"] = {"workers": int(workers), "train_transform": "eval"}
     with ws.db.run("labeler", config) as run:
+        what: Any = train_set if train_set is not None else source
+        loaders: dict[str, Any] = {}
+        if streamed:
+            what, loaders["loader"], loaders["test_loader"] = streamed_labeler_loaders(
+                source, cfg, device=device, data_root=data_root, cache_dir=ws.cache_dir,
+                workers=workers,
+            )  # fmt: skip
         paths = train_labeler(
-            train_set if train_set is not None else source,
+            what,
             cfg,
             out,
             device=device,
@@ -144,12 +159,59 @@ def run_labeler(
             data_root=data_root,
             cache_dir=ws.cache_dir,
             state_seconds=state_seconds,
+            **loaders,
         )
         rows = tuple(checkpoint_info(p) for p in paths)
         for r in rows:
             run.add_artifact(f"epoch_{r.epoch:03d}", r.path)
         run.log_metrics(checkpoints=[asdict(r) for r in rows], run_id=run.id)
     return LabelerRun(run.id, out, rows)
+
+
+def is_streamed(source: str) -> bool:
+    """Whether `source` is read by streaming (too large to load whole: imagenet1k)."""
+    from ladd.data import get_source
+    from ladd.data.imagenet1k import ImageNet1kSource
+
+    try:
+        return isinstance(get_source(source), ImageNet1kSource)
+    except (KeyError, ValueError):
+        return False
+
+
+def streamed_labeler_loaders(
+    source: str,
+    cfg: Any,
+    *,
+    device: str | torch.device = "auto",
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    workers: int = 0,
+) -> tuple[Any, Any, Any]:
+    """(SourceInfo, train loader, test loader) for training a labeler on a streamed source.
+
+    The train split is shuffled from cfg.seed and read with the evaluation transform (resize,
+    centre crop: fixed images, as the ImageNet subsets are decoded and as MTT's buffer.py reads
+    its ImageNet subsets); the recipe's own augmentation (DSA for `mtt`) runs on top, as on
+    every other source. The size is cfg.image_size, else the source's (224 px for imagenet1k).
+    """
+    from ladd.data import LoaderConfig, imagenet1k_loader, source_info
+    from ladd.device import resolve_device
+
+    info = source_info(source, cfg.image_size, cache_dir=cache_dir, data_root=data_root)
+    dev = resolve_device(device)
+    size = info.image_size
+
+    def loader(split: str, shuffle: bool) -> Any:
+        opts = LoaderConfig(
+            batch_size=cfg.batch_size, workers=workers, shuffle=shuffle, seed=cfg.seed
+        )
+        return imagenet1k_loader(
+            split, size, opts, device=dev, data_root=data_root, cache_dir=cache_dir,
+            transform="eval",
+        )  # fmt: skip
+
+    return info, loader("train", True), loader("val", False)
 
 
 # ---------------------------------------------------------------------------------------------

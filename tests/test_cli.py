@@ -343,3 +343,29 @@ def test_set_options_on_the_command_line(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "mtt" in res.output
     res = invoke("stats", run, "--workspace", tmp_path / "ws", "--source", "shapes")
     assert res.exit_code == 1 and "--labeler" in res.output  # the option exists; this needs more
+
+
+def test_a_long_training_is_announced_with_its_estimated_time(capsys) -> None:
+    """`ladd train` notes the cost model's estimate before a long run (here Table 3's LADD-RDED-I
+    on one GPU and on 8 ranks) and says what it rests on; nothing for a short run."""
+    import torch
+
+    from ladd.cli import _cost_note
+    from ladd.training import TrainConfig
+
+    class Set:  # what _cost_note reads of a label-augmented set: its size, crops and images
+        n = 5
+        images = torch.empty(10_000, 3, 224, 224, device="meta")
+
+        def __len__(self) -> int:
+            return 10_000
+
+    cfg = TrainConfig(arch="tv_resnet18", mode="ladd", epochs=300, seeds=(0,), protocol="rded")
+    _cost_note(Set(), cfg, torch.device("cuda"), 8)
+    err = capsys.readouterr().err
+    assert "estimated training time ~3.6 cuda hours, ~0.5 h on 8 ranks" in " ".join(err.split())
+    assert "ESTIMATED, not measured" in err
+    _cost_note(
+        Set(), TrainConfig(arch="tv_resnet18", epochs=1, seeds=(0,)), torch.device("cuda"), 1
+    )
+    assert capsys.readouterr().err == ""

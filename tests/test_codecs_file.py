@@ -364,3 +364,51 @@ def test_file_codec_reads_the_codec_from_the_header_alone(labelled, tmp_path):
     plain = tmp_path / "plain.pt"
     torch.save(torch.zeros(2, 3, 4, 4), plain)
     assert file_codec(plain) is None and file_codec(tmp_path / "missing") is None
+
+
+def test_images_of_8_bit_pixels_are_written_as_uint8_and_read_back_bit_for_bit(labelled, tmp_path):
+    """random_real's images are normalise(uint8 pixels): the file keeps the pixels (a quarter of
+    the bytes) and reading normalises them again to the very floats; images that are not some
+    pixels' normalisation stay float32."""
+    _, _, la = labelled
+    path = la.save(tmp_path / "la.safetensors", codec="topk:3,uint8")
+    tensors = _tensors(path)
+    assert tensors["images"].dtype == torch.uint8
+    assert json.loads(_header(path)["__metadata__"]["ladd_set"])["pixels"] == "uint8"
+    assert torch.equal(LabelAugmentedSet.load(path).images, la.images)
+    nudged = replace(la, images=la.images + 1e-3)
+    path = nudged.save(tmp_path / "float.safetensors", codec="topk:3,uint8")
+    assert _tensors(path)["images"].dtype == torch.float32
+    assert torch.equal(LabelAugmentedSet.load(path).images, nudged.images)
+
+
+def test_full_image_soft_labels_are_kept_in_the_dense_labels_codec(labelled, tmp_path):
+    """At 1000 classes a float32 full_soft row (4 KB an image) would outweigh top-k dense labels
+    (36 B at N = 2): it is written in the set's codec, decoded when read."""
+    _, _, la = labelled
+    assert la.full_soft is not None
+    path = la.save(tmp_path / "la.safetensors", codec="topk:3,uint8")
+    tensors = _tensors(path)
+    assert "full_soft" not in tensors
+    assert {k for k in tensors if k.startswith("full_soft.")} == {
+        f"full_soft.{k}" for k in parse_codec("topk:3,uint8").layout(la.num_classes)
+    }
+    back = LabelAugmentedSet.load(path)
+    codec = parse_codec("topk:3,uint8")
+    want = codec.decode(codec.encode(la.full_soft.unsqueeze(1)), la.num_classes)[:, 0]
+    assert torch.equal(back.full_soft, want)
+    assert (back.full_soft - la.full_soft).abs().max() <= codec.max_abs_error(la.num_classes) + 1e-6
+    float_path = la.save(tmp_path / "f32.safetensors", codec="float32")
+    assert torch.equal(LabelAugmentedSet.load(float_path).full_soft, la.full_soft.float())
+
+
+def test_uint8_images_the_metadata_does_not_announce_are_refused(labelled, tmp_path):
+    _, _, la = labelled
+    path = la.save(tmp_path / "la.safetensors", codec="topk:3,uint8")
+
+    def drop(meta):
+        del meta["pixels"]
+
+    bad = _rewrite(path, tmp_path / "bad.safetensors", meta_edit=drop)
+    with pytest.raises(LabelAugmentedFileError, match="images are uint8 but the metadata"):
+        LabelAugmentedSet.load(bad)

@@ -270,3 +270,30 @@ def test_bad_config_is_rejected() -> None:
         TrainConfig(trainer="")  # unknown names are refused by train_models (test_fast)
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_a_large_test_split_is_normalised_per_batch_with_the_same_scores(sets) -> None:
+    """eval_inputs(lazy=True): the uint8 split normalised (and whitened) per slice, the very
+    values of the eager float copy; evaluate_models scores both alike. Chosen by size when
+    lazy is None (the CIFAR test split's 123 MB float copy stays eager)."""
+    from ladd.data.zca import fit_zca
+    from ladd.deploy import EAGER_EVAL_BYTES, NormalisedImages, eval_inputs, evaluate_models
+
+    ds, _, test = sets
+    dev = torch.device("cpu")
+    eager = eval_inputs(ds, test, dev)
+    lazy = eval_inputs(ds, test, dev, lazy=True)
+    assert isinstance(eager, torch.Tensor) and isinstance(lazy, NormalisedImages)
+    assert lazy.images.dtype == torch.uint8 and lazy.shape == eager.shape and len(lazy) == 200
+    assert torch.equal(lazy[10:30], eager[10:30])
+    pick = torch.tensor([5, 1, 199])
+    assert torch.equal(lazy[pick], eager[pick])
+    model = create_model("convnet_d3", 10, 32, width=8, seed=0)
+    a = evaluate_models([model], eager, test.labels, 10, batch_size=64)[0]
+    b = evaluate_models([model], lazy, test.labels, 10, batch_size=64)[0]
+    assert (a.accuracy, a.per_class, a.confusion) == (b.accuracy, b.per_class, b.confusion)
+    assert 10_000 * 3 * 32 * 32 * 4 < EAGER_EVAL_BYTES  # CIFAR's test split stays eager
+    zca = fit_zca(eager[:100].clone())
+    whitened = replace(ds, zca=zca)
+    lazy_w = eval_inputs(whitened, test, dev, lazy=True)
+    torch.testing.assert_close(lazy_w[:50], eval_inputs(whitened, test, dev)[:50])

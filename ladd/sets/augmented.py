@@ -1,8 +1,12 @@
 """The label-augmented set D_LA = {(x_i, y_i, y^d_i)} and its file.
 
-A label-augmented set is one safetensors file: tensors `images` (float32 normalised, [M,C,H,W]),
+A label-augmented set is one safetensors file: tensors `images` (float32 normalised, [M,C,H,W];
+or uint8 pixels when the metadata says `"pixels": "uint8"`: written so when the normalised
+images are exactly those of 8-bit pixels, a quarter of the bytes, read back bit for bit),
 `labels` (int64 [M]), the dense labels, optional `soft_labels` [M,K] (e.g. DATM's) and
-`full_soft` [M,K] (the labeler on the full image, for the full+soft ablation); metadata key
+`full_soft` [M,K] (the labeler on the full image, for the full+soft ablation; in the dense
+labels' codec as `full_soft.<name>` [M, 1, ...] for a codec other than float32/float16, so that
+at 1000 classes it does not outweigh them); metadata key
 "ladd_set" holds JSON: n, r, class names, mean, std, test_mean/test_std (where the set's code
 tests with other statistics), source, zca ({source, eps, space: "pixels01"}: whitened [0, 1]
 pixels, mean 0 / std 1, as MTT/DATM), lr, the labeler's identity and epoch, temperature, and
@@ -45,6 +49,29 @@ from ladd.subsample import check_grid
 SET_FORMAT = "ladd.label_augmented/1"
 META_KEY = "ladd_set"
 DENSE_PREFIX = "dense."  # payload tensors of a codec other than float32/float16
+FULL_SOFT_PREFIX = "full_soft."  # the full images' soft labels in such a codec
+
+
+def lossless_pixels(
+    images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], chunk: int = 512
+) -> torch.Tensor | None:
+    """The uint8 pixels p whose normalise(p, mean, std) is `images` exactly (bit for bit), or
+    None (images that are not some 8-bit pixels' normalisation: synthesised, resized in float,
+    whitened)."""
+    from ladd.data.imageset import normalise, to_uint8
+
+    if images.dim() != 4 or len(mean) != images.shape[1] or not images.is_floating_point():
+        return None
+    out = torch.empty(images.shape, dtype=torch.uint8)
+    for start in range(0, images.shape[0], chunk):
+        part = images[start : start + chunk].float().cpu()
+        pixels = to_uint8(part, mean, std)
+        if not torch.equal(normalise(pixels, mean, std), part):
+            return None
+        out[start : start + chunk] = pixels
+    return out
+
+
 FLOAT_FILE_CODECS = ("float32", "float16")  # written as the one tensor `dense` (older readers)
 
 
@@ -245,7 +272,9 @@ class LabelAugmentedSet:
         return la._write(Path(path))
 
     def _write(self, path: Path) -> Path:
-        tensors = {"images": self.images.float(), "labels": self.labels.long()}
+        pixels = None if has_zca(self) else lossless_pixels(self.images, self.mean, self.std)
+        images = pixels if pixels is not None else self.images.float()
+        tensors = {"images": images, "labels": self.labels.long()}
         if self.dense is not None:
             tensors["dense"] = self.dense.contiguous()
         else:
@@ -253,8 +282,12 @@ class LabelAugmentedSet:
                 tensors[f"{DENSE_PREFIX}{key}"] = t.contiguous()
         if self.soft_labels is not None:
             tensors["soft_labels"] = self.soft_labels.float()
-        if self.full_soft is not None:
+        if self.full_soft is not None and self.codec.name in FLOAT_FILE_CODECS:
             tensors["full_soft"] = self.full_soft.float()
+        elif self.full_soft is not None:
+            payload = self.codec.encode(self.full_soft.float().unsqueeze(1))  # (M, 1, K)
+            for key, t in payload.items():
+                tensors[f"{FULL_SOFT_PREFIX}{key}"] = t.contiguous()
         zca = None
         if has_zca(self):
             zca = {
@@ -277,6 +310,7 @@ class LabelAugmentedSet:
             "distilled_format": self.distilled_format,
             "generation_flops": self.generation_flops,
             "codec": {"name": self.codec.name, "params": self.codec.params},
+            "pixels": "uint8" if pixels is not None else "float32",
         }
         if self.test_mean is not None:
             meta["test_mean"], meta["test_std"] = list(self.test_mean), list(self.test_std or ())
@@ -361,8 +395,30 @@ def _load(
             f"the file says codec {codec.spec} but its dense labels are {tensors['dense'].dtype}"
         )
     zinfo = meta.get("zca")
+    images = tensors["images"]
+    if images.dtype == torch.uint8:
+        if meta.get("pixels") != "uint8":
+            raise err("its images are uint8 but the metadata does not say pixels: uint8")
+        if zinfo:
+            raise err("uint8 pixels cannot be ZCA-space images")
+        if images.dim() != 4 or images.shape[1] != len(meta["mean"]):
+            raise err(f"images must be (M, C, H, W) with C = {len(meta['mean'])}")
+        from ladd.data.imageset import normalise
+
+        images = normalise(images, _meta_numbers(meta, "mean"), _meta_numbers(meta, "std"))
+    full_soft = tensors.get("full_soft")
+    coded_full = {
+        k[len(FULL_SOFT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(FULL_SOFT_PREFIX)
+    }
+    if coded_full:
+        if float_file or full_soft is not None:
+            raise err("full_soft is written twice, or in a codec the file's dense labels are not")
+        try:
+            full_soft = codec.decode(coded_full, len(_meta_names(meta)))[:, 0]
+        except (CodecError, RuntimeError, IndexError, ValueError) as e:
+            raise err(f"full_soft: {e}") from None
     la = cls(
-        images=tensors["images"],
+        images=images,
         labels=tensors["labels"],
         dense=tensors["dense"] if float_file else None,
         encoded=encoded,
@@ -374,7 +430,7 @@ def _load(
         source=_meta_text(meta, "source"),
         zca=None,
         soft_labels=tensors.get("soft_labels"),
-        full_soft=tensors.get("full_soft"),
+        full_soft=full_soft,
         lr=None if meta.get("lr") is None else _meta_number(meta, "lr"),
         labeler=_meta_map(meta, "labeler"),
         temperature=_meta_number(meta, "temperature", 1.0),

@@ -37,6 +37,7 @@ class Throughput:
     samples_per_s: float
     card: str
     where: str  # the document (and row) the figure comes from
+    measured: bool = True  # False: an assumed rate, said so in every estimate made from it
 
 
 _CPU = "CPU, 2 shared cores, torch 2.14.1, fp32"
@@ -72,6 +73,20 @@ THROUGHPUTS: tuple[Throughput, ...] = (
     Throughput("cpu", "vit", 32, None, 23.0, _CPU, _DISCUSSION),
     Throughput("cuda", "convnet_d3", 32, 128, 203_614.0, _H200, "docs/benchmarks.json"),
     Throughput("cuda", "convnet_d5", 128, 128, 16_626.0, _H200, "docs/benchmarks.json"),
+    # Not measured (no GPU time yet for it): an assumed rate, marked ESTIMATED wherever it is
+    # used, for torchvision's ResNet-18 at 224 px (ImageNet-1K, Table 3): 11 GFLOPs a training
+    # sample; 6,000 samples/s is ~65 TFLOP/s, a third of what tuned ResNet training reaches on
+    # such cards. Replace with the GPU script's figure (issue 28).
+    Throughput(
+        "cuda",
+        "tv_resnet18",
+        224,
+        None,
+        6_000.0,
+        "one H100/H200-class GPU, bf16, channels-last",
+        "an assumption in ladd/sweep/cost.py until a GPU run measures it",
+        measured=False,
+    ),
 )
 START_SECONDS = {"cpu": 3.0, "cuda": 20.0}  # loading, evaluation; on CUDA mostly compilation
 
@@ -83,7 +98,8 @@ class CellEstimate:
     seconds: float | None
     samples_per_s: float | None
     seed_samples: int
-    basis: str  # "measured: ..." | "scaled by FLOPs from ..." | "unknown: ..."
+    basis: str  # "measured: ..." | "ESTIMATED, not measured: ..." | "scaled by FLOPs from ..."
+    # | "unknown: ..."
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,7 +181,8 @@ def throughput(
     rows = [t for t in THROUGHPUTS if t.device == device]
     for t in rows:
         if (t.arch, t.image_size, t.width) == (arch, image_size, w):
-            return t.samples_per_s, f"measured: {t.card} ({t.where})"
+            how = "measured" if t.measured else "ESTIMATED, not measured"
+            return t.samples_per_s, f"{how}: {t.card} ({t.where})"
     if not rows:
         return None, f"unknown: no measured figure on {device}"
     # nearest measured row: same arch, then same size, then any; scaled by the FLOPs ratio
@@ -176,6 +193,8 @@ def throughput(
         return None, f"unknown: {arch} at {image_size} px could not be measured in FLOPs"
     rate = ref.samples_per_s * theirs / mine
     ref_name = f"{ref.arch} {ref.image_size} px" + (f" width {ref.width}" if ref.width else "")
+    if not ref.measured:
+        ref_name += ", itself ESTIMATED, not measured"
     return rate, f"scaled by FLOPs from {ref_name} ({ref.card}; {ref.where})"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,31 +46,10 @@ from ladd.data.streaming import ImageSetDataset
 from ladd.labeler import LabelerConfig, list_checkpoints, load_labeler, read_meta, train_labeler
 from ladd.limits import InputLimitError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from synthetic_imagenet import PER_SPLIT, WNIDS, write_image, write_imagenet  # noqa: E402
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-WNIDS = tuple(f"n{k:08d}" for k in range(1000))
-PER_SPLIT = {"train": 2, "val": 1}
-
-
-def write_image(path: Path, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    width, height = 12 + seed % 9, 12 + (seed // 9) % 7  # 12-20 x 12-18 px
-    pixels = torch.randint(0, 256, (height, width, 3), generator=g, dtype=torch.uint8)
-    Image.fromarray(pixels.numpy()).save(path)
-
-
-def write_imagenet(root: Path, wnids=WNIDS, per_split=PER_SPLIT) -> Path:
-    for split, count in per_split.items():
-        for k, wnid in enumerate(wnids):
-            folder = root / split / wnid
-            folder.mkdir(parents=True)
-            for i in range(count):
-                suffix = ".JPEG" if (k + i) % 2 == 0 else ".png"
-                write_image(
-                    folder / f"{wnid}_{i}{suffix}",
-                    seed=3 * k + i + (0 if split == "train" else 5000),
-                )
-    return root
 
 
 @pytest.fixture(scope="module")
