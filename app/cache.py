@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +142,47 @@ def set_pixels(path: str, options: ReadOptions = ()) -> np.ndarray:
 def _set_pixels(path: str, stamp: float, options: ReadOptions = ()) -> np.ndarray:
     from ladd.dense import set_uint8_images
 
+    return _as_hwc(set_uint8_images(_load_set(path, stamp, options)))
+
+
+def set_pixels_at(path: str, indices: tuple[int, ...], options: ReadOptions = ()) -> np.ndarray:
+    """Some of a set's images (positions `indices`, in that order) as (m, H, W, 3) uint8: what
+    a view shows (one image, a page of classes) without converting the whole set."""
+    p = check_path(path)
+    return _set_pixels_at(str(p), mtime(p), tuple(options), tuple(int(i) for i in indices))
+
+
+def image_pixels(path: str, index: int, options: ReadOptions = ()) -> np.ndarray:
+    """One image of a set as (H, W, 3) uint8."""
+    return set_pixels_at(path, (int(index),), options)[0]
+
+
+@dataclass(frozen=True)
+class _SetImages:
+    """What ladd.dense.set_uint8_images reads of a set (images, mean/std, ZCA), for a few of
+    its images: the conversion is per image, so a subset converts as the whole set would."""
+
+    images: torch.Tensor
+    mean: Any
+    std: Any
+    zca: Any
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _set_pixels_at(
+    path: str, stamp: float, options: ReadOptions, indices: tuple[int, ...]
+) -> np.ndarray:
+    from ladd.dense import set_uint8_images
+
     ds = _load_set(path, stamp, options)
-    x = set_uint8_images(ds)  # (M, C, H, W) uint8
+    picked = ds.images[torch.as_tensor(indices, dtype=torch.long)]  # (m, C, H, W)
+    zca = getattr(ds, "zca", None)
+    view = _SetImages(picked, getattr(ds, "mean", None), getattr(ds, "std", None), zca)
+    return _as_hwc(set_uint8_images(view))
+
+
+def _as_hwc(x: torch.Tensor) -> np.ndarray:
+    """(M, C, H, W) uint8 -> (M, H, W, 3) numpy, grey images repeated to RGB."""
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return x.permute(0, 2, 3, 1).contiguous().numpy()
@@ -253,6 +293,7 @@ def model_lock(path: str) -> threading.Lock:
 
 
 CAM_PER_CLASS = 20  # real test images per class to pick CAM images from
+CAM_POOL = 1000  # at most this many of them are scored to pick from (a seeded draw of more)
 
 
 def cam_inputs(source: str, image_size: int | None = None) -> Any:
@@ -289,18 +330,23 @@ def _run_key(run: Any) -> tuple[str, float, str, float]:
     return (str(m), mtime(m), str(s), mtime(s))
 
 
-def run_predictions(run: Any, images: Any) -> Any:
-    """ladd.compare.Predictions of a run's first model on real images (an ImageSet), read in
-    the run's own input space (run_inputs)."""
+def run_predictions(run: Any, images: Any, pool: tuple[int, ...] | None = None) -> Any:
+    """ladd.compare.Predictions of a run's first model on real images (an ImageSet), or on
+    its images at positions `pool` only, read in the run's own input space (run_inputs)."""
     key = _run_key(run)
-    return _run_predictions(key, images.info.name, len(images.labels), _run=run, _images=images)
+    pool = None if pool is None else tuple(int(i) for i in pool)
+    count = len(images.labels)
+    return _run_predictions(key, images.info.name, count, pool, _run=run, _images=images)
 
 
 @st.cache_data(show_spinner="Predicting the test images ...", max_entries=32)
-def _run_predictions(key: tuple, source: str, count: int, *, _run: Any, _images: Any) -> Any:
+def _run_predictions(
+    key: tuple, source: str, count: int, pool: tuple[int, ...] | None, *, _run: Any, _images: Any
+) -> Any:
     from ladd.compare import predict
 
-    x = run_inputs(_run, _images)
+    images = _images if pool is None else _images.subset(torch.as_tensor(pool))
+    x = run_inputs(_run, images)
     model = load_model(key[0])
     with model_lock(key[0]):
         return predict(model, x)
@@ -342,20 +388,24 @@ def _cam_grid(
     _runs: list[Any],
     _images: Any,
 ) -> Any:
+    from dataclasses import replace
+
     from ladd.compare import cam_grid_on
 
+    shown = _images.subset(torch.as_tensor(indices))  # only the columns, in each input space
     models = [load_model(key[0]) for key in keys]
-    inputs = [run_inputs(run, _images) for run in _runs]  # each run's own input space
-    return cam_grid_on(
+    inputs = [run_inputs(run, shown) for run in _runs]  # each run's own input space
+    grid = cam_grid_on(
         models,
         inputs,
-        _images,
-        indices,
+        shown,
+        range(len(indices)),
         list(names),
         method=method,
         explain_true=explain_true,
         guard=lambda r: model_lock(keys[r][0]),
     )
+    return replace(grid, indices=np.asarray(indices, np.int64))  # positions in `_images`
 
 
 def run_inputs(run: Any, images: Any) -> torch.Tensor:
@@ -369,16 +419,31 @@ def run_inputs(run: Any, images: Any) -> torch.Tensor:
     return eval_inputs(load_set(run.set_path, options), images, torch.device("cpu"))
 
 
-def class_stats(path: str, options: ReadOptions = ()) -> Any:
-    """Per-class pixel statistics of a set (ladd.data.class_pixel_stats) as a DataFrame."""
+def class_stats(
+    path: str, options: ReadOptions = (), classes: tuple[int, ...] | None = None
+) -> Any:
+    """Per-class pixel statistics of a set (ladd.data.class_pixel_stats) as a DataFrame: of
+    every class, or of `classes` only (their images alone are converted; the "all" row is then
+    over those classes)."""
     import pandas as pd
 
+    from ladd.classes import class_members
     from ladd.data import class_pixel_stats
 
     ds = load_set(path, options)
-    pixels = torch.from_numpy(set_pixels(path, options)).permute(0, 3, 1, 2)  # (M, 3, H, W)
+    names = list(ds.class_names or [str(k) for k in range(int(ds.labels.max()) + 1)])
+    if classes is None:
+        pixels = torch.from_numpy(set_pixels(path, options))
+        labels, shown = ds.labels, names
+    else:
+        picked = class_members(ds.labels.numpy(), classes)
+        pixels = torch.from_numpy(set_pixels_at(path, tuple(picked.tolist()), options))
+        # Each picked image's position among `classes`, so that row k is classes[k].
+        where = {c: k for k, c in enumerate(classes)}
+        labels = torch.tensor([where[int(c)] for c in ds.labels[picked]], dtype=torch.long)
+        shown = [names[c] for c in classes]
     rows = []
-    for row in class_pixel_stats(pixels, ds.labels, list(ds.class_names)):
+    for row in class_pixel_stats(pixels.permute(0, 3, 1, 2), labels, shown):  # (M, 3, H, W)
         flat = {"class": row["class"], "images": row["images"]}
         if row["images"]:
             for ch, v in zip("RGB", row["mean"], strict=False):
@@ -425,8 +490,8 @@ def crops_of(
     """The n*n crops of one image, (n*n, side, side, 3) uint8, and their boxes."""
     from ladd.subsample import crop_boxes, crop_views
 
-    pixels = set_pixels(path)
-    img = torch.from_numpy(pixels[index]).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
+    pixels = image_pixels(path, index)  # (H, W, 3)
+    img = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0)  # (1, 3, H, W)
     crops = crop_views(img, n, r)[0]  # (n*n, 3, side, side)
     return crops.permute(0, 2, 3, 1).numpy(), crop_boxes(int(img.shape[-1]), n, r)
 

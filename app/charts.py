@@ -195,6 +195,43 @@ def crop_label_bars(
     return fig
 
 
+def crop_top_bars(top: Any, class_names: Sequence[str], highlight: int | None = None) -> go.Figure:
+    """crop_label_bars for many classes: per crop, the image's top-k classes (a
+    ladd.classes.TopClasses over its crops) and one grey bar for every other class's mass."""
+    names = [class_names[int(c)] for c in top.classes] + ["other"]
+    probs = np.concatenate([top.probs, top.other[:, None]], axis=1)  # (n*n, k + 1)
+    where = np.flatnonzero(top.classes == highlight) if highlight is not None else []
+    fig = crop_label_bars(probs, names, highlight=int(where[0]) if len(where) else None)
+    for trace in fig.data:
+        trace.marker.color = [*trace.marker.color[:-1], "#9e9e9e"]
+    return fig
+
+
+def sorted_accuracy(curves: dict[str, np.ndarray]) -> go.Figure:
+    """Per-class accuracy of each run sorted worst first, one line per run: the shape of many
+    classes' accuracies at a glance (which classes they are: the table beside it)."""
+    fig = go.Figure()
+    for i, (name, acc) in enumerate(curves.items()):
+        values = np.sort(np.asarray(acc, dtype=np.float64))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, values.size + 1),
+                y=values,
+                mode="lines",
+                name=name,
+                line=dict(color=RUN_COLORS[i % len(RUN_COLORS)]),
+            )
+        )
+    fig.update_layout(
+        xaxis_title="classes, worst first",
+        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
+        height=320,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
 def epoch_curves(
     epochs: Sequence[int],
     max_prob: Sequence[float],

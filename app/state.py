@@ -29,6 +29,8 @@ class K:
     DS_SET = "ds_set"
     DS_PATH = "ds_path"
     DS_PER_CLASS = "ds_per_class"
+    DS_FIRST = "ds_first"  # many classes: the first class of the grid's window
+    DS_CLASSES = "ds_classes"  # many classes: how many classes the grid shows
     # how to read a set from a path or an upload (ladd.sets.load_set options)
     DS_FORMAT = "ds_format"
     DS_SOURCE = "ds_source"
@@ -51,6 +53,7 @@ class K:
     SUB_N2 = "sub_n2"
     SUB_CODEC = "sub_codec"
     SUB_R2 = "sub_r2"
+    SUB_MEASURE = "sub_measure"  # many classes: zip the whole set to measure the overhead
     # 3 soft labels
     SL_SET = "sl_set"
     SL_IMAGE = "sl_img"
@@ -60,6 +63,8 @@ class K:
     SL_CLASS = "sl_class"
     SL_N = "sl_n"
     SL_R = "sl_r"
+    SL_TOPK = "sl_topk"  # many classes: the classes each crop's soft label shows
+    SL_WHOLE = "sl_whole"  # many classes: label every crop of the set (Fig. 5) on request
     LT_SOURCE = "lt_source"
     LT_EPOCHS = "lt_epochs"
     LT_EVERY = "lt_every"
@@ -89,6 +94,8 @@ class K:
     CMP_METHOD = "cmp_method"
     CMP_TARGET = "cmp_target"
     CMP_SCALE = "cmp_scale"
+    CMP_SORT = "cmp_sort"  # many classes: the per-class table's order (worst first)
+    CMP_CONFUSIONS = "cmp_conf"  # many classes: the confusions listed per run
     # 6 sweeps
     SW_NAME = "sw_name"  # the sweep shown
     SW_CELL = "sw_cell"  # the cell whose run the Compare link opens
@@ -112,6 +119,8 @@ DEFAULTS: dict[str, Any] = {
     K.DEMO_DATA: "",
     K.DS_FROM: "workspace",
     K.DS_PER_CLASS: 10,
+    K.DS_FIRST: 0,
+    K.DS_CLASSES: 20,
     K.DS_FORMAT: "auto",
     K.DS_SOURCE: "auto",
     K.DS_MEAN: "",
@@ -128,10 +137,13 @@ DEFAULTS: dict[str, Any] = {
     K.SUB_N2: 3,
     K.SUB_CODEC: "float32",
     K.SUB_R2: 0.5,
+    K.SUB_MEASURE: False,
     K.SL_IMAGE: 0,
     K.SL_METRIC: "class probability",
     K.SL_N: 5,
     K.SL_R: 0.625,
+    K.SL_TOPK: 10,
+    K.SL_WHOLE: False,
     K.LT_SOURCE: "shapes",
     K.LT_EPOCHS: 3,
     K.LT_EVERY: 1,
@@ -151,6 +163,8 @@ DEFAULTS: dict[str, Any] = {
     K.CMP_METHOD: "gradcam",
     K.CMP_TARGET: "predicted",
     K.CMP_SCALE: 2,
+    K.CMP_SORT: "B",
+    K.CMP_CONFUSIONS: 20,
 }
 
 

@@ -140,6 +140,42 @@ def select(
     )
 
 
+def class_picker(
+    label: str,
+    names: Sequence[str],
+    key: str,
+    *,
+    index: int | None = None,
+    disabled: bool = False,
+    help: str | None = None,
+) -> int | None:
+    """A class of `names` by index, shown as `537: dogsled`: type in the box to search by name
+    or index (a selectbox filters its options as you type), so it serves 10 classes or 1000.
+
+    Bound to `key` (URL + session); starts on `index`, else the key's default, else class 0.
+    A kept value that is no class of these names (another set's) is dropped.
+    """
+    from ladd.classes import class_label
+
+    options = list(range(len(names)))
+    if not options:
+        st.info("This set names no classes.", icon=":material/info:")
+        return None
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+    start = index if index is not None else state.DEFAULTS.get(key, 0)
+    return st.selectbox(
+        label,
+        options,
+        index=min(max(int(start or 0), 0), len(options) - 1),
+        format_func=lambda k: class_label(k, names),
+        help=help or f"{len(options)} classes: type a name or an index to find one.",
+        placeholder="Type a class name or index",
+        disabled=disabled,
+        **state.bound(key),
+    )
+
+
 def set_picker(key: str, *, label: str = "Set", label_augmented: bool | None = None) -> str | None:
     """Pick a set of the workspace (newest first). `label_augmented`: only LA sets / only not."""
     from ladd.sets import is_label_augmented_file
@@ -220,6 +256,40 @@ def table(df: pd.DataFrame, name: str, *, key: str) -> None:
     """A dataframe with a CSV download under it."""
     st.dataframe(df, hide_index=True)
     csv_download(df, name, key=key)
+
+
+def top_k(key: str, num_classes: int, label: str = "Top classes shown") -> int:
+    """How many classes a top-k view shows (1 .. all of them), bound to `key`."""
+    high = max(1, min(int(num_classes), 50))
+    if int(st.session_state.get(key, 0) or 0) > high:  # kept from a set with more classes
+        st.session_state[key] = high
+    value = st.number_input(
+        label,
+        1,
+        high,
+        min(state.default(key), high),
+        help="The rest of the probability is one 'other' bar.",
+        **state.bound(key),
+    )
+    return int(min(value, high))
+
+
+def crop_soft_labels(
+    dense: Any, names: Sequence[str], label: int, name: str, *, key: str, k_key: str
+) -> None:
+    """One image's soft label per crop, dense (n*n, K), as small multiples (the image's class
+    in red): a bar per class; with many classes the image's top-k classes (k picked here,
+    bound to `k_key`) and one bar for every other class, with the table of those k and "other"."""
+    from app.tables import soft_label_table
+    from ladd.classes import many_classes, top_classes
+
+    if not many_classes(len(names)):
+        plot(charts.crop_label_bars(dense, names, highlight=label), name, key=key)
+        return
+    k = top_k(k_key, len(names))
+    top = top_classes(dense, k)
+    plot(charts.crop_top_bars(top, names, highlight=label), name, key=key)
+    table(soft_label_table(top, names), f"{name}_top{k}", key=f"{key}_csv")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from app.jobs import registry
 from app.paths import workspace_root
 from app.state import K
 from app.uploads import save_upload
+from ladd.classes import class_members, class_window, many_classes
 from ladd.data import list_sources
 from ladd.pipeline import slug
 from ladd.sets import FORMATS, DistilledFileError
@@ -144,9 +145,9 @@ if path:
                 icon=":material/warning:",
             )
         info = ds.describe()
-        pixels = cache.set_pixels(path, options)
         labels = ds.labels.numpy()
         names = list(ds.class_names or [str(k) for k in range(int(labels.max()) + 1)])
+        many = many_classes(len(names))
 
         st.success(
             f"Format detected: **{info.get('format', getattr(ds, 'format', '?'))}**",
@@ -158,20 +159,47 @@ if path:
         m[0].metric("Images", len(labels))
         m[1].metric("Classes", len(names))
         m[2].metric("Images per class", info.get("ipc", max(info.get("ipc_per_class", [0]) or [0])))
-        m[3].metric("Image size", f"{pixels.shape[1]} px")
+        m[3].metric("Image size", f"{ds.images.shape[-2]} px")
         m[4].metric("Labels", info.get("label_kind", "hard"))
 
-        per_class = st.slider(
-            "Images shown per class",
-            1,
-            50,
-            state.default(K.DS_PER_CLASS),
-            **state.bound(K.DS_PER_CLASS),
+        g1, g2, g3 = st.columns(3) if many else (st.container(), None, None)
+        with g1:
+            per_class = st.slider(
+                "Images shown per class",
+                1,
+                50,
+                state.default(K.DS_PER_CLASS),
+                **state.bound(K.DS_PER_CLASS),
+            )
+        shown = range(len(names))
+        if many:  # a window of classes: only its images are read and drawn
+            with g2:
+                first = widgets.class_picker("Classes from", names, K.DS_FIRST)
+            with g3:
+                count = widgets.number("Classes shown", 1, 50, K.DS_CLASSES)
+            shown = class_window(len(names), first or 0, count)
+        picked = class_members(labels, shown, per_class)
+        widgets.plot(
+            charts.class_grid(
+                cache.set_pixels_at(path, tuple(picked.tolist()), options),
+                labels[picked] - shown.start,
+                names[shown.start : shown.stop],
+                per_class,
+            ),
+            "distilled_grid",
         )
-        widgets.plot(charts.class_grid(pixels, labels, names, per_class), "distilled_grid")
 
         st.subheader("Image statistics")
-        widgets.table(cache.class_stats(path, options), "distilled_stats", key="ds_stats_csv")
+        if many:
+            st.caption(
+                f"Of the classes shown ({names[shown.start]} to {names[shown.stop - 1]}); "
+                "'all' is over them."
+            )
+        widgets.table(
+            cache.class_stats(path, options, tuple(shown) if many else None),
+            "distilled_stats",
+            key="ds_stats_csv",
+        )
         if origin in ("path", "upload") and getattr(ds, "trainable", True) and options:
             # Read with options: a copy that records them lets every other page use the set.
             s1, s2 = st.columns([3, 1])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import cache, charts, state, widgets
 from app.state import K
+from ladd.classes import many_classes
 from ladd.codecs import STANDARD_SPECS, parse_codec
 from ladd.subsample import crop_grid
 
@@ -39,6 +40,8 @@ def setting(col, n_key: str, r_key: str, suffix: str) -> tuple[int, float]:
 def show(
     path: str, index: int, n: int, r: float, size: int, base: dict, tag: str, codec: str
 ) -> None:
+    """One setting's figures: metrics (the overhead when `base` has the set's zip bytes), the
+    crop boxes on the image, and the crops."""
     grid = crop_grid(size, n, r)
     crops, boxes = cache.crops_of(path, index, n, r)
     m = st.columns(5)
@@ -51,16 +54,16 @@ def show(
     m[3].metric("Label bytes / image", f"{per_image:,}", help=f"dense labels stored as {codec}")
     m[4].metric(
         "Storage overhead",
-        f"{base['images'] * per_image / base['base_bytes']:.1%}",
+        f"{base['images'] * per_image / base['base_bytes']:.1%}" if "base_bytes" in base else "-",
         help=f"Whole set: {codec} dense labels (uncompressed) over the zip of its uint8 images "
         "and hard labels. The paper's zip accounting compresses the labels too (`ladd overhead "
         "--codec all` measures it per codec).",
     )
-    pixels = cache.set_pixels(path)
     a, b = st.columns(2)
     with a:
+        image = cache.image_pixels(path, index)
         widgets.plot(
-            charts.image_with_boxes(pixels[index], boxes, f"{n} x {n} crops, R = {r:.3f}"),
+            charts.image_with_boxes(image, boxes, f"{n} x {n} crops, R = {r:.3f}"),
             f"crop_boxes_n{n}_r{r:.3f}",
             key=f"boxes_{tag}",
         )
@@ -75,14 +78,21 @@ def show(
 if path:
     with widgets.guard("Cannot sub-sample this set: "):
         ds = cache.load_set(path)
-        pixels = cache.set_pixels(path)
         names = list(ds.class_names or [])
-        count = pixels.shape[0]
+        count, size = len(ds), int(ds.images.shape[-1])
         index = widgets.image_index(count, K.SUB_IMAGE)
         label = int(ds.labels[index])
         st.caption(f"Image {index} of {count}, class **{names[label] if names else label}**")
         compare = st.toggle("Compare two settings side by side", **state.bound(K.SUB_COMPARE))
-        base = cache.storage_base(path)
+        if many_classes(ds.num_classes) and not st.toggle(
+            "Measure the storage overhead (zips the whole set)",
+            help="Many classes: zipping every image (and its dense labels) takes a while, so "
+            "it runs when you ask.",
+            **state.bound(K.SUB_MEASURE, url=False),
+        ):
+            base = {"images": count, "classes": ds.num_classes}
+        else:
+            base = cache.storage_base(path)
         codec = st.selectbox(
             "Label codec",
             [parse_codec(c).spec for c in STANDARD_SPECS],
@@ -95,13 +105,13 @@ if path:
             n1, r1 = setting(left, K.SUB_N, K.SUB_R, " (A)")
             n2, r2 = setting(right, K.SUB_N2, K.SUB_R2, " (B)")
             with left:
-                show(path, index, n1, r1, pixels.shape[1], base, "a", codec)
+                show(path, index, n1, r1, size, base, "a", codec)
             with right:
-                show(path, index, n2, r2, pixels.shape[1], base, "b", codec)
+                show(path, index, n2, r2, size, base, "b", codec)
         else:
             (col,) = st.columns(1)
             n1, r1 = setting(col, K.SUB_N, K.SUB_R, "")
-            show(path, index, n1, r1, pixels.shape[1], base, "a", codec)
+            show(path, index, n1, r1, size, base, "a", codec)
         if "measured_overhead" in base:
             st.caption(
                 f"This set carries dense labels at N = {base['measured_n']}, R = {base['measured_r']:g}: "

@@ -8,6 +8,7 @@ import streamlit as st
 from app import cache, charts, state, tasks, widgets
 from app.paths import workspace_root
 from app.state import K
+from ladd.classes import many_classes
 from ladd.data import list_sources
 from ladd.dense import CROP_METRICS
 
@@ -27,8 +28,8 @@ with right:
 if path and lab_dir:
     with widgets.guard("Cannot label this set: "):
         ds = cache.load_set(path)
-        pixels = cache.set_pixels(path)
         names = list(ds.class_names)
+        many = many_classes(len(names))
         epochs = cache.labeler_epochs(lab_dir)
         chosen = st.multiselect(
             "Checkpoints (labeler epochs)",
@@ -39,7 +40,7 @@ if path and lab_dir:
         )
         c1, c2, c3 = st.columns(3)
         with c1:
-            index = widgets.image_index(len(pixels), K.SL_IMAGE)
+            index = widgets.image_index(len(ds), K.SL_IMAGE)
         with c2:
             n = st.slider("N", 1, 9, state.default(K.SL_N), **state.bound(K.SL_N))
         with c3:
@@ -63,13 +64,12 @@ if path and lab_dir:
             )
         label = int(ds.labels[index])
         with c5:
-            klass = st.selectbox(
+            klass = widgets.class_picker(
                 "Class",
-                list(range(len(names))),
+                names,
+                K.SL_CLASS,
                 index=label,
-                format_func=lambda k: names[k],
                 disabled=metric != "class probability",
-                **state.bound(K.SL_CLASS),
             )
         st.caption(f"Image {index}: class **{names[label]}**")
         if hasattr(ds, "dense_labels"):  # a label-augmented set: its own labels are encoded
@@ -92,7 +92,7 @@ if path and lab_dir:
             with img_col:
                 _, boxes = cache.crops_of(path, index, n, r)
                 widgets.plot(
-                    charts.image_with_boxes(pixels[index], boxes),
+                    charts.image_with_boxes(cache.image_pixels(path, index), boxes),
                     "soft_label_image",
                     key="sl_img_fig",
                 )
@@ -108,17 +108,25 @@ if path and lab_dir:
                     )
 
             st.caption(
-                "Each small chart is one crop, in raster order; the red bar is the image's class."
+                "Each small chart is one crop, in raster order; the red bar is the image's class"
+                + (
+                    " (when it is among the top classes), the grey bar every other class."
+                    if many
+                    else "."
+                )
             )
             if st.session_state.get("sl_bar_epoch") not in chosen:
                 st.session_state.pop("sl_bar_epoch", None)  # its epoch was deselected
             bar_epoch = st.select_slider(
                 "Per-crop soft labels of epoch", chosen, value=chosen[0], key="sl_bar_epoch"
             )
-            widgets.plot(
-                charts.crop_label_bars(dense[bar_epoch], names, highlight=label),
+            widgets.crop_soft_labels(
+                dense[bar_epoch],
+                names,
+                label,
                 f"soft_labels_epoch{bar_epoch}",
                 key="sl_bars",
+                k_key=K.SL_TOPK,
             )
 
             st.subheader("Over the whole set, per labeler epoch")
@@ -126,15 +134,25 @@ if path and lab_dir:
                 "Later checkpoints are more accurate but over-confident: mean max-probability "
                 "rises and entropy falls (the paper's Fig. 5)."
             )
-            df = cache.summary_by_epoch(path, picked, n, r)
-            widgets.plot(
-                charts.epoch_curves(
-                    df["epoch"], df["mean_max_prob"], df["mean_entropy"], df.get("test_accuracy")
-                ),
-                "fig5_epochs",
-                key="sl_fig5",
+            whole = not many or st.toggle(
+                "Label every crop of the whole set",
+                help=f"{len(ds):,} images x {n * n} crops x {len(chosen)} checkpoint(s): with "
+                "many classes this runs when you ask.",
+                **state.bound(K.SL_WHOLE, url=False),
             )
-            widgets.table(df.round(4), "soft_labels_per_epoch", key="sl_csv")
+            if whole:
+                df = cache.summary_by_epoch(path, picked, n, r)
+                widgets.plot(
+                    charts.epoch_curves(
+                        df["epoch"],
+                        df["mean_max_prob"],
+                        df["mean_entropy"],
+                        df.get("test_accuracy"),
+                    ),
+                    "fig5_epochs",
+                    key="sl_fig5",
+                )
+                widgets.table(df.round(4), "soft_labels_per_epoch", key="sl_csv")
 
 with st.expander("Train a labeler", expanded=not cache.list_labelers()):
     sources = [s for s in list_sources() if not s.startswith("imagefolder")]

@@ -9,7 +9,9 @@ import streamlit as st
 
 from app import cache, charts, state, widgets
 from app.state import K
+from app.tables import confusions_table, per_class_table
 from ladd.cam import CAM_LABELS
+from ladd.classes import many_classes, sample_pool
 from ladd.compare import GRID_FORMATS, PICKS, pick_images, render_cam_grid
 from ladd.report import build_report
 
@@ -58,18 +60,16 @@ for col, run in ((a_col, ra), (b_col, rb)):
 names = res_a.get("class_names") or res_b.get("class_names") or []
 name_a, name_b = f"A #{a} {ra.label or ''}".strip(), f"B #{b} {rb.label or ''}".strip()
 
-if names and res_a.get("per_class") and res_b.get("per_class"):
-    acc_a = np.mean(np.asarray(res_a["per_class"]), axis=0)
-    acc_b = np.mean(np.asarray(res_b["per_class"]), axis=0)
-    m = st.columns(3)
-    m[0].metric(name_a, f"{res_a['accuracy_mean']:.1%}")
-    m[1].metric(
-        name_b,
-        f"{res_b['accuracy_mean']:.1%}",
-        delta=f"{res_b['accuracy_mean'] - res_a['accuracy_mean']:+.1%}",
-    )
-    m[2].metric("Classes where B is better", int((acc_b > acc_a).sum()))
-    st.subheader("Per-class accuracy")
+
+def per_class_charts(
+    names: list[str],
+    acc: tuple[np.ndarray, np.ndarray],
+    res: tuple[dict, dict],
+    runs: tuple[str, str],
+) -> None:
+    """A few classes: grouped bars, their difference, the table and both confusion matrices
+    (`acc`, `res`, `runs`: per-class accuracy, result.json and name of runs A and B)."""
+    (acc_a, acc_b), (res_a, res_b), (name_a, name_b) = acc, res, runs
     widgets.plot(
         charts.per_class_bars(names, acc_a, acc_b, name_a, name_b),
         "per_class_accuracy",
@@ -103,6 +103,59 @@ if names and res_a.get("per_class") and res_b.get("per_class"):
             "confusion_b",
             key="cmp_conf_b",
         )
+
+
+def per_class_tables(
+    names: list[str],
+    acc: tuple[np.ndarray, np.ndarray],
+    res: tuple[dict, dict],
+    runs: tuple[str, str],
+) -> None:
+    """Many classes: the sorted accuracies, a searchable table worst first, and each run's
+    largest confusions, in place of a bar per class and a C x C matrix."""
+    (acc_a, acc_b), (name_a, name_b) = acc, runs
+    widgets.plot(
+        charts.sorted_accuracy({name_a: acc_a, name_b: acc_b}), "per_class_sorted", key="cmp_sorted"
+    )
+    sort_by = st.segmented_control(
+        "Worst first by",
+        ["B", "A", "B - A"],
+        default=state.default(K.CMP_SORT),
+        required=True,
+        **state.bound(K.CMP_SORT),
+    )
+    columns = {"A": acc_a, "B": acc_b, "B - A": acc_b - acc_a}
+    widgets.table(per_class_table(names, columns, sort_by), "per_class_accuracy", key="cmp_csv")
+    st.subheader("Top confusions")
+    limit = widgets.number("Confusions listed", 1, 500, K.CMP_CONFUSIONS)
+    st.caption(
+        "The largest off-diagonal cells of each run's confusion matrix, most images first; "
+        "rate: their share of the true class's test images."
+    )
+    for col, result, name, tag in zip(st.columns(2), res, runs, "ab", strict=True):
+        with col:
+            st.markdown(f"**{name}**")
+            widgets.table(
+                confusions_table(result["confusion"], names, int(limit)),
+                f"confusions_{tag}",
+                key=f"cmp_conf_{tag}_csv",
+            )
+
+
+if names and res_a.get("per_class") and res_b.get("per_class"):
+    acc_a = np.mean(np.asarray(res_a["per_class"]), axis=0)
+    acc_b = np.mean(np.asarray(res_b["per_class"]), axis=0)
+    m = st.columns(3)
+    m[0].metric(name_a, f"{res_a['accuracy_mean']:.1%}")
+    m[1].metric(
+        name_b,
+        f"{res_b['accuracy_mean']:.1%}",
+        delta=f"{res_b['accuracy_mean'] - res_a['accuracy_mean']:+.1%}",
+    )
+    m[2].metric("Classes where B is better", int((acc_b > acc_a).sum()))
+    st.subheader("Per-class accuracy")
+    show = per_class_tables if many_classes(len(names)) else per_class_charts
+    show(names, (acc_a, acc_b), (res_a, res_b), (name_a, name_b))
 else:
     st.warning("One of these runs has no per-class results (result.json).")
 
@@ -130,13 +183,7 @@ with widgets.guard("Cannot compute CAMs: "):
     with c1:
         rule = st.selectbox("Images", list(PICKS), format_func=PICKS.get, **state.bound(K.CMP_PICK))
     with c2:
-        klass = st.selectbox(
-            "Class",
-            list(range(len(test_names))),
-            format_func=lambda k: test_names[k],
-            disabled=rule != "class",
-            **state.bound(K.CMP_CLASS),
-        )
+        klass = widgets.class_picker("Class", test_names, K.CMP_CLASS, disabled=rule != "class")
     with c3:
         k = st.slider("How many", 1, 12, state.default(K.CMP_K), **state.bound(K.CMP_K))
     with c4:
@@ -154,12 +201,27 @@ with widgets.guard("Cannot compute CAMs: "):
             required=True,
             **state.bound(K.CMP_TARGET),
         )
-    pred_a = cache.run_predictions(ra, test).predicted
-    pred_b = cache.run_predictions(rb, test).predicted
-    labels = test.labels.numpy()
+    # The images scored for the pick: all of them; with many classes a seeded draw of at most
+    # CAM_POOL, or the chosen class's images.
+    many = many_classes(len(test_names))
+    one_class = rule == "class" and many
+    pool = sample_pool(
+        test.labels.numpy(),
+        cache.CAM_POOL if many else len(test.labels),  # a few classes: every image, as before
+        klass=int(klass) if one_class else None,
+        seed=int(draw),
+    )
+    pool_key = tuple(pool.tolist()) if pool.size < len(test.labels) else None
+    pred_a = cache.run_predictions(ra, test, pool_key).predicted
+    pred_b = cache.run_predictions(rb, test, pool_key).predicted
+    labels = test.labels.numpy()[pool]
     ok_a, ok_b = pred_a == labels, pred_b == labels
+    of = f"{len(labels)} real test images"
+    if pool_key:  # which of them were scored
+        what = f"class {test_names[int(klass)]}" if one_class else "a seeded draw"
+        of += f" ({what}, of {len(test.labels)})"
     st.caption(
-        f"Of {len(labels)} real test images: both right {int((ok_a & ok_b).sum())}, "
+        f"Of {of}: both right {int((ok_a & ok_b).sum())}, "
         f"only B right {int((ok_b & ~ok_a).sum())}, only A right {int((ok_a & ~ok_b).sum())}, "
         f"both wrong {int((~ok_a & ~ok_b).sum())}."
     )
@@ -177,7 +239,7 @@ with widgets.guard("Cannot compute CAMs: "):
     else:
         rows = [ra, rb, *[by_id[i] for i in more]]
         row_names = [name_a, name_b, *[widgets.run_label(by_id[i]) for i in more]]
-        grid = cache.cam_grid(rows, row_names, test, tuple(idx), method, target == "true")
+        grid = cache.cam_grid(rows, row_names, test, tuple(pool[idx]), method, target == "true")
         cam_note = (
             f"{CAM_LABELS[method]} of the {target} class on {len(idx)} real test image(s), "
             f"{PICKS[rule]}"

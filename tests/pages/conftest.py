@@ -1,4 +1,5 @@
-"""The page tests' shared fixture: the app pointed at the session's small demo workspace."""
+"""The page tests' shared fixtures: the app pointed at the session's small demo workspace, or
+(`thousand`) at a synthetic 1000-class one."""
 
 from __future__ import annotations
 
@@ -18,3 +19,23 @@ def demo(small_demo):
     mp.setenv("LADD_ALLOWED_DIRS", "")
     yield small_demo.arts
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def thousand_build(tmp_path_factory):
+    """The synthetic 1000-class workspace (tests/pages/thousand.py), built once per run."""
+    from thousand import build_thousand
+
+    root = tmp_path_factory.mktemp("thousand_workspace")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("LADD_CACHE_DIR", raising=False)  # decoded images go to the workspace cache
+        return build_thousand(root)
+
+
+@pytest.fixture
+def thousand(thousand_build, monkeypatch):
+    """The app pointed at the 1000-class workspace for one test (then back to the demo's)."""
+    monkeypatch.setenv("LADD_WORKSPACE", str(thousand_build.root))
+    monkeypatch.delenv("LADD_CACHE_DIR", raising=False)
+    monkeypatch.setenv("LADD_ALLOWED_DIRS", "")
+    return thousand_build
