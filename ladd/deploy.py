@@ -34,6 +34,8 @@ __all__ = [
     "eval_inputs",
     "evaluate_architectures",
     "evaluate_models",
+    "evaluate_sharded",
+    "scores_from_confusion",
     "is_settled",
     "paper_archs",
     "resolve_config",
@@ -218,20 +220,56 @@ def evaluate_models(
                     )
                 )
         all_preds = torch.stack(rows) if rows else torch.zeros(0, inputs.shape[0])
-    out = []
-    for preds in all_preds:
-        conf = torch.bincount(
-            labels * num_classes + preds, minlength=num_classes * num_classes
-        ).reshape(num_classes, num_classes)
-        support = conf.sum(1).clamp_min(1)
-        out.append(
-            ModelScores(
-                accuracy=float((preds == labels).float().mean()),
-                per_class=(conf.diag().float() / support).tolist(),
-                confusion=conf.cpu().tolist(),
-            )
+    return [
+        scores_from_confusion(
+            torch.bincount(
+                labels * num_classes + preds, minlength=num_classes * num_classes
+            ).reshape(num_classes, num_classes)
         )
-    return out
+        for preds in all_preds
+    ]
+
+
+def scores_from_confusion(conf: torch.Tensor) -> ModelScores:
+    """Accuracy, per-class accuracy and the matrix itself from a [true][predicted] count matrix
+    (a whole split's, or the sum of shards')."""
+    support = conf.sum(1).clamp_min(1)
+    total = int(conf.sum())
+    return ModelScores(  # float32 quotients, as the mean of a float32 hit vector gives them
+        accuracy=float(conf.diag().sum().float() / max(1, total)),
+        per_class=(conf.diag().float() / support).tolist(),
+        confusion=conf.cpu().tolist(),
+    )
+
+
+def evaluate_sharded(
+    models: list[nn.Module],
+    inputs: Any,
+    labels: torch.Tensor,
+    num_classes: int,
+    batch_size: int = 1024,
+    *,
+    precision: str = "fp32",
+) -> list[ModelScores]:
+    """evaluate_models over a torchrun job's ranks: each rank predicts its contiguous shard of
+    the split (ladd.device.Ranks.shard) and the count matrices are summed over the ranks, so
+    every rank returns the whole split's scores (the same numbers as one process: counts add
+    exactly). One process: evaluate_models."""
+    import torch.distributed as dist
+
+    from ladd.device import ranks
+
+    rk = ranks()
+    if rk.world < 2:
+        return evaluate_models(models, inputs, labels, num_classes, batch_size, precision=precision)
+    mine = rk.shard(int(inputs.shape[0]))
+    part = evaluate_models(
+        models, inputs[mine], labels[mine], num_classes, batch_size, precision=precision
+    )
+    dev = inputs.device if inputs.device.type == "cuda" else torch.device("cpu")
+    conf = torch.stack([torch.tensor(s.confusion, dtype=torch.int64) for s in part]).to(dev)
+    dist.all_reduce(conf)
+    return [scores_from_confusion(c) for c in conf]
 
 
 def is_settled(cfg: TrainConfig) -> bool:
@@ -384,7 +422,7 @@ def train_and_evaluate(
     # the reference loop takes "auto" as the field's fp32).
     report = getattr(trained, "report", None)
     precision = report.precision if report is not None else cfg.precision
-    scores = evaluate_models(
+    scores = evaluate_sharded(  # over the ranks of a torchrun job, else evaluate_models
         trained.models,
         x_test,
         test_set.labels,

@@ -3,6 +3,7 @@ trains the weights one process trains, only rank 0 writes, and a dead rank's job
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -193,3 +194,51 @@ def test_torchrun_command_drops_the_launch_option():
     assert cmd[0] == sys.executable
     with pytest.raises(ValueError, match="2 or more"):
         torchrun_command(1, ["train"])
+
+
+WORKER_EVAL = """
+import json, sys
+import torch
+from ladd.deploy import evaluate_models, evaluate_sharded
+from ladd.device import ranks
+from ladd.models import create_model
+from ladd.trainers.distributed import finish_distributed, init_distributed
+
+init_distributed("cpu")
+g = torch.Generator().manual_seed(0)
+x = torch.randn(101, 3, 16, 16, generator=g)  # 101: the ranks' shards are 51 and 50
+y = torch.randint(0, 4, (101,), generator=g)
+models = [create_model("convnet_d2", 4, 16, width=4, seed=s) for s in (0, 1)]
+seen = []
+real = evaluate_models
+import ladd.deploy as deploy
+def spy(models, inputs, labels, *a, **k):
+    seen.append(int(inputs.shape[0]))
+    return real(models, inputs, labels, *a, **k)
+deploy.evaluate_models = spy
+got = evaluate_sharded(models, x, y, 4, 16)
+whole = real(models, x, y, 4, 16)
+out = {"rank": ranks().rank, "seen": seen, "same": [
+    (a.accuracy, a.per_class, a.confusion) == (b.accuracy, b.per_class, b.confusion)
+    for a, b in zip(got, whole)]}
+open(sys.argv[1] + f".{ranks().rank}", "w").write(json.dumps(out))
+finish_distributed()
+"""
+
+
+def test_evaluation_is_sharded_over_the_ranks_with_the_one_process_scores(tmp_path):
+    """ladd.deploy.evaluate_sharded on 2 gloo ranks: each rank predicts its half of the split
+    (51 and 50 of 101 images), the summed counts give every rank the whole split's scores,
+    equal to one process's to the bit (counts add exactly)."""
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_EVAL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    job = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    run = subprocess.run(
+        [*job, str(script), str(tmp_path / "out")], env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    outs = [json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1)]
+    assert [o["seen"] for o in outs] == [[51], [50]]
+    assert all(o["same"] == [True, True] for o in outs)
