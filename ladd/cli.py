@@ -892,10 +892,25 @@ def augment(
     labeler: Annotated[
         Path, typer.Option("--labeler", help="Labeler checkpoint (or its folder: epoch 10).")
     ],
-    n: Annotated[int, typer.Option("--n", min=1, help="Crops per side (N x N crops).")] = 5,
+    n: Annotated[
+        int,
+        typer.Option(
+            "--n",
+            "--crops-per-side",
+            min=1,
+            help="Crops per side (N x N crops). Under torchrun spell it --crops-per-side "
+            "(torchrun reads --n as one of its own options).",
+        ),
+    ] = 5,
     r: Annotated[
         float,
-        typer.Option("--r", min=0.0, max=1.0, help="Crop side as a fraction of the image side."),
+        typer.Option(
+            "--r",
+            "--crop-ratio",
+            min=0.0,
+            max=1.0,
+            help="Crop side as a fraction of the image side (--crop-ratio under torchrun).",
+        ),
     ] = 0.625,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Output file (default: workspace/sets/...).")
@@ -931,6 +946,9 @@ def augment(
 
         ws = job.open_workspace()
         dev = job.torch_device()
+        ranked = _distributed_job(dev)  # torchrun: every rank labels its share of the images
+        if ranked is not None:
+            dev = ranked[1]
         ds = _load_set(distilled, reading, ws)
         if hasattr(ds, "dense"):
             raise CLIError(f"{distilled} is already label-augmented")
@@ -948,6 +966,8 @@ def augment(
             device=dev,
             force=force,
         )
+        if ranked is not None and not ranked[0].leader:  # rank 0 writes, records and shows
+            _end_distributed_job()
         la = res.dataset
         for p in la.labeler.get("mismatch") or []:
             _warn(p)
@@ -971,6 +991,8 @@ def augment(
                     "generation_flops": la.generation_flops,
                 }
             )
+        if ranked is not None:
+            _end_distributed_job()
 
 
 def _codec_spec(codec: str | None, fp16: bool) -> str | None:
@@ -1055,8 +1077,8 @@ def stats(
         list[Path] | None,
         typer.Option("--labeler", help="Labeler checkpoint(s) or a folder of them."),
     ] = None,
-    n: Annotated[int, typer.Option("--n", min=1)] = 5,
-    r: Annotated[float, typer.Option("--r", min=0.0, max=1.0)] = 0.625,
+    n: Annotated[int, typer.Option("--n", "--crops-per-side", min=1)] = 5,
+    r: Annotated[float, typer.Option("--r", "--crop-ratio", min=0.0, max=1.0)] = 0.625,
     json_out: JsonOpt = False,
     reading: Any = None,
     job: Any = None,

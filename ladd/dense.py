@@ -163,6 +163,23 @@ def generate_dense_labels(
 
 
 @torch.no_grad()
+def _joined_over_ranks(part: Any) -> Any:
+    """Every rank's share (a tensor, or an EncodedDense of payload tensors) joined in rank
+    order, on every rank (torch.distributed.all_gather_object of CPU tensors)."""
+    import torch.distributed as dist
+
+    from ladd.codecs import EncodedDense
+
+    encoded = isinstance(part, EncodedDense)
+    mine = {k: v.cpu() for k, v in part.payload.items()} if encoded else part.cpu()
+    shares: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(shares, mine)
+    if not encoded:
+        return torch.cat(shares)
+    joined = {k: torch.cat([p[k] for p in shares]) for k in shares[0]}
+    return EncodedDense(part.codec, joined, part.num_classes)
+
+
 def full_image_soft_labels(
     images: torch.Tensor,
     labeler_model: nn.Module,
@@ -259,12 +276,16 @@ def augment(
     t0 = time.perf_counter()
     images = distilled.images.float()
     from ladd.codecs import parse_codec
+    from ladd.device import ranks
 
     target = parse_codec(codec) if codec is not None else None
     if target is not None and target.name in ("float32", "float16"):
         target = None  # float labels are made as float32 (float16 is a cast at save time)
+    # In a torchrun job each rank labels its contiguous share of the images; the shares are
+    # joined in rank order on every rank (the labels are per image: no rank needs another's).
+    mine = ranks().shard(int(images.shape[0]))
     made = generate_dense_labels(
-        images,
+        images[mine],
         model,
         n,
         r,
@@ -273,10 +294,12 @@ def augment(
         device=dev,
         codec=target,
     )
-    dense, encoded = (None, made) if target is not None else (made, None)
     full_soft = full_image_soft_labels(
-        images, model, batch_size=batch_size or 256, temperature=temperature
+        images[mine], model, batch_size=batch_size or 256, temperature=temperature
     )
+    if ranks().world > 1:
+        made, full_soft = _joined_over_ranks(made), _joined_over_ranks(full_soft)
+    dense, encoded = (None, made) if target is not None else (made, None)
     seconds = time.perf_counter() - t0
     # Label generation is the N x N crop forwards per image (Algorithm 1); the full-image soft
     # labels kept for the full_soft ablations are not part of LADD's cost.

@@ -397,6 +397,14 @@ def run_label_augment(
         "codec": spec,
         **(extra or {}),
     }
+    from ladd.device import ranks
+
+    if not ranks().leader:  # a torchrun job's other ranks label their shares; rank 0 records
+        la = augment(
+            distilled, lab, n, r, temperature=temperature, device=device,
+            allow_mismatch=allow_mismatch, codec=spec,
+        )  # fmt: skip
+        return SetRun(-1, out, la, {})
     with ws.db.run("augment", config) as run:
         la = augment(
             distilled,

@@ -186,10 +186,13 @@ def test_ladd_train_under_torchrun_records_one_run_with_the_one_process_result(t
 def test_torchrun_command_drops_the_launch_option():
     from ladd.trainers.distributed import torchrun_command
 
-    cmd = torchrun_command(4, ["train", "set", "--gpus", "4", "--epochs", "3", "--gpus=4"])
+    cmd = torchrun_command(
+        4, ["train", "set", "--gpus", "4", "--epochs", "3", "--gpus=4", "--n", "5", "--r=0.5"]
+    )
     assert cmd[1:] == [
         "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4",
-        "-m", "ladd", "train", "set", "--epochs", "3",
+        "-m", "ladd", "train", "set", "--epochs", "3", "--crops-per-side", "5",
+        "--crop-ratio=0.5",
     ]  # fmt: skip
     assert cmd[0] == sys.executable
     with pytest.raises(ValueError, match="2 or more"):
@@ -242,3 +245,73 @@ def test_evaluation_is_sharded_over_the_ranks_with_the_one_process_scores(tmp_pa
     outs = [json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1)]
     assert [o["seen"] for o in outs] == [[51], [50]]
     assert all(o["same"] == [True, True] for o in outs)
+
+
+def test_ladd_augment_under_torchrun_labels_shards_and_writes_one_file(tmp_path):
+    """`torchrun --nproc_per_node=2 -m ladd augment ...`: each rank labels its half of the
+    images, rank 0 joins them and alone writes and records the file; its labels are one
+    process's (float32 codec: to 1e-6, the ranks' batches differ in size only)."""
+    from safetensors.torch import load_file
+
+    from ladd.store import Workspace
+
+    ws = tmp_path / "ws"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    ladd = [sys.executable, "-m", "ladd"]
+
+    def ok(cmd: list[str]) -> str:
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+        return run.stdout
+
+    ok([*ladd, "random-real", "--source", "shapes", "--ipc", "3", "--workspace", str(ws)])
+    ok([
+        *ladd, "train-labeler", "--source", "shapes", "--epochs", "1", "--save-at", "1",
+        "--width", "8", "--limit-per-class", "10", "--workspace", str(ws), "--device", "cpu",
+    ])  # fmt: skip
+    (set_dir,) = (ws / "sets").iterdir()
+    (lab_dir,) = (ws / "labelers").iterdir()
+    common = [
+        "augment", str(set_dir), "--labeler", str(lab_dir / "epoch_001.safetensors"),
+        "--source", "shapes", "--crops-per-side", "3", "--codec", "float32", "--workspace", str(ws),
+        "--device", "cpu",
+    ]  # fmt: skip
+    job = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    ok([*job, "-m", "ladd", *common, "--out", str(tmp_path / "two.safetensors")])
+    ok([*ladd, *common, "--out", str(tmp_path / "one.safetensors")])
+    two, one = load_file(tmp_path / "two.safetensors"), load_file(tmp_path / "one.safetensors")
+    assert two.keys() == one.keys() and two["dense"].shape == (30, 9, 10)
+    assert torch.equal(two["images"], one["images"]) and torch.equal(two["labels"], one["labels"])
+    torch.testing.assert_close(two["dense"], one["dense"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(two["full_soft"], one["full_soft"], rtol=0, atol=1e-6)
+    runs = [r for r in Workspace(ws).db.list_runs("augment") if r.status == "done"]
+    assert len(runs) == 2  # one for the torchrun job (rank 0), one for the single process
+
+
+def test_no_ladd_option_is_taken_by_torchruns_parser():
+    """torchrun's argument parser reads abbreviations of its own options anywhere on the line,
+    after the script's name too (`--n` for --nnodes ...): every option of every ladd command,
+    in the spelling ladd.trainers.distributed.torchrun_command passes, reaches ladd."""
+    import click
+    import typer
+    from torch.distributed.run import get_args_parser
+
+    from ladd.cli import app
+    from ladd.trainers.distributed import TORCHRUN_CLASHES
+
+    parser = get_args_parser()
+    root = typer.main.get_command(app)
+    names: set[str] = set()
+
+    def walk(cmd: click.Command) -> None:
+        for p in cmd.params:
+            names.update(o for o in p.opts + p.secondary_opts if o.startswith("--"))
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(root)
+    assert {"--n", "--r", "--epochs", "--crops-per-side"} <= names
+    for name in sorted(names):
+        spelled = TORCHRUN_CLASHES.get(name, name)
+        args = parser.parse_args(["--standalone", "--nproc_per_node=2", "-m", "ladd", spelled, "1"])
+        assert args.training_script_args == [spelled, "1"], name

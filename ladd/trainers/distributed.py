@@ -66,21 +66,33 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
 
 
+# ladd options that torchrun's argument parser reads as abbreviations of its own (--n: --nnodes,
+# --nproc-per-node, ...; --r: --redirects, --rdzv-*, ...) even after the script's name: their
+# long spellings, which it leaves alone.
+TORCHRUN_CLASHES = {"--n": "--crops-per-side", "--r": "--crop-ratio"}
+
+
 def torchrun_command(processes: int, argv: list[str], *, option: str = "--gpus") -> list[str]:
     """The command that runs `python -m ladd <argv>` as `processes` ranks on this machine:
     torchrun (torch.distributed.run) --standalone --nproc_per_node=G -m ladd ..., with `option`
-    and its value taken out of argv (the ranks must not launch again). Several machines: run
+    and its value taken out of argv (the ranks must not launch again) and the options torchrun
+    would misread given their long spellings (TORCHRUN_CLASHES). Several machines: run
     torchrun yourself with its rendezvous flags (README, "Many GPUs")."""
     if processes < 2:
         raise ValueError(f"torchrun is for 2 or more processes, not {processes}")
     rest: list[str] = []
     skip = False
     for arg in argv:
+        flag, eq, value = arg.partition("=")
         if skip:
             skip = False
         elif arg == option:
             skip = True
-        elif not arg.startswith(option + "="):
+        elif flag == option and eq:
+            continue
+        elif flag in TORCHRUN_CLASHES:  # torchrun's parser would take it for one of its own
+            rest.append(TORCHRUN_CLASHES[flag] + eq + value)
+        else:
             rest.append(arg)
     return [
         sys.executable,
