@@ -342,7 +342,8 @@ class TrainConfig:
         (ladd.rded, the rded protocol's), or "" (dsa = False: none)."""
         if not self.dsa:
             return ""
-        kind = self.protocol_spec.augment
+        # "auto" settles to mtt or glad, both DSA protocols, whatever the set's size
+        kind = PROTOCOLS[self.protocol].augment if self.protocol != "auto" else "dsa"
         return "" if kind == "dsa" and not self.dsa_config.ops else kind
 
     def to_dict(self) -> dict[str, Any]:
@@ -413,7 +414,9 @@ def make_optimizer(
     a stacked tensor's seed axis does not count), none on the rest (biases, norm scales, ViT's
     class token and positions).
     """
-    if cfg.protocol_spec.optimizer == "sgd":
+    # "auto" settles to mtt or glad, both SGD protocols, whatever the set's size
+    kind = PROTOCOLS[cfg.protocol].optimizer if cfg.protocol != "auto" else "sgd"
+    if kind == "sgd":
         return torch.optim.SGD(
             params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=foreach
         )

@@ -400,4 +400,5 @@ def test_rded_replaces_dsa_with_its_augmentation():
     assert TrainConfig(protocol="rded").augmentation == "rded"
     assert TrainConfig(protocol="rded", dsa=False).augmentation == ""
     assert TrainConfig(protocol="mtt").augmentation == "dsa"
+    assert TrainConfig().augmentation == "dsa"  # "auto" (unresolved): mtt or glad, both DSA
     assert TrainConfig(protocol="glad", dsa_strategy="").augmentation == ""
