@@ -122,8 +122,8 @@ FullLabelsOpt = Annotated[
     str,
     typer.Option(
         "--full-labels",
-        help="hard: full images with one-hot labels (Eq. 5) | set: the set's own soft labels "
-        "(e.g. DATM's) where it has them",
+        help="hard: full images with one-hot labels (Eq. 5) | set_soft: the set's own soft "
+        "labels (e.g. DATM's) where it has them ('set' is read as set_soft)",
     ),
 ]
 MeanOpt = Annotated[

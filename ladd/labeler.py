@@ -183,7 +183,7 @@ class LabelerMeta:
     seed: int
     test_accuracy: float
     image_size: int
-    zca: bool = False
+    zca_space: bool = False  # trained on ZCA-whitened images (a set's `zca` is the ZCA itself)
     train_accuracy: float | None = None
     train_flops: float = 0.0  # cumulative training FLOPs up to this epoch
     seconds: float = 0.0  # cumulative training wall time up to this epoch
@@ -203,6 +203,8 @@ class LabelerMeta:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelerMeta:
         d = dict(d)
+        if "zca" in d and "zca_space" not in d:  # checkpoints written before the rename
+            d["zca_space"] = bool(d.pop("zca"))
         for k in ("mean", "std", "class_names"):
             d[k] = tuple(d[k])
         known = set(cls.__dataclass_fields__)
@@ -638,7 +640,7 @@ def train_labeler(
             seed=cfg.seed,
             test_accuracy=test_acc,
             image_size=image_size,
-            zca=cfg.zca,
+            zca_space=cfg.zca,
             train_accuracy=float(correct) / max(1, count),
             train_flops=flops_done,
             seconds=seconds_done,

@@ -107,7 +107,7 @@ class LabelMode:
     """What a student trains on: full images and/or crops, and which label each gets.
 
     full: labels of the full images, one copy of the images per entry ("hard": one-hot, or the
-      set's own soft labels such as DATM's when TrainConfig.full_labels is "set"; "labeler": the
+      set's own soft labels such as DATM's when TrainConfig.full_labels is "set_soft"; "labeler": the
       labeler's soft label of the full image, stored in a label-augmented set as `full_soft`);
       empty = no full images.
     crops: labels of the N x N crops, one copy of the crops per entry ("dense": the labeler's
@@ -171,7 +171,8 @@ def label_mode(name: str) -> LabelMode:
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 LOSSES: tuple[str, ...] = ("mean", "image_sum")
-FULL_LABELS: tuple[str, ...] = ("hard", "set")
+FULL_LABELS: tuple[str, ...] = ("hard", "set_soft")
+FULL_LABELS_ALIASES = {"set": "set_soft"}  # the name before it said what it gives
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     protocol: str = "auto"  # "mtt" | "glad" | "rded" | "auto": by image size (default_protocol)
     loss: str = "mean"  # "mean" over a batch | "image_sum": x samples per image (Eq. 5)
-    full_labels: str = "hard"  # full images: one-hot (Eq. 5) | "set": the set's own soft labels
+    full_labels: str = "hard"  # full images: one-hot (Eq. 5) | "set_soft": the set's soft labels
     trainer: str = "fast"  # a registered trainer (ladd.trainers): "fast", "reference" or "ddp"
     precision: str = "auto"  # "bf16": autocast on CUDA; "auto": bf16 for the fast trainer on CUDA
     dsa: bool = True
@@ -297,6 +298,9 @@ class TrainConfig:
             )
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
+        object.__setattr__(
+            self, "full_labels", FULL_LABELS_ALIASES.get(self.full_labels, self.full_labels)
+        )
         if self.full_labels not in FULL_LABELS:
             raise ValueError(
                 f"unknown full_labels {self.full_labels!r}; use one of {', '.join(FULL_LABELS)}"
@@ -903,7 +907,8 @@ def build_training_data(
     def full_targets(kind: str) -> torch.Tensor:
         if kind == "hard":
             soft = getattr(dataset, "soft_labels", None)
-            if full_labels == "set" and soft is not None:
+            full = FULL_LABELS_ALIASES.get(full_labels, full_labels)
+            if full == "set_soft" and soft is not None:
                 return _as_probs(soft.cpu())
             return hard
         if kind == "labeler":

@@ -93,7 +93,7 @@ each table). Records made under an earlier protocol are kept in git history, not
 | deployment (CIFAR) | `mtt`: SGD momentum 0.9, weight decay 5e-4, batch 256, one DSA op per batch, lr x 0.1 after pass E//2 + 1 with a fresh optimiser, E + 1 passes, tested once at the end | MTT/DATM `utils.evaluate_synset`, which the paper's CIFAR numbers follow |
 | deployment (128 px) | `glad`: linear warm-up from 1e-7 lr over E//2 passes, cosine decay over E//2, an EMA (beta 0.995) of the weights is tested | GLaD `utils.evaluate_synset`, which LADD says it adheres to |
 | learning rate | a set's learned lr only for its distillation architecture under `mtt`; else per-model rates: ConvNet 0.01 at 32 px (DC/DM's rate), AlexNet/ResNet18/ViT 0.001, VGG11 0.0001 (GLaD's) | MTT/DATM evaluate the distillation model with the learned lr; ConvNet's 0.01 is DC/DM's `--lr_net` default (VICO-UoE/DatasetCondensation `main_DM.py`, read by `utils.evaluate_synset`), not GLaD's: GLaD's `get_eval_lrs` (glad_utils.py) gives every model 0.001, ConvNet included, except VGG11 (0.0001) |
-| full-image labels | one-hot (a set's own soft labels only with `--full-labels set`) | Eq. 5 |
+| full-image labels | one-hot (a set's own soft labels only with `--full-labels set_soft`) | Eq. 5 |
 | loss | soft cross-entropy averaged over a shuffled batch of images and crops (`--loss image_sum` for Eq. 5's per-image sum) | what the field's loaders do; Eq. 5 differs by a constant factor per batch |
 | selection | none: one test at the end, on the whole real test split | no model selection on the test set (GLaD's `eval_loop` reports the max over evaluations; we do not) |
 """

@@ -147,7 +147,7 @@ def test_input_space_mismatch_is_an_error(distilled) -> None:
     la = augment(distilled, wrong, 2, 0.625, device="cpu", allow_mismatch=True)
     assert la.labeler["mismatch"]
     zca_labeler = make_labeler(distilled)
-    zca_labeler = Labeler(zca_labeler.model, replace(zca_labeler.meta, zca=True))
+    zca_labeler = Labeler(zca_labeler.model, replace(zca_labeler.meta, zca_space=True))
     with pytest.raises(ValueError, match="ZCA"):
         augment(distilled, zca_labeler, 2, 0.625, device="cpu")
 

@@ -127,18 +127,22 @@ def test_same_seed_same_numbers_and_global_rng_untouched(sets) -> None:
 
 def test_a_sets_soft_labels_are_an_option_and_hard_labels_the_default(sets) -> None:
     """Eq. 5 writes one-hot labels for the full images: a set's own soft labels (DATM's) are
-    used only with full_labels="set", in baseline and LADD modes alike."""
+    used only with full_labels="set_soft" ("set", its older name, reads the same), in baseline
+    and LADD modes alike."""
     ds, la, test = sets
     logits = torch.randn(len(ds), 10, generator=torch.Generator().manual_seed(0))
     datm = replace(ds, soft_labels=logits, lr=0.03)
     hard = F.one_hot(ds.labels, 10).float()
     torch.testing.assert_close(build_training_data(datm, "baseline").targets, hard)
-    data = build_training_data(datm, "baseline", full_labels="set")
+    data = build_training_data(datm, "baseline", full_labels="set_soft")
+    old = build_training_data(datm, "baseline", full_labels="set")
+    assert torch.equal(old.targets, data.targets)
+    assert TrainConfig(full_labels="set").full_labels == "set_soft"
     torch.testing.assert_close(data.targets, torch.softmax(logits, 1))
     la_datm = replace(la, soft_labels=logits)
     m = len(ds)
     torch.testing.assert_close(build_training_data(la_datm, "ladd").targets[:m], hard)
-    soft = build_training_data(la_datm, "ladd", full_labels="set").targets[:m]
+    soft = build_training_data(la_datm, "ladd", full_labels="set_soft").targets[:m]
     torch.testing.assert_close(soft, torch.softmax(logits, 1))
     res = train_and_evaluate(
         datm, test, TrainConfig(mode="baseline", **{**TINY, "lr": None, "epochs": 1}), device="cpu"

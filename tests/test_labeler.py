@@ -195,3 +195,20 @@ def test_image_augmentation_keeps_reading_its_old_name_augment() -> None:
     assert LabelerConfig(augment=False) == LabelerConfig(image_augmentation="none")
     with pytest.raises(ValueError, match="unknown image augmentation 'blur'"):
         LabelerConfig(image_augmentation="blur")
+
+
+def test_checkpoints_written_before_zca_space_was_named_still_read() -> None:
+    """LabelerMeta said `zca` (a bool, where a set's `zca` is the fitted ZCA); it is now
+    `zca_space`; an older checkpoint's metadata reads the same."""
+    from ladd.labeler import LabelerMeta
+    from ladd.sets import has_zca
+
+    meta = LabelerMeta(
+        arch="convnet_d3", spec={}, source="cifar10", epoch=10, mean=(0.0,) * 3,
+        std=(1.0,) * 3, class_names=("a", "b"), seed=0, test_accuracy=0.5, image_size=32,
+        zca_space=True,
+    )  # fmt: skip
+    old = meta.to_dict()
+    old["zca"] = old.pop("zca_space")
+    assert LabelerMeta.from_dict(old) == meta and has_zca(meta)
+    assert not has_zca(LabelerMeta.from_dict({**old, "zca": False}))

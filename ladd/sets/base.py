@@ -45,7 +45,9 @@ UNKNOWN_NORMALISATION = "unknown (give --source or --mean/--std to train on it)"
 
 
 def has_zca(obj: Any) -> bool:
-    """Whether a set (zca: ZCA | None) or labeler meta (zca: bool) lives in ZCA space."""
+    """Whether a set (zca: ZCA | None) or a labeler's meta (zca_space: bool) lives in ZCA space."""
+    if hasattr(obj, "zca_space"):
+        return bool(obj.zca_space)
     z = getattr(obj, "zca", None)
     return z is not None and z is not False
 
