@@ -315,3 +315,54 @@ def test_no_ladd_option_is_taken_by_torchruns_parser():
         spelled = TORCHRUN_CLASHES.get(name, name)
         args = parser.parse_args(["--standalone", "--nproc_per_node=2", "-m", "ladd", spelled, "1"])
         assert args.training_script_args == [spelled, "1"], name
+
+
+def test_batch_norm_models_sync_on_cuda_and_say_so_on_cpu_ranks():
+    """Under DDP a torchvision model's batch norm is SyncBatchNorm on CUDA (the global batch's
+    statistics, as one process), turned back into BatchNorm2d for testing and saving with the
+    same state; on CPU ranks (gloo: SyncBatchNorm needs CUDA) each shard is normalised alone,
+    and a warning says so."""
+    import types
+
+    from torch import nn
+
+    from ladd.models import create_model
+    from ladd.trainers.distributed import _Sharded, plain_batchnorm
+
+    model = create_model("tv_resnet18", 4, 32, seed=0)
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(create_model("tv_resnet18", 4, 32, seed=0))
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in synced.modules()) == 20
+    back = plain_batchnorm(synced).eval()
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in back.modules())
+    assert sum(type(m) is nn.BatchNorm2d for m in back.modules()) == 20
+    sa, sb = model.state_dict(), back.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), model.eval()(x), rtol=0, atol=0)
+    cpu = types.SimpleNamespace(device=torch.device("cpu"))
+    with pytest.warns(UserWarning, match="normalises each rank's shard"):
+        assert _Sharded.prepare(None, model, cpu) is model
+    plain = create_model("convnet_d2", 4, 16, width=4, seed=0)  # instance norm: nothing to say
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        assert _Sharded.prepare(None, plain, cpu) is plain
+
+
+@pytest.mark.cuda
+def test_batch_norm_is_synced_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    import types
+
+    from torch import nn
+
+    from ladd.models import create_model
+    from ladd.trainers.distributed import _Sharded
+
+    cuda = types.SimpleNamespace(device=torch.device("cuda"))
+    model = create_model("tv_resnet18", 4, 32, seed=0).cuda()
+    synced = _Sharded.prepare(None, model, cuda)
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in synced.modules())

@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Unpack
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ladd.device import Ranks, ranks, resolve_device
@@ -154,7 +156,49 @@ class DistributedEngine(ReferenceEngine):
         return _Sharded(self, seeds, gens[0], data)
 
 
+def plain_batchnorm(model: nn.Module) -> nn.Module:
+    """`model` with every SyncBatchNorm back as BatchNorm2d (the torchvision models' kind), same
+    state: what a trained model is tested and saved as (SyncBatchNorm serves training over ranks
+    only)."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.SyncBatchNorm):
+            held = [*child.parameters(), *child.buffers()]
+            bn = nn.BatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine,
+                child.track_running_stats,
+            )  # fmt: skip
+            bn.load_state_dict(child.state_dict())
+            bn = bn.to(held[0].device if held else "cpu").train(child.training)
+            setattr(model, name, bn)
+        else:
+            plain_batchnorm(child)
+    return model
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 class _Sharded(_OneSeed):
+    def prepare(self, model: nn.Module, engine: ReferenceEngine) -> nn.Module:
+        """Batch norm over the global batch, as one process computes it: SyncBatchNorm on CUDA
+        (NCCL); on the CPU (gloo) SyncBatchNorm does not run, each rank normalises its shard
+        and that is said once."""
+        if not _has_batchnorm(model):
+            return model
+        if engine.device.type == "cuda":
+            return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if ranks().leader:
+            warnings.warn(
+                "batch norm on CPU ranks normalises each rank's shard of a batch (SyncBatchNorm "
+                "needs CUDA): the result differs from one process's",
+                stacklevel=2,
+            )
+        return model
+
+    def trained(self) -> list[nn.Module]:
+        return [plain_batchnorm(m) for m in super().trained()]
+
     def __init__(
         self,
         engine: DistributedEngine,

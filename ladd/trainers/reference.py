@@ -78,6 +78,7 @@ class _OneSeed(Group):
         model = init_model(engine.spec, seed).to(dev).train()
         if engine.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        model = self.prepare(model, engine)
         self.model, self.g, self.seeds = model, g, seeds
         named = list(model.named_parameters())
         self.optimizer = make_optimizer(
@@ -99,6 +100,10 @@ class _OneSeed(Group):
         loss = soft_cross_entropy(logits, y)
         (loss * self.weight if self.weight != 1.0 else loss).backward()
         return loss.detach().view(1)
+
+    def prepare(self, model: nn.Module, engine: ReferenceEngine) -> nn.Module:
+        """The model as this engine trains it, before its optimiser is made (as it is here)."""
+        return model
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         """The protocol's augmentation of one batch, drawn from the seed's generator."""
