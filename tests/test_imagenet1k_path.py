@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from ladd.cli import app
@@ -88,3 +89,28 @@ def test_imagenet1k_labeler_rded_set_topk_labels_resnet18_rded_protocol(tmp_path
     (run,) = [r for r in Workspace(ws).db.list_runs("train") if r.status == "done"]
     assert run.config["train"]["protocol"] == "rded"
     assert run.config["train"]["trainer"] in ("fast", "reference")
+
+
+def test_sre2l_style_folders_of_1000_classes_read_in_class_order(tmp_path, monkeypatch):
+    """SRe2L's recovered images, and CDA's and LPLD's, which keep its layout
+    (new<class:03d>/class<class:03d>_id<i:03d>.jpg, ../shared/REFERENCE.md section 4): at
+    1000 classes the folders' order is the class index, the classes are the source's wnids and
+    the normalisation ImageNet's."""
+    from PIL import Image
+
+    from ladd.sets import load_distilled
+
+    root = write_imagenet(tmp_path / "imagenet", per_split={"train": 1, "val": 1})
+    monkeypatch.setenv("LADD_DATA_ROOT", str(root))
+    monkeypatch.setenv("LADD_CACHE_DIR", str(tmp_path / "cache"))
+    sre2l = tmp_path / "sre2l"
+    for c in range(1000):
+        folder = sre2l / f"new{c:03d}"
+        folder.mkdir(parents=True)
+        pixels = torch.full((16, 16, 3), c % 256, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(folder / f"class{c:03d}_id000.jpg")
+    ds = load_distilled(sre2l, source="imagenet1k")
+    assert ds.images.shape == (1000, 3, 16, 16)
+    assert ds.labels.tolist() == list(range(1000))
+    assert ds.class_names[:2] == ("n00000000", "n00000001") and len(ds.class_names) == 1000
+    assert ds.mean == (0.485, 0.456, 0.406) and ds.std == (0.229, 0.224, 0.225)
