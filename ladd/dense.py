@@ -162,7 +162,6 @@ def generate_dense_labels(
     return out.cpu()  # (M, n*n, K), one transfer at the end
 
 
-@torch.no_grad()
 def _joined_over_ranks(part: Any) -> Any:
     """Every rank's share (a tensor, or an EncodedDense of payload tensors) joined in rank
     order, on every rank (torch.distributed.all_gather_object of CPU tensors)."""
@@ -180,6 +179,7 @@ def _joined_over_ranks(part: Any) -> Any:
     return EncodedDense(part.codec, joined, part.num_classes)
 
 
+@torch.no_grad()
 def full_image_soft_labels(
     images: torch.Tensor,
     labeler_model: nn.Module,

@@ -947,10 +947,14 @@ def build_training_data(
                 parts_y.append(dataset.probs().cpu().reshape(m * n * n, k))
             else:
                 raise ValueError(f"unknown crop label kind {kind!r}")
+    if not lm.crops and lazy_inputs is None:  # full images only: their float copies
+        from ladd.limits import current_limits
+
+        lazy_inputs = images.numel() * 4 * (1 + len(lm.full)) > current_limits().max_crop_bytes
     head = torch.cat(parts_y).contiguous() if parts_y else hard[:0]
     targets: Any = head if encoded is None else encoded.targets(head)
     inputs: Any
-    if lm.crops and lazy_inputs:
+    if lazy_inputs:
         inputs = _cropped_inputs(dataset, images, len(lm.full), len(lm.crops), n, r)
     else:
         inputs = torch.cat(parts_x).contiguous()

@@ -133,3 +133,19 @@ def test_every_engine_trains_the_eager_runs_weights_from_lazy_inputs(trainer, on
     for a, b in zip(runs[0].models, runs[1].models, strict=True):
         for (k, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
             assert torch.equal(p, q), k
+
+
+def test_a_full_images_only_mode_goes_lazy_past_the_limit_too(monkeypatch) -> None:
+    """The baseline at ImageNet-1K, IPC 10, 224 px is 6 GB of float images: past the limit they
+    stay uint8 and are normalised per batch, the same samples."""
+    ds = _set(m=12, size=20)
+    eager = build_training_data(ds, "baseline", lazy_inputs=False)
+    monkeypatch.setenv("LADD_MAX_CROP_BYTES", "20K")  # 12 x 3 x 20 x 20 floats twice: 115 KB
+    lazy = build_training_data(ds, "baseline")
+    assert isinstance(lazy.inputs, CroppedInputs) and lazy.inputs.images.dtype == torch.uint8
+    assert (lazy.num_full, lazy.num_crops, len(lazy)) == (12, 0, 12)
+    every = torch.arange(12)
+    assert (lazy.inputs[every] - eager.inputs).abs().max().item() <= 1e-5
+    assert torch.equal(lazy.targets, eager.targets)
+    monkeypatch.setenv("LADD_MAX_CROP_BYTES", "4G")
+    assert isinstance(build_training_data(ds, "baseline").inputs, torch.Tensor)

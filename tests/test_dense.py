@@ -96,6 +96,7 @@ def test_same_seed_same_numbers(distilled) -> None:
 def test_label_augmented_file_round_trips(distilled, tmp_path: Path) -> None:
     la = augment(distilled, make_labeler(distilled, epoch=10), 5, 0.625, device="cpu")
     assert la.full_soft.shape == (30, 10) and la.generation_flops > 0
+    assert not la.full_soft.requires_grad and not la.dense.requires_grad  # labels are data
     path = la.save(tmp_path / "set.safetensors")
     back = LabelAugmentedSet.load(path)
     for name in ("images", "labels", "dense", "full_soft"):

@@ -37,7 +37,9 @@ def zca_labeler(tmp_path_factory):
 def test_zca_labeler_labels_a_zca_set_and_refuses_a_plain_one(zca_labeler, tmp_path):
     root, ckpt = zca_labeler
     lab = load_labeler(ckpt)
-    assert lab.meta.zca_space and lab.meta.mean == (0.0, 0.0, 0.0) and lab.meta.std == (1.0, 1.0, 1.0)
+    assert (
+        lab.meta.zca_space and lab.meta.mean == (0.0, 0.0, 0.0) and lab.meta.std == (1.0, 1.0, 1.0)
+    )
     zca = fit_zca_for("shapes", cache_dir=root / "cache")
     whitened = random_real("shapes", 2, seed=0, zca=zca)
     la = augment(whitened, lab, n=2, r=0.75, device="cpu")
