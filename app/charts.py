@@ -23,6 +23,7 @@ from ladd.report import (  # noqa: F401 - re-exported for the pages
     difference_bars,
     per_class_bars,
     series_from_result,
+    sorted_accuracy,
     training_curves,
 )
 
@@ -204,31 +205,6 @@ def crop_top_bars(top: Any, class_names: Sequence[str], highlight: int | None = 
     fig = crop_label_bars(probs, names, highlight=int(where[0]) if len(where) else None)
     for trace in fig.data:
         trace.marker.color = [*trace.marker.color[:-1], "#9e9e9e"]
-    return fig
-
-
-def sorted_accuracy(curves: dict[str, np.ndarray]) -> go.Figure:
-    """Per-class accuracy of each run sorted worst first, one line per run: the shape of many
-    classes' accuracies at a glance (which classes they are: the table beside it)."""
-    fig = go.Figure()
-    for i, (name, acc) in enumerate(curves.items()):
-        values = np.sort(np.asarray(acc, dtype=np.float64))
-        fig.add_trace(
-            go.Scatter(
-                x=np.arange(1, values.size + 1),
-                y=values,
-                mode="lines",
-                name=name,
-                line=dict(color=RUN_COLORS[i % len(RUN_COLORS)]),
-            )
-        )
-    fig.update_layout(
-        xaxis_title="classes, worst first",
-        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
-        height=320,
-        margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-    )
     return fig
 
 

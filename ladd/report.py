@@ -36,6 +36,7 @@ __all__ = [
     "per_class_bars",
     "report_command",
     "series_from_result",
+    "sorted_accuracy",
     "training_curves",
 ]
 
@@ -220,6 +221,33 @@ def per_class_bars(
     return fig
 
 
+def sorted_accuracy(curves: dict[str, Any]) -> Any:
+    """Per-class accuracy of each run sorted worst first, one line per run: the shape of many
+    classes' accuracies at a glance (which classes they are: the table beside it)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, (name, acc) in enumerate(curves.items()):
+        values = np.sort(np.asarray(acc, dtype=np.float64))
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, values.size + 1),
+                y=values,
+                mode="lines",
+                name=name,
+                line=dict(color=RUN_COLORS[i % len(RUN_COLORS)]),
+            )
+        )
+    fig.update_layout(
+        xaxis_title="classes, worst first",
+        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
+        height=320,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
 def difference_bars(class_names: Sequence[str], diff: Sequence[float], title: str) -> Any:
     """Per-class accuracy difference (B - A), green above zero, red below."""
     import plotly.graph_objects as go
@@ -371,19 +399,9 @@ def build_report(
     names = list(a.result.get("class_names") or b.result.get("class_names") or [])
     title = title or f"{a.name} vs {b.name}"
 
-    figures: list[tuple[str, Any]] = []
-    per_class_html = "<p>One of the runs has no per-class results.</p>"
-    if names and a.result.get("per_class") and b.result.get("per_class"):
-        acc_a = np.mean(np.asarray(a.result["per_class"], dtype=np.float64), axis=0)
-        acc_b = np.mean(np.asarray(b.result["per_class"], dtype=np.float64), axis=0)
-        per_class_html = _per_class_table(names, acc_a, acc_b)
-        figures.append(("Per-class accuracy", per_class_bars(names, acc_a, acc_b, a.name, b.name)))
-        figures.append(("Per-class difference", difference_bars(names, acc_b - acc_a, "B - A")))
-    conf = [
-        (f"Confusion matrix, {r.name}", confusion_matrix(r.result["confusion"], names, r.name))
-        for r in (a, b)
-        if names and r.result.get("confusion")
-    ]
+    per_class_html, figures, conf, conf_html = per_class_section(
+        names, (a.name, b.name), (a.result, b.result)
+    )
     losses, accs = [], []
     for r in (a, b):
         loss, acc = series_from_result(r.name, r.result)
@@ -412,8 +430,10 @@ def build_report(
         "<h2>Per-class accuracy</h2>",
         per_class_html,
         *[f"<h3>{html.escape(t)}</h3>{fig_html(f)}" for t, f in figures],
-        "<h2>Confusion matrices</h2>",
-        "<div class='row'>" + "".join(f"<div>{fig_html(f)}</div>" for _, f in conf) + "</div>",
+        "<h2>Confusion matrices</h2>" if conf_html is None else "<h2>Top confusions</h2>",
+        "<div class='row'>" + "".join(f"<div>{fig_html(f)}</div>" for _, f in conf) + "</div>"
+        if conf_html is None
+        else conf_html,
     ]
     if curves is not None:
         parts += ["<h2>Training</h2>", fig_html(curves)]
@@ -495,11 +515,63 @@ def _config_table(a: _Run, b: _Run) -> str:
     )
 
 
-def _per_class_table(names: Sequence[str], acc_a: np.ndarray, acc_b: np.ndarray) -> str:
+def per_class_section(
+    names: Sequence[str], runs: tuple[str, str], results: tuple[dict, dict], confusions: int = 25
+) -> tuple[str, list[tuple[str, Any]], list[tuple[str, Any]], str | None]:
+    """The report's per-class part: (table HTML, figures, confusion figures, confusion HTML).
+
+    A few classes: the table in class order, grouped bars, their difference and both confusion
+    matrices (confusion HTML None). Many (ladd.classes.many_classes: ImageNet-1K's 1000): the
+    table worst first by B, each run's accuracies sorted, and each run's `confusions` largest
+    confusions as tables instead of 1000 x 1000 heatmaps."""
+    from ladd.classes import many_classes, top_confusions, worst_first
+
+    ra, rb = results
+    if not (names and ra.get("per_class") and rb.get("per_class")):
+        return "<p>One of the runs has no per-class results.</p>", [], [], None
+    acc_a = np.mean(np.asarray(ra["per_class"], dtype=np.float64), axis=0)
+    acc_b = np.mean(np.asarray(rb["per_class"], dtype=np.float64), axis=0)
+    if not many_classes(len(names)):
+        figures = [
+            ("Per-class accuracy", per_class_bars(names, acc_a, acc_b, *runs)),
+            ("Per-class difference", difference_bars(names, acc_b - acc_a, "B - A")),
+        ]
+        conf = [
+            (f"Confusion matrix, {n}", confusion_matrix(r["confusion"], names, n))
+            for n, r in zip(runs, results, strict=True)
+            if r.get("confusion")
+        ]
+        return _per_class_table(names, acc_a, acc_b), figures, conf, None
+    order = worst_first(acc_b)
+    table = _per_class_table(names, acc_a, acc_b, order=order)
+    figures = [
+        ("Per-class accuracy, worst first", sorted_accuracy({runs[0]: acc_a, runs[1]: acc_b}))
+    ]
+    parts = []
+    for n, r in zip(runs, results, strict=True):
+        if not r.get("confusion"):
+            continue
+        rows = "".join(
+            f"<tr><td>{html.escape(str(names[c.true]))}</td>"
+            f"<td>{html.escape(str(names[c.predicted]))}</td><td class='num'>{c.count}</td>"
+            f"<td class='num'>{c.rate:.1%}</td></tr>"
+            for c in top_confusions(r["confusion"], confusions)
+        )
+        parts.append(
+            f"<div><h3>{html.escape(n)}</h3><table><tr><th>true</th><th>predicted</th>"
+            f"<th>images</th><th>rate</th></tr>{rows}</table></div>"
+        )
+    return table, figures, [], "<div class='row'>" + "".join(parts) + "</div>"
+
+
+def _per_class_table(
+    names: Sequence[str], acc_a: np.ndarray, acc_b: np.ndarray, order: Any = None
+) -> str:
+    index = range(len(names)) if order is None else [int(i) for i in order]
     rows = "".join(
-        f"<tr><td>{html.escape(str(n))}</td><td class='num'>{x:.2%}</td>"
-        f"<td class='num'>{y:.2%}</td><td class='num'>{y - x:+.2%}</td></tr>"
-        for n, x, y in zip(names, acc_a, acc_b, strict=True)
+        f"<tr><td>{html.escape(str(names[i]))}</td><td class='num'>{acc_a[i]:.2%}</td>"
+        f"<td class='num'>{acc_b[i]:.2%}</td><td class='num'>{acc_b[i] - acc_a[i]:+.2%}</td></tr>"
+        for i in index
     )
     return f"<table><tr><th>class</th><th>A</th><th>B</th><th>B - A</th></tr>{rows}</table>"
 

@@ -151,3 +151,31 @@ def test_ladd_report_cli_writes_once_and_replaces_only_with_force(two_runs, tmp_
     assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
     bad = CliRunner().invoke(app, [*args[:4], str(tmp_path / "ab.pdf"), *args[5:]])
     assert bad.exit_code == 1 and "HTML" in bad.output
+
+
+def test_the_report_at_1000_classes_has_tables_not_1000_bars_or_heatmaps():
+    """Above 20 classes the per-class part is a worst-first table, the sorted accuracies and
+    each run's top confusions (largest first), instead of a bar per class and two 1000 x 1000
+    heatmaps; at 10 classes it is as before."""
+    import numpy as np
+
+    from ladd.report import per_class_section
+
+    k = 1000
+    names = [f"n{i:08d}" for i in range(k)]
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(size=(2, k))
+    conf = np.diag(np.full(k, 5))
+    conf[3, 7], conf[9, 2], conf[4, 4] = 9, 4, 1  # the two largest off-diagonal cells
+    result = {"per_class": acc.tolist(), "confusion": conf.tolist()}
+    table, figures, heatmaps, confusions = per_class_section(names, ("A", "B"), (result, result))
+    assert heatmaps == [] and [t for t, _ in figures] == ["Per-class accuracy, worst first"]
+    worst = int(np.argmin(acc.mean(axis=0)))
+    assert table.index(names[worst]) < table.index(names[int(np.argmax(acc.mean(axis=0)))])
+    assert confusions.count("<h3>") == 2
+    first, second = confusions.index(">n00000003<"), confusions.index(">n00000009<")
+    assert first < second and ">9</td>" in confusions  # 9 images, then 4
+    assert len(table) + len(confusions) < 200_000
+    few = per_class_section(names[:10], ("A", "B"), ({"per_class": [[0.5] * 10],
+                            "confusion": np.eye(10, dtype=int).tolist()},) * 2)  # fmt: skip
+    assert few[3] is None and len(few[2]) == 2 and len(few[1]) == 2
