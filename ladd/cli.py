@@ -502,11 +502,12 @@ def info(
     ],
     reading: Any = None,
     json_out: JsonOpt = False,
+    data_root: DataRootOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Describe a distilled set or a label-augmented set (its warnings on stderr)."""
     with _guard(debug):
-        ds = _load_set(path, reading, describe_only=True)
+        ds = _load_set(path, reading, data_root=data_root, describe_only=True)
         d = ds.describe()
         if not isinstance(d, dict):  # a describe() that returns text
             out.print(str(d))
@@ -937,6 +938,7 @@ def augment(
         int, typer.Option("--seed", hidden=True, help="Ignored: dense labels draw nothing random.")
     ] = 0,
     json_out: JsonOpt = False,
+    data_root: DataRootOpt = None,
     reading: Any = None,
     job: Any = None,
 ) -> None:
@@ -949,7 +951,7 @@ def augment(
         ranked = _distributed_job(dev)  # torchrun: every rank labels its share of the images
         if ranked is not None:
             dev = ranked[1]
-        ds = _load_set(distilled, reading, ws)
+        ds = _load_set(distilled, reading, ws, data_root)
         if hasattr(ds, "dense"):
             raise CLIError(f"{distilled} is already label-augmented")
         res = run_label_augment(

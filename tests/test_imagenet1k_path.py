@@ -114,3 +114,8 @@ def test_sre2l_style_folders_of_1000_classes_read_in_class_order(tmp_path, monke
     assert ds.labels.tolist() == list(range(1000))
     assert ds.class_names[:2] == ("n00000000", "n00000001") and len(ds.class_names) == 1000
     assert ds.mean == (0.485, 0.456, 0.406) and ds.std == (0.229, 0.224, 0.225)
+    # the command line names the ImageNet folder with --data-root as well as LADD_DATA_ROOT
+    monkeypatch.delenv("LADD_DATA_ROOT")
+    out = _ok(CliRunner(), "info", sre2l, "--source", "imagenet1k", "--data-root", root, "--json")
+    info = json.loads(out[out.index("{") :])
+    assert info["count"] == 1000 and info["classes"][:1] == ["n00000000"]

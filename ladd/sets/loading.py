@@ -95,12 +95,15 @@ def load_set(path: str | Path, **options: Any) -> Any:
     return load_distilled(p, **options)
 
 
-def _source_of(name: str | None, image_size: int, cache_dir, origin: Path) -> SourceInfo | None:
-    """The source's description at the set's image size (DistilledFileError when unusable)."""
+def _source_of(
+    name: str | None, image_size: int, cache_dir, origin: Path, data_root=None
+) -> SourceInfo | None:
+    """The source's description at the set's image size (DistilledFileError when unusable);
+    `data_root` locates sources described from their folders (imagenet1k's class names)."""
     if name is None:
         return None
     try:
-        return source_info(name, image_size, cache_dir=cache_dir)
+        return source_info(name, image_size, cache_dir=cache_dir, data_root=data_root)
     except (ValueError, OSError) as err:
         raise DistilledFileError(origin, f"source {name!r} does not fit this set ({err})") from err
 
@@ -245,7 +248,7 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
     found_warnings: list[str] = list(raw.warnings)
     notes = list(raw.notes)
     source_name = o.source or raw.source
-    info = _source_of(source_name, h, o.cache_dir, raw.origin)
+    info = _source_of(source_name, h, o.cache_dir, raw.origin, o.data_root)
 
     # -- ZCA space: told (zca_source, metadata) or evident (MTT's images_zca_<it>.pt)
     zca_from = o.zca_source if o.zca_source is not None else raw.zca_source
