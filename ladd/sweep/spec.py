@@ -128,7 +128,9 @@ class SweepSpec:
                 f"unknown trainer {self.trainer!r}; use one of {', '.join(list_trainers())}"
             )
         if self.protocol != "auto" and self.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {self.protocol!r}; use auto, mtt or glad")
+            raise ValueError(
+                f"unknown protocol {self.protocol!r}; use auto or one of {', '.join(PROTOCOLS)}"
+            )
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.precision not in PRECISIONS:
