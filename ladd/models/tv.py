@@ -9,9 +9,9 @@ max-pool), so these are registered beside it as "tv_resnet18", "tv_resnet50" and
 Each is built by torchvision's own builder (`torchvision.models.resnet18(weights=None,
 num_classes=K)`, ...) and returned as torchvision's class; the only addition is the
 `cam_target_layer` reference the registry's `cam_target` reads. The state-dict keys are
-torchvision's, so a user's torchvision checkpoint loads into them: `torch.load(path,
-weights_only=True)` then `load_state_dict`, or `load_torchvision_checkpoint` below, which also
-takes common training scripts' layouts.
+torchvision's, so a user's torchvision checkpoint loads into them with `load_state_dict` (read
+it with weights_only=True), or with `load_torchvision_checkpoint` below, which also takes
+common training scripts' layouts.
 
 There is one build at every size (no 32 px variant): the network downsamples by 32 and ends in
 an adaptive average pool, so at 32 px the last stage's map is 1 x 1. torchvision is imported by
