@@ -23,9 +23,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ladd.data.imageset import normalise
 from ladd.subsample import crop_grid, resize
 
-__all__ = ["CroppedInputs", "eight_bit_pixels"]
+__all__ = ["CroppedInputs"]
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,7 @@ class CroppedInputs:
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         if self.images.dtype != torch.uint8:
             return x.float()
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x.float() / 255.0 - mean) / std
+        return normalise(x, self.mean, self.std)  # the readers' arithmetic: the same floats
 
     def _draw(self, flat: torch.Tensor) -> torch.Tensor:
         m, nf, h = self.num_images, self.num_full, int(self.images.shape[-1])
@@ -133,30 +132,3 @@ class CroppedInputs:
         if full is None:
             return crops
         return torch.where((flat < nf).view(-1, 1, 1, 1), full, crops)
-
-
-def eight_bit_pixels(
-    images: torch.Tensor,
-    mean: tuple[float, ...] | None,
-    std: tuple[float, ...] | None,
-    *,
-    chunk: int = 256,
-) -> torch.Tensor | None:
-    """The uint8 pixels p with images == (p / 255 - mean) / std, when the normalised float
-    images came from 8-bit files (every de-normalised value within 1e-3 of an integer in
-    0..255); None otherwise (synthesised float pixels, unknown normalisation). Checked `chunk`
-    images at a time, so the float64 copy never spans the set."""
-    if mean is None or std is None or images.dim() != 4 or len(mean) != images.shape[1]:
-        return None
-    m = torch.tensor(mean, dtype=torch.float64, device=images.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float64, device=images.device).view(1, -1, 1, 1)
-    out = torch.empty(images.shape, dtype=torch.uint8, device=images.device)
-    for start in range(0, images.shape[0], chunk):
-        pixels = (images[start : start + chunk].double() * s + m) * 255.0
-        rounded = pixels.round()
-        if bool(((pixels - rounded).abs() > 1e-3).any()):
-            return None
-        if bool(((rounded < 0) | (rounded > 255)).any()):
-            return None
-        out[start : start + chunk] = rounded.to(torch.uint8)
-    return out

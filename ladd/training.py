@@ -332,6 +332,13 @@ class TrainConfig:
         return PROTOCOLS[self.protocol]
 
     @property
+    def size_free_spec(self) -> Protocol:
+        """The protocol where only its size-free parts are asked (optimiser, augmentation):
+        "auto" settles to mtt or glad by the set's size, and those two share SGD and DSA, so
+        it reads as mtt here."""
+        return PROTOCOLS["mtt" if self.protocol == "auto" else self.protocol]
+
+    @property
     def passes(self) -> int:
         """Passes over the training set: epochs, plus one under MTT's range(Epoch + 1)."""
         return self.epochs + (1 if self.protocol_spec.extra_pass else 0)
@@ -346,8 +353,7 @@ class TrainConfig:
         (ladd.rded, the rded protocol's), or "" (dsa = False: none)."""
         if not self.dsa:
             return ""
-        # "auto" settles to mtt or glad, both DSA protocols, whatever the set's size
-        kind = PROTOCOLS[self.protocol].augment if self.protocol != "auto" else "dsa"
+        kind = self.size_free_spec.augment
         return "" if kind == "dsa" and not self.dsa_config.ops else kind
 
     def to_dict(self) -> dict[str, Any]:
@@ -418,9 +424,7 @@ def make_optimizer(
     a stacked tensor's seed axis does not count), none on the rest (biases, norm scales, ViT's
     class token and positions).
     """
-    # "auto" settles to mtt or glad, both SGD protocols, whatever the set's size
-    kind = PROTOCOLS[cfg.protocol].optimizer if cfg.protocol != "auto" else "sgd"
-    if kind == "sgd":
+    if cfg.size_free_spec.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=foreach
         )
@@ -971,14 +975,14 @@ def build_training_data(
 def _cropped_inputs(
     dataset: Any, images: torch.Tensor, full_copies: int, crop_copies: int, n: int, r: float
 ) -> Any:
-    """The lazy inputs of build_training_data: uint8 pixels when the set's images came from
-    8-bit files and it has no ZCA (its mean/std give them back exactly), float otherwise."""
-    from ladd.cropped import CroppedInputs, eight_bit_pixels
+    """The lazy inputs of build_training_data: uint8 pixels when the set's images are exactly
+    8-bit pixels' normalisation and it has no ZCA (ladd.data.imageset.exact_pixels), float
+    otherwise."""
+    from ladd.cropped import CroppedInputs
+    from ladd.data.imageset import exact_pixels
 
     mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
-    pixels = (
-        None if getattr(dataset, "zca", None) is not None else eight_bit_pixels(images, mean, std)
-    )
+    pixels = None if getattr(dataset, "zca", None) is not None else exact_pixels(images, mean, std)
     if pixels is not None:
         return CroppedInputs(pixels, full_copies, crop_copies, n, r, tuple(mean), tuple(std))
     return CroppedInputs(images, full_copies, crop_copies, n, r)

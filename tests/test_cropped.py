@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ladd.cropped import CroppedInputs, eight_bit_pixels
+from ladd.cropped import CroppedInputs
+from ladd.data.imageset import exact_pixels
 from ladd.sets import DistilledSet
 from ladd.trainers import train_models
 from ladd.training import TrainConfig, build_training_data, model_spec
@@ -82,15 +83,15 @@ def test_the_limit_that_refused_a_large_set_now_draws_it_lazily(monkeypatch) -> 
 
 def test_eight_bit_pixels_are_recognised_only_when_exact() -> None:
     ds = _set(eight_bit=True)
-    p = eight_bit_pixels(ds.images, ds.mean, ds.std, chunk=5)
+    p = exact_pixels(ds.images, ds.mean, ds.std, chunk=5)
     assert p is not None and p.dtype == torch.uint8
     back = (p.float() / 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(
         1, 3, 1, 1
     )
     assert (back - ds.images).abs().max() < 1e-5
-    assert eight_bit_pixels(_set(eight_bit=False).images, MEAN, STD) is None
-    assert eight_bit_pixels(ds.images, None, None) is None
-    assert eight_bit_pixels(ds.images, (0.5, 0.5, 0.5), STD) is None  # another normalisation
+    assert exact_pixels(_set(eight_bit=False).images, MEAN, STD) is None
+    assert exact_pixels(ds.images, None, None) is None
+    assert exact_pixels(ds.images, (0.5, 0.5, 0.5), STD) is None  # another normalisation
 
 
 def test_refusals() -> None:

@@ -58,6 +58,30 @@ def to_uint8(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
     return denormalise(images, mean, std).mul_(255.0).round_().to(torch.uint8)
 
 
+def exact_pixels(
+    images: torch.Tensor,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    chunk: int = 512,
+) -> torch.Tensor | None:
+    """The uint8 pixels p whose normalise(p, mean, std) is `images` bit for bit (on the CPU), or
+    None: images that are not some 8-bit pixels' normalisation (synthesised, resized in float,
+    whitened, another mean/std). Checked `chunk` images at a time. A set whose images pass can
+    be held (and stored) as its pixels and normalised again with nothing lost."""
+    if mean is None or std is None or images.dim() != 4 or len(mean) != images.shape[1]:
+        return None
+    if not images.is_floating_point():
+        return None
+    out = torch.empty(images.shape, dtype=torch.uint8)
+    for start in range(0, images.shape[0], chunk):
+        part = images[start : start + chunk].float().cpu()
+        pixels = to_uint8(part, mean, std)
+        if not torch.equal(normalise(pixels, mean, std), part):
+            return None
+        out[start : start + chunk] = pixels
+    return out
+
+
 def class_pixel_stats(
     pixels: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]
 ) -> list[dict[str, object]]:

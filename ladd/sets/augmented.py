@@ -32,6 +32,7 @@ import torch
 from safetensors import safe_open
 
 from ladd.codecs import Codec, CodecError, EncodedDense, build_codec, parse_codec
+from ladd.data.imageset import exact_pixels
 from ladd.data.zca import ZCA_SPACE
 from ladd.files import save_tensors
 from ladd.sets.base import (
@@ -50,26 +51,6 @@ SET_FORMAT = "ladd.label_augmented/1"
 META_KEY = "ladd_set"
 DENSE_PREFIX = "dense."  # payload tensors of a codec other than float32/float16
 FULL_SOFT_PREFIX = "full_soft."  # the full images' soft labels in such a codec
-
-
-def lossless_pixels(
-    images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...], chunk: int = 512
-) -> torch.Tensor | None:
-    """The uint8 pixels p whose normalise(p, mean, std) is `images` exactly (bit for bit), or
-    None (images that are not some 8-bit pixels' normalisation: synthesised, resized in float,
-    whitened)."""
-    from ladd.data.imageset import normalise, to_uint8
-
-    if images.dim() != 4 or len(mean) != images.shape[1] or not images.is_floating_point():
-        return None
-    out = torch.empty(images.shape, dtype=torch.uint8)
-    for start in range(0, images.shape[0], chunk):
-        part = images[start : start + chunk].float().cpu()
-        pixels = to_uint8(part, mean, std)
-        if not torch.equal(normalise(pixels, mean, std), part):
-            return None
-        out[start : start + chunk] = pixels
-    return out
 
 
 FLOAT_FILE_CODECS = ("float32", "float16")  # written as the one tensor `dense` (older readers)
@@ -272,7 +253,7 @@ class LabelAugmentedSet:
         return la._write(Path(path))
 
     def _write(self, path: Path) -> Path:
-        pixels = None if has_zca(self) else lossless_pixels(self.images, self.mean, self.std)
+        pixels = None if has_zca(self) else exact_pixels(self.images, self.mean, self.std)
         images = pixels if pixels is not None else self.images.float()
         tensors = {"images": images, "labels": self.labels.long()}
         if self.dense is not None:
