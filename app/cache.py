@@ -108,9 +108,23 @@ def load_set(path: str, options: ReadOptions = ()) -> Any:
     return _load_set(str(p), mtime(p), tuple(options))
 
 
-@st.cache_resource(show_spinner="Reading the set ...", max_entries=16)
+@st.cache_resource(show_spinner="Reading the whole set ...", max_entries=16)
 def _load_set(path: str, stamp: float, options: ReadOptions = ()) -> Any:
-    from ladd.sets import load_set
+    # The view's own set where its format is loaded whole to view it: never a second copy.
+    return _set_view(path, stamp, options).load()
+
+
+def set_view(path: str, options: ReadOptions = ()) -> Any:
+    """A ladd.sets.view.SetView of a set: its description, and its images read when a page
+    shows them (an image folder decodes only those; 10,000 ImageNet-1K files are not decoded
+    to show one page of classes). Pages open sets with this; `load_set` is for whole-set work."""
+    p = check_path(path)
+    return _set_view(str(p), mtime(p), tuple(options))
+
+
+@st.cache_resource(show_spinner="Reading the set ...", max_entries=16)
+def _set_view(path: str, stamp: float, options: ReadOptions = ()) -> Any:
+    from ladd.sets.view import open_view
 
     kwargs = dict(options)
     source = kwargs.get("source")
@@ -118,7 +132,7 @@ def _load_set(path: str, stamp: float, options: ReadOptions = ()) -> Any:
         kwargs["source"] = check_source(source)
     if kwargs.get("zca_source") is not None:
         kwargs["zca_source"] = check_source(kwargs["zca_source"])
-    return load_set(path, cache_dir=workspace().cache_dir, **kwargs)
+    return open_view(path, cache_dir=workspace().cache_dir, **kwargs)
 
 
 def set_codec(path: str) -> str | None:
@@ -174,11 +188,9 @@ def _set_pixels_at(
 ) -> np.ndarray:
     from ladd.dense import set_uint8_images
 
-    ds = _load_set(path, stamp, options)
-    picked = ds.images[torch.as_tensor(indices, dtype=torch.long)]  # (m, C, H, W)
-    zca = getattr(ds, "zca", None)
-    view = _SetImages(picked, getattr(ds, "mean", None), getattr(ds, "std", None), zca)
-    return _as_hwc(set_uint8_images(view))
+    view = _set_view(path, stamp, options)
+    picked = _SetImages(view.images_at(indices), view.mean, view.std, view.zca)  # (m, C, H, W)
+    return _as_hwc(set_uint8_images(picked))
 
 
 def _as_hwc(x: torch.Tensor) -> np.ndarray:
@@ -217,9 +229,9 @@ def image_dense_labels(
     """Dense labels of one image of a set under one labeler: (n*n, K) float32."""
     from ladd.dense import generate_dense_labels
 
-    ds = _load_set(set_path, set_stamp)
+    view = _set_view(set_path, set_stamp)
     lab = _load_labeler(labeler_path, lab_stamp)
-    x = ds.images[index : index + 1].float()
+    x = view.images_at([index])
     with model_lock(labeler_path):
         dense = generate_dense_labels(x, lab.model, n, r, device="cpu")
     return dense[0].numpy()
@@ -416,7 +428,7 @@ def run_inputs(run: Any, images: Any) -> torch.Tensor:
     if not run.set_path:
         raise ValueError(f"run #{run.id} does not record its set, so its input space is unknown")
     options = tuple(sorted(run.set_reading().load_options().items()))
-    return eval_inputs(load_set(run.set_path, options), images, torch.device("cpu"))
+    return eval_inputs(set_view(run.set_path, options), images, torch.device("cpu"))
 
 
 def class_stats(
@@ -430,7 +442,7 @@ def class_stats(
     from ladd.classes import class_members
     from ladd.data import class_pixel_stats
 
-    ds = load_set(path, options)
+    ds = set_view(path, options)
     names = list(ds.class_names or [str(k) for k in range(int(ds.labels.max()) + 1)])
     if classes is None:
         pixels = torch.from_numpy(set_pixels(path, options))
@@ -507,7 +519,7 @@ def input_space_problems(set_path: str, checkpoint: str) -> list[str]:
     """Why a labeler cannot label a set (normalisation, ZCA, size, classes); empty if it can."""
     from ladd.dense import check_input_space
 
-    return check_input_space(load_set(set_path), load_labeler(checkpoint).meta)
+    return check_input_space(set_view(set_path), load_labeler(checkpoint).meta)
 
 
 def dense_by_epoch(

@@ -225,7 +225,7 @@ def check_input_space(dataset: Any, meta: Any, *, atol: float = 2e-3) -> list[st
         if len(a) != len(b) or any(abs(x - y) > atol for x, y in zip(a, b, strict=False)):
             what = "set (tested with)" if tested else "set"
             problems.append(f"normalisation {name} differs: {what} {_fmt(a)} vs labeler {_fmt(b)}")
-    size = int(dataset.images.shape[-1])
+    size = int(dataset.image_size)
     if size != int(meta.image_size):
         problems.append(f"image size differs: set {size} px vs labeler {meta.image_size} px")
     k_set = len(dataset.class_names) if dataset.class_names else int(dataset.labels.max()) + 1

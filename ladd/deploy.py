@@ -100,7 +100,7 @@ def eval_inputs(
     EAGER_EVAL_BYTES), NormalisedImages, which normalises each batch as it is sliced."""
     from ladd.data.imageset import normalise
 
-    size = int(dataset.images.shape[-1])
+    size = int(dataset.image_size)
     if int(test_set.images.shape[-1]) != size:
         raise ValueError(f"test images are {test_set.images.shape[-1]} px but the set is {size} px")
     test_mean = getattr(dataset, "test_mean", None)

@@ -133,12 +133,12 @@ if path and origin in ("path", "upload"):
 if path:
     with widgets.guard("Cannot show this set: "):
         try:
-            ds = cache.load_set(path, options)
+            ds = cache.set_view(path, options)
         except DistilledFileError as err:
             if "normalisation" not in str(err):
                 raise
             options = (*options, ("describe_only", True))  # show it; training needs mean/std
-            ds = cache.load_set(path, options)
+            ds = cache.set_view(path, options)
             st.warning(
                 f"{err}. Shown with its pixel range stretched; give the source or the mean and "
                 "std under 'How to read this set' to train on it or label it.",
@@ -159,7 +159,7 @@ if path:
         m[0].metric("Images", len(labels))
         m[1].metric("Classes", len(names))
         m[2].metric("Images per class", info.get("ipc", max(info.get("ipc_per_class", [0]) or [0])))
-        m[3].metric("Image size", f"{ds.images.shape[-2]} px")
+        m[3].metric("Image size", f"{ds.image_size} px")
         m[4].metric("Labels", info.get("label_kind", "hard"))
 
         g1, g2, g3 = st.columns(3) if many else (st.container(), None, None)
@@ -217,7 +217,7 @@ if path:
                     target = workspace_root() / "sets" / slug(name)
                     if target.exists():
                         raise FileExistsError(f"sets/{target.name} already exists; pick a name")
-                    ds.save_mtt(target)
+                    cache.load_set(path, options).save_mtt(target)
                     st.success(
                         f"Saved as sets/{target.name}, with its normalisation and classes: pick "
                         "it on the other pages.",

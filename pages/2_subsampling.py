@@ -77,9 +77,9 @@ def show(
 
 if path:
     with widgets.guard("Cannot sub-sample this set: "):
-        ds = cache.load_set(path)
+        ds = cache.set_view(path)
         names = list(ds.class_names or [])
-        count, size = len(ds), int(ds.images.shape[-1])
+        count, size = len(ds), ds.image_size
         index = widgets.image_index(count, K.SUB_IMAGE)
         label = int(ds.labels[index])
         st.caption(f"Image {index} of {count}, class **{names[label] if names else label}**")

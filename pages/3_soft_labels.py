@@ -27,7 +27,7 @@ with right:
 
 if path and lab_dir:
     with widgets.guard("Cannot label this set: "):
-        ds = cache.load_set(path)
+        ds = cache.set_view(path)
         names = list(ds.class_names)
         many = many_classes(len(names))
         epochs = cache.labeler_epochs(lab_dir)

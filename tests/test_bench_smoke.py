@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is not installed
-from bench import cost_table, dense_speed, deploy_speed, eval_speed, levers, speed_report  # noqa: E402
+from bench import (  # noqa: E402
+    cost_table,
+    dense_speed,
+    deploy_speed,
+    eval_speed,
+    levers,
+    set_view,
+    speed_report,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -254,3 +262,11 @@ def test_speed_report_renders_tables_picks_winners_and_writes_docs(tmp_path, cap
     saved = json.loads((docs / "benchmarks.json").read_text())
     assert saved[0] == {"config": "kept"} and len(saved) == 1 + len(recs)
     assert "LEVER_DEFAULTS suggested" in capsys.readouterr().out
+
+
+def test_set_view_bench_tiny_prints_both_ways(capsys, tmp_path) -> None:
+    rows = set_view.main(["--classes", "3", "--ipc", "2", "--size", "16", "--dir", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert [r["how"] for r in rows] == ["view", "load_set"] and text.count("peak RSS") == 2
+    assert rows[0]["shape"] == [6, 3, 16, 16] == rows[1]["shape"]  # 20 classes ask for all 3
+    assert rows[0]["images"] == rows[1]["images"] == 6

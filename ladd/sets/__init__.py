@@ -13,6 +13,8 @@ Module map:
     loading.py      load_set / load_distilled, fit_zca_for, random_real
     options.py      read_options: the user's reading fields (CLI flags, dashboard) as load_set
                     options, one rule set for both
+    view.py         open_view: a set described whole, its images read a few at a time (the
+                    dashboard's pages; an image folder is listed, not decoded)
 
 `base` imports no reader; this package imports them all, so `load_set` knows every format.
 docs/formats.md lists what each format reads and how to load it.
@@ -49,6 +51,7 @@ from ladd.sets.loading import (
     resolve_set_path,
 )
 from ladd.sets.options import SetOptionError, read_options
+from ladd.sets.view import SetView, open_view
 
 __all__ = [
     "FORMATS",
@@ -65,6 +68,7 @@ __all__ = [
     "RawSet",
     "ReadRequest",
     "SetOptionError",
+    "SetView",
     "convention",
     "find_reader",
     "fit_zca_for",
@@ -72,6 +76,7 @@ __all__ = [
     "is_label_augmented_file",
     "load_distilled",
     "load_set",
+    "open_view",
     "random_real",
     "read_options",
     "register_reader",

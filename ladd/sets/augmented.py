@@ -321,6 +321,38 @@ class LabelAugmentedSet:
                 raise
             raise LabelAugmentedFileError(f"{path}: {text}") from None
 
+    @classmethod
+    def load_head(
+        cls,
+        path: str | Path,
+        *,
+        data_root: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        describe_only: bool = False,
+    ) -> LabelAugmentedSet | None:
+        """The file's set checked as `load` checks it, but with its first image alone as
+        `images` (labels, dense labels and the rest whole); None when its images are not
+        uint8 pixels (float or ZCA-space images: `load` it). The other images: read_images."""
+        path = Path(path)
+        try:
+            return _load(cls, path, data_root, cache_dir, describe_only, head=True)
+        except LabelAugmentedFileError as err:
+            text = str(err)
+            if text.startswith(f"{path}: "):
+                raise
+            raise LabelAugmentedFileError(f"{path}: {text}") from None
+
+
+def read_images(path: str | Path, indices: list[int], head: LabelAugmentedSet) -> torch.Tensor:
+    """Images `indices` of a label-augmented file whose `head` (load_head) is read: the file's
+    uint8 rows normalised, what `load` gives for them, bit for bit."""
+    from ladd.data.imageset import normalise
+
+    with safe_open(str(path), framework="pt") as f:
+        rows = f.get_slice("images")
+        picked = torch.cat([rows[i : i + 1] for i in indices])
+    return normalise(picked, head.mean, head.std)
+
 
 def _load(
     cls: type[LabelAugmentedSet],
@@ -328,7 +360,9 @@ def _load(
     data_root: str | Path | None,
     cache_dir: str | Path | None,
     describe_only: bool,
-) -> LabelAugmentedSet:
+    head: bool = False,
+) -> LabelAugmentedSet | None:
+    """LabelAugmentedSet.load; with `head`, load_head (None for float or ZCA-space images)."""
     err = LabelAugmentedFileError
     if not path.is_file():
         raise err("no such file")
@@ -351,9 +385,17 @@ def _load(
         raise err(f"corrupt metadata ({e})") from None
     if not isinstance(meta, dict):
         raise err("corrupt metadata (not a JSON object)")
+    entry = header.tensors.get("images", {})
+    shape = entry.get("shape")
+    count = shape[0] if isinstance(shape, list) and shape and type(shape[0]) is int else 0
+    if head and (entry.get("dtype") != "U8" or meta.get("zca") or count < 1):
+        return None  # float or ZCA-space images, or none: `load` reads (or refuses) them
     try:
         with safe_open(str(path), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            keys = [k for k in f.keys() if not (head and k == "images")]  # noqa: SIM118
+            tensors = {k: f.get_tensor(k) for k in keys}
+            if head:
+                tensors["images"] = f.get_slice("images")[0:1]
     except Exception as e:  # the library may fail in any way on a hostile file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise err(f"not a readable safetensors file ({first[:160]})") from None
@@ -387,6 +429,8 @@ def _load(
         from ladd.data.imageset import normalise
 
         images = normalise(images, _meta_numbers(meta, "mean"), _meta_numbers(meta, "std"))
+        if head:  # the first image standing in for all: the checks read its shape
+            images = images.expand(count, -1, -1, -1)
     full_soft = tensors.get("full_soft")
     coded_full = {
         k[len(FULL_SOFT_PREFIX) :]: v for k, v in tensors.items() if k.startswith(FULL_SOFT_PREFIX)
@@ -423,7 +467,7 @@ def _load(
         test_normalisation=_meta_text(meta, "test_normalisation"),
     )
     _validate(la)
-    la.images = la.images.float()
+    la.images = la.images.float() if not head else la.images[:1].contiguous()
     if zinfo:
         if not isinstance(zinfo, dict):
             raise err("metadata field zca is not a map")
@@ -555,7 +599,8 @@ def _validate(la: LabelAugmentedSet) -> None:
         raise err(f"images have {c} channel(s); LADD's labelers and models take 3-channel images")
     if la.images.shape[2] != la.images.shape[3] or la.images.shape[2] < 1:
         raise err(f"images must be square, got {tuple(la.images.shape[2:])}")
-    if not _finite(la.images):
+    stand_in = la.images.dim() == 4 and la.images.stride(0) == 0  # load_head's: one image
+    if not _finite(la.images[:1] if stand_in else la.images):
         raise err("images contain NaN or Inf")
     if la.labels.shape != (m,) or la.labels.dtype != torch.int64:
         raise err(f"labels must be int64 ({m},), got {la.labels.dtype} {tuple(la.labels.shape)}")
@@ -684,18 +729,39 @@ class LabelAugmentedReader(DistilledReader):
         describe_only: bool = False,
         **options: Any,
     ) -> LabelAugmentedSet:
-        given = [k for k in _FOREIGN_OPTIONS if options.get(k) is not None]
-        unknown = sorted(set(options) - {*_FOREIGN_OPTIONS, "source"})  # source: its test split
-        if unknown:
-            raise TypeError(f"unknown set options: {', '.join(unknown)}")
-        if given:
-            warnings.warn(
-                f"{path}: a label-augmented set records its own normalisation, classes and "
-                f"ZCA; ignored {', '.join(given)}",
-                stacklevel=3,
-            )
+        _check_options(path, options)
         return LabelAugmentedSet.load(
             path, data_root=data_root, cache_dir=cache_dir, describe_only=describe_only
+        )
+
+    def load_head(
+        self,
+        path: Path,
+        *,
+        data_root: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        describe_only: bool = False,
+        **options: Any,
+    ) -> LabelAugmentedSet | None:
+        """`load` with the first image only (LabelAugmentedSet.load_head; ladd.sets.view)."""
+        _check_options(path, options)
+        return LabelAugmentedSet.load_head(
+            path, data_root=data_root, cache_dir=cache_dir, describe_only=describe_only
+        )
+
+
+def _check_options(path: Path, options: dict[str, Any]) -> None:
+    """load_set's options that a label-augmented file takes: unknown ones refused, those it
+    records itself (normalisation, classes, ZCA) ignored with a warning."""
+    given = [k for k in _FOREIGN_OPTIONS if options.get(k) is not None]
+    unknown = sorted(set(options) - {*_FOREIGN_OPTIONS, "source"})  # source: its test split
+    if unknown:
+        raise TypeError(f"unknown set options: {', '.join(unknown)}")
+    if given:
+        warnings.warn(
+            f"{path}: a label-augmented set records its own normalisation, classes and "
+            f"ZCA; ignored {', '.join(given)}",
+            stacklevel=4,
         )
 
 

@@ -19,8 +19,8 @@ import hashlib
 import math
 import re
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -158,10 +158,7 @@ def load_distilled(
     path = resolve_set_path(path)
     if not path.exists():
         raise DistilledFileError(path, "no such file or folder")
-    if format is not None and format not in FORMATS:
-        raise DistilledFileError(
-            path, f"unknown format {format!r}: use one of {', '.join(FORMATS)}"
-        )
+    check_format(path, format)
     reader = find_reader(path)
     if reader.load is not None:  # a complete set of its own (label-augmented): its images
         whole = reader.load(
@@ -186,6 +183,14 @@ def load_distilled(
     return _finish(raw, options, path)
 
 
+def check_format(path: Path, format: str | None) -> None:
+    """DistilledFileError unless `format` (the --format a user gave) is None or one of FORMATS."""
+    if format is not None and format not in FORMATS:
+        raise DistilledFileError(
+            path, f"unknown format {format!r}: use one of {', '.join(FORMATS)}"
+        )
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """The caller's options of `load_distilled`, as one value for `_finish`."""
@@ -206,6 +211,21 @@ class LoadOptions:
 
 def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
     """Check a reader's RawSet and complete it into a DistilledSet (see load_distilled)."""
+    head, to_space = settle(raw, o, origin)
+    return replace(head, images=to_space(raw.images).contiguous())
+
+
+ToSpace = Callable[[torch.Tensor], torch.Tensor]
+
+
+def settle(raw: RawSet, o: LoadOptions, origin: Path) -> tuple[DistilledSet, ToSpace]:
+    """Everything `_finish` decides about a RawSet, and the function that takes its images
+    (all of them, or any rows: it works image by image) into the set's space.
+
+    The DistilledSet returned holds `raw.images` untouched: a lazy reader (ladd.sets.view) may
+    pass a stand-in of the right shape and dtype (one decoded image expanded) for uint8 pixels,
+    whose checks read only the shape, and convert the images it reads later with `to_space`.
+    """
     images = raw.images
 
     def fail(problem: str, at: Path | None = None) -> NoReturn:
@@ -400,14 +420,19 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
             fail(f"images are in ZCA space but the whitening could not be fitted ({err})")
         if zca.num_features != c * h * w:
             fail(f"ZCA was fitted on {zca.num_features} values per image, not {c * h * w}")
-    if pixels:  # uint8 image files (always given a normalisation above): normalise them
-        assert applied is not None
-        images = normalise(images, applied.mean, applied.std)
-    if zca is not None and (pixels or raw.pixels01):
-        images = zca.apply(images)  # [0, 1] pixels -> the ZCA space MTT/DATM train in
 
-    return DistilledSet(
-        images=images.contiguous(),
+    def to_space(x: torch.Tensor) -> torch.Tensor:
+        if pixels:  # uint8 image files (always given a normalisation above): normalise them
+            assert applied is not None
+            x = normalise(x, applied.mean, applied.std)
+        else:
+            x = x.float()
+        if zca is not None and (pixels or raw.pixels01):
+            x = zca.apply(x)  # [0, 1] pixels -> the ZCA space MTT/DATM train in
+        return x
+
+    head = DistilledSet(
+        images=raw.images,
         labels=labels.long(),
         soft_labels=soft,
         lr=raw.lr,
@@ -426,6 +451,7 @@ def _finish(raw: RawSet, o: LoadOptions, origin: Path) -> DistilledSet:
         test_std=tested.std if tested is not None else None,
         test_normalisation=tested.name if tested is not None else "",
     )
+    return head, to_space
 
 
 def _class_count(raw: RawSet, num_classes, class_names, info: SourceInfo | None) -> int:

@@ -528,6 +528,20 @@ class ImageFolderReader(DistilledReader):
         )
 
     def read(self, path: Path, request: ReadRequest) -> RawSet:
+        listing = self.list(path)
+        try:
+            images = decode_images(
+                listing.items, request.image_size, names=listing.paths, large=False
+            )
+        except ImageDecodeError as err:
+            raise DistilledFileError(path, str(err)) from err
+        except Exception as err:  # a hostile image may fail in any way inside a decoder
+            raise DistilledFileError(path, f"cannot decode the images ({err})") from err
+        return listing.raw(images)
+
+    def list(self, path: Path) -> FolderSet:
+        """The images' files and labels, nothing decoded (`read` decodes them all; the
+        dashboard's view, ladd.sets.view, decodes the ones it shows)."""
         try:
             tree = read_image_tree(path)
             layout = parse_layout(tree.paths, path)
@@ -553,22 +567,44 @@ class ImageFolderReader(DistilledReader):
             num_classes = max(index_of.values()) + 1
         else:
             names, num_classes = folder_names, len(folder_names)
-        try:
-            images = decode_images(
-                [tree.files[p] for p in paths], request.image_size, names=paths, large=False
-            )
-        except ImageDecodeError as err:
-            raise DistilledFileError(path, str(err)) from err
-        except Exception as err:  # a hostile image may fail in any way inside a decoder
-            raise DistilledFileError(path, f"cannot decode the images ({err})") from err
-        raw = RawSet(path, images, torch.tensor(labels, dtype=torch.long), format=self.format)
-        raw.folder_names, raw.num_classes, raw.notes = names, num_classes, notes
+        fmt = self.format
         if _written_by_rded(paths):
-            raw.format = "rded"
+            fmt = "rded"
             notes.append(
                 "RDED's file names (00000/class00000_id00000.jpg, RDED synthesize/main.py:63-64): "
                 "read as RDED's (--format imagefolder reads them as plain class folders)"
             )
+        return FolderSet(
+            path,
+            tuple(paths),
+            tuple(tree.files[p] for p in paths),
+            torch.tensor(labels, dtype=torch.long),
+            names,
+            num_classes,
+            tuple(notes),
+            fmt,
+        )
+
+
+@dataclass(frozen=True)
+class FolderSet:
+    """An image-folder set before decoding: its files (paths in the tree, and each one's
+    bytes or file) in label order, labels, class folder names and what the reader noted."""
+
+    origin: Path
+    paths: tuple[str, ...]
+    items: tuple[bytes | Path, ...]
+    labels: torch.Tensor  # int64 (M,)
+    folder_names: tuple[str, ...] | None  # None when the folder names are class indices
+    num_classes: int
+    notes: tuple[str, ...]
+    format: str  # imagefolder, or rded for RDED's file names
+
+    def raw(self, images: torch.Tensor) -> RawSet:
+        """The RawSet of these files with `images` (uint8 (M, 3, S, S), decoded or a stand-in)."""
+        raw = RawSet(self.origin, images, self.labels, format=self.format)
+        raw.folder_names, raw.num_classes = self.folder_names, self.num_classes
+        raw.notes = list(self.notes)
         return raw
 
 

@@ -142,3 +142,37 @@ def test_a_pick_over_many_images_scores_a_seeded_draw_of_them(thousand, monkeypa
     assert len(counts) == 4 and sum(counts) == 100  # both right, only B, only A, both wrong
     grid = [c for c in charts(at) if c["data"] and all(t["type"] == "image" for t in c["data"])]
     assert len(grid) == 1 and len(grid[0]["data"]) == 3 * 3  # inputs, A, B; three images
+
+
+def test_an_rded_folder_of_1000_classes_opens_decoding_only_the_images_shown(thousand, monkeypatch):
+    """RDED's 2,000 files are listed, not decoded: the grid's window of classes (20 classes x 2
+    images), the one image the sub-sampler cuts, and the first image (its size) are all that a
+    page decodes (ladd.sets.view); a whole-folder read would fail here."""
+    from ladd.sets import readers, view
+
+    decoded: list[int] = []
+    real = view.decode_images
+
+    def counting(items, *args, **kwargs):
+        decoded.append(len(items))
+        return real(items, *args, **kwargs)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a page decoded the whole folder")
+
+    monkeypatch.setattr(view, "decode_images", counting)
+    monkeypatch.setattr(readers, "decode_images", whole)
+    at = open_page("1_distilled.py")
+    at.selectbox(key="ds_set").set_value(f"sets/{thousand.rded_dir.name}").run()
+    assert_clean(at)
+    shown = (metric(at, "Images"), metric(at, "Classes"), metric(at, "Images per class"))
+    assert shown == ("2000", "1000", "2")
+    assert charts(at)[0]["layout"]["yaxis"]["ticktext"] == [f"class {k}" for k in range(20)]
+    assert list(at.dataframe[0].value["images"])[:20] == [2] * 20
+    assert 0 < sum(decoded) <= 1 + 20 * 2, decoded
+
+    decoded.clear()
+    at = open_page("2_subsampling.py")
+    at.selectbox(key="sub_set").set_value(f"sets/{thousand.rded_dir.name}").run()
+    assert_clean(at)
+    assert sum(decoded) <= 1, decoded  # image 0 (already read by the page above, if cached)

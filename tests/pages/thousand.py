@@ -38,6 +38,7 @@ class Thousand:
     names: tuple[str, ...]  # class names, index order
     set_path: Path  # the label-augmented set
     distilled_dir: Path
+    rded_dir: Path  # RDED's file names, 2 images a class: a folder the pages view lazily
     checkpoints: tuple[Path, ...]
     baseline_run: int
     ladd_run: int
@@ -59,6 +60,8 @@ def write_folder(folder: Path, seed: int = 0) -> None:
 
 def build_thousand(root: Path) -> Thousand:
     """Every artifact the pages read, for 1000 classes (see the module docstring)."""
+    from synthetic_imagenet import write_rded_folder
+
     from ladd.data import load_source
     from ladd.demo import save_cam_inputs
     from ladd.distill import RandomConfig
@@ -68,6 +71,8 @@ def build_thousand(root: Path) -> Thousand:
     from ladd.training import TrainConfig
 
     ws = Workspace(root)
+    # Written first, so that the newest set (each page's default) is still the labelled one.
+    rded_dir = write_rded_folder(ws.sets_dir / "rded_synth1k", classes=1000, ipc=2, size=SIZE)
     folder = ws.root / "folders" / "synth1k"
     write_folder(folder)
     source = f"imagefolder:{folder}"
@@ -110,6 +115,7 @@ def build_thousand(root: Path) -> Thousand:
         names=tuple(la.class_names),
         set_path=set_path,
         distilled_dir=distilled_dir,
+        rded_dir=rded_dir,
         checkpoints=tuple(Path(c.path) for c in lab.checkpoints),
         baseline_run=runs["baseline"],
         ladd_run=runs["ladd"],
