@@ -73,13 +73,31 @@ def submit_labeler(
             model_options={"width": width} if width else {},
         )
         res = run_labeler(
-            Workspace(root), source, cfg, device="auto", progress=job.progress, stop=job.stop
+            Workspace(root),
+            source,
+            cfg,
+            device="auto",
+            progress=job.progress,
+            stop=job.stop,
+            **streamed_loading(source),
         )
         return [c.path for c in res.checkpoints]
 
     return registry().submit(
         "labeler", f"Labeler on {source} ({epochs} epochs)", work, {"source": source}
     )
+
+
+def streamed_loading(source: str) -> dict[str, Any]:
+    """run_labeler's loader options for a job: a streamed source (imagenet1k) decodes in
+    worker processes started by a fork server (a job runs in a thread of the Streamlit server,
+    where forking is unsafe); a source loaded whole needs none."""
+    from ladd.data.streaming import thread_safe_workers
+    from ladd.pipeline import is_streamed
+
+    if not is_streamed(source):
+        return {}
+    return {"workers": thread_safe_workers(), "start_method": "forkserver"}
 
 
 def submit_training(

@@ -125,12 +125,14 @@ def run_labeler(
     state_seconds: float = 60.0,
     extra: dict[str, Any] | None = None,
     workers: int = 0,
+    start_method: str | None = None,
 ) -> LabelerRun:
     """Train (or resume) a labeler on `source`; a "labeler" run lists its checkpoints.
 
     `train_set`/`test_set` (ImageSets) replace loading the source's splits (the demo's subsets).
     A streamed source (imagenet1k) is read through DataLoaders with `workers` decoding
-    processes (streamed_labeler_loaders); the others are loaded whole.
+    processes started by `start_method` (streamed_labeler_loaders; "forkserver" from a thread
+    of a server); the others are loaded whole.
     """
     from ladd.labeler import train_labeler
 
@@ -138,14 +140,18 @@ def run_labeler(
     config = {"source": source, "labeler": cfg.to_dict(), "out": str(out), **(extra or {})}
     streamed = train_set is None and is_streamed(source)
     if streamed:
-        config["loader"] = {"workers": int(workers), "train_transform": "eval"}
+        config["loader"] = {
+            "workers": int(workers),
+            "start_method": start_method,
+            "train_transform": "eval",
+        }
     with ws.db.run("labeler", config) as run:
         what: Any = train_set if train_set is not None else source
         loaders: dict[str, Any] = {}
         if streamed:
             what, loaders["loader"], loaders["test_loader"] = streamed_labeler_loaders(
                 source, cfg, device=device, data_root=data_root, cache_dir=ws.cache_dir,
-                workers=workers,
+                workers=workers, start_method=start_method,
             )  # fmt: skip
         paths = train_labeler(
             what,
@@ -187,6 +193,7 @@ def streamed_labeler_loaders(
     data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     workers: int = 0,
+    start_method: str | None = None,
 ) -> tuple[Any, Any, Any]:
     """(SourceInfo, train loader, test loader) for training a labeler on a streamed source.
 
@@ -204,7 +211,11 @@ def streamed_labeler_loaders(
 
     def loader(split: str, shuffle: bool) -> Any:
         opts = LoaderConfig(
-            batch_size=cfg.batch_size, workers=workers, shuffle=shuffle, seed=cfg.seed
+            batch_size=cfg.batch_size,
+            workers=workers,
+            shuffle=shuffle,
+            seed=cfg.seed,
+            start_method=start_method,
         )
         return imagenet1k_loader(
             split, size, opts, device=dev, data_root=data_root, cache_dir=cache_dir,

@@ -12,6 +12,7 @@ workers (and which worker decodes which image), and the global RNG is never touc
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -70,6 +71,16 @@ class ImageSetDataset(Dataset):
         return x, int(self.imageset.labels[index])
 
 
+START_METHODS = (None, "fork", "forkserver", "spawn")
+
+
+def thread_safe_workers(cpus: int | None = None) -> int:
+    """Decoding workers for a streamed source read from a server's thread: one per core but
+    one, at most 8 (what a labeler's batches of 256 at 224 px keep busy), at least 1."""
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    return max(1, min(8, cpus - 1))
+
+
 @dataclass(frozen=True)
 class LoaderConfig:
     """How a dataset is batched; `pin_memory=None` pins exactly when the device is CUDA."""
@@ -81,11 +92,19 @@ class LoaderConfig:
     drop_last: bool = False
     pin_memory: bool | None = None
     prefetch_factor: int | None = None  # batches each worker keeps ready (torch's default: 2)
+    # How worker processes start: None is torch's default (fork on Linux); "forkserver" or
+    # "spawn" from a thread of a threaded server (the dashboard's jobs), where fork is unsafe.
+    start_method: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.workers < 0:
             raise ValueError(
                 f"batch_size must be >= 1 and workers >= 0, got {self.batch_size}, {self.workers}"
+            )
+        if self.start_method not in START_METHODS:
+            raise ValueError(
+                f"start_method must be one of {', '.join(map(str, START_METHODS))}, "
+                f"got {self.start_method!r}"
             )
 
 
@@ -101,6 +120,8 @@ def build_loader(
     extra = {}
     if cfg.workers > 0 and cfg.prefetch_factor is not None:
         extra["prefetch_factor"] = cfg.prefetch_factor
+    if cfg.workers > 0 and cfg.start_method is not None:
+        extra["multiprocessing_context"] = cfg.start_method
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,

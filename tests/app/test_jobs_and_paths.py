@@ -96,3 +96,29 @@ def test_training_job_loads_the_test_split_from_data_root_and_logs_the_set_warni
     assert done.status == "done", done.error
     assert seen == [("shapes", "test", str(tmp_path / "data"))]
     assert any(m.startswith("warning: ") and "uneven classes" in m for m in done.log)
+
+
+def test_a_labeler_job_on_imagenet1k_decodes_in_fork_server_workers(tmp_path, monkeypatch):
+    """A job runs in a thread of the Streamlit server: a streamed source's DataLoader workers
+    start from a fork server (forking a threaded server is unsafe), a loaded source has none."""
+    import ladd.pipeline
+    from app import tasks
+    from app.jobs import registry
+
+    seen: list[dict] = []
+
+    def fake_run_labeler(ws, source, cfg, **kw):
+        seen.append({"source": source, **{k: kw.get(k) for k in ("workers", "start_method")}})
+        return type("Run", (), {"checkpoints": ()})()
+
+    monkeypatch.setattr(ladd.pipeline, "run_labeler", fake_run_labeler)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    (tmp_path / "ws").mkdir()
+    for source in ("imagenet1k", "shapes"):
+        job = tasks.submit_labeler(str(tmp_path / "ws"), source, 2, 1, 8, None)
+        done = registry().wait(job.id, timeout=60)
+        assert done.status == "done", done.error
+    assert seen == [
+        {"source": "imagenet1k", "workers": 5, "start_method": "forkserver"},
+        {"source": "shapes", "workers": None, "start_method": None},
+    ]

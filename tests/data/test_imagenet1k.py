@@ -42,7 +42,7 @@ from ladd.data.imagenet1k import (
     open_listing,
     random_resized_box,
 )
-from ladd.data.streaming import ImageSetDataset
+from ladd.data.streaming import ImageSetDataset, thread_safe_workers
 from ladd.labeler import LabelerConfig, list_checkpoints, load_labeler, read_meta, train_labeler
 from ladd.limits import InputLimitError
 
@@ -194,6 +194,32 @@ def test_train_loader_batches_are_seeded_and_independent_of_workers(ctx: LoadCon
         assert torch.equal(xa, xf) and torch.equal(ya, yf)  # 2 workers: the same batches
     assert not torch.equal(a[0][1], other[0][1])  # another seed, another order
     assert torch.equal(rng_before, torch.random.get_rng_state())  # the global RNG untouched
+
+
+def test_workers_started_by_a_fork_server_from_a_thread_give_the_same_batches(
+    ctx: LoadContext,
+) -> None:
+    """The dashboard's labeler job reads ImageNet-1K from a thread of the Streamlit server:
+    its workers start from a fork server (app.tasks.streamed_loading), and the batches are
+    the single process's."""
+    import threading
+
+    def batches(**kw):
+        cfg = LoaderConfig(batch_size=16, shuffle=True, seed=3, **kw)
+        return first_batches(
+            imagenet1k_loader("train", 12, cfg, data_root=ctx.data_root, cache_dir=ctx.cache_dir)
+        )
+
+    got: list = []
+    job = threading.Thread(target=lambda: got.append(batches(workers=2, start_method="forkserver")))
+    job.start()
+    job.join(timeout=300)
+    assert got, "the loader in a thread did not finish"
+    for (xa, ya), (xb, yb) in zip(batches(), got[0], strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    with pytest.raises(ValueError, match="start_method must be one of"):
+        LoaderConfig(start_method="thread")
+    assert [thread_safe_workers(c) for c in (1, 2, 4, 16, 128)] == [1, 1, 3, 8, 8]
 
 
 def test_loader_pins_memory_only_for_cuda(ctx: LoadContext) -> None:
