@@ -15,7 +15,6 @@ from PIL import Image
 
 from ladd.sets import DistilledFileError, load_set, random_real
 from ladd.sets import readers as readers_module
-from ladd.sets import view as view_module
 from ladd.sets.view import NOT_READ, open_view
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,19 +23,15 @@ from synthetic_imagenet import write_image, write_rded_folder  # noqa: E402
 
 @pytest.fixture
 def decoded(monkeypatch):
-    """How many images the view decodes, call by call; a whole-folder read is a failure."""
+    """How many files each decode call of the image-folder reader decodes, call by call."""
     calls: list[int] = []
-    real = view_module.decode_images
+    real = readers_module.decode_images
 
     def counting(items, *args, **kwargs):
         calls.append(len(items))
         return real(items, *args, **kwargs)
 
-    def whole(*args, **kwargs):
-        raise AssertionError("the view decoded the whole folder")
-
-    monkeypatch.setattr(view_module, "decode_images", counting)
-    monkeypatch.setattr(readers_module, "decode_images", whole)
+    monkeypatch.setattr(readers_module, "decode_images", counting)
     return calls
 
 
@@ -68,9 +63,8 @@ def test_an_rded_folder_opens_with_one_image_decoded_and_reads_any_image_as_load
     picks = [119, 0, 57, 57, 3]
     got = view.images_at(picks)
     assert decoded == [1, len(picks)]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(readers_module, "decode_images", view_module.decode_images)
-        ds = load_set(folder)
+    ds = load_set(folder)
+    assert decoded == [1, len(picks), 120]  # a whole load decodes every file
     assert ds.format == "rded" and ds.warnings  # no source given: ImageNet statistics, warned
     assert torch.equal(got, ds.images[picks])
     assert_same_description(view, ds)
@@ -92,9 +86,7 @@ def test_class_folders_of_mixed_sizes_and_names_read_as_the_whole_load(tmp_path,
     stats = {"mean": (0.5, 0.4, 0.3), "std": (0.2, 0.25, 0.3)}
     for path, options in ((folder, {}), (folder, stats), (archive, stats)):
         view = open_view(path, **options)
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(readers_module, "decode_images", view_module.decode_images)
-            ds = load_set(path, **options)
+        ds = load_set(path, **options)
         assert view.class_names == ("cat", "dog", "eel") and view.format == "imagefolder"
         assert torch.equal(view.images_at(range(len(ds))[::-1]), ds.images.flip(0))
         assert_same_description(view, ds)

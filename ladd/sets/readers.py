@@ -529,15 +529,7 @@ class ImageFolderReader(DistilledReader):
 
     def read(self, path: Path, request: ReadRequest) -> RawSet:
         listing = self.list(path)
-        try:
-            images = decode_images(
-                listing.items, request.image_size, names=listing.paths, large=False
-            )
-        except ImageDecodeError as err:
-            raise DistilledFileError(path, str(err)) from err
-        except Exception as err:  # a hostile image may fail in any way inside a decoder
-            raise DistilledFileError(path, f"cannot decode the images ({err})") from err
-        return listing.raw(images)
+        return listing.raw(listing.decode(range(len(listing.paths)), request.image_size))
 
     def list(self, path: Path) -> FolderSet:
         """The images' files and labels, nothing decoded (`read` decodes them all; the
@@ -599,6 +591,21 @@ class FolderSet:
     num_classes: int
     notes: tuple[str, ...]
     format: str  # imagefolder, or rded for RDED's file names
+
+    def decode(self, indices: Sequence[int], size: int | None) -> torch.Tensor:
+        """The files at `indices` as uint8 (m, 3, S, S): side `size`, or (None) the first one's
+        (decode_images' rule); a file that will not decode is a DistilledFileError naming it."""
+        try:
+            return decode_images(
+                [self.items[i] for i in indices],
+                size,
+                names=[self.paths[i] for i in indices],
+                large=False,
+            )
+        except ImageDecodeError as err:
+            raise DistilledFileError(self.origin, str(err)) from err
+        except Exception as err:  # a hostile image may fail in any way inside a decoder
+            raise DistilledFileError(self.origin, f"cannot decode the images ({err})") from err
 
     def raw(self, images: torch.Tensor) -> RawSet:
         """The RawSet of these files with `images` (uint8 (M, 3, S, S), decoded or a stand-in)."""

@@ -33,8 +33,6 @@ from typing import Any
 
 import torch
 
-from ladd.data import ImageDecodeError
-from ladd.data.decode import decode_images
 from ladd.sets.augmented import LabelAugmentedReader, read_images
 from ladd.sets.base import DistilledFileError, DistilledSet, find_reader
 from ladd.sets.loading import LoadOptions, check_format, load_set, resolve_set_path, settle
@@ -186,31 +184,16 @@ def open_view(path: str | Path, **options: Any) -> SetView:
 def _folder_view(listing: FolderSet, path: Path, options: dict[str, Any]) -> SetView:
     """An image folder's view: the listing, one image decoded, the rest on demand."""
     o = LoadOptions(**options)  # an unknown option is a TypeError, as load_set makes it
-    first = _decode(listing, [0], o.image_size)  # its side is the set's, as in a whole decode
+    first = listing.decode([0], o.image_size)  # its side is the set's, as in a whole decode
     side = int(first.shape[-1])
     stand_in = first.expand(len(listing.labels), -1, -1, -1)  # no memory: checks read the shape
     head, to_space = settle(listing.raw(stand_in), o, path)
     head = _with_images(head, to_space(first))
 
     def read(indices: Sequence[int]) -> torch.Tensor:
-        return to_space(_decode(listing, indices, side))
+        return to_space(listing.decode(indices, side))
 
     return SetView(path, head, read, dict(options))
-
-
-def _decode(listing: FolderSet, indices: Sequence[int], size: int | None) -> torch.Tensor:
-    """The files at `indices` decoded as ImageFolderReader.read decodes the whole folder."""
-    try:
-        return decode_images(
-            [listing.items[i] for i in indices],
-            size,
-            names=[listing.paths[i] for i in indices],
-            large=False,
-        )
-    except ImageDecodeError as err:
-        raise DistilledFileError(listing.origin, str(err)) from err
-    except Exception as err:  # a hostile image may fail in any way inside a decoder
-        raise DistilledFileError(listing.origin, f"cannot decode the images ({err})") from err
 
 
 def _with_images(head: DistilledSet, images: torch.Tensor) -> DistilledSet:

@@ -147,21 +147,17 @@ def test_a_pick_over_many_images_scores_a_seeded_draw_of_them(thousand, monkeypa
 def test_an_rded_folder_of_1000_classes_opens_decoding_only_the_images_shown(thousand, monkeypatch):
     """RDED's 2,000 files are listed, not decoded: the grid's window of classes (20 classes x 2
     images), the one image the sub-sampler cuts, and the first image (its size) are all that a
-    page decodes (ladd.sets.view); a whole-folder read would fail here."""
-    from ladd.sets import readers, view
+    page decodes (ladd.sets.view)."""
+    from ladd.sets import readers
 
-    decoded: list[int] = []
-    real = view.decode_images
+    decoded: list[int] = []  # files per decode call: a whole-folder read would be 2000
+    real = readers.decode_images
 
     def counting(items, *args, **kwargs):
         decoded.append(len(items))
         return real(items, *args, **kwargs)
 
-    def whole(*args, **kwargs):
-        raise AssertionError("a page decoded the whole folder")
-
-    monkeypatch.setattr(view, "decode_images", counting)
-    monkeypatch.setattr(readers, "decode_images", whole)
+    monkeypatch.setattr(readers, "decode_images", counting)
     at = open_page("1_distilled.py")
     at.selectbox(key="ds_set").set_value(f"sets/{thousand.rded_dir.name}").run()
     assert_clean(at)
