@@ -312,14 +312,7 @@ class LabelAugmentedSet:
         A set in ZCA space gets its whitening re-fitted on the source's train split (cached),
         unless `describe_only` (then it is named in `zca_source` but not fitted).
         """
-        path = Path(path)
-        try:
-            return _load(cls, path, data_root, cache_dir, describe_only)
-        except LabelAugmentedFileError as err:
-            text = str(err)
-            if text.startswith(f"{path}: "):
-                raise
-            raise LabelAugmentedFileError(f"{path}: {text}") from None
+        return _named(cls, Path(path), data_root, cache_dir, describe_only, head=False)
 
     @classmethod
     def load_head(
@@ -333,14 +326,18 @@ class LabelAugmentedSet:
         """The file's set checked as `load` checks it, but with its first image alone as
         `images` (labels, dense labels and the rest whole); None when its images are not
         uint8 pixels (float or ZCA-space images: `load` it). The other images: read_images."""
-        path = Path(path)
-        try:
-            return _load(cls, path, data_root, cache_dir, describe_only, head=True)
-        except LabelAugmentedFileError as err:
-            text = str(err)
-            if text.startswith(f"{path}: "):
-                raise
-            raise LabelAugmentedFileError(f"{path}: {text}") from None
+        return _named(cls, Path(path), data_root, cache_dir, describe_only, head=True)
+
+
+def _named(cls: type[LabelAugmentedSet], path: Path, *args: Any, head: bool) -> Any:
+    """_load with every LabelAugmentedFileError's message starting with the file's path."""
+    try:
+        return _load(cls, path, *args, head=head)
+    except LabelAugmentedFileError as err:
+        text = str(err)
+        if text.startswith(f"{path}: "):
+            raise
+        raise LabelAugmentedFileError(f"{path}: {text}") from None
 
 
 def read_images(path: str | Path, indices: list[int], head: LabelAugmentedSet) -> torch.Tensor:
