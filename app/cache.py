@@ -304,7 +304,8 @@ def model_lock(path: str) -> threading.Lock:
     return locks.setdefault(str(check_path(path)), threading.Lock())
 
 
-CAM_PER_CLASS = 20  # real test images per class to pick CAM images from
+CAM_PER_CLASS = 20  # real test images a class to pick CAM images from (fewer for many classes:
+# ladd.demo.cam_per_class, 4 a class of ImageNet-1K)
 CAM_POOL = 1000  # at most this many of them are scored to pick from (a seeded draw of more)
 
 

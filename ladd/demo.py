@@ -794,12 +794,23 @@ def load_cam_inputs(path: str | Path) -> Any:
     return ImageSet(images, labels, info, meta.get("split", "test"))
 
 
+CAM_IMAGES = 4000  # real test images drawn for CAMs at most: ImageNet-1K's 1000 classes get 4
+
+
+def cam_per_class(num_classes: int, most: int) -> int:
+    """Test images a class drawn for CAMs: `most`, fewer where the classes are many (at most
+    CAM_IMAGES in all, at least one a class). At 224 px 4,000 images are 600 MB of uint8, where
+    20 a class of ImageNet-1K would be 3 GB to decode and keep."""
+    return max(1, min(most, CAM_IMAGES // max(1, num_classes)))
+
+
 def cam_inputs(
     workspace: Any, source: str, image_size: int | None = None, per_class: int = 4
 ) -> Any:
     """Real test images of a source for CAMs: the demo's file when there is one, else loaded
-    from the source (and saved for next time)."""
-    from ladd.data import load_source
+    from the source (and saved for next time): `per_class` a class, fewer for many classes
+    (cam_per_class). A streamed source (imagenet1k) decodes only the images drawn."""
+    from ladd.data import load_source, source_info
     from ladd.pipeline import slug
     from ladd.store import Workspace
 
@@ -814,6 +825,8 @@ def cam_inputs(
         found = [p for p in found if f"_{image_size}px_" in p.name]
     if found:  # the biggest pool there is: more images to pick from for a CAM grid
         return load_cam_inputs(max(found, key=_per_class_of))
+    classes = source_info(source, image_size, cache_dir=ws.cache_dir).num_classes
+    per_class = cam_per_class(classes, per_class)
     images = load_source(
         source,
         "test",

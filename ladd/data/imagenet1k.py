@@ -39,7 +39,7 @@ from ladd.data.base import LoadContext, Source, SourceError, SourceNotFoundError
 from ladd.data.cache import load_split, path_digest, resolve_cache_dir, save_split
 from ladd.data.decode import IMAGE_SUFFIXES, open_rgb
 from ladd.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from ladd.data.imageset import SPLITS, ImageSet, SourceInfo, normalise
+from ladd.data.imageset import SPLITS, ImageSet, SourceInfo, class_balanced_indices, normalise
 from ladd.data.streaming import ImageSetDataset, LoaderConfig, SampleKey, build_loader, split_key
 from ladd.files import save_tensors
 from ladd.limits import InputLimitError, Limits, current_limits
@@ -366,19 +366,27 @@ def val_nbytes(listing: Listing, size: int) -> int:
     return len(listing) * 3 * size * size
 
 
-def decode_eval_split(listing: Listing, size: int, workers: int | None = None) -> torch.Tensor:
-    """Every image of a split through the eval transform, uint8 (N, 3, S, S), on a thread
-    pool (PIL decodes and resizes outside the GIL)."""
-    current_limits().check_decoded(val_nbytes(listing, size), f"{NAME} {listing.folder}")
+def decode_eval_split(
+    listing: Listing,
+    size: int,
+    workers: int | None = None,
+    indices: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Every image of a split (or those at `indices`, in that order) through the eval
+    transform, uint8 (N, 3, S, S), on a thread pool (PIL decodes and resizes outside the GIL)."""
+    picked = torch.arange(len(listing)) if indices is None else indices.cpu().long()
+    count = int(picked.shape[0])
+    current_limits().check_decoded(count * 3 * size * size, f"{NAME} {listing.folder}")
     dataset = ImageNet1kDataset(listing, EvalTransform(size))
-    out = torch.empty(len(listing), 3, size, size, dtype=torch.uint8)  # (N, 3, S, S)
+    out = torch.empty(count, 3, size, size, dtype=torch.uint8)  # (N, 3, S, S)
+    where = picked.tolist()
 
     def work(i: int) -> None:
-        out[i] = dataset.pixels(i)
+        out[i] = dataset.pixels(where[i])
 
     pool = ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1))
     try:
-        for _ in pool.map(work, range(len(listing))):
+        for _ in pool.map(work, range(count)):
             pass
     finally:  # on an error, do not decode the rest first
         pool.shutdown(wait=True, cancel_futures=True)
@@ -495,6 +503,27 @@ class ImageNet1kSource(Source):
         if held is None:  # pragma: no cover - the check above already refused
             raise SourceError(_stream_hint(split))
         return held
+
+    def load_limited(
+        self,
+        split: str,
+        image_size: int | None,
+        ctx: LoadContext,
+        per_class: int | None = None,
+        seed: int = 0,
+    ) -> ImageSet:
+        """`per_class` seeded-random images a class of either split, only those decoded (the
+        eval transform's pixels): the images a whole split's load_limited would pick
+        (class_balanced_indices on the listing's labels), however large the split. Without
+        `per_class`, `load`. The dashboard's CAM images come from here."""
+        if per_class is None:
+            return self.load(split, image_size, ctx)
+        split = _split(split)
+        size = self.resolve_size(image_size)
+        listing = open_listing(split, ctx)
+        picks = class_balanced_indices(listing.labels, per_class, len(listing.wnids), seed=seed)
+        images = decode_eval_split(listing, size, indices=picks)
+        return ImageSet(images, listing.labels[picks], _info(listing.wnids, size), split)
 
 
 def _stream_hint(split: str, short: bool = False) -> str:

@@ -255,6 +255,57 @@ def test_val_is_one_cached_tensor_only_under_its_limit(ctx: LoadContext, monkeyp
     assert torch.equal(loaded.images, held.imageset.images)
 
 
+def test_a_few_images_a_class_decode_alone_whatever_the_split_limit(
+    ctx: LoadContext, monkeypatch
+) -> None:
+    """limit_per_class draws from the listing and decodes only the draw (the dashboard's CAM
+    images): the val split over its cache limit and the train split, which never loads whole,
+    both serve it; the draw and the pixels are those of a whole cached split's subset."""
+    from ladd.data.base import Source
+
+    kwargs = dict(data_root=ctx.data_root, cache_dir=ctx.cache_dir)
+    monkeypatch.setenv("LADD_MAX_CACHED_SPLIT_BYTES", "100K")  # val at 14 px is 588,000 bytes
+    decoded: list[int] = []
+    real = ImageNet1kDataset.pixels
+
+    def counting(self, key):
+        decoded.append(key)
+        return real(self, key)
+
+    monkeypatch.setattr(ImageNet1kDataset, "pixels", counting)
+    drawn = load_source("imagenet1k", "test", image_size=14, limit_per_class=1, seed=1, **kwargs)
+    assert len(decoded) == 1000 and drawn.images.shape == (1000, 3, 14, 14)
+    assert drawn.labels.tolist() == list(range(1000)) and drawn.split == "test"
+    train = load_source("imagenet1k", "train", image_size=14, limit_per_class=1, seed=3, **kwargs)
+    listing = open_listing("train", ctx)
+    picks = imagenet1k.class_balanced_indices(listing.labels, 1, 1000, seed=3)
+    assert train.split == "train" and torch.equal(train.labels, listing.labels[picks])
+    plain = ImageNet1kDataset(listing, EvalTransform(14))
+    assert all(torch.equal(train.images[i], plain.pixels(int(picks[i]))) for i in (0, 421, 999))
+
+    monkeypatch.setenv("LADD_MAX_CACHED_SPLIT_BYTES", "1M")  # the whole split, then its subset
+    source = imagenet1k.ImageNet1kSource()
+    whole = Source.load_limited(source, "test", 14, ctx, 1, 1)
+    assert torch.equal(whole.images, drawn.images) and torch.equal(whole.labels, drawn.labels)
+
+
+def test_cam_inputs_of_imagenet1k_draw_a_few_a_class_without_the_whole_split(
+    ctx: LoadContext, monkeypatch, tmp_path
+) -> None:
+    """The compare page's CAM images of an ImageNet-1K run: at most 4 a class (4,000 images,
+    not 20 a class), drawn with the whole val split over its cache limit."""
+    from ladd.demo import cam_inputs, cam_per_class
+    from ladd.store import Workspace
+
+    monkeypatch.setenv("LADD_DATA_ROOT", str(ctx.data_root))
+    monkeypatch.setenv("LADD_MAX_CACHED_SPLIT_BYTES", "100K")
+    ws = Workspace(tmp_path / "ws")
+    images = cam_inputs(ws, "imagenet1k", 14, per_class=20)
+    assert len(images) == 1000 and images.info.class_names == WNIDS  # one val image a class here
+    assert [p.name for p in (ws.root / "cam").iterdir()] == ["imagenet1k_14px_4pc.safetensors"]
+    assert [cam_per_class(k, 20) for k in (10, 200, 1000, 10**5)] == [20, 20, 4, 1]
+
+
 # ------------------------------------------------------------------ refusals
 
 
