@@ -222,6 +222,22 @@ def test_workers_started_by_a_fork_server_from_a_thread_give_the_same_batches(
     assert [thread_safe_workers(c) for c in (1, 2, 4, 16, 128)] == [1, 1, 3, 8, 8]
 
 
+def test_a_held_val_split_is_read_without_workers(ctx: LoadContext, monkeypatch) -> None:
+    """The val split cached whole has nothing to decode: its loader runs without workers, even
+    when asked for fork-server ones (which would each be sent a copy of it), and gives the
+    streamed split's batches."""
+    monkeypatch.setenv("LADD_MAX_CACHED_SPLIT_BYTES", "1M")
+    kw = dict(data_root=ctx.data_root, cache_dir=ctx.cache_dir)
+    cfg = LoaderConfig(batch_size=100, workers=2, start_method="forkserver")
+    loader = imagenet1k_loader("val", 14, cfg, **kw)
+    assert isinstance(loader.dataset, ImageSetDataset) and loader.num_workers == 0
+    monkeypatch.setenv("LADD_MAX_CACHED_SPLIT_BYTES", "100K")
+    streamed = imagenet1k_loader("val", 14, LoaderConfig(batch_size=100), **kw)
+    assert isinstance(streamed.dataset, ImageNet1kDataset)
+    for (xa, ya), (xb, yb) in zip(loader, streamed, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
 def test_loader_pins_memory_only_for_cuda(ctx: LoadContext) -> None:
     dataset = ImageNet1kDataset(open_listing("val", ctx), EvalTransform(14))
     assert not build_loader(dataset, LoaderConfig(), "cpu").pin_memory
