@@ -22,7 +22,7 @@ import struct
 import tarfile
 import warnings
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -440,6 +440,18 @@ def open_rgb(item: bytes | Path, name: str, limits: Limits | None = None) -> Ima
         raise ImageDecodeError(f"{name}: cannot decode image ({err})") from err
 
 
+def each_on_threads(count: int, work: Callable[[int], None], workers: int | None = None) -> None:
+    """work(i) for every i < count on a thread pool (PIL decodes and resizes outside the GIL),
+    `workers` threads (default: the cores, at most 8); on an error the rest is cancelled, not
+    decoded first, and the error raised."""
+    pool = ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1))
+    try:
+        for _ in pool.map(work, range(count)):
+            pass
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def decode_images(
     items: Sequence[bytes | Path],
     size: int | None = None,
@@ -479,12 +491,7 @@ def decode_images(
             data = first if i == 0 and first is not None else _load(items[i], names[i], limits)
             out[i] = _decode_pil(data, size, names[i], limits)
 
-        pool = ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1))
-        try:
-            for _ in pool.map(work, range(count)):
-                pass
-        finally:  # on an error, do not decode the rest first
-            pool.shutdown(wait=True, cancel_futures=True)
+        each_on_threads(count, work, workers)
         return out
 
     pending: dict[tuple[int, int], list[tuple[int, torch.Tensor]]] = {}

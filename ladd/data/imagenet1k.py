@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ladd.data.base import LoadContext, Source, SourceError, SourceNotFoundError, default_data_root
 from ladd.data.cache import load_split, path_digest, resolve_cache_dir, save_split
-from ladd.data.decode import IMAGE_SUFFIXES, open_rgb
+from ladd.data.decode import IMAGE_SUFFIXES, each_on_threads, open_rgb
 from ladd.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ladd.data.imageset import SPLITS, ImageSet, SourceInfo, class_balanced_indices, normalise
 from ladd.data.streaming import ImageSetDataset, LoaderConfig, SampleKey, build_loader, split_key
@@ -384,12 +383,7 @@ def decode_eval_split(
     def work(i: int) -> None:
         out[i] = dataset.pixels(where[i])
 
-    pool = ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1))
-    try:
-        for _ in pool.map(work, range(count)):
-            pass
-    finally:  # on an error, do not decode the rest first
-        pool.shutdown(wait=True, cancel_futures=True)
+    each_on_threads(count, work, workers)
     return out
 
 
