@@ -76,7 +76,7 @@ START_METHODS = (None, "fork", "forkserver", "spawn")
 
 def thread_safe_workers(cpus: int | None = None) -> int:
     """Decoding workers for a streamed source read from a server's thread: one per core but
-    one, at most 8 (what a labeler's batches of 256 at 224 px keep busy), at least 1."""
+    one (the server's), at most 8, at least 1."""
     cpus = cpus if cpus is not None else (os.cpu_count() or 1)
     return max(1, min(8, cpus - 1))
 

@@ -1,7 +1,7 @@
 """A set described in full but read a few images at a time: what a page that shows some classes
 of a 1000-class set needs. ImageNet-1K at IPC 10 (RDED's, SRe2L's folders) is 10,000 image
 files: decoded whole they are 1.5 GB of uint8 and 6 GB of normalised float32, and decoding
-takes most of a minute, to show one page of classes.
+them takes 19 s on two cores (bench/set_view.py), to show one page of classes.
 
     view = open_view("rded_imagenet_ipc10")           # the listing and one image decoded
     view.labels, view.class_names, len(view)           # what the files' names say
@@ -84,8 +84,9 @@ HEAD_FIELDS = frozenset(
 @dataclass(frozen=True)
 class SetView:
     """A set's description (a DistilledSet's or LabelAugmentedSet's fields but its images) and
-    its images by position. `head` is the set with the first image only as `images` (its
-    labels are all M); `whole` the set itself when it was loaded whole (eager formats)."""
+    its images by position. Lazy: `head` is the set with its first image alone as `images`
+    (and all M labels), `whole` None. Loaded whole (every other format): `head` and `whole`
+    are the set itself."""
 
     path: Path
     head: Any
