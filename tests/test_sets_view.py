@@ -92,6 +92,15 @@ def test_class_folders_of_mixed_sizes_and_names_read_as_the_whole_load(tmp_path,
         assert_same_description(view, ds)
 
 
+def test_a_named_source_gives_the_views_class_names_and_statistics_as_load_sets(tmp_path):
+    """RDED's folder read for CIFAR-10: the source's class names, RDED's ImageNet statistics."""
+    folder = write_rded_folder(tmp_path / "rded", classes=10, ipc=2, size=32)
+    view, ds = open_view(folder, source="cifar10"), load_set(folder, source="cifar10")
+    assert view.class_names[:2] == ("airplane", "automobile") and not view.warnings
+    assert torch.equal(view.images_at(range(20)), ds.images)
+    assert_same_description(view, ds)
+
+
 def test_a_lazy_view_never_hands_out_its_one_image_as_the_set(tmp_path):
     view = open_view(write_rded_folder(tmp_path / "rded", classes=3, ipc=2, size=8))
     with pytest.raises(AttributeError, match="images_at"):
