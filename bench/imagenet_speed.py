@@ -16,7 +16,8 @@ Stages (--stages, comma-separated):
               (260,000 samples), batch 100, the rded protocol; its figure x 300 epochs is the
               measured cost of a seed (recorded; the cost model's row is an estimate until then)
   ddp         the same training on every GPU through torchrun (--trainer ddp): samples/s at
-              world size G against one process (skipped with one GPU)
+              world size G against one process; with one GPU, one rank (the CUDA SyncBatchNorm
+              path, its forwards counted, and the models saved with plain batch norm)
 Sizes are the protocol's unless --tiny (8 classes, 32 px, a few hundred samples).
 """
 
@@ -157,9 +158,11 @@ def plain(sizes: Sizes, device: torch.device) -> dict[str, Any]:
 
 
 def ddp(sizes: Sizes, device: torch.device, tiny: bool) -> dict[str, Any] | None:
-    """The throughput stage's training over every GPU (gloo CPU ranks when rehearsing)."""
+    """The throughput stage's training over every GPU (gloo CPU ranks when rehearsing). On a
+    one-GPU machine it runs one rank: not a scaling figure, but the NCCL and SyncBatchNorm path
+    on CUDA (its forwards are counted) and the engine's overhead against one process."""
     world = torch.cuda.device_count() if device.type == "cuda" else (2 if tiny else 0)
-    if world < 2:
+    if world < 1:
         return None
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -181,6 +184,8 @@ def ddp(sizes: Sizes, device: torch.device, tiny: bool) -> dict[str, Any] | None
 
 def _worker(sizes: Sizes, device: torch.device) -> None:
     """Under torchrun: one epoch with the ddp engine; rank 0 prints its figure as JSON."""
+    from torch import nn
+
     from ladd.trainers import train_models
     from ladd.trainers.distributed import finish_distributed, init_distributed, rank_device
     from ladd.training import model_spec
@@ -189,9 +194,28 @@ def _worker(sizes: Sizes, device: torch.device) -> None:
     dev = rank_device(device)
     data = ladd_data(sizes, images=_throughput_images(sizes))
     cfg = _config(sizes, epochs=1, trainer="ddp")
+    synced = [0]  # SyncBatchNorm forwards: the global batch's statistics (CUDA only)
+    forward = nn.SyncBatchNorm.forward
+
+    def counted(self, x):
+        synced[0] += 1
+        return forward(self, x)
+
+    nn.SyncBatchNorm.forward = counted
     res = train_models(data, model_spec(cfg, data.num_classes, sizes.image), cfg, device=dev)
+    nn.SyncBatchNorm.forward = forward
+    plain_saved = not any(isinstance(m, nn.SyncBatchNorm) for x in res.models for m in x.modules())
     if ranks.leader:
-        print(json.dumps({"samples": len(data), "samples_per_s": len(data) / res.seconds}))
+        print(
+            json.dumps(
+                {
+                    "samples": len(data),
+                    "samples_per_s": len(data) / res.seconds,
+                    "sync_batchnorm_forwards": synced[0],
+                    "saved_batchnorm_plain": plain_saved,
+                }
+            )
+        )
         sys.stdout.flush()
     finish_distributed()
 
@@ -245,10 +269,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if "ddp" in stages:
         got = ddp(sizes, device, args.tiny)
         if got is None:
-            print("ddp: skipped (one GPU)")
+            print("ddp: skipped (no GPU)")
         else:
             keep({"stage": "ddp", **got})
-            print(f"ddp on {got['world']} ranks: {got['samples_per_s']:,.0f} samples/s")
+            print(
+                f"ddp on {got['world']} rank(s): {got['samples_per_s']:,.0f} samples/s, "
+                f"{got['sync_batchnorm_forwards']} SyncBatchNorm forwards, saved with plain "
+                f"batch norm: {got['saved_batchnorm_plain']}"
+            )
     return records
 
 
