@@ -198,6 +198,13 @@ def _rgba(hex_color: str, alpha: float) -> str:
 # ---------------------------------------------------------------------------------------------
 # Per-class accuracy and confusion
 
+# The per-class accuracy charts' shared layout: a 0-100% axis, tight margins, legend on top.
+ACCURACY_LAYOUT: dict[str, Any] = {
+    "yaxis": {"title": "accuracy", "range": [0, 1], "tickformat": ".0%"},
+    "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+}
+
 
 def per_class_bars(
     class_names: Sequence[str], a: Sequence[float], b: Sequence[float], name_a: str, name_b: str
@@ -211,13 +218,7 @@ def per_class_bars(
             go.Bar(x=list(class_names), y=list(b), name=name_b, marker_color=RUN_COLORS[1]),
         ]
     )
-    fig.update_layout(
-        barmode="group",
-        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
-        height=360,
-        margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-    )
+    fig.update_layout(barmode="group", height=360, **ACCURACY_LAYOUT)
     return fig
 
 
@@ -238,13 +239,7 @@ def sorted_accuracy(curves: dict[str, Any]) -> Any:
                 line=dict(color=RUN_COLORS[i % len(RUN_COLORS)]),
             )
         )
-    fig.update_layout(
-        xaxis_title="classes, worst first",
-        yaxis=dict(title="accuracy", range=[0, 1], tickformat=".0%"),
-        height=320,
-        margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-    )
+    fig.update_layout(xaxis_title="classes, worst first", height=320, **ACCURACY_LAYOUT)
     return fig
 
 
