@@ -88,8 +88,8 @@ def list_checkpoints(labeler_dir: str) -> list[str]:
 
 
 def list_runs(kind: str | None = "train") -> list[Any]:
-    """Typed run summaries (ladd.pipeline.RunSummary) of the workspace, newest first."""
-    from ladd.pipeline import list_summaries
+    """Typed run summaries (ladd.summaries.RunSummary) of the workspace, newest first."""
+    from ladd.summaries import list_summaries
 
     return list_summaries(workspace(), kind)
 

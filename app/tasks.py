@@ -7,10 +7,14 @@ hands a closure to the shared JobRegistry. What the work produces lands in the w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from app.jobs import WARNING_PREFIX, Job, registry
 from app.paths import check_source
+from ladd.plan import TrainPlan
+from ladd.sets.inputs import SetReading, TrainingInputs
+from ladd.training import TrainConfig
 
 
 def submit_demo(root: str, source: str, size: str, data_root: str | None = None) -> Job:
@@ -100,60 +104,78 @@ def streamed_loading(source: str) -> dict[str, Any]:
     return {"workers": thread_safe_workers(), "start_method": "forkserver"}
 
 
-def submit_training(
+@dataclass(frozen=True)
+class PlannedTraining:
+    """What the training page's click settles before any work starts: the set and its test
+    split as `ladd train` loads them, how they were read, their warnings, and the plan."""
+
+    root: str
+    set_path: str
+    inputs: TrainingInputs
+    reading: SetReading
+    plan: TrainPlan
+
+
+def plan_training_job(
     root: str,
     set_path: str,
-    cfg_kwargs: dict[str, Any],
-    label: str,
+    cfg: TrainConfig,
     *,
-    monitor_every: int = 0,
     data_root: str | None = None,
     allow_unwhitened: bool = False,
-) -> Job:
-    """Train and test models on a set; the run (metrics, weights) lands in the runs database.
+    device: str = "auto",
+) -> PlannedTraining:
+    """Load the set (ladd.sets.inputs, as `ladd train` loads it, from `data_root` where the
+    source's files live) and plan the run (ladd.plan.plan_training) now, at the click: a bad
+    option or an untrainable set is an error on the page, never in a worker thread."""
+    from ladd.plan import plan_training
+    from ladd.sets.inputs import load_training_inputs
+    from ladd.store import Workspace
 
-    The set and its test split load as `ladd train` loads them (ladd.sets.inputs), from
-    `data_root` where the source's files live; the set's warnings go to the job's log as
-    notes. monitor_every > 0: every so many epochs the models are scored on a fixed test subset
-    and the job keeps those figures (the training page's live accuracy curve)."""
+    reading = SetReading(allow_unwhitened=allow_unwhitened)
+    inputs = load_training_inputs(
+        set_path,
+        reading,
+        data_root=data_root,
+        cache_dir=Workspace(root).cache_dir,
+        check_source=check_source,  # a set's metadata must not lead outside the allow-list
+    )
+    return PlannedTraining(
+        root, set_path, inputs, reading, plan_training(inputs.dataset, cfg, device)
+    )
+
+
+def submit_training(planned: PlannedTraining, label: str, *, monitor_every: int = 0) -> Job:
+    """Execute a planned run in the background and record it (ladd.pipeline.run_train); the
+    set's warnings go to the job's log as notes. monitor_every > 0: every so many epochs the
+    models are scored on a fixed test subset and the job keeps those figures (the training
+    page's live accuracy curve)."""
+    plan = planned.plan
 
     def work(job: Job) -> int:
         from ladd.pipeline import run_train
         from ladd.progress import ProgressEvent
-        from ladd.sets.inputs import SetReading, load_training_inputs
         from ladd.store import Workspace
-        from ladd.training import TrainConfig
 
-        ws = Workspace(root)
-        cfg = TrainConfig(**cfg_kwargs)
-        total = cfg.epochs * len(cfg.seeds)
-        job.progress(stage="load", step=0, total=total, message="loading the set")
-        reading = SetReading(allow_unwhitened=allow_unwhitened)
-        inputs = load_training_inputs(
-            set_path,
-            reading,
-            data_root=data_root,
-            cache_dir=ws.cache_dir,
-            check_source=check_source,  # a set's metadata must not lead outside the allow-list
-        )
-        for warning in inputs.warnings:
+        total = plan.config.passes * len(plan.config.seeds)
+        for warning in planned.inputs.warnings:
             job.progress(
                 ProgressEvent("load", 0, total, None, f"{WARNING_PREFIX}{warning}", note=True)
             )
         run_id, _ = run_train(
-            ws,
-            inputs.dataset,
-            inputs.test,
-            cfg,
-            set_path=set_path,
-            source=inputs.source,
+            Workspace(planned.root),
+            plan,
+            planned.inputs.dataset,
+            planned.inputs.test,
+            set_path=planned.set_path,
+            source=planned.inputs.source,
             label=label,
-            device="auto",
             progress=job.progress,
             stop=job.stop,
             monitor_every=monitor_every,
-            reading=reading,
+            reading=planned.reading,
         )
         return run_id
 
-    return registry().submit("train", f"Training: {label}", work, {"set": set_path, **cfg_kwargs})
+    info = {"set": planned.set_path, **plan.config.to_dict()}
+    return registry().submit("train", f"Training: {label}", work, info)

@@ -213,7 +213,7 @@ def read_options(
 
 
 def run_label(run: Any) -> str:
-    """`#12 my label (53.2%)` for a ladd.pipeline.RunSummary."""
+    """`#12 my label (53.2%)` for a ladd.summaries.RunSummary."""
     acc = f"{run.accuracy_mean:.1%}" if run.accuracy_mean is not None else run.status
     name = run.label or (f"{run.mode} / {run.train.arch}" if run.train else run.kind)
     return f"#{run.id} {name} ({acc})"

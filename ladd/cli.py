@@ -551,8 +551,7 @@ def models(debug: DebugOpt = False) -> None:
     """List the architectures (with their deployment lrs), label modes and protocols."""
     with _guard(debug):
         from ladd.models import default_lr, list_models
-        from ladd.trainers import list_trainers
-        from ladd.training import MODES, PROTOCOLS
+        from ladd.training import MODES, PROTOCOLS, TRAINERS
 
         table = Table("model", "lr @32px", "lr @128px")
         for name in list_models():
@@ -566,7 +565,7 @@ def models(debug: DebugOpt = False) -> None:
         for p in PROTOCOLS.values():
             protocols.add_row(p.name, p.description)
         out.print(protocols)
-        out.print(f"trainers (--trainer): {', '.join(list_trainers())}")
+        out.print(f"trainers (--trainer): {', '.join(TRAINERS)}")
 
 
 @app.command("random-real")
@@ -1137,20 +1136,20 @@ def _set_and_test_split(
     return inputs.dataset, inputs.test
 
 
-def _cost_note(ds: Any, cfg: Any, dev: Any, world: int, *, over_s: float = 600.0) -> None:
+def _cost_note(ds: Any, plan: Any, world: int, *, over_s: float = 600.0) -> None:
     """Before a long training: its estimated time from the cost model (ladd.sweep.cost), said
     to be an estimate and on what it rests; nothing for a run estimated under `over_s`."""
     from ladd.sweep.cost import estimate_cell
 
-    size = int(ds.images.shape[-1])
+    cfg, dev = plan.config, plan.torch_device
     est = estimate_cell(
         cfg.arch,
         cfg.mode,
         images=len(ds),
-        n=int(getattr(ds, "n", cfg.n)),
-        image_size=size,
+        n=int(cfg.n or 5),
+        image_size=plan.set.image_size,
         seeds=len(cfg.seeds),
-        epochs=cfg.resolved(size).passes,
+        epochs=cfg.passes,
         width=cfg.model_options.get("width"),
         device=dev.type,
     )
@@ -1211,34 +1210,30 @@ def train(
 
         if gpus > 1:
             raise typer.Exit(_launch_ranks(gpus, job))
+        from ladd.plan import plan_training
+
         cfg = training.config(arch, seed)
         ws = job.open_workspace()
         dev = job.torch_device()
         ranked = _distributed_job(dev)
         if ranked is not None:
             dev = ranked[1]
-            if cfg.trainer != "ddp":
-                if ranked[0].leader:
-                    _note(
-                        f"a torchrun job of {ranked[0].world} ranks: trainer ddp, not {cfg.trainer}"
-                    )
-                cfg = dataclasses.replace(cfg, trainer="ddp")
         ds, test = _set_and_test_split(file, reading, ws, data_root)
+        plan = plan_training(ds, cfg, dev)  # under torchrun the plan's engine is ddp
         _warn_long(cfg.epochs, dev)
         if ranked is None or ranked[0].leader:
-            _cost_note(ds, cfg, dev, ranked[0].world if ranked is not None else 1)
+            _cost_note(ds, plan, ranked[0].world if ranked is not None else 1)
         if ranked is not None and not ranked[0].leader:  # rank 0 shows, records and writes
-            run_train(ws, ds, test, cfg, set_path=file, device=dev, reading=reading)
+            run_train(ws, plan, ds, test, set_path=file, reading=reading)
             _end_distributed_job()
         with _progress_bar(f"train {arch} ({cfg.mode})") as cb:
             run_id, res = run_train(
                 ws,
+                plan,
                 ds,
                 test,
-                cfg,
                 set_path=file,
                 source=reading.source,
-                device=dev,
                 progress=cb,
                 monitor_every=monitor_every,
                 reading=reading,
@@ -1370,20 +1365,21 @@ def evaluate(
 
             if not any(supported_options(a, cfg.model_options) for a in arch_list):
                 check_model_options(arch_list[0], cfg.model_options)
+        from ladd.deploy import plan_architectures
+
         ws = job.open_workspace()
         dev = job.torch_device()
         ds, test = _set_and_test_split(file, reading, ws, data_root)
+        plans = plan_architectures(ds, cfg, arch_list, dev)
         _warn_long(cfg.epochs, dev)
         with _progress_bar(f"evaluate ({cfg.mode})") as cb:
             run_id, res = run_evaluate(
                 ws,
+                plans,
                 ds,
                 test,
-                cfg,
-                arch_list,
                 set_path=file,
                 source=reading.source,
-                device=dev,
                 progress=cb,
                 reading=reading,
             )
@@ -1621,7 +1617,7 @@ def runs_list(
     with _guard(job.debug):
         import datetime as dt
 
-        from ladd.pipeline import summarise
+        from ladd.summaries import summarise
 
         ws = job.open_workspace()
         rows = ws.db.list_runs(kind, limit)

@@ -129,7 +129,7 @@ def run_inputs(
 ) -> torch.Tensor:
     """Real images (an ImageSet) in the input space a run's models were trained in.
 
-    `run`: a ladd.pipeline.RunSummary; its set is read again as the run read it (its recorded
+    `run`: a ladd.summaries.RunSummary; its set is read again as the run read it (its recorded
     SetReading: format, mean/std, ZCA), and the set's normalisation and ZCA are applied by
     ladd.deploy.eval_inputs, exactly as evaluation did.
     """

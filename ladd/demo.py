@@ -590,9 +590,10 @@ def _dense_step(
 def _train_step(
     b: _Build, mode: str, lab_cfg: Any, la: Any, test: Any, set_path: Path
 ) -> tuple[int, int]:
-    """A baseline or LADD deployment run, recorded with its weights: (run id, epochs)."""
-    from ladd.deploy import resolve_config
-    from ladd.pipeline import run_train
+    """A baseline or LADD deployment run, recorded with its weights: (run id, epochs). A done
+    run of the same plan (its key: the settled config and the set's digest) is reused."""
+    from ladd.pipeline import find_train_run, run_train
+    from ladd.plan import plan_training
     from ladd.training import TrainConfig
 
     cfg = TrainConfig(
@@ -602,18 +603,17 @@ def _train_step(
         seeds=b.spec.seeds,
         model_options=_model_options(b.spec),
     )
-    cfg = resolve_config(la, cfg, b.device)  # what run_train records (protocol, lr, precision)
+    plan = plan_training(la, cfg, b.device)
 
     def make() -> int:
         run_id, _ = run_train(
             b.ws,
+            plan,
             la,
             test,
-            cfg,
             set_path=set_path,
             source=b.source,
             label=f"demo {mode}",
-            device=b.device,
             progress=b.relay(f"run:{mode}", f"{mode} training"),
             monitor_every=max(1, cfg.epochs // 20),  # the accuracy curve the pages draw
             stop=b.stop,
@@ -621,7 +621,7 @@ def _train_step(
         )
         return run_id
 
-    found = _find_run(b.ws, b.tag, cfg.to_dict(), set_path)
+    found = find_train_run(b.ws, plan.key)
     return b.step(f"run:{mode}", found, make, f"training the {mode} model"), cfg.epochs
 
 
@@ -721,22 +721,6 @@ def _checkpoint_for(checkpoints: list[Path], epoch: int) -> Path:
         if read_meta(p).epoch == epoch:
             return p
     return checkpoints[0]
-
-
-def _find_run(ws: Any, tag: str, train_cfg: dict[str, Any], set_path: Path) -> int | None:
-    """A finished demo run with these settings (mode included), on this set, whose weights are
-    still on disk."""
-    for run in ws.db.list_runs("train"):
-        if run.status != "done" or run.config.get("demo") != tag:
-            continue
-        if run.config.get("train") != json.loads(json.dumps(train_cfg)):
-            continue
-        if run.config.get("set") != str(set_path):
-            continue
-        paths = [Path(v) for k, v in run.artifacts.items() if k.startswith("model_seed")]
-        if paths and all(p.is_file() for p in paths):
-            return run.id
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

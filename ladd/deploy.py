@@ -1,9 +1,10 @@
-"""Deployment: training fresh models on a (label-augmented) distilled set, and evaluating them.
+"""Deployment: executing a planned training run, and evaluating the models it trains.
 
-`train_and_evaluate` builds the mode's training set (ladd.training), trains cfg.seeds models with
-the configured trainer (ladd.trainers) and tests them once, at the end, on the source's real
-test split in the set's own input space (its mean/std, then its ZCA). `evaluate_architectures`
-does that per architecture (paper Table 2). Recording runs in a workspace is ladd.pipeline's.
+`execute(plan, dataset, test_set)` builds the mode's training set (ladd.training), trains the
+plan's seeds with the engine the plan names (ladd.trainers) and tests them once, at the end, on
+the source's real test split in the set's own input space (its mean/std, then its ZCA). It runs
+anywhere: one process, a torchrun rank, a sweep's worker. `evaluate_architectures` executes
+one plan per architecture (paper Table 2). Planning is ladd.plan's; recording ladd.pipeline's.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ladd.device import resolve_device, resolve_precision
-from ladd.models import check_model_options, small_variant, supported_options
+from ladd.data.imageset import ImageSet
+from ladd.device import resolve_precision
+from ladd.models import small_variant, supported_options
+from ladd.plan import TrainPlan, plan_training
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.results import CrossArchResult, DeployResult
-from ladd.trainers import train_models
-from ladd.training import TrainConfig, build_training_data, model_spec, resolve_lr
+from ladd.sets.augmented import TrainableSet
+from ladd.trainers import TrainHooks, train_models
+from ladd.training import TrainCheckpoint, TrainConfig, build_training_data
 
 __all__ = [
-    "PAPER_ARCHS",
     "CrossArchResult",
     "DeployResult",
     "ModelScores",
@@ -35,11 +38,10 @@ __all__ = [
     "evaluate_architectures",
     "evaluate_models",
     "evaluate_sharded",
-    "scores_from_confusion",
-    "is_settled",
+    "execute",
     "paper_archs",
-    "resolve_config",
-    "train_and_evaluate",
+    "plan_architectures",
+    "scores_from_confusion",
 ]
 
 
@@ -47,9 +49,6 @@ def paper_archs(image_size: int) -> tuple[str, ...]:
     """The paper's five evaluation architectures (GLaD's set) at an image size."""
     conv = "convnet_d3" if small_variant(image_size) else "convnet_d5"
     return (conv, "alexnet", "vgg11", "resnet18", "vit")
-
-
-PAPER_ARCHS = paper_archs  # the earlier name, kept for callers' scripts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,33 +271,6 @@ def evaluate_sharded(
     return [scores_from_confusion(c) for c in conf]
 
 
-def is_settled(cfg: TrainConfig) -> bool:
-    """Whether cfg is resolved already (protocol, lr and precision are no longer "auto"): the
-    layers below a resolved config only read it."""
-    return cfg.protocol != "auto" and cfg.lr is not None and cfg.precision != "auto"
-
-
-def resolve_config(
-    dataset: Any, cfg: TrainConfig, device: str | torch.device = "auto"
-) -> TrainConfig:
-    """cfg with its protocol, lr and precision settled for `dataset` on `device` (what a run
-    records), its model options checked against the architecture. Precision "auto" is bf16 for
-    the fast trainer on CUDA (its 5-seed accuracy parity is checked in bench/deploy_speed.py),
-    fp32 otherwise (the reference loop is the field's). Idempotent: a settled cfg comes back
-    as it is, so resolving it again is harmless."""
-    if is_settled(cfg):
-        return cfg
-    check_model_options(cfg.arch, cfg.model_options)  # a clear error before any work
-    size = int(dataset.images.shape[-1])
-    cfg = cfg.resolved(size)
-    cfg = replace(cfg, lr=resolve_lr(cfg, dataset, cfg.arch, size))
-    if cfg.precision == "auto":
-        dev = resolve_device(device)
-        fast_gpu = dev.type == "cuda" and cfg.trainer == "fast"
-        cfg = replace(cfg, precision="bf16" if fast_gpu else "fp32")
-    return cfg
-
-
 MONITOR_IMAGES = 500  # real test images the live view scores every monitor_every epochs
 
 
@@ -348,35 +320,25 @@ def make_monitor(
     return monitor
 
 
-def train_and_evaluate(
-    dataset: Any,
-    test_set: Any,
-    cfg: TrainConfig,
+def execute(
+    plan: TrainPlan,
+    dataset: TrainableSet,
+    test_set: ImageSet,
     *,
-    device: str | torch.device = "auto",
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     monitor_every: int = 0,
-    checkpoint: Any = None,
+    checkpoint: TrainCheckpoint | None = None,
     compile_cache: str | Path | None = None,
 ) -> DeployResult:
-    """Train cfg.seeds fresh models on `dataset` in cfg.mode; test once on `test_set` (ImageSet).
-
-    The protocol "auto" is settled from the set's image size and the lr from the set and the
-    architecture (resolve_lr), unless cfg comes settled (ladd.pipeline resolves it once, before
-    the run is recorded); the result's config records both. monitor_every > 0: every so
-    many epochs, per-seed accuracy on a fixed subset of the test split goes to `progress`.
-    `checkpoint` (ladd.training.TrainCheckpoint): save and resume the exact training state.
-    `compile_cache`: the folder of compiled kernels to use (ladd.trainers.train_models).
-    """
-    if hasattr(dataset, "require_trainable"):
-        dataset.require_trainable()  # a set read for description only has no input space
-    dev = resolve_device(device)
-    size = int(dataset.images.shape[-1])
-    cfg = resolve_config(dataset, cfg, dev)
+    """Train the plan's seeds on `dataset` (the set it was planned for) and test them once on
+    `test_set`. monitor_every > 0: every so many epochs, per-seed accuracy on a fixed subset of
+    the test split goes to `progress` (shown only; nothing is chosen on it). `checkpoint`: save
+    and resume the exact training state (a TrainCheckpoint named by plan.key).
+    `compile_cache`: the folder of compiled kernels to use (ladd.trainers.train_models)."""
+    cfg = plan.config
+    dev = plan.torch_device
     data = build_training_data(dataset, cfg.mode, n=cfg.n, r=cfg.r, full_labels=cfg.full_labels)
-    spec = model_spec(cfg, data.num_classes, size, int(dataset.images.shape[1]))
-    lr = float(cfg.lr)
     x_test = eval_inputs(dataset, test_set, dev)  # checks sizes before the long part
     monitor = None
     history: dict[int, dict[int, float]] = {}
@@ -404,38 +366,23 @@ def train_and_evaluate(
         monitor = make_monitor(
             x_test[pick], test_set.labels.to(dev)[pick], data.num_classes, progress, history
         )
-    trained = train_models(
-        data,
-        spec,
-        cfg,
-        device=dev,
-        progress=progress,
-        stop=stop,
-        monitor=monitor,
-        monitor_every=monitor_every,
-        checkpoint=checkpoint,
-        compile_cache=compile_cache,
-    )
+    hooks = TrainHooks(progress, stop, monitor, monitor_every, checkpoint)
+    trained = train_models(data, plan, hooks, compile_cache=compile_cache)
     if progress is not None:
         progress(ProgressEvent("evaluate", 0, 0, None, "testing on the real test split", note=True))
-    # Test in the precision the models were trained in (the fast trainer reports it resolved;
-    # the reference loop takes "auto" as the field's fp32).
-    report = getattr(trained, "report", None)
-    precision = report.precision if report is not None else cfg.precision
     scores = evaluate_sharded(  # over the ranks of a torchrun job, else evaluate_models
         trained.models,
         x_test,
         test_set.labels,
         data.num_classes,
         cfg.eval_batch_size,
-        precision="fp32" if precision == "auto" else precision,
+        precision=cfg.precision,  # the models are tested in the precision they trained in
     )
     accs = [s.accuracy for s in scores]
     confusion = torch.tensor([s.confusion for s in scores]).sum(0).tolist() if scores else []
     names = list(getattr(dataset, "class_names", None) or test_set.info.class_names)
     return DeployResult(
-        config=cfg,
-        lr=lr,
+        plan=plan,
         accuracy_mean=statistics.fmean(accs),
         accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
         per_seed=accs,
@@ -455,41 +402,48 @@ def train_and_evaluate(
     )
 
 
-def evaluate_architectures(
-    dataset: Any,
-    test_set: Any,
+def plan_architectures(
+    dataset: TrainableSet,
     cfg: TrainConfig,
     archs: list[str] | tuple[str, ...] | None = None,
-    *,
     device: str | torch.device = "auto",
+) -> list[TrainPlan]:
+    """One plan per architecture of `archs` (default: the paper's five) for cfg: each gets
+    those of cfg.model_options it takes (ladd.models.supported_options: a ConvNet width reaches
+    the ConvNets only) and its own lr unless cfg.lr is set."""
+    archs = tuple(archs) if archs else paper_archs(int(dataset.images.shape[-1]))
+    return [
+        plan_training(
+            dataset,
+            replace(cfg, arch=arch, model_options=supported_options(arch, cfg.model_options)),
+            device,
+        )
+        for arch in archs
+    ]
+
+
+def evaluate_architectures(
+    plans: list[TrainPlan],
+    dataset: TrainableSet,
+    test_set: ImageSet,
+    *,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     on_result: Callable[[str, DeployResult], None] | None = None,
     compile_cache: str | Path | None = None,
 ) -> CrossArchResult:
-    """Train and test every architecture of `archs` (default: the paper's five) with cfg.
-
-    Each architecture gets those of cfg.model_options it takes (ladd.models.supported_options:
-    a ConvNet width reaches the ConvNets only); the lr is resolved per architecture unless
-    cfg.lr is set. `on_result(arch, result)` is called as each finishes.
-    """
-    archs = tuple(archs) if archs else paper_archs(int(dataset.images.shape[-1]))
+    """Execute every plan of `plans` (plan_architectures) in turn; `on_result(arch, result)` is
+    called as each finishes."""
     results: dict[str, DeployResult] = {}
-    for arch in archs:
-        acfg = replace(cfg, arch=arch, model_options=supported_options(arch, cfg.model_options))
+    for plan in plans:
+        arch = plan.config.arch
 
         def relay(ev: ProgressEvent, arch: str = arch) -> None:
             if progress is not None:
                 progress(replace(ev, message=f"{arch} {ev.message}".strip()))
 
-        res = train_and_evaluate(
-            dataset,
-            test_set,
-            acfg,
-            device=device,
-            progress=relay,
-            stop=stop,
-            compile_cache=compile_cache,
+        res = execute(
+            plan, dataset, test_set, progress=relay, stop=stop, compile_cache=compile_cache
         )
         results[arch] = res
         if on_result is not None:

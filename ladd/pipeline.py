@@ -4,46 +4,54 @@
     distill     run_distill           random real, DM or MTT (random real = `ladd random-real`)
     experts     run_experts           MTT expert trajectories
     augment     run_label_augment     dense labels for a distilled set -> a label-augmented file
-    train       run_train             train + test cfg.seeds models on a set (weights kept)
+    train       run_train             execute a plan (ladd.plan) and record it (weights kept)
     evaluate    run_evaluate          the same per architecture (paper Table 2)
 
-The command line, the dashboard's background tasks and the demo all call these, so one kind of
-step lands in the runs database with one config and metrics schema, and its artifacts get one
-kind of name (`slug`). `RunSummary` is the typed view of a run record that pages and
-`ladd runs` read. Nothing here parses arguments or draws anything.
+The command line, the dashboard's background tasks, the demo and the sweep all call these, so
+one kind of step lands in the runs database with one config and metrics schema, and its
+artifacts get one kind of name (`slug`). `record_train` is the only writer of "train" runs (the
+sweep records its workers' results with it). ladd.summaries is the typed view of a run record
+that pages and `ladd runs` read. Nothing here parses arguments or draws anything.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ladd.data.imageset import ImageSet
+from ladd.plan import TrainPlan
 from ladd.progress import ProgressFn
-from ladd.training import MODES, TrainConfig
+from ladd.results import CrossArchResult, DeployResult
+from ladd.sets.augmented import TrainableSet
+from ladd.sets.inputs import SetReading
+from ladd.store import Workspace
+from ladd.training import TrainCheckpoint
 
 __all__ = [
     "CheckpointInfo",
     "LabelerRun",
-    "RunSummary",
     "SetRun",
     "checkpoint_info",
     "default_labeler_dir",
     "default_set_dir",
+    "find_train_run",
     "is_streamed",
     "run_distill",
     "run_evaluate",
     "run_experts",
     "run_label_augment",
     "run_labeler",
+    "record_train",
     "run_train",
     "streamed_labeler_loaders",
     "slug",
-    "summarise",
 ]
 
 
@@ -372,7 +380,6 @@ def run_label_augment(
     distilled_path: str | Path | None = None,
     out: str | Path | None = None,
     temperature: float = 1.0,
-    dense_dtype: str | None = None,
     codec: str | None = None,
     allow_mismatch: bool = False,
     device: str | torch.device = "auto",
@@ -381,15 +388,12 @@ def run_label_augment(
 ) -> SetRun:
     """Dense labels for a distilled set from a labeler checkpoint, saved in an "augment" run.
 
-    `codec`: how the file stores them (ladd.codecs spec, default ladd.codecs.DEFAULT_CODEC);
-    `dense_dtype` float32/float16 is the older way to say it."""
+    `codec`: how the file stores them (ladd.codecs spec, default ladd.codecs.DEFAULT_CODEC)."""
     from ladd.codecs import DEFAULT_CODEC, parse_codec
     from ladd.dense import augment, set_storage_report
     from ladd.labeler import load_labeler
 
-    if dense_dtype is not None and codec is not None:
-        raise ValueError("give the codec or the dense dtype, not both")
-    spec = parse_codec(codec or dense_dtype or DEFAULT_CODEC).spec
+    spec = parse_codec(codec or DEFAULT_CODEC).spec
 
     if hasattr(distilled, "dense"):
         raise ValueError(f"{distilled_path or 'the set'} is already label-augmented")
@@ -443,10 +447,10 @@ def run_label_augment(
 
 
 # ---------------------------------------------------------------------------------------------
-# Deployment
+# Deployment: plan -> execute -> record
 
 
-def _train_metrics(res: Any, d: dict[str, Any]) -> dict[str, Any]:
+def _train_metrics(res: DeployResult, d: dict[str, Any]) -> dict[str, Any]:
     """The metrics a train run records, from the DeployResult and its `to_dict()` form."""
     engine = res.engine or {}
     return {
@@ -460,119 +464,143 @@ def _train_metrics(res: Any, d: dict[str, Any]) -> dict[str, Any]:
         "flops": res.flops,
         "lr": res.lr,
         "final_loss": [c[-1] for c in res.loss_curves],
+        **({"compile_failure": engine["compile_failure"]} if engine.get("compile_failure") else {}),
     }
 
 
-def run_train(
-    ws: Any,
-    dataset: Any,
-    test_set: Any,
-    cfg: TrainConfig,
+def _train_record(
+    plan: TrainPlan,
+    *,
+    set_path: str | Path | None,
+    source: str | None,
+    label: str | None,
+    reading: SetReading | None,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A "train" run's configuration: the plan's settled config (only the fields its protocol
+    uses), the plan (key, engine, model, the set's facts and input space), where the set is,
+    how it was read."""
+    return {
+        "train": plan.train_record(),
+        "plan": plan.record(),
+        "set": str(set_path) if set_path is not None else None,
+        "source": source or plan.set.source,
+        "label": label,
+        "reading": _reading_record(reading),
+        **(extra or {}),
+    }
+
+
+def find_train_run(ws: Workspace, key: str) -> int | None:
+    """The newest finished "train" run of the plan `key` whose weights are still on disk."""
+    for run in ws.db.list_runs("train"):
+        plan = run.config.get("plan") if isinstance(run.config, dict) else None
+        if run.status != "done" or not isinstance(plan, dict) or plan.get("key") != key:
+            continue
+        paths = [Path(v) for k, v in run.artifacts.items() if k.startswith("model_seed")]
+        if paths and all(p.is_file() for p in paths):
+            return run.id
+    return None
+
+
+def record_train(
+    ws: Workspace,
+    plan: TrainPlan,
+    result: DeployResult | None = None,
     *,
     set_path: str | Path | None = None,
     source: str | None = None,
     label: str | None = None,
-    device: str | torch.device = "auto",
+    reading: SetReading | None = None,
+    extra: dict[str, Any] | None = None,
+    work: Callable[[], DeployResult] | None = None,
+    resumed: bool = False,
+) -> int:
+    """The one writer of "train" runs: records the plan, and its result with the models.
+
+    Either `result` (computed elsewhere: a sweep's workers) or `work`, called inside the run
+    so that the record says "running" while it trains and "failed" with the error if it
+    raises. Returns the run id."""
+    config = _train_record(
+        plan, set_path=set_path, source=source, label=label, reading=reading, extra=extra
+    )
+    with ws.db.run("train", config) as run:
+        res = result if result is not None else work()  # type: ignore[misc]
+        cfg = res.config
+        for seed, model in zip(cfg.seeds, res.models, strict=True):
+            run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
+        d = res.to_dict()
+        run.write_json("result.json", d)
+        run.log_metrics(**_train_metrics(res, d), resumed=resumed, run_id=run.id)
+    return run.id
+
+
+def run_train(
+    ws: Workspace,
+    plan: TrainPlan,
+    dataset: TrainableSet,
+    test_set: ImageSet,
+    *,
+    set_path: str | Path | None = None,
+    source: str | None = None,
+    label: str | None = None,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     monitor_every: int = 0,
     checkpoint_seconds: float = 60.0,
-    reading: Any | None = None,
+    reading: SetReading | None = None,
     extra: dict[str, Any] | None = None,
-) -> tuple[int, Any]:
-    """train_and_evaluate inside a "train" run; keeps each seed's weights. (run id, DeployResult)
+) -> tuple[int, DeployResult]:
+    """Execute a plan inside a recorded "train" run; keeps each seed's weights. (run id, result)
 
-    The config is settled here, once (ladd.deploy.resolve_config: protocol, lr, precision,
-    the model options checked); the layers below only read it, and the run records it before
-    training starts, with the set's warnings (ladd.sets.inputs.set_warnings). The training state
-    is checkpointed in the workspace every `checkpoint_seconds` (at an epoch boundary); the same
-    step on the same set, run again after a crash or kill, resumes from it and ends with the
-    weights an uninterrupted run would have. The checkpoint is removed once the run is done.
-    In a torchrun job (trainer "ddp", ladd.trainers.distributed) every rank trains and only
-    rank 0 records the run and removes the checkpoint; the other ranks return run id -1.
+    The training state is checkpointed in the workspace every `checkpoint_seconds` (at an epoch
+    boundary) under the plan's key; the same plan run again after a crash or kill resumes from
+    it and ends with the weights an uninterrupted run would have. The checkpoint is removed once
+    the run is recorded. In a torchrun job (engine "ddp") every rank executes and only rank 0
+    records the run and removes the checkpoint; the other ranks return run id -1.
     """
-    from ladd.deploy import resolve_config, train_and_evaluate
+    from ladd.deploy import execute
     from ladd.device import ranks
-    from ladd.sets.inputs import set_warnings
-    from ladd.training import TrainCheckpoint, checkpoint_path, train_key
 
-    cfg = resolve_config(dataset, cfg, device)
-    key = train_key(dataset, cfg)
-    ckpt = TrainCheckpoint(checkpoint_path(ws.root / "checkpoints", key), key, checkpoint_seconds)
-    resumed = ckpt.load() is not None
-    if not ranks().leader:  # a torchrun job's other ranks train beside rank 0; it records
-        res = train_and_evaluate(
+    ckpt = TrainCheckpoint(plan.checkpoint(ws.root / "checkpoints"), plan.key, checkpoint_seconds)
+    resumed = ckpt.saved_meta() is not None
+
+    def work(progress: ProgressFn | None = progress, monitor_every: int = monitor_every) -> Any:
+        return execute(
+            plan,
             dataset,
             test_set,
-            cfg,
-            device=device,
-            stop=stop,
-            checkpoint=ckpt,
-            compile_cache=_compile_cache(ws),
-        )
-        return -1, res
-    config = {
-        "train": cfg.to_dict(),
-        "set": str(set_path) if set_path is not None else None,
-        "source": source or getattr(dataset, "source", None),
-        "label": label,
-        "reading": _reading_record(reading),
-        **({"set_warnings": list(set_warnings(dataset))} if set_warnings(dataset) else {}),
-        **(extra or {}),
-    }
-    with ws.db.run("train", config) as run:
-        res = train_and_evaluate(
-            dataset,
-            test_set,
-            cfg,
-            device=device,
             progress=progress,
             stop=stop,
             monitor_every=monitor_every,
             checkpoint=ckpt,
             compile_cache=_compile_cache(ws),
         )
-        for seed, model in zip(cfg.seeds, res.models, strict=True):
-            run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
-        d = res.to_dict()
-        run.write_json("result.json", d)
-        run.log_metrics(**_train_metrics(res, d), resumed=resumed, run_id=run.id)
+
+    if not ranks().leader:  # a torchrun job's other ranks train beside rank 0; it records
+        return -1, work(None, 0)
+    results: list[DeployResult] = []
+
+    def keep() -> DeployResult:
+        results.append(work())
+        return results[0]
+
+    run_id = record_train(
+        ws,
+        plan,
+        set_path=set_path,
+        source=source,
+        label=label,
+        reading=reading,
+        extra=extra,
+        work=keep,
+        resumed=resumed,
+    )
     ckpt.remove()
-    return run.id, res
+    return run_id, results[0]
 
 
-def record_train(
-    ws: Any,
-    result: Any,
-    *,
-    set_path: str | Path | None,
-    source: str | None,
-    label: str | None = None,
-    reading: Any | None = None,
-    extra: dict[str, Any] | None = None,
-) -> int:
-    """Record a finished DeployResult (with its models) as a "train" run, with the config and
-    metrics schema of `run_train`; returns its id. For results computed elsewhere (a sweep's
-    workers): the caller, the one writer of the database, records them."""
-    cfg = result.config
-    config = {
-        "train": cfg.to_dict(),
-        "set": str(set_path) if set_path is not None else None,
-        "source": source,
-        "label": label,
-        "reading": _reading_record(reading),
-        **(extra or {}),
-    }
-    with ws.db.run("train", config) as run:
-        for seed, model in zip(cfg.seeds, result.models, strict=True):
-            run.save_model(model, f"model_seed{seed}", {"seed": seed, "mode": cfg.mode})
-        d = result.to_dict()
-        run.write_json("result.json", d)
-        run.log_metrics(**_train_metrics(result, d), resumed=False, run_id=run.id)
-    return run.id
-
-
-def _reading_record(reading: Any | None) -> dict[str, Any]:
+def _reading_record(reading: SetReading | None) -> dict[str, Any]:
     """How the set was read (ladd.sets.inputs.SetReading; None: the defaults, as the demo and
     tests read their own sets): every train/evaluate record carries it, so a later reload
     (compare, report) reads the set the same way."""
@@ -581,42 +609,41 @@ def _reading_record(reading: Any | None) -> dict[str, Any]:
     return (reading if reading is not None else SetReading()).to_dict()
 
 
-def _compile_cache(ws: Any) -> Path:
-    """Compiled kernels live in the workspace's cache (one warm-up serves every later run);
-    the trainers point the process at it (ladd.trainers.train_models)."""
+def _compile_cache(ws: Workspace) -> Path:
+    """Compiled kernels live in the workspace's cache (one warm-up serves every later run)."""
     return Path(ws.cache_dir) / "compile"
 
 
 def run_evaluate(
-    ws: Any,
-    dataset: Any,
-    test_set: Any,
-    cfg: TrainConfig,
-    archs: list[str] | tuple[str, ...] | None = None,
+    ws: Workspace,
+    plans: list[TrainPlan],
+    dataset: TrainableSet,
+    test_set: ImageSet,
     *,
     set_path: str | Path | None = None,
     source: str | None = None,
-    device: str | torch.device = "auto",
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
-    reading: Any | None = None,
+    reading: SetReading | None = None,
     extra: dict[str, Any] | None = None,
-) -> tuple[int, Any]:
-    """evaluate_architectures inside an "evaluate" run; each architecture's models are saved as
-    it finishes. (run id, CrossArchResult)"""
+) -> tuple[int, CrossArchResult]:
+    """Execute one plan per architecture (ladd.deploy.plan_architectures) inside an "evaluate"
+    run; each architecture's models are saved as it finishes. (run id, CrossArchResult)"""
     from ladd.deploy import evaluate_architectures
 
     config = {
-        "train": cfg.to_dict(),
-        "archs": list(archs or []),
+        "plans": {p.config.arch: {"train": p.train_record(), "plan": p.record()} for p in plans},
+        "archs": [p.config.arch for p in plans],
         "set": str(set_path) if set_path is not None else None,
-        "source": source or getattr(dataset, "source", None),
+        "source": source or (plans[0].set.source if plans else None),
         "reading": _reading_record(reading),
         **(extra or {}),
     }
+    if plans:  # the first plan's config as "train" (what summaries read), minus the arch's own
+        config["train"] = plans[0].train_record()
     with ws.db.run("evaluate", config) as run:
 
-        def keep(arch: str, res: Any) -> None:
+        def keep(arch: str, res: DeployResult) -> None:
             for seed, model in zip(res.config.seeds, res.models, strict=True):
                 run.save_model(model, f"{arch}_model_seed{seed}", {"seed": seed, "arch": arch})
             run.log_metrics(
@@ -628,11 +655,9 @@ def run_evaluate(
             run.write_json(f"result_{arch}.json", res.to_dict())
 
         out = evaluate_architectures(
+            plans,
             dataset,
             test_set,
-            cfg,
-            archs,
-            device=device,
             progress=progress,
             stop=stop,
             on_result=keep,
@@ -646,118 +671,3 @@ def run_evaluate(
             run_id=run.id,
         )
     return run.id, out
-
-
-# ---------------------------------------------------------------------------------------------
-# Typed run records
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """A run record as the dashboard and `ladd runs` read it (fields absent for other kinds)."""
-
-    id: int
-    kind: str
-    status: str
-    created: float
-    error: str | None = None
-    label: str | None = None
-    set_path: str | None = None
-    source: str | None = None
-    train: TrainConfig | None = None  # train / evaluate runs
-    accuracy_mean: float | None = None  # train: over seeds; evaluate: the architectures' average
-    accuracy_std: float | None = None
-    per_seed: tuple[float, ...] = ()
-    per_class_mean: tuple[float, ...] = ()
-    seconds: float | None = None
-    lr: float | None = None
-    model_files: tuple[str, ...] = ()  # train runs: model_seed<k> weights, by seed
-    checkpoints: tuple[CheckpointInfo, ...] = ()  # labeler runs
-    demo: str | None = None
-    reading: dict[str, Any] | None = None  # train / evaluate: how the set was read
-
-    def set_reading(self) -> Any:
-        """How this run read its set (ladd.sets.inputs.SetReading): the recorded fields (unknown
-        ones dropped), the defaults for runs recorded before readings were kept."""
-        from dataclasses import fields as dc_fields
-
-        from ladd.sets.inputs import SetReading
-
-        known = {f.name for f in dc_fields(SetReading)}
-        return SetReading(**{k: v for k, v in (self.reading or {}).items() if k in known})
-
-    @property
-    def mode(self) -> str | None:
-        return self.train.mode if self.train is not None else None
-
-    @property
-    def mode_description(self) -> str | None:
-        return MODES[self.mode].description if self.mode in MODES else None
-
-    @property
-    def title(self) -> str:
-        """`#12 ladd (convnet_d3, 300 ep) - my label`"""
-        parts = [f"#{self.id}", self.kind if self.train is None else self.train.mode]
-        if self.train is not None:
-            parts.append(f"({self.train.arch}, {self.train.epochs} ep)")
-        if self.label:
-            parts.append(f"- {self.label}")
-        return " ".join(parts)
-
-
-def summarise(record: Any) -> RunSummary:
-    """The typed summary of a ladd.store.RunRecord."""
-    cfg, met = record.config or {}, record.metrics or {}
-    train = None
-    if isinstance(cfg.get("train"), dict):
-        try:
-            train = TrainConfig.from_dict(cfg["train"])
-        except (TypeError, ValueError):
-            train = None
-    acc = met.get("accuracy_mean", met.get("average"))
-    models = sorted(
-        (k, v) for k, v in (record.artifacts or {}).items() if k.startswith("model_seed")
-    )
-    checkpoints = []
-    for row in met.get("checkpoints") or []:
-        if isinstance(row, dict):
-            checkpoints.append(
-                CheckpointInfo(
-                    int(row.get("epoch", 0)),
-                    float(row.get("test_accuracy", 0.0)),
-                    str(row.get("path", "")),
-                    float(row.get("train_flops", 0.0)),
-                    float(row.get("seconds", 0.0)),
-                )
-            )
-    return RunSummary(
-        id=int(record.id),
-        kind=str(record.kind),
-        status=str(record.status),
-        created=float(record.created),
-        error=record.error,
-        label=cfg.get("label"),
-        set_path=cfg.get("set"),
-        source=cfg.get("source"),
-        train=train,
-        accuracy_mean=float(acc) if isinstance(acc, (int, float)) else None,
-        accuracy_std=met.get("accuracy_std"),
-        per_seed=tuple(met.get("per_seed") or ()),
-        per_class_mean=tuple(met.get("per_class_mean") or ()),
-        seconds=met.get("seconds"),
-        lr=met.get("lr"),
-        model_files=tuple(v for _, v in sorted(models, key=lambda kv: _seed_of(kv[0]))),
-        checkpoints=tuple(checkpoints),
-        demo=cfg.get("demo"),
-        reading=cfg.get("reading") if isinstance(cfg.get("reading"), dict) else None,
-    )
-
-
-def _seed_of(name: str) -> int:
-    m = re.search(r"(\d+)$", name)
-    return int(m.group(1)) if m else 0
-
-
-def list_summaries(ws: Any, kind: str | None = None, limit: int | None = None) -> list[RunSummary]:
-    """Typed summaries of a workspace's runs, newest first."""
-    return [summarise(r) for r in ws.db.list_runs(kind, limit)]

@@ -300,13 +300,13 @@ class CamOptions:
 
 @dataclass(frozen=True)
 class _Run:
-    summary: Any  # ladd.pipeline.RunSummary
+    summary: Any  # ladd.summaries.RunSummary
     result: dict[str, Any]  # its result.json
     name: str  # "A #12 my label"
 
 
 def _load_run(ws: Any, run_id: int, tag: str) -> _Run:
-    from ladd.pipeline import summarise
+    from ladd.summaries import summarise
 
     rec = ws.db.get_run(int(run_id))  # KeyError naming the id when there is none
     summary = summarise(rec)

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from ladd.plan import TrainPlan
 from ladd.training import TrainConfig
 
 __all__ = ["CrossArchResult", "DeployResult"]
@@ -23,8 +24,7 @@ __all__ = ["CrossArchResult", "DeployResult"]
 class DeployResult:
     """Accuracy of models trained on a set, mean +- std over seeds, and what it cost."""
 
-    config: TrainConfig
-    lr: float
+    plan: TrainPlan
     accuracy_mean: float
     accuracy_std: float
     per_seed: list[float]
@@ -42,10 +42,21 @@ class DeployResult:
     monitor: list[dict[str, Any]] = field(default_factory=list)
     models: list[nn.Module] = field(default_factory=list, repr=False)
 
+    @property
+    def config(self) -> TrainConfig:
+        """The settled config the models were trained under (the plan's)."""
+        return self.plan.config
+
+    @property
+    def lr(self) -> float:
+        return self.plan.lr
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (models left out)."""
-        d = {k: v for k, v in self.__dict__.items() if k not in ("models", "config")}
-        d["config"] = self.config.to_dict()
+        """JSON-ready (models left out): the plan's record, then what the run measured."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("models", "plan")}
+        d["config"] = self.plan.train_record()
+        d["plan"] = self.plan.record()
+        d["lr"] = self.plan.lr
         d["per_class_mean"] = [statistics.fmean(c) for c in zip(*self.per_class, strict=True)]
         return d
 

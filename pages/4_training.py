@@ -14,8 +14,7 @@ from app.jobs import registry
 from app.paths import workspace_root
 from app.state import K
 from ladd.models import list_models, supported_options
-from ladd.trainers import list_trainers
-from ladd.training import MODES, PROTOCOLS
+from ladd.training import MODES, PROTOCOLS, TRAINERS, TrainConfig
 
 st.title("Deployment training")
 
@@ -51,8 +50,8 @@ with c5:
 with c6:
     trainer = st.selectbox(
         "Trainer",
-        list_trainers(),
-        index=list_trainers().index(state.default(K.TR_TRAINER)),
+        list(TRAINERS),
+        index=list(TRAINERS).index(state.default(K.TR_TRAINER)),
         help="fast: all seeds trained together (compiled on a GPU); reference: the field-style "
         "loop, one model at a time, for comparison",
         **state.bound(K.TR_TRAINER),
@@ -95,23 +94,26 @@ with c8:
 if st.button(
     "Start training", type="primary", key="tr_go", icon=":material/play_arrow:", disabled=not path
 ):
-    with widgets.guard("Cannot start: "):
-        cfg = {
-            "arch": arch,
-            "mode": mode,
-            "epochs": int(epochs),
-            "seeds": tuple(range(int(seeds))),
-            "trainer": trainer,
-            "protocol": protocol,
-            "model_options": supported_options(arch, {"width": int(width)}),
-        }
-        job = tasks.submit_training(
+    with widgets.guard("Cannot start: "), st.spinner("Loading the set and planning the run"):
+        cfg = TrainConfig(
+            arch=arch,
+            mode=mode,
+            epochs=int(epochs),
+            seeds=tuple(range(int(seeds))),
+            trainer=trainer,
+            protocol=protocol,
+            model_options=supported_options(arch, {"width": int(width)}),
+        )
+        planned = tasks.plan_training_job(
             str(workspace_root()),
             str(cache.check_path(path)),
             cfg,
+            allow_unwhitened=allow_unwhitened,
+        )
+        job = tasks.submit_training(
+            planned,
             f"{mode} / {arch}",
             monitor_every=max(1, int(epochs) // 20) if live else 0,
-            allow_unwhitened=allow_unwhitened,
         )
         state.put(K.TR_JOB, job.id)
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from app import cache, widgets
 from app.state import K
-from ladd.pipeline import summarise
+from ladd.summaries import summarise
 from ladd.sweep import list_sweeps, load_sweep
 
 STATUS_ICON = {"done": "✅", "running": "⏳", "pending": "·", "failed": "❌"}

@@ -40,9 +40,9 @@ from ladd.labeler import (
 from ladd.progress import progress_reporter
 from ladd.sets import load_distilled, random_real
 from ladd.store import Workspace
-from ladd.sweep import SweepSpec, TextProgress, expand, recorded_cells, run_sweep
+from ladd.sweep import SweepSpec, TextProgress, expand, list_sweeps, run_sweep
 from ladd.sweep.spec import LABELER_MODES
-from ladd.training import MODES, TrainConfig, label_mode
+from ladd.training import MODES, TrainConfig, default_protocol, label_mode
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ class Study:
             run_key += "-" + re.sub(r"[^a-z0-9]+", "_", parse_codec(codec).spec)
         key = f"{part}-{run_key}"
         path = self.out / f"{self.p.name}-{key}.json"
-        protocol = TrainConfig().resolved(int(self.test.images.shape[-1])).protocol
+        protocol = default_protocol(int(self.test.images.shape[-1]))
         width = self.p.width if arch.startswith("convnet") else None
         want = (self.p.epochs, seeds, width, protocol)
         if path.exists():
@@ -424,7 +424,12 @@ class Study:
 
     def _write_finished(self, wanted: dict) -> None:
         """Write the record of every wanted group whose cell has a finished run and no record."""
-        runs = recorded_cells(self.sweep_ws)
+        runs = {  # grid cell id -> its run, from every sweep's record (skipped cells included)
+            c.cell: c.run_id
+            for rec in list_sweeps(self.sweep_ws)
+            for c in rec.cells
+            if c.cell and c.run_id is not None and c.status == "done"
+        }
         for key, g in wanted.items():
             if key in runs and not g.path.exists():
                 self._write(g, self.sweep_ws.db.get_run(runs[key]))

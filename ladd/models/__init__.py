@@ -7,6 +7,7 @@ The registry imports no architecture; this package imports them all, and each re
 from ladd.models import alexnet, convnet, resnet, tv, vgg, vit  # noqa: F401  (they register)
 from ladd.models.registry import (
     ModelSpec,
+    adamw_lr,
     cam_target,
     check_model_options,
     create_from_spec,
@@ -25,6 +26,7 @@ __all__ = [
     "check_model_options",
     "create_from_spec",
     "create_model",
+    "adamw_lr",
     "default_lr",
     "list_models",
     "model_family",

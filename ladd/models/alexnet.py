@@ -44,6 +44,6 @@ class AlexNet(nn.Module):
 
 
 # GLaD glad_utils.py get_eval_lrs: "AlexNet" and "AlexNetCIFAR" 0.001.
-@register_model("alexnet", lr_32=0.001, lr_128=0.001, family="alexnet")
+@register_model("alexnet", lr_32=0.001, lr_128=0.001, family="alexnet", lr_adamw=0.0001)
 def alexnet(num_classes: int, image_size: int, channels: int = 3) -> nn.Module:
     return AlexNet(num_classes, image_size, channels)

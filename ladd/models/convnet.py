@@ -64,4 +64,6 @@ def _make(depth: int):
 # 32 px: the MTT lineage's 0.01 (`--lr_teacher`, GLaD buffer_mtt.py:242 and distill_mtt.py:377),
 # the CIFAR protocol's rate when a set brings no learned lr; GLaD's CIFAR eval_loop uses 0.001.
 for _d in range(1, 7):
-    register_model(f"convnet_d{_d}", lr_32=0.01, lr_128=0.001, family="convnet")(_make(_d))
+    register_model(f"convnet_d{_d}", lr_32=0.01, lr_128=0.001, family="convnet", lr_adamw=0.001)(
+        _make(_d)
+    )

@@ -62,20 +62,25 @@ class _Entry:
     lr_32: float  # default deployment lr at <= 64 px (the 32 px / CIFAR variant)
     lr_128: float  # default deployment lr above 64 px (the 128 px / ImageNet-subset build)
     family: str
+    lr_adamw: float | None  # RDED's AdamW rate for this student (protocol rded); None: none
 
 
 _REGISTRY: dict[str, _Entry] = {}
 
 
 def register_model(
-    name: str, *, lr_32: float, lr_128: float, family: str
+    name: str, *, lr_32: float, lr_128: float, family: str, lr_adamw: float | None = None
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a builder `f(num_classes, image_size, channels, **options)`."""
+    """Decorator: register a builder `f(num_classes, image_size, channels, **options)`.
+
+    lr_32 / lr_128: the SGD deployment rates (GLaD's get_eval_lrs) of the small and the 128 px
+    build; lr_adamw: RDED's AdamW rate for the architecture as a student (protocol rded).
+    """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = _Entry(fn, lr_32, lr_128, family)
+        _REGISTRY[name] = _Entry(fn, lr_32, lr_128, family, lr_adamw)
         return fn
 
     return wrap
@@ -173,13 +178,26 @@ def create_from_spec(spec: ModelSpec | dict[str, Any], *, seed: int | None = Non
 
 
 def default_lr(name: str, image_size: int) -> float:
-    """An architecture's deployment learning rate at `image_size` (REFERENCE.md section 3).
+    """An architecture's deployment learning rate at `image_size`.
 
     The cross-architecture models take GLaD's per-model rates (glad_utils.py `get_eval_lrs`);
     a distilled set's own learned lr, where it has one, is the caller's business.
     """
     e = _entry(name)
     return e.lr_32 if small_variant(image_size) else e.lr_128
+
+
+def adamw_lr(name: str) -> float:
+    """RDED's AdamW rate for student `name` (RDED argument.py lines 276-306, `--adamw-lr` per
+    `args.stud_name`), or a ValueError saying to pass --lr: RDED leaves other students at
+    --adamw-lr 0, which trains nothing."""
+    lr = _entry(name).lr_adamw
+    if lr is None:
+        have = sorted(m for m, e in _REGISTRY.items() if e.lr_adamw is not None)
+        raise ValueError(
+            f"RDED gives no AdamW lr for {name!r} (it has {', '.join(have)}); pass --lr"
+        )
+    return lr
 
 
 def model_family(name: str) -> str:

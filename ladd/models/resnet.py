@@ -65,7 +65,7 @@ class ResNet18(nn.Module):
 
 
 # GLaD glad_utils.py get_eval_lrs: "ResNet18" and "ResNet18CIFAR" 0.001.
-@register_model("resnet18", lr_32=0.001, lr_128=0.001, family="resnet")
+@register_model("resnet18", lr_32=0.001, lr_128=0.001, family="resnet", lr_adamw=0.001)
 def resnet18(
     num_classes: int, image_size: int, channels: int = 3, norm: str = "instance"
 ) -> nn.Module:

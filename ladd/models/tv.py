@@ -66,7 +66,7 @@ def _with_channels(conv: nn.Conv2d, channels: int) -> nn.Conv2d:
 # by one of the same hyper-parameters taking `channels` inputs.
 
 
-@register_model("tv_resnet18", lr_32=0.001, lr_128=0.001, family="torchvision")
+@register_model("tv_resnet18", lr_32=0.001, lr_128=0.001, family="torchvision", lr_adamw=0.001)
 def tv_resnet18(num_classes: int, image_size: int, channels: int = 3) -> nn.Module:
     from torchvision.models import resnet18
 
@@ -76,7 +76,7 @@ def tv_resnet18(num_classes: int, image_size: int, channels: int = 3) -> nn.Modu
     return _with_cam_target(model, model.layer4[-1])
 
 
-@register_model("tv_resnet50", lr_32=0.001, lr_128=0.001, family="torchvision")
+@register_model("tv_resnet50", lr_32=0.001, lr_128=0.001, family="torchvision", lr_adamw=0.001)
 def tv_resnet50(num_classes: int, image_size: int, channels: int = 3) -> nn.Module:
     from torchvision.models import resnet50
 
@@ -86,7 +86,7 @@ def tv_resnet50(num_classes: int, image_size: int, channels: int = 3) -> nn.Modu
     return _with_cam_target(model, model.layer4[-1])
 
 
-@register_model("tv_mobilenet_v2", lr_32=0.001, lr_128=0.001, family="torchvision")
+@register_model("tv_mobilenet_v2", lr_32=0.001, lr_128=0.001, family="torchvision", lr_adamw=0.0025)
 def tv_mobilenet_v2(num_classes: int, image_size: int, channels: int = 3) -> nn.Module:
     from torchvision.models import mobilenet_v2
 

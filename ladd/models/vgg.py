@@ -52,7 +52,7 @@ class VGG(nn.Module):
 
 
 # GLaD glad_utils.py get_eval_lrs: "VGG11" and "VGG11CIFAR" 0.0001.
-@register_model("vgg11", lr_32=0.0001, lr_128=0.0001, family="vgg")
+@register_model("vgg11", lr_32=0.0001, lr_128=0.0001, family="vgg", lr_adamw=0.0005)
 def vgg11(
     num_classes: int, image_size: int, channels: int = 3, norm: str = "instance"
 ) -> nn.Module:

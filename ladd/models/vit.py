@@ -138,7 +138,7 @@ _FIELDS = {f.name for f in fields(ViTConfig)}
 
 
 # GLaD glad_utils.py get_eval_lrs: "ViT" and "ViTCIFAR" 0.001.
-@register_model("vit", lr_32=0.001, lr_128=0.001, family="vit")
+@register_model("vit", lr_32=0.001, lr_128=0.001, family="vit", lr_adamw=0.0001)
 def vit(num_classes: int, image_size: int, channels: int = 3, **options: Any) -> nn.Module:
     """GLaD's "ViTCIFAR" up to 64 px, its "ViT" above; options override ViTConfig fields.
 

@@ -25,6 +25,7 @@ from ladd.sets.augmented import (
     SET_FORMAT,
     LabelAugmentedFileError,
     LabelAugmentedSet,
+    TrainableSet,
     is_label_augmented_file,
 )
 from ladd.sets.base import (
@@ -69,6 +70,7 @@ __all__ = [
     "ReadRequest",
     "SetOptionError",
     "SetView",
+    "TrainableSet",
     "convention",
     "find_reader",
     "fit_zca_for",

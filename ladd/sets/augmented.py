@@ -26,7 +26,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 from safetensors import safe_open
@@ -763,3 +763,7 @@ def _check_options(path: Path, options: dict[str, Any]) -> None:
 
 
 register_reader(LabelAugmentedReader(), first=True)
+
+
+# What a training run can train on: a distilled set, or one with its dense labels.
+TrainableSet: TypeAlias = DistilledSet | LabelAugmentedSet

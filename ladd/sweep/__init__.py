@@ -22,7 +22,7 @@ from ladd.sweep.record import (
     driver_lock,
     list_sweeps,
     load_sweep,
-    recorded_cells,
+    recorded_runs,
 )
 from ladd.sweep.runner import SweepPlan, SweepResult, plan_sweep, run_sweep
 from ladd.sweep.spec import Cell, CellInput, SweepSpec, expand, load_spec, seed_groups
@@ -52,7 +52,7 @@ __all__ = [
     "load_sweep",
     "plan_sweep",
     "ray_available",
-    "recorded_cells",
+    "recorded_runs",
     "render_event",
     "run_sweep",
     "seed_groups",

@@ -1,8 +1,8 @@
 """Where cells run: the per-cell compute (worker side) and the executors the driver talks to.
 
-A worker only computes: `compute_cell` runs `ladd.deploy.train_and_evaluate` -- the function
-`ladd train` runs -- on a prepared set and the real test split, and returns the DeployResult plus
-the models' CPU state dicts (a CellOutput). It writes nothing but, when asked (the serial
+A worker only computes: `compute_cell` executes a cell's plan (ladd.plan.TrainPlan, made on the
+driver) with `ladd.deploy.execute` -- what `ladd train` executes -- on the prepared set and the
+real test split, and returns the DeployResult plus the models' CPU state dicts (a CellOutput). It writes nothing but, when asked (the serial
 executor and the tasks of a private local Ray instance ask), the training state it resumes from
 after a kill. An Executor runs such calls
 somewhere: `SerialExecutor` in this process, one at a time; `ladd.sweep.ray_backend.RayExecutor`
@@ -24,12 +24,22 @@ from typing import Any, Protocol
 
 import torch
 
-from ladd.deploy import DeployResult, resolve_config, train_and_evaluate
+from ladd.data.imageset import ImageSet
+from ladd.deploy import DeployResult, execute
+from ladd.plan import TrainPlan
 from ladd.progress import ProgressFn
+from ladd.sets.augmented import TrainableSet
 from ladd.sweep.spec import Cell, SweepSpec
-from ladd.training import TrainCheckpoint, checkpoint_path, train_key
+from ladd.training import TrainCheckpoint
 
-__all__ = ["CellOutput", "ComputeFn", "Executor", "SerialExecutor", "compute_cell"]
+__all__ = [
+    "CellOutput",
+    "ComputeFn",
+    "Executor",
+    "PlannedCell",
+    "SerialExecutor",
+    "compute_cell",
+]
 
 
 @dataclass
@@ -74,45 +84,57 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class PlannedCell:
+    """A cell of the grid with the plan that answers it (made on the driver: its key is the
+    run's identity, the same as `ladd train`'s for the same run)."""
+
+    cell: Cell
+    plan: TrainPlan
+
+    @property
+    def key(self) -> str:
+        return self.plan.key
+
+    @property
+    def label(self) -> str:
+        return self.cell.label
+
+
 def compute_cell(
-    cell: Cell,
-    dataset: Any,
-    test_set: Any,
+    plan: TrainPlan,
+    dataset: TrainableSet,
+    test_set: ImageSet,
     *,
-    device: str = "auto",
     threads: int | None = None,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
     checkpoint_dir: str | Path | None = None,
     checkpoint_seconds: float = 60.0,
 ) -> CellOutput:
-    """Train and test one cell (what `ladd train` computes) and return it.
+    """Execute one cell's plan (what `ladd train` executes) and return it.
 
     `threads` pins torch's intra-op threads (on the CPU the result then depends only on the
     seeds: the serial and the Ray executor give the same accuracies). `checkpoint_dir`: the
     training state is saved there every `checkpoint_seconds` (the file `ladd train` would write
-    for the same run), so a cell killed mid-training resumes where it stopped when the sweep
+    for the same plan), so a cell killed mid-training resumes where it stopped when the sweep
     runs again, and ends with the weights an uninterrupted run would have; the file is removed
     once the cell is done. Without it the cell writes nothing.
     """
     t0 = time.perf_counter()
-    cfg, ckpt = cell.config, None
+    ckpt = None
     if checkpoint_dir is not None:
-        cfg = resolve_config(dataset, cfg, device)  # the key names the settled run
-        key = train_key(dataset, cfg)
-        ckpt = TrainCheckpoint(checkpoint_path(checkpoint_dir, key), key, checkpoint_seconds)
+        ckpt = TrainCheckpoint(plan.checkpoint(checkpoint_dir), plan.key, checkpoint_seconds)
     resumed = ckpt is not None and ckpt.saved_meta() is not None
     with _torch_threads(threads):
-        res = train_and_evaluate(
-            dataset, test_set, cfg, device=device, progress=progress, stop=stop, checkpoint=ckpt
-        )
-        where = _device_name(device)
+        res = execute(plan, dataset, test_set, progress=progress, stop=stop, checkpoint=ckpt)
+        where = _device_name(plan.device)
     if ckpt is not None:
         ckpt.remove()
     specs = [m.spec.to_dict() for m in res.models]
     states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in res.models]
     return CellOutput(
-        key=cell.key,
+        key=plan.key,
         result=replace(res, models=[]),
         specs=specs,
         states=states,
@@ -145,7 +167,7 @@ class Executor(Protocol):
     def slots(self) -> int: ...  # how many cells may run at once now
     def device_kind(self) -> str: ...  # "cpu" | "cuda": where cells will train
     def share(self, obj: Any) -> Any: ...  # make a prepared input available to workers
-    def submit(self, cell: Cell, dataset: Any, test_set: Any) -> Any: ...  # -> a handle
+    def submit(self, cell: PlannedCell, dataset: Any, test_set: Any) -> Any: ...  # -> a handle
     def wait(self, timeout: float) -> list[tuple[Any, CellOutput | BaseException]]: ...
     def cancel(self) -> None: ...  # give up everything in flight
     def close(self) -> None: ...
@@ -176,7 +198,7 @@ class SerialExecutor:
         self.progress = progress
         self.stop = stop
         self.checkpoint_dir = checkpoint_dir
-        self._queue: deque[tuple[int, Cell, Any, Any]] = deque()
+        self._queue: deque[tuple[int, PlannedCell, Any, Any]] = deque()
         self._next = 0
 
     def start(self) -> None:
@@ -193,7 +215,7 @@ class SerialExecutor:
     def share(self, obj: Any) -> Any:
         return obj
 
-    def submit(self, cell: Cell, dataset: Any, test_set: Any) -> int:
+    def submit(self, cell: PlannedCell, dataset: Any, test_set: Any) -> int:
         self._next += 1
         self._queue.append((self._next, cell, dataset, test_set))
         return self._next
@@ -204,10 +226,9 @@ class SerialExecutor:
         handle, cell, dataset, test_set = self._queue.popleft()
         try:
             out = self.compute(
-                cell,
+                cell.plan,
                 dataset,
                 test_set,
-                device=self.spec.device,
                 threads=self.spec.threads,
                 progress=self.progress,
                 stop=self.stop,

@@ -26,8 +26,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ladd.sweep.executor import CellOutput, ComputeFn, compute_cell
-from ladd.sweep.spec import Cell, SweepSpec
+from ladd.plan import TrainPlan
+from ladd.sweep.executor import CellOutput, ComputeFn, PlannedCell, compute_cell
+from ladd.sweep.spec import SweepSpec
 
 __all__ = ["RayExecutor", "init_ray", "ray_available", "short_temp_dir"]
 
@@ -54,16 +55,15 @@ def _import_ray() -> Any:
 
 def _run_cell(
     compute: ComputeFn,
-    cell: Cell,
+    plan: TrainPlan,
     dataset: Any,
     test_set: Any,
-    device: str,
     threads: int,
     checkpoint_dir: str | None = None,
 ) -> CellOutput:
     """The task body (module level, so that workers import it instead of unpickling code)."""
     extra = {"checkpoint_dir": checkpoint_dir} if checkpoint_dir is not None else {}
-    return compute(cell, dataset, test_set, device=device, threads=threads, **extra)
+    return compute(plan, dataset, test_set, threads=threads, **extra)
 
 
 class RayExecutor:
@@ -149,7 +149,7 @@ class RayExecutor:
     def share(self, obj: Any) -> Any:
         return self._ray.put(obj)
 
-    def submit(self, cell: Cell, dataset: Any, test_set: Any) -> Any:
+    def submit(self, cell: PlannedCell, dataset: Any, test_set: Any) -> Any:
         task = self._task.options(
             num_cpus=self.spec.cpus_per_cell,
             num_gpus=self.spec.gpus_per_cell if self._use_gpu else 0,
@@ -158,10 +158,9 @@ class RayExecutor:
             name=f"ladd-sweep:{cell.label}"[:120],
         )
         threads = self.spec.threads or max(1, int(self.spec.cpus_per_cell))
-        device = "cuda" if self._use_gpu else "cpu"
         local = self._owned and self.address is None  # the workers see this filesystem
         ckpt = self.checkpoint_dir if local else None
-        ref = task.remote(self.compute, cell, dataset, test_set, device, threads, ckpt)
+        ref = task.remote(self.compute, cell.plan, dataset, test_set, threads, ckpt)
         self._refs[ref] = ref
         return ref
 

@@ -7,7 +7,7 @@
                                             set x labeler epoch x N/R), so every run points
                                             at the exact file it trained on
     <workspace>/runs/<id>/                  one `train` run per cell (models, result.json),
-                                            its config holding {"sweep": {"name", "cell_key"}}
+                                            its config holding its plan and {"sweep": {"name", "cell"}}
 
 Only the driver writes any of these (SQLite sees one writer; workers only compute). The runs
 database is the truth about what is done: a cell whose key has a finished run is skipped, and a
@@ -36,7 +36,7 @@ __all__ = [
     "driver_lock",
     "list_sweeps",
     "load_sweep",
-    "recorded_cells",
+    "recorded_runs",
     "sweep_dir",
 ]
 
@@ -91,7 +91,7 @@ def driver_lock(workspace: Any, name: str) -> Iterator[None]:
 class CellRecord:
     """A cell as the sweep record and the dashboard see it."""
 
-    key: str
+    key: str  # the run's identity: its plan's key (ladd.plan)
     label: str
     set: str
     arch: str
@@ -109,6 +109,7 @@ class CellRecord:
     error: str | None = None
     worker: str | None = None  # host:pid that computed it
     reused: bool = False  # found already recorded when the sweep started
+    cell: str | None = None  # the grid cell's id (ladd.sweep.spec.Cell.key)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -212,11 +213,14 @@ def list_sweeps(workspace: Any) -> list[SweepRecord]:
     return out
 
 
-def recorded_cells(workspace: Any) -> dict[str, int]:
-    """cell key -> id of its finished `train` run, from the runs database (newest run wins)."""
+def recorded_runs(workspace: Any) -> dict[str, int]:
+    """plan key -> id of its finished `train` run, from the runs database (newest run wins):
+    a run recorded by `ladd train`, the dashboard, the demo or any sweep answers every later
+    request of the same plan."""
     found: dict[str, int] = {}
     for run in workspace.db.list_runs("train"):
-        key = (run.config.get("sweep") or {}).get("cell_key")
+        plan = run.config.get("plan") if isinstance(run.config, dict) else None
+        key = plan.get("key") if isinstance(plan, dict) else None
         if key and run.status == "done" and key not in found:
             found[key] = run.id
     return found

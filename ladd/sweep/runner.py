@@ -32,16 +32,23 @@ from ladd.pipeline import record_train
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell
 from ladd.sweep.events import SweepEvent
-from ladd.sweep.executor import CellOutput, ComputeFn, Executor, SerialExecutor, compute_cell
+from ladd.sweep.executor import (
+    CellOutput,
+    ComputeFn,
+    Executor,
+    PlannedCell,
+    SerialExecutor,
+    compute_cell,
+)
 from ladd.sweep.record import (
     CellRecord,
     SweepRecord,
     driver_lock,
     load_sweep,
-    recorded_cells,
+    recorded_runs,
     sweep_dir,
 )
-from ladd.sweep.spec import Cell, CellInput, SweepSpec, expand
+from ladd.sweep.spec import CellInput, SweepSpec, expand
 from ladd.training import TrainingStopped
 
 __all__ = ["SweepPlan", "SweepResult", "plan_sweep", "run_sweep"]
@@ -102,6 +109,9 @@ class _Inputs:
         return str(sweep_dir(self.ws, self.spec.name) / "inputs" / f"{inp.key}.safetensors")
 
     def dataset(self, inp: CellInput) -> Any:
+        """The input's training set: the set as read, or label-augmented once by the pipeline's
+        augment step (an "augment" run of the workspace) and read back from its file on a
+        rerun."""
         if inp.key in self._prepared:
             return self._prepared[inp.key]
         if not inp.augmented:
@@ -109,7 +119,7 @@ class _Inputs:
             if inp.codec is not None and hasattr(ds, "dense_labels"):
                 ds = ds.with_codec(inp.codec)  # a label-augmented set, its labels re-encoded
         else:
-            from ladd.dense import augment
+            from ladd.pipeline import run_label_augment
             from ladd.sets import LabelAugmentedSet
 
             path = Path(self.set_file(inp))
@@ -121,10 +131,19 @@ class _Inputs:
                 base = self.base(inp.set_path)
                 if hasattr(base, "dense_labels"):  # a label-augmented set: label its images again
                     base = base.to_distilled()
-                ds = augment(
-                    base, inp.labeler_path, inp.n, inp.r, device=self._device(), codec=inp.codec
-                )
-                ds.save(path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                ds = run_label_augment(
+                    self.ws,
+                    base,
+                    str(inp.labeler_path),
+                    n=int(inp.n or 5),
+                    r=float(inp.r or 0.625),
+                    distilled_path=inp.set_path,
+                    out=path,
+                    codec=inp.codec or "float32",  # a cell without a codec: the labels as made
+                    device=self._device(),
+                    extra={"sweep": {"name": self.spec.name, "input": inp.key}},
+                ).dataset
         self._prepared[inp.key] = ds
         return ds
 
@@ -160,29 +179,29 @@ class SweepPlan:
     """A sweep before it runs: its cells, which are recorded already, and what the rest costs."""
 
     spec: SweepSpec
-    cells: list[Cell]
-    recorded: dict[str, int]  # cell key -> run id of its finished run
-    shapes: dict[str, tuple[int, int, int]]  # cell key -> (images, image size, N) of its input
+    cells: list[PlannedCell]
+    recorded: dict[str, int]  # plan key -> run id of its finished run
+    shapes: dict[str, tuple[int, int, int]]  # plan key -> (images, image size, N) of its input
     estimates: dict[str, CellEstimate]
     estimate: SweepEstimate
     warnings: tuple[str, ...] = ()  # the sets' warnings, "path: warning" (ladd.sets.inputs)
 
     @property
-    def todo(self) -> list[Cell]:
+    def todo(self) -> list[PlannedCell]:
         return [c for c in self.cells if c.key not in self.recorded]
 
     def with_capacity(self, slots: int, device: str) -> SweepPlan:
         """The same plan estimated for `slots` workers training on `device` ("cpu" | "cuda")."""
         estimates = {
             c.key: estimate_cell(
-                c.config.arch,
-                c.config.mode,
+                c.plan.config.arch,
+                c.plan.config.mode,
                 images=self.shapes[c.key][0],
                 n=self.shapes[c.key][2],
                 image_size=self.shapes[c.key][1],
-                seeds=len(c.config.seeds),
-                epochs=c.config.epochs,
-                width=c.config.model_options.get("width"),
+                seeds=len(c.plan.config.seeds),
+                epochs=c.plan.config.epochs,
+                width=c.plan.config.model_options.get("width"),
                 device=device,
             )
             for c in self.cells
@@ -228,31 +247,35 @@ def plan_sweep(
     device: str | None = None,
     _inputs: _Inputs | None = None,
 ) -> SweepPlan:
-    """Expand the grid, find the cells recorded already, and estimate the cost (`ladd sweep
-    --dry-run` prints `.summary()`). `device`: "cpu" | "cuda" for the cost model (default:
-    spec.device resolved on this machine); `slots`: workers running cells at once."""
+    """Expand the grid, plan every cell on the driver (ladd.plan.plan_training: its inputs are
+    prepared, a labeler's dense labels made once and recorded as an augment run), find the
+    cells whose plan has a finished run already, and estimate the cost of the rest (`ladd sweep
+    --dry-run` prints `.summary()`). `device`: "cpu" | "cuda", where the cells will train
+    (default: spec.device resolved on this machine); `slots`: workers running cells at once."""
     from ladd.device import resolve_device
+    from ladd.plan import plan_training
 
     inputs = _inputs or _Inputs(spec, workspace)
-    cells = expand(spec)
-    recorded = recorded_cells(workspace)
+    dev = torch.device(device) if device else resolve_device(spec.device)
+    kind = dev.type
+    recorded_all = recorded_runs(workspace)
+    cells: dict[str, PlannedCell] = {}
     shapes: dict[str, tuple[int, int, int]] = {}
-    for c in cells:
-        images, size, n = inputs.shape(c.input)
-        if c.config.mode == "crops_hard" and not c.input.augmented:
-            base = inputs.base(c.input.set_path)
-            n = n if hasattr(base, "dense_labels") else c.config.n
-        shapes[c.key] = (images, size, n)
+    for c in expand(spec):
+        ds = inputs.dataset(c.input)
+        planned = PlannedCell(c, plan_training(ds, c.config, dev))
+        cells.setdefault(planned.key, planned)
+        n = planned.plan.config.n or int(getattr(ds, "n", 5) or 5)
+        shapes[planned.key] = (len(ds), int(ds.images.shape[-1]), int(n))
     plan = SweepPlan(
         spec,
-        cells,
-        {c.key: recorded[c.key] for c in cells if c.key in recorded},
+        list(cells.values()),
+        {k: recorded_all[k] for k in cells if k in recorded_all},
         shapes,
         {},
         SweepEstimate(len(cells), 0, 0.0, 1, "cpu"),
         tuple(f"{path}: {w}" for path, found in inputs.warnings.items() for w in found),
     )
-    kind = device or resolve_device(spec.device).type
     return plan.with_capacity(slots, kind)
 
 
@@ -275,18 +298,19 @@ class SweepResult:
         return self.record.status
 
 
-def _cell_record(cell: Cell, est: CellEstimate | None) -> CellRecord:
-    c, i = cell.config, cell.input
+def _cell_record(planned: PlannedCell, est: CellEstimate | None) -> CellRecord:
+    c, i = planned.plan.config, planned.cell.input
     return CellRecord(
-        key=cell.key,
-        label=cell.label,
+        key=planned.key,
+        cell=planned.cell.key,
+        label=planned.label,
         set=i.set_path,
         arch=c.arch,
         mode=c.mode,
         seeds=list(c.seeds),
         labeler_epoch=i.labeler_epoch,
-        n=i.n if i.n is not None else (c.n if c.mode != "baseline" else None),
-        r=i.r if i.r is not None else (c.r if c.mode != "baseline" else None),
+        n=i.n if i.n is not None else c.n,
+        r=i.r if i.r is not None else c.r,
         estimate_seconds=None if est is None else est.seconds,
     )
 
@@ -391,6 +415,8 @@ def _run_locked(
         if plan.todo:
             ex.start()
             started = True
+            if ex.device_kind() != plan.estimate.device:  # the workers train elsewhere: replan
+                plan = plan_sweep(spec, workspace, device=ex.device_kind(), _inputs=inputs)
             plan = plan.with_capacity(ex.slots(), ex.device_kind())
         record = SweepRecord(
             name=spec.name,
@@ -571,7 +597,7 @@ def _drive(
     """Submit cells while there are free slots, record results as they come back."""
     plan, record = state.plan, state.record
     pending = deque(plan.todo)
-    in_flight: dict[Any, Cell] = {}
+    in_flight: dict[Any, PlannedCell] = {}
     shared: dict[str, tuple[Any, Any]] = {}  # input key -> executor handles (set, test split)
     shared_tests: dict[int, Any] = {}  # id(test split) -> handle (cells share test splits)
 
@@ -587,7 +613,7 @@ def _drive(
     recorded = dict(plan.recorded)
     remaining_uses: dict[str, int] = {}
     for c in pending:
-        remaining_uses[c.input.key] = remaining_uses.get(c.input.key, 0) + 1
+        remaining_uses[c.cell.input.key] = remaining_uses.get(c.cell.input.key, 0) + 1
     stopped = False
     while pending or in_flight:
         if stop is not None and stop.is_set():
@@ -598,7 +624,7 @@ def _drive(
             cell = pending.popleft()
             crec = state.by_key[cell.key]
             try:
-                handle = ex.submit(cell, *handles(cell.input))
+                handle = ex.submit(cell, *handles(cell.cell.input))
             except Exception as err:  # the input cannot be prepared: this cell fails
                 _fail(state, crec, err, workspace)
                 continue
@@ -610,9 +636,10 @@ def _drive(
         for handle, out in ex.wait(timeout=1.0):
             cell = in_flight.pop(handle)
             crec = state.by_key[cell.key]
-            remaining_uses[cell.input.key] -= 1
-            if remaining_uses[cell.input.key] == 0:
-                shared.pop(cell.input.key, None)  # let the executor free it
+            inp = cell.cell.input
+            remaining_uses[inp.key] -= 1
+            if remaining_uses[inp.key] == 0:
+                shared.pop(inp.key, None)  # let the executor free it
             if isinstance(out, TrainingStopped):
                 crec.status = "pending"
                 stopped = True
@@ -652,40 +679,43 @@ def _fail(state: _State, crec: CellRecord, err: BaseException, workspace: Any) -
 
 def _record(
     spec: SweepSpec,
-    cell: Cell,
+    cell: PlannedCell,
     out: CellOutput,
     inputs: _Inputs,
     workspace: Any,
     recorded: dict[str, int],
 ) -> int:
-    """Write the cell's run (once per key): the in-memory map and the database are checked
-    first, so a second result for a recorded key is dropped."""
+    """Record the cell's run with the pipeline's one writer of train runs (once per plan key:
+    the in-memory map and the database are checked first, so a second result for a recorded
+    plan is dropped)."""
     if cell.key in recorded:
         return recorded[cell.key]
-    again = recorded_cells(workspace).get(cell.key)
+    again = recorded_runs(workspace).get(cell.key)
     if again is not None:
         recorded[cell.key] = again
         return again
-    ds = inputs.dataset(cell.input)
+    inp = cell.cell.input
+    ds = inputs.dataset(inp)
     extra: dict[str, Any] = {
         "sweep": {
             "name": spec.name,
-            "cell_key": cell.key,
-            "input": cell.input.to_dict(),
+            "cell": cell.cell.key,
+            "input": inp.to_dict(),
             "worker": out.worker,
             "device": out.device,
             "cell_seconds": out.seconds,
-            "resumed": out.resumed,
         },
     }
     run_id = record_train(
         workspace,
+        cell.plan,
         replace(out.result, models=out.models()),
-        set_path=inputs.set_file(cell.input),
+        set_path=inputs.set_file(inp),
         source=inputs.source(ds),
         label=f"{spec.name}: {cell.label}",
         reading=inputs.reading(),
         extra=extra,
+        resumed=out.resumed,
     )
     recorded[cell.key] = run_id
     return run_id

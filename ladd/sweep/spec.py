@@ -121,12 +121,10 @@ class SweepSpec:
             bad = [v for v in values if v not in known]
             if bad:
                 raise ValueError(f"unknown {what} {bad[0]!r}; use one of {', '.join(known)}")
-        from ladd.trainers import list_trainers
+        from ladd.training import TRAINERS
 
-        if self.trainer not in list_trainers():
-            raise ValueError(
-                f"unknown trainer {self.trainer!r}; use one of {', '.join(list_trainers())}"
-            )
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"unknown trainer {self.trainer!r}; use one of {', '.join(TRAINERS)}")
         if self.protocol != "auto" and self.protocol not in PROTOCOLS:
             raise ValueError(
                 f"unknown protocol {self.protocol!r}; use auto or one of {', '.join(PROTOCOLS)}"

@@ -1,73 +1,107 @@
-"""Trainers, registered by name: they train one model per seed under ladd.training's rules.
+"""Engines that execute a planned training run (ladd.plan.TrainPlan), registered by name.
 
-    reference   the field's evaluation loop, one seed after another (ladd.trainers.reference)
-    fast        all seeds in one vmapped, compiled step on CUDA (ladd.trainers.fast)
-    ddp         one seed at a time, each global batch sharded over torchrun's ranks
-                (DistributedDataParallel; ladd.trainers.distributed)
+    reference    the field's evaluation loop, one seed after another, fp32 (reference.py)
+    sequential   the same loop per seed in the run's precision, NHWC on CUDA (reference.py)
+    stacked      all seeds in one vmapped step, compiled on CUDA (stacked.py)
+    ddp          one seed at a time, each global batch sharded over torchrun's ranks
+                 (DistributedDataParallel; distributed.py)
 
-Every trainer runs the one loop, ladd.trainers.loop's `fit` (shuffle, stop, pass end, progress,
-checkpoint), with an engine behind it: the reference engine trains one seed per group, the fast
-trainer's stacked engine all seeds as one group. A trainer is
-`f(data, spec, cfg, *, lr, device, hooks) -> TrainedModels` (hooks: a TrainHooks). The registry
-imports no engine; this package imports both, so `train_models` knows every name.
-`train_models` is the one entry point: it settles the lr (ladd.training.resolve_lr), dispatches
-on `cfg.trainer`, and counts the FLOPs once, whatever the engine does.
+Every engine runs the one loop, ladd.trainers.loop's `fit` (shuffle, stop, pass end, progress,
+checkpoint, the finite-weights check). `train_models(data, plan, hooks)` is the one entry point:
+the plan names the engine (decided when it was planned, never by an exception mid-run), and the
+FLOPs are counted once, whatever the engine. A saved training state is resumed by the engine
+that wrote it (the fast trainer's sequential and stacked engines can stand in for each other:
+the state says which, and the engine report says why).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Unpack
 
-import torch
-
-from ladd.device import resolve_device
-from ladd.models import ModelSpec
-from ladd.trainers.compile import compile_cache_dir, use_compile_cache
+from ladd.plan import TrainPlan
+from ladd.trainers.compile import EngineReport, compile_cache_dir, use_compile_cache
 from ladd.trainers.distributed import train_distributed
-from ladd.trainers.fast import train_fast
-from ladd.trainers.loop import HookArgs, TrainHooks
+from ladd.trainers.loop import TrainHooks
 from ladd.trainers.reference import train_reference
-from ladd.trainers.registry import get_trainer, list_trainers, register_trainer
-from ladd.training import TrainConfig, TrainedModels, TrainingData, base_lr, step_flops
+from ladd.trainers.stacked import train_stacked
+from ladd.training import TrainedModels, TrainingData, saved_engine, step_flops
 
-register_trainer("reference")(train_reference)
-register_trainer("fast")(train_fast)
-register_trainer("ddp")(train_distributed)
+__all__ = ["ENGINE_RUNNERS", "TrainHooks", "train_models"]
 
-__all__ = ["TrainHooks", "get_trainer", "list_trainers", "register_trainer", "train_models"]
+
+def _sequential(data: TrainingData, plan: TrainPlan, hooks: TrainHooks) -> TrainedModels:
+    cuda = plan.torch_device.type == "cuda"
+    out = train_reference(data, plan, hooks, channels_last=cuda)
+    out_report = EngineReport(
+        engine="sequential",
+        layout="separate",
+        compile_mode="off",
+        precision=plan.config.precision if cuda else "fp32",
+        channels_last=cuda,
+        dsa_draws="per batch (reference)",
+        tail="exact",
+        seconds_train=out.seconds,
+    )
+    out.engine = out_report.to_dict()
+    return out
+
+
+def _stacked(data: TrainingData, plan: TrainPlan, hooks: TrainHooks) -> TrainedModels:
+    out = train_stacked(data, plan, hooks)
+    out.engine = out.report.to_dict() if out.report is not None else None
+    return out
+
+
+ENGINE_RUNNERS: dict[str, Callable[[TrainingData, TrainPlan, TrainHooks], TrainedModels]] = {
+    "reference": train_reference,
+    "sequential": _sequential,
+    "stacked": _stacked,
+    "ddp": train_distributed,
+}
+
+
+def _resumed_engine(plan: TrainPlan, hooks: TrainHooks) -> tuple[TrainPlan, str]:
+    """The plan with the engine of the run's saved state, when that is the other engine of the
+    fast trainer (only the engine that saved a state can continue it), and why."""
+    meta = hooks.checkpoint.saved_meta() if hooks.checkpoint is not None else None
+    if meta is None or plan.engine not in ("sequential", "stacked"):
+        return plan, ""
+    wrote = "sequential" if saved_engine(meta) == "reference" else "stacked"
+    if wrote == plan.engine:
+        return plan, ""
+    mode = "policy" if wrote == "stacked" else "off"
+    return replace(plan, engine=wrote, compile=mode), f"resuming the state the {wrote} engine saved"
 
 
 def train_models(
     data: TrainingData,
-    spec: ModelSpec,
-    cfg: TrainConfig,
-    *,
-    device: str | torch.device,
+    plan: TrainPlan,
     hooks: TrainHooks | None = None,
+    *,
     compile_cache: str | Path | None = None,
-    **old_hooks: Unpack[HookArgs],
 ) -> TrainedModels:
-    """Train one model per seed of cfg.seeds with the trainer cfg.trainer names.
+    """Train one model per seed of the plan with the engine it names.
 
-    `hooks`: progress, stop, monitor (+ monitor_every) and checkpoint in one TrainHooks; the
-    same hooks as separate keyword arguments (`progress=...`, ...) are still accepted.
-    cfg.lr is used when set, else the architecture's default rate (callers that know the set,
-    e.g. ladd.deploy.train_and_evaluate, settle a set's own lr first with resolve_lr). FLOPs:
-    one measured forward + backward per sample, times samples x passes x seeds. cfg.protocol
-    "auto" is settled from the data's image size. `compile_cache`: the folder whose compiled
-    kernels this process uses (a workspace's, ladd.trainers.compile.compile_cache_dir), set
-    before the engine compiles; the result's `engine` is the engine's report, JSON-ready.
+    FLOPs: one measured forward + backward per sample, times samples x passes x seeds.
+    `compile_cache`: the folder whose compiled kernels the stacked engine uses (a workspace's,
+    ladd.trainers.compile.compile_cache_dir). The result's `engine` is how the engine ran,
+    JSON-ready (None for the reference loop).
     """
-    if compile_cache is not None:
+    hooks = hooks or TrainHooks()
+    if compile_cache is not None and plan.engine == "stacked":
         use_compile_cache(compile_cache_dir(compile_cache))
-    cfg = cfg.resolved(int(data.inputs.shape[-1]))
-    trainer = get_trainer(cfg.trainer)
-    dev = resolve_device(device)
-    lr = base_lr(cfg, spec)
-    per_sample = step_flops(data, spec, cfg.batch_size, dev) if len(data) else 0.0
-    out = trainer(data, spec, cfg, lr=lr, device=dev, hooks=TrainHooks.of(hooks, **old_hooks))
+    plan, note = _resumed_engine(plan, hooks)
+    cfg = plan.config
+    per_sample = (
+        step_flops(data, plan.spec, cfg.batch_size, plan.torch_device) if len(data) else 0.0
+    )
+    out = ENGINE_RUNNERS[plan.engine](data, plan, hooks)
     out.flops = int(per_sample * len(data) * cfg.passes * len(cfg.seeds))
-    report = getattr(out, "report", None)
-    out.engine = report.to_dict() if report is not None else None
+    if note and out.engine is not None:
+        out.engine = {
+            **out.engine,
+            "decision": "; ".join(x for x in (note, out.engine.get("decision")) if x),
+        }
     return out

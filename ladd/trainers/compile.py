@@ -19,7 +19,7 @@ than it gains. Three things here keep every run at least as fast as eager:
   records it in the index; `ladd warmup` and the dashboard's first run call it.
 
 Compile time is reported apart from training time (`EngineReport.seconds_compile`,
-`seconds_train`). `resolve_precision` turns "auto" into bf16 on CUDA and fp32 elsewhere.
+`seconds_train`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from typing import Any
 
 import torch
 
-from ladd.device import resolve_precision  # defined with the device rule; named here too
 from ladd.files import write_bytes, write_json
 
 __all__ = [
@@ -53,7 +52,6 @@ __all__ = [
     "import_artifacts",
     "read_index",
     "record_step",
-    "resolve_precision",
     "step_key",
     "use_compile_cache",
 ]
@@ -310,7 +308,7 @@ def compile_fn(fn: Callable, mode: str, *, layout_optimization: bool = False) ->
 
 @dataclass(frozen=True)
 class EngineReport:
-    """How the fast trainer ran, and where its time went (saved with the run's result).
+    """How an engine ran, and where its time went (saved with the run's result).
 
     seconds_compile: compilation and warm-up of the compiled step (0 when eager);
     seconds_probe: the eager steps timed for the compile decision (their results are thrown
@@ -333,6 +331,7 @@ class EngineReport:
     decision: str = ""
     cache_dir: str | None = None
     cache_warm: bool | None = None
+    compile_failure: str | None = None  # a compiled step that failed and was dropped: why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

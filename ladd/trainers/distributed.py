@@ -14,9 +14,11 @@ rounding of a sum taken in another order (tests/test_distributed.py).
 
 DSA is drawn for the whole batch on every rank from the seed's generator (one op per batch,
 parameters per sample, as the reference loop) and each rank keeps its shard's rows, so the
-augmentation stream is the one-process stream. Models with batch norm normalise each shard
-with its own statistics (DDP's default), as multi-GPU training in the field does; the
-ConvNets (instance norm) are exact.
+augmentation stream is the one-process stream. Batch norm (torchvision's models) is
+SyncBatchNorm over the ranks on CUDA, the global batch's statistics as one process has them,
+and plain BatchNorm2d again in the trained model; on CPU ranks (gloo, where SyncBatchNorm does
+not run) each rank normalises its shard, with a warning. The ConvNets (instance norm) are
+exact.
 
 Only rank 0 writes: its checkpoint saves (every rank reads the same file to resume), its
 progress, and the run record above (ladd.pipeline). The process group is torch.distributed's
@@ -30,7 +32,7 @@ import sys
 import warnings
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Unpack
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -38,17 +40,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ladd.device import Ranks, ranks, resolve_device
-from ladd.models import ModelSpec
-from ladd.trainers.loop import HookArgs, TrainHooks, fit
-from ladd.trainers.reference import ReferenceEngine, _OneSeed
-from ladd.training import (
-    TrainCheckpoint,
-    TrainConfig,
-    TrainedModels,
-    TrainingData,
-    base_lr,
-    soft_cross_entropy,
-)
+from ladd.plan import TrainPlan
+from ladd.trainers.loop import TrainHooks, fit
+from ladd.trainers.reference import ReferenceEngine, _OneSeed, train_reference
+from ladd.training import TrainCheckpoint, TrainedModels, TrainingData, soft_cross_entropy
 
 __all__ = [
     "DistributedEngine",
@@ -145,8 +140,8 @@ class DistributedEngine(ReferenceEngine):
 
     name = "ddp"
 
-    def __init__(self, spec: ModelSpec, cfg: TrainConfig, lr: float, device: torch.device) -> None:
-        super().__init__(spec, cfg, lr, device)
+    def __init__(self, plan: TrainPlan, device: torch.device) -> None:
+        super().__init__(plan, device)
         self.ranks = ranks()
         self.tag = f"on {self.ranks.world} ranks"
 
@@ -248,27 +243,16 @@ class _ReadOnly(TrainCheckpoint):
 
 
 def train_distributed(
-    data: TrainingData,
-    spec: ModelSpec,
-    cfg: TrainConfig,
-    *,
-    device: str | torch.device,
-    lr: float | None = None,
-    hooks: TrainHooks | None = None,
-    **old_hooks: Unpack[HookArgs],
+    data: TrainingData, plan: TrainPlan, hooks: TrainHooks | None = None
 ) -> TrainedModels:
-    """Train one model per seed of cfg.seeds on every rank of the job (module doc); on one
+    """Train one model per seed of the plan on every rank of the job (module doc); on one
     process (no process group) it is the reference loop. Ranks other than 0 report no progress
     and write no checkpoint."""
-    hooks = TrainHooks.of(hooks, **old_hooks)
+    hooks = hooks or TrainHooks()
     here = ranks()
     if here.world == 1:
-        from ladd.trainers.reference import train_reference
-
-        return train_reference(data, spec, cfg, device=device, lr=lr, hooks=hooks)
-    dev = rank_device(device)
-    cfg = cfg.resolved(int(data.inputs.shape[-1]))
-    lr = base_lr(cfg, spec) if lr is None else float(lr)
+        return train_reference(data, plan, hooks)
+    dev = rank_device(plan.device)
     if not here.leader:
         ckpt = hooks.checkpoint
         hooks = replace(
@@ -278,6 +262,4 @@ def train_distributed(
             monitor_every=0,
             checkpoint=_ReadOnly(ckpt) if ckpt is not None else None,
         )
-    engine = DistributedEngine(spec, cfg, lr, dev)
-    out = fit(engine, data.to(dev), cfg, hooks)
-    return out
+    return fit(DistributedEngine(plan, dev), data.to(dev), hooks)

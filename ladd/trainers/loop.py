@@ -17,65 +17,42 @@
 An engine (`Engine`) only says how the work is issued: which seeds train together (`groups`)
 and, for a group it starts (`Group`): one step on a batch of sample indices, its tensors for a
 checkpoint, the trained models. ladd.trainers.reference trains one seed per group (the field's
-loop); ladd.trainers.fast's stacked engine trains all seeds as one group (one vmapped step).
+loop); ladd.trainers.stacked trains all seeds as one group (one vmapped step).
 What a caller hooks in (progress, stop, monitor, checkpoint) travels as one `TrainHooks`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields, replace
-from typing import Any, TypedDict, Unpack
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ladd.models import ModelSpec
+from ladd.plan import TrainPlan
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.training import (
     Monitor,
     PassEnd,
+    SavedState,
     TrainCheckpoint,
-    TrainConfig,
     TrainedModels,
     TrainingData,
     TrainingStopped,
     check_finite,
+    check_finite_weights,
     init_model,
 )
 
-__all__ = [
-    "FORMAT",
-    "Engine",
-    "Group",
-    "HookArgs",
-    "SavedState",
-    "Shuffle",
-    "TrainHooks",
-    "fit",
-    "saved_engine",
-]
-
-FORMAT = 2  # the checkpoint format fit writes; files without "format" are the older layouts
+__all__ = ["Engine", "Group", "Shuffle", "TrainHooks", "fit"]
 
 
 # ---------------------------------------------------------------------------------------------
 # Hooks
-
-
-class HookArgs(TypedDict, total=False):
-    """The hooks as separate keyword arguments (how trainers took them before TrainHooks)."""
-
-    progress: ProgressFn | None
-    stop: threading.Event | None
-    monitor: Monitor | None
-    monitor_every: int
-    checkpoint: TrainCheckpoint | None
 
 
 @dataclass(frozen=True)
@@ -94,25 +71,6 @@ class TrainHooks:
     monitor: Monitor | None = None
     monitor_every: int = 0
     checkpoint: TrainCheckpoint | None = None
-
-    @classmethod
-    def of(cls, hooks: TrainHooks | None = None, **old: Unpack[HookArgs]) -> TrainHooks:
-        """`hooks` with hooks given as the old keyword arguments folded in (a hook given both
-        ways is a ValueError: one of them would be dropped)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(old) - known)
-        if unknown:
-            raise TypeError(f"unknown hook argument(s) {', '.join(unknown)}; use {sorted(known)}")
-        given = {
-            k: v for k, v in old.items() if v is not None and not (k == "monitor_every" and v == 0)
-        }
-        if hooks is None:
-            return cls(**given)
-        unset = cls()
-        both = sorted(k for k in given if getattr(hooks, k) != getattr(unset, k))
-        if both:
-            raise ValueError(f"{', '.join(both)} given both in hooks and as keyword arguments")
-        return replace(hooks, **given)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,15 +152,16 @@ class Engine(ABC):
     """How the work of training is issued: which seeds train together and how (see Group).
 
     `name` is written into every checkpoint: only this engine resumes it. `tag` is shown after
-    the seeds in progress messages. The config is settled (protocol resolved) and `lr` is the
-    run's lr.
+    the seeds in progress messages. It reads the settled plan only (`cfg` is plan.config,
+    `lr` the plan's lr); `device` is the plan's unless a rank's own is given.
     """
 
     name: str = ""
     tag: str = ""
 
-    def __init__(self, spec: ModelSpec, cfg: TrainConfig, lr: float, device: torch.device) -> None:
-        self.spec, self.cfg, self.lr, self.device = spec, cfg, float(lr), device
+    def __init__(self, plan: TrainPlan, device: torch.device | None = None) -> None:
+        self.plan, self.spec, self.cfg, self.lr = plan, plan.spec, plan.config, plan.lr
+        self.device = device if device is not None else plan.torch_device
 
     @abstractmethod
     def groups(self, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -220,151 +179,6 @@ class Engine(ABC):
         model = init_model(self.spec, seed)
         model.load_state_dict(state)
         return model.to(self.device).eval()
-
-
-# ---------------------------------------------------------------------------------------------
-# The checkpoint format
-
-
-@dataclass
-class SavedState:
-    """A training state at a pass boundary: the one checkpoint format (FORMAT).
-
-    engine: the engine that wrote it; group: the index of the seed group in training, `seeds`
-    its seeds (None in the old layouts); passes: passes that group has done; curves: per seed
-    started so far (in cfg.seeds order), its mean loss per pass; rng: the group's generator
-    states, one per seed; engine_state: Group.state(); pass_end and pass_end_meta: the
-    optimiser's momentum and the EMA (PassEnd.state); done: the finished seeds' models (state
-    dicts) by index in cfg.seeds.
-    """
-
-    engine: str
-    group: int
-    seeds: tuple[int, ...] | None
-    passes: int
-    curves: list[list[float]]
-    rng: list[torch.Tensor]
-    engine_state: dict[str, torch.Tensor]
-    pass_end: dict[str, torch.Tensor]
-    pass_end_meta: dict[str, Any]
-    done: dict[int, dict[str, torch.Tensor]]
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """The file's tensors: engine.*, end.*, done.<i>.*, rng.<j>."""
-        out = {f"engine.{k}": v for k, v in self.engine_state.items()}
-        out.update({f"end.{k}": v for k, v in self.pass_end.items()})
-        for i, sd in self.done.items():
-            out.update({f"done.{i}.{k}": v for k, v in sd.items()})
-        out.update({f"rng.{j}": g for j, g in enumerate(self.rng)})
-        return out
-
-    def meta(self) -> dict[str, Any]:
-        """The file's JSON. `seed_index` (a one-seed group's seed, by index in cfg.seeds) is
-        there for readers of the old reference layout (ladd.deploy's resume note)."""
-        meta: dict[str, Any] = {
-            "format": FORMAT,
-            "engine": self.engine,
-            "group": self.group,
-            "seeds": list(self.seeds or ()),
-            "pass": self.passes,
-            "curves": self.curves,
-            **self.pass_end_meta,
-        }
-        if self.seeds is not None and len(self.seeds) == 1:
-            meta["seed_index"] = len(self.curves) - 1
-        return meta
-
-    @classmethod
-    def from_file(cls, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> SavedState:
-        """Read a file's tensors and JSON in any layout this code has written (ValueError saying
-        why when it cannot)."""
-        try:
-            fmt = meta.get("format")
-            if fmt is None:
-                return _old_layout(tensors, meta)
-            if int(fmt) != FORMAT:
-                raise ValueError(f"it has format {fmt}, this version reads {FORMAT} and older")
-            seeds = tuple(int(s) for s in meta["seeds"])
-            return cls(
-                engine=str(meta["engine"]),
-                group=int(meta["group"]),
-                seeds=seeds,
-                passes=int(meta["pass"]),
-                curves=[[float(v) for v in c] for c in meta["curves"]],
-                rng=[tensors[f"rng.{j}"] for j in range(len(seeds))],
-                engine_state=_strip(tensors, "engine."),
-                pass_end=_strip(tensors, "end."),
-                pass_end_meta={"ema_updates": int(meta.get("ema_updates", 0))},
-                done=_done(tensors, re.compile(r"done\.(\d+)\.(.+)")),
-            )
-        except KeyError as err:
-            raise ValueError(f"it lacks {err}") from None
-        except (TypeError, AttributeError) as err:
-            raise ValueError(f"its metadata is malformed ({err})") from None
-
-
-def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _done(
-    tensors: dict[str, torch.Tensor], pattern: re.Pattern
-) -> dict[int, dict[str, torch.Tensor]]:
-    out: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        m = pattern.fullmatch(k)
-        if m:
-            out.setdefault(int(m.group(1)), {})[m.group(2)] = v
-    return out
-
-
-def _old_layout(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> SavedState:
-    """The layouts before FORMAT 2, one per engine.
-
-    The reference loop's: `seed_index` (the seed in training), `pass`, `curve` (its curve so
-    far), `curves` (the finished seeds'), tensors `model.*`, `state.opt.<i>` / `state.ema.<i>`,
-    `done<i>.*` (finished seeds' models), `rng`. The stacked engine's: `pass`, `curves` (every
-    seed's so far), tensors `p.*` / `b.*` (stacked parameters and buffers), `opt.<i>` /
-    `ema.<i>`, `rng.<i>` per seed.
-    """
-    end_meta = {"ema_updates": int(meta.get("ema_updates", 0))}
-    if "seed_index" in meta:
-        curves = [[float(v) for v in c] for c in meta["curves"]]
-        return SavedState(
-            engine="reference",
-            group=int(meta["seed_index"]),
-            seeds=None,
-            passes=int(meta["pass"]),
-            curves=[*curves, [float(v) for v in meta["curve"]]],
-            rng=[tensors["rng"]],
-            engine_state={k: v for k, v in tensors.items() if k.startswith("model.")},
-            pass_end=_strip(tensors, "state."),
-            pass_end_meta=end_meta,
-            done=_done(tensors, re.compile(r"done(\d+)\.(.+)")),
-        )
-    streams = sorted(int(k[4:]) for k in tensors if re.fullmatch(r"rng\.\d+", k))
-    if streams != list(range(len(streams))) or not streams:
-        raise ValueError("it holds no complete set of random streams (rng.<i>)")
-    return SavedState(
-        engine="stacked",
-        group=0,
-        seeds=None,
-        passes=int(meta["pass"]),
-        curves=[[float(v) for v in c] for c in meta["curves"]],
-        rng=[tensors[f"rng.{i}"] for i in streams],
-        engine_state={k: v for k, v in tensors.items() if k.startswith(("p.", "b."))},
-        pass_end={k: v for k, v in tensors.items() if k.startswith(("opt.", "ema."))},
-        pass_end_meta=end_meta,
-        done={},
-    )
-
-
-def saved_engine(meta: dict[str, Any]) -> str:
-    """The engine that wrote a saved state, from its JSON: "reference" or "stacked" (the old
-    layouts tell themselves apart by the reference loop's `seed_index`)."""
-    if "format" in meta:
-        return str(meta.get("engine", ""))
-    return "reference" if "seed_index" in meta else "stacked"
 
 
 def _shape_problem(want: dict[str, torch.Tensor], have: dict[str, torch.Tensor], what: str) -> str:
@@ -385,22 +199,19 @@ def _shape_problem(want: dict[str, torch.Tensor], have: dict[str, torch.Tensor],
 # The loop
 
 
-def fit(
-    engine: Engine, data: TrainingData, cfg: TrainConfig, hooks: TrainHooks | None = None
-) -> TrainedModels:
-    """Train one model per seed of cfg.seeds (protocol settled, data on the engine's device)
-    with `engine`, resuming from hooks.checkpoint when it holds this run's state (module doc).
-    The models come back in eval mode, with the protocol's tested weights (the EMA's under
-    GLaD), in cfg.seeds order."""
-    return _Fit(engine, data, cfg, hooks or TrainHooks()).run()
+def fit(engine: Engine, data: TrainingData, hooks: TrainHooks | None = None) -> TrainedModels:
+    """Train one model per seed of the plan's seeds (data on the engine's device) with
+    `engine`, resuming from hooks.checkpoint when it holds this run's state (module doc). The
+    models come back in eval mode, with the protocol's tested weights (the EMA's under GLaD),
+    in the seeds' order; a model whose weights are not finite ends the run (NonFiniteWeights)."""
+    return _Fit(engine, data, hooks or TrainHooks()).run()
 
 
 class _Fit:
-    def __init__(
-        self, engine: Engine, data: TrainingData, cfg: TrainConfig, hooks: TrainHooks
-    ) -> None:
+    def __init__(self, engine: Engine, data: TrainingData, hooks: TrainHooks) -> None:
         if len(data) == 0:
             raise ValueError("the training set is empty")
+        cfg = engine.cfg
         self.engine, self.data, self.cfg, self.hooks = engine, data, cfg, hooks
         self.passes = cfg.passes
         self.groups = [tuple(int(s) for s in g) for g in engine.groups(cfg.seeds)]
@@ -493,7 +304,9 @@ class _Fit:
                 flush(p)  # the state at this pass boundary, curves included
                 self._save(gi, group, end, gens, p + 1)
         flush(passes - 1)
-        self.models.extend(m.eval() for m in end.final(group.trained()))
+        trained = [m.eval() for m in end.final(group.trained())]
+        check_finite_weights(trained, seeds)
+        self.models.extend(trained)
 
     def _progress(self, before: int, seeds: tuple[int, ...], p: int, vals: list[float]) -> None:
         if self.hooks.progress is None:

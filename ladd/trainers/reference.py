@@ -4,27 +4,23 @@ Eager, batch 256, one DSA op per batch (the single form, `ladd.dsa.dsa`, drawn f
 generator after the pass's shuffle), the soft-target cross-entropy, the protocol's SGD and lr
 schedule (all from ladd.training). The loop itself (shuffle, stop, pass end, progress,
 checkpoint) is ladd.trainers.loop's `fit`; this module is its engine with one seed per group.
-The fast trainer's sequential engine is this trainer.
+The plan's "sequential" engine is this trainer too (NHWC on CUDA, the run's precision).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Unpack
 
 import torch
 from torch import nn
 
-from ladd.device import resolve_device
 from ladd.dsa import dsa
-from ladd.models import ModelSpec
+from ladd.plan import TrainPlan
 from ladd.rded import rded_augment
-from ladd.trainers.loop import Engine, Group, HookArgs, TrainHooks, fit
+from ladd.trainers.loop import Engine, Group, TrainHooks, fit
 from ladd.training import (
-    TrainConfig,
     TrainedModels,
     TrainingData,
-    base_lr,
     float_state,
     init_model,
     loss_weight,
@@ -45,15 +41,9 @@ class ReferenceEngine(Engine):
     name = "reference"
 
     def __init__(
-        self,
-        spec: ModelSpec,
-        cfg: TrainConfig,
-        lr: float,
-        device: torch.device,
-        *,
-        channels_last: bool = False,
+        self, plan: TrainPlan, device: torch.device | None = None, *, channels_last: bool = False
     ) -> None:
-        super().__init__(spec, cfg, lr, device)
+        super().__init__(plan, device)
         self.channels_last = channels_last
 
     def groups(self, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -130,26 +120,19 @@ class _OneSeed(Group):
 
 def train_reference(
     data: TrainingData,
-    spec: ModelSpec,
-    cfg: TrainConfig,
-    *,
-    device: str | torch.device,
-    lr: float | None = None,
+    plan: TrainPlan,
     hooks: TrainHooks | None = None,
+    *,
     channels_last: bool = False,
-    **old_hooks: Unpack[HookArgs],
 ) -> TrainedModels:
-    """Train one model per seed of cfg.seeds with the field's loop (cfg.protocol resolved).
+    """Train one model per seed of the plan with the field's loop.
 
-    `hooks` (progress, stop, monitor, checkpoint; also accepted as separate keyword arguments):
-    see ladd.trainers.loop.TrainHooks. `channels_last` stores inputs and weights in NHWC
-    (faster convolutions on CUDA; the fast trainer's sequential engine asks for it there).
+    `hooks` (progress, stop, monitor, checkpoint): see ladd.trainers.loop.TrainHooks.
+    `channels_last` stores inputs and weights in NHWC (faster convolutions on CUDA; the plan's
+    "sequential" engine asks for it there).
     """
-    dev = resolve_device(device)
-    cfg = cfg.resolved(int(data.inputs.shape[-1]))
-    lr = base_lr(cfg, spec) if lr is None else float(lr)
+    dev = plan.torch_device
     data = data.to(dev)
     if channels_last:
         data = replace(data, inputs=data.inputs.contiguous(memory_format=torch.channels_last))
-    engine = ReferenceEngine(spec, cfg, lr, dev, channels_last=channels_last)
-    return fit(engine, data, cfg, TrainHooks.of(hooks, **old_hooks))
+    return fit(ReferenceEngine(plan, channels_last=channels_last), data, hooks)

@@ -10,15 +10,19 @@ ladd.trainers.compile (which the trainer imports) because it drives the trainer 
 
 from __future__ import annotations
 
+import statistics
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ladd.trainers.compile import export_artifacts
-from ladd.trainers.fast import FastOptions, WarmupReport, warm_step
+from ladd.device import resolve_device
+from ladd.plan import plan_training
+from ladd.trainers.compile import export_artifacts, step_key
+from ladd.trainers.stacked import FastOptions, _levers, _StackedStep
+from ladd.training import TrainConfig, TrainingData, init_model
 
 __all__ = ["WarmupReport", "warmup"]
 
@@ -47,7 +51,7 @@ def warmup(
     `export`: also write mega-cache artifacts there, to carry the kernels to another machine.
     """
     t0 = time.perf_counter()
-    rep = warm_step(
+    rep = _warm_step(
         arch=arch,
         image_size=image_size,
         num_classes=num_classes,
@@ -70,3 +74,88 @@ def warmup(
             notes.append("no compile artifacts to export")
     notes.append(f"warm-up took {time.perf_counter() - t0:.1f} s")
     return replace(rep, artifacts=artifacts, notes=notes)
+
+
+@dataclass(frozen=True)
+class WarmupReport:
+    """What a warm-up did: the step it prepared and what that cost."""
+
+    key: str
+    description: dict[str, Any]
+    device: str
+    compile_mode: str
+    seconds_compile: float
+    eager_step_seconds: float | None
+    compiled_step_seconds: float | None
+    cache_dir: str | None
+    artifacts: str | None = None  # mega-cache artifacts written by `warmup(export=...)`
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _warm_step(
+    *,
+    arch: str,
+    image_size: int,
+    num_classes: int,
+    seeds: int,
+    batch_size: int,
+    precision: str,
+    channels: int,
+    model_options: dict[str, Any],
+    dsa: bool,
+    options: FastOptions | None,
+    device: str | torch.device,
+    cache_dir: str | Path | None,
+) -> WarmupReport:
+    """Build the stacked step for these shapes and compile it in the mode long runs use (the
+    compile cache keeps it); on a CPU time one eager step instead."""
+    opts = options or FastOptions()
+    if cache_dir is not None:
+        opts = replace(opts, cache_dir=str(cache_dir))
+    dev = resolve_device(device)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, channels, image_size, image_size, generator=g)
+    y = torch.softmax(torch.randn(batch_size, num_classes, generator=g), dim=1)
+    data = TrainingData(x, y, batch_size, 0, num_classes, num_images=batch_size)
+    cfg = TrainConfig(
+        arch=arch,
+        mode="baseline",
+        epochs=1,
+        seeds=tuple(range(seeds)),
+        batch_size=batch_size,
+        precision=precision,
+        dsa=dsa,
+        model_options=dict(model_options),
+        lr=0.01,
+    )
+    plan = plan_training(data, cfg, dev, engine="stacked")
+    notes: list[str] = []
+    if dev.type != "cuda":
+        notes.append(f"{dev.type}: the fast trainer runs the sequential engine, nothing to compile")
+        opts = replace(opts, compile="off")
+    levers = _levers(opts, plan, dev)
+    if levers.mode == "policy":
+        levers = replace(levers, mode=levers.target)  # warm what a long run compiles
+    data = data.to(dev)
+    models = [init_model(plan.spec, s).to(dev).train() for s in range(seeds)]
+    step = _StackedStep(
+        models, data, plan.config, levers, plan.spec, dev, opts.cache_dir, opts.policy
+    )
+    eager = statistics.median(step._timed(step.loss, 3)[0][1:])
+    step.prepare(1, eager_step=eager)
+    if step.compiled is None:
+        notes.append("compile off: nothing cached")
+    return WarmupReport(
+        key=step_key(step.description()),
+        description=step.description(),
+        device=str(dev),
+        compile_mode=step.mode,
+        seconds_compile=step.seconds_compile,
+        eager_step_seconds=eager,
+        compiled_step_seconds=step.compiled_step_seconds,
+        cache_dir=step.cache_dir if step.cache_used else None,
+        notes=notes,
+    )

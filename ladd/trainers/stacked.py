@@ -1,41 +1,26 @@
-"""The fast deployment trainer: the reference protocol, several seeds per step, compiled on CUDA.
+"""The stacked engine: all seeds of a run in one step (vmap over stacked parameters).
 
-Same protocol as `ladd.trainers.reference` (ladd.training holds the rules both use): per seed a
-fresh model (`init_model(spec, seed)`, identical weights), its own shuffled batches of 256 each
-epoch, one DSA op per batch with per-sample parameters, the soft-target cross-entropy averaged
-over the batch, the protocol's SGD and lr schedule. Both run the one loop, ladd.trainers.loop's
-`fit` (the seeds' generators and shuffles, stop, pass end, progress, checkpoint); what changes
-here is the engine behind it, how the work is issued:
+The plan (ladd.plan) picks it for the fast trainer on CUDA. Same protocol as the reference loop
+(ladd.training holds the rules both use): per seed a fresh model (`init_model(spec, seed)`,
+identical weights), its own shuffled batches each pass, one DSA op per batch with per-sample
+parameters, the soft-target cross-entropy averaged over the batch, the protocol's optimiser and
+lr schedule. Both run the one loop, ladd.trainers.loop's `fit`; what changes here is how the
+work is issued. The S seeds are one group of the loop and train as one step: torch.func's
+`functional_call` under `vmap` (seeds along the channel axis, i.e. grouped convolutions; every
+architecture without batch norm). One optimiser over the stacked (S, ...) parameters equals S
+per-seed optimisers (SGD and AdamW are element-wise). DSA is ladd.dsa's batched form
+(`batched_dsa`, branch-free), drawn on the device from each seed's generator once per pass (or
+per step), so a compiled step is one static graph (and a CUDA graph with "reduce-overhead").
+Gathering the batch stays outside the graph: a compiled step depends only on (seeds, batch,
+image shape, classes), so one warm-up (ladd.trainers.warmup) serves every set of that shape.
 
-- **stacked** engine (`StackedEngine`, default on CUDA): the S seeds are one group of the loop
-  and train as one step; SGD is element-wise, so one optimiser over the stacked (S, ...)
-  parameters equals S per-seed optimisers. Each seed is fed its own batch. How the S models
-  meet the hardware is the **layout** (`FastOptions`):
-  - "grouped": torch.func `functional_call` under `vmap` (seeds along the channel axis, i.e.
-    grouped convolutions; every architecture);
-  - "dense": seeds laid end to end along the batch axis, (S*B, C, H, W); weight layers apply
-    each seed's parameters to its slice (dense convolutions, batched matrix products), every
-    other layer (norm statistics, ReLU, pooling, DSA) runs once over all S*B samples
-    (ladd.trainers.layouts; ConvNets, AlexNet, VGG11, ResNet18, not the ViT);
-  - "streams": "dense" with each seed's convolutions on its own CUDA stream (eager only).
-  DSA is ladd.dsa's batched form (`batched_dsa`, branch-free), drawn on the device from each
-  seed's generator once per epoch (`dsa_draws="epoch"`) or per step, so a compiled step is one
-  static graph (and a CUDA graph with mode "reduce-overhead"). Gathering the batch stays
-  outside the graph, so a compiled step depends only on (seeds, batch, image shape, classes),
-  not on the training set: one warm-up (ladd.trainers.warmup) serves every set of that shape.
-- **sequential** engine (default on CPU, and for models with BatchNorm): the reference trainer
-  (one seed per group, ladd.trainers.reference), NHWC on CUDA. A saved state is resumed by the
-  engine that wrote it. On a 2-core CPU grouped convolutions are slower than separate ones
-  (measured), so this is what "never slower than the reference on the CPU" means.
-
-Compilation on CUDA follows ladd.trainers.compile: with compile "auto" the trainer times a few
-eager steps and compiles only when the expected work repays the compile time (from the cache's
-index of what was compiled here before); compile time is reported apart from training time.
-The last partial batch of an epoch is padded with zero-weight samples (static shapes; its loss is
-still the mean over its real samples) or, with `pad_last=False`, run eager at its own size.
-
-Precision: "auto" = bf16 autocast on CUDA with float32 master weights and a float32 loss, fp32
-elsewhere; "fp32" / "bf16" as asked (the CPU path always computes in float32).
+Compilation follows the plan's compile mode: a torch.compile mode, "off", or "policy" (time a
+few eager steps and compile only when the expected work repays the compile, from the cache's
+index of what was compiled here before; ladd.trainers.compile). Compile time is reported apart
+from training time. A compiled step that fails is dropped for the eager step with a warning and
+the failure is kept in the engine report (the run's record says it). The last partial batch of
+a pass is padded with zero-weight samples (static shapes; its loss is still the mean over its
+real samples) or, with `pad_last=False`, run eager at its own size.
 """
 
 from __future__ import annotations
@@ -47,17 +32,16 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
-from typing import Any, Unpack
+from typing import Any
 
 import torch
 from torch import nn
 
-from ladd.device import resolve_device
 from ladd.dsa import DSA_UNIFORMS, batched_dsa, draw_dsa_epoch, draw_dsa_params
 from ladd.models import ModelSpec
+from ladd.plan import TrainPlan
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.rded import rded_augment
 from ladd.trainers.compile import (
@@ -68,39 +52,24 @@ from ladd.trainers.compile import (
     decide_compile,
     read_index,
     record_step,
-    resolve_precision,
     step_key,
     use_compile_cache,
 )
-from ladd.trainers.layouts import (
-    conv_weight_channels_last,
-    dense_layout_allowed,
-    grouped_channels_last,
-    seeded_loss,
-    seeded_model,
-)
-from ladd.trainers.loop import Engine, Group, HookArgs, TrainHooks, fit, saved_engine
-from ladd.trainers.reference import train_reference
+from ladd.trainers.loop import Engine, Group, TrainHooks, fit
 from ladd.training import (
-    TrainCheckpoint,
     TrainConfig,
     TrainedModels,
     TrainingData,
-    base_lr,
     float_state,
     init_model,
     loss_weight,
     make_optimizer,
-    model_spec,
     soft_cross_entropy,
 )
 
 __all__ = [
     "COMPILE_MODES",
     "DSA_DRAWS",
-    "ENGINES",
-    "LAYOUTS",
-    "LEVER_DEFAULTS",
     "FastOptions",
     "FastTrainedModels",
     "StackedEngine",
@@ -108,160 +77,97 @@ __all__ = [
     "draw_dsa_epoch",
     "draw_dsa_params",
     "stacked_loss",
-    "train_fast",
-    "warm_step",
+    "train_stacked",
 ]
 
-ENGINES = ("auto", "stacked", "sequential")
-COMPILE_MODES = ("auto", "off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
-LAYOUTS = ("auto", "grouped", "dense", "streams")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 DSA_DRAWS = ("epoch", "step")
-
-# Which levers win, per (architecture, image size), from GPU measurements (docs/benchmarks.md):
-# FastOptions fields used when the caller leaves them on "auto" / None, e.g.
-#   ("convnet_d3", 32): {"layout": "dense", "channels_last": True, "compile": "reduce-overhead"}
-# Empty until a GPU session measures the levers: every architecture runs the configuration
-# measured on the H200 (grouped, NCHW, compile mode "default").
-LEVER_DEFAULTS: dict[tuple[str, int], dict[str, Any]] = {}
-
-# When the compile policy keeps a run eager (a short run, a cold cache), images of this size and
-# up train on the sequential engine instead of the eager stacked step: on an H200 the eager
-# grouped-convolution step measured 0.73x the reference loop at 128 px (ConvNet-D5) but 1.07x at
-# 32 px (ConvNet-D3) (docs/benchmarks.md, 2026-11-26), so "never slower than the field's loop"
-# means the loop itself there. Only the grouped layout was measured, so only it falls back.
-SEQUENTIAL_WHEN_EAGER_FROM_PX = 128
 
 
 @dataclass(frozen=True)
 class FastOptions:
-    """How the fast trainer issues its work (the protocol itself lives in TrainConfig).
+    """How the stacked step meets the hardware (the protocol lives in the plan's config; the
+    engine and its compile mode are the plan's). For benchmarks and tests.
 
-    engine: "stacked" (all seeds in one step), "sequential" (one seed after another), "auto"
-      (stacked on CUDA unless the model has BatchNorm, sequential on the CPU).
-    compile: torch.compile mode of the stacked step. "auto": on CUDA, the policy of
-      ladd.trainers.compile decides eager or compiled from the expected work (mode "default",
-      or the architecture's LEVER_DEFAULTS); "off" on the CPU. The environment variable
-      LADD_FAST_COMPILE overrides "auto" (benchmarks try modes with it). A compile that fails
-      falls back to eager with a warning.
+    compile: None = the plan's mode; else a torch.compile mode or "off". The environment
+      variable LADD_FAST_COMPILE overrides the plan's "policy" (benchmarks try modes with it).
     pad_last: pad the last partial batch to full size with zero-weight samples; None = when
       compiling. False while compiling runs that one batch eager at its own size.
-    layout: "grouped" | "dense" | "streams" (module doc); "auto" = LEVER_DEFAULTS, else grouped.
     channels_last: NHWC memory for the stacked step's images and convolution weights (and
-      inductor's layout pass, which it skips for grouped convolutions by itself); None =
-      LEVER_DEFAULTS, else off.
-    dsa_draws: "epoch" (each seed draws its ops and uniforms for a whole epoch at once: no
+      inductor's layout pass, which it skips for grouped convolutions by itself).
+    dsa_draws: "epoch" (each seed draws its ops and uniforms for a whole pass at once: no
       random-number launches per step) or "step".
     policy: the compile policy's conservative estimates.
     cache_dir: the compile cache (default ladd.trainers.compile.compile_cache_dir()).
     """
 
-    engine: str = "auto"
-    compile: str = "auto"
+    compile: str | None = None
     pad_last: bool | None = None
-    layout: str = "auto"
-    channels_last: bool | None = None
+    channels_last: bool = False
     dsa_draws: str = "epoch"
     policy: CompilePolicy = field(default_factory=CompilePolicy)
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("engine", self.engine, ENGINES),
-            ("compile mode", self.compile, COMPILE_MODES),
-            ("layout", self.layout, LAYOUTS),
-            ("dsa_draws", self.dsa_draws, DSA_DRAWS),
-        ):
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise ValueError(
+                f"unknown compile mode {self.compile!r}; use one of {', '.join(COMPILE_MODES)}"
+            )
+        if self.dsa_draws not in DSA_DRAWS:
+            raise ValueError(f"unknown dsa_draws {self.dsa_draws!r}; use epoch or step")
 
 
 @dataclass
 class FastTrainedModels(TrainedModels):
-    """TrainedModels plus how the fast trainer ran (engine, levers, compile and train seconds)."""
+    """TrainedModels plus how the stacked engine ran (levers, compile and train seconds)."""
 
     report: EngineReport | None = None
 
 
-def _has_batchnorm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
 @dataclass(frozen=True)
-class _Plan:
-    """FastOptions resolved for one device and model."""
+class _Levers:
+    """FastOptions and the plan resolved for one device."""
 
-    engine: str
     mode: str  # "off", a torch.compile mode, or "policy" (decide from the work on CUDA)
     target: str  # the mode the policy compiles in
     pad: bool
-    layout: str
     channels_last: bool
     dsa_draws: str
-    precision: str  # "fp32" | "bf16" (resolved)
+    precision: str  # "fp32" | "bf16" (the plan's)
 
     @property
     def bf16(self) -> bool:
         return self.precision == "bf16"
 
 
-def _resolve(
-    opts: FastOptions,
-    dev: torch.device,
-    probe: nn.Module,
-    spec: ModelSpec | None = None,
-    precision: str = "fp32",
-) -> _Plan:
-    """The plan for this device and model: engine, compile mode, padding, levers, precision."""
-    levers = LEVER_DEFAULTS.get((spec.name, spec.image_size), {}) if spec is not None else {}
-    engine = opts.engine
-    if engine == "auto":
-        engine = "stacked" if dev.type == "cuda" and not _has_batchnorm(probe) else "sequential"
-    if engine == "stacked" and _has_batchnorm(probe):
-        raise ValueError("the stacked engine cannot train BatchNorm models; use sequential")
-    layout = opts.layout
-    if layout == "auto":
-        layout = levers.get("layout", "grouped")
-        if layout != "grouped" and not dense_layout_allowed(probe):
-            layout = "grouped"
-    elif layout != "grouped" and not dense_layout_allowed(probe):
-        raise ValueError(
-            f"the {layout} layout needs every parameter in Conv2d/Linear/GroupNorm/LayerNorm "
-            f"and no BatchNorm; {type(probe).__name__} has others: use layout 'grouped'"
-        )
-    target = levers.get("compile", "default")
-    mode = opts.compile
-    if mode == "auto":
+def _levers(opts: FastOptions, plan: TrainPlan, dev: torch.device) -> _Levers:
+    """The levers for this plan on `dev`: compile mode, padding, layout, precision."""
+    mode = opts.compile if opts.compile is not None else plan.compile
+    if mode == "policy":
         env = os.environ.get("LADD_FAST_COMPILE", "")
         if env:
-            if env not in COMPILE_MODES or env == "auto":
+            if env not in COMPILE_MODES:
                 raise ValueError(
-                    f"LADD_FAST_COMPILE={env!r}: use one of {', '.join(COMPILE_MODES[1:])}"
+                    f"LADD_FAST_COMPILE={env!r}: use one of {', '.join(COMPILE_MODES)}"
                 )
             mode = env
-        else:
-            mode = "policy" if dev.type == "cuda" else "off"
-    if engine == "sequential" or (layout == "streams" and dev.type == "cuda"):
-        mode = "off"  # the sequential engine is the eager reference math; streams run eager
+        elif dev.type != "cuda":
+            mode = "off"
     if mode == "reduce-overhead" and dev.type != "cuda":
         mode = "default"  # CUDA graphs need CUDA
-    channels_last = opts.channels_last
-    if channels_last is None:
-        channels_last = bool(levers.get("channels_last", False))
     pad = opts.pad_last if opts.pad_last is not None else mode != "off"
-    return _Plan(
-        engine=engine,
+    return _Levers(
         mode=mode,
-        target=target,
+        target="default",
         pad=pad,
-        layout=layout,
-        channels_last=bool(channels_last),
+        channels_last=opts.channels_last,
         dsa_draws=opts.dsa_draws,
-        precision=resolve_precision(precision, dev),
+        precision=plan.config.precision if dev.type == "cuda" else "fp32",
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# Layout "grouped": vmap over stacked parameters
+# The step: vmap over stacked parameters
 
 
 def stacked_loss(
@@ -294,6 +200,18 @@ def stacked_loss(
 
 # ---------------------------------------------------------------------------------------------
 # Stacking
+
+
+def grouped_channels_last(x5: torch.Tensor) -> torch.Tensor:
+    """(S, B, C, H, W) with memory (B, H, W, S, C): what vmap's grouped convolution turns into an
+    NHWC (B, S*C, H, W) input without a copy."""
+    return x5.permute(1, 3, 4, 0, 2).contiguous().permute(3, 0, 4, 1, 2)
+
+
+def conv_weight_channels_last(w: torch.Tensor) -> torch.Tensor:
+    """Stacked conv weight (S, O, I, kh, kw) stored as (S, O, kh, kw, I): each seed's weight, and
+    the grouped (S*O, I, kh, kw) view vmap makes of them, are channels-last."""
+    return w.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
 def _stack_models(
@@ -360,7 +278,7 @@ def _sync(dev: torch.device) -> None:
 
 
 class _StackedStep:
-    """One training step of S stacked models in the plan's layout, eager and (maybe) compiled.
+    """One training step of S stacked models, eager and (maybe) compiled.
 
     Calling it runs forward and backward for (S, B) sample indices and leaves each seed's
     gradients in `params`; it returns the per-seed losses (S,). `prepare` decides and warms up
@@ -372,7 +290,7 @@ class _StackedStep:
         models: list[nn.Module],
         data: TrainingData,
         cfg: TrainConfig,
-        plan: _Plan,
+        plan: _Levers,
         spec: ModelSpec,
         dev: torch.device,
         cache_dir: str | None,
@@ -380,22 +298,12 @@ class _StackedStep:
     ) -> None:
         self.plan, self.dev, self.spec, self.cfg = plan, dev, spec, cfg
         self.seeds, self.batch = len(models), cfg.batch_size
-        grouped_cl = plan.channels_last and plan.layout == "grouped"
-        dense_cl = plan.channels_last and plan.layout != "grouped"
-        self.base, self.params, self.buffers = _stack_models(models, channels_last=grouped_cl)
-        if dense_cl:  # each seed's slice of a stacked conv weight becomes NHWC
-            for k, p in self.params.items():
-                if p.dim() == 5:
-                    self.params[k] = nn.Parameter(conv_weight_channels_last(p.detach()))
+        self.base, self.params, self.buffers = _stack_models(
+            models, channels_last=plan.channels_last
+        )
         self.inputs, self.targets = data.inputs, data.targets
         if plan.channels_last:
             self.inputs = self.inputs.contiguous(memory_format=torch.channels_last)
-        self.net: nn.Module | None = None
-        if plan.layout != "grouped":
-            streams = None
-            if plan.layout == "streams" and dev.type == "cuda":
-                streams = [torch.cuda.Stream(dev) for _ in range(self.seeds)]
-            self.net = seeded_model(self.base, self.params, self.seeds, streams=streams)
         self.dsa_cfg = cfg.dsa_config
         self.loss_scale = loss_weight(cfg, data)  # 1, or samples per image ("image_sum")
         self.mode = plan.mode if plan.mode != "policy" else "off"
@@ -408,6 +316,7 @@ class _StackedStep:
         self.compiled_step_seconds: float | None = None
         self.compiled_loss_diff: float | None = None
         self.decision = ""
+        self.failure: str | None = None  # why a compiled step was dropped for the eager one
         self.cache_warm: bool | None = None
         self.cache_used = False
         self.tail = "exact"  # set by the loop: "pad" | "eager" | "exact"
@@ -431,10 +340,6 @@ class _StackedStep:
             x = batched_dsa(
                 x, op.repeat_interleave(b), u.reshape(s * b, DSA_UNIFORMS), self.dsa_cfg
             )
-        if self.net is not None:
-            if self.plan.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return seeded_loss(self.net, x, y, weight, bf16=self.plan.bf16)
         x5 = x.view(s, b, *x.shape[1:])  # (S, B, C, H, W)
         if self.plan.channels_last:
             x5 = grouped_channels_last(x5)
@@ -486,6 +391,7 @@ class _StackedStep:
         """Drop the compiled step after a failure (warned, stacklevel: the trainer's caller):
         the run goes on eager, with no half-accumulated gradient of the failed call."""
         warnings.warn(why, stacklevel=3)
+        self.failure = why
         self.compiled, self.mode = None, "off"
         for p in self.params.values():
             p.grad = None
@@ -503,7 +409,6 @@ class _StackedStep:
             "seeds": self.seeds,
             "batch": self.batch,
             "precision": self.plan.precision,
-            "layout": self.plan.layout,
             "channels_last": self.plan.channels_last,
             "dsa": self.dsa_cfg.strategy if self.cfg.augmentation == "dsa" else "",
             "mode": self.mode,
@@ -587,7 +492,7 @@ class _StackedStep:
                     "train", 0, total, None, f"compiling the step ({warmth} cache)", note=True
                 )
             )
-        grouped_cl = plan.channels_last and plan.layout == "grouped"
+        grouped_cl = plan.channels_last
         if self.mode == "reduce-overhead":  # CUDA graphs: the parameters keep their addresses
             for p in self.params.values():
                 torch._dynamo.mark_static_address(p)
@@ -623,36 +528,20 @@ class _StackedStep:
 
 
 class StackedEngine(Engine):
-    """All seeds in one group: one step of the S stacked models (the plan's layout, compiled or
-    eager), the batched DSA drawn from each seed's generator, per epoch or per step (_Draws).
-
-    Starting the group decides and warms up compilation (`_StackedStep.prepare`); with
-    `may_fall_back`, a run the policy keeps eager at >= SEQUENTIAL_WHEN_EAGER_FROM_PX raises
-    _UseSequential there, before any training. `step` is the last group's step (the report).
-    """
+    """All seeds in one group: one step of the S stacked models (compiled or eager), the batched
+    DSA drawn from each seed's generator, per pass or per step (_Draws). Starting the group
+    decides and warms up compilation (`_StackedStep.prepare`). `step` is the last group's step
+    (the report)."""
 
     name = "stacked"
-    tag = "fast, stacked"
+    tag = "stacked"
 
     def __init__(
-        self,
-        spec: ModelSpec,
-        cfg: TrainConfig,
-        lr: float,
-        device: torch.device,
-        plan: _Plan,
-        opts: FastOptions,
-        progress: ProgressFn | None = None,
-        *,
-        may_fall_back: bool = False,
+        self, plan: TrainPlan, opts: FastOptions, progress: ProgressFn | None = None
     ) -> None:
-        super().__init__(spec, cfg, lr, device)
-        self.plan, self.opts, self.progress, self.may_fall_back = (
-            plan,
-            opts,
-            progress,
-            may_fall_back,
-        )
+        super().__init__(plan)
+        self.opts, self.progress = opts, progress
+        self.levers = _levers(opts, plan, self.device)
         self.step: _StackedStep | None = None
 
     def groups(self, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -676,12 +565,12 @@ class _Stack(Group):
         gens: list[torch.Generator],
         data: TrainingData,
     ) -> None:
-        cfg, dev, plan, opts = engine.cfg, engine.device, engine.plan, engine.opts
+        cfg, dev, levers, opts = engine.cfg, engine.device, engine.levers, engine.opts
         s_count, t_count, bsz = len(seeds), len(data), cfg.batch_size
         self.seeds = seeds
         self.models = [init_model(engine.spec, seed).to(dev).train() for seed in seeds]
         step = _StackedStep(
-            self.models, data, cfg, plan, engine.spec, dev, opts.cache_dir, opts.policy
+            self.models, data, cfg, levers, engine.spec, dev, opts.cache_dir, opts.policy
         )
         self.fn = step
         self.optimizer = make_optimizer(
@@ -699,21 +588,9 @@ class _Stack(Group):
         # Steps the compiled function would run: all (padded tail) or the full ones (eager tail).
         per_epoch = t_count // bsz if opts.pad_last is False else math.ceil(t_count / bsz)
         step.prepare(passes * per_epoch, engine.progress, s_count * passes)
-        if (
-            engine.may_fall_back
-            and step.mode == "off"
-            and plan.mode == "policy"
-            and plan.layout == "grouped"
-            and int(data.inputs.shape[-1]) >= SEQUENTIAL_WHEN_EAGER_FROM_PX
-        ):
-            raise _UseSequential(
-                f"{step.decision}; eager grouped steps lose to the reference loop at "
-                f">= {SEQUENTIAL_WHEN_EAGER_FROM_PX} px: sequential engine",
-                step.seconds_probe,
-            )
         self.pad = opts.pad_last if opts.pad_last is not None else step.mode != "off"
         steps = math.ceil(t_count / bsz)
-        self.draws = _Draws(cfg, gens, dev, plan.dsa_draws, steps, bsz)
+        self.draws = _Draws(cfg, gens, dev, levers.dsa_draws, steps, bsz)
         padding = self.pad and steps * bsz > t_count
         step.tail = "pad" if padding else ("eager" if step.mode != "off" else "exact")
 
@@ -748,224 +625,45 @@ def _rded_per_seed(x: torch.Tensor, b: int, *, gens: list[torch.Generator]) -> t
     return torch.cat([rded_augment(p, g) for p, g in zip(parts, gens, strict=True)])
 
 
-class _UseSequential(Exception):
-    """The stacked step was not worth it for this run (raised before any training)."""
-
-    def __init__(self, reason: str, seconds_probe: float) -> None:
-        super().__init__(reason)
-        self.reason, self.seconds_probe = reason, seconds_probe
-
-
-def _saved_engine(checkpoint: TrainCheckpoint | None) -> str | None:
-    """Which of the fast trainer's engines wrote this run's saved state (None: nothing to
-    resume): "sequential" (the reference engine, per seed) or "stacked"."""
-    meta = checkpoint.saved_meta() if checkpoint is not None else None
-    if meta is None:
-        return None
-    return "sequential" if saved_engine(meta) == "reference" else "stacked"
-
-
-def _train_sequential(
+def train_stacked(
     data: TrainingData,
-    spec: ModelSpec,
-    cfg: TrainConfig,
-    lr: float,
-    dev: torch.device,
-    plan: _Plan,
-    hooks: TrainHooks,
-    *,
-    decision: str | None = None,
-    seconds_probe: float = 0.0,
-) -> FastTrainedModels:
-    """The reference trainer, NHWC on CUDA (measured slower on the CPU)."""
-    res = train_reference(
-        data,
-        spec,
-        replace(cfg, precision=plan.precision),
-        lr=lr,
-        device=dev,
-        hooks=hooks,
-        channels_last=dev.type == "cuda",
-    )
-    rep = EngineReport(
-        engine="sequential",
-        layout="separate",
-        compile_mode="off",
-        precision=plan.precision if dev.type == "cuda" else "fp32",
-        channels_last=dev.type == "cuda",
-        dsa_draws="per batch (reference)",
-        tail="exact",
-        seconds_probe=seconds_probe,
-        seconds_train=res.seconds,
-        decision=decision or "",
-    )
-    seconds = res.seconds + seconds_probe
-    return FastTrainedModels(res.models, res.loss_curves, seconds, res.flops, report=rep)
-
-
-def train_fast(
-    data: TrainingData,
-    spec: ModelSpec,
-    cfg: TrainConfig,
-    *,
-    device: str | torch.device,
-    lr: float | None = None,
+    plan: TrainPlan,
     hooks: TrainHooks | None = None,
+    *,
     options: FastOptions | None = None,
-    **old_hooks: Unpack[HookArgs],
 ) -> FastTrainedModels:
-    """Train one model per seed of cfg.seeds with the reference protocol, faster (see module doc).
+    """Train one model per seed of the plan with the stacked engine (module doc).
 
-    Drop-in for `ladd.trainers.reference.train_reference` (same arguments; a TrainedModels with
-    an EngineReport added): the models start from the same weights per seed; the results agree in
-    distribution, not bit for bit (different random streams for DSA, grouped kernels, bf16).
-    A saved state is resumed by the engine that wrote it, whatever the plan says now.
+    The models start from the reference loop's weights per seed; the results agree with it in
+    distribution, not bit for bit (other random streams for DSA, grouped kernels, bf16).
     """
     opts = options or FastOptions()
-    hooks = TrainHooks.of(hooks, **old_hooks)
-    dev = resolve_device(device)
-    cfg = cfg.resolved(int(data.inputs.shape[-1]))
-    lr = base_lr(cfg, spec) if lr is None else float(lr)
+    hooks = hooks or TrainHooks()
+    dev = plan.torch_device
     data = data.to(dev)
-    plan = _resolve(opts, dev, init_model(spec, 0), spec, cfg.precision)
-    note = None
-    saved = _saved_engine(hooks.checkpoint)
-    if saved is not None and saved != plan.engine:  # only the engine that saved it can resume
-        plan = replace(plan, engine=saved, mode="off" if saved == "sequential" else plan.mode)
-        note = f"resuming the state the {saved} engine saved"
-    if plan.engine == "sequential":
-        return _train_sequential(data, spec, cfg, lr, dev, plan, hooks, decision=note)
     t0 = time.perf_counter()
-    engine = StackedEngine(
-        spec,
-        cfg,
-        lr,
-        dev,
-        plan,
-        opts,
-        hooks.progress,
-        may_fall_back=saved is None and opts.engine == "auto",  # "stacked" asked: stacked
-    )
-    try:
-        res = fit(engine, data, cfg, hooks)
-    except _UseSequential as fall_back:
-        return _train_sequential(
-            data,
-            spec,
-            cfg,
-            lr,
-            dev,
-            plan,
-            hooks,
-            decision=fall_back.reason,
-            seconds_probe=fall_back.seconds_probe,
-        )
+    engine = StackedEngine(plan, opts, hooks.progress)
+    res = fit(engine, data, hooks)
     _sync(dev)
     seconds = time.perf_counter() - t0
     step = engine.step
     assert step is not None  # fit started the group
+    levers = engine.levers
     rep = EngineReport(
         engine="stacked",
-        layout=plan.layout,
+        layout="grouped",
         compile_mode=step.mode,
-        precision=plan.precision if dev.type == "cuda" else "fp32",
-        channels_last=plan.channels_last,
-        dsa_draws=plan.dsa_draws,
+        precision=levers.precision,
+        channels_last=levers.channels_last,
+        dsa_draws=levers.dsa_draws,
         tail=step.tail,
         seconds_compile=step.seconds_compile,
         seconds_probe=step.seconds_probe,
         seconds_train=max(0.0, seconds - step.seconds_compile - step.seconds_probe),
         compiled_loss_diff=step.compiled_loss_diff,
-        decision="; ".join(x for x in (note, step.decision) if x),
+        decision=step.decision,
         cache_dir=step.cache_dir if step.cache_used else None,
         cache_warm=step.cache_warm,
+        compile_failure=step.failure,
     )
     return FastTrainedModels(res.models, res.loss_curves, seconds, report=rep)
-
-
-# ---------------------------------------------------------------------------------------------
-# Warm-up (ladd.trainers.warmup)
-
-
-@dataclass(frozen=True)
-class WarmupReport:
-    """What a warm-up did: the step it prepared and what that cost (ladd.trainers.warmup)."""
-
-    key: str
-    description: dict[str, Any]
-    device: str
-    compile_mode: str
-    seconds_compile: float
-    eager_step_seconds: float | None
-    compiled_step_seconds: float | None
-    cache_dir: str | None
-    artifacts: str | None = None  # mega-cache artifacts written by `warmup(export=...)`
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def warm_step(
-    *,
-    arch: str,
-    image_size: int,
-    num_classes: int,
-    seeds: int,
-    batch_size: int,
-    precision: str,
-    channels: int,
-    model_options: dict[str, Any],
-    dsa: bool,
-    options: FastOptions | None,
-    device: str | torch.device,
-    cache_dir: str | Path | None,
-) -> WarmupReport:
-    """Build the stacked step for these shapes and compile it in the mode long runs use (the
-    compile cache keeps it); on a CPU time one eager step instead. See ladd.trainers.warmup."""
-    opts = options or FastOptions()
-    if cache_dir is not None:
-        opts = replace(opts, cache_dir=str(cache_dir))
-    dev = resolve_device(device)
-    resolved = resolve_precision(precision, dev)
-    cfg = TrainConfig(
-        arch=arch,
-        epochs=1,
-        seeds=tuple(range(seeds)),
-        batch_size=batch_size,
-        precision=resolved,
-        dsa=dsa,
-        model_options=dict(model_options),
-        lr=0.01,
-    )
-    spec = model_spec(cfg, num_classes, image_size, channels)
-    probe = init_model(spec, 0)
-    plan = _resolve(opts, dev, probe, spec, resolved)
-    notes: list[str] = []
-    if plan.engine == "sequential":
-        notes.append(f"{dev.type}: the fast trainer runs the sequential engine, nothing to compile")
-        opts = replace(opts, engine="stacked", compile="off")
-        plan = _resolve(opts, dev, probe, spec, resolved)
-    if plan.mode == "policy":
-        plan = replace(plan, mode=plan.target)  # warm what a long run compiles
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, channels, image_size, image_size, generator=g)
-    y = torch.softmax(torch.randn(batch_size, num_classes, generator=g), dim=1)
-    data = TrainingData(x, y, batch_size, 0, num_classes).to(dev)
-    models = [init_model(spec, s).to(dev).train() for s in range(seeds)]
-    step = _StackedStep(models, data, cfg, plan, spec, dev, opts.cache_dir, opts.policy)
-    eager = statistics.median(step._timed(step.loss, 3)[0][1:])
-    step.prepare(1, eager_step=eager)
-    if step.compiled is None:
-        notes.append("compile off: nothing cached")
-    return WarmupReport(
-        key=step_key(step.description()),
-        description=step.description(),
-        device=str(dev),
-        compile_mode=step.mode,
-        seconds_compile=step.seconds_compile,
-        eager_step_seconds=eager,
-        compiled_step_seconds=step.compiled_step_seconds,
-        cache_dir=step.cache_dir if step.cache_used else None,
-        notes=notes,
-    )

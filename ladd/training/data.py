@@ -1,0 +1,179 @@
+"""The training set of a label mode: a flat list of samples (full images, then crops) and their
+probability targets, built from a distilled or label-augmented set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ladd.subsample import sub_sample
+from ladd.training.config import TrainConfig
+from ladd.training.modes import label_mode
+
+__all__ = ["TrainingData", "build_training_data", "loss_weight"]
+
+
+@dataclass
+class TrainingData:
+    """A flat deployment training set: inputs and probability targets."""
+
+    inputs: Any  # float (T, C, H, W), normalised, or CroppedInputs (cut when drawn)
+    targets: Any  # float (T, K) rows that are probability vectors, or EncodedTargets (lazy)
+    num_full: int  # how many of the T samples are full images (they come first)
+    num_crops: int  # how many are crops
+    num_classes: int
+    num_images: int = 0  # distinct images the samples come from (M)
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def to(self, device: str | torch.device) -> TrainingData:
+        return replace(self, inputs=self.inputs.to(device), targets=self.targets.to(device))
+
+
+def _as_probs(t: torch.Tensor) -> torch.Tensor:
+    """Soft labels as probabilities: kept when rows already are, else softmax (DATM's logits)."""
+    t = t.float()
+    if bool((t >= 0).all()) and bool(((t.sum(1) - 1).abs() < 1e-3).all()):
+        return t
+    return torch.softmax(t, dim=1)
+
+
+def _num_classes(dataset: Any) -> int:
+    if hasattr(dataset, "dense_labels"):
+        return int(dataset.num_classes)
+    if getattr(dataset, "class_names", None):
+        return len(dataset.class_names)
+    return int(dataset.labels.max()) + 1
+
+
+def build_training_data(
+    dataset: Any,
+    mode: str,
+    *,
+    n: int = 5,
+    r: float = 0.625,
+    full_labels: str = "hard",
+    lazy_labels: bool | None = None,
+    lazy_inputs: bool | None = None,
+) -> TrainingData:
+    """The flat sample list of a label mode from a DistilledSet or LabelAugmentedSet (on CPU).
+
+    Full images come first, then the crops (raster order per image). `n`, `r` only matter for
+    crop modes on a plain distilled set (a label-augmented set brings its own). full_labels
+    "set": the full images' "hard" targets are the set's own soft labels when it has them.
+    lazy_labels: the dense labels stay in their codec (ladd.codecs.EncodedTargets: a batch's
+    rows are decoded when it is drawn, on the device, and no [M, N*N, K] float tensor is built);
+    None: lazy for a set held in a codec other than float32/float16, as today otherwise.
+    lazy_inputs: the inputs are ladd.cropped.CroppedInputs (the stored images once, uint8 when
+    they came from 8-bit files; each batch's crops cut and resized when it is drawn) instead of
+    every sample as a float image; None: lazy when the eager list would be over the crop-bytes
+    limit (LADD_MAX_CROP_BYTES), which used to refuse such a set.
+    """
+    lm = label_mode(mode)
+    images = dataset.images.float().cpu()  # (M, C, H, W)
+    m = images.shape[0]
+    k = _num_classes(dataset)
+    hard = F.one_hot(dataset.labels.cpu().long(), k).float()  # (M, K)
+    labelled = hasattr(dataset, "dense_labels")  # a label-augmented set
+    if labelled:
+        n, r = int(dataset.n), float(dataset.r)
+    if lm.needs_dense and not labelled:
+        raise ValueError(
+            f"mode {mode!r} needs dense labels: label-augment the set first (ladd augment)"
+        )
+    if lm.needs_labeler and getattr(dataset, "full_soft", None) is None:
+        raise ValueError(
+            f"mode {mode!r} needs a label-augmented set (the labeler's soft labels of full images)"
+        )
+    if lazy_labels is None:
+        lazy_labels = labelled and getattr(dataset, "encoded", None) is not None
+
+    def full_targets(kind: str) -> torch.Tensor:
+        if kind == "hard":
+            soft = getattr(dataset, "soft_labels", None)
+            if full_labels == "set_soft" and soft is not None:
+                return _as_probs(soft.cpu())
+            return hard
+        if kind == "labeler":
+            return dataset.full_soft.float().cpu()
+        raise ValueError(f"unknown full-image label kind {kind!r}")
+
+    parts_x: list[torch.Tensor] = []
+    parts_y: list[torch.Tensor] = []
+    for kind in lm.full:
+        parts_x.append(images)
+        parts_y.append(full_targets(kind))
+    num_full = m * len(lm.full)
+    num_crops = 0
+    encoded = None  # the dense labels' EncodedDense when they stay encoded (always last)
+    if lm.crops:
+        from ladd.limits import current_limits
+
+        c, h, w = images.shape[1:]
+        # the crops, each copy in the sample list, and the final concatenation
+        need = m * n * n * c * h * w * 4 * (1 + 2 * len(lm.crops))
+        if lazy_inputs is None:
+            lazy_inputs = need > current_limits().max_crop_bytes
+        if not lazy_inputs:
+            what = f"{lm.name} training set ({m} images, N = {n})"
+            current_limits().check_crop_bytes(need, what)
+            crops = sub_sample(images, n, r).flatten(0, 1)  # (M*n*n, C, H, W), raster order
+        for kind in lm.crops:
+            if not lazy_inputs:
+                parts_x.append(crops)
+            num_crops += m * n * n
+            if kind == "hard":
+                parts_y.append(hard.repeat_interleave(n * n, dim=0))  # (M*n*n, K)
+            elif kind == "dense" and lazy_labels and kind == lm.crops[-1]:  # rows come last
+                encoded = dataset.dense_labels()
+            elif kind == "dense":
+                parts_y.append(dataset.probs().cpu().reshape(m * n * n, k))
+            else:
+                raise ValueError(f"unknown crop label kind {kind!r}")
+    if not lm.crops and lazy_inputs is None:  # full images only: their float copies
+        from ladd.limits import current_limits
+
+        lazy_inputs = images.numel() * 4 * (1 + len(lm.full)) > current_limits().max_crop_bytes
+    head = torch.cat(parts_y).contiguous() if parts_y else hard[:0]
+    targets: Any = head if encoded is None else encoded.targets(head)
+    inputs: Any
+    if lazy_inputs:
+        inputs = _cropped_inputs(dataset, images, len(lm.full), len(lm.crops), n, r)
+    else:
+        inputs = torch.cat(parts_x).contiguous()
+    return TrainingData(
+        inputs=inputs,
+        targets=targets,
+        num_full=num_full,
+        num_crops=num_crops,
+        num_classes=k,
+        num_images=m,
+    )
+
+
+def _cropped_inputs(
+    dataset: Any, images: torch.Tensor, full_copies: int, crop_copies: int, n: int, r: float
+) -> Any:
+    """The lazy inputs of build_training_data: uint8 pixels when the set's images are exactly
+    8-bit pixels' normalisation and it has no ZCA (ladd.data.imageset.exact_pixels), float
+    otherwise."""
+    from ladd.cropped import CroppedInputs
+    from ladd.data.imageset import exact_pixels
+
+    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
+    pixels = None if getattr(dataset, "zca", None) is not None else exact_pixels(images, mean, std)
+    if pixels is not None:
+        return CroppedInputs(pixels, full_copies, crop_copies, n, r, tuple(mean), tuple(std))
+    return CroppedInputs(images, full_copies, crop_copies, n, r)
+
+
+def loss_weight(cfg: TrainConfig, data: TrainingData) -> float:
+    """The factor on the batch-mean loss: 1 for "mean", samples per image for "image_sum"."""
+    if cfg.loss == "mean":
+        return 1.0
+    images = max(1, data.num_images)
+    return len(data) / images
