@@ -102,12 +102,12 @@ def eval_inputs(
     size = int(dataset.image_size)
     if int(test_set.images.shape[-1]) != size:
         raise ValueError(f"test images are {test_set.images.shape[-1]} px but the set is {size} px")
-    test_mean = getattr(dataset, "test_mean", None)
-    mean, std = (
-        (test_mean, dataset.test_std) if test_mean is not None else (dataset.mean, dataset.std)
-    )
-    zca = getattr(dataset, "zca", None)
-    if zca is not None and isinstance(zca, bool):
+    if dataset.test_mean is not None:
+        mean, std = dataset.test_mean, dataset.test_std
+    else:
+        mean, std = dataset.mean, dataset.std
+    zca = dataset.zca
+    if isinstance(zca, bool):  # a set read for description only names its ZCA, never fits it
         if zca:
             raise ValueError(
                 "the set is in ZCA space but carries no fitted ZCA to whiten the test split"
@@ -380,7 +380,7 @@ def execute(
     )
     accs = [s.accuracy for s in scores]
     confusion = torch.tensor([s.confusion for s in scores]).sum(0).tolist() if scores else []
-    names = list(getattr(dataset, "class_names", None) or test_set.info.class_names)
+    names = list(dataset.class_names or test_set.info.class_names)
     return DeployResult(
         plan=plan,
         accuracy_mean=statistics.fmean(accs),
