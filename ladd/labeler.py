@@ -41,6 +41,7 @@ from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors
 from ladd.flops import train_flops_per_sample
 from ladd.models import create_from_spec, create_model
+from ladd.numbers import require_finite
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.training import TrainingStopped, distillation_arch
 
@@ -97,8 +98,12 @@ class LabelerConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if any(int(e) < 1 for e in self.save_at):
             raise ValueError(f"save_at epochs must be >= 1, got {self.save_at}")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("batch_size must be >= 1 and lr > 0")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        require_finite("lr", self.lr, positive=True)
+        require_finite("momentum", self.momentum)
+        require_finite("weight decay", self.weight_decay)
+        require_finite("zca eps", self.zca_eps, positive=True)
         if self.image_augmentation not in AUGMENTS:
             raise ValueError(
                 f"unknown image augmentation {self.image_augmentation!r}; "
