@@ -64,7 +64,9 @@ def info(
         if not isinstance(d, dict):  # a describe() that returns text
             out.print(str(d))
             return
-        if hasattr(ds, "dense_labels"):  # the paper's zip measurement, in the file's codec
+        from ladd.sets import LabelAugmentedSet
+
+        if isinstance(ds, LabelAugmentedSet):  # the paper's zip measurement, in its codec
             from ladd.dense import set_storage_report
 
             d["zip_overhead"] = set_storage_report(ds).overhead
