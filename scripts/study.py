@@ -270,6 +270,7 @@ class Study:
             n,
             r,
             device=self.device,
+            codec=None,  # float32: the study's reference; part 7 re-encodes it per codec
         )
 
     def zca(self, method: str) -> bool:
@@ -556,7 +557,9 @@ class Study:
         m = self.p.distiller
         for e in self.p.labeler_epochs:
             lab = self.labeler(e, zca=self.zca(m))
-            la = augment(self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device)
+            la = augment(
+                self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device, codec=None
+            )
             stats = crop_stats(la.probs(), la.labels).summary()
             self.run(
                 "4",
