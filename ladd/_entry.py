@@ -18,8 +18,7 @@ def main() -> None:
         if (err.name or "").split(".")[0] not in CLI_PACKAGES:
             raise
         sys.stderr.write(
-            f"the ladd command needs the package {err.name!r}: "
-            "pip install 'ladd-studio[cli]'\n"
+            f"the ladd command needs the package {err.name!r}: pip install 'ladd-studio[cli]'\n"
         )
         raise SystemExit(1) from None
     cli_main()

@@ -50,7 +50,14 @@ DSA_UNIFORMS = 10  # uniforms drawn per sample for the batched form (see batched
 
 @dataclass(frozen=True)
 class DSAConfig:
-    """DSA constants of the field's code (ratios as in the DSA paper's defaults)."""
+    """DSA constants of the field's code (DatasetCondensation utils.py `ParamDiffAug`).
+
+    >>> from ladd import DSAConfig
+    >>> DSAConfig().ops
+    ('color', 'crop', 'cutout', 'flip', 'scale', 'rotate')
+    >>> DSAConfig(strategy="crop_flip").ops
+    ('crop', 'flip')
+    """
 
     strategy: str = DEFAULT_STRATEGY
     crop_ratio: float = 0.125  # shift up to round(H / 8)

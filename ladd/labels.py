@@ -69,7 +69,16 @@ def dense_labels(
 
 
 class InputSpaceError(ValueError):
-    """Images and labeler (or student) do not share an input space; the message lists why."""
+    """Images and labeler (or student) do not share an input space; the message lists why.
+
+    >>> import torch
+    >>> from ladd import InputSpaceError, check_input_space
+    >>> try:
+    ...     check_input_space(torch.randn(2, 3, 8, 8), zca=True, labeler_zca=False)
+    ... except InputSpaceError as err:
+    ...     print(err)
+    the images are in ZCA space but the labeler was trained without ZCA
+    """
 
 
 def _numbers(v: Sequence[float] | torch.Tensor | None) -> tuple[float, ...] | None:
@@ -111,8 +120,8 @@ def check_input_space(
     >>> raw = torch.rand(8, 3, 32, 32)  # [0, 1] pixels, never normalised
     >>> problems = check_input_space(raw, *cifar, labeler_mean=cifar[0], labeler_std=cifar[1],
     ...                              strict=False)
-    >>> problems[0][:40]
-    'the images look like raw [0, 1] pixels '
+    >>> problems[0][:38]
+    'the images look like raw [0, 1] pixels'
     """
     problems: list[str] = []
     if zca != labeler_zca:
@@ -126,7 +135,9 @@ def check_input_space(
     ):
         if ours is None or theirs is None:
             continue
-        if len(ours) != len(theirs) or any(abs(a - b) > atol for a, b in zip(ours, theirs, strict=True)):
+        if len(ours) != len(theirs) or any(
+            abs(a - b) > atol for a, b in zip(ours, theirs, strict=True)
+        ):
             problems.append(
                 f"normalisation {name} differs: images {_fmt(ours)} vs labeler {_fmt(theirs)}"
             )

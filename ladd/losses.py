@@ -30,7 +30,14 @@ REDUCTIONS: tuple[str, ...] = ("mean", "image_sum")
 
 
 class LADDLossOutput(NamedTuple):
-    """The LADD loss of a batch and its two parts (hard + soft = loss, same reduction)."""
+    """The LADD loss of a batch and its two parts (hard + soft = loss, same reduction).
+
+    >>> import torch
+    >>> from ladd import LADDLossOutput, ladd_loss
+    >>> out = ladd_loss(torch.zeros(2, 4), torch.tensor([0, 1]))
+    >>> isinstance(out, LADDLossOutput), out._fields
+    (True, ('loss', 'hard', 'soft'))
+    """
 
     loss: torch.Tensor  # () the value to back-propagate
     hard: torch.Tensor  # () the full images' cross-entropy with their hard (or soft) labels
@@ -98,7 +105,9 @@ def ladd_loss(
         soft_sum, crops = hard_ce.new_zeros(()), 0
     else:
         if dense.dim() != 3 or dense.shape[0] != b or dense.shape[-1] != k:
-            raise ValueError(f"dense must be (B, N*N, K) = ({b}, N*N, {k}), got {tuple(dense.shape)}")
+            raise ValueError(
+                f"dense must be (B, N*N, K) = ({b}, N*N, {k}), got {tuple(dense.shape)}"
+            )
         crops = dense.shape[1]
         crop_logits = crop_logits.reshape(b, crops, k)
         soft_sum = soft_target_cross_entropy(crop_logits, dense).sum()  # over B * N*N crops
