@@ -59,19 +59,20 @@ class LabelAugmentedDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     out (the paper's crops-only ablation). Item i is (input (C, H, W) float32, target (K,)
     probabilities); a default DataLoader batches them into (B, C, H, W), (B, K).
 
-    >>> import torch
-    >>> from ladd import LabelAugmentedDataset
-    >>> images, labels = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    >>> dense = torch.full((4, 25, 10), 0.1)
-    >>> ds = LabelAugmentedDataset(images, labels, dense, n=5, r=0.625)
-    >>> len(ds)  # 4 full images + 4 x 25 crops
-    104
-    >>> x, y = ds[1]
-    >>> torch.equal(x, images[1]), y.argmax().item()
-    (True, 1)
-    >>> x, y = ds[4 + 25 + 3]  # crop 3 of image 1
-    >>> x.shape, round(y.sum().item(), 4)
-    (torch.Size([3, 32, 32]), 1.0)
+    Examples:
+        >>> import torch
+        >>> from ladd import LabelAugmentedDataset
+        >>> images, labels = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+        >>> dense = torch.full((4, 25, 10), 0.1)
+        >>> ds = LabelAugmentedDataset(images, labels, dense, n=5, r=0.625)
+        >>> len(ds)  # 4 full images + 4 x 25 crops
+        104
+        >>> x, y = ds[1]
+        >>> torch.equal(x, images[1]), y.argmax().item()
+        (True, 1)
+        >>> x, y = ds[4 + 25 + 3]  # crop 3 of image 1
+        >>> x.shape, round(y.sum().item(), 4)
+        (torch.Size([3, 32, 32]), 1.0)
     """
 
     def __init__(
@@ -148,14 +149,15 @@ def expand(
     `images_train, labels_train`): M * N*N crops of H x W each are built at once, so a large set
     is better served lazily by LabelAugmentedDataset.
 
-    >>> import torch
-    >>> from ladd import expand
-    >>> images, labels = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
-    >>> inputs, targets = expand(images, labels, torch.full((4, 9, 10), 0.1), n=3, r=0.75)
-    >>> inputs.shape, targets.shape
-    (torch.Size([40, 3, 32, 32]), torch.Size([40, 10]))
-    >>> targets[:4].argmax(1).tolist()
-    [0, 1, 2, 3]
+    Examples:
+        >>> import torch
+        >>> from ladd import expand
+        >>> images, labels = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+        >>> inputs, targets = expand(images, labels, torch.full((4, 9, 10), 0.1), n=3, r=0.75)
+        >>> inputs.shape, targets.shape
+        (torch.Size([40, 3, 32, 32]), torch.Size([40, 10]))
+        >>> targets[:4].argmax(1).tolist()
+        [0, 1, 2, 3]
     """
     m, k = _check(images, labels, dense, n)
     crops = sub_sample(images.float(), n, r, limits=limits).flatten(0, 1)  # (M*N*N, C, H, W)

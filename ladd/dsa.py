@@ -52,11 +52,12 @@ DSA_UNIFORMS = 10  # uniforms drawn per sample for the batched form (see batched
 class DSAConfig:
     """DSA constants of the field's code (DatasetCondensation utils.py `ParamDiffAug`).
 
-    >>> from ladd import DSAConfig
-    >>> DSAConfig().ops
-    ('color', 'crop', 'cutout', 'flip', 'scale', 'rotate')
-    >>> DSAConfig(strategy="crop_flip").ops
-    ('crop', 'flip')
+    Examples:
+        >>> from ladd import DSAConfig
+        >>> DSAConfig().ops
+        ('color', 'crop', 'cutout', 'flip', 'scale', 'rotate')
+        >>> DSAConfig(strategy="crop_flip").ops
+        ('crop', 'flip')
     """
 
     strategy: str = DEFAULT_STRATEGY
@@ -199,14 +200,15 @@ def dsa(x: torch.Tensor, g: torch.Generator, cfg: DSAConfig = DSAConfig()) -> to
     Differentiable in `x` (distillation back-propagates through it); runs on `x`'s device, the
     draws made on `g`'s device.
 
-    >>> import torch
-    >>> from ladd import dsa
-    >>> x = torch.rand(4, 3, 32, 32)
-    >>> y = dsa(x, torch.Generator().manual_seed(0))
-    >>> y.shape
-    torch.Size([4, 3, 32, 32])
-    >>> torch.equal(y, dsa(x, torch.Generator().manual_seed(0)))  # the seed decides everything
-    True
+    Examples:
+        >>> import torch
+        >>> from ladd import dsa
+        >>> x = torch.rand(4, 3, 32, 32)
+        >>> y = dsa(x, torch.Generator().manual_seed(0))
+        >>> y.shape
+        torch.Size([4, 3, 32, 32])
+        >>> torch.equal(y, dsa(x, torch.Generator().manual_seed(0)))  # the seed decides everything
+        True
     """
     ops = cfg.ops
     if not ops or x.shape[0] == 0:
@@ -224,16 +226,17 @@ class DSA(nn.Module):
     so `torch.manual_seed` before building it makes a run repeat. `strategy` and the ratios are
     DSAConfig's (the field's defaults).
 
-    >>> import torch
-    >>> from ladd import DSA
-    >>> aug = DSA(generator=0)
-    >>> x = torch.rand(8, 3, 32, 32)
-    >>> aug(x).shape
-    torch.Size([8, 3, 32, 32])
-    >>> torch.equal(aug.eval()(x), x)
-    True
-    >>> torch.equal(DSA(generator=1)(x), DSA(generator=1)(x))
-    True
+    Examples:
+        >>> import torch
+        >>> from ladd import DSA
+        >>> aug = DSA(generator=0)
+        >>> x = torch.rand(8, 3, 32, 32)
+        >>> aug(x).shape
+        torch.Size([8, 3, 32, 32])
+        >>> torch.equal(aug.eval()(x), x)
+        True
+        >>> torch.equal(DSA(generator=1)(x), DSA(generator=1)(x))
+        True
     """
 
     def __init__(

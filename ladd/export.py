@@ -39,16 +39,17 @@ def save_ddranking(
     label + 1) must hold the same number of images.
     Files are written atomically, on the CPU, readable with torch.load(weights_only=True).
 
-    >>> import tempfile, torch
-    >>> from ladd import save_ddranking
-    >>> from ladd.sets import load_set
-    >>> labels = torch.arange(10).repeat(2)  # 0..9, 0..9: two images of each shapes class
-    >>> folder = save_ddranking(tempfile.mkdtemp(), torch.randn(20, 3, 32, 32), labels, lr=0.01)
-    >>> sorted(p.name for p in folder.iterdir())
-    ['images.pt', 'lr.pt']
-    >>> ds = load_set(folder, source="shapes")
-    >>> ds.format, ds.labels[:6].tolist(), ds.lr
-    ('ddranking', [0, 0, 1, 1, 2, 2], 0.01)
+    Examples:
+        >>> import tempfile, torch
+        >>> from ladd import save_ddranking
+        >>> from ladd.sets import load_set
+        >>> labels = torch.arange(10).repeat(2)  # 0..9, 0..9: two images of each shapes class
+        >>> folder = save_ddranking(tempfile.mkdtemp(), torch.randn(20, 3, 32, 32), labels, lr=0.01)
+        >>> sorted(p.name for p in folder.iterdir())
+        ['images.pt', 'lr.pt']
+        >>> ds = load_set(folder, source="shapes")
+        >>> ds.format, ds.labels[:6].tolist(), ds.lr
+        ('ddranking', [0, 0, 1, 1, 2, 2], 0.01)
     """
     if images.dim() != 4 or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
         raise ValueError(

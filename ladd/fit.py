@@ -49,15 +49,16 @@ def fit_labeler(
     docstring: "strong", batch_size=32, lr=0.02 for a few hundred images and a few epochs);
     `batch_size` and `lr` override the recipe's. Shuffling and augmentation draw from a generator seeded with `seed`.
 
-    >>> import torch
-    >>> from ladd import fit_labeler
-    >>> from ladd.data import load_source
-    >>> train = load_source("shapes", "train", limit_per_class=30, seed=0)
-    >>> x = train.normalised()
-    >>> labeler = fit_labeler(x, train.labels, 10, recipe="strong", epochs=3, batch_size=32,
-    ...                       width=16)
-    >>> (labeler(x).argmax(1) == train.labels).float().mean().item() > 0.2  # chance is 0.1
-    True
+    Examples:
+        >>> import torch
+        >>> from ladd import fit_labeler
+        >>> from ladd.data import load_source
+        >>> train = load_source("shapes", "train", limit_per_class=30, seed=0)
+        >>> x = train.normalised()
+        >>> labeler = fit_labeler(x, train.labels, 10, recipe="strong", epochs=3, batch_size=32,
+        ...                       width=16)
+        >>> (labeler(x).argmax(1) == train.labels).float().mean().item() > 0.2  # chance is 0.1
+        True
     """
     from ladd.dsa import DSAConfig, dsa
     from ladd.labeler import LABELER_RECIPES, LabelerConfig, random_flip_crop

@@ -42,16 +42,17 @@ def dense_labels(
     autocast. `limits`: ladd.limits.Limits for the memory checked before allocating (None: the
     LADD_MAX_* environment caps).
 
-    >>> import torch
-    >>> from ladd import create_model, dense_labels
-    >>> model = create_model("convnet_d3", num_classes=10, image_size=32, width=8)
-    >>> labels = dense_labels(model, torch.randn(2, 3, 32, 32), n=5, r=0.625)
-    >>> labels.shape, labels.device.type
-    (torch.Size([2, 25, 10]), 'cpu')
-    >>> torch.allclose(labels.sum(-1), torch.ones(2, 25))
-    True
-    >>> dense_labels(model, torch.randn(2, 3, 32, 32), codec="topk:3,uint8").shape
-    torch.Size([2, 25, 10])
+    Examples:
+        >>> import torch
+        >>> from ladd import create_model, dense_labels
+        >>> model = create_model("convnet_d3", num_classes=10, image_size=32, width=8)
+        >>> labels = dense_labels(model, torch.randn(2, 3, 32, 32), n=5, r=0.625)
+        >>> labels.shape, labels.device.type
+        (torch.Size([2, 25, 10]), 'cpu')
+        >>> torch.allclose(labels.sum(-1), torch.ones(2, 25))
+        True
+        >>> dense_labels(model, torch.randn(2, 3, 32, 32), codec="topk:3,uint8").shape
+        torch.Size([2, 25, 10])
     """
     from ladd.dense import generate_dense_labels
 
@@ -71,13 +72,14 @@ def dense_labels(
 class InputSpaceError(ValueError):
     """Images and labeler (or student) do not share an input space; the message lists why.
 
-    >>> import torch
-    >>> from ladd import InputSpaceError, check_input_space
-    >>> try:
-    ...     check_input_space(torch.randn(2, 3, 8, 8), zca=True, labeler_zca=False)
-    ... except InputSpaceError as err:
-    ...     print(err)
-    the images are in ZCA space but the labeler was trained without ZCA
+    Examples:
+        >>> import torch
+        >>> from ladd import InputSpaceError, check_input_space
+        >>> try:
+        ...     check_input_space(torch.randn(2, 3, 8, 8), zca=True, labeler_zca=False)
+        ... except InputSpaceError as err:
+        ...     print(err)
+        the images are in ZCA space but the labeler was trained without ZCA
     """
 
 
@@ -111,17 +113,18 @@ def check_input_space(
     that does not crash: every dense label comes out wrong). Distilled images drift, so the
     pixel check only flags a set that looks like raw pixels, and is skipped for ZCA images.
 
-    >>> import torch
-    >>> from ladd import check_input_space
-    >>> cifar = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
-    >>> x = torch.randn(8, 3, 32, 32)  # normalised images
-    >>> check_input_space(x, *cifar, labeler_mean=cifar[0], labeler_std=cifar[1])
-    []
-    >>> raw = torch.rand(8, 3, 32, 32)  # [0, 1] pixels, never normalised
-    >>> problems = check_input_space(raw, *cifar, labeler_mean=cifar[0], labeler_std=cifar[1],
-    ...                              strict=False)
-    >>> problems[0][:38]
-    'the images look like raw [0, 1] pixels'
+    Examples:
+        >>> import torch
+        >>> from ladd import check_input_space
+        >>> cifar = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+        >>> x = torch.randn(8, 3, 32, 32)  # normalised images
+        >>> check_input_space(x, *cifar, labeler_mean=cifar[0], labeler_std=cifar[1])
+        []
+        >>> raw = torch.rand(8, 3, 32, 32)  # [0, 1] pixels, never normalised
+        >>> problems = check_input_space(raw, *cifar, labeler_mean=cifar[0], labeler_std=cifar[1],
+        ...                              strict=False)
+        >>> problems[0][:38]
+        'the images look like raw [0, 1] pixels'
     """
     problems: list[str] = []
     if zca != labeler_zca:

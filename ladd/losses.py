@@ -32,11 +32,12 @@ REDUCTIONS: tuple[str, ...] = ("mean", "image_sum")
 class LADDLossOutput(NamedTuple):
     """The LADD loss of a batch and its two parts (hard + soft = loss, same reduction).
 
-    >>> import torch
-    >>> from ladd import LADDLossOutput, ladd_loss
-    >>> out = ladd_loss(torch.zeros(2, 4), torch.tensor([0, 1]))
-    >>> isinstance(out, LADDLossOutput), out._fields
-    (True, ('loss', 'hard', 'soft'))
+    Examples:
+        >>> import torch
+        >>> from ladd import LADDLossOutput, ladd_loss
+        >>> out = ladd_loss(torch.zeros(2, 4), torch.tensor([0, 1]))
+        >>> isinstance(out, LADDLossOutput), out._fields
+        (True, ('loss', 'hard', 'soft'))
     """
 
     loss: torch.Tensor  # () the value to back-propagate
@@ -50,11 +51,12 @@ def soft_target_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> tor
     -sum_k target_k log softmax(logits)_k, in float32 whatever the logits' dtype; the same
     number as torch.nn.functional.cross_entropy(logits, target, reduction="none") for (B, K).
 
-    >>> import torch
-    >>> from ladd import soft_target_cross_entropy
-    >>> logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
-    >>> soft_target_cross_entropy(logits, torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
-    tensor([0.1269, 0.6931])
+    Examples:
+        >>> import torch
+        >>> from ladd import soft_target_cross_entropy
+        >>> logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+        >>> soft_target_cross_entropy(logits, torch.tensor([[1.0, 0.0], [0.5, 0.5]]))
+        tensor([0.1269, 0.6931])
     """
     return -(target.float() * F.log_softmax(logits.float(), dim=-1)).sum(-1)
 
@@ -84,16 +86,17 @@ def ladd_loss(
     `dense` (B, N*N, K): their dense labels (probabilities, `ladd.dense_labels`). Without crops
     the loss is the plain cross-entropy of the full images (the baseline).
 
-    >>> import torch
-    >>> from ladd import ladd_loss
-    >>> logits, labels = torch.zeros(2, 10), torch.tensor([3, 7])
-    >>> crop_logits, dense = torch.zeros(2, 25, 10), torch.full((2, 25, 10), 0.1)
-    >>> out = ladd_loss(logits, labels, crop_logits, dense)
-    >>> round(out.loss.item(), 4), round((out.hard + out.soft).item(), 4)  # log(10) everywhere
-    (2.3026, 2.3026)
-    >>> per_image = ladd_loss(logits, labels, crop_logits, dense, reduction="image_sum")
-    >>> round(per_image.loss.item() / out.loss.item(), 4)  # 1 + N*N samples per image
-    26.0
+    Examples:
+        >>> import torch
+        >>> from ladd import ladd_loss
+        >>> logits, labels = torch.zeros(2, 10), torch.tensor([3, 7])
+        >>> crop_logits, dense = torch.zeros(2, 25, 10), torch.full((2, 25, 10), 0.1)
+        >>> out = ladd_loss(logits, labels, crop_logits, dense)
+        >>> round(out.loss.item(), 4), round((out.hard + out.soft).item(), 4)  # log(10) everywhere
+        (2.3026, 2.3026)
+        >>> per_image = ladd_loss(logits, labels, crop_logits, dense, reduction="image_sum")
+        >>> round(per_image.loss.item() / out.loss.item(), 4)  # 1 + N*N samples per image
+        26.0
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {reduction!r}; use one of {', '.join(REDUCTIONS)}")
@@ -120,12 +123,13 @@ class LADDLoss(nn.Module):
     """`ladd_loss` as a module: `LADDLoss(reduction="image_sum")(logits, labels, crop_logits,
     dense)` returns a LADDLossOutput (loss, hard, soft).
 
-    >>> import torch
-    >>> from ladd import LADDLoss
-    >>> criterion = LADDLoss()
-    >>> out = criterion(torch.zeros(4, 10), torch.arange(4))
-    >>> round(out.loss.item(), 4), out.soft.item()  # no crops: the plain cross-entropy
-    (2.3026, 0.0)
+    Examples:
+        >>> import torch
+        >>> from ladd import LADDLoss
+        >>> criterion = LADDLoss()
+        >>> out = criterion(torch.zeros(4, 10), torch.arange(4))
+        >>> round(out.loss.item(), 4), out.soft.item()  # no crops: the plain cross-entropy
+        (2.3026, 0.0)
     """
 
     def __init__(self, reduction: Reduction = "mean") -> None:

@@ -77,10 +77,11 @@ def crop_boxes(
     128 px, n = 5, r = 0.625 gives 80-px crops at offsets 0, 12, 24, 36, 48 (the paper's
     example, section 3.1):
 
-    >>> from ladd import crop_boxes
-    >>> boxes = crop_boxes(128, n=5, r=0.625)
-    >>> len(boxes), boxes[0], boxes[1], boxes[-1]
-    (25, (0, 0, 80, 80), (0, 12, 80, 80), (48, 48, 80, 80))
+    Examples:
+        >>> from ladd import crop_boxes
+        >>> boxes = crop_boxes(128, n=5, r=0.625)
+        >>> len(boxes), boxes[0], boxes[1], boxes[-1]
+        (25, (0, 0, 80, 80), (0, 12, 80, 80), (48, 48, 80, 80))
     """
     g = crop_grid(size, n, r, limits=limits)
     return [(top, left, g.side, g.side) for top in g.offsets for left in g.offsets]
@@ -156,14 +157,15 @@ def sub_sample(
     Crops are gathered at once and resized (bilinear; antialiased only when shrinking) in one
     interpolate call on the input's device; integer images come back as float32.
 
-    >>> import torch
-    >>> from ladd import sub_sample
-    >>> x = torch.rand(2, 3, 32, 32)
-    >>> crops = sub_sample(x, n=5, r=0.625)
-    >>> crops.shape
-    torch.Size([2, 25, 3, 32, 32])
-    >>> sub_sample(x, n=1, r=1.0)[:, 0].equal(x)  # one crop of the whole image is the image
-    True
+    Examples:
+        >>> import torch
+        >>> from ladd import sub_sample
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> crops = sub_sample(x, n=5, r=0.625)
+        >>> crops.shape
+        torch.Size([2, 25, 3, 32, 32])
+        >>> sub_sample(x, n=1, r=1.0)[:, 0].equal(x)  # one crop of the whole image is the image
+        True
     """
     b, c, h, _ = images.shape
     out = h if out_size is None else out_size

@@ -3,9 +3,10 @@
 DEFAULT_CODEC is the one default of every path that stores dense labels (`ladd augment`, the
 Python `augment`, the pipeline):
 
->>> from ladd import DEFAULT_CODEC, parse_codec
->>> parse_codec(DEFAULT_CODEC).spec == parse_codec(DEFAULT_CODEC).spec  # a valid spec
-True
+Examples:
+    >>> from ladd import DEFAULT_CODEC, parse_codec
+    >>> parse_codec(DEFAULT_CODEC).spec == parse_codec(DEFAULT_CODEC).spec  # a valid spec
+    True
 """
 
 from ladd.codecs import floats, int8, topk  # noqa: F401  (registers the codecs)

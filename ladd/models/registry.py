@@ -122,12 +122,13 @@ def create_model(
     With `seed`, the initial weights are drawn under a forked RNG seeded with it: the same seed
     gives the same weights, and the caller's global RNG is left untouched.
 
-    >>> from ladd import create_model
-    >>> model = create_model("convnet_d3", num_classes=10, image_size=32, width=32, norm="batch")
-    >>> model.spec.options
-    {'width': 32, 'norm': 'batch'}
-    >>> sum(p.numel() for p in create_model("convnet_d3", 10, 32).parameters())  # width 128
-    320010
+    Examples:
+        >>> from ladd import create_model
+        >>> model = create_model("convnet_d3", num_classes=10, image_size=32, width=32, norm="batch")
+        >>> model.spec.options
+        {'width': 32, 'norm': 'batch'}
+        >>> sum(p.numel() for p in create_model("convnet_d3", 10, 32).parameters())  # width 128
+        320010
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
