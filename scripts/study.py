@@ -465,6 +465,9 @@ class Study:
             "device": _device_name(self.device),
             "date": date.today().isoformat(),
             "command": self.command,
+            # DSA's cutout centre as drawn: "0..H" for an even side, as DiffAugment draws it;
+            # records before that fix (2026-12-07) say "0..H-1" (docs/results/DISCUSSION.md)
+            "dsa_cutout": "0..H",
             **g.extra,
         }
         if g.labeler_epoch is not None and not {"labeler_accuracy", "labeler_recipe"} <= set(rec):
