@@ -193,3 +193,34 @@ def test_dsa_module_follows_its_generator_and_train_mode() -> None:
     assert a.eval()(x) is x
     with pytest.raises(ValueError, match="unknown DSA op"):
         DSA("crop_blur")
+
+
+def test_import_ladd_needs_no_front_end_package() -> None:
+    """The core's declared dependencies are enough: the cli extra (typer, click, rich), the
+    dashboard's Streamlit and Ray stay unimported (the wheel check installs the core alone
+    plus the cli extra and runs the guide's loop)."""
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys, ladd; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert not loaded & {"typer", "click", "rich", "streamlit", "ray", "plotly"}
+
+
+def test_labelling_writes_no_environment_variable() -> None:
+    """No variable of ours: torch's own first optimizer step sets TORCHINDUCTOR_CACHE_DIR to
+    torch's default (torch 2.14), so one plain step is taken before the snapshot."""
+    import os
+
+    layer = torch.nn.Linear(2, 2)
+    layer(torch.randn(1, 2)).sum().backward()
+    torch.optim.SGD(layer.parameters(), lr=0.1).step()
+    before = dict(os.environ)
+    model = create_model("convnet_d3", 10, 32, width=8, seed=0)
+    dense_labels(model, torch.randn(2, 3, 32, 32), n=2, r=0.75)
+    ladd.fit_labeler(torch.randn(20, 3, 32, 32), torch.arange(10).repeat(2), epochs=1, width=8)
+    assert dict(os.environ) == before
