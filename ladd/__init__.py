@@ -12,7 +12,8 @@ RDED-style DataLoader loop, a Lightning module and a DD-Ranking export.
     sub-sampling      crop_boxes, sub_sample
     labels            dense_labels, fit_labeler, check_input_space, InputSpaceError
     training          LabelAugmentedDataset, expand, ladd_loss, LADDLoss, LADDLossOutput,
-                      soft_target_cross_entropy, DSA, dsa, DSAConfig, create_model
+                      soft_target_cross_entropy, DSA, diff_augment, DSAConfig,
+                      create_model
     storage           parse_codec, Codec, EncodedDense, DEFAULT_CODEC, save_ddranking
     limits            Limits, InputLimitError
 
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 from ladd.codecs import DEFAULT_CODEC, Codec, EncodedDense, parse_codec
 from ladd.dataset import LabelAugmentedDataset, expand
-from ladd.dsa import DSA, DSAConfig, dsa
+from ladd.dsa import DSA, DSAConfig, diff_augment
 from ladd.export import save_ddranking
 from ladd.fit import fit_labeler
 from ladd.labels import InputSpaceError, check_input_space, dense_labels
@@ -48,7 +49,7 @@ __all__ = [
     "create_model",
     "crop_boxes",
     "dense_labels",
-    "dsa",
+    "diff_augment",
     "expand",
     "fit_labeler",
     "ladd_loss",

@@ -37,6 +37,7 @@ __all__ = [
     "DSAConfig",
     "apply_op",
     "cutout_centres",
+    "diff_augment",
     "batched_dsa",
     "draw_dsa_epoch",
     "draw_dsa_params",
@@ -202,7 +203,7 @@ def dsa(x: torch.Tensor, g: torch.Generator, cfg: DSAConfig = DSAConfig()) -> to
 
     Examples:
         >>> import torch
-        >>> from ladd import dsa
+        >>> from ladd.dsa import dsa
         >>> x = torch.rand(4, 3, 32, 32)
         >>> y = dsa(x, torch.Generator().manual_seed(0))
         >>> y.shape
@@ -215,6 +216,31 @@ def dsa(x: torch.Tensor, g: torch.Generator, cfg: DSAConfig = DSAConfig()) -> to
         return x
     op = ops[int(torch.randint(len(ops), (1,), generator=g, device=g.device).item())]
     return apply_op(x, op, g, cfg)
+
+
+def diff_augment(
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    config: DSAConfig | None = None,
+) -> torch.Tensor:
+    """DSA as a function, DiffAugment's name and mode "S": one op per call, drawn from
+    `generator` (default torch's global CPU generator, as DiffAugment draws), its parameters
+    per sample. The same as `DSA(...)(x)` in training mode.
+
+    Examples:
+        >>> import torch
+        >>> from ladd import diff_augment
+        >>> x = torch.rand(4, 3, 32, 32, requires_grad=True)
+        >>> y = diff_augment(x, torch.Generator().manual_seed(0), strategy="crop_flip")
+        >>> y.sum().backward()  # differentiable, as distillation needs
+        >>> x.grad.shape
+        torch.Size([4, 3, 32, 32])
+    """
+    cfg = config if config is not None else DSAConfig(strategy=strategy)
+    g = generator if generator is not None else torch.default_generator
+    return dsa(x, g, cfg)
 
 
 class DSA(nn.Module):

@@ -189,7 +189,7 @@ def test_dsa_module_follows_its_generator_and_train_mode() -> None:
     a, b = DSA(generator=5), DSA(generator=5)
     torch.testing.assert_close(a(x), b(x))
     fresh = DSA(generator=5)
-    torch.testing.assert_close(fresh(x), ladd.dsa(x, torch.Generator().manual_seed(5)))
+    torch.testing.assert_close(fresh(x), ladd.diff_augment(x, torch.Generator().manual_seed(5)))
     assert a.eval()(x) is x
     with pytest.raises(ValueError, match="unknown DSA op"):
         DSA("crop_blur")
