@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ladd.codecs import DEFAULT_CODEC
 from ladd.device import resolve_device
 from ladd.flops import inference_flops_per_sample
-from ladd.limits import current_limits
+from ladd.limits import Limits, current_limits
 from ladd.sets import LabelAugmentedSet, has_zca
 from ladd.subsample import check_grid, sub_sample, sub_sample_range
 
@@ -52,14 +53,16 @@ def generate_dense_labels(
     temperature: float = 1.0,
     device: str | torch.device | None = None,
     precision: str = "fp32",
-    compile: str = "auto",
+    compile: str = "off",
     codec: Any = None,
+    limits: Limits | None = None,
 ) -> Any:
-    """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32 (CPU).
+    """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32, on
+    the device `images` are on (the labeler runs on `device`, default the labeler's own).
 
     `codec` (a ladd.codecs Codec or spec): each finished batch of images is encoded at once and
-    an EncodedDense (on the CPU) is returned instead; the [M, n*n, K] float tensor is never built
-    (one batch of images' labels at a time, on the device).
+    an EncodedDense (on `images`' device) is returned instead; the [M, n*n, K] float tensor is
+    never built (one batch of images' labels at a time, on the device).
 
     `images` are normalised (M, C, H, W) in the labeler's input space. Work is batched over
     images x crops: about `batch_size` crops per forward pass (default DENSE_BATCH per device);
@@ -68,11 +71,15 @@ def generate_dense_labels(
     max_crop_bytes cap (ladd.limits) before it is allocated. precision "bf16" ("auto": bf16 on
     CUDA, fp32 elsewhere) runs the labeler's forward under bf16 autocast, softmax in fp32;
     measured against fp32 labels in tests/test_dense_speed_paths.py (the tolerance is stated
-    there). compile: a torch.compile mode for the labeler's forward, "off", or "auto" (compile
-    on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep one shape: the last one is
-    padded and its padding dropped.
+    there). compile: "off" (the default), a torch.compile mode for the labeler's forward, or
+    "auto" (compile on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep one shape:
+    the last one is padded and its padding dropped. Compiling writes inductor's caches where
+    TORCHINDUCTOR_CACHE_DIR says (ladd.trainers.compile.use_compile_cache sets it for a front
+    end's process); this function sets no environment variable. `limits`: the caps checked
+    (max_n, max_crop_bytes); None: the LADD_MAX_* environment caps.
     """
-    check_grid(n, r)  # also the max_n cap
+    limits = limits if limits is not None else current_limits()
+    check_grid(n, r, limits=limits)  # also the max_n cap
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if images.dim() != 4:
@@ -81,7 +88,7 @@ def generate_dense_labels(
     if m == 0:
         raise ValueError("no images to label")
     from ladd.device import resolve_precision
-    from ladd.trainers.compile import compile_fn, use_compile_cache
+    from ladd.trainers.compile import compile_fn
 
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     bf16 = resolve_precision(precision, dev) == "bf16"
@@ -94,7 +101,6 @@ def generate_dense_labels(
     if mode == "auto":
         big = m * crops_per_image >= COMPILE_MIN_CROPS
         mode = "default" if dev.type == "cuda" and big else "off"
-    limits = current_limits()
     per_batch = max(1, batch_size // crops_per_image)  # images per forward pass
     per_pass = min(crops_per_image, batch_size) if per_batch == 1 else per_batch * crops_per_image
     # float32 crops as cut (<= H x W each) and resized (H x W each), the input batch
@@ -105,6 +111,7 @@ def generate_dense_labels(
 
         codec = parse_codec(codec)
     limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image, what)  # K >= 1 classes
+    home = images.device  # where the labels go back to
     was_training = labeler_model.training
     labeler_model.eval()
 
@@ -115,7 +122,6 @@ def generate_dense_labels(
 
     run = forward
     if mode != "off" and crops_per_image <= batch_size:
-        use_compile_cache()
         run = compile_fn(forward, mode)
     out: torch.Tensor | None = None  # (M, n*n, K) on the device, allocated once K is known
     parts: list[Any] = []  # with a codec: each batch's EncodedDense, on the CPU
@@ -127,7 +133,7 @@ def generate_dense_labels(
             if not parts:
                 need = codec.bytes_per_crop(probs.shape[1]) * m * crops_per_image
                 limits.check_crop_bytes(pass_bytes + need, what)
-            parts.append(EncodedDense.encode(codec, probs.reshape(b, k, -1)).to("cpu"))
+            parts.append(EncodedDense.encode(codec, probs.reshape(b, k, -1)).to(home))
             return
         if out is None:
             classes = probs.shape[1]
@@ -144,24 +150,24 @@ def generate_dense_labels(
                 b = x.shape[0]
                 if run is not forward and b < per_batch:  # one static shape when compiled
                     x = torch.cat([x, x.new_zeros(per_batch - b, *x.shape[1:])])
-                crops = sub_sample(x, n, r)  # (b', n*n, C, H, W)
+                crops = sub_sample(x, n, r, limits=limits)  # (b', n*n, C, H, W)
                 store(i, 0, run(crops.flatten(0, 1))[: b * crops_per_image], b)
         else:  # a large grid: slices of one image's crops, never all n*n at once
             for i in range(m):
                 x = images[i : i + 1].to(dev, torch.float32)  # (1, C, H, W)
                 for j in range(0, crops_per_image, batch_size):
                     stop = min(crops_per_image, j + batch_size)
-                    crops = sub_sample_range(x, n, r, j, stop)  # (1, stop-j, C, H, W)
+                    crops = sub_sample_range(x, n, r, j, stop, limits=limits)  # (1, k, C, H, W)
                     store(i, j, forward(crops.flatten(0, 1)), 1)
                 if codec is not None:
                     assert out is not None
-                    parts.append(EncodedDense.encode(codec, out).to("cpu"))
+                    parts.append(EncodedDense.encode(codec, out).to(home))
     finally:
         labeler_model.train(was_training)
     if codec is not None:
         return EncodedDense.concat(parts)
     assert out is not None
-    return out.cpu()  # (M, n*n, K), one transfer at the end
+    return out.to(home)  # (M, n*n, K), one transfer at the end (none when on one device)
 
 
 def _joined_over_ranks(part: Any) -> Any:
@@ -250,12 +256,15 @@ def augment(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     allow_mismatch: bool = False,
-    codec: Any = None,
+    codec: Any = DEFAULT_CODEC,
+    compile: str = "off",
+    limits: Limits | None = None,
 ) -> LabelAugmentedSet:
     """Label-augment a DistilledSet with a Labeler (or a labeler checkpoint path).
 
     `codec`: hold the dense labels in this codec (a spec such as "topk:5,uint8"), encoded batch
-    by batch as they are made; None or float32: a float32 tensor, as before.
+    by batch as they are made; default ladd.codecs.DEFAULT_CODEC, what `ladd augment` writes;
+    None or "float32": a float32 tensor. `compile` and `limits`: as generate_dense_labels.
     Raises ValueError when the labeler's input space differs from the set's (normalisation, ZCA,
     size, classes) unless `allow_mismatch`.
     """
@@ -274,7 +283,7 @@ def augment(
             + "; ".join(problems)
             + " (this silently ruins dense labels; pass allow_mismatch to force it)"
         )
-    check_grid(n, r)
+    check_grid(n, r, limits=limits)
     t0 = time.perf_counter()
     images = distilled.images.float()
     from ladd.codecs import parse_codec
@@ -295,6 +304,8 @@ def augment(
         temperature=temperature,
         device=dev,
         codec=target,
+        compile=compile,
+        limits=limits,
     )
     full_soft = full_image_soft_labels(
         images[mine], model, batch_size=batch_size or 256, temperature=temperature

@@ -1,4 +1,4 @@
-"""Training the labeler g (paper section 3.2; REFERENCE.md section 1.2) and its checkpoints.
+"""Training the labeler g (LADD paper, arXiv 2409.16239, section 3.2) and its checkpoints.
 
 A labeler is a small classifier of the distillation architecture (ConvNet-D3 at 32 px, ConvNet-D5
 at 128 px) trained from scratch on the real training split "following [2]", i.e. as MTT's

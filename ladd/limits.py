@@ -44,12 +44,33 @@ RATIO_FLOOR_BYTES = 64 * MIB
 
 
 class InputLimitError(ValueError):
-    """An input over one of the caps of `Limits`; the message names the cap and its variable."""
+    """An input over one of the caps of `Limits`; the message names the cap and its variable.
+
+    Examples:
+        >>> from ladd import InputLimitError, Limits
+        >>> try:
+        ...     Limits(max_n=8).check_n(9)
+        ... except InputLimitError as err:
+        ...     print(str(err)[:40])
+        n = 9 crops per side (81 crops per image
+    """
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Caps on what one input may cost; `current_limits()` reads them from the environment."""
+    """Caps on what one input may cost; `current_limits()` reads them from the environment.
+
+    Library functions take `limits=` (None: `current_limits()`, the LADD_MAX_* variables the
+    command line and the dashboard are configured with); pass a Limits to lift one cap for one
+    call, e.g. dense labels of ImageNet-1K at IPC 50 in float32:
+
+    Examples:
+        >>> from ladd import Limits
+        >>> from ladd.limits import GIB
+        >>> roomy = Limits(max_crop_bytes=64 * GIB)
+        >>> roomy.max_crop_bytes // GIB, Limits().max_crop_bytes // GIB
+        (64, 4)
+    """
 
     max_image_pixels: int = 100_000_000
     max_images: int = 1_000_000

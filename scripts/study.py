@@ -270,6 +270,7 @@ class Study:
             n,
             r,
             device=self.device,
+            codec=None,  # float32: the study's reference; part 7 re-encodes it per codec
         )
 
     def zca(self, method: str) -> bool:
@@ -483,6 +484,9 @@ class Study:
             "device": _device_name(self.device),
             "date": date.today().isoformat(),
             "command": self.command,
+            # DSA's cutout centre as drawn: "0..H" for an even side, as DiffAugment draws it;
+            # records before that fix (2026-12-07) say "0..H-1" (docs/results/DISCUSSION.md)
+            "dsa_cutout": "0..H",
             **g.extra,
         }
         if g.labeler_epoch is not None and not {"labeler_accuracy", "labeler_recipe"} <= set(rec):
@@ -575,7 +579,9 @@ class Study:
         m = self.p.distiller
         for e in self.p.labeler_epochs:
             lab = self.labeler(e, zca=self.zca(m))
-            la = augment(self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device)
+            la = augment(
+                self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device, codec=None
+            )
             stats = crop_stats(la.probs(), la.labels).summary()
             self.run(
                 "4",

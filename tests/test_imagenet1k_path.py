@@ -93,7 +93,7 @@ def test_imagenet1k_labeler_rded_set_topk_labels_resnet18_rded_protocol(tmp_path
 
 def test_sre2l_style_folders_of_1000_classes_read_in_class_order(tmp_path, monkeypatch):
     """SRe2L's recovered images, and CDA's and LPLD's, which keep its layout
-    (new<class:03d>/class<class:03d>_id<i:03d>.jpg, ../shared/REFERENCE.md section 4): at
+    (new<class:03d>/class<class:03d>_id<i:03d>.jpg, VILA-Lab/SRe2L SRe2L/recover/data_synthesis.py): at
     1000 classes the folders' order is the class index, the classes are the source's wnids and
     the normalisation ImageNet's."""
     from PIL import Image

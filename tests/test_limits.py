@@ -213,7 +213,7 @@ def _():
     meta = LabelerMeta(arch="convnet_d3", spec=model.spec.to_dict(), source="shapes", epoch=1,
         mean=tuple(ds.mean), std=tuple(ds.std), class_names=tuple(ds.class_names), seed=0,
         test_accuracy=0.0, image_size=32)
-    return augment(ds, Labeler(model, meta), n=1000, r=0.625, device="cpu")
+    return augment(ds, Labeler(model, meta), n=1000, r=0.625, device="cpu", codec=None)
 
 @scenario("large_grid", {"LADD_MAX_N": "150"})
 def _():

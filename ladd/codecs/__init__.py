@@ -1,4 +1,13 @@
-"""Dense-label codecs (one file each) and their registry: parse_codec("topk:5,uint8")."""
+"""Dense-label codecs (one file each) and their registry: parse_codec("topk:5,uint8").
+
+DEFAULT_CODEC is the one default of every path that stores dense labels (`ladd augment`, the
+Python `augment`, the pipeline):
+
+Examples:
+    >>> from ladd import DEFAULT_CODEC, parse_codec
+    >>> parse_codec(DEFAULT_CODEC).spec == parse_codec(DEFAULT_CODEC).spec  # a valid spec
+    True
+"""
 
 from ladd.codecs import floats, int8, topk  # noqa: F401  (registers the codecs)
 from ladd.codecs.base import (

@@ -109,10 +109,31 @@ def create_model(
     seed: int | None = None,
     **options: Any,
 ) -> nn.Module:
-    """Build a registered model; `model.spec` records how, for checkpoints.
+    """Build a registered model by name (timm's create_model); `model.spec` records how, for
+    checkpoints. `list_models()` names them all.
+
+    Names: `convnet_d1` .. `convnet_d6` (ConvNet-Dk of the distillation field: D3 at 32 px, D5
+    at 128 px), `alexnet`, `vgg11`, `resnet18`, `vit` (GLaD's cross-architecture set, their
+    32 px variants up to 64 px), `tv_resnet18`, `tv_resnet50`, `tv_mobilenet_v2` (torchvision's).
+
+    `options`, per family (others are refused with a one-line ValueError naming who takes it):
+      - ConvNets: `width` (channels of every conv layer, default 128: the field's; 32 or 64 make
+        a CPU run several times faster), `norm` ("instance", the default: GroupNorm with one
+        group per channel, as the field's ConvNet; "batch"; "none").
+      - `vgg11`, `resnet18`: `norm` as above (default "instance", GLaD's).
+      - `vit`: ladd.models.vit.ViTConfig's fields (patch, dim, depth, heads, mlp_dim, dropout,
+        norms).
 
     With `seed`, the initial weights are drawn under a forked RNG seeded with it: the same seed
     gives the same weights, and the caller's global RNG is left untouched.
+
+    Examples:
+        >>> from ladd import create_model
+        >>> model = create_model("convnet_d3", num_classes=10, image_size=32, width=32, norm="batch")
+        >>> model.spec.options
+        {'width': 32, 'norm': 'batch'}
+        >>> sum(p.numel() for p in create_model("convnet_d3", 10, 32).parameters())  # width 128
+        320010
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -178,7 +199,7 @@ def create_from_spec(spec: ModelSpec | dict[str, Any], *, seed: int | None = Non
 
 
 def default_lr(name: str, image_size: int) -> float:
-    """An architecture's deployment learning rate at `image_size`.
+    """An architecture's deployment learning rate at `image_size` (GLaD's evaluation rates).
 
     The cross-architecture models take GLaD's per-model rates (glad_utils.py `get_eval_lrs`);
     a distilled set's own learned lr, where it has one, is the caller's business.

@@ -62,7 +62,14 @@ class LabelAugmentedFileError(ValueError):
 
 @dataclass
 class LabelAugmentedSet:
-    """A distilled set plus dense labels: D_LA = {(x_i, y_i, y^d_i)}."""
+    """A distilled set plus dense labels: D_LA = {(x_i, y_i, y^d_i)}.
+
+    One rule for its spelling: properties are what the set holds, read without decoding
+    (`codec`, `num_classes`, `num_crops`, `image_size`, `ipc`); methods compute (`probs()`
+    decodes every crop's label, (M, N*N, K) float32, which for ImageNet-1K in a compact codec
+    is gigabytes; `image_probs(i)`, `dense_labels()`, `label_bytes()`, `with_codec()`).
+    `ladd.LabelAugmentedDataset.from_set(la)` serves the labels to a DataLoader a crop at a time.
+    """
 
     images: torch.Tensor  # float32 normalised (M, C, H, W)
     labels: torch.Tensor  # int64 (M,)
