@@ -425,7 +425,7 @@ def run_label_augment(
     if not ranks().leader:  # a torchrun job's other ranks label their shares; rank 0 records
         la = augment(
             distilled, lab, n, r, temperature=temperature, device=device,
-            allow_mismatch=allow_mismatch, codec=spec,
+            allow_mismatch=allow_mismatch, codec=spec, compile="auto",
         )  # fmt: skip
         return SetRun(-1, out, la, {})
     with ws.db.run("augment", config) as run:
@@ -438,6 +438,7 @@ def run_label_augment(
             device=device,
             allow_mismatch=allow_mismatch,
             codec=spec,
+            compile="auto",  # a recorded step at ImageNet scale compiles on CUDA (1M crops on)
         )
         path = la.save(out)
         rep = set_storage_report(la)

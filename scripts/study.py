@@ -371,7 +371,8 @@ class Study:
             zca=zca,
             labeler_epochs=tuple(dict.fromkeys(g.labeler_epoch for g in labelled)),
             nr=tuple(dict.fromkeys((g.n, g.r) for g in labelled)),
-            codecs=tuple(dict.fromkeys(g.codec for g in labelled if g.codec is not None)),
+            # a group without a codec keeps its labels exact (float32), as the study always has
+            codecs=tuple(dict.fromkeys(g.codec or "float32" for g in labelled)),
             seed_groups=(tuple(range(seeds.pop())),),
             epochs=self.p.epochs,
             width=self.p.width if self.p.width != 128 else None,
