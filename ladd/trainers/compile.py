@@ -191,7 +191,7 @@ def record_step(
             else (old.eager_step_seconds if old else None)
         ),
         runs=(old.runs + 1) if old else 1,
-        updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        updated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         loss_diff=None if loss_diff is None else float(loss_diff),
     )
     steps[key] = rec
