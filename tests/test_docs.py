@@ -22,3 +22,49 @@ def test_no_doc_names_a_folder_of_the_machine_it_was_written_on(doc: Path) -> No
         if "/work/" in line
     ]
     assert hits == [], "use paths relative to the repository:\n" + "\n".join(hits)
+
+
+def _commands() -> dict[str, set[str]]:
+    """Every `ladd` command (subcommands as "runs list") and the options it takes."""
+    import typer
+
+    from ladd.cli import app
+
+    found: dict[str, set[str]] = {}
+
+    def walk(cmd, prefix: str) -> None:
+        for name, sub in getattr(cmd, "commands", {}).items():
+            if getattr(sub, "commands", None):
+                walk(sub, f"{prefix}{name} ")
+            else:
+                found[prefix + name] = {o for p in sub.params for o in p.opts}
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+def test_the_readmes_shared_options_name_the_commands_that_take_them() -> None:
+    """README's "Shared options" paragraph lists, per option, the commands that take it
+    (issue 40: it said every command takes --device, and random-real does not)."""
+    import re
+
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    commands = _commands()
+
+    def listed(pattern: str) -> set[str]:
+        (names,) = re.findall(pattern, text)
+        return {n.strip() for n in names.split(",")}
+
+    def taking(option: str) -> set[str]:
+        return {c for c, opts in commands.items() if option in opts}
+
+    assert all("--debug" in opts for opts in commands.values())
+    device = listed(r"`--device auto\|cpu\|cuda` is taken by the commands that run a network: "
+                    r"([^(]+?) \(")  # fmt: skip
+    assert device == taking("--device") and "random-real" not in device
+    assert listed(r"`--seed` is taken by: ([^.]+)\.") == taking("--seed")
+    without = listed(
+        r"`--workspace DIR` by every command that reads or records runs \(not ([^)]+)\)"
+    )
+    assert without == set(commands) - taking("--workspace")
+    assert listed(r"`--json` makes the last line one JSON object: ([^.]+)\.") == taking("--json")
