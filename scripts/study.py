@@ -527,7 +527,7 @@ class Study:
         m = self.p.distiller
         plus = self.distilled(m, 11)
         la = self.la_set(m, 10)
-        report = set_storage_report(la)
+        report = set_storage_report(la, full_soft=False)  # the paper's: the dense labels alone
         self.run(
             "2",
             distiller=m,
@@ -571,7 +571,7 @@ class Study:
                     r=r,
                     labeler_epoch=self.p.labeler_epochs[0],
                     seeds=self.p.grid_seeds,
-                    extra={"overhead": set_storage_report(la).overhead},
+                    extra={"overhead": set_storage_report(la, full_soft=False).overhead},
                     reuse=("1",) if self.p.grid_seeds == self.p.seeds else (),  # N 5, R 0.625
                 )
         self.flush()
@@ -645,7 +645,7 @@ class Study:
                     extra={
                         "codec": codec.spec,
                         "label_bytes_per_image": held.label_bytes() / len(held),
-                        "overhead": set_storage_report(held).overhead,
+                        "overhead": set_storage_report(held, full_soft=False).overhead,
                         "max_abs_error": codec.max_abs_error(held.num_classes),
                     },
                 )

@@ -61,14 +61,15 @@ def test_imagenet1k_labeler_rded_set_topk_labels_resnet18_rded_protocol(tmp_path
     assert ds.images.shape == (1000, 3, 16, 16) and ds.num_classes == 1000
     assert ds.mean == (0.485, 0.456, 0.406)
 
-    # top-k dense labels (the default codec): 36 label bytes an image instead of 16,000
+    # top-k dense labels (the default codec, top-5 uint8): 4 crops x 5 x (2-byte index + 1-byte
+    # value) = 60 label bytes an image instead of 4 x 1000 x 4 = 16,000
     la = tmp_path / "la.safetensors"
     out = _ok(
         runner, "augment", rded, "--labeler", ckpt, "--source", "imagenet1k", "--n", "2",
         "--out", la, *common,
     )  # fmt: skip
     assert file_codec(la) == parse_codec(DEFAULT_CODEC).spec
-    assert "(36 bytes per image)" in out
+    assert "(60 bytes per image)" in out
     # uint8 pixels and < 200 B of labels an image: no float [M, K] rows anywhere in the file
     assert la.stat().st_size < 1000 * (16 * 16 * 3 + 200)
     labelled = LabelAugmentedSet.load(la)

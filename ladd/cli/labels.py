@@ -45,6 +45,7 @@ from ladd.cli.options import (
     torch_device,
 )
 from ladd.cli.reading import load_set
+from ladd.codecs import DEFAULT_CODEC
 
 app = typer.Typer()
 
@@ -209,8 +210,8 @@ def augment(
         str | None,
         typer.Option(
             "--codec",
-            help="How the file stores the dense labels: topk:3,uint8 (default, picked by the study), "
-            "float32, float16, bfloat16, "
+            help=f"How the file stores the dense labels: {DEFAULT_CODEC} (default, picked by the "
+            "study's paired test), float32, float16, bfloat16, "
             "int8:affine, int8:log, topk:K[,float16|uint8][,uniform|renorm] (see `ladd overhead "
             "--codec all`).",
         ),
@@ -336,8 +337,10 @@ def overhead(
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Storage overhead of the dense labels: zip of uint8 images + labels, with vs without (the
-    paper's measurement, section 4, is float32 labels), and raw label bytes per image."""
+    """Storage overhead of the labels a file stores: zip of uint8 images + every label (the
+    dense labels and the full images' soft labels), with vs without, and raw dense-label bytes
+    per image; --json adds dense_only_overhead, the paper's figure (section 4: float32 dense
+    labels alone)."""
     with guard(debug):
         from ladd.codecs import STANDARD_SPECS
         from ladd.dense import codec_table

@@ -130,6 +130,16 @@ class LabelAugmentedSet:
         """Raw bytes of the dense labels as the file stores them."""
         return self.dense_labels().nbytes()
 
+    def full_soft_as_stored(self) -> torch.Tensor | EncodedDense | None:
+        """The full images' soft labels as the file stores them: float32 (M, K) beside float32
+        or float16 dense labels, else in the dense labels' codec (leading dims (M, 1)), so that
+        at 1000 classes they do not outweigh compact dense labels; None when there are none."""
+        if self.full_soft is None:
+            return None
+        if self.codec.name in FLOAT_FILE_CODECS:
+            return self.full_soft.float()
+        return EncodedDense.encode(self.codec, self.full_soft.float().unsqueeze(1))  # (M, 1, K)
+
     def with_codec(self, codec: str | Codec) -> LabelAugmentedSet:
         """This set with its dense labels in `codec` (a spec such as "topk:5,uint8"); the same
         set when it already is. Encoded a chunk of images at a time."""
@@ -259,11 +269,11 @@ class LabelAugmentedSet:
                 tensors[f"{DENSE_PREFIX}{key}"] = t.contiguous()
         if self.soft_labels is not None:
             tensors["soft_labels"] = self.soft_labels.float()
-        if self.full_soft is not None and self.codec.name in FLOAT_FILE_CODECS:
-            tensors["full_soft"] = self.full_soft.float()
-        elif self.full_soft is not None:
-            payload = self.codec.encode(self.full_soft.float().unsqueeze(1))  # (M, 1, K)
-            for key, t in payload.items():
+        full = self.full_soft_as_stored()
+        if isinstance(full, torch.Tensor):
+            tensors["full_soft"] = full
+        elif full is not None:
+            for key, t in full.payload.items():
                 tensors[f"{FULL_SOFT_PREFIX}{key}"] = t.contiguous()
         zca = None
         if has_zca(self):
