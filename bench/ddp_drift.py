@@ -83,13 +83,13 @@ def worker(out: Path, passes: int, dsa: bool) -> None:
     """One rank of the torchrun job: train, rank 0 saves the weights."""
     from safetensors.torch import save_file
 
+    from ladd.plan import plan_training
     from ladd.trainers import train_models
     from ladd.trainers.distributed import finish_distributed, init_distributed
-    from ladd.training import model_spec
 
     here = init_distributed("cpu", timeout_s=120)
     cfg, d = job(passes, dsa, "ddp")
-    trained = train_models(d, model_spec(cfg, d.num_classes, 16), cfg, device="cpu")
+    trained = train_models(d, plan_training(d, cfg, "cpu"))
     if here.leader:
         state = {k: v.contiguous() for k, v in trained.models[0].state_dict().items()}
         save_file(state, str(out))
@@ -102,8 +102,9 @@ def worker(out: Path, passes: int, dsa: bool) -> None:
 def measure(passes: int, dsa: bool) -> dict:
     from safetensors.torch import load_file
 
+    from ladd.plan import plan_training
     from ladd.trainers.reference import train_reference
-    from ladd.training import init_model, model_spec
+    from ladd.training import init_model
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "weights.safetensors"
@@ -116,8 +117,9 @@ def measure(passes: int, dsa: bool) -> dict:
             raise SystemExit(run.stderr[-3000:])
         ddp = load_file(str(out))
     cfg, d = job(passes, dsa, "reference")
-    spec = model_spec(cfg, d.num_classes, 16)
-    one = train_reference(d, spec, cfg, device="cpu").models[0]
+    plan = plan_training(d, cfg, "cpu")
+    spec = plan.spec
+    one = train_reference(d, plan).models[0]
     init = init_model(spec, 0).state_dict()
     mine = one.state_dict()
     drift = max(float((ddp[k] - mine[k]).abs().max()) for k in mine)
