@@ -39,7 +39,7 @@ from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors
 from ladd.flops import train_flops_per_sample
-from ladd.models import create_from_spec, create_model
+from ladd.models import create_for_state, create_model
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.training import TrainingStopped, distillation_arch
 
@@ -264,7 +264,9 @@ def load_labeler(path: str | Path, device: str | torch.device = "cpu") -> Labele
     meta = read_meta(path)
     with safe_open(str(path), framework="pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("_")}  # noqa: SIM118
-    model = create_from_spec(meta.spec)
+    # the spec is checked against the file's weights before the model is built (a spec that
+    # claims 10^9 classes beside a few KB of weights is refused, not allocated)
+    model = create_for_state(meta.spec, {k: tuple(v.shape) for k, v in state.items()}, str(path))
     model.load_state_dict(state)
     return Labeler(model.to(resolve_device(device)).eval(), meta, path)
 

@@ -55,14 +55,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     """Rebuild a model saved by `save_model` (eval mode, on `device`)."""
     from safetensors import safe_open
 
-    from ladd.models import create_from_spec
+    from ladd.models import create_for_state
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
         if "spec" not in meta:
             raise ValueError(f"{path}: no model spec in its metadata; not a LADD model file")
         state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    model = create_from_spec(json.loads(meta["spec"]))
+    try:
+        spec = json.loads(meta["spec"])
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{path}: corrupt model spec ({err})") from None
+    model = create_for_state(spec, {k: tuple(v.shape) for k, v in state.items()}, str(path))
     model.load_state_dict(state)
     return model.to(device).eval()
 

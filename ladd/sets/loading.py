@@ -40,6 +40,7 @@ from ladd.data import (
 from ladd.data.cache import resolve_cache_dir
 from ladd.data.zca import PIXEL_MEAN, PIXEL_STD, ZCA_SPACE, fit_zca_on_pixels
 from ladd.device import resolve_device
+from ladd.limits import InputLimitError, current_limits
 from ladd.sets.base import (
     FORMATS,
     UNKNOWN_NORMALISATION,
@@ -455,7 +456,17 @@ def settle(raw: RawSet, o: LoadOptions, origin: Path) -> tuple[DistilledSet, ToS
 
 
 def _class_count(raw: RawSet, num_classes, class_names, info: SourceInfo | None) -> int:
-    """The number of classes: the caller's word, else the source's, else what the files imply."""
+    """The number of classes: the caller's word, else the source's, else what the files imply;
+    a count over LADD_MAX_CLASSES is refused before anything is sized by it."""
+    k = _class_count_unbounded(raw, num_classes, class_names, info)
+    try:
+        current_limits().check_classes(k, "the set")
+    except InputLimitError as err:
+        raise DistilledFileError(raw.labels_origin or raw.origin, str(err)) from None
+    return k
+
+
+def _class_count_unbounded(raw: RawSet, num_classes, class_names, info) -> int:
     if num_classes is not None:
         return int(num_classes)
     if class_names is not None:
