@@ -751,6 +751,7 @@ def import_labeler_cmd(
     image_size: Annotated[
         int | None, typer.Option("--image-size", min=8, help="Default: the source's size.")
     ] = None,
+    force: ForceOpt = False,
     data_root: DataRootOpt = None,
     job: Any = None,
 ) -> None:
@@ -765,7 +766,9 @@ def import_labeler_cmd(
         ws = job.open_workspace()
         info = source_info(source, image_size, cache_dir=ws.cache_dir, data_root=data_root)
         try:
-            path = import_labeler(arch, checkpoint, info, out_file, image_size=image_size)
+            path = import_labeler(
+                arch, checkpoint, info, out_file, image_size=image_size, force=force
+            )
         except ValueError as err:
             raise CLIError(str(err)) from None
         meta = read_meta(path)
