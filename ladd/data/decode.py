@@ -263,7 +263,12 @@ def _read_zip(origin: Path, limits: Limits) -> dict[str, bytes | Path]:
                     found[info.filename] = _read_counted(handle, budget)
                 limits.check_images(len(found), str(origin))
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
-        raise ImageDecodeError(f"{origin}: cannot read the zip archive ({err})") from err
+        why = str(err)
+        if declared is None and isinstance(err, zipfile.BadZipFile):
+            with open(origin, "rb") as f:
+                if f.read(4) == b"PK\x03\x04":  # begins as a zip, ends without its directory
+                    why = "its directory at the end is missing: truncated or cut short"
+        raise ImageDecodeError(f"{origin}: cannot read the zip archive ({why})") from err
     return found
 
 

@@ -336,7 +336,22 @@ def is_torch_file(path: Path) -> bool:
         with zipfile.ZipFile(path) as z:
             return any(name.endswith("data.pkl") for name in z.namelist()[:64])
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return True  # starts like a torch zip: let the reader report what is wrong with it
+        # No directory (cut short): torch.save writes its data.pkl first, so the first local
+        # header's name says whether this was a torch file or another zip (of images, say).
+        return _first_zip_member(path).endswith("data.pkl")
+
+
+def _first_zip_member(path: Path) -> str:
+    """The name in a zip's first local file header ('' when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(30)
+            if len(head) < 30 or head[:4] != b"PK\x03\x04":
+                return ""
+            (length,) = struct.unpack_from("<H", head, 26)
+            return f.read(length).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit

@@ -53,6 +53,9 @@ _NUMBERED_CLASS = re.compile(r"(?:new|class)?_?(\d+)", re.IGNORECASE)
 _ZCA_VIEW = re.compile(r"images_zca_(\d+|best)\.pt")
 
 
+_CHECKABLE_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
 def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise DistilledFileError(path, f"{what} is a {type(value).__name__}, not a tensor")
@@ -76,6 +79,8 @@ def _split_labels(
 ) -> _Labels:
     """A labels tensor: int (M,), float (M,) whole numbers, or float (M, K) soft labels /
     logits, whose hard labels follow `hard_labels` (the one rule every reader uses)."""
+    if labels.is_floating_point() and labels.dtype not in _CHECKABLE_FLOATS:
+        labels = labels.float()  # float8 has no isfinite: checked (exactly) as float32
     if labels.ndim == 2 and labels.is_floating_point():
         if not torch.isfinite(labels).all():
             raise DistilledFileError(path, "soft labels contain NaN or Inf")
