@@ -7,10 +7,11 @@ button, checkbox, metric, page link) and progress texts as Markdown: a class nam
 `![x](http://host/a)` would make the viewer's browser fetch that URL. `literal` escapes every
 character that opens markup there (backslash-escaped, as CommonMark allows for punctuation):
 `[ ] !` (links and images), `* _ ~` (emphasis; an underscore inside a word opens nothing and
-is left alone), `` ` `` (code), `< > &` (HTML, autolinks, entities, quotes), `$` (math),
-`:` (Streamlit's `:red[...]` directives, `:smile:` and `:material/x:` codes), a leading `#`
-(a heading) and the backslash itself; and it folds the text onto one line (no list, table or
-heading can start inside it). The text then shows exactly as written. Pages interpolate file-derived strings through it
+is left alone), `` ` `` (code), `< > &` (HTML, autolinks, entities, quotes), `$` (math), a
+`:` before a letter (Streamlit's `:red[...]` directives, `:smile:` and `:material/x:` codes;
+"Training: x" keeps its colon as it is), a leading `#` (a heading) and the backslash itself;
+and it folds the text onto one line (no list, table or heading can start inside it). The text
+then shows exactly as written. Pages interpolate file-derived strings through it
 (`f"class **{literal(name)}**"`); the helpers of app.widgets that show messages do it
 themselves.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_SPECIAL = re.compile(r"[\\`*~\[\]!<>&$:]|^#|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_SPECIAL = re.compile(r"[\\`*~\[\]!<>&$]|:(?=[A-Za-z])|^#|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
 def literal(text: Any) -> str:

@@ -18,7 +18,7 @@ import pytest
 from page_helpers import MAIN, TIMEOUT, AppTest, open_page
 
 EVIL = "![x](http://host/a)"
-ESCAPED = "\\!\\[x\\](http\\://host/a)"
+ESCAPED = "\\!\\[x\\](http://host/a)"
 
 
 def _all_text(at: AppTest) -> list[str]:
