@@ -550,3 +550,19 @@ def test_a_model_over_the_byte_cap_is_refused_from_a_meta_build(monkeypatch) -> 
     with pytest.raises(InputLimitError, match="LADD_MAX_MODEL_BYTES"):
         create_model("convnet_d3", 10, 32, width=256)
     assert create_model("convnet_d3", 10, 32, width=8) is not None
+
+
+def test_an_image_size_that_sizes_a_source_is_checked_before_allocating(monkeypatch) -> None:
+    """`--image-size 100000` on a generated source asked for 150 TB of pixels (and a stored
+    source resized to a large size allocates the same way): refused naming the cap."""
+    from dataclasses import replace
+
+    from ladd.data import load_source
+    from ladd.data.base import resize_set
+
+    with pytest.raises(InputLimitError, match="shapes at 100000 px.*LADD_MAX_DECODED_BYTES"):
+        load_source("shapes", "train", image_size=100_000)
+    small = load_source("shapes", "test", limit_per_class=1)
+    monkeypatch.setenv("LADD_MAX_DECODED_BYTES", "1M")
+    with pytest.raises(InputLimitError, match="at 512 px"):
+        resize_set(small, replace(small.info, image_size=512))
