@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import charts, records, state, widgets
 from app.state import K
+from app.text import literal
 
 st.title("Results")
 st.caption(
@@ -19,9 +20,10 @@ st.caption(
 folders = records.record_folders()
 df, skipped = records.read_records(folders)
 if skipped:
-    st.caption(f"Skipped {len(skipped)} file(s) that are not records: {', '.join(skipped[:5])}")
+    shown = literal(", ".join(skipped[:5]))
+    st.caption(f"Skipped {len(skipped)} file(s) that are not records: {shown}")
 if df.empty:
-    where = ", ".join(f"`{p}`" for p in folders.values())
+    where = literal(", ".join(str(p) for p in folders.values()))
     st.info(f"No result records found in {where}.", icon=":material/info:")
     st.stop()
 

@@ -65,6 +65,7 @@ def import_labeler(
     image_size: Annotated[
         int | None, typer.Option("--image-size", min=8, help="Default: the source's size.")
     ] = None,
+    force: ForceOpt = False,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     debug: DebugOpt = False,
@@ -80,7 +81,7 @@ def import_labeler(
             raise CLIError(f"{checkpoint}: no such file")
         ws = open_workspace(workspace)
         info = source_info(source, image_size, cache_dir=ws.cache_dir, data_root=data_root)
-        path = do_import(arch, checkpoint, info, out_file, image_size=image_size)
+        path = do_import(arch, checkpoint, info, out_file, image_size=image_size, force=force)
         meta = read_meta(path)
         out.print(
             f"labeler {path}: {meta.arch}, {meta.num_classes} classes of {meta.source} at "

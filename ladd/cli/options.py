@@ -272,8 +272,11 @@ def model_options(width: int | None) -> dict[str, int]:
 
 def seed_range(base: int, count: int) -> tuple[int, ...]:
     """--seed and --seeds as the seeds base..base+count-1."""
+    from ladd.limits import current_limits
+
     if count < 1:
         raise typer.BadParameter("--seeds must be >= 1", param_hint="--seeds")
+    current_limits().check_seeds(count)  # before the list is built (LADD_MAX_SEEDS)
     return tuple(base + i for i in range(count))
 
 

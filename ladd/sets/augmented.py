@@ -35,6 +35,7 @@ from ladd.codecs import Codec, CodecError, EncodedDense, build_codec, parse_code
 from ladd.data.imageset import exact_pixels
 from ladd.data.zca import ZCA_SPACE
 from ladd.files import save_tensors
+from ladd.limits import InputLimitError, current_limits
 from ladd.sets.base import (
     DistilledFileError,
     DistilledReader,
@@ -536,6 +537,10 @@ def _meta_names(meta: dict) -> tuple[str, ...]:
     names = meta.get("class_names")
     if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
         raise LabelAugmentedFileError("metadata field class_names is not a list of names")
+    try:
+        current_limits().check_classes(len(names), "metadata field class_names")
+    except InputLimitError as e:
+        raise LabelAugmentedFileError(str(e)) from None
     return tuple(names)
 
 
