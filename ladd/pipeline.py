@@ -321,6 +321,8 @@ def run_distill(
         else:
             if not experts:
                 raise ValueError("MTT needs expert trajectories: run `ladd experts` first")
+            if not resuming:  # --force over a finished folder: its resume state is not this run's
+                (out / "mtt_checkpoint.safetensors").unlink(missing_ok=True)
             res = distill_mtt(
                 train_set,
                 experts,
