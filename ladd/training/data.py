@@ -26,6 +26,10 @@ class TrainingData:
     num_crops: int  # how many are crops
     num_classes: int
     num_images: int = 0  # distinct images the samples come from (M)
+    # The order of each pass's batches when the data fixes it (a soft-label store's replay,
+    # ladd.stores.replay.ReplaySchedule); None: the loop shuffles (ladd.trainers.loop.Shuffle).
+    schedule: Any = None
+    temperature: float = 1.0  # the student's logits are divided by it in the loss (KD's T)
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -74,6 +78,10 @@ def build_training_data(
     limit (LADD_MAX_CROP_BYTES), which used to refuse such a set.
     """
     lm = label_mode(mode)
+    if lm.replay:  # a soft-label store's epochs, as stored (ladd.stores.replay)
+        if not hasattr(dataset, "replay_data"):
+            raise ValueError(f"mode {mode!r} needs a soft-label store (--soft-labels STORE)")
+        return dataset.replay_data()
     images = dataset.images.float().cpu()  # (M, C, H, W)
     m = images.shape[0]
     k = _num_classes(dataset)
