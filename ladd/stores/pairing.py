@@ -27,6 +27,7 @@ from ladd.stores.hald import HALD_TEMPERATURE
 __all__ = [
     "FAMILY_TEMPERATURES",
     "SoftLabelSet",
+    "describe_soft_labels",
     "imagefolder_rows",
     "open_soft_label_set",
 ]
@@ -187,3 +188,34 @@ def open_soft_label_set(
         ),
         set_path=folder,
     )
+
+
+def describe_soft_labels(
+    store: str | Path,
+    set_path: str | Path | None = None,
+    *,
+    dataset: DistilledSet | None = None,
+    fkd_seed: int = 42,
+) -> dict[str, Any]:
+    """What `ladd info SET --soft-labels STORE` says of the store: its facts (family, epochs,
+    crops per epoch, label dtype and top-k, bytes) and, with the set, whether it indexes that
+    folder (`paired`, or `problem`: the one-line reason it does not) and the temperatures a
+    "store" run would use. Reads the listing and the first batches only."""
+    from ladd.stores import open_store
+
+    opened = open_store(store, fkd_seed=fkd_seed)
+    out: dict[str, Any] = {}
+    if set_path is not None:
+        try:
+            sset = open_soft_label_set(set_path, opened, dataset=dataset, fkd_seed=fkd_seed)
+            out["paired"] = True
+            out["label_temperature"] = sset.label_temperature
+            out["student_temperature"] = sset.student_temperature
+        except StoreError as err:
+            out["paired"] = False
+            out["problem"] = str(err)
+    info = opened.info()
+    out = {**info.to_dict(), **out, "lines": info.lines()}
+    if hasattr(opened, "source_info"):
+        out["converted_from"] = opened.source_info()
+    return out

@@ -4,6 +4,7 @@ probability targets, built from a distilled or label-augmented set."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
