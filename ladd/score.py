@@ -60,6 +60,7 @@ from ladd.sets.inputs import SetReading
 from ladd.training import TrainConfig
 
 __all__ = [
+    "SCORE_NAMES",
     "SUBJECTS",
     "VARIANTS",
     "ScoreCell",
@@ -69,6 +70,8 @@ __all__ = [
     "dd_ranking_scores",
     "plan_score",
     "run_score",
+    "score_metrics",
+    "score_rows",
     "squash",
 ]
 
@@ -701,3 +704,55 @@ def _collect(
         reused=len({c.key for c in plan.cells}) - trained,
         notes=list(plan.notes) + [f"recorded {date.today().isoformat()}"],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables of a recorded score (ScoreResult.to_dict()): the dashboard's and docs/results.md's
+
+SCORE_NAMES: dict[str, str] = {
+    "hlr": "HLR (points)",
+    "ior": "IOR, hard labels (points)",
+    "ior_no_aug": "IOR, no augmentation (points)",
+    "lrs": "LRS (DD-Ranking's code: points in the exponent)",
+    "lrs_fraction": "LRS (accuracies as fractions)",
+    "ars": "ARS (DD-Ranking's code: points in the exponent)",
+    "ars_fraction": "ARS (accuracies as fractions)",
+    "ior_ladd": "IOR, LADD's dense labels (points)",
+    "lrs_ladd": "soft LRS, LADD's labels (points in the exponent)",
+    "lrs_ladd_fraction": "soft LRS, LADD's labels (fractions)",
+}
+
+
+def score_rows(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant of a recorded score: the set's and its random twin's accuracy
+    (percent, mean and std over seeds), the label bytes and points per KiB."""
+    rows = d.get("rows", {})
+    out = []
+    for variant, what in VARIANTS.items():
+        s, r = rows.get(f"set/{variant}"), rows.get(f"random/{variant}")
+        if s is None:
+            continue
+        out.append(
+            {
+                "variant": variant,
+                "labels": f"shipped: {d.get('shipped', '')}" if variant == "shipped" else what,
+                "set_mean": 100 * s["mean"],
+                "set_std": 100 * s["std"],
+                "random_mean": 100 * r["mean"] if r else None,
+                "random_std": 100 * r["std"] if r else None,
+                "label_bytes": s.get("label_bytes"),
+                "points_per_kib": s.get("points_per_kib"),
+                "seeds": len(s["per_seed"]),
+            }
+        )
+    return out
+
+
+def score_metrics(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """DD-Ranking's scores of a recorded score, named with their units."""
+    out = []
+    for key, name in SCORE_NAMES.items():
+        v = d.get("scores", {}).get(key)
+        if v and v.get("mean") is not None:
+            out.append({"score": name, "key": key, "mean": v["mean"], "std": v["std"]})
+    return out
