@@ -66,7 +66,7 @@ def target_probs(
     """The probabilities a student is trained towards on `batch` (float32 (B, K)):
     softmax(logits / T) (SRe2L train_FKD.py:249); stored probabilities as they are (HALD); for
     top-k logits, softmax over the kept values / T scattered into zeros of length K (LPQLD's MR,
-    train_FKD_LPQLD.py:735-746)."""
+    train_FKD_LPQLD.py:753-764)."""
     x = batch.labels.float()
     if batch.label_kind == "probs":
         return x
@@ -310,6 +310,12 @@ class ConvertedStore(SoftLabelStore):
 
     def batches(self, epoch: int) -> int:
         return int(self.epoch_offsets[epoch + 1] - self.epoch_offsets[epoch])
+
+    def __getstate__(self) -> dict[str, Any]:  # the memory map is reopened where unpickled
+        return {"root": str(self.root)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(Path(state["root"]))  # type: ignore[misc]
 
     def batch_sizes(self, epoch: int) -> list[int]:
         a, b = int(self.epoch_offsets[epoch]), int(self.epoch_offsets[epoch + 1])

@@ -8,7 +8,7 @@ indices in the JSON (lines 448-450, 358-359). For storage it keeps fp16 crop box
 partner as uint8, the CutMix box as four 0-dim uint8 tensors (lines 418-426), and with
 `--label_quantization MR-k` the top-k logits (fp16) with their class indices (int16, lines
 395-414): `[coords, flip, mix_index, mix_lam, mix_bbox, values, indices]` (line 436). Training
-(train_FKD_LPQLD.py:735-746, "MR") takes softmax(values / T) over the kept k and scatters it into
+(train_FKD_LPQLD.py:753-764, "MR") takes softmax(values / T) over the kept k and scatters it into
 zeros of length K. Without quantization the list is SRe2L's six elements. With RandAugment
 (`--use_rand_aug`) its parameters are stored too (line 434): those stores are refused here (the
 augmentation is not replayed). Pruned runs drop each epoch's last partial batch (line 334).

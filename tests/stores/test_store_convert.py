@@ -120,3 +120,13 @@ def test_a_damaged_converted_file_is_refused_in_one_line(tmp_path):
     save_file(tensors, tmp_path / "u.safetensors", metadata=meta)
     with pytest.raises(StoreError, match="offsets are inconsistent"):
         open_store(tmp_path / "u.safetensors")
+
+
+def test_a_converted_store_pickles_by_its_path(tmp_path):
+    """A sweep's or score's Ray workers receive the store pickled: the memory map is reopened."""
+    import pickle
+
+    us.write_sre2l(tmp_path / "src", 10, 5)
+    conv = open_store(convert_store(open_store(tmp_path / "src"), tmp_path / "s.safetensors"))
+    again = pickle.loads(pickle.dumps(conv))
+    assert torch.equal(again.batch(1, 2).labels, conv.batch(1, 2).labels)

@@ -141,7 +141,7 @@ def test_a_batch_is_crop_resize_flip_then_the_stored_cutmix():
 
 def test_targets_for_each_label_kind():
     """softmax(z / T) (SRe2L train_FKD.py:249); HALD's stored probabilities as they are; LPQLD's
-    MR: softmax over the kept k / T scattered into zeros of length K (train_FKD_LPQLD.py:735-746)."""
+    MR: softmax over the kept k / T scattered into zeros of length K (train_FKD_LPQLD.py:753-764)."""
     from ladd.stores import StoreBatch
 
     z = torch.randn(3, 6)
