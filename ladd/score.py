@@ -427,6 +427,7 @@ def plan_score(
         label_bytes["random/ladd"] = label_bytes["set/ladd"]
     recorded = recorded_runs(workspace)
     seconds, basis = _estimate(cells, datasets, recorded, dev)
+    protocol = cells[0].plan.config.protocol  # settled by the plans ("auto" resolved)
     return ScorePlan(
         spec=spec_p,
         cells=cells,
