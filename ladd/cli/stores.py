@@ -184,6 +184,15 @@ def score(
             help="Train the whole train split this many epochs (same pipeline) for HLR instead.",
         ),
     ] = None,
+    full_seeds: Annotated[
+        int,
+        typer.Option(
+            "--full-seeds",
+            min=1,
+            help="How many seeds train the full split (1: one full-data number for every "
+            "pair, as DD-Ranking's cached one).",
+        ),
+    ] = 1,
     label_temperature: TemperatureOpt = None,
     student_temperature: StudentTemperatureOpt = None,
     name: Annotated[str, typer.Option("--name", help="Names the score's runs.")] = "score",
@@ -247,6 +256,7 @@ def score(
             full_accuracy=full_accuracy,
             full_note=full_note,
             full_epochs=full_epochs,
+            full_seeds=full_seeds,
             name=name,
             device=device,
             data_root=str(data_root) if data_root is not None else None,
