@@ -523,7 +523,7 @@ class ScoreResult:
         }
 
     def lines(self) -> list[str]:
-        out = [f"{'labels':<34} {'set':>16} {'random real':>16} {'label bytes':>12} {'pts/KiB':>9}"]
+        out = [f"{'labels':<46} {'set':>16} {'random real':>16} {'label bytes':>12} {'pts/KiB':>9}"]
         for variant, what in VARIANTS.items():
             s, r = self.rows.get(f"set/{variant}"), self.rows.get(f"random/{variant}")
             if s is None:
@@ -533,9 +533,9 @@ class ScoreResult:
             rnd = f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}" if r else "—"
             per = s.get("points_per_kib")
             out.append(
-                f"{name[:34]:<34} {cell:>16} {rnd:>16} {s['label_bytes']:>12,} {per:>9.3g}"
+                f"{name[:46]:<46} {cell:>16} {rnd:>16} {s['label_bytes']:>12,} {per:>9.3g}"
                 if per is not None
-                else f"{name[:34]:<34} {cell:>16} {rnd:>16}"
+                else f"{name[:46]:<46} {cell:>16} {rnd:>16}"
             )
         if self.full:
             f = self.full
@@ -554,7 +554,7 @@ class ScoreResult:
         ):
             v = self.scores.get(key)
             if v is not None and v["mean"] is not None:
-                out.append(f"{label:<34} {v['mean']:+.4g} ± {v['std']:.3g}")
+                out.append(f"{label:<46} {v['mean']:+.4g} ± {v['std']:.3g}")
         for variant, figure in self.spec.paper.items():
             out.append(f"paper, {variant} (their best epoch, not ours): {figure}")
         return out

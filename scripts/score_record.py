@@ -44,6 +44,8 @@ def record(score: dict, args: argparse.Namespace) -> dict:
         "command": args.command,
         "score": score,
     }
+    if args.note:
+        rec["note"] = args.note
     if args.labeler_recipe:
         rec.update(labeler_recipe=args.labeler_recipe, labeler_epoch=args.labeler_epoch)
         if args.labeler_accuracy is not None:
@@ -65,6 +67,7 @@ def main() -> None:
     ap.add_argument("--labeler-recipe")
     ap.add_argument("--labeler-epoch", type=int)
     ap.add_argument("--labeler-accuracy", type=float)
+    ap.add_argument("--note", help="how the set and the labeler were made, the wall time")
     args = ap.parse_args()
     write_json(args.out, record(json.loads(args.score.read_text()), args))
     print(f"wrote {args.out}")

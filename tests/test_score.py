@@ -160,3 +160,35 @@ def test_a_set_with_a_soft_label_store_ships_its_store(tmp_path, one_thread):
     store_bytes = open_store(tmp_path / "store").info().label_bytes
     assert result.rows["set/shipped"]["label_bytes"] == store_bytes == 3 * 20 * 10 * 2
     assert "hlr" not in result.scores and "ior" in result.scores  # no full-data accuracy given
+
+
+def test_the_recorded_cifar10_scores_recompute_from_their_accuracies():
+    """docs/results' part 8 (`ladd score` on CIFAR-10): every score follows from the recorded
+    per-seed accuracies by DD-Ranking's formulas (dd_ranking_scores), and the hard-label row is
+    the record's mean."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "docs" / "results"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    scores = [r for r in records if r.get("part") == "8"]
+    assert len(scores) >= 2  # random real and DM at IPC 10
+    for rec in scores:
+        sc = rec["score"]
+        acc = {k: v["per_seed"] for k, v in sc["rows"].items()}
+        full = acc.get("full/hard", [sc["full"]["mean"]])
+        full = full if len(full) == rec["seeds"] else sum(full) / len(full)  # one number
+        again = dd_ranking_scores(acc, full)
+        assert set(again) == set(sc["scores"])
+        for key, value in again.items():
+            assert value["per_seed"] == pytest.approx(sc["scores"][key]["per_seed"]), key
+            assert value["mean"] == pytest.approx(sc["scores"][key]["mean"]), key
+        assert rec["mean"] == pytest.approx(sum(acc["set/hard"]) / len(acc["set/hard"]))
+        assert len(acc["set/hard"]) == rec["seeds"] == 3
+
+
+def test_the_plan_names_the_settled_protocol(workspace_and_set):
+    ws, path, _ = workspace_and_set
+    spec = ScoreSpec(str(path), reading=SetReading(source="shapes"), epochs=1, seeds=(0,),
+                     model_options={"width": 4}, device="cpu")  # fmt: skip
+    plan = plan_score(spec, ws)
+    assert plan.protocol == "mtt" and "protocol mtt" in plan.summary()
