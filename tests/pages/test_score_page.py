@@ -58,6 +58,8 @@ def test_score_page_shows_variants_random_twins_bytes_and_scores(workspace):
     rec = {"part": "8", "mode": "score", "mean": 0.41, "std": 0.014, "score": _score()}
     (folder / "cpu-8-test.json").write_text(json.dumps(rec))
     at = open_page("8_score.py")
+    assert "workspace (records/): cpu-8-test" in at.selectbox(key="sc_pick").options
+    at.selectbox(key="sc_pick").set_value("workspace (records/): cpu-8-test").run()
     assert_clean(at)
     figs = charts(at)
     bars = figs[0]
@@ -71,6 +73,16 @@ def test_score_page_shows_variants_random_twins_bytes_and_scores(workspace):
     assert any("points in the exponent" in s for s in metrics["score"])
     texts = " ".join(t.value for t in at.text)
     assert "sets/<b>dm</b>" in texts and "**not markdown**" in texts  # as text, verbatim
+
+
+def test_the_committed_cifar10_scores_open_on_the_score_page(workspace):
+    """docs/results' part-8 records are listed (the study's folder), each a table and charts."""
+    at = open_page("8_score.py")
+    study = [o for o in at.selectbox(key="sc_pick").options if o.startswith("study")]
+    assert len(study) >= 2
+    at.selectbox(key="sc_pick").set_value(study[0]).run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 4 and len(charts(at)) == 2
 
 
 def test_soft_label_page_shows_a_stores_crop_box_mix_and_targets(workspace):
