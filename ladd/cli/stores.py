@@ -195,6 +195,14 @@ def score(
     ] = 1,
     label_temperature: TemperatureOpt = None,
     student_temperature: StudentTemperatureOpt = None,
+    paper: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--paper",
+            help="A paper's figure shown beside ours, labelled as theirs (best epoch): "
+            "'VARIANT=TEXT', e.g. 'shipped=RDED-I (S) 23.6 (their best epoch)'. Repeatable.",
+        ),
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="Names the score's runs.")] = "score",
     executor: Annotated[
         str, typer.Option("--executor", help="serial | ray (as `ladd sweep`).")
@@ -257,6 +265,7 @@ def score(
             full_note=full_note,
             full_epochs=full_epochs,
             full_seeds=full_seeds,
+            paper=dict(p.split("=", 1) for p in (paper or []) if "=" in p),
             name=name,
             device=device,
             data_root=str(data_root) if data_root is not None else None,

@@ -340,3 +340,20 @@ def test_two_ddp_ranks_train_the_one_process_student(paired, tmp_path):
         for k, v in model.state_dict().items():
             if k not in skip:
                 assert torch.allclose(v, state[k], atol=1e-5), k
+
+
+def test_describe_soft_labels_says_what_ladd_info_prints(paired, tmp_path):
+    """`ladd info SET --soft-labels STORE`: the family, epochs, crops per epoch, label dtype and
+    top-k, bytes, and whether the store indexes this folder (else the one-line reason)."""
+    from ladd.stores.pairing import describe_soft_labels
+
+    sset, _ = paired
+    d = describe_soft_labels(sset.store.root, sset.set_path, dataset=sset.base)
+    assert d["paired"] and d["family"] == "sre2l" and d["epochs"] == 3
+    assert d["crops_per_epoch"] == 10 and d["label_dtype"] == "float16" and d["top_k"] is None
+    assert d["bytes"] > d["label_bytes"] == 3 * 10 * 5 * 2
+    text = "\n".join(d["lines"])
+    assert "epochs: 3, 3 batches of 4, 10 crops per epoch" in text and "bytes:" in text
+    us.write_images(tmp_path / "other", 5, 3, SIZE)
+    other = describe_soft_labels(sset.store.root, tmp_path / "other")
+    assert other["paired"] is False and "15 images" in other["problem"]
