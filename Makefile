@@ -7,11 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: app test lint format bench browser-deps clean
+.PHONY: app test lint format docs wheel-check bench browser-deps clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-upstream.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/upstream -r requirements-upstream.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -34,11 +35,20 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) browser-deps lint
+# The API reference and the guide, warnings as errors (the site goes to ./site, not committed).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+# The wheel and sdist build; the wheel installs into a fresh venv without the app's or Ray's
+# packages and runs `import ladd`, the guide's plain loop and `ladd --help` there.
+wheel-check: $(STAMP)
+	$(PY) scripts/wheel_check.py
+
+test: $(STAMP) browser-deps lint docs wheel-check
 	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench.deploy_speed --tiny
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site

@@ -492,6 +492,7 @@ def _storage_base(path: str, stamp: float) -> dict[str, float]:
             measured_n=ds.n,
             measured_r=ds.r,
             measured_overhead=rep.overhead,
+            measured_dense_overhead=rep.dense_only_overhead,
             measured_codec=ds.codec.spec,
         )
     return out

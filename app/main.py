@@ -19,6 +19,16 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from app import widgets  # noqa: E402
+from app.paths import workspace_root  # noqa: E402
+from ladd.store import Workspace  # noqa: E402
+from ladd.trainers.compile import compile_cache_dir, use_compile_cache  # noqa: E402
+
+# The dashboard owns its process: torch.compile's kernels go to the workspace's compile cache
+# (a read-only workspace is still shown: then torch's own default serves).
+try:
+    use_compile_cache(compile_cache_dir(Path(Workspace(workspace_root()).cache_dir) / "compile"))
+except OSError:
+    pass
 
 st.set_page_config(
     page_title="LADD Studio",

@@ -41,6 +41,7 @@ COLUMNS = (
     "overhead",
     "mean",
     "std",
+    "per_seed",  # seed i's accuracy: part 7 pairs codecs by seed (ladd.codecs.choice)
     "seeds",
     "seconds",
     "device",

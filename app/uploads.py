@@ -139,14 +139,18 @@ def loadable(folder: Path) -> Path:
 
 
 def _check_readable(staging: Path) -> None:
-    """Refuse an upload that no set reader recognises: it would only clutter the set list."""
-    from ladd.sets.base import DistilledFileError, find_reader
+    """Refuse an upload that no set reader recognises, or whose torch files do not load as
+    tensors (a pickle carrying code, a file that claims more than it holds): every load of it
+    would refuse it, and it would only clutter the set list."""
+    from ladd.sets.base import DistilledFileError, find_reader, is_torch_file, safe_torch_load
 
     target = loadable(staging)
     if target.is_file() and target.name == "images_best.pt":
         target = target.parent
     try:
         find_reader(target)
+        for path in sorted(p for p in staging.rglob("*") if p.is_file() and is_torch_file(p)):
+            safe_torch_load(path)  # weights_only: refused, never run
     except DistilledFileError as err:
         message = str(err).replace(str(staging), "the upload")
         raise UploadError(message) from None

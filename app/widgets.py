@@ -17,6 +17,7 @@ from app import cache, charts, state
 from app.jobs import WARNING_PREFIX, registry
 from app.paths import workspace_root
 from app.state import K
+from app.text import literal
 
 log = logging.getLogger("ladd.app")
 
@@ -44,12 +45,12 @@ def sidebar() -> None:
 
     with st.sidebar:
         dev = resolve_device("auto")
-        st.caption(f"Device: **{device_label(dev)}**")
-        st.caption(f"Workspace: `{workspace_root()}`")
+        st.caption(f"Device: **{literal(device_label(dev))}**")
+        st.caption(f"Workspace: {literal(workspace_root())}")
         active = registry().active()
         for job in active:
             snap = job.snapshot()
-            st.caption(f"{snap['status']}: {snap['title']} ({snap['fraction']:.0%})")
+            st.caption(literal(f"{snap['status']}: {snap['title']} ({snap['fraction']:.0%})"))
         st.segmented_control(
             "Figure export",
             ["png", "svg"],
@@ -70,14 +71,15 @@ def device_label(dev: Any) -> str:
 
 
 def error(err: BaseException | str, prefix: str = "") -> None:
-    """Show an error as a message (never a traceback)."""
+    """Show an error as a message (never a traceback), as text: messages quote paths, class
+    names and archive members (app.text.literal)."""
     if isinstance(err, BaseException):
         kind = FRIENDLY.get(type(err).__name__, type(err).__name__)
         text = str(err).strip() or kind
         msg = f"{kind}: {text}" if kind not in text else text
     else:
         msg = err
-    st.error(f"{prefix}{msg}", icon=":material/error:")
+    st.error(literal(f"{prefix}{msg}"), icon=":material/error:")
 
 
 @contextmanager
@@ -210,6 +212,26 @@ def read_options(
         experiment=None if experiment < 0 else experiment,
     )
     return tuple(opts.items())
+
+
+def list_runs(kind: str | None = "train", *, show_problems: bool = True) -> list[Any]:
+    """The workspace's runs (cache.list_runs), a damaged runs database or record shown as what
+    it is instead of breaking the page: a database that cannot be read is one error naming its
+    file (and no runs), each damaged record a warning naming the run and the file (it stays in
+    the list with status "damaged")."""
+    from ladd.store import RunsDatabaseError
+
+    try:
+        runs = cache.list_runs(kind)
+    except RunsDatabaseError as err:
+        if show_problems:
+            error(err, "Runs database: ")
+        return []
+    if show_problems:
+        for run in runs:
+            if run.status == "damaged":
+                st.warning(literal(run.error), icon=":material/warning:")
+    return runs
 
 
 def run_label(run: Any) -> str:
@@ -360,7 +382,7 @@ def _draw_curves(ids: tuple[int, ...], recent_jobs: int) -> None:
             points = snap["curves"].get(metric)
             if points:
                 out.append(charts.Series.from_points(name, points))
-    by_id = {r.id: r for r in cache.list_runs("train")}
+    by_id = {r.id: r for r in list_runs("train", show_problems=False)}
     for run_id in ids:
         run = by_id.get(run_id)
         if run is None or run_id in shown or run.status != "done":
@@ -385,27 +407,28 @@ def _draw_curves(ids: tuple[int, ...], recent_jobs: int) -> None:
 
 
 def _job_panel(snap: dict[str, Any], curve: bool) -> None:
+    """A job's progress, outcome and warnings; its title (a source or set name) and messages
+    shown as text."""
     status = snap["status"]
+    title = literal(snap["title"])
     text = f"{snap['title']}: {status}"
     if snap["stage"] and status == "running":
         text += f" ({snap['stage']} {snap['step']}/{snap['total']})"
     if status in ("queued", "running"):
-        st.progress(snap["fraction"], text=text)
+        st.progress(snap["fraction"], text=literal(text))
         if snap["message"]:
-            st.caption(snap["message"])
+            st.caption(literal(snap["message"]))
         if st.button("Stop", key=f"stop_{snap['id']}", icon=":material/stop:"):
             registry().stop(snap["id"])
     elif status == "done":
-        st.success(
-            f"{snap['title']}: done in {snap['elapsed']:.0f} s", icon=":material/check_circle:"
-        )
+        st.success(f"{title}: done in {snap['elapsed']:.0f} s", icon=":material/check_circle:")
     elif status == "stopped":
-        st.warning(f"{snap['title']}: stopped", icon=":material/stop_circle:")
+        st.warning(f"{title}: stopped", icon=":material/stop_circle:")
     else:
         error(snap["error"] or "failed", prefix=f"{snap['title']} failed: ")
     for line in snap["log"]:  # the set's warnings, as `ladd train` prints them
         if line.startswith(WARNING_PREFIX):
-            st.warning(line[len(WARNING_PREFIX) :], icon=":material/warning:")
+            st.warning(literal(line[len(WARNING_PREFIX) :]), icon=":material/warning:")
     if curve and snap["losses"] and not snap["curves"]:
         # A trainer without per-epoch reports: its loss per progress step, as reported.
         plot(

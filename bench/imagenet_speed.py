@@ -60,7 +60,7 @@ class Sizes:
 def ladd_data(sizes: Sizes, *, images: int | None = None, seed: int = 0) -> Any:
     """A LADD training set of the protocol's shape: `images` uint8 images (default ipc x
     classes), the full images with hard labels, then every N x N crop with a top-k dense label
-    (topk:3,uint8, the default codec), cut and decoded per batch (CroppedInputs,
+    (ladd.codecs.DEFAULT_CODEC), cut and decoded per batch (CroppedInputs,
     EncodedTargets)."""
     from ladd.codecs import DEFAULT_CODEC, EncodedDense, parse_codec
     from ladd.cropped import CroppedInputs

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ladd.codecs import DEFAULT_CODEC
 from ladd.device import resolve_device
 from ladd.flops import inference_flops_per_sample
-from ladd.limits import current_limits
+from ladd.limits import Limits, current_limits
 from ladd.sets import LabelAugmentedSet, has_zca
 from ladd.subsample import check_grid, sub_sample, sub_sample_range
 
@@ -52,14 +53,16 @@ def generate_dense_labels(
     temperature: float = 1.0,
     device: str | torch.device | None = None,
     precision: str = "fp32",
-    compile: str = "auto",
+    compile: str = "off",
     codec: Any = None,
+    limits: Limits | None = None,
 ) -> Any:
-    """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32 (CPU).
+    """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32, on
+    the device `images` are on (the labeler runs on `device`, default the labeler's own).
 
     `codec` (a ladd.codecs Codec or spec): each finished batch of images is encoded at once and
-    an EncodedDense (on the CPU) is returned instead; the [M, n*n, K] float tensor is never built
-    (one batch of images' labels at a time, on the device).
+    an EncodedDense (on `images`' device) is returned instead; the [M, n*n, K] float tensor is
+    never built (one batch of images' labels at a time, on the device).
 
     `images` are normalised (M, C, H, W) in the labeler's input space. Work is batched over
     images x crops: about `batch_size` crops per forward pass (default DENSE_BATCH per device);
@@ -68,11 +71,15 @@ def generate_dense_labels(
     max_crop_bytes cap (ladd.limits) before it is allocated. precision "bf16" ("auto": bf16 on
     CUDA, fp32 elsewhere) runs the labeler's forward under bf16 autocast, softmax in fp32;
     measured against fp32 labels in tests/test_dense_speed_paths.py (the tolerance is stated
-    there). compile: a torch.compile mode for the labeler's forward, "off", or "auto" (compile
-    on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep one shape: the last one is
-    padded and its padding dropped.
+    there). compile: "off" (the default), a torch.compile mode for the labeler's forward, or
+    "auto" (compile on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep one shape:
+    the last one is padded and its padding dropped. Compiling writes inductor's caches where
+    TORCHINDUCTOR_CACHE_DIR says (ladd.trainers.compile.use_compile_cache sets it for a front
+    end's process); this function sets no environment variable. `limits`: the caps checked
+    (max_n, max_crop_bytes); None: the LADD_MAX_* environment caps.
     """
-    check_grid(n, r)  # also the max_n cap
+    limits = limits if limits is not None else current_limits()
+    check_grid(n, r, limits=limits)  # also the max_n cap
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if images.dim() != 4:
@@ -81,7 +88,7 @@ def generate_dense_labels(
     if m == 0:
         raise ValueError("no images to label")
     from ladd.device import resolve_precision
-    from ladd.trainers.compile import compile_fn, use_compile_cache
+    from ladd.trainers.compile import compile_fn
 
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     bf16 = resolve_precision(precision, dev) == "bf16"
@@ -94,7 +101,6 @@ def generate_dense_labels(
     if mode == "auto":
         big = m * crops_per_image >= COMPILE_MIN_CROPS
         mode = "default" if dev.type == "cuda" and big else "off"
-    limits = current_limits()
     per_batch = max(1, batch_size // crops_per_image)  # images per forward pass
     per_pass = min(crops_per_image, batch_size) if per_batch == 1 else per_batch * crops_per_image
     # float32 crops as cut (<= H x W each) and resized (H x W each), the input batch
@@ -105,6 +111,7 @@ def generate_dense_labels(
 
         codec = parse_codec(codec)
     limits.check_crop_bytes(pass_bytes + 4 * m * crops_per_image, what)  # K >= 1 classes
+    home = images.device  # where the labels go back to
     was_training = labeler_model.training
     labeler_model.eval()
 
@@ -115,7 +122,6 @@ def generate_dense_labels(
 
     run = forward
     if mode != "off" and crops_per_image <= batch_size:
-        use_compile_cache()
         run = compile_fn(forward, mode)
     out: torch.Tensor | None = None  # (M, n*n, K) on the device, allocated once K is known
     parts: list[Any] = []  # with a codec: each batch's EncodedDense, on the CPU
@@ -127,7 +133,7 @@ def generate_dense_labels(
             if not parts:
                 need = codec.bytes_per_crop(probs.shape[1]) * m * crops_per_image
                 limits.check_crop_bytes(pass_bytes + need, what)
-            parts.append(EncodedDense.encode(codec, probs.reshape(b, k, -1)).to("cpu"))
+            parts.append(EncodedDense.encode(codec, probs.reshape(b, k, -1)).to(home))
             return
         if out is None:
             classes = probs.shape[1]
@@ -144,24 +150,24 @@ def generate_dense_labels(
                 b = x.shape[0]
                 if run is not forward and b < per_batch:  # one static shape when compiled
                     x = torch.cat([x, x.new_zeros(per_batch - b, *x.shape[1:])])
-                crops = sub_sample(x, n, r)  # (b', n*n, C, H, W)
+                crops = sub_sample(x, n, r, limits=limits)  # (b', n*n, C, H, W)
                 store(i, 0, run(crops.flatten(0, 1))[: b * crops_per_image], b)
         else:  # a large grid: slices of one image's crops, never all n*n at once
             for i in range(m):
                 x = images[i : i + 1].to(dev, torch.float32)  # (1, C, H, W)
                 for j in range(0, crops_per_image, batch_size):
                     stop = min(crops_per_image, j + batch_size)
-                    crops = sub_sample_range(x, n, r, j, stop)  # (1, stop-j, C, H, W)
+                    crops = sub_sample_range(x, n, r, j, stop, limits=limits)  # (1, k, C, H, W)
                     store(i, j, forward(crops.flatten(0, 1)), 1)
                 if codec is not None:
                     assert out is not None
-                    parts.append(EncodedDense.encode(codec, out).to("cpu"))
+                    parts.append(EncodedDense.encode(codec, out).to(home))
     finally:
         labeler_model.train(was_training)
     if codec is not None:
         return EncodedDense.concat(parts)
     assert out is not None
-    return out.cpu()  # (M, n*n, K), one transfer at the end
+    return out.to(home)  # (M, n*n, K), one transfer at the end (none when on one device)
 
 
 def _joined_over_ranks(part: Any) -> Any:
@@ -250,12 +256,15 @@ def augment(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     allow_mismatch: bool = False,
-    codec: Any = None,
+    codec: Any = DEFAULT_CODEC,
+    compile: str = "off",
+    limits: Limits | None = None,
 ) -> LabelAugmentedSet:
     """Label-augment a DistilledSet with a Labeler (or a labeler checkpoint path).
 
     `codec`: hold the dense labels in this codec (a spec such as "topk:5,uint8"), encoded batch
-    by batch as they are made; None or float32: a float32 tensor, as before.
+    by batch as they are made; default ladd.codecs.DEFAULT_CODEC, what `ladd augment` writes;
+    None or "float32": a float32 tensor. `compile` and `limits`: as generate_dense_labels.
     Raises ValueError when the labeler's input space differs from the set's (normalisation, ZCA,
     size, classes) unless `allow_mismatch`.
     """
@@ -274,7 +283,7 @@ def augment(
             + "; ".join(problems)
             + " (this silently ruins dense labels; pass allow_mismatch to force it)"
         )
-    check_grid(n, r)
+    check_grid(n, r, limits=limits)
     t0 = time.perf_counter()
     images = distilled.images.float()
     from ladd.codecs import parse_codec
@@ -295,6 +304,8 @@ def augment(
         temperature=temperature,
         device=dev,
         codec=target,
+        compile=compile,
+        limits=limits,
     )
     full_soft = full_image_soft_labels(
         images[mine], model, batch_size=batch_size or 256, temperature=temperature
@@ -346,7 +357,8 @@ def augment(
 
 
 # ---------------------------------------------------------------------------------------------
-# Storage overhead (paper section 4: zip of uint8 images + float32 labels)
+# Storage overhead (paper section 4: zip of uint8 images + float32 labels; a LADD file also
+# stores the full images' soft labels, counted unless asked not to)
 
 
 def _zip_size(blobs: dict[str, bytes]) -> int:
@@ -366,43 +378,64 @@ def _baseline_blobs(images_uint8: torch.Tensor, hard_labels: torch.Tensor) -> di
 
 @dataclass(frozen=True)
 class OverheadReport:
-    """Zip-compressed bytes of a set without and with its dense labels."""
+    """Zip-compressed bytes of a set without and with its labels: `with_dense_bytes` holds
+    every label the file stores beside the images (the dense labels, and the full images' soft
+    labels when counted); `dense_only_bytes` the dense labels alone (the paper's measurement),
+    equal to `with_dense_bytes` when nothing else was counted."""
 
     base_bytes: int
     with_dense_bytes: int
+    dense_only_bytes: int | None = None
 
     @property
     def overhead(self) -> float:
         return (self.with_dense_bytes - self.base_bytes) / self.base_bytes
 
+    @property
+    def dense_only_overhead(self) -> float:
+        """The paper's figure: the dense labels alone over the images and hard labels."""
+        only = self.with_dense_bytes if self.dense_only_bytes is None else self.dense_only_bytes
+        return (only - self.base_bytes) / self.base_bytes
 
-def _label_blobs(dense_labels: Any) -> dict[str, bytes]:
-    """The dense labels' bytes as a file stores them: a tensor as float32 (the paper's
-    measurement), an EncodedDense (ladd.codecs) as its payload tensors' raw bytes."""
+
+def _label_blobs(dense_labels: Any, name: str = "dense") -> dict[str, bytes]:
+    """Labels' bytes as a file stores them: a tensor as float32 (the paper's measurement), an
+    EncodedDense (ladd.codecs) as its payload tensors' raw bytes."""
     if isinstance(dense_labels, torch.Tensor):
-        return {"dense.bin": dense_labels.detach().cpu().float().contiguous().numpy().tobytes()}
+        return {f"{name}.bin": dense_labels.detach().cpu().float().contiguous().numpy().tobytes()}
     payload = dense_labels.payload
     raw = {
         k: t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
         for k, t in payload.items()
     }
     if len(raw) == 1:
-        return {"dense.bin": next(iter(raw.values()))}
-    return {f"dense.{k}.bin": b for k, b in raw.items()}
+        return {f"{name}.bin": next(iter(raw.values()))}
+    return {f"{name}.{k}.bin": b for k, b in raw.items()}
 
 
 def storage_report(
-    images_uint8: torch.Tensor, dense_labels: Any, hard_labels: torch.Tensor | None = None
+    images_uint8: torch.Tensor,
+    dense_labels: Any,
+    hard_labels: torch.Tensor | None = None,
+    full_soft: Any = None,
 ) -> OverheadReport:
-    """Measure both zip sizes (see `storage_overhead`). `dense_labels`: probabilities
-    (M, N*N, K), measured as float32, or a ladd.codecs.EncodedDense, measured as stored."""
+    """Measure the zip sizes (see `storage_overhead`). `dense_labels`: probabilities
+    (M, N*N, K), measured as float32, or a ladd.codecs.EncodedDense, measured as stored.
+    `full_soft`: the full images' soft labels the file stores beside them (a float (M, K)
+    tensor, measured as float32, or an EncodedDense with leading dims (M, 1)), counted in
+    `with_dense_bytes`; None: the dense labels alone (the paper's measurement)."""
     if images_uint8.dtype != torch.uint8:
         raise ValueError(f"images must be uint8 pixels, got {images_uint8.dtype}")
     if hard_labels is None:
         probs = dense_labels if isinstance(dense_labels, torch.Tensor) else dense_labels.decode()
         hard_labels = probs.float().mean(1).argmax(-1)
     base = _baseline_blobs(images_uint8, hard_labels)
-    return OverheadReport(_zip_size(base), _zip_size({**base, **_label_blobs(dense_labels)}))
+    dense = {**base, **_label_blobs(dense_labels)}
+    only = _zip_size(dense)
+    if full_soft is None:
+        return OverheadReport(_zip_size(base), only, only)
+    every = _zip_size({**dense, **_label_blobs(full_soft, "full_soft")})
+    return OverheadReport(_zip_size(base), every, only)
 
 
 def storage_overhead(
@@ -441,30 +474,38 @@ def set_base_bytes(ds: Any) -> int:
     return _zip_size(_baseline_blobs(set_uint8_images(ds), ds.labels))
 
 
-def set_storage_report(la: LabelAugmentedSet, codec: Any = None) -> OverheadReport:
-    """The storage overhead report of a label-augmented set, its dense labels measured in the
-    codec they are held in, or in `codec` (a spec such as "topk:5,uint8"). float32 labels are
-    the paper's measurement (section 4)."""
+def set_storage_report(
+    la: LabelAugmentedSet, codec: Any = None, *, full_soft: bool = True
+) -> OverheadReport:
+    """The storage overhead report of a label-augmented set, its labels measured in the codec
+    they are held in, or in `codec` (a spec such as "topk:5,uint8"), as the file stores them:
+    the dense labels and, with `full_soft` (default), the full images' soft labels the file
+    keeps for the full_soft ablations (in the dense labels' codec, or float32 beside float
+    dense labels). `dense_only_overhead` is the paper's measurement (section 4: the dense
+    labels alone, float32 for the float32 codec); `full_soft=False` measures only that."""
     held = la.with_codec(codec) if codec is not None else la
-    return storage_report(set_uint8_images(la), held.dense_labels(), la.labels)
+    extra = held.full_soft_as_stored() if full_soft else None
+    return storage_report(set_uint8_images(la), held.dense_labels(), la.labels, extra)
 
 
 @dataclass(frozen=True)
 class CodecBytes:
-    """One codec's storage figures for a set: the zip overhead (paper section 4) and the raw
-    bytes of the dense labels per image, with the codec's stated error on a probability."""
+    """One codec's storage figures for a set: the zip overhead of the labels the file stores
+    (dense and full-image), the paper's (section 4: the dense labels alone), the raw bytes of
+    the dense labels per image, and the codec's stated error on a probability."""
 
     codec: str
     overhead: float
     base_bytes: int  # zip of the images and hard labels alone
-    zip_bytes: int  # with the dense labels
-    label_bytes_per_image: float
+    zip_bytes: int  # with every label the file stores
+    label_bytes_per_image: float  # the dense labels, raw
     max_abs_error: float
+    dense_only_overhead: float  # the paper's measurement
 
 
 def codec_table(la: LabelAugmentedSet, codecs: Any = None) -> list[CodecBytes]:
-    """Storage of a label-augmented set's dense labels in each codec (default: every standard
-    one, ladd.codecs.STANDARD_SPECS), measured on its own labels."""
+    """Storage of a label-augmented set's labels in each codec (default: every standard one,
+    ladd.codecs.STANDARD_SPECS), measured on its own labels as the file would store them."""
     from ladd.codecs import STANDARD_SPECS, parse_codec
 
     rows = []
@@ -472,7 +513,7 @@ def codec_table(la: LabelAugmentedSet, codecs: Any = None) -> list[CodecBytes]:
     for spec in codecs or STANDARD_SPECS:
         codec = parse_codec(spec)
         held = la.with_codec(codec)
-        rep = storage_report(base, held.dense_labels(), la.labels)
+        rep = storage_report(base, held.dense_labels(), la.labels, held.full_soft_as_stored())
         rows.append(
             CodecBytes(
                 codec.spec,
@@ -481,6 +522,7 @@ def codec_table(la: LabelAugmentedSet, codecs: Any = None) -> list[CodecBytes]:
                 rep.with_dense_bytes,
                 held.label_bytes() / max(1, len(la)),
                 codec.max_abs_error(la.num_classes),
+                rep.dense_only_overhead,
             )
         )
     return rows

@@ -1,7 +1,14 @@
-"""Differentiable Siamese Augmentation (DSA) as the field evaluates with it (REFERENCE.md section 3).
+"""Differentiable Siamese Augmentation (DSA) as the field evaluates with it.
 
-Strategy color_crop_cutout_flip_scale_rotate: for each call pick ONE op at random, then draw its
-parameters per sample. All randomness comes from a passed-in torch.Generator.
+DSA (Zhao & Bilen, ICML 2021) as the distillation code lineage runs it: `DiffAugment` in
+VICO-UoE/DatasetCondensation `utils.py` (lines 495-650 at 53f63a6), copied unchanged into MTT's
+`utils.py` (GeorgeCazenavette/mtt-distillation, lines 521-676 at 50dccea) and DD-Ranking's
+`ddranking/aug/dsa.py` (ddranking 0.2.0), with `ParamDiffAug`'s constants. Strategy
+color_crop_cutout_flip_scale_rotate, mode "S": for each call pick ONE op at random, then draw its
+parameters per sample. All randomness comes from a passed-in torch.Generator; given a generator
+seeded like upstream's global RNG, color, cutout, flip and scale draw exactly what upstream draws
+and compute the same images, and crop and rotate compute upstream's images mirrored (the same
+distribution: their shift and angle are drawn symmetrically), see tests/test_dsa_upstream.py.
 
 Two forms of the same augmentation, one module:
 - the single form, `dsa(x, g)`: one batch, the op and its parameters drawn from `g` as the field's
@@ -20,13 +27,17 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
+    "DSA",
     "DEFAULT_STRATEGY",
     "DSA_OPS",
     "DSA_UNIFORMS",
     "DSAConfig",
     "apply_op",
+    "cutout_centres",
+    "diff_augment",
     "batched_dsa",
     "draw_dsa_epoch",
     "draw_dsa_params",
@@ -40,7 +51,15 @@ DSA_UNIFORMS = 10  # uniforms drawn per sample for the batched form (see batched
 
 @dataclass(frozen=True)
 class DSAConfig:
-    """DSA constants of the field's code (ratios as in the DSA paper's defaults)."""
+    """DSA constants of the field's code (DatasetCondensation utils.py `ParamDiffAug`).
+
+    Examples:
+        >>> from ladd import DSAConfig
+        >>> DSAConfig().ops
+        ('color', 'crop', 'cutout', 'flip', 'scale', 'rotate')
+        >>> DSAConfig(strategy="crop_flip").ops
+        ('crop', 'flip')
+    """
 
     strategy: str = DEFAULT_STRATEGY
     crop_ratio: float = 0.125  # shift up to round(H / 8)
@@ -98,17 +117,28 @@ def crop(x: torch.Tensor, g: torch.Generator, ratio: float = 0.125) -> torch.Ten
     return out.permute(0, 3, 1, 2)
 
 
+def cutout_centres(h: int, side: int) -> int:
+    """How many centre rows (columns) cutout draws from for an image side `h`: 0..h-1 for an odd
+    `side`, 0..h for an even one, as DiffAugment's `rand_cutout` draws them
+    (`torch.randint(0, x.size(2) + (1 - cutout_size[0] % 2), ...)`, DatasetCondensation
+    utils.py:624, MTT utils.py:650): a square of even side centred on row h still covers the
+    last side // 2 rows."""
+    return h + (1 - side % 2)
+
+
 def cutout(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
-    """Zero a square of side round(ratio * H) at a random centre per sample."""
+    """Zero a square of side round(ratio * H) at a random centre per sample (rows first, then
+    columns, each from 0..H-1, or 0..H for an even side: `cutout_centres`)."""
     b, _, h, w = x.shape
     side = int(h * ratio + 0.5)
-    cy = _randint(0, h, b, g, x.device)
-    cx = _randint(0, w, b, g, x.device)
+    side_w = int(w * ratio + 0.5)
+    cy = _randint(0, cutout_centres(h, side), b, g, x.device)
+    cx = _randint(0, cutout_centres(w, side_w), b, g, x.device)
     ys = torch.arange(h, device=x.device)
     xs = torch.arange(w, device=x.device)
-    top, left = cy - side // 2, cx - side // 2
+    top, left = cy - side // 2, cx - side_w // 2
     in_y = (ys[None] >= top[:, None]) & (ys[None] < (top + side)[:, None])  # (B, H)
-    in_x = (xs[None] >= left[:, None]) & (xs[None] < (left + side)[:, None])  # (B, W)
+    in_x = (xs[None] >= left[:, None]) & (xs[None] < (left + side_w)[:, None])  # (B, W)
     keep = ~(in_y[:, :, None] & in_x[:, None, :])  # (B, H, W)
     return x * keep[:, None].to(x.dtype)
 
@@ -166,12 +196,98 @@ def apply_op(
 
 
 def dsa(x: torch.Tensor, g: torch.Generator, cfg: DSAConfig = DSAConfig()) -> torch.Tensor:
-    """One DSA call on a batch (B, C, H, W): one op chosen by g, parameters per sample."""
+    """One DSA call on a batch (B, C, H, W): one op chosen by g, parameters per sample.
+
+    Differentiable in `x` (distillation back-propagates through it); runs on `x`'s device, the
+    draws made on `g`'s device.
+
+    Examples:
+        >>> import torch
+        >>> from ladd.dsa import dsa
+        >>> x = torch.rand(4, 3, 32, 32)
+        >>> y = dsa(x, torch.Generator().manual_seed(0))
+        >>> y.shape
+        torch.Size([4, 3, 32, 32])
+        >>> torch.equal(y, dsa(x, torch.Generator().manual_seed(0)))  # the seed decides everything
+        True
+    """
     ops = cfg.ops
     if not ops or x.shape[0] == 0:
         return x
     op = ops[int(torch.randint(len(ops), (1,), generator=g, device=g.device).item())]
     return apply_op(x, op, g, cfg)
+
+
+def diff_augment(
+    x: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    strategy: str = DEFAULT_STRATEGY,
+    config: DSAConfig | None = None,
+) -> torch.Tensor:
+    """DSA as a function, DiffAugment's name and mode "S": one op per call, drawn from
+    `generator` (default torch's global CPU generator, as DiffAugment draws), its parameters
+    per sample. The same as `DSA(...)(x)` in training mode.
+
+    Examples:
+        >>> import torch
+        >>> from ladd import diff_augment
+        >>> x = torch.rand(4, 3, 32, 32, requires_grad=True)
+        >>> y = diff_augment(x, torch.Generator().manual_seed(0), strategy="crop_flip")
+        >>> y.sum().backward()  # differentiable, as distillation needs
+        >>> x.grad.shape
+        torch.Size([4, 3, 32, 32])
+    """
+    cfg = config if config is not None else DSAConfig(strategy=strategy)
+    g = generator if generator is not None else torch.default_generator
+    return dsa(x, g, cfg)
+
+
+class DSA(nn.Module):
+    """DSA as a module: `DSA()(x)` augments a batch (B, C, H, W) in training mode and passes it
+    through unchanged in eval mode, like torchvision's random transforms in a `Sequential`.
+
+    `generator`: where the draws come from (a torch.Generator, or an int seed for a fresh CPU
+    generator); None draws from a CPU generator seeded from torch's global RNG at construction,
+    so `torch.manual_seed` before building it makes a run repeat. `strategy` and the ratios are
+    DSAConfig's (the field's defaults).
+
+    Examples:
+        >>> import torch
+        >>> from ladd import DSA
+        >>> aug = DSA(generator=0)
+        >>> x = torch.rand(8, 3, 32, 32)
+        >>> aug(x).shape
+        torch.Size([8, 3, 32, 32])
+        >>> torch.equal(aug.eval()(x), x)
+        True
+        >>> torch.equal(DSA(generator=1)(x), DSA(generator=1)(x))
+        True
+    """
+
+    def __init__(
+        self,
+        strategy: str = DEFAULT_STRATEGY,
+        *,
+        generator: torch.Generator | int | None = None,
+        config: DSAConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config if config is not None else DSAConfig(strategy=strategy)
+        self.config.ops  # noqa: B018  (ValueError on an unknown op now, not at the first batch)
+        if isinstance(generator, torch.Generator):
+            self.generator = generator
+        else:
+            seed = int(torch.randint(2**62, (1,)).item()) if generator is None else int(generator)
+            self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        return dsa(x, self.generator, self.config)
+
+    def extra_repr(self) -> str:
+        return f"strategy={self.config.strategy!r}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,13 +391,16 @@ def batched_dsa(x: torch.Tensor, op: torch.Tensor, u: torch.Tensor, cfg: DSAConf
     grid = F.affine_grid(theta, [n, x.shape[1], h, w], align_corners=True)
     warped = F.grid_sample(x, grid, align_corners=True)
     out = torch.where((is_scale | is_rot).view(n, 1, 1, 1), warped, out)
-    # cutout: zero a square of side round(H * ratio) at a random centre
+    # cutout: zero a square of side round(H * ratio) at a random centre, drawn as the single
+    # form draws it (0..H-1, or 0..H for an even side: cutout_centres)
     side = int(h * cfg.cutout_ratio + 0.5)
-    cy = (u[:, 5] * h).floor().long().clamp_(max=h - 1)
-    cx = (u[:, 6] * w).floor().long().clamp_(max=w - 1)
-    top, left = cy - side // 2, cx - side // 2
+    side_w = int(w * cfg.cutout_ratio + 0.5)
+    rows, cols = cutout_centres(h, side), cutout_centres(w, side_w)
+    cy = (u[:, 5] * rows).floor().long().clamp_(max=rows - 1)
+    cx = (u[:, 6] * cols).floor().long().clamp_(max=cols - 1)
+    top, left = cy - side // 2, cx - side_w // 2
     ys, xs = torch.arange(h, device=dev), torch.arange(w, device=dev)
     in_y = (ys[None] >= top[:, None]) & (ys[None] < (top + side)[:, None])  # (N, H)
-    in_x = (xs[None] >= left[:, None]) & (xs[None] < (left + side)[:, None])  # (N, W)
+    in_x = (xs[None] >= left[:, None]) & (xs[None] < (left + side_w)[:, None])  # (N, W)
     hole = (in_y[:, :, None] & in_x[:, None, :])[:, None] & pick("cutout")  # (N, 1, H, W)
     return out.masked_fill(hole, 0.0)

@@ -1,4 +1,4 @@
-"""Training the labeler g (paper section 3.2; REFERENCE.md section 1.2) and its checkpoints.
+"""Training the labeler g (LADD paper, arXiv 2409.16239, section 3.2) and its checkpoints.
 
 A labeler is a small classifier of the distillation architecture (ConvNet-D3 at 32 px, ConvNet-D5
 at 128 px) trained from scratch on the real training split "following [2]", i.e. as MTT's
@@ -38,9 +38,9 @@ from ladd.data.imageset import SourceInfo, normalise
 from ladd.data.streaming import evaluate_loader
 from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
-from ladd.files import save_tensors
+from ladd.files import check_output, claim_output, save_tensors
 from ladd.flops import train_flops_per_sample
-from ladd.models import create_from_spec, create_model
+from ladd.models import create_for_state, create_model
 from ladd.numbers import require_finite
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.training import TrainingStopped, distillation_arch
@@ -51,6 +51,7 @@ _RNG_KEY = "_rng.train"
 _LOADER_RNG_KEY = "_rng.loader"  # a training DataLoader's generator (training from a loader)
 RESUME_FILE = ".resume.safetensors"  # the latest epoch's state between checkpoints (hidden)
 _CKPT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
+LABELER_FILES = ("epoch_*.safetensors", RESUME_FILE, ".*.tmp")  # what a labeler folder holds
 
 
 def default_labeler_arch(image_size: int) -> str:
@@ -267,7 +268,9 @@ def load_labeler(path: str | Path, device: str | torch.device = "cpu") -> Labele
     meta = read_meta(path)
     with safe_open(str(path), framework="pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("_")}  # noqa: SIM118
-    model = create_from_spec(meta.spec)
+    # the spec is checked against the file's weights before the model is built (a spec that
+    # claims 10^9 classes beside a few KB of weights is refused, not allocated)
+    model = create_for_state(meta.spec, {k: tuple(v.shape) for k, v in state.items()}, str(path))
     model.load_state_dict(state)
     return Labeler(model.to(resolve_device(device)).eval(), meta, path)
 
@@ -279,9 +282,12 @@ def import_labeler(
     out: str | Path,
     *,
     image_size: int | None = None,
+    force: bool = False,
 ) -> Path:
     """A user's own trained torchvision network as a LADD labeler checkpoint at `out`, so that
-    a user with a trained network labels with it instead of training a labeler.
+    a user with a trained network labels with it instead of training a labeler. An existing
+    `out` is replaced only with `force` (ladd.files.claim_output: never the checkpoint read,
+    never a workspace's own files).
 
     `checkpoint` is read by ladd.models.tv.load_torchvision_checkpoint (torch.load with
     weights_only=True; a bare state_dict or one under "state_dict"/"model", "module." removed)
@@ -294,6 +300,7 @@ def import_labeler(
 
     size = int(image_size or info.image_size)
     model = load_torchvision_checkpoint(arch, checkpoint, info.num_classes, size)
+    check_output(out, inputs=(checkpoint,), force=force)
     meta = LabelerMeta(
         arch=arch,
         spec=model.spec.to_dict(),
@@ -308,9 +315,10 @@ def import_labeler(
         config={"imported_from": str(Path(checkpoint).resolve())},
     )
     tensors = dict(model.state_dict())
-    return save_tensors(
-        out, tensors, {"ladd_labeler": json.dumps(meta.to_dict()), "format": LABELER_FORMAT}
-    )
+    with claim_output(out, inputs=(checkpoint,), force=force):
+        return save_tensors(
+            out, tensors, {"ladd_labeler": json.dumps(meta.to_dict()), "format": LABELER_FORMAT}
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,6 +456,40 @@ def train_labeler(
     cfg: LabelerConfig,
     out_dir: str | Path,
     *,
+    resume: bool = True,
+    **options: Any,
+) -> list[Path]:
+    """Train a labeler on a source's training split; returns the checkpoint paths, by epoch.
+
+    Between checkpoints, the latest epoch's exact state is kept in `out_dir/.resume.safetensors`
+    at most every `state_seconds`, so a killed run loses at most that much work.
+
+    `source` is a source name (loaded with ladd.data.load_source; the test split too) or an
+    ImageSet (then pass `test_set`). `stop` is an optional threading.Event checked every batch.
+    With `resume`, continues from the last matching checkpoint in `out_dir` (same config);
+    without it, starts over, and once done no checkpoint of the earlier training stays in
+    `out_dir`. The folder is held for the whole training (ladd.files.claim_output): a second
+    training into it is refused at once instead of mixing its checkpoints with this one's.
+
+    Options (keywords): device, progress, stop, test_set, data_root, cache_dir,
+    state_seconds, loader, test_loader.
+
+    `loader` and `test_loader` (for sources too large for memory, e.g. ladd.data.imagenet1k_loader)
+    replace the in-memory split: each epoch is one pass over `loader`'s (normalised images,
+    labels) batches, which bring their own order and augmentation (image_augmentation is
+    still applied on top; "none" leaves them as they are). `source` is then the batches'
+    SourceInfo (name, classes, size and normalisation go into the checkpoints). A torch
+    DataLoader's `generator` state is saved with each checkpoint and restored on resume.
+    """
+    with claim_output(out_dir, exist_ok=resume, force=not resume, members=LABELER_FILES):
+        return _train_labeler(source, cfg, out_dir, resume=resume, **options)
+
+
+def _train_labeler(
+    source: Any,
+    cfg: LabelerConfig,
+    out_dir: str | Path,
+    *,
     device: str | torch.device = "auto",
     progress: ProgressFn | None = None,
     resume: bool = True,
@@ -459,22 +501,7 @@ def train_labeler(
     loader: Iterable[Sequence[torch.Tensor]] | None = None,
     test_loader: Iterable[Sequence[torch.Tensor]] | None = None,
 ) -> list[Path]:
-    """Train a labeler on a source's training split; returns the checkpoint paths, by epoch.
-
-    Between checkpoints, the latest epoch's exact state is kept in `out_dir/.resume.safetensors`
-    at most every `state_seconds`, so a killed run loses at most that much work.
-
-    `source` is a source name (loaded with ladd.data.load_source; the test split too) or an
-    ImageSet (then pass `test_set`). `stop` is an optional threading.Event checked every batch.
-    With `resume`, continues from the last matching checkpoint in `out_dir` (same config).
-
-    `loader` and `test_loader` (for sources too large for memory, e.g. ladd.data.imagenet1k_loader)
-    replace the in-memory split: each epoch is one pass over `loader`'s (normalised images,
-    labels) batches, which bring their own order and augmentation (image_augmentation is
-    still applied on top; "none" leaves them as they are). `source` is then the batches'
-    SourceInfo (name, classes, size and normalisation go into the checkpoints). A torch
-    DataLoader's `generator` state is saved with each checkpoint and restored on resume.
-    """
+    """The body of train_labeler, its folder held."""
     dev = resolve_device(device)
     out_dir = Path(out_dir)
     if loader is not None:

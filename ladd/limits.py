@@ -23,6 +23,15 @@ numbers; byte sizes take a K/M/G/T suffix (powers of 1024).
     LADD_MAX_CROP_BYTES          4 GiB      label-augmentation memory: dense labels + crops
     LADD_MAX_CACHED_SPLIT_BYTES  4 GiB      a split of a streamed source (ImageNet-1K val) held
                                             as one cached uint8 tensor; above it, the split streams
+    LADD_MAX_CLASSES             100,000    classes of one set or source, whether a file names
+                                            them, a label value or a folder index implies them
+    LADD_MAX_SEEDS               1,000      seeds (models trained) of one training run
+    LADD_MAX_MODEL_BYTES         4 GiB      parameters + buffers of one model, counted on the
+                                            meta device before it is built
+
+A torch file (`.pt`) is a zip: its compressed records fall under the archive caps, and what
+its tensors claim under the ratio (ladd.torchfiles). Images are resized within a bounded
+buffer whatever their aspect ratio (ladd.data.decode).
 
 (PIL refuses images above ~179M pixels on its own; raising LADD_MAX_IMAGE_PIXELS above that
 does not lift PIL's limit for the formats torchvision cannot decode.)
@@ -44,12 +53,33 @@ RATIO_FLOOR_BYTES = 64 * MIB
 
 
 class InputLimitError(ValueError):
-    """An input over one of the caps of `Limits`; the message names the cap and its variable."""
+    """An input over one of the caps of `Limits`; the message names the cap and its variable.
+
+    Examples:
+        >>> from ladd import InputLimitError, Limits
+        >>> try:
+        ...     Limits(max_n=8).check_n(9)
+        ... except InputLimitError as err:
+        ...     print(str(err)[:40])
+        n = 9 crops per side (81 crops per image
+    """
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Caps on what one input may cost; `current_limits()` reads them from the environment."""
+    """Caps on what one input may cost; `current_limits()` reads them from the environment.
+
+    Library functions take `limits=` (None: `current_limits()`, the LADD_MAX_* variables the
+    command line and the dashboard are configured with); pass a Limits to lift one cap for one
+    call, e.g. dense labels of ImageNet-1K at IPC 50 in float32:
+
+    Examples:
+        >>> from ladd import Limits
+        >>> from ladd.limits import GIB
+        >>> roomy = Limits(max_crop_bytes=64 * GIB)
+        >>> roomy.max_crop_bytes // GIB, Limits().max_crop_bytes // GIB
+        (64, 4)
+    """
 
     max_image_pixels: int = 100_000_000
     max_images: int = 1_000_000
@@ -61,6 +91,9 @@ class Limits:
     max_n: int = 32
     max_crop_bytes: int = 4 * GIB
     max_cached_split_bytes: int = 4 * GIB
+    max_classes: int = 100_000
+    max_seeds: int = 1_000
+    max_model_bytes: int = 4 * GIB
 
     # ---- checks (each raises InputLimitError with a one-line message) --------------------
     def check_pixels(self, width: int, height: int, name: str) -> None:
@@ -113,6 +146,31 @@ class Limits:
             )
         self.check_decoded(nbytes, name)
 
+    def check_classes(self, count: int, name: str) -> None:
+        """Refuse a class count over max_classes before anything is sized by it (a label of
+        10^10 in a file would otherwise ask for 10^10 class names and counts)."""
+        if count > self.max_classes:
+            raise InputLimitError(
+                f"{name}: {count:,} classes is over the limit of {self.max_classes:,}"
+                f"{_raise('max_classes')}"
+            )
+
+    def check_seeds(self, count: int) -> None:
+        """Refuse more than max_seeds seeds in one run, before the seed list is built."""
+        if count > self.max_seeds:
+            raise InputLimitError(
+                f"{count:,} seeds is over the limit of {self.max_seeds:,} per run"
+                f"{_raise('max_seeds')}"
+            )
+
+    def check_model_bytes(self, nbytes: int, name: str) -> None:
+        """Refuse a model whose parameters and buffers exceed max_model_bytes (before building)."""
+        if nbytes > self.max_model_bytes:
+            raise InputLimitError(
+                f"{name}: its parameters and buffers need {format_bytes(nbytes)}, over the limit "
+                f"of {format_bytes(self.max_model_bytes)}{_raise('max_model_bytes')}"
+            )
+
     def fits_cached_split(self, nbytes: int) -> bool:
         """Whether a streamed split of `nbytes` decoded bytes may be cached as one tensor (it
         must also fit max_decoded_bytes, which every decode checks)."""
@@ -154,6 +212,12 @@ def _parse(field: str, text: str) -> int:
     if value < 1:
         raise ValueError(f"{var} must be at least 1, got {text!r}")
     return value
+
+
+def check_seeds(count: int) -> None:
+    """Refuse a seed count over LADD_MAX_SEEDS (for config validation: `--seeds 100000000`
+    built a list of 10^8 seeds for a minute and 5 GB before failing)."""
+    current_limits().check_seeds(int(count))
 
 
 def current_limits() -> Limits:

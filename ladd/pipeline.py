@@ -70,16 +70,12 @@ def slug(text: str) -> str:
 
 
 def _check_out(path: Path, inputs: tuple[Path | None, ...], force: bool) -> None:
-    """Refuse to write over an existing artifact (or one of this step's inputs) without force."""
-    target = path.expanduser().resolve()
-    for item in inputs:
-        if item is not None and Path(item).expanduser().resolve() == target:
-            raise FileExistsError(
-                f"{path} is an input of this step; writing the output there would replace it "
-                "(choose another --out)"
-            )
-    if target.exists() and not force:
-        raise FileExistsError(f"{path} already exists; pass --force to replace it")
+    """Refuse at once to write over an existing artifact without force, one of this step's
+    inputs, or a workspace's own files (ladd.files.check_output); the writer then holds the
+    output with ladd.files.claim_output while it writes."""
+    from ladd.files import SET_FOLDER_FILES, check_output
+
+    check_output(path, inputs=inputs, force=force, members=SET_FOLDER_FILES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +308,12 @@ def run_distill(
         "config": asdict(cfg),
         **(extra or {}),
     }
-    with ws.db.run("distill", config) as run:
+    from ladd.files import SET_FOLDER_FILES, claim_output
+
+    claim = claim_output(
+        out, force=force, exist_ok=resuming, members=SET_FOLDER_FILES, workspace=ws.root
+    )
+    with claim, ws.db.run("distill", config) as run:
         if method == "random":
             res = distill_random(train_set, ipc, seed=seed)
         elif method == "dm":
@@ -320,6 +321,8 @@ def run_distill(
         else:
             if not experts:
                 raise ValueError("MTT needs expert trajectories: run `ladd experts` first")
+            if not resuming:  # --force over a finished folder: its resume state is not this run's
+                (out / "mtt_checkpoint.safetensors").unlink(missing_ok=True)
             res = distill_mtt(
                 train_set,
                 experts,
@@ -425,10 +428,14 @@ def run_label_augment(
     if not ranks().leader:  # a torchrun job's other ranks label their shares; rank 0 records
         la = augment(
             distilled, lab, n, r, temperature=temperature, device=device,
-            allow_mismatch=allow_mismatch, codec=spec,
+            allow_mismatch=allow_mismatch, codec=spec, compile="auto",
         )  # fmt: skip
         return SetRun(-1, out, la, {})
-    with ws.db.run("augment", config) as run:
+    from ladd.files import claim_output
+
+    inputs = (Path(distilled_path) if distilled_path else None, lab.path)
+    claim = claim_output(out, inputs=inputs, force=force, workspace=ws.root)
+    with claim, ws.db.run("augment", config) as run:
         la = augment(
             distilled,
             lab,
@@ -438,6 +445,7 @@ def run_label_augment(
             device=device,
             allow_mismatch=allow_mismatch,
             codec=spec,
+            compile="auto",  # a recorded step at ImageNet scale compiles on CUDA (1M crops on)
         )
         path = la.save(out)
         rep = set_storage_report(la)

@@ -309,6 +309,8 @@ def _load_run(ws: Any, run_id: int, tag: str) -> _Run:
     from ladd.summaries import summarise
 
     rec = ws.db.get_run(int(run_id))  # KeyError naming the id when there is none
+    if rec.damaged:
+        raise ValueError(rec.damaged)
     summary = summarise(rec)
     if summary.kind != "train":
         raise ValueError(f"run #{run_id} is a {summary.kind!r} run; a report compares train runs")
@@ -317,7 +319,12 @@ def _load_run(ws: Any, run_id: int, tag: str) -> _Run:
     path = ws.db.runs_dir / str(int(run_id)) / "result.json"
     if not path.is_file():
         raise FileNotFoundError(f"run #{run_id} has no result.json")
-    result = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(result, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, RecursionError) as err:
+        raise ValueError(f"{path}: run #{run_id}'s result is damaged ({err})") from None
     name = f"{tag} #{summary.id} {summary.label or summary.mode or ''}".strip()
     return _Run(summary, result, name)
 
@@ -586,9 +593,10 @@ def report_command(
 ) -> Path:
     """`ladd report RUN_A RUN_B --out report.html`: write the report, return its path.
 
-    An existing file at `out` is replaced only with `force` (and never the runs database)."""
+    An existing file at `out` is replaced only with `force` (and never the runs database or
+    another of the workspace's own files: ladd.files.claim_output)."""
     from ladd.compare import PICKS
-    from ladd.files import write_text
+    from ladd.files import check_output, claim_output, write_text
     from ladd.store import Workspace
 
     if pick not in PICKS:
@@ -596,8 +604,9 @@ def report_command(
     target = Path(out)
     if target.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"{out}: the report is one HTML page; name it *.html")
-    if target.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass --force to replace it")
+    ws = Workspace(workspace)
+    check_output(out, force=force, workspace=ws.root)  # at once, before the report is built
     options = CamOptions(k=k, pick=pick, klass=klass, method=method, seed=seed)
-    text = build_report(Workspace(workspace), run_a, run_b, cam=options if cams else None)
-    return write_text(out, text)
+    with claim_output(out, force=force, workspace=ws.root):
+        text = build_report(ws, run_a, run_b, cam=options if cams else None)
+        return write_text(out, text)

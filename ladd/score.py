@@ -56,6 +56,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from ladd.codecs import DEFAULT_CODEC
 from ladd.plan import TrainPlan, plan_training
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.sets.inputs import SetReading
@@ -175,7 +176,7 @@ class ScoreSpec:
     labeler: str | None = None  # a labeler checkpoint or folder: the "ladd" variant
     n: int = 5
     r: float = 0.625
-    codec: str | None = "topk:3,uint8"  # the dense labels' codec (ladd.codecs.DEFAULT_CODEC)
+    codec: str | None = DEFAULT_CODEC  # the dense labels' codec (`ladd augment`'s default)
     arch: str = "convnet_d3"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 1000

@@ -1,7 +1,11 @@
-"""The static sub-sampler S of LADD (paper section 3.1; REFERENCE.md section 1).
+"""The static sub-sampler S of LADD (Kang, Lim et al., WACV 2025, arXiv 2409.16239, section 3.1).
 
 Each image gives N x N crops that each cover a fraction R of the side, evenly strided from the
-top-left corner and listed in raster order. N and R define every crop: nothing is stored per crop.
+top-left corner (stride (1 - R) / (N - 1) of the side) and listed in raster order. N and R define
+every crop: nothing is stored per crop. The paper's setting: N = 5, R = 62.5 %.
+
+`limits`: the caps an input may cost (ladd.limits.Limits: here `max_n`, the crops per side);
+None takes the LADD_MAX_* environment caps (`current_limits()`), the front ends' default.
 """
 
 from __future__ import annotations
@@ -12,18 +16,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ladd.limits import current_limits
+from ladd.limits import Limits, current_limits
 
 
 def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def check_grid(n: int, r: float) -> None:
+def check_grid(n: int, r: float, *, limits: Limits | None = None) -> None:
     """Raise ValueError unless 1 <= n <= the max_n cap (ladd.limits) and 0 < r <= 1."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n (crops per side) must be an integer >= 1, got {n!r}")
-    current_limits().check_n(n)  # InputLimitError: n*n crops per image cost memory everywhere
+    # InputLimitError: n*n crops per image cost memory everywhere
+    (limits if limits is not None else current_limits()).check_n(n)
     if not (0.0 < float(r) <= 1.0):
         raise ValueError(
             f"r (crop side as a fraction of the image side) must be in (0, 1], got {r!r}"
@@ -50,9 +55,9 @@ class CropGrid:
         return (self.offsets[-1] - self.offsets[0]) / (self.n - 1) if self.n > 1 else 0.0
 
 
-def crop_grid(size: int, n: int, r: float) -> CropGrid:
+def crop_grid(size: int, n: int, r: float, *, limits: Limits | None = None) -> CropGrid:
     """Side and offsets of the n x n crops of a size x size image."""
-    check_grid(n, r)
+    check_grid(n, r, limits=limits)
     if size < 1:
         raise ValueError(f"image size must be >= 1, got {size}")
     side = max(1, min(size, _round_half_up(r * size)))
@@ -63,12 +68,22 @@ def crop_grid(size: int, n: int, r: float) -> CropGrid:
     return CropGrid(size=size, n=n, r=float(r), side=side, offsets=offsets)
 
 
-def crop_boxes(size: int, n: int, r: float) -> list[tuple[int, int, int, int]]:
-    """The n*n crop boxes as (top, left, height, width), raster order from the top-left.
+def crop_boxes(
+    size: int, n: int = 5, r: float = 0.625, *, limits: Limits | None = None
+) -> list[tuple[int, int, int, int]]:
+    """The n*n crop boxes of a size x size image as (top, left, height, width), raster order
+    from the top-left (the order of `sub_sample`'s crops and of the dense labels).
 
-    128 px, n = 5, r = 0.625 gives 80-px crops at offsets 0, 12, 24, 36, 48.
+    128 px, n = 5, r = 0.625 gives 80-px crops at offsets 0, 12, 24, 36, 48 (the paper's
+    example, section 3.1):
+
+    Examples:
+        >>> from ladd import crop_boxes
+        >>> boxes = crop_boxes(128, n=5, r=0.625)
+        >>> len(boxes), boxes[0], boxes[1], boxes[-1]
+        (25, (0, 0, 80, 80), (0, 12, 80, 80), (48, 48, 80, 80))
     """
-    g = crop_grid(size, n, r)
+    g = crop_grid(size, n, r, limits=limits)
     return [(top, left, g.side, g.side) for top in g.offsets for left in g.offsets]
 
 
@@ -78,7 +93,9 @@ def _gather_index(grid: CropGrid, device: torch.device) -> torch.Tensor:
     return offs + torch.arange(grid.side, device=device).unsqueeze(0)
 
 
-def crop_views(images: torch.Tensor, n: int, r: float) -> torch.Tensor:
+def crop_views(
+    images: torch.Tensor, n: int, r: float, *, limits: Limits | None = None
+) -> torch.Tensor:
     """All crops of a batch, not resized: (B, C, H, W) -> (B, n*n, C, side, side).
 
     Evenly spaced offsets (the usual case, e.g. 128 px, n = 5, r = 0.625: 0, 12, ..., 48) make
@@ -89,7 +106,7 @@ def crop_views(images: torch.Tensor, n: int, r: float) -> torch.Tensor:
     if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
         raise ValueError(f"expected square images (B, C, H, W), got {tuple(images.shape)}")
     b, c, h, _ = images.shape
-    g = crop_grid(h, n, r)
+    g = crop_grid(h, n, r, limits=limits)
     step = g.offsets[1] - g.offsets[0] if n > 1 else 0
     if all(o == g.offsets[0] + k * step for k, o in enumerate(g.offsets)):
         sb, sc, sh, sw = images.stride()
@@ -127,14 +144,32 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     )
 
 
-def sub_sample(images: torch.Tensor, n: int, r: float, out_size: int | None = None) -> torch.Tensor:
+def sub_sample(
+    images: torch.Tensor,
+    n: int = 5,
+    r: float = 0.625,
+    out_size: int | None = None,
+    *,
+    limits: Limits | None = None,
+) -> torch.Tensor:
     """S(x) for a batch: (B, C, H, W) -> (B, n*n, C, out, out), each crop resized to out (default H).
 
-    Crops are gathered at once and resized in one interpolate call on the input's device.
+    Crops are gathered at once and resized (bilinear; antialiased only when shrinking) in one
+    interpolate call on the input's device; integer images come back as float32.
+
+    Examples:
+        >>> import torch
+        >>> from ladd import sub_sample
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> crops = sub_sample(x, n=5, r=0.625)
+        >>> crops.shape
+        torch.Size([2, 25, 3, 32, 32])
+        >>> sub_sample(x, n=1, r=1.0)[:, 0].equal(x)  # one crop of the whole image is the image
+        True
     """
     b, c, h, _ = images.shape
     out = h if out_size is None else out_size
-    crops = crop_views(images, n, r)  # (B, n*n, C, side, side)
+    crops = crop_views(images, n, r, limits=limits)  # (B, n*n, C, side, side)
     side = crops.shape[-1]
     flat = crops.reshape(b * n * n, c, side, side)
     if not flat.is_floating_point():
@@ -143,7 +178,14 @@ def sub_sample(images: torch.Tensor, n: int, r: float, out_size: int | None = No
 
 
 def sub_sample_range(
-    images: torch.Tensor, n: int, r: float, start: int, stop: int, out_size: int | None = None
+    images: torch.Tensor,
+    n: int,
+    r: float,
+    start: int,
+    stop: int,
+    out_size: int | None = None,
+    *,
+    limits: Limits | None = None,
 ) -> torch.Tensor:
     """Crops start..stop-1 (raster order) of S(x): (B, C, H, W) -> (B, stop-start, C, out, out).
 
@@ -153,7 +195,7 @@ def sub_sample_range(
     if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
         raise ValueError(f"expected square images (B, C, H, W), got {tuple(images.shape)}")
     b, c, h, _ = images.shape
-    g = crop_grid(h, n, r)
+    g = crop_grid(h, n, r, limits=limits)
     if not 0 <= start < stop <= n * n:
         raise ValueError(f"crop range {start}..{stop} is outside 0..{n * n}")
     out = h if out_size is None else out_size

@@ -11,6 +11,7 @@ from app import cache, charts, state, tasks, widgets
 from app.jobs import registry
 from app.paths import workspace_root
 from app.state import K
+from app.text import literal
 from app.uploads import save_upload
 from ladd.classes import class_members, class_window, many_classes
 from ladd.data import list_sources
@@ -140,8 +141,8 @@ if path:
             options = (*options, ("describe_only", True))  # show it; training needs mean/std
             ds = cache.set_view(path, options)
             st.warning(
-                f"{err}. Shown with its pixel range stretched; give the source or the mean and "
-                "std under 'How to read this set' to train on it or label it.",
+                f"{literal(err)}. Shown with its pixel range stretched; give the source or the "
+                "mean and std under 'How to read this set' to train on it or label it.",
                 icon=":material/warning:",
             )
         info = ds.describe()
@@ -150,11 +151,11 @@ if path:
         many = many_classes(len(names))
 
         st.success(
-            f"Format detected: **{info.get('format', getattr(ds, 'format', '?'))}**",
+            f"Format detected: **{literal(info.get('format', getattr(ds, 'format', '?')))}**",
             icon=":material/check:",
         )
         for w in getattr(ds, "warnings", None) or []:
-            st.warning(w, icon=":material/warning:")
+            st.warning(literal(w), icon=":material/warning:")
         m = st.columns(5)
         m[0].metric("Images", len(labels))
         m[1].metric("Classes", len(names))
@@ -192,7 +193,8 @@ if path:
         st.subheader("Image statistics")
         if many:
             st.caption(
-                f"Of the classes shown ({names[shown.start]} to {names[shown.stop - 1]}); "
+                f"Of the classes shown ({literal(names[shown.start])} to "
+                f"{literal(names[shown.stop - 1])}); "
                 "'all' is over them."
             )
         widgets.table(
@@ -219,7 +221,8 @@ if path:
                         raise FileExistsError(f"sets/{target.name} already exists; pick a name")
                     cache.load_set(path, options).save_mtt(target)
                     st.success(
-                        f"Saved as sets/{target.name}, with its normalisation and classes: pick "
+                        f"Saved as sets/{literal(target.name)}, with its normalisation and "
+                        "classes: pick "
                         "it on the other pages.",
                         icon=":material/check:",
                     )

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import cache, charts, state, widgets
 from app.state import K
+from app.text import literal
 from ladd.classes import many_classes
 from ladd.codecs import STANDARD_SPECS, parse_codec
 from ladd.subsample import crop_grid
@@ -82,7 +83,8 @@ if path:
         count, size = len(ds), ds.image_size
         index = widgets.image_index(count, K.SUB_IMAGE)
         label = int(ds.labels[index])
-        st.caption(f"Image {index} of {count}, class **{names[label] if names else label}**")
+        klass = literal(names[label] if names else label)
+        st.caption(f"Image {index} of {count}, class **{klass}**")
         compare = st.toggle("Compare two settings side by side", **state.bound(K.SUB_COMPARE))
         if many_classes(ds.num_classes) and not st.toggle(
             "Measure the storage overhead (zips the whole set)",
@@ -115,6 +117,8 @@ if path:
         if "measured_overhead" in base:
             st.caption(
                 f"This set carries dense labels at N = {base['measured_n']}, R = {base['measured_r']:g}: "
-                f"stored as {base['measured_codec']}: measured zip overhead "
-                f"{base['measured_overhead']:.1%} (the paper's accounting)."
+                f"stored as {literal(base['measured_codec'])}: measured zip overhead "
+                f"{base['measured_overhead']:.1%} with every label the file stores (dense and "
+                f"full-image), {base['measured_dense_overhead']:.1%} for the dense labels "
+                "alone (the paper's accounting)."
             )

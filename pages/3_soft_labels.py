@@ -9,6 +9,7 @@ import streamlit as st
 from app import cache, charts, state, tasks, widgets
 from app.paths import workspace_root
 from app.state import K
+from app.text import literal
 from ladd.classes import many_classes
 from ladd.data import list_sources
 from ladd.dense import CROP_METRICS
@@ -72,10 +73,10 @@ if path and lab_dir:
                 index=label,
                 disabled=metric != "class probability",
             )
-        st.caption(f"Image {index}: class **{names[label]}**")
+        st.caption(f"Image {index}: class **{literal(names[label])}**")
         if hasattr(ds, "dense_labels"):  # a label-augmented set: its own labels are encoded
             st.caption(
-                f"This set stores its dense labels as **{ds.codec.spec}** "
+                f"This set stores its dense labels as **{literal(ds.codec.spec)}** "
                 f"({ds.label_bytes() / max(1, len(ds)):,.0f} bytes per image); the labels "
                 "below are each checkpoint's own, computed here in float32."
             )

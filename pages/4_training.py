@@ -13,6 +13,7 @@ from app import cache, charts, state, tasks, widgets
 from app.jobs import registry
 from app.paths import workspace_root
 from app.state import K
+from app.text import literal
 from ladd.models import list_models, supported_options
 from ladd.training import MODES, PROTOCOLS, TRAINERS, TrainConfig
 
@@ -124,7 +125,7 @@ for job in registry().active("train"):
     if job.id != mine:
         widgets.job_status(job.id)
 
-runs = [r for r in cache.list_runs("train")]
+runs = widgets.list_runs("train")
 
 st.subheader("Training curves")
 finished = [r for r in runs if r.status == "done" and r.train is not None]
@@ -171,7 +172,7 @@ else:
     sel = picked.selection.rows if picked is not None else []
     if sel:
         run = runs[sel[0]]
-        st.markdown(f"**Run #{run.id}** {run.label or ''}: {run.status}")
+        st.markdown(f"**Run #{run.id}** {literal(run.label or '')}: {literal(run.status)}")
         if run.error:
             widgets.error(run.error)
         loss, acc = charts.series_from_result(widgets.run_label(run), cache.run_result(run.id))

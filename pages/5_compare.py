@@ -10,6 +10,7 @@ import streamlit as st
 from app import cache, charts, state, widgets
 from app.state import K
 from app.tables import confusions_table, per_class_table
+from app.text import literal
 from ladd.cam import CAM_LABELS
 from ladd.classes import many_classes, sample_pool
 from ladd.compare import GRID_FORMATS, PICKS, pick_images, render_cam_grid
@@ -17,7 +18,7 @@ from ladd.report import build_report
 
 st.title("Compare runs")
 
-runs = [r for r in cache.list_runs("train") if r.status == "done"]
+runs = [r for r in widgets.list_runs("train") if r.status == "done"]
 if len(runs) < 1:
     st.info(
         "No finished training runs yet: build the demo on Home, or train on Deployment training."
@@ -56,7 +57,7 @@ res_a, res_b = cache.run_result(a), cache.run_result(b)
 for col, run in ((a_col, ra), (b_col, rb)):
     codec = cache.set_codec(run.set_path) if run.set_path else None
     if codec:  # a label-augmented set: the labels its student saw came through this codec
-        col.caption(f"Dense labels of its set stored as **{codec}**")
+        col.caption(f"Dense labels of its set stored as **{literal(codec)}**")
     with col.expander("What ran (as recorded)"):
         facts = run.facts()
         if facts:  # values come from files: shown as a table of text, never as Markdown
@@ -144,7 +145,7 @@ def per_class_tables(
     )
     for col, result, name, tag in zip(st.columns(2), res, runs, "ab", strict=True):
         with col:
-            st.markdown(f"**{name}**")
+            st.markdown(f"**{literal(name)}**")
             widgets.table(
                 confusions_table(result["confusion"], names, int(limit)),
                 f"confusions_{tag}",
@@ -156,9 +157,9 @@ if names and res_a.get("per_class") and res_b.get("per_class"):
     acc_a = np.mean(np.asarray(res_a["per_class"]), axis=0)
     acc_b = np.mean(np.asarray(res_b["per_class"]), axis=0)
     m = st.columns(3)
-    m[0].metric(name_a, f"{res_a['accuracy_mean']:.1%}")
+    m[0].metric(literal(name_a), f"{res_a['accuracy_mean']:.1%}")
     m[1].metric(
-        name_b,
+        literal(name_b),
         f"{res_b['accuracy_mean']:.1%}",
         delta=f"{res_b['accuracy_mean'] - res_a['accuracy_mean']:+.1%}",
     )
@@ -228,7 +229,7 @@ with widgets.guard("Cannot compute CAMs: "):
     ok_a, ok_b = pred_a == labels, pred_b == labels
     of = f"{len(labels)} real test images"
     if pool_key:  # which of them were scored
-        what = f"class {test_names[int(klass)]}" if one_class else "a seeded draw"
+        what = f"class {literal(test_names[int(klass)])}" if one_class else "a seeded draw"
         of += f" ({what}, of {len(test.labels)})"
     st.caption(
         f"Of {of}: both right {int((ok_a & ok_b).sum())}, "

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app import cache, widgets
 from app.state import K
+from app.text import literal
 from ladd.summaries import summarise
 from ladd.sweep import list_sweeps, load_sweep
 
@@ -32,7 +33,7 @@ name = widgets.select("Sweep", list(sweeps), K.SW_NAME, help="Newest first.")
 rec = sweeps[name]
 counts = rec.counts()
 m = st.columns(5)
-m[0].metric("Status", rec.status)
+m[0].metric("Status", literal(rec.status))
 m[1].metric("Cells done", f"{counts['done']} / {len(rec.cells)}")
 m[2].metric("Running", counts["running"])
 m[3].metric("Failed", counts["failed"])
@@ -40,11 +41,13 @@ wall = rec.estimate.get("wall_seconds")
 m[4].metric("Estimated wall time", f"{wall / 60:.1f} min" if wall else "unknown")
 st.progress(counts["done"] / max(1, len(rec.cells)))
 st.caption(
-    f"Executor: {rec.executor}; started "
-    f"{dt.datetime.fromtimestamp(rec.created).strftime('%Y-%m-%d %H:%M')}, last update "
-    f"{dt.datetime.fromtimestamp(rec.updated).strftime('%H:%M:%S')} on {rec.host}. Estimate "
-    f"from the cost model: {rec.estimate.get('cells', 0)} cells on "
-    f"{rec.estimate.get('slots', 1)} worker(s), {rec.estimate.get('device', '?')}."
+    literal(
+        f"Executor: {rec.executor}; started "
+        f"{dt.datetime.fromtimestamp(rec.created).strftime('%Y-%m-%d %H:%M')}, last update "
+        f"{dt.datetime.fromtimestamp(rec.updated).strftime('%H:%M:%S')} on {rec.host}. Estimate "
+        f"from the cost model: {rec.estimate.get('cells', 0)} cells on "
+        f"{rec.estimate.get('slots', 1)} worker(s), {rec.estimate.get('device', '?')}."
+    )
 )
 
 if rec.status == "running":

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import charts, records, state, widgets
 from app.state import K
+from app.text import literal
 
 st.title("Results")
 st.caption(
@@ -19,9 +20,10 @@ st.caption(
 folders = records.record_folders()
 df, skipped = records.read_records(folders)
 if skipped:
-    st.caption(f"Skipped {len(skipped)} file(s) that are not records: {', '.join(skipped[:5])}")
+    shown = literal(", ".join(skipped[:5]))
+    st.caption(f"Skipped {len(skipped)} file(s) that are not records: {shown}")
 if df.empty:
-    where = ", ".join(f"`{p}`" for p in folders.values())
+    where = literal(", ".join(str(p) for p in folders.values()))
     st.info(f"No result records found in {where}.", icon=":material/info:")
     st.stop()
 
@@ -51,12 +53,17 @@ view = shown.copy()
 for c in ("mean", "std"):
     if c in view:
         view[c] = (100 * view[c]).round(2)
+if "per_seed" in view:  # seed 0, 1, ...: what part 7 pairs codecs by
+    view["per_seed"] = view["per_seed"].map(
+        lambda v: ", ".join(f"{100 * a:.2f}" for a in v) if isinstance(v, list) else ""
+    )
 st.dataframe(
     view,
     hide_index=True,
     column_config={
         "mean": st.column_config.NumberColumn("mean (%)", format="%.2f"),
         "std": st.column_config.NumberColumn("std (%)", format="%.2f"),
+        "per_seed": st.column_config.TextColumn("per seed (%)"),
         "seconds": st.column_config.NumberColumn("seconds", format="%.0f"),
     },
     key="rs_table",
@@ -92,8 +99,9 @@ if points:
         st.caption("The default codec needs float32 and another codec on each distiller shown.")
     else:
         st.caption(
-            f"The rule of ladd.codecs.choice (fewest label bytes within two standard errors of "
-            f"float32 on every distiller) picks **{pick.codec}** here: "
+            f"The paired rule of ladd.codecs.choice (fewest label bytes whose accuracy "
+            f"difference from float32, paired by seed, has a 95 % t-interval reaching 0, pooled "
+            f"and on every distiller) picks **{pick.codec}** here: "
             f"{pick.label_bytes_per_image:,.0f} label bytes per image against float32's "
             f"{pick.reference_bytes_per_image:,.0f} ({100 * pick.saving:.0f} % fewer)."
         )

@@ -8,6 +8,7 @@ from app import cache, state, tasks, widgets
 from app.jobs import registry
 from app.paths import check_path, workspace_root
 from app.state import K
+from app.text import literal
 from ladd.demo import (
     DEMO_SIZES,
     cifar10_available,
@@ -25,12 +26,22 @@ def _pct(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
+def _as_text(summary: dict) -> dict:
+    """A demo summary whose strings from files (source, device, reused steps) are escaped, so
+    that its Markdown description shows them as written (app.text)."""
+    out = {k: literal(v) if isinstance(v, str) else v for k, v in summary.items()}
+    out["skipped"] = [literal(s.removeprefix("run:")) for s in summary.get("skipped") or []]
+    return out
+
+
 def _counts(device: str) -> None:
-    """Device, sets and runs of the workspace (listings are cheap and never cached)."""
+    """Device, sets and runs of the workspace (listings are cheap and never cached); a damaged
+    runs database or record is named above the counts, which still show."""
+    runs = widgets.list_runs(None)
     c1, c2, c3 = st.columns(3)
     c1.metric("Device", device)
     c2.metric("Sets in workspace", len(cache.list_sets()))
-    c3.metric("Runs recorded", len(cache.list_runs(None)))
+    c3.metric("Runs recorded", len(runs))
 
 
 st.title("LADD Studio")
@@ -41,7 +52,7 @@ st.caption(
 
 ws = cache.workspace()
 counts = st.container()  # filled below, once it is known whether a demo is building
-st.caption(f"Workspace: `{workspace_root()}`")
+st.caption(f"Workspace: {literal(workspace_root())}")
 
 st.subheader("One-click demo")
 st.write(
@@ -117,7 +128,7 @@ if demos:
     st.subheader("Built demos")
     with st.container(key="demo_summary"):
         for d in demos:
-            st.markdown(describe(d))
+            st.markdown(describe(_as_text(d)))
     df = pd.DataFrame(
         [
             {

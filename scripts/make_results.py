@@ -162,36 +162,68 @@ def section(part: str, rows: list[dict], figures: Path | None = None) -> list[st
     return out
 
 
+def _paired(d) -> str:
+    """A paired difference in points: mean [low, high]."""
+    return f"{100 * d.mean:+.2f} [{100 * d.low:+.2f}, {100 * d.high:+.2f}]"
+
+
+PART7_RULE = (
+    "Rule (ladd.codecs.choice): codecs are compared with float32 paired by seed (seed i of "
+    "every run group shares its initial weights, batch order and augmentation; only the labels "
+    "differ). For each codec, d_i = accuracy(codec, seed i) - accuracy(float32, seed i); the "
+    "table gives the mean of the d_i in points and its two-sided 95 % Student-t interval, mean "
+    "± t(0.975, n - 1) · sd / √n, per distiller (n = 3) and pooled over both distillers' seeds "
+    "(n = 6). The default is the codec with the fewest label bytes per image whose interval "
+    "includes 0 or lies above it (upper end ≥ 0), pooled and on every distiller; float32 is the "
+    "reference."
+)
+
+
 def part7_default(rows: list[dict]) -> list[str]:
-    """The default codec the figures pick (ladd.codecs.choice's rule), per profile."""
-    from ladd.codecs.choice import choose_default, frontier_points
+    """Every codec's paired difference against float32 and the default the rule picks
+    (ladd.codecs.choice), per profile."""
+    from ladd.codecs.choice import POOLED, choose_default, frontier_points, paired_differences
 
     out: list[str] = []
     for profile in sorted({r["profile"] for r in rows}):
         points = frontier_points(r for r in rows if r["profile"] == profile)
         pick = choose_default(points)
-        out += [f"### The default codec ({profile} profile)", ""]
-        out += [
-            "Rule (ladd.codecs.choice): the codec with the fewest label bytes per image whose "
-            "mean accuracy, on every distiller measured, is not below float32's by more than two "
-            "standard errors of the difference of the means.",
-            "",
-        ]
+        out += [f"### The default codec ({profile} profile)", "", PART7_RULE, ""]
         if pick is None:
             out += [
                 "_Not enough records to apply it (float32 and another codec on each distiller)._",
                 "",
             ]
             continue
-        judged = "; ".join(
-            f"{d}: {100 * f['mean']:.1f} vs float32 {100 * f['float32']:.1f} "
-            f"({100 * f['difference']:+.1f}, bound -{100 * f['bound']:.1f})"
-            for d, f in sorted(pick.figures.items())
-        )
+        diffs = paired_differences(points)
+        distillers = sorted({p.distiller for p in points if p.ladd})
+        size = {p.what: p.label_bytes_per_image for p in points if p.ladd}
+        head = ["codec", "label bytes / image", "pooled", *distillers, "interval reaches 0"]
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for codec in sorted(diffs, key=lambda c: (size[c], c)):
+            per = diffs[codec]
+            cells = [per[w] for w in (POOLED, *distillers) if w in per]
+            ok = "yes" if all(d.within for d in cells) else "no"
+            out.append(
+                f"| {codec} | {size[codec]:,.0f} | "
+                + " | ".join(_paired(per[w]) if w in per else "—" for w in (POOLED, *distillers))
+                + f" | {ok} |"
+            )
+        out.append("")
+        if pick.differences:
+            pooled = pick.differences[POOLED]
+            cost = (
+                f"Paired by seed it scores {_paired(pooled)} points against float32 over "
+                f"{pooled.n} seeds (mean [95 % interval]; "
+                + ", ".join(f"{d} {100 * pick.differences[d].mean:+.2f}" for d in distillers)
+                + ")."
+            )
+        else:
+            cost = "It is the reference."
         out += [
             f"Picked: **{pick.codec}**, {pick.label_bytes_per_image:,.0f} label bytes per image "
             f"against float32's {pick.reference_bytes_per_image:,.0f} "
-            f"({100 * pick.saving:.0f} % fewer). {judged}.",
+            f"({100 * pick.saving:.0f} % fewer). {cost}",
             "",
         ]
         if pick.rejected:
@@ -381,12 +413,15 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
                 out.append(f"| {m['score']} | {m['mean']:+.4g} ± {m['std']:.3g} |")
             out.append("")
     elif part == "7":
-        from ladd.codecs.choice import frontier_points, pareto
+        from ladd.codecs.choice import frontier_points, paired_differences, pareto
 
-        front = {(p.distiller, p.what) for p in pareto(frontier_points(rows))}
+        points = frontier_points(rows)
+        front = {(p.distiller, p.what) for p in pareto(points)}
+        paired = paired_differences(points)
         out += [
-            "| distiller | set | codec | label bytes / image | zip overhead | accuracy | frontier |",
-            "|---|---|---|---|---|---|---|",
+            "| distiller | set | codec | label bytes / image | zip overhead | accuracy "
+            "| paired vs float32 | frontier |",
+            "|---|---|---|---|---|---|---|---|",
         ]
 
         def order(r: dict) -> tuple:
@@ -396,10 +431,12 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
             what = r.get("label", "LADD") if r["mode"] == "baseline" else "LADD"
             codec = r.get("codec", "—") if r["mode"] == "ladd" else "—"
             key = (r["distiller"], r.get("codec") or "float32" if r["mode"] == "ladd" else what)
+            d = paired.get(key[1], {}).get(r["distiller"]) if r["mode"] == "ladd" else None
+            vs = _paired(d) if d else ("reference" if key[1] == "float32" else "—")
             out.append(
                 f"| {r['distiller']} | {what} (IPC {r['ipc']}) | {codec} | "
                 f"{r.get('label_bytes_per_image', 0):,.0f} | {100 * r.get('overhead', 0):.1f} % | "
-                f"{cell(r)} | {'✓' if key in front else ''} |"
+                f"{cell(r)} | {vs} | {'✓' if key in front else ''} |"
             )
     settings = sorted({setting(r) for r in rows})
     commands = sorted({portable(r["command"]) for r in rows})

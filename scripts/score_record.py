@@ -35,6 +35,7 @@ def record(score: dict, args: argparse.Namespace) -> dict:
         "n": spec["n"],
         "r": spec["r"],
         "codec": spec["codec"],
+        "dsa_cutout": args.dsa_cutout,
         "per_seed": hard["per_seed"],
         "mean": hard["mean"],
         "std": hard["std"],
@@ -68,6 +69,11 @@ def main() -> None:
     ap.add_argument("--labeler-epoch", type=int)
     ap.add_argument("--labeler-accuracy", type=float)
     ap.add_argument("--note", help="how the set and the labeler were made, the wall time")
+    ap.add_argument(
+        "--dsa-cutout",
+        default="0..H",
+        help="DSA's cutout centres as the run drew them (records before 2026-12-07: 0..H-1)",
+    )
     args = ap.parse_args()
     write_json(args.out, record(json.loads(args.score.read_text()), args))
     print(f"wrote {args.out}")

@@ -270,6 +270,7 @@ class Study:
             n,
             r,
             device=self.device,
+            codec=None,  # float32: the study's reference; part 7 re-encodes it per codec
         )
 
     def zca(self, method: str) -> bool:
@@ -370,7 +371,8 @@ class Study:
             zca=zca,
             labeler_epochs=tuple(dict.fromkeys(g.labeler_epoch for g in labelled)),
             nr=tuple(dict.fromkeys((g.n, g.r) for g in labelled)),
-            codecs=tuple(dict.fromkeys(g.codec for g in labelled if g.codec is not None)),
+            # a group without a codec keeps its labels exact (float32), as the study always has
+            codecs=tuple(dict.fromkeys(g.codec or "float32" for g in labelled)),
             seed_groups=(tuple(range(seeds.pop())),),
             epochs=self.p.epochs,
             width=self.p.width if self.p.width != 128 else None,
@@ -483,6 +485,9 @@ class Study:
             "device": _device_name(self.device),
             "date": date.today().isoformat(),
             "command": self.command,
+            # DSA's cutout centre as drawn: "0..H" for an even side, as DiffAugment draws it;
+            # records before that fix (2026-12-07) say "0..H-1" (docs/results/DISCUSSION.md)
+            "dsa_cutout": "0..H",
             **g.extra,
         }
         if g.labeler_epoch is not None and not {"labeler_accuracy", "labeler_recipe"} <= set(rec):
@@ -522,7 +527,7 @@ class Study:
         m = self.p.distiller
         plus = self.distilled(m, 11)
         la = self.la_set(m, 10)
-        report = set_storage_report(la)
+        report = set_storage_report(la, full_soft=False)  # the paper's: the dense labels alone
         self.run(
             "2",
             distiller=m,
@@ -566,7 +571,7 @@ class Study:
                     r=r,
                     labeler_epoch=self.p.labeler_epochs[0],
                     seeds=self.p.grid_seeds,
-                    extra={"overhead": set_storage_report(la).overhead},
+                    extra={"overhead": set_storage_report(la, full_soft=False).overhead},
                     reuse=("1",) if self.p.grid_seeds == self.p.seeds else (),  # N 5, R 0.625
                 )
         self.flush()
@@ -575,7 +580,9 @@ class Study:
         m = self.p.distiller
         for e in self.p.labeler_epochs:
             lab = self.labeler(e, zca=self.zca(m))
-            la = augment(self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device)
+            la = augment(
+                self.distilled(m, 10), lab, N_DEFAULT, R_DEFAULT, device=self.device, codec=None
+            )
             stats = crop_stats(la.probs(), la.labels).summary()
             self.run(
                 "4",
@@ -638,7 +645,7 @@ class Study:
                     extra={
                         "codec": codec.spec,
                         "label_bytes_per_image": held.label_bytes() / len(held),
-                        "overhead": set_storage_report(held).overhead,
+                        "overhead": set_storage_report(held, full_soft=False).overhead,
                         "max_abs_error": codec.max_abs_error(held.num_classes),
                     },
                 )

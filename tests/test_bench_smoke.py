@@ -270,3 +270,16 @@ def test_set_view_bench_tiny_prints_both_ways(capsys, tmp_path) -> None:
     assert [r["how"] for r in rows] == ["view", "load_set"] and text.count("peak RSS") == 2
     assert rows[0]["shape"] == [6, 3, 16, 16] == rows[1]["shape"]  # 20 classes ask for all 3
     assert rows[0]["images"] == rows[1]["images"] == 6
+
+
+def test_ddp_drift_tiny_prints_the_drift_table(capsys) -> None:
+    """bench.ddp_drift at CI size: one torchrun job of 2 gloo ranks against one process, 10
+    steps with DSA; the row it prints holds the drift, what training moved, the predictions."""
+    from bench import ddp_drift
+
+    (row,) = ddp_drift.main(["--tiny"])
+    text = capsys.readouterr().out
+    assert "2 gloo ranks vs one process" in text and "| on | 10 |" in text
+    assert row["steps"] == 10 and row["max_moved"] > 0
+    # tests/test_distributed.py's tolerance over 20 steps holds over these 10
+    assert row["max_abs_diff"] < 1e-4 and 0 <= row["predictions_differ"] <= 2000

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def labelled():
     ds = random_real("shapes", 3, seed=0, limit_per_class=20)  # 30 images, 32 px, 10 classes
     lab = make_labeler(ds)
-    return ds, lab, augment(ds, lab, n=3, r=0.6, device="cpu")
+    return ds, lab, augment(ds, lab, n=3, r=0.6, device="cpu", codec=None)
 
 
 @pytest.mark.parametrize("spec", STANDARD_SPECS + ("topk:3,float16,renorm",))
@@ -187,6 +187,13 @@ def test_the_zip_overhead_is_measured_as_each_codec_stores_the_labels(labelled):
     assert rows["topk:1,uint8,uniform"].zip_bytes < rows["float16"].zip_bytes
     assert rows["float16"].zip_bytes < rows["float32"].zip_bytes
     assert len({r.base_bytes for r in rows.values()}) == 1
+    # Each row counts the full images' soft labels the file stores beside the dense ones (in
+    # the dense labels' codec, float32 beside float labels); the paper's figure leaves them out.
+    for spec, row in rows.items():
+        assert row.overhead == pytest.approx(set_storage_report(la, spec).overhead)
+        alone = set_storage_report(la, spec, full_soft=False).overhead
+        assert row.dense_only_overhead == pytest.approx(alone)
+        assert row.overhead > row.dense_only_overhead, spec
 
 
 def test_cli_augment_codec_overhead_all_and_info(tmp_path):

@@ -86,15 +86,15 @@ def test_temperature_softens(distilled) -> None:
 
 
 def test_same_seed_same_numbers(distilled) -> None:
-    a = augment(distilled, make_labeler(distilled, seed=3), 3, 0.625, device="cpu")
-    b = augment(distilled, make_labeler(distilled, seed=3), 3, 0.625, device="cpu")
-    c = augment(distilled, make_labeler(distilled, seed=4), 3, 0.625, device="cpu")
+    a = augment(distilled, make_labeler(distilled, seed=3), 3, 0.625, device="cpu", codec=None)
+    b = augment(distilled, make_labeler(distilled, seed=3), 3, 0.625, device="cpu", codec=None)
+    c = augment(distilled, make_labeler(distilled, seed=4), 3, 0.625, device="cpu", codec=None)
     assert torch.equal(a.dense, b.dense)
     assert not torch.equal(a.dense, c.dense)
 
 
 def test_label_augmented_file_round_trips(distilled, tmp_path: Path) -> None:
-    la = augment(distilled, make_labeler(distilled, epoch=10), 5, 0.625, device="cpu")
+    la = augment(distilled, make_labeler(distilled, epoch=10), 5, 0.625, device="cpu", codec=None)
     assert la.full_soft.shape == (30, 10) and la.generation_flops > 0
     assert not la.full_soft.requires_grad and not la.dense.requires_grad  # labels are data
     path = la.save(tmp_path / "set.safetensors")
@@ -123,7 +123,7 @@ def test_loading_bad_files_gives_clear_errors(distilled, tmp_path: Path) -> None
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(LabelAugmentedFileError, match="not a label-augmented set"):
         LabelAugmentedSet.load(tmp_path / "other.safetensors")
-    la = augment(distilled, make_labeler(distilled), 2, 0.625, device="cpu")
+    la = augment(distilled, make_labeler(distilled), 2, 0.625, device="cpu", codec=None)
     meta = {
         "n": 3,
         "r": 0.625,
@@ -144,13 +144,13 @@ def test_loading_bad_files_gives_clear_errors(distilled, tmp_path: Path) -> None
 def test_input_space_mismatch_is_an_error(distilled) -> None:
     wrong = make_labeler(distilled, mean=(0.4914, 0.4822, 0.4465))
     with pytest.raises(ValueError, match="normalisation mean differs"):
-        augment(distilled, wrong, 2, 0.625, device="cpu")
-    la = augment(distilled, wrong, 2, 0.625, device="cpu", allow_mismatch=True)
+        augment(distilled, wrong, 2, 0.625, device="cpu", codec=None)
+    la = augment(distilled, wrong, 2, 0.625, device="cpu", allow_mismatch=True, codec=None)
     assert la.labeler["mismatch"]
     zca_labeler = make_labeler(distilled)
     zca_labeler = Labeler(zca_labeler.model, replace(zca_labeler.meta, zca_space=True))
     with pytest.raises(ValueError, match="ZCA"):
-        augment(distilled, zca_labeler, 2, 0.625, device="cpu")
+        augment(distilled, zca_labeler, 2, 0.625, device="cpu", codec=None)
 
 
 def _zip_file_size(path: Path, blobs: dict[str, bytes]) -> int:
@@ -161,7 +161,7 @@ def _zip_file_size(path: Path, blobs: dict[str, bytes]) -> int:
 
 
 def test_overhead_matches_a_direct_zip_measurement(distilled, tmp_path: Path) -> None:
-    la = augment(distilled, make_labeler(distilled), 5, 0.625, device="cpu")
+    la = augment(distilled, make_labeler(distilled), 5, 0.625, device="cpu", codec=None)
     u8 = to_uint8(la.images, la.mean, la.std)
     images = u8.numpy().tobytes()
     labels = la.labels.float().numpy().tobytes()
@@ -173,7 +173,18 @@ def test_overhead_matches_a_direct_zip_measurement(distilled, tmp_path: Path) ->
     expected = (with_ - without) / without
     got = storage_overhead(u8, la.dense, la.labels)
     assert got == pytest.approx(expected, rel=1e-9)
-    assert set_storage_report(la).overhead == pytest.approx(expected, rel=1e-9)
+    # The file also stores the full images' soft labels (float32 [M, K] beside float32 dense
+    # labels): the set's overhead counts them; the paper's figure (dense alone) stays apart.
+    full = la.full_soft.float().numpy().tobytes()
+    every = _zip_file_size(
+        tmp_path / "c.zip",
+        {"images.bin": images, "labels.bin": labels, "dense.bin": dense, "full_soft.bin": full},
+    )
+    report = set_storage_report(la)
+    assert report.overhead == pytest.approx((every - without) / without, rel=1e-9)
+    assert report.dense_only_overhead == pytest.approx(expected, rel=1e-9)
+    assert report.overhead > report.dense_only_overhead
+    assert set_storage_report(la, full_soft=False).overhead == pytest.approx(expected, rel=1e-9)
     # the baseline alone, measured on the plain distilled set (Baseline++ needs no labeler)
     assert set_base_bytes(distilled) == without == set_storage_report(la).base_bytes
     assert 0 < got < 1  # 32 px: dense labels are a big fraction of a small image
@@ -218,6 +229,6 @@ def test_label_generation_flops_count_the_crop_forwards_only(distilled) -> None:
     from ladd.flops import inference_flops_per_sample
 
     lab = make_labeler(distilled)
-    la = augment(distilled, lab, 3, 0.625, device="cpu")
+    la = augment(distilled, lab, 3, 0.625, device="cpu", codec=None)
     per = inference_flops_per_sample(lab.model, distilled.images[:1])
     assert la.generation_flops == pytest.approx(per * len(distilled) * 9)

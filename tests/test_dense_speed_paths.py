@@ -1,5 +1,6 @@
 """generate_dense_labels' fast paths (bf16 forward, compiled forward with one static batch shape,
-large crop batches) compute the fp32 labels: exactly for fp32, within a stated tolerance for bf16.
+large crop batches) compute the fp32 labels: for fp32 to float32 rounding (1e-5 relative, 1e-6
+absolute: other batch shapes take other BLAS paths), within a stated tolerance for bf16.
 """
 
 from __future__ import annotations

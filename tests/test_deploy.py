@@ -58,14 +58,14 @@ def _labeler(ds) -> Labeler:
 @pytest.fixture(scope="module")
 def sets():
     ds = random_real("shapes", 2, seed=0, limit_per_class=20)  # 20 images
-    la = augment(ds, _labeler(ds), 3, 0.625, device="cpu")  # 180 crops
+    la = augment(ds, _labeler(ds), 3, 0.625, device="cpu", codec=None)  # 180 crops
     test = load_source("shapes", "test", limit_per_class=20)  # 200 images
     return ds, la, test
 
 
 def test_training_data_sizes_per_mode() -> None:
     ds = random_real("shapes", 10, seed=0, limit_per_class=20)
-    la = augment(ds, _labeler(ds), 5, 0.625, device="cpu")
+    la = augment(ds, _labeler(ds), 5, 0.625, device="cpu", codec=None)
     sizes = {m: len(build_training_data(la, m)) for m in MODES}
     # "100 full images + 2,500 crops = 2,600 samples per epoch"
     assert sizes == {

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).parent / "ddp_worker.py"
 # Each rank sums its shard's gradients and gloo adds the ranks' sums: the same terms as one
 # process's batch sum, added in another order. float32 rounding of that order (~1e-7 relative
-# per step) grows over the 15 SGD steps with momentum to ~1e-6 here; 1e-4 leaves room for
-# other BLAS paths and still fails on any real difference (a wrong shard weight moves the
-# weights by ~1e-2, a shard's DSA drawn apart by more).
+# per step) compounds over the 20 SGD steps a seed with momentum (4 passes of 5 batches); 1e-4
+# leaves room for other BLAS paths and still fails on any real difference (a wrong shard
+# weight moves the weights by ~1e-2, a shard's DSA drawn apart by more). The drift grows with
+# the steps: python -m bench.ddp_drift measures it (README, "One training on many processes").
 TOL = 1e-4
 
 
@@ -94,8 +95,9 @@ def _init(key: str) -> torch.Tensor:
 
 def test_two_ranks_train_the_one_process_weights(tmp_path):
     """Global batch 63 over 2 gloo ranks (shards of 32 and 31; the last batch of 48: 24 and
-    24), 3 passes x 2 seeds with DSA: the weights of ladd.trainers.reference's one process
-    (which the parity tests tie to MTT/DATM utils.evaluate_synset), to TOL."""
+    24), 3 epochs (protocol mtt: 4 passes, 20 steps) x 2 seeds with DSA: the weights of
+    ladd.trainers.reference's one process (which the parity tests tie to MTT/DATM
+    utils.evaluate_synset), to TOL."""
     run = _torchrun(tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     _assert_close(load_file(str(tmp_path / "weights.safetensors")), _reference_weights())

@@ -22,3 +22,24 @@ def test_no_doc_names_a_folder_of_the_machine_it_was_written_on(doc: Path) -> No
         if "/work/" in line
     ]
     assert hits == [], "use paths relative to the repository:\n" + "\n".join(hits)
+
+
+def _commands() -> dict[str, set[str]]:
+    """Every `ladd` command (subcommands as "runs list") and the options it takes."""
+    import typer
+
+    from ladd.cli import app
+
+    found: dict[str, set[str]] = {}
+
+    def walk(cmd, prefix: str) -> None:
+        for name, sub in getattr(cmd, "commands", {}).items():
+            if getattr(sub, "commands", None):
+                walk(sub, f"{prefix}{name} ")
+            else:
+                found[prefix + name] = {o for p in sub.params for o in p.opts}
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+

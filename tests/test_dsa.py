@@ -112,7 +112,8 @@ def test_batched_form_equals_the_single_form_given_the_same_draws(op, monkeypatc
                 (u[:, 4] * (2 * s + 1)).floor().long() - s,
             ],
         ),
-        "cutout": ([], [(u[:, 5] * h).floor().long(), (u[:, 6] * h).floor().long()]),
+        # an even side (8 of 16): centres 0..16, as DiffAugment draws them
+        "cutout": ([], [(u[:, 5] * (h + 1)).floor().long(), (u[:, 6] * (h + 1)).floor().long()]),
         "flip": ([u[:, 7]], []),
         "scale": ([u[:, 8], u[:, 9]], []),
         "rotate": ([u[:, 8]], []),

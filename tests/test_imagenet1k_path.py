@@ -61,14 +61,15 @@ def test_imagenet1k_labeler_rded_set_topk_labels_resnet18_rded_protocol(tmp_path
     assert ds.images.shape == (1000, 3, 16, 16) and ds.num_classes == 1000
     assert ds.mean == (0.485, 0.456, 0.406)
 
-    # top-k dense labels (the default codec): 36 label bytes an image instead of 16,000
+    # top-k dense labels (the default codec, top-5 uint8): 4 crops x 5 x (2-byte index + 1-byte
+    # value) = 60 label bytes an image instead of 4 x 1000 x 4 = 16,000
     la = tmp_path / "la.safetensors"
     out = _ok(
         runner, "augment", rded, "--labeler", ckpt, "--source", "imagenet1k", "--n", "2",
         "--out", la, *common,
     )  # fmt: skip
     assert file_codec(la) == parse_codec(DEFAULT_CODEC).spec
-    assert "(36 bytes per image)" in out
+    assert "(60 bytes per image)" in out
     # uint8 pixels and < 200 B of labels an image: no float [M, K] rows anywhere in the file
     assert la.stat().st_size < 1000 * (16 * 16 * 3 + 200)
     labelled = LabelAugmentedSet.load(la)
@@ -93,7 +94,7 @@ def test_imagenet1k_labeler_rded_set_topk_labels_resnet18_rded_protocol(tmp_path
 
 def test_sre2l_style_folders_of_1000_classes_read_in_class_order(tmp_path, monkeypatch):
     """SRe2L's recovered images, and CDA's and LPLD's, which keep its layout
-    (new<class:03d>/class<class:03d>_id<i:03d>.jpg, ../shared/REFERENCE.md section 4): at
+    (new<class:03d>/class<class:03d>_id<i:03d>.jpg, VILA-Lab/SRe2L SRe2L/recover/data_synthesis.py): at
     1000 classes the folders' order is the class index, the classes are the source's wnids and
     the normalisation ImageNet's."""
     from PIL import Image

@@ -1,24 +1,22 @@
 """The input caps of ladd.limits, each tried with the hostile or careless input of issue #14.
 
 Bombs run in a child process whose address space is capped (RLIMIT_AS) at what its imports
-mapped plus HEADROOM (torch alone maps ~3.5 GB of virtual memory, so a fixed cap would be
-either too tight to import or too loose to catch anything). A regression that decodes or
-inflates a bomb then fails with a MemoryError in the child instead of taking the machine down,
-and a walk that loops fails on the child's timeout. Each finishes in a few seconds.
+mapped plus HEADROOM (tests/capped.py: torch alone maps ~3.5 GB of virtual memory, so a fixed
+cap would be either too tight to import or too loose to catch anything). A regression that
+decodes or inflates a bomb then fails with a MemoryError in the child instead of taking the
+machine down, and a walk that loops fails on the child's timeout. Each finishes in seconds.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import struct
-import subprocess
 import sys
 import zlib
 from pathlib import Path
 
 import pytest
 import torch
+from capped import run_capped
 from PIL import Image
 from torch import nn
 
@@ -27,7 +25,6 @@ from ladd.limits import ENV_VARS, GIB, MIB, InputLimitError, Limits, current_lim
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the app package (uploads) lives at the repository root
     sys.path.insert(0, str(ROOT))
-HEADROOM = 1 * GIB  # address space the child may map beyond its imports
 
 # ---------------------------------------------------------------------------------------------
 # Building the hostile inputs (small files, built here: nothing is downloaded or committed)
@@ -117,57 +114,7 @@ def test_the_bombs_are_what_the_issue_describes(png_bomb_folder, zip_bomb) -> No
 # ---------------------------------------------------------------------------------------------
 # The bombs of issue #14, all run in ONE capped child process (its imports cost seconds)
 
-CHILD = """
-import contextlib, io, json, os, resource, signal, sys
-import torch, torchvision.io
-import ladd.cli, ladd.data, ladd.dense, ladd.sets  # the baseline: what the imports map
-from torch import nn
-
-def _mapped():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-
-_cap = _mapped() + HEADROOM
-resource.setrlimit(resource.RLIMIT_AS, (_cap, _cap))
-
-def _alarm(signum, frame):
-    raise TimeoutError("still running after 30 s")
-
-signal.signal(signal.SIGALRM, _alarm)
-results = {}
-
-def scenario(name, env=None):
-    def run(fn):
-        saved = {k: os.environ.get(k) for k in (env or {})}
-        os.environ.update(env or {})
-        captured = io.StringIO()
-        signal.alarm(30)  # a walk that loops fails here instead of hanging the suite
-        try:
-            with contextlib.redirect_stderr(captured):
-                value = fn()
-            results[name] = {"done": repr(value)}
-        except BaseException as e:
-            results[name] = {"error": type(e).__name__, "message": str(e)}
-        finally:
-            signal.alarm(0)
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        results[name]["stderr"] = captured.getvalue()
-    return run
-
-@scenario("allocate_2g")
-def _():
-    return int(torch.empty(2 * 1024**3, dtype=torch.uint8).fill_(1).sum())
-
-@scenario("allocate_100m")
-def _():
-    return int(torch.ones(100 * 1024**2, dtype=torch.uint8).sum())
-
+SCENARIOS = """
 @scenario("png_bomb_cli")
 def _():
     sys.argv = ["ladd", "info", str(PNG_BOMB_FOLDER), "--source", "shapes"]
@@ -213,7 +160,7 @@ def _():
     meta = LabelerMeta(arch="convnet_d3", spec=model.spec.to_dict(), source="shapes", epoch=1,
         mean=tuple(ds.mean), std=tuple(ds.std), class_names=tuple(ds.class_names), seed=0,
         test_accuracy=0.0, image_size=32)
-    return augment(ds, Labeler(model, meta), n=1000, r=0.625, device="cpu")
+    return augment(ds, Labeler(model, meta), n=1000, r=0.625, device="cpu", codec=None)
 
 @scenario("large_grid", {"LADD_MAX_N": "150"})
 def _():
@@ -222,7 +169,6 @@ def _():
     dense = ladd.dense.generate_dense_labels(torch.rand(1, 3, 64, 64), model, 150, 0.625)
     return tuple(dense.shape), round(float(dense.sum()))
 
-print("RESULTS " + json.dumps(results))
 """
 
 
@@ -230,8 +176,6 @@ print("RESULTS " + json.dumps(results))
 def capped(tmp_path_factory, png_bomb_folder, zip_bomb) -> dict:
     """Every bomb below, each a scenario of one child process whose address space is capped
     at what its imports mapped plus HEADROOM (and 30 s of time per scenario)."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("RLIMIT_AS and /proc/self/status are Linux's")
     base = tmp_path_factory.mktemp("capped")
     loop = base / "loop"  # two `..` links (issue #14: still running after 90 s at 1.6 GB)
     write_images(loop / "a", 3)
@@ -250,23 +194,7 @@ def capped(tmp_path_factory, png_bomb_folder, zip_bomb) -> dict:
         "LOOP_FOLDER": loop,
         "LINK_FOLDER": linked,
     }
-    prelude = f"HEADROOM = {HEADROOM}\n" + "".join(f"{k} = {str(v)!r}\n" for k, v in paths.items())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LADD_MAX_")}  # defaults
-    env.update(
-        OMP_NUM_THREADS="1",
-        MALLOC_ARENA_MAX="2",
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", prelude + CHILD],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
-    assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(lines[-1].removeprefix("RESULTS "))
+    return run_capped(SCENARIOS, paths)
 
 
 def test_the_cap_catches_a_real_allocation(capped) -> None:
@@ -578,3 +506,63 @@ def test_defaults_admit_the_real_datasets() -> None:
     budget.add_bytes(60_000 * 900)  # ~900 bytes a JPEG
     lim.check_n(9)
     lim.check_crop_bytes(5000 * 81 * 100 * 4 + 4 * 2 * 256 * 3 * 32 * 32, "cifar100 ipc 50")
+
+
+def test_the_caps_of_issue_38_refuse_in_one_line_naming_their_variable() -> None:
+    """Classes, seeds and model bytes: each checked before anything is sized by it."""
+    lim = Limits(max_classes=10, max_seeds=3, max_model_bytes=1000)
+    checks = {
+        "LADD_MAX_CLASSES": lambda: lim.check_classes(11, "labels.pt"),
+        "LADD_MAX_SEEDS": lambda: lim.check_seeds(4),
+        "LADD_MAX_MODEL_BYTES": lambda: lim.check_model_bytes(1001, "convnet"),
+    }
+    for var, check in checks.items():
+        with pytest.raises(InputLimitError, match=var) as caught:
+            check()
+        assert "\n" not in str(caught.value)
+    lim.check_classes(10, "x")
+    lim.check_seeds(3)
+    lim.check_model_bytes(1000, "x")
+    real = Limits()  # ImageNet-21k's classes, the study's seeds, ViT-L / ResNet-152 in fp32
+    real.check_classes(21_841, "imagenet21k")
+    real.check_seeds(100)
+    real.check_model_bytes(1_300_000_000, "vit_large")
+
+
+def test_a_hundred_million_seeds_are_refused_before_the_list_is_built(monkeypatch) -> None:
+    """Issue #38: `--seeds 100000000` ran for a minute and 5 GB before failing. The check
+    the configuration calls refuses the count itself, at once."""
+    from ladd.limits import check_seeds
+
+    with pytest.raises(InputLimitError, match="100,000,000 seeds .* LADD_MAX_SEEDS"):
+        check_seeds(100_000_000)
+    check_seeds(5)
+    monkeypatch.setenv("LADD_MAX_SEEDS", "2")
+    with pytest.raises(InputLimitError):
+        check_seeds(5)
+
+
+def test_a_model_over_the_byte_cap_is_refused_from_a_meta_build(monkeypatch) -> None:
+    """A width or class count that sizes a model is checked on the meta device first."""
+    from ladd.models import create_model
+
+    monkeypatch.setenv("LADD_MAX_MODEL_BYTES", "1M")
+    with pytest.raises(InputLimitError, match="LADD_MAX_MODEL_BYTES"):
+        create_model("convnet_d3", 10, 32, width=256)
+    assert create_model("convnet_d3", 10, 32, width=8) is not None
+
+
+def test_an_image_size_that_sizes_a_source_is_checked_before_allocating(monkeypatch) -> None:
+    """`--image-size 100000` on a generated source asked for 150 TB of pixels (and a stored
+    source resized to a large size allocates the same way): refused naming the cap."""
+    from dataclasses import replace
+
+    from ladd.data import load_source
+    from ladd.data.base import resize_set
+
+    with pytest.raises(InputLimitError, match="shapes at 100000 px.*LADD_MAX_DECODED_BYTES"):
+        load_source("shapes", "train", image_size=100_000)
+    small = load_source("shapes", "test", limit_per_class=1)
+    monkeypatch.setenv("LADD_MAX_DECODED_BYTES", "1M")
+    with pytest.raises(InputLimitError, match="at 512 px"):
+        resize_set(small, replace(small.info, image_size=512))

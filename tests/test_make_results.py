@@ -263,21 +263,28 @@ def test_the_committed_records_regenerate_results_md_byte_for_byte(tmp_path):
 
 def test_part7_lists_codecs_by_label_bytes_beside_the_baselines(tmp_path):
     """Issue 26: the codec table puts each LADD record's codec and label bytes beside the
-    baseline and baseline++ records of the same distiller."""
+    baseline and baseline++ records of the same distiller; issue 40: each codec's difference
+    from float32 paired by seed, with its 95 % t-interval, and the default the paired rule
+    picks with what it costs."""
     recs = tmp_path / "recs"
     recs.mkdir()
     base = {"part": "7", "profile": "cpu", "dataset": "cifar10", "distiller": "random",
             "arch": "convnet_d3", "n": 5, "r": 0.625, "epochs": 60, "seeds": 3, "width": 32,
-            "protocol": "mtt", "lr": 0.01, "per_seed": [0.3], "std": 0.01, "seconds": 1.0,
+            "protocol": "mtt", "lr": 0.01, "std": 0.01, "seconds": 1.0,
             "command": "python scripts/study.py --parts 7", "device": "CPU (2 cores)",
             "date": "2026-12-04", "loss": "mean", "full_labels": "hard", "passes": 61}  # fmt: skip
     rows = [
         {**base, "mode": "ladd", "ipc": 10, "codec": "float32", "label_bytes_per_image": 1000.0,
-         "overhead": 0.31, "mean": 0.40, "labeler_epoch": 10},
+         "overhead": 0.31, "mean": 0.40, "per_seed": [0.39, 0.40, 0.41], "labeler_epoch": 10},
         {**base, "mode": "ladd", "ipc": 10, "codec": "topk:5,uint8,uniform",
-         "label_bytes_per_image": 250.0, "overhead": 0.08, "mean": 0.39, "labeler_epoch": 10},
+         "label_bytes_per_image": 250.0, "overhead": 0.08, "mean": 0.39,
+         "per_seed": [0.37, 0.39, 0.41], "labeler_epoch": 10},
+        {**base, "mode": "ladd", "ipc": 10, "codec": "topk:1,uint8,uniform",
+         "label_bytes_per_image": 50.0, "overhead": 0.02, "mean": 0.35,
+         "per_seed": [0.34, 0.35, 0.36], "labeler_epoch": 10},
         {**base, "mode": "baseline", "ipc": 11, "label": "baseline++", "overhead": 0.1,
-         "label_bytes_per_image": 0.0, "mean": 0.30, "labeler_epoch": None},
+         "label_bytes_per_image": 0.0, "mean": 0.30, "per_seed": [0.3] * 3,
+         "labeler_epoch": None},
     ]  # fmt: skip
     for i, r in enumerate(rows):
         (recs / f"r{i}.json").write_text(json.dumps(r))
@@ -288,14 +295,43 @@ def test_part7_lists_codecs_by_label_bytes_beside_the_baselines(tmp_path):
     text = out.read_text()
     part7 = text[text.index("## 7. Label codecs") :]
     lines = [ln for ln in part7.splitlines() if ln.startswith("| random")]
+    # top-5's per-seed differences -0.02, -0.01, 0.00: mean -1.00 point, sd 1 point, half-width
+    # t(0.975, 2) x 1 / sqrt(3) = 4.303 / 1.732 = 2.48 points; top-1's -5, -5, -5: no spread
     assert lines == [  # baseline++ costs more bytes than top-5 for less accuracy: off the frontier
-        "| random | baseline++ (IPC 11) | — | 0 | 10.0 % | 30.0 ± 1.0 |  |",
-        "| random | LADD (IPC 10) | float32 | 1,000 | 31.0 % | 40.0 ± 1.0 | ✓ |",
-        "| random | LADD (IPC 10) | topk:5,uint8,uniform | 250 | 8.0 % | 39.0 ± 1.0 | ✓ |",
+        "| random | baseline++ (IPC 11) | — | 0 | 10.0 % | 30.0 ± 1.0 | — |  |",
+        "| random | LADD (IPC 10) | float32 | 1,000 | 31.0 % | 40.0 ± 1.0 | reference | ✓ |",
+        "| random | LADD (IPC 10) | topk:5,uint8,uniform | 250 | 8.0 % | 39.0 ± 1.0 "
+        "| -1.00 [-3.48, +1.48] | ✓ |",
+        "| random | LADD (IPC 10) | topk:1,uint8,uniform | 50 | 2.0 % | 35.0 ± 1.0 "
+        "| -5.00 [-5.00, -5.00] | ✓ |",
     ]
-    # -1.0 point is within 2 x sqrt(2 x 0.01^2 / 3) = 1.6 points: the smaller codec is the pick
+    assert "| codec | label bytes / image | pooled | random | interval reaches 0 |" in part7
+    assert "| topk:1,uint8,uniform | 50 | -5.00 [-5.00, -5.00] | -5.00 [-5.00, -5.00] | no |" in (
+        part7
+    )
+    assert "| topk:5,uint8,uniform | 250 | -1.00 [-3.48, +1.48] | -1.00 [-3.48, +1.48] | yes |" in (
+        part7
+    )
     assert "Picked: **topk:5,uint8,uniform**, 250 label bytes per image" in part7
-    assert "(75 % fewer). random: 39.0 vs float32 40.0 (-1.0, bound -1.6)." in part7
+    assert (
+        "(75 % fewer). Paired by seed it scores -1.00 [-3.48, +1.48] points against float32 over "
+        "3 seeds (mean [95 % interval]; random -1.00)." in part7
+    )
+    assert "Passed over (fewer bytes): topk:1,uint8,uniform (pooled: -5.00 points" in part7
     assert "![Part 7: accuracy against storage overhead](figures/part7-frontier.png)" in part7
     png = tmp_path / "figures" / "part7-frontier.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_committed_part7_section_states_the_paired_rule_and_the_default():
+    """docs/results.md (generated) gives every committed codec's paired difference and names
+    the codec ladd.codecs.DEFAULT_CODEC is."""
+    from ladd.codecs import DEFAULT_CODEC, parse_codec
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    part7 = text[text.index("## 7. Label codecs") : text.index("## What these numbers are")]
+    assert "two-sided 95 % Student-t interval" in part7
+    assert f"Picked: **{parse_codec(DEFAULT_CODEC).spec}**" in part7
+    # issue 40's paired figures for top-3 uint8 (random real -0.83, -0.34, -0.47; DM -1.00,
+    # -1.48, -0.85): -0.83 points pooled, below 0 at 95 %
+    assert "| topk:3,uint8,uniform | 150 | -0.83 [-1.25, -0.40] |" in part7

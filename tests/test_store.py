@@ -179,3 +179,180 @@ def test_export_refuses_the_database_and_existing_files(tmp_path):
     assert target.read_text() == "keep me"
     ws.db.export_csv(target, force=True)
     assert target.read_text().startswith("id,kind")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue #38: a locked database never loses a result; damaged files break nothing else
+
+
+def _wait_for(predicate, what: str) -> None:
+    """Poll until `predicate()` (a guard against hanging, not a timing assertion)."""
+    for _ in range(12_000):
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_a_result_is_recorded_when_a_lock_held_past_the_timeout_frees(tmp_path: Path) -> None:
+    """Issue #38: a database lock held longer than the timeout while a training finished lost
+    its result. Now the write waits through several timeouts and lands when the lock frees."""
+    import sqlite3
+
+    db = RunsDB(tmp_path / "runs.sqlite", timeout=0.05)
+    rid = db.start_run("train", {"epochs": 2})
+    db.run_dir(rid)
+    blocker = sqlite3.connect(db.path, timeout=0.05)
+    blocker.execute("BEGIN EXCLUSIVE")
+    done = threading.Event()
+
+    def finish() -> None:
+        db.finish_run(rid, {"accuracy_mean": 0.75}, {"model_seed0": "m.safetensors"})
+        done.set()
+
+    thread = threading.Thread(target=finish)
+    thread.start()
+    _wait_for(lambda: db.lock_waits >= 3, "three writes finding the lock")
+    assert not done.is_set()
+    assert json.loads((db.runs_dir / str(rid) / "outcome.json").read_text())["status"] == "done"
+    blocker.rollback()  # the lock frees
+    blocker.close()
+    thread.join()
+    rec = db.get_run(rid)
+    assert rec.status == "done" and rec.metrics["accuracy_mean"] == 0.75
+    assert rec.artifacts["model_seed0"] == "m.safetensors"
+    assert not (db.runs_dir / str(rid) / "outcome.json").exists()
+
+
+def test_a_process_killed_while_waiting_leaves_its_outcome_to_be_recorded(tmp_path) -> None:
+    """A run whose process died after writing its outcome (while it waited for the lock) is
+    recorded with that outcome by the next reader, not as killed."""
+    db = RunsDB(tmp_path / "runs.sqlite")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    rid = db.start_run("train", {})
+    with db._connect() as con:  # the row as that process left it: running, its pid
+        con.execute("UPDATE runs SET pid = ?, pid_start = NULL WHERE id = ?",
+                    (int(dead.stdout), rid))  # fmt: skip
+    write_json(db.run_dir(rid) / "outcome.json",
+               {"status": "done", "error": None, "metrics": {"accuracy_mean": 0.5},
+                "artifacts": {}, "finished": 1.0})  # fmt: skip
+    (rec,) = db.list_runs()
+    assert rec.status == "done" and rec.metrics["accuracy_mean"] == 0.5
+
+
+def _damage(db: RunsDB, run_id: int, field: str, text: str) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(db.path)
+    with con:
+        con.execute(f"UPDATE runs SET {field} = ? WHERE id = ?", (text, run_id))
+    con.close()
+
+
+def _ladd(*args: str, cmd_prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "250"}
+    return subprocess.run(
+        [*cmd_prefix, sys.executable, "-m", "ladd", *args],
+        capture_output=True, text=True, cwd=root, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def test_a_run_with_invalid_json_is_listed_as_damaged_and_the_rest_works(tmp_path) -> None:
+    """Issue #38: a runs row with invalid JSON broke `ladd runs list` and `report` with a
+    message naming neither the run nor the database. It is listed as damaged, naming both;
+    the other runs list as before."""
+    from ladd.pipeline import list_summaries
+
+    ws = Workspace(tmp_path / "ws")
+    for k in range(3):
+        with ws.db.run("train", {"label": f"r{k}"}) as run:
+            run.log_metrics(accuracy_mean=0.1 * k)
+    _damage(ws.db, 2, "config", "{not json")
+    _damage(ws.db, 3, "metrics", "[1, 2")
+    runs = {r.id: r for r in ws.db.list_runs()}
+    assert runs[1].status == "done" and runs[1].config == {"label": "r0"}
+    for rid, field in ((2, "config"), (3, "metrics")):
+        assert runs[rid].status == "damaged"
+        assert str(ws.db.path) in runs[rid].error and f"run {rid}" in runs[rid].error
+        assert f"its {field} is not valid JSON" in runs[rid].error
+    assert [s.status for s in list_summaries(ws)] == ["damaged", "damaged", "done"]
+    res = _ladd("runs", "list", "--workspace", str(ws.root))
+    assert res.returncode == 0, res.stderr
+    assert "damaged" in res.stdout and "r0" in res.stdout and "3 run(s)" in res.stdout
+    from ladd.report import report_command
+
+    with pytest.raises(ValueError, match=r"runs.sqlite: run 2 is damaged: its config"):
+        report_command(2, 1, tmp_path / "r.html", workspace=ws.root, cams=False)
+
+
+def test_a_runs_file_that_is_not_a_database_is_one_error_naming_it(tmp_path) -> None:
+    """Issue #38: a runs.sqlite that is not a database: one error naming the file, which the
+    pages show while the rest of the page works (tests/pages)."""
+    from ladd.store import RunsDatabaseError
+
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir()
+    ws.db.path.write_bytes(b"this is a label-augmented set, not a database" * 100)
+    with pytest.raises(RunsDatabaseError, match=r"runs.sqlite: not a readable SQLite runs"):
+        ws.db.list_runs()
+    res = _ladd("runs", "list", "--workspace", str(ws.root))
+    assert res.returncode == 1 and str(ws.db.path) in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def _without_root_rights() -> tuple[str, ...]:
+    """A command prefix under which file permissions bind (root's DAC capabilities dropped)."""
+    if os.geteuid() != 0:
+        return ()
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only folder is writable")
+    return (setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--")
+
+
+def test_a_read_only_workspace_can_still_be_read(tmp_path) -> None:
+    """Issue #38: `runs list` and `report` on a workspace that cannot be written (a shared
+    read-only copy) failed writing. They read it as it is now; a run whose process is gone
+    shows as failed without being written."""
+    from ladd.data import load_source
+    from ladd.pipeline import run_train
+    from ladd.sets import random_real
+    from ladd.training import TrainConfig
+
+    ws = Workspace(tmp_path / "ws")
+    ds = random_real("shapes", 1, seed=0, limit_per_class=2, cache_dir=ws.cache_dir)
+    test = load_source("shapes", "test", limit_per_class=2, cache_dir=ws.cache_dir)
+    for mode in ("baseline", "crops_hard"):
+        cfg = TrainConfig(
+            mode=mode, epochs=1, seeds=(0,), n=2, model_options={"width": 4}, trainer="reference"
+        )
+        run_train(ws, ds, test, cfg, source="shapes", label=f"kept {mode}", device="cpu")
+    rid = ws.db.start_run("train", {"label": "killed"})  # "running", a pid that is gone
+    with ws.db._connect() as con:
+        con.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", (rid,))
+    files = [p for p in ws.root.rglob("*")]
+    before = sorted(str(p) for p in files)
+    report = tmp_path / "out" / "report.html"
+    report.parent.mkdir()
+    try:
+        for p in [*files, ws.root]:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+        prefix = _without_root_rights()
+        res = _ladd("runs", "list", "--workspace", str(ws.root), cmd_prefix=prefix)
+        assert res.returncode == 0, res.stderr
+        assert "kept baseline" in res.stdout and "failed" in res.stdout, res.stdout
+        assert "3 run(s)" in res.stdout
+        res = _ladd("runs", "show", "1", "--workspace", str(ws.root), cmd_prefix=prefix)
+        assert res.returncode == 0 and '"kind": "train"' in res.stdout, res.stderr
+        args = ("report", "1", "2", "--out", str(report), "--no-cams", "--workspace", str(ws.root))
+        res = _ladd(*args, cmd_prefix=prefix)
+        assert res.returncode == 0, res.stderr
+        assert "kept crops_hard" in report.read_text()
+        assert sorted(str(p) for p in ws.root.rglob("*")) == before  # nothing written
+    finally:
+        for p in [ws.root, *files]:
+            p.chmod(0o755 if p.is_dir() else 0o644)

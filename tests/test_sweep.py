@@ -176,7 +176,9 @@ def test_a_label_augmented_set_sweeps_with_its_own_dense_labels(inputs, tmp_path
 
     la_path = tmp_path / "la.safetensors"
     rr = load_set(inputs / "rr", source="shapes")
-    augment(rr, list_checkpoints(inputs / "labeler")[0], 2, 0.75, device="cpu").save(la_path)
+    augment(rr, list_checkpoints(inputs / "labeler")[0], 2, 0.75, device="cpu", codec=None).save(
+        la_path
+    )
     spec = grid(inputs, sets=(str(la_path),), labeler=None, labeler_epochs=(), nr=(),
                 archs=("convnet_d2",), modes=("ladd", "crops_hard"), epochs=1)  # fmt: skip
     cells = expand(spec)

@@ -42,20 +42,20 @@ def test_zca_labeler_labels_a_zca_set_and_refuses_a_plain_one(zca_labeler, tmp_p
     )
     zca = fit_zca_for("shapes", cache_dir=root / "cache")
     whitened = random_real("shapes", 2, seed=0, zca=zca)
-    la = augment(whitened, lab, n=2, r=0.75, device="cpu")
+    la = augment(whitened, lab, n=2, r=0.75, device="cpu", codec=None)
     assert la.dense.shape == (20, 4, 10)
     torch.testing.assert_close(la.dense.sum(-1), torch.ones(20, 4))
     la.save(tmp_path / "la.safetensors")
     back = LabelAugmentedSet.load(tmp_path / "la.safetensors", cache_dir=root / "cache")
     assert back.zca is not None
     with pytest.raises(ValueError, match="ZCA"):
-        augment(random_real("shapes", 2, seed=0), lab, n=2, r=0.75, device="cpu")
+        augment(random_real("shapes", 2, seed=0), lab, n=2, r=0.75, device="cpu", codec=None)
 
 
 def test_the_test_split_is_whitened_like_the_set(zca_labeler):
     root, ckpt = zca_labeler
     zca = fit_zca_for("shapes", cache_dir=root / "cache")
-    la = augment(random_real("shapes", 2, seed=0, zca=zca), load_labeler(ckpt), 2, 0.75)
+    la = augment(random_real("shapes", 2, seed=0, zca=zca), load_labeler(ckpt), 2, 0.75, codec=None)
     test = load_source("shapes", "test", limit_per_class=5)
     x = eval_inputs(la, test, torch.device("cpu"))
     assert la.mean == (0.0, 0.0, 0.0) and la.std == (1.0, 1.0, 1.0)

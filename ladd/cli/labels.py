@@ -45,6 +45,7 @@ from ladd.cli.options import (
     torch_device,
 )
 from ladd.cli.reading import load_set
+from ladd.codecs import DEFAULT_CODEC
 
 app = typer.Typer()
 
@@ -64,6 +65,7 @@ def import_labeler(
     image_size: Annotated[
         int | None, typer.Option("--image-size", min=8, help="Default: the source's size.")
     ] = None,
+    force: ForceOpt = False,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     debug: DebugOpt = False,
@@ -79,7 +81,7 @@ def import_labeler(
             raise CLIError(f"{checkpoint}: no such file")
         ws = open_workspace(workspace)
         info = source_info(source, image_size, cache_dir=ws.cache_dir, data_root=data_root)
-        path = do_import(arch, checkpoint, info, out_file, image_size=image_size)
+        path = do_import(arch, checkpoint, info, out_file, image_size=image_size, force=force)
         meta = read_meta(path)
         out.print(
             f"labeler {path}: {meta.arch}, {meta.num_classes} classes of {meta.source} at "
@@ -209,8 +211,8 @@ def augment(
         str | None,
         typer.Option(
             "--codec",
-            help="How the file stores the dense labels: topk:3,uint8 (default, picked by the study), "
-            "float32, float16, bfloat16, "
+            help=f"How the file stores the dense labels: {DEFAULT_CODEC} (default, picked by the "
+            "study's paired test), float32, float16, bfloat16, "
             "int8:affine, int8:log, topk:K[,float16|uint8][,uniform|renorm] (see `ladd overhead "
             "--codec all`).",
         ),
@@ -336,8 +338,10 @@ def overhead(
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Storage overhead of the dense labels: zip of uint8 images + labels, with vs without (the
-    paper's measurement, section 4, is float32 labels), and raw label bytes per image."""
+    """Storage overhead of the labels a file stores: zip of uint8 images + every label (the
+    dense labels and the full images' soft labels), with vs without, and raw dense-label bytes
+    per image; --json adds dense_only_overhead, the paper's figure (section 4: float32 dense
+    labels alone)."""
     with guard(debug):
         from ladd.codecs import STANDARD_SPECS
         from ladd.dense import codec_table

@@ -272,8 +272,11 @@ def model_options(width: int | None) -> dict[str, int]:
 
 def seed_range(base: int, count: int) -> tuple[int, ...]:
     """--seed and --seeds as the seeds base..base+count-1."""
+    from ladd.limits import current_limits
+
     if count < 1:
         raise typer.BadParameter("--seeds must be >= 1", param_hint="--seeds")
+    current_limits().check_seeds(count)  # before the list is built (LADD_MAX_SEEDS)
     return tuple(base + i for i in range(count))
 
 
@@ -291,10 +294,18 @@ def int_list(text: str, name: str) -> tuple[int, ...]:
 
 
 def open_workspace(path: Path | None) -> Workspace:
-    """--workspace as a ladd Workspace (None: LADD_WORKSPACE or ./ladd-workspace)."""
+    """--workspace as a ladd Workspace (None: LADD_WORKSPACE or ./ladd-workspace). The command
+    line owns its process: torch.compile's kernels go to the workspace's compile cache, so that
+    one warm-up serves every later command (a TORCHINDUCTOR_CACHE_DIR the user set wins)."""
     from ladd.store import Workspace
+    from ladd.trainers.compile import compile_cache_dir, use_compile_cache
 
-    return Workspace(path)
+    ws = Workspace(path)
+    try:
+        use_compile_cache(compile_cache_dir(Path(ws.cache_dir) / "compile"))
+    except OSError:  # a read-only workspace is still read (runs list, report): no cache then
+        pass
+    return ws
 
 
 def torch_device(name: str) -> torch.device:

@@ -40,6 +40,7 @@ from ladd.cli.options import (
     seed_range,
     set_reading,
 )
+from ladd.codecs import DEFAULT_CODEC
 
 app = typer.Typer()
 
@@ -157,8 +158,8 @@ def score(
     n: Annotated[int, typer.Option("--crops-per-side", "--n", min=1)] = 5,
     r: Annotated[float, typer.Option("--crop-ratio", "--r")] = 0.625,
     codec: Annotated[
-        str, typer.Option("--codec", help="The dense labels' codec.")
-    ] = "topk:3,uint8",
+        str, typer.Option("--codec", help="The dense labels' codec (default: ladd augment's).")
+    ] = DEFAULT_CODEC,
     arch: ArchOpt = "convnet_d3",
     protocol: ProtocolOpt = "auto",
     epochs: EpochsOpt = 1000,

@@ -30,7 +30,18 @@ class TensorSpec:
 
 
 class Codec(ABC):
-    """One dense-label encoding. Subclasses set `name` and implement encode/decode_rows."""
+    """One dense-label encoding. Subclasses set `name` and implement encode/decode_rows.
+
+    Examples:
+        >>> import torch
+        >>> from ladd import Codec, parse_codec
+        >>> codec = parse_codec("topk:2,uint8")
+        >>> isinstance(codec, Codec), codec.bytes_per_crop(10)  # 2 uint8 indices + 2 uint8 values
+        (True, 4)
+        >>> probs = torch.tensor([[[0.7, 0.2, 0.1]]])  # (M, N*N, K)
+        >>> codec.decode(codec.encode(probs), 3).round(decimals=2)
+        tensor([[[0.7000, 0.2000, 0.1000]]])
+    """
 
     name: str = ""
 
@@ -139,7 +150,15 @@ def build_codec(name: str, params: dict[str, Any] | None = None) -> Codec:
 
 
 def parse_codec(spec: str | Codec) -> Codec:
-    """A codec from a spec string: NAME[:OPT,OPT,...], e.g. "topk:5,uint8", "int8:log"."""
+    """A codec from a spec string: NAME[:OPT,OPT,...], e.g. "topk:5,uint8", "int8:log".
+
+    Examples:
+        >>> from ladd import parse_codec
+        >>> parse_codec("topk:5,uint8").spec
+        'topk:5,uint8,uniform'
+        >>> parse_codec("fp16").name
+        'float16'
+    """
     if isinstance(spec, Codec):
         return spec
     text = str(spec).strip().lower()

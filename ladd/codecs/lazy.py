@@ -73,7 +73,18 @@ DECODE_CHUNK_FLOATS = 1 << 22  # decoded floats per chunk (16 MB) where a whole 
 @dataclass
 class EncodedDense:
     """A set's dense labels as a codec stores them: payload tensors with leading dims
-    (M, N*N); decoded only where asked (one image, a chunk of images, a batch's rows)."""
+    (M, N*N); decoded only where asked (one image, a chunk of images, a batch's rows).
+
+    Examples:
+        >>> import torch
+        >>> from ladd import EncodedDense, parse_codec
+        >>> probs = torch.softmax(torch.randn(4, 25, 10), -1)  # (M, N*N, K)
+        >>> enc = EncodedDense.encode(parse_codec("float16"), probs)
+        >>> enc.shape, enc.nbytes()  # 2 bytes per probability
+        (torch.Size([4, 25, 10]), 2000)
+        >>> torch.allclose(enc.decode(1, 2), probs[1:2], atol=1e-3)
+        True
+    """
 
     codec: Codec
     payload: Payload

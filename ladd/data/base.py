@@ -15,6 +15,7 @@ import torch
 from ladd.data.cache import load_split, save_split
 from ladd.data.decode import resize_center_crop
 from ladd.data.imageset import SPLITS, ImageSet, SourceInfo, class_balanced_indices
+from ladd.limits import current_limits
 
 
 class SourceError(ValueError):
@@ -68,6 +69,7 @@ def resize_set(imageset: ImageSet, info: SourceInfo) -> ImageSet:
     if imageset.images.shape[-1] == size and imageset.images.shape[-2] == size:
         return ImageSet(imageset.images, imageset.labels, info, imageset.split)
     n, c = imageset.images.shape[:2]
+    current_limits().check_decoded(n * c * size * size, f"{info.name} at {size} px")
     out = torch.empty(n, c, size, size, dtype=torch.uint8, device=imageset.images.device)
     for start in range(0, n, 2048):
         out[start : start + 2048] = resize_center_crop(imageset.images[start : start + 2048], size)

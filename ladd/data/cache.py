@@ -27,9 +27,16 @@ CACHE_FORMAT_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """Where decoded sources are cached: env LADD_CACHE_DIR, else ./ladd-workspace/cache."""
+    """Where decoded sources are cached when no `cache_dir` is passed: env LADD_CACHE_DIR, else
+    the user's cache folder, `$XDG_CACHE_HOME/ladd` (default `~/.cache/ladd`), as torch.hub
+    keeps its files under ~/.cache/torch. Never relative to the current folder: a script run
+    from another folder finds the same cache. (The command line and the dashboard cache in
+    their workspace, `ladd-workspace/cache`: ladd.store.Workspace.cache_dir.)"""
     env = os.environ.get("LADD_CACHE_DIR")
-    return Path(env) if env else Path("ladd-workspace") / "cache"
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "ladd"
 
 
 def resolve_cache_dir(cache_dir: str | Path | None) -> Path:

@@ -54,6 +54,8 @@ TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2
 ARCHIVE_SUFFIXES = (*TAR_SUFFIXES, ".zip")
 READ_CHUNK = 1024**2  # bytes per read from an archive member
 RESIZE_BUFFER_BYTES = 64 * 1024**2  # decoded images waiting to be resized together
+# One image's resized (float) copy above this is cut to its centre first (_centre_window).
+MAX_RESIZED_IMAGE_BYTES = 64 * 1024**2
 
 
 class ImageDecodeError(ValueError):
@@ -261,7 +263,12 @@ def _read_zip(origin: Path, limits: Limits) -> dict[str, bytes | Path]:
                     found[info.filename] = _read_counted(handle, budget)
                 limits.check_images(len(found), str(origin))
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
-        raise ImageDecodeError(f"{origin}: cannot read the zip archive ({err})") from err
+        why = str(err)
+        if declared is None and isinstance(err, zipfile.BadZipFile):
+            with open(origin, "rb") as f:
+                if f.read(4) == b"PK\x03\x04":  # begins as a zip, ends without its directory
+                    why = "its directory at the end is missing: truncated or cut short"
+        raise ImageDecodeError(f"{origin}: cannot read the zip archive ({why})") from err
     return found
 
 
@@ -357,19 +364,69 @@ def check_image_header(data: bytes, name: str, limits: Limits) -> tuple[int, int
 # ---------------------------------------------------------------- decoding and resizing
 
 
+def _scaled(height: int, width: int, size: int) -> tuple[int, int]:
+    """(new_h, new_w): the short side scaled to `size`, the long side in proportion."""
+    scale = size / min(height, width)
+    return max(size, round(height * scale)), max(size, round(width * scale))
+
+
+def _centre_window(height: int, width: int) -> tuple[int, int, int, int] | None:
+    """(top, left, h, w): the centre square of an elongated image plus a margin of an eighth
+    of its side at each end, which holds every pixel a centre crop's resize filter reads (for
+    outputs of 8 px and more); None when that is the whole image. For images so elongated that
+    resizing them whole would not fit MAX_RESIZED_IMAGE_BYTES (a 1 x 1,000,000 PNG of 3 KB asked
+    for 12 GB at 32 px); the cut may move the crop by a fraction of an output pixel."""
+    short, long = min(height, width), max(height, width)
+    keep = min(long, short + 2 * max(2, short // 8))
+    if keep == long:
+        return None
+    start = (long - keep) // 2
+    return (start, 0, keep, width) if height > width else (0, start, height, keep)
+
+
 def resize_center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> (N, C, size, size): scale the short side to `size`, crop the centre."""
+    """uint8 (N, C, H, W) -> (N, C, size, size): scale the short side to `size`, crop the centre.
+
+    The float intermediate is bounded: a batch whose resized copies would pass
+    RESIZE_BUFFER_BYTES is resized a part at a time (the same pixels), and an image elongated
+    enough that one resized copy would pass MAX_RESIZED_IMAGE_BYTES is cut to its centre first
+    (`_centre_window`).
+    """
     h, w = images.shape[-2:]
     if h == size and w == size:
         return images
-    scale = size / min(h, w)
-    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    new_h, new_w = _scaled(h, w, size)
+    per_image = 4 * images.shape[1] * new_h * new_w  # float32 bytes of one resized copy
+    if per_image > MAX_RESIZED_IMAGE_BYTES:
+        window = _centre_window(h, w)
+        if window is not None:
+            top, left, wh, ww = window
+            return resize_center_crop(images[..., top : top + wh, left : left + ww], size)
+    step = max(1, RESIZE_BUFFER_BYTES // per_image)
+    if images.shape[0] > step:
+        return torch.cat(
+            [resize_center_crop(images[i : i + step], size) for i in range(0, len(images), step)]
+        )
     x = F.interpolate(
         images.float(), size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
     )
     top, left = (new_h - size) // 2, (new_w - size) // 2
     x = x[..., top : top + size, left : left + size]
     return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def centre_of_elongated(image: Image.Image, size: int) -> Image.Image:
+    """A PIL image cut to its centre (`_centre_window`) when resizing it whole to `size` on the
+    short side would need more than MAX_RESIZED_IMAGE_BYTES; otherwise the image itself."""
+    width, height = image.size
+    new_h, new_w = _scaled(height, width, size)
+    if 4 * 3 * new_h * new_w <= MAX_RESIZED_IMAGE_BYTES:
+        return image
+    window = _centre_window(height, width)
+    if window is None:
+        return image
+    top, left, wh, ww = window
+    return image.crop((left, top, left + ww, top + wh))
 
 
 def _decode_pil(data: bytes, size: int | None, name: str, limits: Limits) -> torch.Tensor:
@@ -383,9 +440,9 @@ def _decode_pil(data: bytes, size: int | None, name: str, limits: Limits) -> tor
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         raise ImageDecodeError(f"{name}: cannot decode image ({err})") from err
     if size is not None:
+        rgb = centre_of_elongated(rgb, size)
         w, h = rgb.size
-        scale = size / min(w, h)
-        new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+        new_h, new_w = _scaled(h, w, size)
         left, top = (new_w - size) // 2, (new_h - size) // 2
         rgb = rgb.resize((new_w, new_h), Image.Resampling.BILINEAR).crop(
             (left, top, left + size, top + size)

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ladd.data.base import LoadContext, Source, SourceError, SourceNotFoundError, default_data_root
 from ladd.data.cache import load_split, path_digest, resolve_cache_dir, save_split
-from ladd.data.decode import IMAGE_SUFFIXES, each_on_threads, open_rgb
+from ladd.data.decode import IMAGE_SUFFIXES, centre_of_elongated, each_on_threads, open_rgb
 from ladd.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from ladd.data.imageset import SPLITS, ImageSet, SourceInfo, class_balanced_indices, normalise
 from ladd.data.streaming import ImageSetDataset, LoaderConfig, SampleKey, build_loader, split_key
@@ -272,7 +272,8 @@ class EvalTransform:
     def __call__(
         self, image: Image.Image, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        tf = _tf()
+        tf = _tf()  # an elongated image is cut to its centre first: the resize stays bounded
+        image = centre_of_elongated(image, self.resize_to)
         resized = tf.resize(image, [self.resize_to], antialias=True)
         return _pil_to_uint8(tf.center_crop(resized, [self.size, self.size]))
 

@@ -16,6 +16,7 @@ import torch
 
 from ladd.data.base import LoadContext, Source, SourceError
 from ladd.data.imageset import ImageSet, SourceInfo
+from ladd.limits import current_limits
 
 SHAPE_CLASSES: tuple[str, ...] = (
     "circle",
@@ -148,6 +149,8 @@ def generate_shapes(
     """Class-major uint8 images (C * per_class, 3, S, S) and int64 labels (C * per_class,)."""
     if image_size < 8:
         raise ValueError(f"shapes needs image_size >= 8, got {image_size}")
+    count = len(SHAPE_CLASSES) * per_class  # --image-size sizes them: checked before allocating
+    current_limits().check_decoded(count * 3 * image_size**2, f"shapes at {image_size} px")
     base = split_seed(seed, split)
     chunk = max(8, 2**18 // (image_size * image_size))  # ~1 MB per channel plane: cache-sized
     images = torch.empty(

@@ -107,7 +107,7 @@ DEMO_SIZES: dict[str, DemoSize] = {
     # The longer CPU demo: three times `quick`'s training, a few points more for each
     # (tens of minutes on a shared 2-core CPU; see the module docstring).
     "full": _FULL,
-    # The paper's protocol (REFERENCE.md section 3) for a GPU: the whole train split for the
+    # The paper's protocol (its section 4.1, the field's evaluation code) for a GPU: the whole train split for the
     # labeler (50 epochs, momentum 0, augmentation, the epoch-10 checkpoint labels), IPC 10,
     # full-width ConvNet, 1000 epochs, 5 seeds, the whole test split.
     "gpu": DemoSize(

@@ -1,5 +1,5 @@
 """AlexNet of the distillation field: 5 convs 128-192-256-192-192, kernels 5,5,3,3,3, 3 max-pools,
-no normalisation (REFERENCE.md section 3).
+no normalisation (GLaD networks/alexnet.py).
 
 Same layers as GLaD's `networks/alexnet.py` (128 px, Linear(192 * (s/8)^2, K)) and
 `alexnet_cifar.py` (32 px, Linear(192*4*4, K)); GLaD widens the first conv's padding to 4 for

@@ -1,4 +1,4 @@
-"""ConvNet-Dk of the distillation field (REFERENCE.md section 3).
+"""ConvNet-Dk of the distillation field (DatasetCondensation networks.py `ConvNet`, MTT's too).
 
 k blocks of [3x3 conv (width 128, padding 1) -> instance norm -> ReLU -> 2x2 average pool], then a
 linear layer on the flattened map (2048 inputs for D3 at 32 px and D5 at 128 px).

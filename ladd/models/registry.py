@@ -109,10 +109,31 @@ def create_model(
     seed: int | None = None,
     **options: Any,
 ) -> nn.Module:
-    """Build a registered model; `model.spec` records how, for checkpoints.
+    """Build a registered model by name (timm's create_model); `model.spec` records how, for
+    checkpoints. `list_models()` names them all.
+
+    Names: `convnet_d1` .. `convnet_d6` (ConvNet-Dk of the distillation field: D3 at 32 px, D5
+    at 128 px), `alexnet`, `vgg11`, `resnet18`, `vit` (GLaD's cross-architecture set, their
+    32 px variants up to 64 px), `tv_resnet18`, `tv_resnet50`, `tv_mobilenet_v2` (torchvision's).
+
+    `options`, per family (others are refused with a one-line ValueError naming who takes it):
+      - ConvNets: `width` (channels of every conv layer, default 128: the field's; 32 or 64 make
+        a CPU run several times faster), `norm` ("instance", the default: GroupNorm with one
+        group per channel, as the field's ConvNet; "batch"; "none").
+      - `vgg11`, `resnet18`: `norm` as above (default "instance", GLaD's).
+      - `vit`: ladd.models.vit.ViTConfig's fields (patch, dim, depth, heads, mlp_dim, dropout,
+        norms).
 
     With `seed`, the initial weights are drawn under a forked RNG seeded with it: the same seed
     gives the same weights, and the caller's global RNG is left untouched.
+
+    Examples:
+        >>> from ladd import create_model
+        >>> model = create_model("convnet_d3", num_classes=10, image_size=32, width=32, norm="batch")
+        >>> model.spec.options
+        {'width': 32, 'norm': 'batch'}
+        >>> sum(p.numel() for p in create_model("convnet_d3", 10, 32).parameters())  # width 128
+        320010
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -121,6 +142,7 @@ def create_model(
     builder = _entry(name).builder
     if options:
         check_model_options(name, options)
+    _check_model_bytes(name, num_classes, image_size, channels, options)
     if seed is None:
         model = builder(num_classes, image_size, channels, **options)
     else:
@@ -129,6 +151,68 @@ def create_model(
             model = builder(num_classes, image_size, channels, **options)
     model.spec = ModelSpec(name, num_classes, image_size, channels, dict(options))
     return model
+
+
+def _on_meta(
+    name: str, num_classes: int, image_size: int, channels: int, options: dict[str, Any]
+) -> nn.Module | None:
+    """The model built on the meta device (shapes only, no memory); None when the builder
+    cannot build there (the real build then reports its own error)."""
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            return _entry(name).builder(num_classes, image_size, channels, **options)
+    except Exception:  # a bad option or size: the real build says what
+        return None
+
+
+def _state_nbytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
+def _check_model_bytes(
+    name: str, num_classes: int, image_size: int, channels: int, options: dict[str, Any]
+) -> None:
+    """Refuse a model over LADD_MAX_MODEL_BYTES before its weights are allocated (a width, a
+    class count or an image size may size it: `--width 100000`, a checkpoint's spec)."""
+    from ladd.limits import current_limits
+
+    meta = _on_meta(name, num_classes, image_size, channels, options)
+    if meta is not None:
+        what = f"model {name} ({num_classes:,} classes, {image_size} px"
+        what += "".join(f", {k} {v}" for k, v in options.items()) + ")"
+        current_limits().check_model_bytes(_state_nbytes(meta), what)
+
+
+def create_for_state(
+    spec: ModelSpec | dict[str, Any], shapes: dict[str, tuple[int, ...]], what: str
+) -> nn.Module:
+    """Build the model a file's spec describes once its weights' names and shapes (`shapes`,
+    from the file) match it, so that a spec claiming 10^9 classes beside a few KB of weights is
+    refused before anything is allocated; ValueError naming `what` (the file) otherwise."""
+    if isinstance(spec, dict):
+        try:
+            spec = ModelSpec.from_dict(spec)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{what}: malformed model spec ({err})") from None
+    if spec.num_classes < 1 or spec.image_size < 8 or spec.channels < 1:
+        raise ValueError(f"{what}: its model spec is not buildable ({spec.to_dict()})")
+    meta = _on_meta(spec.name, spec.num_classes, spec.image_size, spec.channels, spec.options)
+    if meta is not None:
+        want = {k: tuple(v.shape) for k, v in meta.state_dict().items()}
+        missing = [k for k in want if k not in shapes]
+        unexpected = [k for k in shapes if k not in want]
+        wrong = [k for k in want if k in shapes and tuple(shapes[k]) != want[k]]
+        if missing or unexpected or wrong:
+            first = (wrong or missing or unexpected)[0]
+            detail = (
+                f"{first} is {tuple(shapes[first])} in the file, {want[first]} in the spec"
+                if wrong
+                else f"{len(missing)} weights missing, {len(unexpected)} unexpected ({first})"
+            )
+            raise ValueError(
+                f"{what}: its weights do not fit the model its spec describes: {detail}"
+            )
+    return create_from_spec(spec)
 
 
 def _refusal(name: str, key: str, value: Any) -> Exception | None:
@@ -178,7 +262,7 @@ def create_from_spec(spec: ModelSpec | dict[str, Any], *, seed: int | None = Non
 
 
 def default_lr(name: str, image_size: int) -> float:
-    """An architecture's deployment learning rate at `image_size`.
+    """An architecture's deployment learning rate at `image_size` (GLaD's evaluation rates).
 
     The cross-architecture models take GLaD's per-model rates (glad_utils.py `get_eval_lrs`);
     a distilled set's own learned lr, where it has one, is the caller's business.

@@ -1,5 +1,5 @@
 """ResNet-18 of the distillation field: 3x3 stride-1 stem, no max-pool, instance norm
-(REFERENCE.md section 3).
+(GLaD networks/resnet.py).
 
 Same layers as GLaD's `networks/resnet.py` ResNet18 with norm="instancenorm" (128 px, global
 average pool) and `resnet_cifar.py` ResNet18CIFAR (32 px, avg_pool2d(4) on the 4 x 4 map: the

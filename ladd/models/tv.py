@@ -109,9 +109,12 @@ def load_torchvision_checkpoint(
     if model_family(name) != "torchvision":  # an unknown name: the registry's own error
         ours = [m for m in list_models() if model_family(m) == "torchvision"]
         raise ValueError(f"{name!r} is not a torchvision model; use one of {', '.join(ours)}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:  # a missing or unreadable file: its error names the path
+    from ladd.limits import InputLimitError
+    from ladd.torchfiles import TorchFileError, load_torch_file
+
+    try:  # torch.load(weights_only=True), the file's claims bounded by what it holds
+        obj = load_torch_file(path)
+    except (OSError, TorchFileError, InputLimitError):  # errors that name the path themselves
         raise
     except Exception as err:  # weights_only refusing a pickled object, or not a torch file
         raise ValueError(

@@ -35,6 +35,7 @@ from ladd.codecs import Codec, CodecError, EncodedDense, build_codec, parse_code
 from ladd.data.imageset import exact_pixels
 from ladd.data.zca import ZCA_SPACE
 from ladd.files import save_tensors
+from ladd.limits import InputLimitError, current_limits
 from ladd.sets.base import (
     DistilledFileError,
     DistilledReader,
@@ -62,7 +63,14 @@ class LabelAugmentedFileError(ValueError):
 
 @dataclass
 class LabelAugmentedSet:
-    """A distilled set plus dense labels: D_LA = {(x_i, y_i, y^d_i)}."""
+    """A distilled set plus dense labels: D_LA = {(x_i, y_i, y^d_i)}.
+
+    One rule for its spelling: properties are what the set holds, read without decoding
+    (`codec`, `num_classes`, `num_crops`, `image_size`, `ipc`); methods compute (`probs()`
+    decodes every crop's label, (M, N*N, K) float32, which for ImageNet-1K in a compact codec
+    is gigabytes; `image_probs(i)`, `dense_labels()`, `label_bytes()`, `with_codec()`).
+    `ladd.LabelAugmentedDataset.from_set(la)` serves the labels to a DataLoader a crop at a time.
+    """
 
     images: torch.Tensor  # float32 normalised (M, C, H, W)
     labels: torch.Tensor  # int64 (M,)
@@ -122,6 +130,16 @@ class LabelAugmentedSet:
     def label_bytes(self) -> int:
         """Raw bytes of the dense labels as the file stores them."""
         return self.dense_labels().nbytes()
+
+    def full_soft_as_stored(self) -> torch.Tensor | EncodedDense | None:
+        """The full images' soft labels as the file stores them: float32 (M, K) beside float32
+        or float16 dense labels, else in the dense labels' codec (leading dims (M, 1)), so that
+        at 1000 classes they do not outweigh compact dense labels; None when there are none."""
+        if self.full_soft is None:
+            return None
+        if self.codec.name in FLOAT_FILE_CODECS:
+            return self.full_soft.float()
+        return EncodedDense.encode(self.codec, self.full_soft.float().unsqueeze(1))  # (M, 1, K)
 
     def with_codec(self, codec: str | Codec) -> LabelAugmentedSet:
         """This set with its dense labels in `codec` (a spec such as "topk:5,uint8"); the same
@@ -252,11 +270,11 @@ class LabelAugmentedSet:
                 tensors[f"{DENSE_PREFIX}{key}"] = t.contiguous()
         if self.soft_labels is not None:
             tensors["soft_labels"] = self.soft_labels.float()
-        if self.full_soft is not None and self.codec.name in FLOAT_FILE_CODECS:
-            tensors["full_soft"] = self.full_soft.float()
-        elif self.full_soft is not None:
-            payload = self.codec.encode(self.full_soft.float().unsqueeze(1))  # (M, 1, K)
-            for key, t in payload.items():
+        full = self.full_soft_as_stored()
+        if isinstance(full, torch.Tensor):
+            tensors["full_soft"] = full
+        elif full is not None:
+            for key, t in full.payload.items():
                 tensors[f"{FULL_SOFT_PREFIX}{key}"] = t.contiguous()
         zca = None
         if has_zca(self):
@@ -519,6 +537,10 @@ def _meta_names(meta: dict) -> tuple[str, ...]:
     names = meta.get("class_names")
     if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
         raise LabelAugmentedFileError("metadata field class_names is not a list of names")
+    try:
+        current_limits().check_classes(len(names), "metadata field class_names")
+    except InputLimitError as e:
+        raise LabelAugmentedFileError(str(e)) from None
     return tuple(names)
 
 

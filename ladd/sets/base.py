@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import re
 import struct
-import warnings
 import zipfile
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,12 @@ import numpy as np
 import torch
 
 from ladd.data import ZCA
+from ladd.data.decode import zip_entry_count
 from ladd.data.zca import ZCA_SPACE
 from ladd.files import torch_save, write_json
+from ladd.limits import InputLimitError, current_limits
 from ladd.sets.conventions import GLAD_MEAN  # noqa: F401  (re-exported: ladd.sets.GLAD_MEAN)
+from ladd.torchfiles import TorchFileError, load_torch_file
 
 META_FILE = "ladd_meta.json"
 META_VERSION = 2  # 2: a ZCA is fitted on [0, 1] pixels, as MTT/DATM do (1: on normalised images)
@@ -275,65 +276,24 @@ class ReadRequest:
     experiment: int | None = None  # DC/DSA/DM result files: which experiment (default the last)
 
 
-# numpy scalars (and only them) that result files pickle, e.g. DC's accuracies; torch.load with
-# weights_only=True refuses them unless allowed. Both module spellings: numpy 2 writes
-# numpy._core, numpy 1 wrote numpy.core.
-_NUMPY_DTYPES = tuple(
-    getattr(np.dtypes, name)
-    for name in (
-        "BoolDType",
-        "Int8DType",
-        "Int16DType",
-        "Int32DType",
-        "Int64DType",
-        "UInt8DType",
-        "UInt16DType",
-        "UInt32DType",
-        "UInt64DType",
-        "Float16DType",
-        "Float32DType",
-        "Float64DType",
-        "LongDType",
-        "ULongDType",
-        "LongLongDType",
-        "ULongLongDType",
-        "ByteDType",
-        "UByteDType",
-        "ShortDType",
-        "UShortDType",
-        "IntDType",
-        "UIntDType",
-    )
-    if hasattr(np.dtypes, name)
-)
-
-
-def _numpy_safe_globals() -> list[Any]:
-    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
-    return [
-        (scalar, "numpy._core.multiarray.scalar"),
-        (scalar, "numpy.core.multiarray.scalar"),
-        np.dtype,
-        *_NUMPY_DTYPES,
-    ]
-
-
 def plain(value: Any) -> Any:
     """numpy scalars (from an allow-listed load) as Python numbers; anything else unchanged."""
     return value.item() if isinstance(value, np.generic) else value
 
 
 def safe_torch_load(path: Path) -> Any:
-    """torch.load with weights_only=True plus numpy's numeric scalars on an allow-list.
+    """torch.load with weights_only=True plus numpy's numeric scalars on an allow-list, the
+    file's claims bounded by what it holds (ladd.torchfiles.load_torch_file).
 
-    Anything else (code, other Python objects, corruption) -> DistilledFileError; nothing in
-    the file ever runs.
+    Anything else (code, other Python objects, corruption, a record or view that claims more
+    than the caps allow) -> DistilledFileError; nothing in the file ever runs.
     """
     try:
-        with warnings.catch_warnings(), ExitStack() as stack:
-            warnings.simplefilter("ignore")  # torch's notes on pickle protocols are noise here
-            stack.enter_context(torch.serialization.safe_globals(_numpy_safe_globals()))
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return load_torch_file(path)
+    except TorchFileError as err:
+        raise DistilledFileError(path, err.problem) from err
+    except InputLimitError as err:
+        raise DistilledFileError(path, str(err).removeprefix(f"{path}: ")) from err
     except Exception as err:  # an untrusted file may fail in any way: report it as the file's
         text = str(err)
         # weights_only wraps every unpickling failure: name a global when torch saw one.
@@ -369,11 +329,29 @@ def is_torch_file(path: Path) -> bool:
         return True  # a pickle stream (torch's legacy format, or a plain pickle)
     if head != b"PK\x03\x04":
         return False
+    count = zip_entry_count(path)
+    if count is not None and count > current_limits().max_archive_entries:
+        return True  # parsing its directory would cost memory: the reader refuses it by its cap
     try:
         with zipfile.ZipFile(path) as z:
             return any(name.endswith("data.pkl") for name in z.namelist()[:64])
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return True  # starts like a torch zip: let the reader report what is wrong with it
+        # No directory (cut short): torch.save writes its data.pkl first, so the first local
+        # header's name says whether this was a torch file or another zip (of images, say).
+        return _first_zip_member(path).endswith("data.pkl")
+
+
+def _first_zip_member(path: Path) -> str:
+    """The name in a zip's first local file header ('' when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(30)
+            if len(head) < 30 or head[:4] != b"PK\x03\x04":
+                return ""
+            (length,) = struct.unpack_from("<H", head, 26)
+            return f.read(length).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit

@@ -197,6 +197,24 @@ def whitening_stats(images: torch.Tensor) -> tuple[float, float]:
     return float(x.std()), float(corr)
 
 
+def looks_unwhitened(images: torch.Tensor) -> str | None:
+    """A hint when float images read as ZCA space look like plainly normalised photos instead:
+    a spread near 1 and strongly correlated neighbours, which whitening removes (CIFAR-10 in
+    ZCA space: std 0.27 / neighbour correlation 0.67; normalised: ~1 / 0.91). Only clear cases
+    (std > 0.5 and correlation > 0.85) answer: e.g. a DM/DSA result file given --zca, whose
+    images would be used as they are while the test split is whitened."""
+    if images.ndim != 4 or images.shape[-1] < 2 or images.shape[0] == 0:
+        return None
+    spread, corr = whitening_stats(images)
+    if spread > 0.5 and corr > 0.85:
+        return (
+            f"the images do not look ZCA-whitened (std {spread:.2f}, neighbouring values "
+            f"correlate {corr:.2f}; ZCA-space CIFAR-10 ~0.27 and ~0.67, normalised photos ~1 "
+            "and ~0.9)"
+        )
+    return None
+
+
 def looks_whitened(images: torch.Tensor) -> str | None:
     """A hint when float images look ZCA-whitened rather than normalised: small overall spread
     and weakly correlated neighbours (real CIFAR-10, measured: ZCA std 0.27 / neighbour

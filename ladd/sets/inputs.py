@@ -8,7 +8,9 @@
 `load_input_set` reads a set with them and refuses one whose images look ZCA-whitened while no
 ZCA is applied (MTT/DATM/DD-Ranking save such sets; trained on and tested as plainly normalised
 images they lose several points without a word) unless `allow_unwhitened` says so;
-`load_test_split` is the real test split its models are scored on; `set_warnings` is what
+the converse too: a set read as ZCA space (`--zca`) whose images look plainly normalised (a DM
+result file: its images would be used as they are while the test split is whitened) is
+refused; `load_test_split` is the real test split its models are scored on; `set_warnings` is what
 every front end shows about a set. Nothing here prints: front ends show `warnings`.
 """
 
@@ -21,12 +23,13 @@ from typing import Any
 
 from ladd.data import ImageSet, load_source
 from ladd.sets.base import DistilledFileError
-from ladd.sets.conventions import looks_whitened
+from ladd.sets.conventions import looks_unwhitened, looks_whitened
 from ladd.sets.loading import load_set
 from ladd.sets.options import read_options
 
 __all__ = [
     "SetReading",
+    "NotWhitenedSetError",
     "TrainingInputs",
     "UnwhitenedSetError",
     "load_input_set",
@@ -38,6 +41,10 @@ __all__ = [
 
 class UnwhitenedSetError(DistilledFileError):
     """A set whose images look ZCA-whitened, read without its ZCA (and not allowed to be)."""
+
+
+class NotWhitenedSetError(DistilledFileError):
+    """A set read as ZCA space (--zca) whose images look plainly normalised, not whitened."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,17 @@ def _whitening_hint(dataset: Any) -> str | None:
     return looks_whitened(images)
 
 
+def _zca_space_hint(dataset: Any) -> str | None:
+    """ladd.sets.conventions.looks_unwhitened's hint for a set read as ZCA space (a ZCA fitted
+    or named) whose float images look like plainly normalised photos, else None."""
+    if getattr(dataset, "zca", None) is None and not getattr(dataset, "zca_source", None):
+        return None
+    images = getattr(dataset, "images", None)
+    if images is None or not images.is_floating_point():
+        return None
+    return looks_unwhitened(images)
+
+
 def set_warnings(dataset: Any) -> tuple[str, ...]:
     """What every front end shows about a set: its reader's warnings, and for a label-augmented
     set the input-space mismatches its labeler had."""
@@ -122,8 +140,22 @@ def load_input_set(
     if data_root is not None:
         kwargs["data_root"] = data_root
     dataset = load_set(path, **kwargs)
+    zca_hint = _zca_space_hint(dataset)
+    if zca_hint is not None and describe_only:
+        if hasattr(dataset, "warnings") and zca_hint not in set_warnings(dataset):
+            dataset.warnings = (
+                *tuple(dataset.warnings or ()),
+                f"read as ZCA space, but {zca_hint}",
+            )
     if describe_only:
         return dataset
+    if zca_hint is not None:
+        raise NotWhitenedSetError(
+            getattr(dataset, "origin", None) or path,
+            f"read as ZCA space (--zca, or its file's record), but {zca_hint}: its images would "
+            "be used as they are while the test split is whitened. Drop --zca for a set that "
+            "was not saved in ZCA space (a DC/DSA/DM result file, GLaD, SRe2L, RDED)",
+        )
     name = reading.source or getattr(dataset, "source", None)
     if check_source is not None and name:
         check_source(name)

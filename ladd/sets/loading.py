@@ -40,6 +40,7 @@ from ladd.data import (
 from ladd.data.cache import resolve_cache_dir
 from ladd.data.zca import PIXEL_MEAN, PIXEL_STD, ZCA_SPACE, fit_zca_on_pixels
 from ladd.device import resolve_device
+from ladd.limits import InputLimitError, current_limits
 from ladd.sets.base import (
     FORMATS,
     UNKNOWN_NORMALISATION,
@@ -165,7 +166,10 @@ def load_distilled(
             path, data_root=data_root, cache_dir=cache_dir, describe_only=describe_only
         )
         return whole.to_distilled()
-    raw = reader.read(path, ReadRequest(image_size=image_size, experiment=experiment))
+    try:
+        raw = reader.read(path, ReadRequest(image_size=image_size, experiment=experiment))
+    except (RuntimeError, NotImplementedError, TypeError, IndexError, OverflowError) as err:
+        raise _unexpected(path, err) from err
     options = LoadOptions(
         source=source,
         mean=mean,
@@ -180,7 +184,16 @@ def load_distilled(
         experiment=experiment,
         describe_only=describe_only,
     )
-    return _finish(raw, options, path)
+    try:
+        return _finish(raw, options, path)
+    except (RuntimeError, NotImplementedError, TypeError, IndexError, OverflowError) as err:
+        raise _unexpected(path, err) from err
+
+
+def _unexpected(path: Path, err: Exception) -> DistilledFileError:
+    """A failure inside torch or a reader on a file's content, said in one line naming it."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return DistilledFileError(path, f"cannot be read ({type(err).__name__}: {first[:200]})")
 
 
 def check_format(path: Path, format: str | None) -> None:
@@ -260,10 +273,14 @@ def settle(raw: RawSet, o: LoadOptions, origin: Path) -> tuple[DistilledSet, ToS
     pixels = images.dtype == torch.uint8 and raw.format in IMAGE_FORMATS
     if not pixels and not images.is_floating_point():
         fail(f"images have dtype {images.dtype}; expected normalised float images")
-    if not pixels and not torch.isfinite(images).all():
-        fail("images contain NaN or Inf")
     if not pixels:
-        images = images.float()
+        wide = images.dtype == torch.float64
+        checked = images if wide else images.float()  # float8 has no isfinite of its own
+        if not torch.isfinite(checked).all():
+            fail("images contain NaN or Inf")
+        images = checked.float()
+        if wide and not torch.isfinite(images).all():
+            fail("images hold values beyond float32's range")
 
     found_warnings: list[str] = list(raw.warnings)
     notes = list(raw.notes)
@@ -455,7 +472,17 @@ def settle(raw: RawSet, o: LoadOptions, origin: Path) -> tuple[DistilledSet, ToS
 
 
 def _class_count(raw: RawSet, num_classes, class_names, info: SourceInfo | None) -> int:
-    """The number of classes: the caller's word, else the source's, else what the files imply."""
+    """The number of classes: the caller's word, else the source's, else what the files imply;
+    a count over LADD_MAX_CLASSES is refused before anything is sized by it."""
+    k = _class_count_unbounded(raw, num_classes, class_names, info)
+    try:
+        current_limits().check_classes(k, "the set")
+    except InputLimitError as err:
+        raise DistilledFileError(raw.labels_origin or raw.origin, str(err)) from None
+    return k
+
+
+def _class_count_unbounded(raw: RawSet, num_classes, class_names, info) -> int:
     if num_classes is not None:
         return int(num_classes)
     if class_names is not None:

@@ -30,6 +30,7 @@ import torch
 from ladd.data import ImageDecodeError
 from ladd.data.decode import decode_images, is_archive, parse_layout, read_image_tree
 from ladd.data.zca import ZCA_SPACE
+from ladd.limits import InputLimitError, current_limits
 from ladd.sets.base import (
     META_FILE,
     DistilledFileError,
@@ -50,6 +51,9 @@ _SOFT_KEYS = ("soft_labels", "logits")
 _LR_KEYS = ("lr", "syn_lr", "lr_best")
 _NUMBERED_CLASS = re.compile(r"(?:new|class)?_?(\d+)", re.IGNORECASE)
 _ZCA_VIEW = re.compile(r"images_zca_(\d+|best)\.pt")
+
+
+_CHECKABLE_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _tensor(value: Any, path: Path, what: str) -> torch.Tensor:
@@ -75,6 +79,8 @@ def _split_labels(
 ) -> _Labels:
     """A labels tensor: int (M,), float (M,) whole numbers, or float (M, K) soft labels /
     logits, whose hard labels follow `hard_labels` (the one rule every reader uses)."""
+    if labels.is_floating_point() and labels.dtype not in _CHECKABLE_FLOATS:
+        labels = labels.float()  # float8 has no isfinite: checked (exactly) as float32
     if labels.ndim == 2 and labels.is_floating_point():
         if not torch.isfinite(labels).all():
             raise DistilledFileError(path, "soft labels contain NaN or Inf")
@@ -261,6 +267,7 @@ class LaddFolderReader(MttFolderReader):
             if meta.get("class_names") is not None:
                 if not isinstance(meta["class_names"], list):
                     raise TypeError("class_names is not a list")
+                current_limits().check_classes(len(meta["class_names"]), "its class_names")
                 raw.class_names = tuple(str(v) for v in meta["class_names"])
             zca = meta.get("zca")
             if zca:
@@ -278,6 +285,8 @@ class LaddFolderReader(MttFolderReader):
         except (KeyError, TypeError, ValueError) as err:
             if isinstance(err, DistilledFileError):
                 raise
+            if isinstance(err, InputLimitError):
+                raise DistilledFileError(meta_path, str(err)) from None
             raise DistilledFileError(meta_path, f"malformed metadata ({err})") from err
         return raw
 
@@ -559,6 +568,10 @@ class ImageFolderReader(DistilledReader):
             labels = [index_of[folder_names[k]] for k in labels]
             names = None
             num_classes = max(index_of.values()) + 1
+            try:  # class_9999999999/ would otherwise size the class names and counts
+                current_limits().check_classes(num_classes, f"{path}: its folder names")
+            except InputLimitError as err:
+                raise DistilledFileError(path, str(err).removeprefix(f"{path}: ")) from None
         else:
             names, num_classes = folder_names, len(folder_names)
         fmt = self.format

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ladd.codecs import DEFAULT_CODEC
 from ladd.data.imageset import ImageSet
 from ladd.sets.augmented import TrainableSet
 from ladd.sets.inputs import SetReading
@@ -100,7 +101,7 @@ class SweepInputs:
                     r=float(inp.r or 0.625),
                     distilled_path=inp.set_path,
                     out=path,
-                    codec=inp.codec or "float32",  # a cell without a codec: the labels as made
+                    codec=inp.codec or DEFAULT_CODEC,  # what `ladd augment` writes
                     device=self._device(),
                     extra={"sweep": {"name": self.spec.name, "input": inp.key}},
                 ).dataset

@@ -58,7 +58,8 @@ class SweepSpec:
     Experiment fields (they enter every cell's key): sets, source, zca, labeler, labeler_epochs,
     nr, codecs, archs, modes, seed_groups, epochs, lr, batch_size, width, trainer, precision,
     dsa, protocol, loss, full_labels. `codecs` (ladd.codecs specs, e.g. "topk:5,uint8"): the
-    dense labels of each labelled input stored in each codec; () = as made (float32).
+    dense labels of each labelled input stored in each codec; () = the default codec
+    (ladd.codecs.DEFAULT_CODEC, what `ladd augment` writes).
     Execution fields (they never do): name, device, data_root, cpus_per_cell, gpus_per_cell,
     max_retries, threads, allow_unwhitened (train on sets that look ZCA-whitened without a ZCA,
     which ladd.sets.inputs otherwise refuses).
@@ -72,7 +73,7 @@ class SweepSpec:
     labeler: str | None = None  # a labeler folder (epoch_NNN.safetensors) or one checkpoint
     labeler_epochs: tuple[int, ...] = ()  # () = load_labeler's choice (epoch 10, else the first)
     nr: tuple[tuple[int, float], ...] = ()  # () = (5, 0.625) with a labeler, else the set's own
-    codecs: tuple[str, ...] = ()  # label codecs of the labelled inputs; () = as made (float32)
+    codecs: tuple[str, ...] = ()  # label codecs of the labelled inputs; () = the default codec
     seed_groups: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3, 4),)
     epochs: int = 1000
     lr: float | None = None
@@ -260,7 +261,8 @@ class CellInput:
     labeler_epoch: int | None = None
     n: int | None = None
     r: float | None = None
-    codec: str | None = None  # the dense labels' codec (None: as made, float32)
+    codec: str | None = None  # the dense labels' codec (None: a made input's default codec; a
+    # label-augmented set's own, as stored)
 
     @property
     def augmented(self) -> bool:

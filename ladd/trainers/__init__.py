@@ -21,11 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from ladd.plan import TrainPlan
-from ladd.trainers.compile import EngineReport, compile_cache_dir, use_compile_cache
+from ladd.trainers.compile import EngineReport, compile_cache_dir
 from ladd.trainers.distributed import train_distributed
 from ladd.trainers.loop import TrainHooks
 from ladd.trainers.reference import train_reference
-from ladd.trainers.stacked import train_stacked
+from ladd.trainers.stacked import FastOptions, train_stacked
 from ladd.training import TrainedModels, TrainingData, saved_engine, step_flops
 
 __all__ = ["ENGINE_RUNNERS", "TrainHooks", "train_models"]
@@ -48,8 +48,10 @@ def _sequential(data: TrainingData, plan: TrainPlan, hooks: TrainHooks) -> Train
     return out
 
 
-def _stacked(data: TrainingData, plan: TrainPlan, hooks: TrainHooks) -> TrainedModels:
-    out = train_stacked(data, plan, hooks)
+def _stacked(
+    data: TrainingData, plan: TrainPlan, hooks: TrainHooks, cache: str | None = None
+) -> TrainedModels:
+    out = train_stacked(data, plan, hooks, options=FastOptions(cache_dir=cache))
     out.engine = out.report.to_dict() if out.report is not None else None
     return out
 
@@ -85,19 +87,22 @@ def train_models(
     """Train one model per seed of the plan with the engine it names.
 
     FLOPs: one measured forward + backward per sample, times samples x passes x seeds.
-    `compile_cache`: the folder whose compiled kernels the stacked engine uses (a workspace's,
-    ladd.trainers.compile.compile_cache_dir). The result's `engine` is how the engine ran,
+    `compile_cache`: the folder of the stacked engine's compile index (a workspace's,
+    ladd.trainers.compile.compile_cache_dir); inductor's own kernels go where the process points
+    it (the front ends call ladd.trainers.compile.use_compile_cache; the library never sets
+    process-wide state). The result's `engine` is how the engine ran,
     JSON-ready (None for the reference loop).
     """
     hooks = hooks or TrainHooks()
-    if compile_cache is not None and plan.engine == "stacked":
-        use_compile_cache(compile_cache_dir(compile_cache))
     plan, note = _resumed_engine(plan, hooks)
     cfg = plan.config
     per_sample = (
         step_flops(data, plan.spec, cfg.batch_size, plan.torch_device) if len(data) else 0.0
     )
-    out = ENGINE_RUNNERS[plan.engine](data, plan, hooks)
+    if plan.engine == "stacked" and compile_cache is not None:  # its index and kernels there
+        out = _stacked(data, plan, hooks, str(compile_cache_dir(compile_cache)))
+    else:
+        out = ENGINE_RUNNERS[plan.engine](data, plan, hooks)
     out.flops = int(per_sample * len(data) * cfg.passes * len(cfg.seeds))
     if note and out.engine is not None:
         out.engine = {

@@ -53,6 +53,7 @@ __all__ = [
     "read_index",
     "record_step",
     "step_key",
+    "active_compile_cache",
     "use_compile_cache",
 ]
 
@@ -80,19 +81,32 @@ def compile_cache_dir(root: str | Path | None = None) -> Path:
     return Path(root).expanduser().resolve() / f"torch-{version}"
 
 
+def active_compile_cache(folder: str | Path | None = None) -> Path:
+    """The compile cache a compiled step uses (its index lives there), created, with no change
+    to the process: `folder` when given, else the inductor cache the process points at when a
+    front end or the user set one (TORCHINDUCTOR_CACHE_DIR), else `compile_cache_dir()`."""
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if folder is None and current and Path(current).resolve() != _torch_default_dir().resolve():
+        path = Path(current).resolve()
+    else:
+        path = Path(folder).expanduser().resolve() if folder is not None else compile_cache_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def use_compile_cache(folder: str | Path | None = None) -> Path:
-    """Point inductor's on-disk caches at `folder` (default `compile_cache_dir()`) and create it.
+    """For a front end (the command line, the dashboard), which owns its process: point
+    inductor's on-disk caches at `folder` (default `compile_cache_dir()`) and create it.
 
     Inductor reads its cache location from the environment (TORCHINDUCTOR_CACHE_DIR) for the
-    whole process, so this sets that variable; an explicit TORCHINDUCTOR_CACHE_DIR that the user
-    set (one that is not torch's own per-user default in the temp folder) wins and is returned.
+    whole process, so this sets that variable; the library itself never does (it reads the
+    folder with `active_compile_cache`). An explicit TORCHINDUCTOR_CACHE_DIR that the user set
+    (not torch's own per-user default in the temp folder) wins and is returned.
     """
     current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if folder is None and current and Path(current).resolve() != _torch_default_dir().resolve():
-        Path(current).mkdir(parents=True, exist_ok=True)
-        return Path(current).resolve()
-    path = Path(folder).expanduser().resolve() if folder is not None else compile_cache_dir()
-    path.mkdir(parents=True, exist_ok=True)
+        return active_compile_cache()
+    path = active_compile_cache(folder if folder is not None else compile_cache_dir())
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
     return path
 
@@ -177,7 +191,7 @@ def record_step(
             else (old.eager_step_seconds if old else None)
         ),
         runs=(old.runs + 1) if old else 1,
-        updated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        updated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         loss_diff=None if loss_diff is None else float(loss_diff),
     )
     steps[key] = rec

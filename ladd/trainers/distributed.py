@@ -8,9 +8,11 @@ alike everywhere), so all ranks walk the same global order of batches. A step sp
 global batch of B samples into G contiguous shards, one per rank; each rank runs its shard
 through a DistributedDataParallel copy of the model, and DDP all-reduces (averages) the
 gradients. The rank's loss is weighted by G * n_rank / B, so that the averaged gradient is the
-gradient of the one-process batch mean exactly, whatever the shard sizes (the last partial
-batch included): one process and G processes train the same weights, up to the float32
-rounding of a sum taken in another order (tests/test_distributed.py).
+gradient of the one-process batch mean, whatever the shard sizes (the last partial batch
+included): each step's gradient is one process's up to float32 rounding of a sum taken in
+another order. Those differences compound, so the weights drift apart as steps grow
+(bench.ddp_drift measures it; the README gives the table); tests/test_distributed.py holds two
+ranks to one process over a short run.
 
 DSA is drawn for the whole batch on every rank from the seed's generator (one op per batch,
 parameters per sample, as the reference loop) and each rank keeps its shard's rows, so the

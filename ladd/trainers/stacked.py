@@ -47,13 +47,13 @@ from ladd.rded import rded_augment
 from ladd.trainers.compile import (
     CompilePolicy,
     EngineReport,
+    active_compile_cache,
     cache_is_warm,
     compile_fn,
     decide_compile,
     read_index,
     record_step,
     step_key,
-    use_compile_cache,
 )
 from ladd.trainers.loop import Engine, Group, TrainHooks, fit
 from ladd.training import (
@@ -470,7 +470,7 @@ class _StackedStep:
         if plan.mode == "off" or compiled_steps <= 0:
             self.mode = "off"
             return
-        cache = use_compile_cache(self.cache_dir)
+        cache = active_compile_cache(self.cache_dir)
         self.cache_dir, self.cache_used = str(cache), True
         self.cache_warm = cache_is_warm(cache)
         if plan.mode == "policy":

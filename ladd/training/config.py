@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ladd.dsa import DSAConfig
+from ladd.limits import current_limits
 from ladd.numbers import require_finite
 from ladd.training.modes import LabelMode, label_mode
 from ladd.training.protocols import PROTOCOLS, Protocol
@@ -24,7 +25,6 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 LOSSES: tuple[str, ...] = ("mean", "image_sum")
 FULL_LABELS: tuple[str, ...] = ("hard", "set_soft")
 TRAINERS: tuple[str, ...] = ("fast", "reference", "ddp")
-MAX_SEEDS = 1000  # more models than any study trains; a typo's 10^8 is refused at once
 MAX_EPOCHS = 1_000_000
 
 
@@ -98,8 +98,7 @@ class TrainConfig:
             require_finite("r", self.r, positive=True)
         if not self.seeds:
             raise ValueError("at least one seed is needed")
-        if len(self.seeds) > MAX_SEEDS:
-            raise ValueError(f"{len(self.seeds):,} seeds is over the limit of {MAX_SEEDS:,} models")
+        current_limits().check_seeds(len(self.seeds))  # LADD_MAX_SEEDS: a typo's 10^8 refused
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
 
     @property

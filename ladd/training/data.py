@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ladd.codecs import EncodedTargets
 from ladd.cropped import CroppedInputs
+from ladd.limits import Limits, current_limits
 from ladd.sets.augmented import LabelAugmentedSet, TrainableSet
 from ladd.subsample import sub_sample
 from ladd.training.config import TrainConfig
@@ -64,6 +65,7 @@ def build_training_data(
     full_labels: str = "hard",
     lazy_labels: bool | None = None,
     lazy_inputs: bool | None = None,
+    limits: Limits | None = None,
 ) -> TrainingData:
     """The flat sample list of a label mode from a DistilledSet or LabelAugmentedSet (on CPU).
 
@@ -76,13 +78,14 @@ def build_training_data(
     lazy_inputs: the inputs are ladd.cropped.CroppedInputs (the stored images once, uint8 when
     they came from 8-bit files; each batch's crops cut and resized when it is drawn) instead of
     every sample as a float image; None: lazy when the eager list would be over the crop-bytes
-    limit (LADD_MAX_CROP_BYTES), which used to refuse such a set.
+    limit (`limits`, default the LADD_MAX_* environment's), which used to refuse such a set.
     """
     lm = label_mode(mode)
     if lm.replay:  # a soft-label store's epochs, as stored (ladd.stores.replay)
         if not hasattr(dataset, "replay_data"):
             raise ValueError(f"mode {mode!r} needs a soft-label store (--soft-labels STORE)")
         return dataset.replay_data()
+    caps = limits if limits is not None else current_limits()
     images = dataset.images.float().cpu()  # (M, C, H, W)
     m = images.shape[0]
     k = _num_classes(dataset)
@@ -122,16 +125,14 @@ def build_training_data(
     num_crops = 0
     encoded = None  # the dense labels' EncodedDense when they stay encoded (always last)
     if lm.crops:
-        from ladd.limits import current_limits
-
         c, h, w = images.shape[1:]
         # the crops, each copy in the sample list, and the final concatenation
         need = m * n * n * c * h * w * 4 * (1 + 2 * len(lm.crops))
         if lazy_inputs is None:
-            lazy_inputs = need > current_limits().max_crop_bytes
+            lazy_inputs = need > caps.max_crop_bytes
         if not lazy_inputs:
             what = f"{lm.name} training set ({m} images, N = {n})"
-            current_limits().check_crop_bytes(need, what)
+            caps.check_crop_bytes(need, what)
             crops = sub_sample(images, n, r).flatten(0, 1)  # (M*n*n, C, H, W), raster order
         for kind in lm.crops:
             if not lazy_inputs:
@@ -146,9 +147,7 @@ def build_training_data(
             else:
                 raise ValueError(f"unknown crop label kind {kind!r}")
     if not lm.crops and lazy_inputs is None:  # full images only: their float copies
-        from ladd.limits import current_limits
-
-        lazy_inputs = images.numel() * 4 * (1 + len(lm.full)) > current_limits().max_crop_bytes
+        lazy_inputs = images.numel() * 4 * (1 + len(lm.full)) > caps.max_crop_bytes
     head = torch.cat(parts_y).contiguous() if parts_y else hard[:0]
     targets: torch.Tensor | EncodedTargets = head if encoded is None else encoded.targets(head)
     inputs: torch.Tensor | CroppedInputs

@@ -185,3 +185,26 @@ def test_a_stream_that_fails_midway_leaves_nothing(ws) -> None:
     with pytest.raises(UploadError, match="connection reset"):
         save_upload([Broken("images_best.pt", bytes(3 * CHUNK))], ws / "uploads")
     assert left_behind(ws) == []
+
+
+class _Runs:
+    """Pickled with its class: a torch.save of it carries code (it would run on a full load)."""
+
+    def __reduce__(self):
+        return (print, ("this would have run",))
+
+
+def test_a_pickle_carrying_upload_is_refused_not_listed(ws, tmp_path) -> None:
+    """Issue #38: an upload whose images_best.pt carries a pickled object stayed listed as a
+    set although every load refused it. The upload loads its torch files as tensors first
+    (weights_only: nothing runs) and is refused with what is wrong; nothing stays."""
+    images, labels = io.BytesIO(), io.BytesIO()
+    torch.save({"images": torch.zeros(2, 3, 8, 8), "hook": _Runs()}, images)
+    torch.save(torch.tensor([0, 1]), labels)
+    files = [
+        Upload("images_best.pt", images.getvalue()),
+        Upload("labels_best.pt", labels.getvalue()),
+    ]
+    with pytest.raises(UploadError, match="pickled Python objects"):
+        save_upload(files, ws / "uploads")
+    assert left_behind(ws) == []

@@ -77,12 +77,12 @@ def test_whole_pipeline_on_shapes(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert str(la_file) in res.output and la_file.is_file()
-    # Without --codec the file stores its labels in the default codec (top-3 uint8, the study's
-    # pick), and says so in its header.
+    # Without --codec the file stores its labels in the default codec (top-5 uint8, the study's
+    # paired pick), and says so in its header.
     from ladd.codecs import DEFAULT_CODEC, parse_codec
     from ladd.sets.augmented import file_codec
 
-    assert file_codec(la_file) == parse_codec(DEFAULT_CODEC).spec == "topk:3,uint8,uniform"
+    assert file_codec(la_file) == parse_codec(DEFAULT_CODEC).spec == "topk:5,uint8,uniform"
 
     res = invoke("overhead", la_file)
     assert res.exit_code == 0

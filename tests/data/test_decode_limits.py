@@ -174,3 +174,27 @@ def test_zip_entry_count_reads_the_end_record(tmp_path) -> None:
     assert zip_entry_count(target) == 7
     (tmp_path / "junk.zip").write_bytes(b"PK junk")
     assert zip_entry_count(tmp_path / "junk.zip") is None
+
+
+def _gradient(width: int, height: int) -> torch.Tensor:
+    """uint8 (1, 3, H, W): smooth ramps (a resize of it barely depends on sub-pixel shifts)."""
+    y = torch.linspace(0, 1, height).view(height, 1)
+    x = torch.linspace(0, 1, width).view(1, width)
+    planes = [80 + 100 * y + 0 * x, 60 + 120 * x + 0 * y, 200 - 100 * (x + y) / 2]
+    return torch.stack(planes).round().to(torch.uint8).unsqueeze(0)
+
+
+@pytest.mark.parametrize(("width", "height"), [(24, 3000), (3000, 24)])
+def test_an_elongated_image_is_resized_from_its_centre(monkeypatch, width, height) -> None:
+    """Issue #38: the resize of a 1 x 1,000,000 PNG grew with its aspect ratio (12 GB at
+    32 px). An image whose resized copy would pass MAX_RESIZED_IMAGE_BYTES is cut to its
+    centre first; the crop is the same to within a level or two of the whole resize."""
+    images = _gradient(width, height)
+    whole = resize_center_crop(images, 16)
+    monkeypatch.setattr(decode, "MAX_RESIZED_IMAGE_BYTES", 4096)  # the same image, now "too big"
+    centre = resize_center_crop(images, 16)
+    assert centre.shape == whole.shape == (1, 3, 16, 16)
+    assert (centre.int() - whole.int()).abs().max() <= 2
+    pil = Image.frombytes("RGB", (width, height), images[0].permute(1, 2, 0).numpy().tobytes())
+    cut = decode.centre_of_elongated(pil, 16)
+    assert max(cut.size) < max(width, height) and min(cut.size) == min(width, height)

@@ -460,7 +460,7 @@ def test_labeler_trains_from_loaders_and_resumes_exactly(ctx, tmp_path, monkeypa
     for (name, va), (_, vb) in zip(
         a.model.state_dict().items(), b.model.state_dict().items(), strict=True
     ):
-        torch.testing.assert_close(va, vb, msg=name)
+        assert torch.equal(va, vb), name  # bit for bit: README says "resumes exactly"
     assert a.meta.test_accuracy == b.meta.test_accuracy
 
 

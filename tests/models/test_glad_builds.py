@@ -33,7 +33,7 @@ def test_vit_128px_has_glads_16176650_parameters():
                  -> 1,574,400 per layer, x 10                           = 15,744,000
       mlp_head Linear(512, 10)                          5,120 + 10      =      5,130
       total                                                             = 16,176,650
-    (REFERENCE.md section 3 gives the same figure.)"""
+    (GLaD networks/vit.py with its LayerNorms commented out, as built there.)"""
     assert _count(create_model("vit", 10, 128)) == 16_176_650
 
 
