@@ -552,3 +552,55 @@ def crop_values(dense: np.ndarray, metric: str, klass: int) -> tuple[np.ndarray,
 
     values, top = crop_metric(torch.from_numpy(dense), metric, klass)
     return values.numpy(), top
+
+
+# -- soft-label stores and scores (ladd.stores, ladd.score) ---------------------------------
+
+
+def soft_label_set(set_path: str, store_path: str) -> Any:
+    """A set's images paired with a soft-label store beside them (ladd.stores.pairing): both
+    paths checked against the allow-list; the set read as an image folder is (describe-only:
+    the images as its files give them)."""
+    s, t = check_path(set_path), check_path(store_path)
+    return _soft_label_set(str(s), mtime(s), str(t), mtime(t))
+
+
+@st.cache_resource(show_spinner="Reading the soft-label store ...", max_entries=4)
+def _soft_label_set(set_path: str, s_stamp: float, store_path: str, t_stamp: float) -> Any:
+    from ladd.sets import load_set
+    from ladd.stores.pairing import open_soft_label_set
+
+    ds = load_set(set_path, describe_only=True, cache_dir=workspace().cache_dir)
+    return open_soft_label_set(set_path, store_path, dataset=ds)
+
+
+def store_crop(set_path: str, store_path: str, epoch: int, batch: int, row: int) -> Any:
+    """One stored crop as ladd.stores.view.crop_view gives it."""
+    from ladd.stores.view import crop_view
+
+    return crop_view(soft_label_set(set_path, store_path), epoch, batch, row)
+
+
+def score_results() -> dict[str, dict[str, Any]]:
+    """Every score to show, by a label: the workspace's score runs (their score.json) and the
+    score records of docs/results (part 8)."""
+    import json
+
+    from app.records import record_folders
+
+    found: dict[str, dict[str, Any]] = {}
+    for run in workspace().db.list_runs("score"):
+        path = workspace().db.runs_dir / str(run.id) / "score.json"
+        if run.status == "done" and path.is_file():
+            found[f"run {run.id}: {run.config.get('score', {}).get('name', 'score')}"] = _read_json(
+                str(path), mtime(path)
+            )
+    for where, folder in record_folders().items():
+        for path in sorted(Path(folder).glob("*.json")):
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(rec, dict) and rec.get("part") == "8" and "score" in rec:
+                found[f"{where}: {path.stem}"] = rec["score"]
+    return found

@@ -392,3 +392,65 @@ def codec_frontier(points: Sequence[Any], title: str = "") -> go.Figure:
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
     fig.update_layout(title=title or None, height=420, margin={"t": 60})
     return fig
+
+
+def score_bars(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """A score's accuracies per label variant (ladd.score.score_rows): the set beside its
+    random-real twin, each with its std over seeds; the random twin's hard-label accuracy as
+    a dashed line (the baseline every IOR is measured from)."""
+    names = [r["labels"] for r in rows]
+    fig = go.Figure()
+    fig.add_bar(
+        name="the set",
+        x=names,
+        y=[r["set_mean"] for r in rows],
+        error_y=dict(type="data", array=[r["set_std"] for r in rows]),
+        marker_color=PALETTE[0],
+    )
+    fig.add_bar(
+        name="random real (same IPC, same pipeline)",
+        x=names,
+        y=[r["random_mean"] for r in rows],
+        error_y=dict(type="data", array=[r["random_std"] or 0 for r in rows]),
+        marker=dict(color="#9e9e9e", pattern_shape="/"),
+    )
+    hard = next((r for r in rows if r["variant"] == "hard"), None)
+    if hard is not None and hard["random_mean"] is not None:
+        fig.add_hline(
+            y=hard["random_mean"],
+            line_dash="dash",
+            line_color="#616161",
+            annotation_text="random real, hard labels",
+            annotation_position="top left",
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis_title="top-1 accuracy (%), last epoch",
+        legend=dict(orientation="h", y=-0.25),
+        margin=dict(l=10, r=10, t=30, b=10),
+        height=420,
+    )
+    return fig
+
+
+def score_bytes(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """Each variant's accuracy against the bytes its labels take (log scale)."""
+    shown = [r for r in rows if r.get("label_bytes")]
+    fig = go.Figure(
+        go.Scatter(
+            x=[r["label_bytes"] for r in shown],
+            y=[r["set_mean"] for r in shown],
+            error_y=dict(type="data", array=[r["set_std"] for r in shown]),
+            mode="markers+text",
+            text=[r["variant"] for r in shown],
+            textposition="top center",
+            marker=dict(size=10, color=PALETTE[0]),
+        )
+    )
+    fig.update_layout(
+        xaxis=dict(type="log", title="label bytes (as stored)"),
+        yaxis_title="top-1 accuracy (%)",
+        margin=dict(l=10, r=10, t=30, b=10),
+        height=360,
+    )
+    return fig

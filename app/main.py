@@ -73,6 +73,7 @@ PAGES = [
     st.Page(
         "../pages/7_results.py", title="Results", icon=":material/table_view:", url_path="results"
     ),
+    st.Page("../pages/8_score.py", title="Score", icon=":material/leaderboard:", url_path="score"),
 ]
 
 page = st.navigation(PAGES)

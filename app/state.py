@@ -65,6 +65,10 @@ class K:
     SL_R = "sl_r"
     SL_TOPK = "sl_topk"  # many classes: the classes each crop's soft label shows
     SL_WHOLE = "sl_whole"  # many classes: label every crop of the set (Fig. 5) on request
+    SL_STORE = "sl_store"  # a soft-label store beside the set (ladd.stores), by path
+    SL_STORE_EPOCH = "sl_sep"
+    SL_STORE_BATCH = "sl_sb"
+    SL_STORE_ROW = "sl_srow"
     LT_SOURCE = "lt_source"
     LT_EPOCHS = "lt_epochs"
     LT_EVERY = "lt_every"
@@ -108,6 +112,8 @@ class K:
     RS_DISTILLER = "rs_dist"
     RS_IPC = "rs_ipc"
     RS_PROTOCOL = "rs_protocol"
+    # 8 score
+    SC_PICK = "sc_pick"  # the score shown (a workspace score run or a docs/results record)
     # one-shot events this session has already reacted to
     ONCE = "_once"
 
@@ -144,6 +150,10 @@ DEFAULTS: dict[str, Any] = {
     K.SL_R: 0.625,
     K.SL_TOPK: 10,
     K.SL_WHOLE: False,
+    K.SL_STORE: "",
+    K.SL_STORE_EPOCH: 0,
+    K.SL_STORE_BATCH: 0,
+    K.SL_STORE_ROW: 0,
     K.LT_SOURCE: "shapes",
     K.LT_EPOCHS: 3,
     K.LT_EVERY: 1,

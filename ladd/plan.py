@@ -33,6 +33,7 @@ from ladd.models import ModelSpec, check_model_options, create_from_spec, defaul
 from ladd.models.registry import adamw_lr
 from ladd.sets.augmented import LabelAugmentedSet, TrainableSet
 from ladd.training import (
+    PROTOCOLS,
     TrainConfig,
     TrainingData,
     checkpoint_path,
@@ -74,6 +75,7 @@ class SetFacts:
     source: str | None
     input_space: dict[str, Any]  # how the set's images are normalised (mean, std, zca)
     test_space: dict[str, Any]  # how the real test split is normalised to match it
+    soft_labels: dict[str, Any] | None = None  # the store a "store" run replays (ladd.stores)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -124,6 +126,8 @@ class TrainPlan:
         if cfg.augmentation != "dsa":
             d.pop("dsa_strategy")
         d["augmentation"] = cfg.augmentation or "none"
+        if label_mode(cfg.mode).replay:  # the store's stored crops, flips and mixes
+            d["augmentation"] = "the soft-label store's crops, flips and mixes (replayed)"
         if not label_mode(cfg.mode).crops:
             d.pop("n")
             d.pop("r")
@@ -292,6 +296,40 @@ def _engine(
     )
 
 
+def _replay_settings(
+    dataset: Any, cfg: TrainConfig, facts: SetFacts, protocol: str
+) -> tuple[TrainConfig, SetFacts, list[str]]:
+    """Label mode "store": the store's batch size, no augmentation of our own (the store's crops,
+    flips and mixes are the augmentation), at most as many passes as the store has epochs, and
+    the store in the set's facts (its digest and temperatures name the run)."""
+    if not hasattr(dataset, "store_facts"):
+        raise ValueError(f"mode {cfg.mode!r} needs a soft-label store (--soft-labels STORE)")
+    store = dataset.store_facts()
+    notes = [
+        "augmentation: the store's crops, flips and mixes, epoch by epoch in the stored order "
+        "(the protocol's own augmentation is off)",
+        f"KL at T = {store['label_temperature']:g} on the labels, student T = "
+        f"{store['student_temperature']:g}",
+    ]
+    if int(cfg.batch_size) != int(store["batch_size"]):
+        notes.append(
+            f"batch {store['batch_size']}: the store's (its mixes pair rows within a batch; "
+            f"asked {cfg.batch_size})"
+        )
+    cfg = replace(cfg, batch_size=int(store["batch_size"]), dsa=False)
+    passes = cfg.epochs + (1 if PROTOCOLS[protocol].extra_pass else 0)
+    if passes > int(store["epochs"]):
+        raise ValueError(
+            f"the soft-label store holds {store['epochs']} epochs; training {cfg.epochs} epochs "
+            f"under {protocol} replays {passes} (SRe2L refuses the same, utils_fkd.py:124-125)"
+        )
+    digest = hashlib.sha256(
+        f"{facts.digest} {store['digest']} {store['label_temperature']} "
+        f"{store['student_temperature']}".encode()
+    ).hexdigest()[:20]
+    return cfg, replace(facts, soft_labels=store, digest=digest), notes
+
+
 def _key(cfg: TrainConfig, facts: SetFacts) -> str:
     text = json.dumps({"train": cfg.to_dict(), "set": facts.digest}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -315,11 +353,20 @@ def plan_training(
     facts = _facts(dataset)
     notes: list[str] = []
     protocol = cfg.protocol if cfg.protocol != "auto" else default_protocol(facts.image_size)
-    if cfg.protocol == "auto":
+    if cfg.protocol == "auto" and label_mode(cfg.mode).replay:
+        protocol = "rded"  # the validation recipe the FKD family pairs its stores with
+        notes.append(
+            "protocol rded (auto for a soft-label store: RDED's AdamW recipe, as SRe2L's "
+            "train_FKD.py trains students with AdamW; SRe2L's own schedule is the full cosine)"
+        )
+    elif cfg.protocol == "auto":
         notes.append(f"protocol {protocol} (auto: by the image size, {facts.image_size} px)")
     lr, why_lr = _lr(cfg, facts, protocol)
     notes.append(f"lr {lr:g}: {why_lr}")
     mode = label_mode(cfg.mode)
+    if mode.replay:
+        cfg, facts, why = _replay_settings(dataset, cfg, facts, protocol)
+        notes += why
     n, r = cfg.n, cfg.r
     if facts.label_augmented:
         n, r = facts.n, facts.r  # the labels were made on the set's own grid
@@ -332,6 +379,10 @@ def plan_training(
     with torch.device("meta"):  # the model is built here once: a bad option fails at planning
         create_from_spec(spec)
     chosen, compile_mode, why = _engine(settled, spec, dev, facts, engine)
+    if mode.replay and chosen == "stacked":
+        if engine is None:  # every seed replays the same stored batches, read per step
+            chosen, why = "sequential", "a soft-label store's batches: one seed after another"
+        compile_mode = "off"  # the stored batches vary in size and come from disk
     notes.append(f"engine {chosen}: {why}")
     precision = cfg.precision
     if precision == "auto":  # bf16 autocast for the stacked step on CUDA, the field's fp32 else

@@ -3,6 +3,7 @@ checkpoints, and over the whole set the over-confidence of later epochs (paper F
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app import cache, charts, state, tasks, widgets
@@ -154,6 +155,60 @@ if path and lab_dir:
                     key="sl_fig5",
                 )
                 widgets.table(df.round(4), "soft_labels_per_epoch", key="sl_csv")
+
+st.subheader("A soft-label store beside the set")
+st.caption(
+    "The labels SRe2L and its successors ship (an FKD folder, LPLD, EDC, HALD, LPQLD, or a "
+    "file `ladd convert` wrote): every epoch's crops of each image with their flips, CutMix or "
+    "Mixup and the teacher's label. Give the store's path; the set above is its image folder."
+)
+store_path = st.text_input("Soft-label store (path)", **state.bound(K.SL_STORE))
+if path and store_path:
+    with widgets.guard("Cannot read this store: "):
+        sset = cache.soft_label_set(path, store_path)
+        info = sset.store.info()
+        st.text("\n".join(info.lines()))  # what the files say, shown as text
+        c1, c2, c3 = st.columns(3)
+        with c1:
+            epoch = widgets.number("Epoch", 0, info.epochs - 1, K.SL_STORE_EPOCH)
+        with c2:
+            batch = widgets.number("Batch", 0, sset.store.batches(epoch) - 1, K.SL_STORE_BATCH)
+        with c3:
+            row = widgets.number("Row", 0, info.batch_size - 1, K.SL_STORE_ROW)
+        view = cache.store_crop(path, store_path, int(epoch), int(batch), int(row))
+        names = list(sset.class_names)
+        a, b, c = st.columns(3)
+        with a:
+            widgets.plot(
+                charts.image_with_boxes(
+                    view.image.numpy(), [view.box], f"image {view.image_index}"
+                ),
+                "store_crop_box",
+                key="sl_store_box",
+            )
+        with b:
+            mixed = [view.mix_box] if view.mix_box else []
+            what = "flipped" if view.flip else "not flipped"
+            if view.mix:
+                what += f", {view.mix} with image {view.partner_index} (lambda {view.mix_lam:.2f})"
+            widgets.plot(
+                charts.image_with_boxes(view.crop.numpy(), mixed, what),
+                "store_crop_trained",
+                key="sl_store_crop",
+            )
+        with c:
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "class": [names[k] for k, _ in view.top_classes],
+                        "target": [p for _, p in view.top_classes],
+                    }
+                ),
+                hide_index=True,
+            )
+            st.text(  # class names come from the files: text, not Markdown
+                f"the image's class: {names[view.label]}\ntargets at T = {sset.label_temperature:g}"
+            )
 
 with st.expander("Train a labeler", expanded=not cache.list_labelers()):
     sources = [s for s in list_sources() if not s.startswith("imagefolder")]

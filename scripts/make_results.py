@@ -29,6 +29,12 @@ PAPER = {
     "6": "Paper Table 2 (ImageNette, per architecture, e.g. MTT ConvNet-D5 61.2 -> 62.1, ViT 35.9 "
     "-> 37.8) and Table 1 (4-architecture averages): LADD improves every distiller across "
     "ConvNet-D5, AlexNet, VGG11, ResNet18 (and ViT).",
+    "8": "Not in the paper. DD-Ranking (NUS-HPC-AI-Lab/DD-Ranking, ddranking/metrics/) rates a set "
+    "by how much it owes its labels: HLR = full-data accuracy - hard-label accuracy, IOR = "
+    "accuracy - same-IPC random real's under the same protocol, LRS and ARS squash those "
+    "through (e^x - e^-1) / (e - e^-1) with percentage points in the exponent (its "
+    "utils/meter.py reports percentages). Its protocol picks the lr and the epoch on the test "
+    "set; ours trains one protocol per variant and tests the last epoch once (`ladd score`).",
     "7": "Not in the paper, which stores dense labels as float32 (2.5 % overhead at 128 px). "
     "Label-pruning work (LPLD) reports ImageNet-1K soft labels at top-50 / top-10 for 27.3 / "
     "20.0 % accuracy; here each codec's accuracy sits beside its label bytes per image "
@@ -42,6 +48,7 @@ TITLES = {
     "5": "5. Label-mode ablation (Table 6)",
     "6": "6. Cross-architecture at IPC 10",
     "7": "7. Label codecs: accuracy against label bytes at IPC 10",
+    "8": "8. Scores: how much of a set is its labels (`ladd score`, DD-Ranking's HLR/IOR/LRS/ARS)",
 }
 
 
@@ -371,6 +378,40 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
             out.append(f"| {arch} | {lr} | {cells[0]} | {cells[1]} | {gain} | {'; '.join(note)} |")
         for mark in [m for m in PART6_FOOTNOTES if m in notes]:
             out += ["", f"{mark} {PART6_FOOTNOTES[mark]}"]
+    elif part == "8":
+        from ladd.score import score_metrics, score_rows
+
+        for r in sorted(rows, key=lambda r: r["distiller"]):
+            sc = r["score"]
+            full = sc.get("full") or {}
+            out += [
+                f"{r['distiller']} at IPC {r['ipc']}; full-data accuracy "
+                f"{100 * full['mean']:.1f} % ({full.get('note', '')})"
+                if full
+                else f"{r['distiller']} at IPC {r['ipc']}",
+                "",
+                f"LADD's dense labels: N = {r['n']}, R = {r['r']}, codec {r['codec']}, labeler "
+                f"`{r.get('labeler_recipe')}` epoch {r.get('labeler_epoch')} "
+                f"({100 * r.get('labeler_accuracy', 0):.1f} % test). {r.get('note', '')}".strip(),
+                "",
+                "| labels | set | random real (same IPC) | label bytes | points / KiB |",
+                "|---|---|---|---|---|",
+            ]
+            for v in score_rows(sc):
+                rnd = (
+                    f"{v['random_mean']:.1f} ± {v['random_std']:.1f}"
+                    if v["random_mean"] is not None
+                    else "—"
+                )
+                per = f"{v['points_per_kib']:.3g}" if v.get("points_per_kib") else "—"
+                out.append(
+                    f"| {v['labels']} | {v['set_mean']:.1f} ± {v['set_std']:.1f} | {rnd} | "
+                    f"{v['label_bytes']:,} | {per} |"
+                )
+            out += ["", "| score | mean ± std over seeds |", "|---|---|"]
+            for m in score_metrics(sc):
+                out.append(f"| {m['score']} | {m['mean']:+.4g} ± {m['std']:.3g} |")
+            out.append("")
     elif part == "7":
         from ladd.codecs.choice import frontier_points, paired_differences, pareto
 

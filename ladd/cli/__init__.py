@@ -36,7 +36,7 @@ from types import FrameType
 
 import typer
 
-from ladd.cli import dashboard, labels, runs, sets, sweep, training
+from ladd.cli import dashboard, labels, runs, sets, stores, sweep, training
 
 __all__ = ["app", "main"]
 
@@ -47,7 +47,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _group in (sets, labels, training, sweep, dashboard, runs):
+for _group in (sets, labels, training, stores, sweep, dashboard, runs):
     app.add_typer(_group.app)
 
 

@@ -342,7 +342,9 @@ FKD_EXPLANATION = (
     "SRe2L's FKD soft labels (generate_soft_label.py:222-224 saves [crop coords, flip, mix "
     "index, mix ratio, mix box, teacher output] per batch): each row is the teacher's output on "
     "one random crop of an image drawn by a seeded RandomSampler (--fkd-seed), not on a stored "
-    "image, so they cannot be attached to the images; load the image folder (new000/...) instead"
+    "image, so they cannot be attached to the images as a set; load the image folder (new000/...) "
+    "and give this folder as its soft-label store (--soft-labels, ladd.stores) to train as SRe2L "
+    "does"
 )
 
 

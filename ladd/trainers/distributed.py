@@ -272,7 +272,7 @@ class _Sharded(_OneSeed):
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.ddp(xs)
         if n:
-            local = soft_cross_entropy(logits, ys)
+            local = soft_cross_entropy(logits, ys, temperature=self.temperature)
         else:  # more ranks than samples: a zero loss keeps this rank in the all-reduce
             local = logits.float().sum() * 0.0
         scale = self.ranks.world * n / total * self.weight

@@ -91,6 +91,10 @@ class Shuffle:
         self.padded = self.steps * batch
         self.padding = pad and self.padded > t
 
+    def begin(self, p: int) -> _Shuffled:
+        """Pass p's batches: a fresh shuffle per seed (p itself does not matter)."""
+        return _Shuffled(self.order(), self.steps, self.batch, self.t)
+
     def order(self) -> torch.Tensor:
         perms = torch.stack(
             [torch.randperm(self.t, generator=g, device=self.dev) for g in self.gens]
@@ -101,6 +105,18 @@ class Shuffle:
             )
             perms = torch.cat([perms, fill], dim=1)  # (S, steps * B); padding reads sample 0
         return perms
+
+
+class _Shuffled:
+    """One pass of a Shuffle: batch b is columns b*B..(b+1)*B of the order (S, steps * B)."""
+
+    def __init__(self, order: torch.Tensor, steps: int, batch: int, t: int) -> None:
+        self.order, self.steps, self.bsz, self.samples = order, steps, batch, t
+
+    def batch(self, b: int) -> tuple[torch.Tensor, int]:
+        """(idx (S, B'), n_real): B' = B unless an unpadded tail; the first n_real are real."""
+        idx = self.order[:, b * self.bsz : (b + 1) * self.bsz]
+        return idx, min(self.bsz, self.samples - b * self.bsz)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +274,9 @@ class _Fit:
             monitor=hooks.monitor,
             monitor_every=hooks.monitor_every,
         )
-        shuffle = Shuffle(t, bsz, gens, dev, group.pad)
+        # the passes' batches: shuffled, or in the order the data fixes (a store's replay)
+        passes_of = self.data.schedule if self.data.schedule is not None else Shuffle
+        shuffle = passes_of(t, bsz, gens, dev, group.pad)
         del self.curves[before:]
         self.curves.extend([] for _ in seeds)
         first = 0
@@ -286,18 +304,17 @@ class _Fit:
 
         opt, stop, ckpt = group.optimizer, hooks.stop, hooks.checkpoint
         for p in range(first, passes):
-            order = shuffle.order()  # (S, steps * B)
+            order = shuffle.begin(p)  # this pass's batches: .steps, .samples, .batch(b)
             group.begin_pass()
             running = torch.zeros(len(seeds), device=dev)
-            for b in range(shuffle.steps):
+            for b in range(order.steps):
                 if stop is not None and stop.is_set():
                     raise TrainingStopped(f"stopped at epoch {p} (seeds {list(seeds)})")
-                idx = order[:, b * bsz : (b + 1) * bsz]  # (S, B'): B' = B unless an unpadded tail
-                n_real = min(bsz, t - b * bsz)
+                idx, n_real = order.batch(b)  # (S, B'), the first n_real real
                 opt.zero_grad(set_to_none=True)
                 running += group.step(b, idx, n_real) * n_real
                 opt.step()
-            pending[p] = running / t
+            pending[p] = running / order.samples
             end(p, group.live)  # the finite check runs in flush, a pass late
             flush(p - 1)
             if ckpt is not None and ckpt.due(p + 1 == passes):

@@ -80,6 +80,7 @@ class _OneSeed(Group):
         self.dsa_cfg = cfg.dsa_config
         self.bf16 = cfg.precision == "bf16" and dev.type == "cuda"
         self.weight = loss_weight(cfg, data)
+        self.temperature = data.temperature  # the student's KD temperature (1: plain)
 
     def step(self, b: int, idx: torch.Tensor, n_real: int) -> torch.Tensor:
         i = idx[0]  # (B,): this seed's batch
@@ -87,7 +88,7 @@ class _OneSeed(Group):
         x = self.augment(x)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(x)
-        loss = soft_cross_entropy(logits, y)
+        loss = soft_cross_entropy(logits, y, temperature=self.temperature)
         (loss * self.weight if self.weight != 1.0 else loss).backward()
         return loss.detach().view(1)
 

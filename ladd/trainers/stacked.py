@@ -179,6 +179,7 @@ def stacked_loss(
     weight: torch.Tensor | None = None,
     *,
     bf16: bool = False,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed-over-seeds loss and per-seed losses of S stacked models on S batches.
 
@@ -194,7 +195,7 @@ def stacked_loss(
 
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = vmap(one, randomness="different")(params, buffers, x)  # (S, B, K)
-    per_seed = soft_cross_entropy(logits, y, weight)  # (S,)
+    per_seed = soft_cross_entropy(logits, y, weight, temperature)  # (S,)
     return per_seed.sum(), per_seed.detach()
 
 
@@ -306,6 +307,7 @@ class _StackedStep:
             self.inputs = self.inputs.contiguous(memory_format=torch.channels_last)
         self.dsa_cfg = cfg.dsa_config
         self.loss_scale = loss_weight(cfg, data)  # 1, or samples per image ("image_sum")
+        self.temperature = data.temperature  # the student's KD temperature (1: plain)
         self.mode = plan.mode if plan.mode != "policy" else "off"
         self.compiled: Callable | None = None
         self.cache_dir = cache_dir
@@ -344,7 +346,14 @@ class _StackedStep:
         if self.plan.channels_last:
             x5 = grouped_channels_last(x5)
         return stacked_loss(
-            self.base, self.params, self.buffers, x5, y, weight, bf16=self.plan.bf16
+            self.base,
+            self.params,
+            self.buffers,
+            x5,
+            y,
+            weight,
+            bf16=self.plan.bf16,
+            temperature=self.temperature,
         )
 
     # -- one step --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ probability targets, built from a distilled or label-augmented set."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,10 @@ class TrainingData:
     num_crops: int  # how many are crops
     num_classes: int
     num_images: int = 0  # distinct images the samples come from (M)
+    # The order of each pass's batches when the data fixes it (a soft-label store's replay,
+    # ladd.stores.replay.ReplaySchedule); None: the loop shuffles (ladd.trainers.loop.Shuffle).
+    schedule: Any = None
+    temperature: float = 1.0  # the student's logits are divided by it in the loss (KD's T)
 
     def __len__(self) -> int:
         return int(self.inputs.shape[0])
@@ -76,6 +81,10 @@ def build_training_data(
     limit (`limits`, default the LADD_MAX_* environment's), which used to refuse such a set.
     """
     lm = label_mode(mode)
+    if lm.replay:  # a soft-label store's epochs, as stored (ladd.stores.replay)
+        if not hasattr(dataset, "replay_data"):
+            raise ValueError(f"mode {mode!r} needs a soft-label store (--soft-labels STORE)")
+        return dataset.replay_data()
     caps = limits if limits is not None else current_limits()
     images = dataset.images.float().cpu()  # (M, C, H, W)
     m = images.shape[0]

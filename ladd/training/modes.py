@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MODES", "LabelMode", "label_mode"]
+__all__ = ["MODES", "STORE_MODE", "LabelMode", "label_mode"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class LabelMode:
     description: str
     full: tuple[str, ...] = ()
     crops: tuple[str, ...] = ()
+    replay: bool = False  # the samples are a soft-label store's stored crops (ladd.stores)
 
     @property
     def needs_dense(self) -> bool:
@@ -63,10 +64,24 @@ _MODES: tuple[LabelMode, ...] = (
 )
 MODES: dict[str, LabelMode] = {m.name: m for m in _MODES}
 
+# Beside Table 6: a soft-label store replayed (ladd.stores.replay). Not one of MODES, which are
+# the label modes of a (label-augmented) set; it needs a store (`--soft-labels STORE`).
+STORE_MODE = LabelMode(
+    "store",
+    "a soft-label store's epochs as stored: each epoch's crops, flips and mixes with their "
+    "soft labels, KL at the store's temperature (SRe2L and its successors' FKD replay)",
+    replay=True,
+)
+
 
 def label_mode(name: str) -> LabelMode:
     """The LabelMode called `name` (ValueError naming the choices when unknown)."""
+    if name == STORE_MODE.name:
+        return STORE_MODE
     try:
         return MODES[name]
     except KeyError:
-        raise ValueError(f"unknown mode {name!r}; use one of {', '.join(MODES)}") from None
+        raise ValueError(
+            f"unknown mode {name!r}; use one of {', '.join(MODES)} (or {STORE_MODE.name} with a "
+            "soft-label store)"
+        ) from None

@@ -37,6 +37,8 @@ COMMANDS = [
     "train",
     "evaluate",
     "warmup",
+    "convert",
+    "score",
     "sweep",
     "app",
     "report",
