@@ -313,3 +313,36 @@ def torch_device(name: str) -> torch.device:
     from ladd.device import resolve_device
 
     return resolve_device(name)
+
+
+# -- soft-label stores (the field's FKD-family label files) ---------------------------------
+SoftLabelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--soft-labels",
+        help="A soft-label store beside the image folder (SRe2L/CDA/FADRM/CV-DD, LPLD, EDC, HALD, "
+        "LPQLD, or a file `ladd convert` wrote): trained as its authors train on it.",
+    ),
+]
+FkdSeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--fkd-seed",
+        help="SRe2L-layout stores record no image order: the RandomSampler seed they were made "
+        "with (SRe2L's relabel.sh: 42).",
+    ),
+]
+TemperatureOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--label-temperature",
+        help="Soften the stored logits at T (default: the family's own, e.g. SRe2L's -T 20).",
+    ),
+]
+StudentTemperatureOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--student-temperature",
+        help="Divide the student's logits by T in the KL (default: the family's own).",
+    ),
+]

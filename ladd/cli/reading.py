@@ -78,3 +78,30 @@ def load_training_set(
     for w in inputs.warnings:
         warn(w)
     return inputs.dataset, inputs.test
+
+
+def with_soft_labels(
+    path: Path,
+    dataset: TrainableSet,
+    store: Path | None,
+    *,
+    label_temperature: float | None = None,
+    student_temperature: float | None = None,
+    fkd_seed: int = 42,
+) -> TrainableSet:
+    """The set with a soft-label store beside it (--soft-labels: trained as its authors train
+    on it, ladd.stores), or the set as it is when no store is given."""
+    if store is None:
+        return dataset
+    from ladd.stores.pairing import open_soft_label_set
+
+    if not store.exists():
+        raise CLIError(f"{store}: no such soft-label store")
+    return open_soft_label_set(
+        path,
+        store,
+        dataset=dataset,
+        label_temperature=label_temperature,
+        student_temperature=student_temperature,
+        fkd_seed=fkd_seed,
+    )

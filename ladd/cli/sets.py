@@ -16,12 +16,14 @@ from ladd.cli.options import (
     DebugOpt,
     DeviceOpt,
     ExperimentOpt,
+    FkdSeedOpt,
     ForceOpt,
     FormatOpt,
     JsonOpt,
     MeanOpt,
     NumClassesOpt,
     SeedOpt,
+    SoftLabelsOpt,
     SourceOpt,
     StdOpt,
     WorkspaceOpt,
@@ -49,11 +51,14 @@ def info(
     experiment: ExperimentOpt = None,
     num_classes: NumClassesOpt = None,
     allow_unwhitened: AllowUnwhitenedOpt = False,
+    soft_labels: SoftLabelsOpt = None,
+    fkd_seed: FkdSeedOpt = 42,
     json_out: JsonOpt = False,
     data_root: DataRootOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Describe a distilled set or a label-augmented set (its warnings on stderr)."""
+    """Describe a distilled set or a label-augmented set (its warnings on stderr); with
+    --soft-labels, the store beside it too (family, epochs, crops per epoch, labels, bytes)."""
     with guard(debug):
         reading = set_reading(
             source=source, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment,
@@ -70,12 +75,25 @@ def info(
             from ladd.dense import set_storage_report
 
             d["zip_overhead"] = set_storage_report(ds).overhead
+        if soft_labels is not None:
+            from ladd.stores.pairing import describe_soft_labels
+
+            if not soft_labels.exists():
+                raise CLIError(f"{soft_labels}: no such soft-label store")
+            d["soft_labels"] = describe_soft_labels(
+                soft_labels, path, dataset=ds, fkd_seed=fkd_seed
+            )
         table = Table(show_header=False, box=None)
         for k, v in d.items():
-            if k == "warnings" and not v:
+            if (k == "warnings" and not v) or k == "soft_labels":
                 continue
             table.add_row(str(k), _short(v))
         out.print(table)
+        store = d.get("soft_labels") or {}
+        for line in store.get("lines", []):
+            out.print(f"soft labels: {line}")
+        if store.get("paired") is False:
+            out.print(f"soft labels: not this folder's: {store.get('problem')}")
         if json_out:
             print_json(d)
 

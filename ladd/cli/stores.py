@@ -20,6 +20,7 @@ from ladd.cli.options import (
     DeviceOpt,
     EpochsOpt,
     ExperimentOpt,
+    FkdSeedOpt,
     ForceOpt,
     FormatOpt,
     JsonOpt,
@@ -30,8 +31,11 @@ from ladd.cli.options import (
     ProtocolOpt,
     SeedOpt,
     SeedsOpt,
+    SoftLabelsOpt,
     SourceOpt,
     StdOpt,
+    StudentTemperatureOpt,
+    TemperatureOpt,
     WidthOpt,
     WorkspaceOpt,
     ZcaOpt,
@@ -43,37 +47,6 @@ from ladd.cli.options import (
 from ladd.codecs import DEFAULT_CODEC
 
 app = typer.Typer()
-
-SoftLabelsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--soft-labels",
-        help="A soft-label store beside the image folder (SRe2L/CDA/FADRM/CV-DD, LPLD, EDC, HALD, "
-        "LPQLD, or a file `ladd convert` wrote): trained as its authors train on it.",
-    ),
-]
-FkdSeedOpt = Annotated[
-    int,
-    typer.Option(
-        "--fkd-seed",
-        help="SRe2L-layout stores record no image order: the RandomSampler seed they were made "
-        "with (SRe2L's relabel.sh: 42).",
-    ),
-]
-TemperatureOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--label-temperature",
-        help="Soften the stored logits at T (default: the family's own, e.g. SRe2L's -T 20).",
-    ),
-]
-StudentTemperatureOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--student-temperature",
-        help="Divide the student's logits by T in the KL (default: the family's own).",
-    ),
-]
 
 
 @app.command()

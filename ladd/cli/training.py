@@ -21,6 +21,7 @@ from ladd.cli.options import (
     DeviceOpt,
     EpochsOpt,
     ExperimentOpt,
+    FkdSeedOpt,
     FormatOpt,
     FullLabelsOpt,
     JsonOpt,
@@ -34,8 +35,11 @@ from ladd.cli.options import (
     ProtocolOpt,
     SeedOpt,
     SeedsOpt,
+    SoftLabelsOpt,
     SourceOpt,
     StdOpt,
+    StudentTemperatureOpt,
+    TemperatureOpt,
     TrainerOpt,
     WidthOpt,
     WorkspaceOpt,
@@ -46,7 +50,7 @@ from ladd.cli.options import (
     torch_device,
     train_config,
 )
-from ladd.cli.reading import load_training_set
+from ladd.cli.reading import load_training_set, with_soft_labels
 
 if TYPE_CHECKING:
     import torch
@@ -110,6 +114,10 @@ def train(
     experiment: ExperimentOpt = None,
     num_classes: NumClassesOpt = None,
     allow_unwhitened: AllowUnwhitenedOpt = False,
+    soft_labels: SoftLabelsOpt = None,
+    label_temperature: TemperatureOpt = None,
+    student_temperature: StudentTemperatureOpt = None,
+    fkd_seed: FkdSeedOpt = 42,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
     debug: DebugOpt = False,
@@ -150,6 +158,10 @@ def train(
         if job is not None:
             dev = job[1]
         ds, test = load_training_set(file, reading, ws, data_root)
+        ds = with_soft_labels(
+            file, ds, soft_labels, label_temperature=label_temperature,
+            student_temperature=student_temperature, fkd_seed=fkd_seed,
+        )  # fmt: skip
         plan = plan_training(ds, cfg, dev)  # under torchrun the plan's engine is ddp
         _warn_long(cfg.epochs, dev)
         if job is None or job[0].leader:
@@ -214,6 +226,10 @@ def evaluate(
     experiment: ExperimentOpt = None,
     num_classes: NumClassesOpt = None,
     allow_unwhitened: AllowUnwhitenedOpt = False,
+    soft_labels: SoftLabelsOpt = None,
+    label_temperature: TemperatureOpt = None,
+    student_temperature: StudentTemperatureOpt = None,
+    fkd_seed: FkdSeedOpt = 42,
     device: DeviceOpt = "auto",
     workspace: WorkspaceOpt = None,
     debug: DebugOpt = False,
@@ -249,6 +265,10 @@ def evaluate(
         ws = open_workspace(workspace)
         dev = torch_device(device)
         ds, test = load_training_set(file, reading, ws, data_root)
+        ds = with_soft_labels(
+            file, ds, soft_labels, label_temperature=label_temperature,
+            student_temperature=student_temperature, fkd_seed=fkd_seed,
+        )  # fmt: skip
         plans = plan_architectures(ds, cfg, arch_list, dev)
         _warn_long(cfg.epochs, dev)
         with progress_bar(f"evaluate ({cfg.mode})") as cb:
@@ -342,20 +362,10 @@ def cost_note(plan: TrainPlan, world: int = 1, *, over_s: float = 600.0) -> None
     """Before a long training: its estimated time from the cost model (ladd.sweep.cost), from
     the plan's figures, said to be an estimate and on what it rests; nothing for a run
     estimated under `over_s`."""
-    from ladd.sweep.cost import estimate_cell
+    from ladd.sweep.cost import estimate_plan
 
-    cfg, dev = plan.config, plan.torch_device
-    est = estimate_cell(
-        cfg.arch,
-        cfg.mode,
-        images=plan.set.images,
-        n=cfg.n or 0,  # no grid: a mode without crops
-        image_size=plan.set.image_size,
-        seeds=len(cfg.seeds),
-        epochs=cfg.passes,
-        width=plan.spec.options.get("width"),
-        device=dev.type,
-    )
+    dev = plan.torch_device
+    est = estimate_plan(plan)
     if est.seconds is None or est.seconds < over_s:
         return
     hours = est.seconds / 3600

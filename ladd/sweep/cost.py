@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ladd.plan import TrainPlan
 
 __all__ = [
+    "estimate_plan",
     "THROUGHPUTS",
     "CellEstimate",
     "SweepEstimate",
@@ -216,3 +220,26 @@ def estimate_cell(
     if rate is None:
         return CellEstimate(None, None, work, basis)
     return CellEstimate(START_SECONDS.get(device, 5.0) + work / rate, rate, work, basis)
+
+
+def estimate_plan(plan: TrainPlan, device: str | None = None) -> CellEstimate:
+    """The cost model's estimate of a planned run (what `ladd train` prints before a long run,
+    and `ladd score` sums): its seeds x passes x samples an epoch. A store run trains on as many
+    samples an epoch as the store holds crops, and cuts none of its own. `device`: "cpu" |
+    "cuda" (default: the plan's)."""
+    cfg, facts = plan.config, plan.set
+    mode, images = cfg.mode, facts.images
+    if mode == "store":
+        mode = "baseline"
+        images = int((facts.soft_labels or {}).get("crops_per_epoch") or images)
+    return estimate_cell(
+        cfg.arch,
+        mode,
+        images=images,
+        n=int(cfg.n or 0),  # no grid: a mode without crops
+        image_size=facts.image_size,
+        seeds=len(cfg.seeds),
+        epochs=cfg.passes,
+        width=plan.spec.options.get("width"),
+        device=device or plan.torch_device.type,
+    )
