@@ -146,7 +146,8 @@ def test_default_labeler_is_mtt_buffer_training_and_its_checkpoint_says_so(
     )
     assert strong.recipe_name == "strong"
     assert LabelerConfig(momentum=0.5).recipe_name == "custom"
-    assert LabelerConfig(augment=True).image_augmentation == "flip_crop"  # first-wave checkpoints
+    with pytest.warns(DeprecationWarning, match="image_augmentation"):  # first-wave checkpoints
+        assert LabelerConfig.from_dict({"augment": True}).image_augmentation == "flip_crop"
     train, test = shapes_small
     tiny = train.subset(torch.arange(0, len(train), 40))
     small = LabelerConfig(epochs=1, save_at=(1,), batch_size=16, model_options={"width": 4})
@@ -180,19 +181,23 @@ def test_a_folder_of_another_trainings_checkpoints_is_refused_not_resumed(
     assert (tmp_path / "epoch_001.safetensors").read_bytes() == before  # nothing overwritten
 
 
-def test_image_augmentation_keeps_reading_its_old_name_augment() -> None:
-    """The field was `augment`: older checkpoints' metadata and older callers still work."""
+def test_image_augmentation_keeps_reading_its_old_name_augment_with_a_warning() -> None:
+    """The field was `augment`: older checkpoints' metadata is still read, with a
+    DeprecationWarning naming the new field; the keyword itself is gone from the class."""
     old_meta = {**LabelerConfig().to_dict(), "augment": "flip_crop"}
     old_meta.pop("image_augmentation")
-    cfg = LabelerConfig.from_dict(old_meta)
+    with pytest.warns(DeprecationWarning, match="image_augmentation"):
+        cfg = LabelerConfig.from_dict(old_meta)
     assert cfg.image_augmentation == "flip_crop" and cfg.recipe_name == "custom"
     assert cfg.resume_key() == LabelerConfig(image_augmentation="flip_crop").resume_key()
-    assert LabelerConfig(augment="none").augment == "none"  # the read-only alias
     # the identity keeps the first name, so labeler folders named by its digest stay valid
     assert (
         cfg.resume_key()["augment"] == "flip_crop" and "image_augmentation" not in cfg.resume_key()
     )
-    assert LabelerConfig(augment=False) == LabelerConfig(image_augmentation="none")
+    with pytest.warns(DeprecationWarning):
+        assert LabelerConfig.from_dict({"augment": False}).image_augmentation == "none"
+    with pytest.raises(TypeError):
+        LabelerConfig(augment="none")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="unknown image augmentation 'blur'"):
         LabelerConfig(image_augmentation="blur")
 

@@ -1,31 +1,10 @@
-"""Training the labeler g (LADD paper, arXiv 2409.16239, section 3.2) and its checkpoints.
-
-A labeler is a small classifier of the distillation architecture (ConvNet-D3 at 32 px, ConvNet-D5
-at 128 px) trained from scratch on the real training split "following [2]", i.e. as MTT's
-`buffer.py` trains its experts (the "mtt" recipe, the default): SGD lr 0.01 (the paper's Sec. 4.1;
-Sec. 3.2 says 0.015), momentum 0, weight decay 0, batch 256, shuffled, DSA augmentation (one op
-per batch, the deployment strategy), constant lr (buffer.py's --decay is off). Checkpoints at
-10, 20, 30, 40, 50 of 50 epochs; the epoch-10 one is the default labeler (later ones are more
-accurate but over-confident, paper Fig. 5). The "strong" recipe (momentum 0.9, weight decay
-5e-4, flips and padded crops) is this project's earlier default, kept by name.
-
-A checkpoint `epoch_010.safetensors` holds the model weights under their usual names, the SGD
-momentum buffers under `_optim.<name>`, the shuffling generator's state under `_rng.train`, and
-its metadata key "ladd_labeler" is the JSON of a LabelerMeta (architecture, source, epoch,
-normalisation, class names, seed, test accuracy, the training config). Files are written to a
-temporary name and renamed, so a crash never leaves a half-written checkpoint; training resumes
-from the last checkpoint whose config matches, with the same optimizer and shuffling state, so a
-resumed run computes the same numbers as an uninterrupted one on the same device.
-"""
+"""Training the labeler: the recipe's loop, checkpoints at chosen epochs, exact resume."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,288 +17,22 @@ from ladd.data.imageset import SourceInfo, normalise
 from ladd.data.streaming import evaluate_loader
 from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
-from ladd.files import check_output, claim_output, save_tensors
+from ladd.files import claim_output, save_tensors
 from ladd.flops import train_flops_per_sample
-from ladd.models import create_for_state, create_model
-from ladd.numbers import require_finite
+from ladd.labeler.checkpoints import LabelerMeta, checkpoint_name, list_checkpoints, read_meta
+from ladd.labeler.config import (
+    _LOADER_RNG_KEY,
+    _OPTIM_PREFIX,
+    _RNG_KEY,
+    LABELER_FILES,
+    LABELER_FORMAT,
+    RESUME_FILE,
+    LabelerConfig,
+    default_labeler_arch,
+)
+from ladd.models import create_model
 from ladd.progress import ProgressEvent, ProgressFn
-from ladd.training import TrainingStopped, distillation_arch
-
-LABELER_FORMAT = "ladd.labeler/1"
-_OPTIM_PREFIX = "_optim."
-_RNG_KEY = "_rng.train"
-_LOADER_RNG_KEY = "_rng.loader"  # a training DataLoader's generator (training from a loader)
-RESUME_FILE = ".resume.safetensors"  # the latest epoch's state between checkpoints (hidden)
-_CKPT_RE = re.compile(r"^epoch_(\d+)\.safetensors$")
-LABELER_FILES = ("epoch_*.safetensors", RESUME_FILE, ".*.tmp")  # what a labeler folder holds
-
-
-def default_labeler_arch(image_size: int) -> str:
-    """The labeler is the distillation architecture of the field (ladd.training)."""
-    return distillation_arch(image_size)
-
-
-AUGMENTS = ("dsa", "flip_crop", "none")
-LABELER_RECIPES: dict[str, dict[str, Any]] = {
-    "mtt": {
-        "lr": 0.01,
-        "momentum": 0.0,
-        "weight_decay": 0.0,
-        "image_augmentation": "dsa",
-        "batch_size": 256,
-    },
-    "strong": {"momentum": 0.9, "weight_decay": 5e-4, "image_augmentation": "flip_crop"},
-}
-
-
-@dataclass(frozen=True)
-class LabelerConfig:
-    """How a labeler is trained (saved inside each of its checkpoints)."""
-
-    arch: str | None = None  # None: default_labeler_arch(image size)
-    epochs: int = 50
-    save_at: tuple[int, ...] = (10, 20, 30, 40, 50)
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    seed: int = 0
-    # How the labeler's training *images* are augmented (not its labels): "dsa" | "flip_crop"
-    # (random flip + crop after padding `pad`) | "none"
-    image_augmentation: str = "dsa"
-    pad: int = 4
-    limit_per_class: int | None = None  # quick runs on a class-balanced subset of the train split
-    image_size: int | None = None  # None: the source's native size
-    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 32}
-    zca: bool = False  # train in ZCA space (for MTT/DATM sets on CIFAR)
-    zca_eps: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if any(int(e) < 1 for e in self.save_at):
-            raise ValueError(f"save_at epochs must be >= 1, got {self.save_at}")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        require_finite("lr", self.lr, positive=True)
-        require_finite("momentum", self.momentum)
-        require_finite("weight decay", self.weight_decay)
-        require_finite("zca eps", self.zca_eps, positive=True)
-        if self.image_augmentation not in AUGMENTS:
-            raise ValueError(
-                f"unknown image augmentation {self.image_augmentation!r}; "
-                f"use one of {', '.join(AUGMENTS)}"
-            )
-        object.__setattr__(self, "save_at", tuple(sorted({int(e) for e in self.save_at})))
-
-    @classmethod
-    def recipe(cls, name: str, **overrides: Any) -> LabelerConfig:
-        """A named recipe ("mtt": MTT buffer.py, the default; "strong": momentum 0.9, weight
-        decay 5e-4, flips and crops) with any field overridden."""
-        if name not in LABELER_RECIPES:
-            raise ValueError(
-                f"unknown labeler recipe {name!r}; use one of {', '.join(LABELER_RECIPES)}"
-            )
-        return cls(**{**LABELER_RECIPES[name], **overrides})
-
-    @property
-    def recipe_name(self) -> str:
-        """The recipe these optimiser/augmentation settings are, or "custom"."""
-        for name, fields_ in LABELER_RECIPES.items():
-            ref = {**LABELER_RECIPES["mtt"], **fields_}
-            if all(getattr(self, k) == v for k, v in ref.items()):
-                return name
-        return "custom"
-
-    def checkpoint_epochs(self) -> tuple[int, ...]:
-        """Epochs that get a checkpoint: save_at up to `epochs`, or the last epoch if none."""
-        eps = tuple(e for e in self.save_at if e <= self.epochs)
-        return eps or (self.epochs,)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["save_at"] = list(self.save_at)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LabelerConfig:
-        """A config from a checkpoint's metadata. Checkpoints written before the field was
-        renamed say "augment" (a bool in the first wave: True = flip + crop): read with a
-        DeprecationWarning naming the new field."""
-        d = dict(d)
-        if "augment" in d:
-            old = d.pop("augment")
-            warnings.warn(
-                "this labeler checkpoint's config says 'augment' (the name before "
-                "'image_augmentation'); it is read as image_augmentation",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            if isinstance(old, bool):
-                old = "flip_crop" if old else "none"
-            d.setdefault("image_augmentation", old)
-        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        d["save_at"] = tuple(d.get("save_at", ()))
-        return cls(**d)
-
-    def resume_key(self) -> dict[str, Any]:
-        """What must match for a checkpoint to be continued (epochs / save_at may grow)."""
-        d = self.to_dict()
-        d.pop("epochs")
-        d.pop("save_at")
-        # under the field's first name, so that folders named by a digest of this key (the
-        # demo's labelers) stay valid across the rename
-        d["augment"] = d.pop("image_augmentation")
-        return d
-
-
-@dataclass(frozen=True)
-class LabelerMeta:
-    """What a labeler checkpoint says about itself."""
-
-    arch: str
-    spec: dict[str, Any]  # ModelSpec.to_dict()
-    source: str
-    epoch: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    class_names: tuple[str, ...]
-    seed: int
-    test_accuracy: float
-    image_size: int
-    zca_space: bool = False  # trained on ZCA-whitened images (a set's `zca` is the ZCA itself)
-    train_accuracy: float | None = None
-    train_flops: float = 0.0  # cumulative training FLOPs up to this epoch
-    seconds: float = 0.0  # cumulative training wall time up to this epoch
-    config: dict[str, Any] = field(default_factory=dict)
-    format: str = LABELER_FORMAT
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        d["class_names"] = list(self.class_names)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LabelerMeta:
-        d = dict(d)
-        if "zca" in d and "zca_space" not in d:  # checkpoints written before the rename
-            d["zca_space"] = bool(d.pop("zca"))
-        for k in ("mean", "std", "class_names"):
-            d[k] = tuple(d[k])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}@{self.source}/epoch{self.epoch}"
-
-
-@dataclass
-class Labeler:
-    """A loaded labeler: the model (eval mode) and what its checkpoint says."""
-
-    model: nn.Module
-    meta: LabelerMeta
-    path: Path | None = None
-
-
-def checkpoint_name(epoch: int) -> str:
-    return f"epoch_{epoch:03d}.safetensors"
-
-
-def list_checkpoints(directory: str | Path) -> list[Path]:
-    """Labeler checkpoints of a folder, by epoch."""
-    d = Path(directory)
-    if not d.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _CKPT_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def read_meta(path: str | Path) -> LabelerMeta:
-    """The LabelerMeta of a checkpoint, without loading weights."""
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as err:  # safetensors raises several types for a bad file
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
-    if "ladd_labeler" not in meta:
-        raise ValueError(f"{path}: not a LADD labeler checkpoint (no 'ladd_labeler' metadata)")
-    return LabelerMeta.from_dict(json.loads(meta["ladd_labeler"]))
-
-
-def load_labeler(path: str | Path, device: str | torch.device = "cpu") -> Labeler:
-    """Load a labeler checkpoint (a file, or a folder: its epoch-10 checkpoint, else the first)."""
-    path = Path(path)
-    if path.is_dir():
-        ckpts = list_checkpoints(path)
-        if not ckpts:
-            raise ValueError(f"{path}: no labeler checkpoints (epoch_NNN.safetensors) in it")
-        ten = [p for p in ckpts if p.name == checkpoint_name(10)]
-        path = ten[0] if ten else ckpts[0]
-    if not path.is_file():
-        raise FileNotFoundError(f"labeler checkpoint {path} does not exist")
-    meta = read_meta(path)
-    with safe_open(str(path), framework="pt") as f:
-        state = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("_")}  # noqa: SIM118
-    # the spec is checked against the file's weights before the model is built (a spec that
-    # claims 10^9 classes beside a few KB of weights is refused, not allocated)
-    model = create_for_state(meta.spec, {k: tuple(v.shape) for k, v in state.items()}, str(path))
-    model.load_state_dict(state)
-    return Labeler(model.to(resolve_device(device)).eval(), meta, path)
-
-
-def import_labeler(
-    arch: str,
-    checkpoint: str | Path,
-    info: SourceInfo,
-    out: str | Path,
-    *,
-    image_size: int | None = None,
-    force: bool = False,
-) -> Path:
-    """A user's own trained torchvision network as a LADD labeler checkpoint at `out`, so that
-    a user with a trained network labels with it instead of training a labeler. An existing
-    `out` is replaced only with `force` (ladd.files.claim_output: never the checkpoint read,
-    never a workspace's own files).
-
-    `checkpoint` is read by ladd.models.tv.load_torchvision_checkpoint (torch.load with
-    weights_only=True; a bare state_dict or one under "state_dict"/"model", "module." removed)
-    into torchvision model `arch` ("tv_resnet18", ...) with the classes of `info`, the source
-    whose images it was trained on (its normalisation and class names go into the labeler's
-    metadata). The labeler records epoch 0, source `info.name` and an unmeasured test accuracy
-    (NaN): it was not trained here.
-    """
-    from ladd.models.tv import load_torchvision_checkpoint
-
-    size = int(image_size or info.image_size)
-    model = load_torchvision_checkpoint(arch, checkpoint, info.num_classes, size)
-    check_output(out, inputs=(checkpoint,), force=force)
-    meta = LabelerMeta(
-        arch=arch,
-        spec=model.spec.to_dict(),
-        source=info.name,
-        epoch=0,
-        mean=tuple(info.mean),
-        std=tuple(info.std),
-        class_names=tuple(info.class_names),
-        seed=0,
-        test_accuracy=float("nan"),
-        image_size=size,
-        config={"imported_from": str(Path(checkpoint).resolve())},
-    )
-    tensors = dict(model.state_dict())
-    with claim_output(out, inputs=(checkpoint,), force=force):
-        return save_tensors(
-            out, tensors, {"ladd_labeler": json.dumps(meta.to_dict()), "format": LABELER_FORMAT}
-        )
-
+from ladd.training import TrainingStopped
 
 # ---------------------------------------------------------------------------------------------
 # Training
