@@ -34,7 +34,6 @@ from typing import Any
 
 import torch
 
-from ladd.limits import current_limits
 from ladd.stores.base import (
     SoftLabelStore,
     StoreBatch,
@@ -43,6 +42,7 @@ from ladd.stores.base import (
     StoreReader,
 )
 from ladd.stores.reading import (
+    epoch_orders,
     first_rows,
     fkd_batch,
     label_tensor,
@@ -274,29 +274,15 @@ class LpldStore(_EpochFolders):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         path = root / "sampler_indices_epoch.json"
-        raw = read_json(path)
-        if not isinstance(raw, dict):
-            raise StoreError(path, "is not a map of epoch -> image indices")
-        limits = current_limits()
-        self.orders: list[torch.Tensor] = []
-        for e in range(len(self.files)):
-            lst = raw.get(str(e))
-            if not isinstance(lst, list) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in lst
-            ):
-                raise StoreError(path, f"epoch {e} has no list of image indices")
-            limits.check_images(len(lst), str(path))
-            want = -(-len(lst) // self.batch_size)
+        self.orders = epoch_orders(read_json(path), path, len(self.files))
+        for e, order in enumerate(self.orders):
+            want = -(-len(order) // self.batch_size)
             if want != len(self.files[e]):
                 raise StoreError(
                     path,
-                    f"epoch {e} lists {len(lst)} images ({want} batches of {self.batch_size}) "
+                    f"epoch {e} lists {len(order)} images ({want} batches of {self.batch_size}) "
                     f"but epoch_{e} holds {len(self.files[e])} batch files",
                 )
-            t = torch.tensor(lst, dtype=torch.long)
-            if t.numel() and int(t.min()) < 0:
-                raise StoreError(path, f"epoch {e} lists a negative image index")
-            self.orders.append(t)
         self.num_images: int | None = None
 
     def side_files(self) -> list[Path]:

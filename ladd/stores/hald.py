@@ -17,11 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ladd.limits import current_limits
 from ladd.stores.base import SoftLabelStore, StoreBatch, StoreError, StoreInfo, StoreReader
-from ladd.stores.reading import first_rows, fkd_batch, load_store_file
+from ladd.stores.reading import epoch_orders, first_rows, fkd_batch, load_store_file
 
 __all__ = ["HaldReader", "HaldStore", "HALD_TEMPERATURE"]
 
@@ -45,22 +42,7 @@ class HaldStore(SoftLabelStore):
             raise StoreError(root, f"epoch_<e>.tar files are not numbered 0..{len(found) - 1}")
         self.files = [found[e] for e in range(len(found))]
         path = root / INDICES
-        raw = load_store_file(path)
-        if not isinstance(raw, dict):
-            raise StoreError(path, "is not a map of epoch -> image indices")
-        limits = current_limits()
-        self.orders: list[torch.Tensor] = []
-        for e in range(len(self.files)):
-            lst = raw.get(str(e))
-            if not isinstance(lst, list) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in lst
-            ):
-                raise StoreError(path, f"epoch {e} has no list of image indices")
-            limits.check_images(len(lst), str(path))
-            t = torch.tensor(lst, dtype=torch.long)
-            if t.numel() and int(t.min()) < 0:
-                raise StoreError(path, f"epoch {e} lists a negative image index")
-            self.orders.append(t)
+        self.orders = epoch_orders(load_store_file(path), path, len(self.files))
         self._cached: tuple[int, list[Any]] | None = None
         first = self._epoch(0)
         self.batch_size = first_rows(first[0], self.files[0])

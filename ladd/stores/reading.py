@@ -24,7 +24,14 @@ from ladd.limits import InputLimitError, current_limits, format_bytes
 from ladd.sets.base import DistilledFileError, safe_torch_load
 from ladd.stores.base import StoreBatch, StoreError
 
-__all__ = ["fkd_batch", "load_store_file", "read_json", "scalar_float", "scalar_int"]
+__all__ = [
+    "epoch_orders",
+    "fkd_batch",
+    "load_store_file",
+    "read_json",
+    "scalar_float",
+    "scalar_int",
+]
 
 EPS = 1e-3  # slack on fractions stored in float16
 
@@ -227,3 +234,26 @@ def first_rows(obj: Any, path: Path) -> int:
     if isinstance(obj, (list, tuple)) and len(obj) >= 2 and isinstance(obj[1], torch.Tensor):
         return int(obj[1].shape[0]) if obj[1].dim() == 1 else -1
     raise StoreError(path, "not an FKD batch: expected a list [coords, flip, ...]")
+
+
+def epoch_orders(raw: Any, path: Path, epochs: int) -> list[torch.Tensor]:
+    """The image order of each of `epochs` epochs from a map epoch -> list of image indices (a
+    family's sampler file: LPLD's JSON, HALD's dict): one long tensor an epoch, each list of
+    plain ints, no index negative, no list longer than the images cap; StoreError naming the
+    file and the epoch otherwise."""
+    if not isinstance(raw, dict):
+        raise StoreError(path, "is not a map of epoch -> image indices")
+    limits = current_limits()
+    orders: list[torch.Tensor] = []
+    for e in range(epochs):
+        lst = raw.get(str(e))
+        if not isinstance(lst, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in lst
+        ):
+            raise StoreError(path, f"epoch {e} has no list of image indices")
+        limits.check_images(len(lst), str(path))
+        t = torch.tensor(lst, dtype=torch.long)
+        if t.numel() and int(t.min()) < 0:
+            raise StoreError(path, f"epoch {e} lists a negative image index")
+        orders.append(t)
+    return orders
