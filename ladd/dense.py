@@ -79,7 +79,8 @@ def generate_dense_labels(
     m, c, h, w = images.shape
     if m == 0:
         raise ValueError("no images to label")
-    from ladd.trainers.compile import compile_fn, resolve_precision, use_compile_cache
+    from ladd.device import resolve_precision
+    from ladd.trainers.compile import compile_fn, use_compile_cache
 
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     bf16 = resolve_precision(precision, dev) == "bf16"

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ladd.subsample import sub_sample
-from ladd.training.config import TrainConfig
+from ladd.training.config import FULL_LABELS, TrainConfig
 from ladd.training.modes import label_mode
 
 __all__ = ["TrainingData", "build_training_data", "loss_weight"]
@@ -64,7 +64,8 @@ def build_training_data(
 
     Full images come first, then the crops (raster order per image). `n`, `r` only matter for
     crop modes on a plain distilled set (a label-augmented set brings its own). full_labels
-    "set": the full images' "hard" targets are the set's own soft labels when it has them.
+    "set_soft": the full images' "hard" targets are the set's own soft labels when it has them
+    (ValueError for a value not in FULL_LABELS: TrainConfig reads the old spellings).
     lazy_labels: the dense labels stay in their codec (ladd.codecs.EncodedTargets: a batch's
     rows are decoded when it is drawn, on the device, and no [M, N*N, K] float tensor is built);
     None: lazy for a set held in a codec other than float32/float16, as today otherwise.
@@ -74,6 +75,10 @@ def build_training_data(
     limit (LADD_MAX_CROP_BYTES), which used to refuse such a set.
     """
     lm = label_mode(mode)
+    if full_labels not in FULL_LABELS:
+        raise ValueError(
+            f"unknown full_labels {full_labels!r}; use one of {', '.join(FULL_LABELS)}"
+        )
     images = dataset.images.float().cpu()  # (M, C, H, W)
     m = images.shape[0]
     k = _num_classes(dataset)
