@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is not installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is not installed
 from bench import (  # noqa: E402
     cost_table,
     dense_speed,

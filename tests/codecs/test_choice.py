@@ -82,7 +82,7 @@ def test_the_default_codec_is_the_one_the_committed_part7_records_pick():
     records (CPU profile), and its labels take at most half float16's bytes per image."""
     from ladd.codecs import DEFAULT_CODEC, parse_codec
 
-    root = Path(__file__).resolve().parents[1] / "docs" / "results"
+    root = Path(__file__).resolve().parents[2] / "docs" / "results"
     records = [json.loads(p.read_text()) for p in sorted(root.glob("cpu-7-*.json"))]
     points = frontier_points(records)
     assert {p.distiller for p in points} == {"random", "dm"}

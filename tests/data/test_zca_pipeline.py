@@ -2,7 +2,7 @@
 
 ZCA space is MTT's (mtt-distillation utils.py:58-59 and :147-149): [0, 1] pixels with no
 Normalize, whitened by kornia's ZCAWhitening(eps=0.1) fitted on the whole train split; so a
-ZCA-space set and a ZCA labeler both record mean 0 / std 1. tests/test_zca_kornia.py checks
+ZCA-space set and a ZCA labeler both record mean 0 / std 1. tests/data/test_zca_kornia.py checks
 the whitening itself against kornia on real CIFAR-10.
 """
 

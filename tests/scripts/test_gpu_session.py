@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = os.environ.get("LADD_SHARED_DATA")
 pytestmark = [
     pytest.mark.slow,

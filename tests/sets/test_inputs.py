@@ -7,7 +7,7 @@ on train pixels (kornia's ZCAWhitening(eps=0.1), utils_baseline.py:243-245); the
 images start as real whitened images and are saved with the learned logits and lr under
 Normal/ (distill/DATM.py:402-404). The whitening here is fitted on 1,000 `shapes` train images
 (the offline source), not on CIFAR-10: the point is what a reader sees, not kornia's maths
-(tests/test_zca_kornia.py checks those).
+(tests/data/test_zca_kornia.py checks those).
 """
 
 from __future__ import annotations

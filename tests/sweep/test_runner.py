@@ -41,7 +41,7 @@ from ladd.sweep import (
 )
 from ladd.sweep.cost import estimate_cell, samples_per_epoch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
