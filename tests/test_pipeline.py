@@ -16,8 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ladd.cli import app
-from ladd.pipeline import RunSummary, slug, summarise
+from ladd.pipeline import slug
 from ladd.store import Workspace
+from ladd.summaries import RunSummary, summarise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,14 +55,14 @@ def test_slug_makes_one_file_name_from_any_source_name():
 
 
 @pytest.mark.slow
-def test_cli_dashboard_task_and_demo_record_the_same_schema(tmp_path, monkeypatch):
+def test_cli_dashboard_task_and_demo_record_the_same_schema(tmp_path, monkeypatch, small_demo):
     pytest.importorskip("streamlit")
     from app import tasks
-    from ladd.demo import build_demo
+    from ladd.training import TrainConfig
 
     monkeypatch.delenv("LADD_CACHE_DIR", raising=False)
-    demo_ws, cli_ws, app_ws = tmp_path / "demo", tmp_path / "cli", tmp_path / "app"
-    arts = build_demo(demo_ws, source="shapes", size="small", device="cpu")
+    demo_ws, cli_ws, app_ws = small_demo.root, tmp_path / "cli", tmp_path / "app"
+    arts = small_demo.arts  # the one small demo of this test run (tests/conftest.py)
     lab_args = ("--epochs", "1", "--save-at", "1", "--limit-per-class", "10", "--width", "8")
     _cli(cli_ws, "train-labeler", "--source", "shapes", *lab_args, "--device", "cpu")
     _cli(cli_ws, "random-real", "--source", "shapes", "--ipc", "1")
@@ -73,9 +74,9 @@ def test_cli_dashboard_task_and_demo_record_the_same_schema(tmp_path, monkeypatc
     assert cli_set.name == app_set.name == "random_real_shapes_ipc1_seed0"  # one naming rule
     train = ("--mode", "baseline", "--epochs", "1", "--seeds", "1", "--width", "8")
     _cli(cli_ws, "train", cli_set, "--source", "shapes", *train, "--device", "cpu")
-    cfg = {"arch": "convnet_d3", "mode": "baseline", "epochs": 1, "seeds": (0,)}
-    cfg["model_options"] = {"width": 8}
-    _wait(tasks.submit_training(str(app_ws), str(app_set), cfg, "from the dashboard"))
+    cfg = TrainConfig(mode="baseline", epochs=1, seeds=(0,), model_options={"width": 8})
+    planned = tasks.plan_training_job(str(app_ws), str(app_set), cfg, device="cpu")
+    _wait(tasks.submit_training(planned, "from the dashboard"))
 
     def runs(root: Path, kind: str):
         found = [r for r in Workspace(root).db.list_runs(kind) if r.status == "done"]
@@ -102,6 +103,7 @@ def test_every_file_the_pipeline_writes_has_the_umask_mode(tmp_path, monkeypatch
     from ladd.distill import RandomConfig
     from ladd.labeler import LabelerConfig
     from ladd.pipeline import run_distill, run_label_augment, run_labeler, run_train
+    from ladd.plan import plan_training
     from ladd.training import TrainConfig
 
     monkeypatch.delenv("LADD_CACHE_DIR", raising=False)
@@ -118,7 +120,7 @@ def test_every_file_the_pipeline_writes_has_the_umask_mode(tmp_path, monkeypatch
         la = run_label_augment(ws, ds.dataset, lab.checkpoints[0].path, n=2, device="cpu")
         test = load_source("shapes", "test", limit_per_class=2, cache_dir=ws.cache_dir)
         cfg = TrainConfig(mode="ladd", epochs=1, seeds=(0,), model_options={"width": 4})
-        run_train(ws, la.dataset, test, cfg, device="cpu")
+        run_train(ws, plan_training(la.dataset, cfg, "cpu"), la.dataset, test)
         ws.db.export_csv(tmp_path / "ws" / "runs.csv")
     finally:
         os.umask(old)
@@ -162,6 +164,7 @@ def test_steps_never_overwrite_an_input_or_an_existing_artifact_without_force(tm
 def test_a_run_whose_loss_becomes_nan_is_recorded_failed_with_the_epoch(tmp_path):
     from ladd.data import load_source
     from ladd.pipeline import run_train
+    from ladd.plan import plan_training
     from ladd.sets import random_real
     from ladd.training import NonFiniteLoss, TrainConfig
 
@@ -170,7 +173,7 @@ def test_a_run_whose_loss_becomes_nan_is_recorded_failed_with_the_epoch(tmp_path
     test = load_source("shapes", "test", limit_per_class=2)
     cfg = TrainConfig(mode="baseline", epochs=3, seeds=(0,), lr=1e30, model_options={"width": 4})
     with pytest.raises(NonFiniteLoss, match=r"seed 0 became (nan|inf) in epoch \d"):
-        run_train(ws, ds, test, cfg, device="cpu")
+        run_train(ws, plan_training(ds, cfg, "cpu"), ds, test)
     (rec,) = ws.db.list_runs("train")
     assert rec.status == "failed" and "NonFiniteLoss" in rec.error and "epoch" in rec.error
     assert not [k for k in rec.artifacts if k.startswith("model_seed")]  # no NaN weights saved
