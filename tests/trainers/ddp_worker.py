@@ -16,6 +16,8 @@ seeds) are trained, as a rank that dies.
      weights;
   3. OUT/eval.<rank>.json: ladd.deploy.evaluate_sharded on 101 images against one process's
      evaluate_models;
+  3b. OUT/nonfinite.<rank>.txt: a recorded run (ladd.pipeline.run_train, in INPUTS/ws-nonfinite)
+     at lr 1e30 on a tiny set, planned on the ddp engine: the error each rank ended with;
   4. `ladd augment` of INPUTS/set with INPUTS/labeler.safetensors (the command line's torchrun
      path: every rank labels its share, rank 0 writes OUT/two.safetensors and records it in
      INPUTS/ws); the command ends the job (every rank leaves with os._exit).
@@ -113,6 +115,28 @@ def _evaluate(out: Path) -> None:
     (out / f"eval.{rank}.json").write_text(json.dumps({"rank": rank, "seen": seen, "same": same}))
 
 
+def _non_finite(out: Path, inputs: Path) -> None:
+    from ladd.data import load_source
+    from ladd.device import ranks
+    from ladd.pipeline import run_train
+    from ladd.plan import plan_training
+    from ladd.sets import random_real
+    from ladd.store import Workspace
+
+    ds = random_real("shapes", 1, seed=0, limit_per_class=2, image_size=16)
+    test = load_source("shapes", "test", limit_per_class=1, image_size=16)
+    cfg = TrainConfig(
+        mode="baseline", epochs=3, seeds=(0,), lr=1e30, batch_size=4, model_options={"width": 4}
+    )
+    plan = plan_training(ds, cfg, "cpu")
+    try:
+        run_train(Workspace(inputs / "ws-nonfinite"), plan, ds, test)
+        ended = f"{plan.engine} done"
+    except Exception as err:  # the rank's end, written down for the test
+        ended = f"{plan.engine} {type(err).__name__}"
+    (out / f"nonfinite.{ranks().rank}.txt").write_text(ended)
+
+
 def main() -> None:
     from ladd.trainers.distributed import finish_distributed, init_distributed
 
@@ -135,6 +159,7 @@ def main() -> None:
         _train(out / "killed", here.leader)
         _train(out / "fresh", here.leader)
         _evaluate(out)
+        _non_finite(out, inputs)
         from ladd.cli import main as ladd_main
 
         sys.argv = [

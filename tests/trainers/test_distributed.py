@@ -203,6 +203,19 @@ def test_ladd_augment_under_torchrun_labels_shards_and_writes_one_file(ddp_job, 
     assert len(runs) == 2  # one for the torchrun job (rank 0), one for the single process
 
 
+def test_a_run_that_blows_up_on_two_ranks_is_recorded_failed(ddp_job, inputs):
+    """lr 1e30 on the ddp engine (the shared job's step 3b): both ranks end with the
+    non-finite error and rank 0 records the run failed, with no weights."""
+    from ladd.store import Workspace
+
+    out = _ok(ddp_job)
+    ends = [(out / f"nonfinite.{r}.txt").read_text().split() for r in (0, 1)]
+    assert all(e[0] == "ddp" and e[1] in ("NonFiniteLoss", "NonFiniteWeights") for e in ends)
+    (run,) = Workspace(inputs / "ws-nonfinite").db.list_runs("train")
+    assert run.status == "failed" and run.error.startswith(ends[0][1])
+    assert not [k for k in run.artifacts if k.startswith("model_seed")]
+
+
 @pytest.mark.parametrize("rank", [0, 1])
 def test_only_rank_zero_reports_progress(monkeypatch, rank):
     """Ranks other than 0 hand the loop no progress hook and a checkpoint that never writes."""
