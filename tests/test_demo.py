@@ -77,6 +77,52 @@ def test_a_demo_built_by_an_earlier_version_is_built_beside_not_refused(tmp_path
     assert again.ladd_run == new.ladd_run
 
 
+def test_the_demos_runs_are_named_by_their_plans_key(built):
+    """The demo finds a run to reuse by its plan's key (the settled config and the set's
+    digest), the identity every front end records."""
+    from ladd.pipeline import find_train_run
+    from ladd.plan import plan_training
+    from ladd.sets import LabelAugmentedSet
+    from ladd.store import Workspace
+    from ladd.training import TrainConfig
+
+    root, arts, _ = built
+    ws = Workspace(root)
+    la = LabelAugmentedSet.load(arts.set_path)
+    for run_id in (arts.baseline_run, arts.ladd_run):
+        run = ws.db.get_run(run_id)
+        cfg = TrainConfig.from_dict(run.config["train"])  # as recorded: settled already
+        plan = plan_training(la, cfg, "cpu")
+        assert plan.key == run.config["plan"]["key"]  # planning it again: the same run
+        assert find_train_run(ws, plan.key) == run_id
+
+
+def test_a_run_of_the_same_plan_from_another_front_end_is_reused_by_the_demo(tmp_path):
+    """A demo whose LADD run's weights are gone trains it again, unless a run of the same plan
+    was recorded meanwhile by another front end (here the pipeline's run_train, what `ladd
+    train` and the dashboard call): the demo reuses that run."""
+    import shutil
+
+    from ladd.data import load_source
+    from ladd.pipeline import run_train
+    from ladd.plan import plan_training
+    from ladd.sets import LabelAugmentedSet
+    from ladd.store import Workspace
+    from ladd.training import TrainConfig
+
+    first = build_demo(tmp_path, size="small", device="cpu")
+    ws = Workspace(tmp_path)
+    recorded = ws.db.get_run(first.ladd_run)
+    shutil.rmtree(ws.db.runs_dir / str(first.ladd_run))  # its weights gone: not reusable
+    la = LabelAugmentedSet.load(first.set_path)
+    plan = plan_training(la, TrainConfig.from_dict(recorded.config["train"]), "cpu")
+    test = load_source("shapes", "test", limit_per_class=2, cache_dir=ws.cache_dir)
+    other, _ = run_train(ws, plan, la, test, set_path=first.set_path, label="from the CLI")
+    again = build_demo(tmp_path, size="small", device="cpu")
+    assert "run:ladd" in again.skipped and again.ladd_run == other != first.ladd_run
+    assert again.baseline_run == first.baseline_run
+
+
 def test_the_summary_says_what_was_trained_and_what_it_scored(built):
     from ladd.store import Workspace
 
