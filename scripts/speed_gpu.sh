@@ -3,7 +3,7 @@
 # call's 10 minutes), every stage under its own cap, records written as each finishes.
 #   bash scripts/speed_gpu.sh                      # on the device machine; outputs under $OUT
 #   TINY=1 DEVICE=cpu bash scripts/speed_gpu.sh    # CPU rehearsal at smoke sizes (the plumbing;
-#                                                  # tests/test_scripts_speed_gpu.py runs it)
+#                                                  # tests/scripts/test_speed_gpu.py runs it)
 #   E2E_PRECISION=bf16 bash scripts/speed_gpu.sh   # `ladd train` runs of ours with --precision
 #                                                  # (default: the CLI's own default)
 # Device call: run(command="bash scripts/speed_gpu.sh", carry=["gpu-data"], timeout_s=600), with

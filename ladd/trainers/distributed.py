@@ -10,7 +10,7 @@ through a DistributedDataParallel copy of the model, and DDP all-reduces (averag
 gradients. The rank's loss is weighted by G * n_rank / B, so that the averaged gradient is the
 gradient of the one-process batch mean exactly, whatever the shard sizes (the last partial
 batch included): one process and G processes train the same weights, up to the float32
-rounding of a sum taken in another order (tests/test_distributed.py).
+rounding of a sum taken in another order (tests/trainers/test_distributed.py).
 
 DSA is drawn for the whole batch on every rank from the seed's generator (one op per batch,
 parameters per sample, as the reference loop) and each rank keeps its shard's rows, so the
