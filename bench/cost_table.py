@@ -40,11 +40,12 @@ from bench.common import (
     synthetic_data,
     windowed,
 )
+from bench.deploy_speed import train_ours
 from bench.reference_loop import run_reference
-from ladd.device import resolve_device
-from ladd.trainers.compile import resolve_precision
-from ladd.trainers.fast import FastOptions, train_fast
-from ladd.training import TrainConfig, model_spec
+from ladd.device import resolve_device, resolve_precision
+from ladd.plan import plan_training
+from ladd.trainers.stacked import FastOptions
+from ladd.training import TrainConfig
 
 FAMILIES = ("convnet", "alexnet", "vgg11", "resnet18", "vit")
 
@@ -82,10 +83,9 @@ def measure_cost(
         model_options=dict(model_options or {}),
         precision=resolve_precision(precision, device),
     )
-    spec = model_spec(cfg, data.num_classes, size)
     ref_clock = Clock(window)
     one = replace(cfg, seeds=(0,))
-    windowed(run_reference, data, spec, one, device=device, progress=ref_clock, stop=ref_clock.stop)
+    windowed(run_reference, data, one, device=device, progress=ref_clock, stop=ref_clock.stop)
     sync(device)
     ref_rate = ref_clock.rate(samples)
     rec: dict[str, Any] = {
@@ -114,16 +114,8 @@ def measure_cost(
         )
         return rec
     fast_clock = Clock(window)
-    windowed(
-        train_fast,
-        data,
-        spec,
-        cfg,
-        device=device,
-        progress=fast_clock,
-        stop=fast_clock.stop,
-        options=options,
-    )
+    engine = plan_training(data, cfg, device).engine  # the engine `ladd train` would run
+    windowed(train_ours, data, cfg, device, options, progress=fast_clock, stop=fast_clock.stop)
     sync(device)
     rate = fast_clock.rate(samples)
     compiled = latest_compile(
@@ -135,7 +127,7 @@ def measure_cost(
         ratio=round(rate / ref_rate, 3) if rate and ref_rate else None,
         ours_seconds_compile=round(compiled["compile_seconds"], 2) if compiled else None,
         ours_engine={
-            "layout": options.layout,
+            "engine": engine,
             "compile": options.compile,
             "channels_last": options.channels_last,
             "compiled_step_s": compiled["compiled_step_seconds"] if compiled else None,

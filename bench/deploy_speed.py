@@ -2,7 +2,7 @@
 
     python -m bench.deploy_speed                      # GPU sizes (or CPU if no GPU: slow)
     python -m bench.deploy_speed --tiny               # CI smoke test: tiny nets, asserts nothing
-    python -m bench.deploy_speed --configs vgg11-32px-ipc10-n5 --layout dense --channels-last
+    python -m bench.deploy_speed --configs vgg11-32px-ipc10-n5 --channels-last
     python -m bench.deploy_speed --configs convnet_d3-32px-ipc10-n5 --width 32 --ipc 2 \
         --epochs 4 --seeds 2 --json-out docs/benchmarks.json
 
@@ -11,8 +11,9 @@ compile seconds, and the loss of one fixed batch under both (the step parity che
 unless --no-parity, trains 5 seeds of both trainers on the `shapes` source at reduced epochs and
 compares test accuracy. Samples/s count seed-samples (5 seeds x 2,600 samples an epoch = 13,000
 per epoch) over the steady state: from the first epoch's report to the last (compile and
-warm-up excluded). The lever flags (--layout, --channels-last, --dsa-draws, --compile,
---pad-last) pick the fast trainer's FastOptions.
+warm-up excluded). --engine forces the plan's engine (default: the one the plan picks); the
+lever flags (--channels-last, --dsa-draws, --compile, --pad-last) pick the stacked engine's
+FastOptions.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from bench.common import Clock, append_records, card_name, command_line, stamp, 
 from bench.common import synthetic_data as _synthetic
 from bench.reference_loop import run_reference
 from ladd.deploy import evaluate_models
-from ladd.device import resolve_device
-from ladd.trainers.compile import resolve_precision
-from ladd.trainers.fast import FastOptions, _resolve, _StackedStep, train_fast
-from ladd.training import TrainConfig, TrainingData, init_model, model_spec, soft_cross_entropy
+from ladd.device import resolve_device, resolve_precision
+from ladd.plan import TrainPlan, plan_training
+from ladd.trainers import TrainHooks, train_models
+from ladd.trainers.stacked import FastOptions, _levers, _StackedStep, train_stacked
+from ladd.training import TrainConfig, TrainedModels, TrainingData, init_model, soft_cross_entropy
 
 ARCHS = ("convnet", "alexnet", "vgg11", "resnet18", "vit")
 
@@ -73,23 +75,46 @@ def synthetic_data(cfg: BenchConfig, seed: int = 0) -> TrainingData:
 
 
 def step_parity(
-    data: TrainingData, spec, cfg: TrainConfig, device: torch.device, options: FastOptions
+    data: TrainingData, cfg: TrainConfig, device: torch.device, options: FastOptions
 ) -> float:
     """Max |fast step loss - reference step loss| over seeds on one fixed batch per seed: the
-    fast step in its plan (layout, channels-last, precision) against each seed's own model in
+    stacked step with its levers (channels-last, precision) against each seed's own model in
     eager fp32."""
     s = len(cfg.seeds)
     b = min(cfg.batch_size, len(data))
+    plan = plan_training(data, cfg, device, engine="stacked")
+    spec = plan.spec
     models = [init_model(spec, seed).to(device).train() for seed in cfg.seeds]
-    plan = _resolve(replace(options, engine="stacked"), device, models[0], spec, cfg.precision)
+    levers = _levers(options, plan, device)
     batch = replace(data, inputs=data.inputs[:b], targets=data.targets[:b]).to(device)
-    step = _StackedStep(models, batch, replace(cfg, batch_size=b), plan, spec, device, None, None)
+    step = _StackedStep(
+        models, batch, replace(plan.config, batch_size=b), levers, spec, device, None,
+        options.policy,
+    )  # fmt: skip
     idx = torch.arange(b, device=device).unsqueeze(0).expand(s, -1)
     x, y = step.inputs[idx.reshape(-1)], step.targets[idx]
     _, fast = step.loss(x, y, None, None, None)
     with torch.no_grad():
         ref = torch.stack([soft_cross_entropy(m(batch.inputs), batch.targets) for m in models])
     return float((fast - ref).abs().max())
+
+
+def train_ours(
+    data: TrainingData,
+    cfg: TrainConfig,
+    device: torch.device,
+    options: FastOptions,
+    engine: str | None = None,
+    **hooks: Any,
+) -> tuple[TrainPlan, TrainedModels]:
+    """The fast trainer as a front end plans it (`engine` forces one): the stacked engine with
+    `options`, the sequential one as train_models runs it. (plan, trained models)"""
+    plan = plan_training(data, cfg, device, engine=engine)
+    if plan.engine == "stacked":
+        out = train_stacked(data, plan, TrainHooks(**hooks), options=options)
+        out.engine = out.report.to_dict() if out.report is not None else None
+        return plan, out
+    return plan, train_models(data, plan, TrainHooks(**hooks))
 
 
 def measure(
@@ -101,6 +126,7 @@ def measure(
     width: int | None,
     precision: str,
     options: FastOptions,
+    engine: str | None = None,
     batch_size: int = 256,
 ) -> dict[str, Any]:
     """Train the same set with both trainers; return one benchmark record."""
@@ -117,16 +143,15 @@ def measure(
         precision=resolve_precision(precision, device),
         trainer="fast",
     )
-    spec = model_spec(cfg, bc.num_classes, bc.image_size)
     t = len(data)
     clock_ref, clock_fast = Clock(), Clock()
-    ref = run_reference(data, spec, cfg, device=device, progress=clock_ref)
+    ref = run_reference(data, cfg, device=device, progress=clock_ref)
     sync(device)
-    fast = train_fast(data, spec, cfg, device=device, progress=clock_fast, options=options)
+    _, fast = train_ours(data, cfg, device, options, engine, progress=clock_fast)
     sync(device)
     ref_rate = clock_ref.rate(t, ref.seconds, seeds * epochs)
     fast_rate = clock_fast.rate(t, fast.seconds, seeds * epochs)
-    rep = fast.report.to_dict() if fast.report is not None else {}
+    rep = fast.engine or {}
     return {
         "config": bc.name + (f"-w{width}" if model_options else ""),
         "arch": bc.arch,
@@ -146,7 +171,7 @@ def measure(
         "reference_seconds_total": round(ref.seconds, 2),
         "ours_seconds_total": round(fast.seconds, 2),
         "ours_seconds_compile": round(rep.get("seconds_compile", 0.0), 2),
-        "step_loss_max_abs_diff": step_parity(data, spec, cfg, device, options),
+        "step_loss_max_abs_diff": step_parity(data, cfg, device, options),
     }
 
 
@@ -163,6 +188,7 @@ def accuracy_parity(
     precision: str,
     options: FastOptions,
     test_limit: int | None,
+    engine: str | None = None,
 ) -> dict[str, Any]:
     """5-seed accuracy of both trainers on a random-real set of `source` (full images + crops,
     hard labels), reduced epochs; parity = |mean_fast - mean_ref| <= std_ref. The reference runs
@@ -194,17 +220,16 @@ def accuracy_parity(
         trainer="fast",
         lr=0.01,
     )
-    spec = model_spec(cfg, data.num_classes, image_size)
     x_test = eval_inputs(distilled, test, device)
     out: dict[str, Any] = {"source": source, "arch": arch, "epochs": epochs, "samples": len(data)}
-    for name, trainer in (("reference", run_reference), ("ours", None)):
-        if trainer is None:
-            res = train_fast(data, spec, cfg, device=device, options=options)
+    for name in ("reference", "ours"):
+        if name == "ours":
+            plan, res = train_ours(data, cfg, device, options, engine)
             scores = evaluate_models(
-                res.models, x_test, test.labels, data.num_classes, precision=cfg.precision
+                res.models, x_test, test.labels, data.num_classes, precision=plan.config.precision
             )
         else:
-            res = trainer(data, spec, cfg, device=device)
+            res = run_reference(data, cfg, device=device)
             scores = evaluate_models(res.models, x_test, test.labels, data.num_classes)
         accs = [s.accuracy for s in scores]
         out[f"{name}_accuracy_mean"] = statistics.fmean(accs)
@@ -216,7 +241,7 @@ def accuracy_parity(
 
 
 def add_lever_flags(p: argparse.ArgumentParser) -> None:
-    """The FastOptions flags shared by the training benchmarks."""
+    """The engine and FastOptions flags shared by the training benchmarks."""
     p.add_argument("--engine", default="auto", choices=["auto", "stacked", "sequential"])
     p.add_argument(
         "--compile",
@@ -224,7 +249,6 @@ def add_lever_flags(p: argparse.ArgumentParser) -> None:
         help="fast trainer's compile mode (default: 'default' on CUDA, 'off' on CPU; "
         "'auto' = the policy from the expected work)",
     )
-    p.add_argument("--layout", default="auto", choices=["auto", "grouped", "dense", "streams"])
     p.add_argument(
         "--channels-last", action=argparse.BooleanOptionalAction, default=None, dest="cl"
     )
@@ -236,14 +260,17 @@ def add_lever_flags(p: argparse.ArgumentParser) -> None:
 def lever_options(args: argparse.Namespace, dev: torch.device) -> FastOptions:
     compile_mode = args.compile or ("default" if dev.type == "cuda" else "off")
     return FastOptions(
-        engine=args.engine,
-        compile=compile_mode,
-        layout=args.layout,
-        channels_last=args.cl,
+        compile=None if compile_mode == "auto" else compile_mode,  # auto: the plan's policy
+        channels_last=bool(args.cl),
         dsa_draws=args.dsa_draws,
         pad_last=args.pad_last,
         cache_dir=args.cache_dir,
     )
+
+
+def lever_engine(args: argparse.Namespace) -> str | None:
+    """--engine: None lets the plan pick (as `ladd train` does)."""
+    return None if args.engine == "auto" else args.engine
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
@@ -296,6 +323,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 width=width,
                 precision=precision,
                 options=options,
+                engine=lever_engine(args),
                 batch_size=16 if args.tiny else 256,
             ),
             dev,
@@ -323,6 +351,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             precision=precision,
             options=options,
             test_limit=10 if args.tiny else None,
+            engine=lever_engine(args),
         )
         print(
             f"accuracy parity ({par['source']}, {par['arch']}, {par['epochs']} epochs): "

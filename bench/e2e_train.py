@@ -22,9 +22,9 @@ Runs, per size (FULL = 5 seeds x 1000 epochs, the issue's figure):
 - 32 px, the dashboard's short training measured directly, 5 seeds x 50 epochs: the reference,
   ours with the CLI's defaults (the policy decides) on a cold and on a warm cache.
 - `--short-only` (128 px, `--short-seeds 1`): only the short training, every run measured (the
-  reference too), so a short default run at 128 px is timed as a user meets it: the policy keeps
-  it eager and the fast trainer falls back to its sequential engine; each record names the engine
-  and the policy's reason.
+  reference too), so a short default run at 128 px is timed as a user meets it: the engine its
+  plan picks (ladd.plan: at 128 px the stacked step, compiled); each record names the engine and
+  the plan's reason.
 The 1000-epoch figures are therefore extrapolated from measured parts, never run in full (the
 reference alone at 128 px would take ~40 minutes); each record says which numbers are measured.
 """

@@ -101,14 +101,14 @@ def _config(sizes: Sizes, epochs: int, trainer: str = "fast") -> Any:
 
 def ours(sizes: Sizes, device: torch.device, *, images: int | None = None) -> dict[str, Any]:
     """One epoch of our training on a LADD set; samples/s over the training seconds."""
+    from ladd.plan import plan_training
     from ladd.trainers import train_models
-    from ladd.training import model_spec
 
     data = ladd_data(sizes, images=images)
     cfg = _config(sizes, epochs=1)
-    spec = model_spec(cfg, data.num_classes, sizes.image)
+    plan = plan_training(data, cfg, device)
     t0 = time.perf_counter()
-    res = train_models(data, spec, cfg, device=device)
+    res = train_models(data, plan)
     wall = time.perf_counter() - t0
     engine = getattr(res, "engine", None)
     return {
@@ -186,9 +186,9 @@ def _worker(sizes: Sizes, device: torch.device) -> None:
     """Under torchrun: one epoch with the ddp engine; rank 0 prints its figure as JSON."""
     from torch import nn
 
+    from ladd.plan import plan_training
     from ladd.trainers import train_models
     from ladd.trainers.distributed import finish_distributed, init_distributed, rank_device
-    from ladd.training import model_spec
 
     ranks = init_distributed(device)
     dev = rank_device(device)
@@ -202,7 +202,7 @@ def _worker(sizes: Sizes, device: torch.device) -> None:
         return forward(self, x)
 
     nn.SyncBatchNorm.forward = counted
-    res = train_models(data, model_spec(cfg, data.num_classes, sizes.image), cfg, device=dev)
+    res = train_models(data, plan_training(data, cfg, dev))  # under torchrun: the ddp engine
     nn.SyncBatchNorm.forward = forward
     plain_saved = not any(isinstance(m, nn.SyncBatchNorm) for x in res.models for m in x.modules())
     if ranks.leader:

@@ -1,7 +1,7 @@
 """Which lever wins, per architecture: the fast trainer's FastOptions variants side by side.
 
     python -m bench.levers --configs convnet_d3-32px-ipc10-n5 --json-out $OUT/speed.json
-    python -m bench.levers --configs convnet_d5-128px-ipc10-n5 --variants baseline grouped-nhwc dense
+    python -m bench.levers --configs convnet_d5-128px-ipc10-n5 --variants baseline grouped-nhwc
 
 For each configuration (bench.deploy_speed's CONFIGS: a LADD set of IPC 10 x 10 classes, N 5,
 2,600 samples an epoch, 5 seeds) it times the reference loop once and then every variant in
@@ -9,18 +9,16 @@ the order given, each a time-boxed window of steady state (compile excluded and 
 apart), with the step parity of that variant (max |loss - reference fp32 loss| on one batch,
 eager in the variant's layout and precision) and the trainer's own check of its compiled step
 against its eager step (`compiled_loss_diff`, from the compile cache's index).
-Variants are written as they finish, so a time cap keeps what was measured. Names:
+Variants are written as they finish, so a time cap keeps what was measured. Every variant is
+the stacked engine's one layout (seeds grouped under vmap); the "dense" and "streams" layouts
+went with issue 34 (the GPU records never showed them winning). Names:
 
-    baseline        grouped (vmap) layout, NCHW, compile "default", DSA drawn per epoch, padded tail
+    baseline        grouped (vmap), NCHW, compile "default", DSA drawn per epoch, padded tail
     grouped-nhwc    + channels-last images and weights, inductor's layout pass forced
     graphs          + CUDA graphs (compile mode "reduce-overhead")
-    dense           seeds along the batch axis, per-seed dense convolutions (inductor picks NHWC)
-    dense-graphs    dense + CUDA graphs
     eager-tail      baseline with the last partial batch run eager instead of padded
     dsa-step        baseline with DSA drawn every step (the previous behaviour)
-    streams         dense, each seed's convolutions on its own CUDA stream (eager)
-    eager-grouped   grouped, no compile (what a short run gets)
-    eager-dense     dense, no compile
+    eager-grouped   no compile (what a short run gets)
 """
 
 from __future__ import annotations
@@ -44,47 +42,23 @@ from bench.common import (
 )
 from bench.deploy_speed import CONFIGS, step_parity, synthetic_data
 from bench.reference_loop import run_reference
-from ladd.device import resolve_device
-from ladd.trainers.compile import resolve_precision
-from ladd.trainers.fast import FastOptions, train_fast
-from ladd.trainers.layouts import dense_layout_allowed
-from ladd.training import TrainConfig, init_model, model_spec
+from ladd.device import resolve_device, resolve_precision
+from ladd.plan import plan_training
+from ladd.trainers.loop import TrainHooks
+from ladd.trainers.stacked import FastOptions, train_stacked
+from ladd.training import TrainConfig
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "baseline": {"layout": "grouped", "channels_last": False, "compile": "default"},
-    "grouped-nhwc": {"layout": "grouped", "channels_last": True, "compile": "default"},
-    "graphs": {"layout": "grouped", "channels_last": False, "compile": "reduce-overhead"},
-    "dense": {"layout": "dense", "channels_last": False, "compile": "default"},
-    "dense-graphs": {"layout": "dense", "channels_last": False, "compile": "reduce-overhead"},
-    "eager-tail": {
-        "layout": "grouped",
-        "channels_last": False,
-        "compile": "default",
-        "pad_last": False,
-    },
-    "dsa-step": {
-        "layout": "grouped",
-        "channels_last": False,
-        "compile": "default",
-        "dsa_draws": "step",
-    },
-    "streams": {"layout": "streams", "channels_last": False, "compile": "off"},
-    "eager-grouped": {"layout": "grouped", "channels_last": False, "compile": "off"},
-    "eager-dense": {"layout": "dense", "channels_last": False, "compile": "off"},
+    "baseline": {"channels_last": False, "compile": "default"},
+    "grouped-nhwc": {"channels_last": True, "compile": "default"},
+    "graphs": {"channels_last": False, "compile": "reduce-overhead"},
+    "eager-tail": {"channels_last": False, "compile": "default", "pad_last": False},
+    "dsa-step": {"channels_last": False, "compile": "default", "dsa_draws": "step"},
+    "eager-grouped": {"channels_last": False, "compile": "off"},
 }
 DEFAULT_VARIANTS = {
-    32: [
-        "baseline",
-        "graphs",
-        "dense",
-        "dense-graphs",
-        "grouped-nhwc",
-        "eager-grouped",
-        "eager-dense",
-        "streams",
-        "dsa-step",
-    ],
-    128: ["baseline", "grouped-nhwc", "dense", "eager-tail", "eager-dense", "streams"],
+    32: ["baseline", "graphs", "grouped-nhwc", "eager-grouped", "dsa-step"],
+    128: ["baseline", "grouped-nhwc", "eager-tail", "eager-grouped"],
 }
 
 
@@ -125,34 +99,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             precision=precision,
             model_options=options,
         )
-        spec = model_spec(cfg, bc.num_classes, bc.image_size)
         ref_clock = Clock(window)
         one = replace(cfg, seeds=(0,))
-        windowed(
-            run_reference, data, spec, one, device=dev, progress=ref_clock, stop=ref_clock.stop
-        )
+        windowed(run_reference, data, one, device=dev, progress=ref_clock, stop=ref_clock.stop)
         sync(dev)
         ref_rate = ref_clock.rate(t)
         print(f"{name}: reference {ref_rate:,.0f} samples/s", flush=True)
         names = args.variants or DEFAULT_VARIANTS[128 if bc.image_size > 64 else 32]
-        probe = init_model(spec, 0)
+        plan = plan_training(data, cfg, dev, engine="stacked")
         for variant in names:
-            opts = FastOptions(engine="stacked", cache_dir=args.cache_dir, **VARIANTS[variant])
+            opts = FastOptions(cache_dir=args.cache_dir, **VARIANTS[variant])
             if dev.type != "cuda":
                 opts = replace(opts, compile="off")  # the CPU rehearses the plumbing eagerly
-            if opts.layout != "grouped" and not dense_layout_allowed(probe):
-                print(f"  {variant:<14} skipped: {bc.arch} cannot share the batch axis", flush=True)
-                continue
             clock = Clock(window)
             try:
                 windowed(
-                    train_fast,
+                    train_stacked,
                     data,
-                    spec,
-                    cfg,
-                    device=dev,
-                    progress=clock,
-                    stop=clock.stop,
+                    plan,
+                    TrainHooks(progress=clock, stop=clock.stop),
                     options=opts,
                 )
             except Exception as err:  # a lever that fails on this card is a finding, not a crash
@@ -172,11 +137,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 args.cache_dir,
                 arch=bc.arch,
                 seeds=seeds,
-                layout=opts.layout,
                 channels_last=bool(opts.channels_last),
                 mode=opts.compile,
             )
-            parity = step_parity(data, spec, cfg, dev, opts)
+            parity = step_parity(data, cfg, dev, opts)
             rec = {
                 "kind": "lever",
                 "config": f"lever-{name}-{variant}",

@@ -17,8 +17,10 @@ from torch.profiler import ProfilerActivity, profile
 from bench.deploy_speed import CONFIGS, DEFAULT_CONFIGS, synthetic_data
 from ladd.device import resolve_device
 from ladd.files import write_text
-from ladd.trainers.fast import FastOptions, train_fast
-from ladd.training import TrainConfig, model_spec
+from ladd.plan import plan_training
+from ladd.trainers.loop import TrainHooks
+from ladd.trainers.stacked import FastOptions, train_stacked
+from ladd.training import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
             precision="bf16" if cuda else "fp32",
             trainer="fast",
         )
-        spec = model_spec(cfg, bc.num_classes, bc.image_size)
+        plan = plan_training(data, cfg, dev, engine="stacked")
         prof = profile(activities=activities)
         started = []
 
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                 started.append(True)
 
         opts = FastOptions(compile="default" if cuda else "off")
-        train_fast(data, spec, cfg, device=dev, progress=on_epoch, options=opts)
+        train_stacked(data, plan, TrainHooks(progress=on_epoch), options=opts)
         if started:
             prof.stop()
         table = prof.key_averages().table(sort_by=sort, row_limit=25)

@@ -22,8 +22,9 @@ from dataclasses import replace
 
 import torch
 
-from ladd.models import ModelSpec
+from ladd.plan import plan_training
 from ladd.progress import ProgressFn
+from ladd.trainers.loop import TrainHooks
 from ladd.trainers.reference import train_reference
 from ladd.training import TrainConfig, TrainedModels, TrainingData
 
@@ -32,13 +33,14 @@ __all__ = ["run_reference"]
 
 def run_reference(
     data: TrainingData,
-    spec: ModelSpec,
     cfg: TrainConfig,
     *,
     device: str | torch.device,
     progress: ProgressFn | None = None,
     stop: threading.Event | None = None,
 ) -> TrainedModels:
-    """The reference loop in eager float32, whatever cfg.trainer / cfg.precision say."""
+    """The reference loop in eager float32, whatever cfg.trainer / cfg.precision say (planned
+    on the reference engine)."""
     cfg = replace(cfg, trainer="reference", precision="fp32")
-    return train_reference(data, spec, cfg, device=device, progress=progress, stop=stop)
+    plan = plan_training(data, cfg, device, engine="reference")
+    return train_reference(data, plan, TrainHooks(progress=progress, stop=stop))

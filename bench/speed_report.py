@@ -7,8 +7,9 @@ With --write: appends the records not already there to docs/benchmarks.json and 
 section between the `speed-results` markers of docs/benchmarks.md with the tables (end-to-end
 `ladd train`, the 50-epoch run, levers per configuration with the winner, the cost table of all
 five architectures, dense labels, evaluation, accuracy parity), each with the card, date and
-command. It also prints the LEVER_DEFAULTS entries the winners suggest for
-ladd/trainers/fast.py (a person decides whether to take them).
+command. It also prints the stacked engine's levers (FastOptions) the winners suggest, where
+a winner beats the baseline with a lever the engine still has (the "dense" and "streams"
+layouts went with issue 34): a person decides whether to make them the plan's defaults.
 """
 
 from __future__ import annotations
@@ -295,8 +296,9 @@ def render(records: list[dict[str, Any]], session: str | None = None) -> str:
 
 
 def suggested_levers(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    """LEVER_DEFAULTS entries the winning variants suggest (only where a winner beats the
-    baseline)."""
+    """The FastOptions levers the winning variants suggest (only where a winner beats the
+    baseline, and only with the one layout the stacked engine has: a record of a layout since
+    removed suggests nothing)."""
     out = {}
     base = {
         (r["arch"], int(r["image_size"])): r
@@ -310,7 +312,9 @@ def suggested_levers(records: list[dict[str, Any]]) -> dict[tuple[str, int], dic
         ):
             continue
         opts = dict(w["fast_options"])
-        out[key] = {k: v for k, v in opts.items() if k in ("layout", "channels_last", "compile")}
+        if opts.get("layout", "grouped") != "grouped":
+            continue
+        out[key] = {k: v for k, v in opts.items() if k in ("channels_last", "compile")}
     return out
 
 
@@ -350,7 +354,7 @@ def main(argv: list[str] | None = None) -> str:
     print(body)
     levers = suggested_levers(records)
     if levers:
-        print("LEVER_DEFAULTS suggested by the winners (ladd/trainers/fast.py):")
+        print("FastOptions levers suggested by the winners (ladd/trainers/stacked.py):")
         for key, v in levers.items():
             print(f"    {key!r}: {v!r},")
     if args.write:

@@ -569,15 +569,19 @@ def run_train(
 ) -> tuple[int, DeployResult]:
     """Execute a plan inside a recorded "train" run; keeps each seed's weights. (run id, result)
 
-    The training state is checkpointed in the workspace every `checkpoint_seconds` (at an epoch
-    boundary) under the plan's key; the same plan run again after a crash or kill resumes from
+    The record keeps the set's warnings (ladd.sets.inputs.set_warnings). The training state is
+    checkpointed in the workspace every `checkpoint_seconds` (at an epoch boundary) under the
+    plan's key; the same plan run again after a crash or kill resumes from
     it and ends with the weights an uninterrupted run would have. The checkpoint is removed once
     the run is recorded. In a torchrun job (engine "ddp") every rank executes and only rank 0
     records the run and removes the checkpoint; the other ranks return run id -1.
     """
     from ladd.deploy import execute
     from ladd.device import ranks
+    from ladd.sets.inputs import set_warnings
 
+    found = set_warnings(dataset)  # recorded with the run, as the set was read
+    extra = {**({"set_warnings": list(found)} if found else {}), **(extra or {})}
     ckpt = TrainCheckpoint(plan.checkpoint(ws.root / "checkpoints"), plan.key, checkpoint_seconds)
     resumed = ckpt.saved_meta() is not None
 

@@ -496,9 +496,9 @@ class RunsDB:
         KeyboardInterrupt and SystemExit mark the run failed too, then propagate.
         """
         run_id = self.start_run(kind, config)
-        handle = RunHandle(self, run_id, self.run_dir(run_id))
-        handle.write_json("config.json", {"kind": kind, "config": config})
-        try:
+        try:  # from here on any failure (config.json unwritable too) marks the row failed
+            handle = RunHandle(self, run_id, self.run_dir(run_id))
+            handle.write_json("config.json", {"kind": kind, "config": config})
             yield handle
         except BaseException as err:
             msg = f"{type(err).__name__}: {err}".strip().rstrip(":")

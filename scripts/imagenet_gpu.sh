@@ -3,7 +3,7 @@
 # protocol's shape): ResNet-18 224 px throughput, ours vs a plain torchvision loop; one epoch of
 # Table 3's IPC 10 LADD run (x 300 = the measured cost of a seed); DDP over every GPU.
 #   bash scripts/imagenet_gpu.sh                     # on the device machine; records in $OUT
-#   TINY=1 DEVICE=cpu bash scripts/imagenet_gpu.sh   # the CPU rehearsal (tests/test_bench_imagenet.py)
+#   TINY=1 DEVICE=cpu bash scripts/imagenet_gpu.sh   # the CPU rehearsal (tests/bench/test_imagenet_speed.py)
 # Device call: run(command="bash scripts/imagenet_gpu.sh", timeout_s=600). Then copy the figures,
 # with card, date and command, into docs/benchmarks.md and replace the ESTIMATED tv_resnet18 row
 # of ladd/sweep/cost.py with the measured one.

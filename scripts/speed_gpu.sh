@@ -3,7 +3,7 @@
 # call's 10 minutes), every stage under its own cap, records written as each finishes.
 #   bash scripts/speed_gpu.sh                      # on the device machine; outputs under $OUT
 #   TINY=1 DEVICE=cpu bash scripts/speed_gpu.sh    # CPU rehearsal at smoke sizes (the plumbing;
-#                                                  # tests/test_scripts_speed_gpu.py runs it)
+#                                                  # tests/scripts/test_speed_gpu.py runs it)
 #   E2E_PRECISION=bf16 bash scripts/speed_gpu.sh   # `ladd train` runs of ours with --precision
 #                                                  # (default: the CLI's own default)
 # Device call: run(command="bash scripts/speed_gpu.sh", carry=["gpu-data"], timeout_s=600), with
@@ -19,12 +19,12 @@
 #   e2e32     `ladd train` wall time: reference vs ours, cold and warm compile cache, 50 epochs
 #   e2e128    the same at 128 px (no 50-epoch runs: the reference alone would take 2 minutes)
 #   short     the dashboard's short training at 128 px as a user meets it: 1 seed x 50 epochs,
-#             CLI defaults (the policy keeps it eager, so the fast trainer falls back to its
-#             sequential engine), reference measured too; each record names the engine
+#             CLI defaults (the plan picks the engine: at 128 px the stacked step, compiled),
+#             reference measured too; each record names the engine
 #   dense     dense labels: eager fp32 at 256 / 4096, compiled fp32, eager / compiled bf16
 #   eval      test-set evaluation: per model fp32 vs all seeds stacked in bf16
 #   parity    5-seed accuracy, reference fp32 vs ours with the defaults (bf16), 100 epochs
-#   levers32  FastOptions variants at 32 px (ConvNet-D3): layouts, channels-last, CUDA graphs
+#   levers32  FastOptions variants at 32 px (ConvNet-D3): channels-last, CUDA graphs, tails
 #   levers128 the same at 128 px (ConvNet-D5)
 #   cost      the cost table: AlexNet, VGG11, ResNet18, ViT, ConvNet at 32 and 128 px
 set -uo pipefail
@@ -75,7 +75,7 @@ if [ -n "${TINY:-}" ]; then
   dev=(--device "$DEVICE")
   src32=(--source shapes)
   cost=(--archs convnet alexnet --sizes 32)
-  levers=(--variants baseline dense)
+  levers=(--variants baseline grouped-nhwc)
   parity=(--configs)
   sizes=(32)
   short=(--size 32 "${src32[@]}")

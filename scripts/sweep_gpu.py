@@ -155,7 +155,9 @@ def main() -> int:
 
         temp = short_temp_dir()
         t = time.perf_counter()
-        init_ray(num_cpus=num("SWEEP_CPUS", None), temp_dir=temp, log_to_driver=False)
+        owned = not ray.is_initialized()  # a caller's instance (the test suite's) is used as is
+        if owned:
+            init_ray(num_cpus=num("SWEEP_CPUS", None), temp_dir=temp, log_to_driver=False)
         ray_start = time.perf_counter() - t
         print(f"local Ray instance started in {ray_start:.1f} s", flush=True)
         try:
@@ -167,7 +169,8 @@ def main() -> int:
                 )
                 report(name, res, {"gpus_per_cell": f, "ray_start_seconds": round(ray_start, 1)})
         finally:
-            ray.shutdown()
+            if owned:
+                ray.shutdown()
             shutil.rmtree(temp, ignore_errors=True)
 
     print(f"\n{'executor':<14} {'wall s':>8}  accuracies (mean over seeds)")

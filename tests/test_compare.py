@@ -215,8 +215,8 @@ def test_png_scale_sets_pixels_and_svg_pdf_are_what_they_say(grid):
 def test_run_inputs_use_the_runs_set_statistics_not_the_sources(tmp_path):
     from ladd.data import load_source
     from ladd.data.imageset import normalise
-    from ladd.pipeline import RunSummary
     from ladd.sets import random_real
+    from ladd.summaries import RunSummary
 
     test = load_source("shapes", "test", limit_per_class=1, cache_dir=tmp_path / "cache")
     ds = random_real("shapes", 1, cache_dir=tmp_path / "cache", limit_per_class=2)
@@ -241,8 +241,8 @@ def test_run_inputs_read_the_set_as_the_run_recorded_it(tmp_path):
     class count) is what tells them, so the reload must use it, not the defaults."""
     from ladd.data import load_source
     from ladd.data.imageset import normalise
-    from ladd.pipeline import RunSummary
     from ladd.sets.inputs import SetReading
+    from ladd.summaries import RunSummary
 
     test = load_source("shapes", "test", limit_per_class=1, cache_dir=tmp_path / "cache")
     path = tmp_path / "bare.pt"

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from plans import plan
 
 from ladd.cropped import CroppedInputs
 from ladd.data.imageset import exact_pixels
 from ladd.sets import DistilledSet
 from ladd.trainers import train_models
-from ladd.training import TrainConfig, build_training_data, model_spec
+from ladd.training import TrainConfig, build_training_data
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261)
 
@@ -103,8 +104,8 @@ def test_refusals() -> None:
         CroppedInputs(torch.zeros(2, 3, 8, 8), 0, 0, 2, 0.5)
 
 
-@pytest.mark.parametrize("trainer", ["reference", "fast"])
-def test_every_engine_trains_the_eager_runs_weights_from_lazy_inputs(trainer, one_thread) -> None:
+@pytest.mark.parametrize("engine", ["reference", "sequential", "stacked"])
+def test_every_engine_trains_the_eager_runs_weights_from_lazy_inputs(engine, one_thread) -> None:
     """Float inputs: the lazily cut batches are the eager ones bit for bit, so the trained
     weights are equal (tolerance 0: the engines see the same tensors)."""
     ds = _set(m=8, size=16, eight_bit=False)
@@ -116,19 +117,13 @@ def test_every_engine_trains_the_eager_runs_weights_from_lazy_inputs(trainer, on
         batch_size=32,
         seeds=(0, 1),
         protocol="mtt",
-        trainer=trainer,
         n=3,
         r=0.625,
         model_options={"width": 4},
     )
-    spec = model_spec(cfg, 4, 16)
+    p = plan(ds, cfg, engine)
     runs = [
-        train_models(
-            build_training_data(ds, cfg.mode, n=3, r=0.625, lazy_inputs=lazy),
-            spec,
-            cfg,
-            device="cpu",
-        )
+        train_models(build_training_data(ds, cfg.mode, n=3, r=0.625, lazy_inputs=lazy), p)
         for lazy in (False, True)
     ]
     for a, b in zip(runs[0].models, runs[1].models, strict=True):

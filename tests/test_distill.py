@@ -115,7 +115,8 @@ def test_random_is_class_balanced(shapes_train):
 @pytest.mark.slow
 def test_dm_set_beats_random_real_of_the_same_ipc_on_shapes():
     # A real check of the method: same IPC, same student protocol, same test split.
-    from ladd.deploy import train_and_evaluate
+    from plans import train_and_test
+
     from ladd.training import TrainConfig
 
     train = load_source("shapes", "train", limit_per_class=100, seed=0)
@@ -126,12 +127,10 @@ def test_dm_set_beats_random_real_of_the_same_ipc_on_shapes():
     cfg = TrainConfig(
         arch="convnet_d3", mode="baseline", epochs=150, seeds=(0, 1, 2), model_options={"width": 32}
     )
-    acc_dm = train_and_evaluate(dm.distilled, test, cfg, device="cpu").accuracy_mean
+    acc_dm = train_and_test(dm.distilled, test, cfg).accuracy_mean
     acc_random = _mean(
         [
-            train_and_evaluate(
-                distill_random(train, 3, seed=s).distilled, test, cfg, device="cpu"
-            ).accuracy_mean
+            train_and_test(distill_random(train, 3, seed=s).distilled, test, cfg).accuracy_mean
             for s in (0, 1)
         ]
     )

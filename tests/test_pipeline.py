@@ -16,8 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ladd.cli import app
-from ladd.pipeline import RunSummary, slug, summarise
+from ladd.pipeline import slug
 from ladd.store import Workspace
+from ladd.summaries import RunSummary, summarise
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,14 +55,14 @@ def test_slug_makes_one_file_name_from_any_source_name():
 
 
 @pytest.mark.slow
-def test_cli_dashboard_task_and_demo_record_the_same_schema(tmp_path, monkeypatch):
+def test_cli_dashboard_task_and_demo_record_the_same_schema(tmp_path, monkeypatch, small_demo):
     pytest.importorskip("streamlit")
     from app import tasks
-    from ladd.demo import build_demo
+    from ladd.training import TrainConfig
 
     monkeypatch.delenv("LADD_CACHE_DIR", raising=False)
-    demo_ws, cli_ws, app_ws = tmp_path / "demo", tmp_path / "cli", tmp_path / "app"
-    arts = build_demo(demo_ws, source="shapes", size="small", device="cpu")
+    demo_ws, cli_ws, app_ws = small_demo.root, tmp_path / "cli", tmp_path / "app"
+    arts = small_demo.arts  # the one small demo of this test run (tests/conftest.py)
     lab_args = ("--epochs", "1", "--save-at", "1", "--limit-per-class", "10", "--width", "8")
     _cli(cli_ws, "train-labeler", "--source", "shapes", *lab_args, "--device", "cpu")
     _cli(cli_ws, "random-real", "--source", "shapes", "--ipc", "1")
@@ -73,9 +74,9 @@ def test_cli_dashboard_task_and_demo_record_the_same_schema(tmp_path, monkeypatc
     assert cli_set.name == app_set.name == "random_real_shapes_ipc1_seed0"  # one naming rule
     train = ("--mode", "baseline", "--epochs", "1", "--seeds", "1", "--width", "8")
     _cli(cli_ws, "train", cli_set, "--source", "shapes", *train, "--device", "cpu")
-    cfg = {"arch": "convnet_d3", "mode": "baseline", "epochs": 1, "seeds": (0,)}
-    cfg["model_options"] = {"width": 8}
-    _wait(tasks.submit_training(str(app_ws), str(app_set), cfg, "from the dashboard"))
+    cfg = TrainConfig(mode="baseline", epochs=1, seeds=(0,), model_options={"width": 8})
+    planned = tasks.plan_training_job(str(app_ws), str(app_set), cfg, device="cpu")
+    _wait(tasks.submit_training(planned, "from the dashboard"))
 
     def runs(root: Path, kind: str):
         found = [r for r in Workspace(root).db.list_runs(kind) if r.status == "done"]
@@ -102,6 +103,7 @@ def test_every_file_the_pipeline_writes_has_the_umask_mode(tmp_path, monkeypatch
     from ladd.distill import RandomConfig
     from ladd.labeler import LabelerConfig
     from ladd.pipeline import run_distill, run_label_augment, run_labeler, run_train
+    from ladd.plan import plan_training
     from ladd.training import TrainConfig
 
     monkeypatch.delenv("LADD_CACHE_DIR", raising=False)
@@ -118,7 +120,7 @@ def test_every_file_the_pipeline_writes_has_the_umask_mode(tmp_path, monkeypatch
         la = run_label_augment(ws, ds.dataset, lab.checkpoints[0].path, n=2, device="cpu")
         test = load_source("shapes", "test", limit_per_class=2, cache_dir=ws.cache_dir)
         cfg = TrainConfig(mode="ladd", epochs=1, seeds=(0,), model_options={"width": 4})
-        run_train(ws, la.dataset, test, cfg, device="cpu")
+        run_train(ws, plan_training(la.dataset, cfg, "cpu"), la.dataset, test)
         ws.db.export_csv(tmp_path / "ws" / "runs.csv")
     finally:
         os.umask(old)
@@ -162,6 +164,7 @@ def test_steps_never_overwrite_an_input_or_an_existing_artifact_without_force(tm
 def test_a_run_whose_loss_becomes_nan_is_recorded_failed_with_the_epoch(tmp_path):
     from ladd.data import load_source
     from ladd.pipeline import run_train
+    from ladd.plan import plan_training
     from ladd.sets import random_real
     from ladd.training import NonFiniteLoss, TrainConfig
 
@@ -170,7 +173,116 @@ def test_a_run_whose_loss_becomes_nan_is_recorded_failed_with_the_epoch(tmp_path
     test = load_source("shapes", "test", limit_per_class=2)
     cfg = TrainConfig(mode="baseline", epochs=3, seeds=(0,), lr=1e30, model_options={"width": 4})
     with pytest.raises(NonFiniteLoss, match=r"seed 0 became (nan|inf) in epoch \d"):
-        run_train(ws, ds, test, cfg, device="cpu")
+        run_train(ws, plan_training(ds, cfg, "cpu"), ds, test)
     (rec,) = ws.db.list_runs("train")
     assert rec.status == "failed" and "NonFiniteLoss" in rec.error and "epoch" in rec.error
     assert not [k for k in rec.artifacts if k.startswith("model_seed")]  # no NaN weights saved
+
+
+# -- what a train run records ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def labelled_file(tmp_path_factory):
+    """A label-augmented file made with non-default choices: N 3, R 0.5, the top-2 uint8 codec,
+    on 16 px `shapes` images (20 images, 10 classes)."""
+    from ladd.dense import augment
+    from ladd.sets import random_real
+    from tests.test_dense import make_labeler
+
+    ds = random_real("shapes", 2, seed=0, limit_per_class=4, image_size=16)
+    la = augment(ds, make_labeler(ds), 3, 0.5, device="cpu", codec="topk:2,uint8")
+    return la.save(tmp_path_factory.mktemp("recorded") / "la_n3_r0.5.safetensors")
+
+
+def _recorded(ws: Path, run_id: int) -> tuple[dict, dict]:
+    import json
+
+    folder = ws / "runs" / str(run_id)
+    config = json.loads((folder / "config.json").read_text())["config"]
+    return config, json.loads((folder / "result.json").read_text())
+
+
+def _check_used(config: dict, result: dict, file: Path) -> None:
+    """What every train run's record of `file` must say: the file's grid and codec, the set's
+    facts as the plan read them, the model the run saved, the samples it trained on."""
+    from ladd.models import create_from_spec
+    from ladd.plan import set_digest
+    from ladd.sets import load_set
+
+    train, plan = config["train"], config["plan"]
+    assert (train["n"], train["r"]) == (3, 0.5)  # the file's grid, not the defaults 5 / 0.625
+    facts = plan["set"]
+    assert (facts["n"], facts["r"], facts["codec"]) == (3, 0.5, "topk:2,uint8,uniform")
+    assert facts["label_augmented"] and (facts["images"], facts["num_classes"]) == (20, 10)
+    assert (facts["image_size"], facts["channels"]) == (16, 3)
+    assert facts["digest"] == set_digest(load_set(file))
+    assert result["num_samples"] == 20 * (1 + 3 * 3)  # trained on the 3 x 3 crops
+    assert result["config"] == train and result["plan"] == plan and result["lr"] == train["lr"]
+    assert plan["model"]["name"] == train["arch"] and plan["model"]["options"] == {"width": 8}
+    assert plan["model"]["num_classes"] == 10 and plan["model"]["image_size"] == 16
+    create_from_spec(plan["model"])  # the recorded spec builds the model that was trained
+
+
+def test_a_train_run_records_what_it_used_from_the_command_line(tmp_path, labelled_file):
+    """`ladd train` on a file of N 3, R 0.5 in the top-2 codec under the rded protocol: the
+    record (runs/<id>/config.json) holds the file's grid (the command line's N/R defaults are
+    never recorded), RDED's AdamW rate from the registry and its augmentation, no SGD fields
+    (momentum, weight decay) and no DSA strategy, and the plan's facts of the set."""
+    import json
+
+    from ladd.models import adamw_lr
+    from ladd.store import load_model
+
+    ws = tmp_path / "ws"
+    args = [
+        "train", str(labelled_file), "--source", "shapes", "--protocol", "rded",
+        "--epochs", "1", "--seeds", "1", "--width", "8", "--device", "cpu", "--json",
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, [*args, "--workspace", str(ws)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    run_id = json.loads(res.stdout.strip().splitlines()[-1])["run_id"]
+    config, result = _recorded(ws, run_id)
+    train = config["train"]
+    assert (train["protocol"], train["mode"], train["epochs"], train["seeds"]) == (
+        "rded", "ladd", 1, [0],
+    )  # fmt: skip
+    assert train["lr"] == adamw_lr("convnet_d3") and train["optimizer"].startswith("adamw")
+    assert train["augmentation"] == "rded" and train["precision"] == "fp32"
+    assert not {"momentum", "weight_decay", "dsa_strategy"} & set(train)
+    assert config["plan"]["engine"] == "sequential"  # the fast trainer on a CPU
+    assert config["set"] == str(labelled_file) and config["source"] == "shapes"
+    _check_used(config, result, labelled_file)
+    rec = Workspace(ws).db.get_run(run_id)
+    assert rec.status == "done" and rec.metrics["lr"] == train["lr"]
+    model = load_model(rec.artifacts["model_seed0"])
+    assert model.spec.to_dict() == config["plan"]["model"]
+
+
+def test_a_train_run_records_what_it_used_from_the_dashboard(tmp_path, labelled_file):
+    """The dashboard's click on the same file under glad: the plan made at the click is what
+    the job records, field for field (SGD with its momentum and weight decay, DSA, the
+    architecture's rate: GLaD gives every model its own)."""
+    pytest.importorskip("streamlit")
+    from app import tasks
+    from app.jobs import registry
+    from ladd.models import default_lr
+    from ladd.training import TrainConfig
+
+    ws = tmp_path / "ws"
+    cfg = TrainConfig(
+        mode="ladd", protocol="glad", epochs=1, seeds=(0,), model_options={"width": 8}
+    )
+    planned = tasks.plan_training_job(str(ws), str(labelled_file), cfg, device="cpu")
+    done = registry().wait(tasks.submit_training(planned, "recorded").id, timeout=600)
+    assert done.status == "done", done.error
+    (run,) = Workspace(ws).db.list_runs("train")
+    config, result = _recorded(ws, run.id)
+    assert config["train"] == planned.plan.train_record()
+    assert config["plan"] == planned.plan.record()
+    train = config["train"]
+    assert train["protocol"] == "glad" and train["lr"] == default_lr("convnet_d3", 16)
+    assert (train["momentum"], train["weight_decay"]) == (cfg.momentum, cfg.weight_decay)
+    assert train["dsa_strategy"] == cfg.dsa_strategy and train["augmentation"] == "dsa"
+    assert config["label"] == "recorded"
+    _check_used(config, result, labelled_file)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from plans import train_and_test
 
 from ladd.data import load_source
 from ladd.dense import augment, set_storage_report
-from ladd.deploy import train_and_evaluate
 from ladd.labeler import LabelerConfig, load_labeler, train_labeler
 from ladd.sets import LabelAugmentedSet, random_real
 from ladd.training import TrainConfig
@@ -60,11 +60,10 @@ def test_cifar10_labeler_dense_labels_baseline_and_ladd(tmp_path: Path) -> None:
 
     accs = {}
     for mode, epochs in (("baseline", 300), ("ladd", 30)):
-        res = train_and_evaluate(
+        res = train_and_test(
             la,
             test,
             TrainConfig(mode=mode, epochs=epochs, seeds=(0,), model_options={"width": WIDTH}),
-            device="cpu",
         )
         accs[mode] = res.accuracy_mean
         print(

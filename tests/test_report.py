@@ -27,6 +27,7 @@ def two_runs(tmp_path_factory, one_thread):
     from ladd.data import load_source
     from ladd.distill import RandomConfig
     from ladd.pipeline import run_distill, run_train
+    from ladd.plan import plan_training
     from ladd.store import Workspace
     from ladd.training import TrainConfig
 
@@ -39,8 +40,9 @@ def two_runs(tmp_path_factory, one_thread):
         cfg = TrainConfig(
             mode=mode, epochs=3, seeds=seeds, n=3, model_options={"width": 8}, trainer="reference"
         )
+        plan = plan_training(made.dataset, cfg, "cpu")
         run_id, _ = run_train(
-            ws, made.dataset, test, cfg, set_path=made.path, source="shapes", label=f"t {mode}"
+            ws, plan, made.dataset, test, set_path=made.path, source="shapes", label=f"t {mode}"
         )
         ids.append(run_id)
     return ws, ids[0], ids[1]

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +49,23 @@ def test_run_context_marks_failed_on_exception(tmp_path: Path, exc: BaseExceptio
     assert rec.status == "failed"
     assert type(exc).__name__ in (rec.error or "")
     assert rec.metrics["partial"] == 1  # nothing already written is lost
+
+
+def test_a_run_whose_config_cannot_be_written_is_failed_not_left_running(tmp_path, monkeypatch):
+    """The run's row exists before its folder's config.json is written: a failure there (disk
+    full) marks it failed, never "running" while its process lives on (a dashboard server)."""
+    import ladd.store as store
+
+    db = RunsDB(tmp_path / "runs.sqlite")
+
+    def disk_full(self, name, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.RunHandle, "write_json", disk_full)
+    with pytest.raises(OSError, match="No space left"), db.run("train", {}):
+        pass  # never reached
+    (rec,) = db.list_runs()
+    assert rec.status == "failed" and "No space left" in rec.error
 
 
 _KILLED_SCRIPT = """
@@ -145,8 +161,6 @@ def test_model_file_round_trip(tmp_path: Path) -> None:
     x = torch.randn(2, 3, 32, 32)
     assert again.spec == model.spec
     torch.testing.assert_close(again(x), model(x))
-    t0 = time.time()
-    assert time.time() - t0 < 5
 
 
 def test_a_deleted_database_never_reuses_an_old_runs_folder(tmp_path):

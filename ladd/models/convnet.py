@@ -63,7 +63,13 @@ def _make(depth: int):
 # 128 px: GLaD's rate for the distillation model itself (glad_utils.py:131, `args.model: 0.001`).
 # 32 px: the MTT lineage's 0.01 (`--lr_teacher`, GLaD buffer_mtt.py:242 and distill_mtt.py:377),
 # the CIFAR protocol's rate when a set brings no learned lr; GLaD's CIFAR eval_loop uses 0.001.
+# AdamW (rded): RDED's argument.py gives its ConvNet students of depth 3 to 6 0.001; the others
+# have no RDED rate (a run under rded needs --lr).
 for _d in range(1, 7):
-    register_model(f"convnet_d{_d}", lr_32=0.01, lr_128=0.001, family="convnet", lr_adamw=0.001)(
-        _make(_d)
-    )
+    register_model(
+        f"convnet_d{_d}",
+        lr_32=0.01,
+        lr_128=0.001,
+        family="convnet",
+        lr_adamw=0.001 if _d >= 3 else None,
+    )(_make(_d))

@@ -83,13 +83,16 @@ class RayExecutor:
         log_to_driver: bool = True,
         ship_code: bool | None = None,
         checkpoint_dir: str | Path | None = None,
+        local_files: bool | None = None,
     ) -> None:
         """address None: a private local instance with `num_cpus` / `num_gpus` (default: all
         of this machine's). temp_dir: Ray's session folder for a local instance (keep it
         short: Ray's socket paths must fit 107 characters). ship_code: send this process's
         `ladd` package to the workers (default: only when joining a cluster by address).
-        checkpoint_dir: where the tasks keep their training state, used only on the private
-        local instance this executor starts (a cluster's workers may not see the folder)."""
+        checkpoint_dir: where the tasks keep their training state, used only where the workers
+        see this machine's files (a cluster's workers may not see the folder). local_files:
+        whether they do; None: only on the private local instance this executor starts (say
+        True for a local instance this process started before, e.g. with init_ray)."""
         self.spec = spec
         self.address = address
         self.compute = compute
@@ -99,6 +102,7 @@ class RayExecutor:
         self.log_to_driver = log_to_driver
         self.ship_code = ship_code
         self.checkpoint_dir = str(checkpoint_dir) if checkpoint_dir is not None else None
+        self.local_files = local_files
         self._ray: Any = None
         self._owned = False  # we started the Ray session, so we shut it down
         self._refs: dict[Any, Any] = {}  # ObjectRef -> ObjectRef (handles are the refs)
@@ -158,7 +162,9 @@ class RayExecutor:
             name=f"ladd-sweep:{cell.label}"[:120],
         )
         threads = self.spec.threads or max(1, int(self.spec.cpus_per_cell))
-        local = self._owned and self.address is None  # the workers see this filesystem
+        local = self.local_files
+        if local is None:  # the private local instance: the workers see this filesystem
+            local = self._owned and self.address is None
         ckpt = self.checkpoint_dir if local else None
         ref = task.remote(self.compute, cell.plan, dataset, test_set, threads, ckpt)
         self._refs[ref] = ref

@@ -11,7 +11,7 @@ gradients. The rank's loss is weighted by G * n_rank / B, so that the averaged g
 gradient of the one-process batch mean, whatever the shard sizes (the last partial batch
 included): each step's gradient is one process's up to float32 rounding of a sum taken in
 another order. Those differences compound, so the weights drift apart as steps grow
-(bench.ddp_drift measures it; the README gives the table); tests/test_distributed.py holds two
+(bench.ddp_drift measures it; the README gives the table); tests/trainers/test_distributed.py holds two
 ranks to one process over a short run.
 
 DSA is drawn for the whole batch on every rank from the seed's generator (one op per batch,

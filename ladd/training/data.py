@@ -14,7 +14,7 @@ from ladd.cropped import CroppedInputs
 from ladd.limits import Limits, current_limits
 from ladd.sets.augmented import LabelAugmentedSet, TrainableSet
 from ladd.subsample import sub_sample
-from ladd.training.config import TrainConfig
+from ladd.training.config import FULL_LABELS, TrainConfig
 from ladd.training.modes import label_mode
 
 __all__ = ["TrainingData", "build_training_data", "loss_weight"]
@@ -71,7 +71,8 @@ def build_training_data(
 
     Full images come first, then the crops (raster order per image). `n`, `r` only matter for
     crop modes on a plain distilled set (a label-augmented set brings its own). full_labels
-    "set": the full images' "hard" targets are the set's own soft labels when it has them.
+    "set_soft": the full images' "hard" targets are the set's own soft labels when it has them
+    (ValueError for a value not in FULL_LABELS: TrainConfig reads the old spellings).
     lazy_labels: the dense labels stay in their codec (ladd.codecs.EncodedTargets: a batch's
     rows are decoded when it is drawn, on the device, and no [M, N*N, K] float tensor is built);
     None: lazy for a set held in a codec other than float32/float16, as today otherwise.
@@ -85,6 +86,10 @@ def build_training_data(
         if not hasattr(dataset, "replay_data"):
             raise ValueError(f"mode {mode!r} needs a soft-label store (--soft-labels STORE)")
         return dataset.replay_data()
+    if full_labels not in FULL_LABELS:
+        raise ValueError(
+            f"unknown full_labels {full_labels!r}; use one of {', '.join(FULL_LABELS)}"
+        )
     caps = limits if limits is not None else current_limits()
     images = dataset.images.float().cpu()  # (M, C, H, W)
     m = images.shape[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -45,13 +46,17 @@ def test_job_registry_runs_reports_stops_and_fails_politely():
     assert done.status == "done" and done.result == "ok" and done.fraction == 1.0
     assert done.snapshot()["losses"] == [1.0, 0.5, 1.0 / 3]
 
+    running = threading.Event()
+
     def forever(job):
         while True:
-            job.progress(step=0, total=1)
+            running.set()
+            job.progress(step=0, total=1)  # raises TrainingStopped once a stop was asked
             time.sleep(0.01)
 
     job = reg.submit("train", "long", forever)
-    time.sleep(0.1)
+    assert running.wait(timeout=10)  # stopped while it runs (not before it started)
+    assert job.status == "running"
     reg.stop(job.id)
     assert reg.wait(job.id, timeout=10).status == "stopped"
 
@@ -75,6 +80,7 @@ def test_training_job_loads_the_test_split_from_data_root_and_logs_the_set_warni
     from app import tasks
     from app.jobs import registry
     from ladd.sets import random_real
+    from ladd.training import TrainConfig
 
     ds = random_real("shapes", 2, seed=0)
     uneven = dataclasses.replace(ds, images=ds.images[:19], labels=ds.labels[:19])
@@ -87,11 +93,14 @@ def test_training_job_loads_the_test_split_from_data_root_and_logs_the_set_warni
         return real(name, split, **{**kw, "data_root": None})  # shapes needs no files
 
     monkeypatch.setattr(inputs, "load_source", spy)
-    cfg = {"mode": "baseline", "epochs": 1, "seeds": (0,), "trainer": "reference"}
-    cfg["model_options"] = {"width": 8}
-    job = tasks.submit_training(
-        str(tmp_path / "ws"), str(set_dir), cfg, "data root", data_root=str(tmp_path / "data")
+    cfg = TrainConfig(
+        mode="baseline", epochs=1, seeds=(0,), trainer="reference", model_options={"width": 8}
     )
+    planned = tasks.plan_training_job(
+        str(tmp_path / "ws"), str(set_dir), cfg, data_root=str(tmp_path / "data"), device="cpu"
+    )
+    assert seen == [("shapes", "test", str(tmp_path / "data"))]  # loaded at the click
+    job = tasks.submit_training(planned, "data root")
     done = registry().wait(job.id, timeout=300)
     assert done.status == "done", done.error
     assert seen == [("shapes", "test", str(tmp_path / "data"))]

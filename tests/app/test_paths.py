@@ -226,6 +226,7 @@ def test_a_training_job_refuses_a_sets_source_outside_the_allowed_roots(tmp_path
     from app import tasks
     from app.jobs import registry
     from ladd.sets import LabelAugmentedSet
+    from ladd.training import TrainConfig
 
     outside = tmp_path / "outside"
     (outside / "cls").mkdir(parents=True)
@@ -244,6 +245,9 @@ def test_a_training_job_refuses_a_sets_source_outside_the_allowed_roots(tmp_path
     )
     la = dataclasses.replace(la, source=f"imagefolder:{outside}")
     path = la.save(tmp_path / "ws" / "sets" / "la.safetensors")
-    job = tasks.submit_training(str(tmp_path / "ws"), str(path), {"epochs": 1, "seeds": (0,)}, "x")
-    done = registry().wait(job.id, timeout=120)
-    assert done.status == "failed" and "outside the folders" in done.error
+    before = len(registry().jobs("train"))
+    with pytest.raises(Exception, match="outside the folders"):  # at the click, on the page
+        tasks.plan_training_job(
+            str(tmp_path / "ws"), str(path), TrainConfig(epochs=1, seeds=(0,)), device="cpu"
+        )
+    assert len(registry().jobs("train")) == before  # no job was started

@@ -9,7 +9,7 @@ pytest.importorskip("streamlit")
 
 def test_read_options_map_the_page_defaults_to_from_the_files():
     """The page's "auto", blank and -1 mean "from the files"; the rules themselves are
-    ladd.sets.read_options' (tests/test_sets_options.py)."""
+    ladd.sets.read_options' (tests/sets/test_options.py)."""
     from app.widgets import read_options
 
     assert read_options("auto", "auto", "", "", False, -1) == ()  # everything from the files

@@ -253,8 +253,8 @@ def test_cam_target_and_token_reshape_work_at_128px(name):
 def test_stacked_step_matches_each_model_at_128px(name, options):
     """The stacked trainer runs the models under torch.func.vmap; at 128 px the ViT has no
     LayerNorm and VGG11 its AdaptiveMaxPool2d(7, 7): same losses and gradients as each seed's own
-    model (float64, as tests/test_fast.py's cross-architecture test)."""
-    from ladd.trainers.fast import _stack_models, stacked_loss
+    model (float64, as tests/trainers/test_stacked.py's cross-architecture test)."""
+    from ladd.trainers.stacked import _stack_models, stacked_loss
     from ladd.training import soft_cross_entropy
 
     models = [create_model(name, 4, 128, seed=s, **options).double() for s in (0, 1)]

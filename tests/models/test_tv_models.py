@@ -308,7 +308,8 @@ def test_files_without_a_state_dict_and_other_models_are_refused(tmp_path):
 def test_both_engines_train_tv_resnet18_to_the_same_weights():
     """BatchNorm's running statistics included: the stacked engine (all seeds in one vmapped
     step) gives each seed the reference loop's weights."""
-    from ladd.deploy import model_spec
+    from plans import plan
+
     from ladd.trainers import train_models
     from ladd.training import TrainConfig, TrainingData
 
@@ -328,7 +329,9 @@ def test_both_engines_train_tv_resnet18_to_the_same_weights():
             protocol="mtt",
             trainer=trainer,
         )
-        runs[trainer] = train_models(data, model_spec(cfg, 4, 32), cfg, device="cpu").models
+        p = plan(data, cfg, None)  # the engine the front ends get: on a CPU with batch norm,
+        assert p.engine == {"reference": "reference", "fast": "sequential"}[trainer]  # sequential
+        runs[trainer] = train_models(data, p).models
     assert not _same_weights(runs["reference"][0], runs["reference"][1])
     for a, b in zip(runs["reference"], runs["fast"], strict=True):
         sa, sb = a.state_dict(), b.state_dict()

@@ -90,6 +90,7 @@ def extra_run(demo) -> int:
     """One more finished run on the demo's set (1 epoch), recorded like any other."""
     from ladd.data import load_source
     from ladd.pipeline import run_train
+    from ladd.plan import plan_training
     from ladd.sets import LabelAugmentedSet
     from ladd.store import Workspace
     from ladd.training import TrainConfig
@@ -99,7 +100,13 @@ def extra_run(demo) -> int:
     test = load_source("shapes", "test", limit_per_class=2, cache_dir=ws.cache_dir)
     cfg = TrainConfig(mode="baseline", epochs=1, seeds=(0,), model_options={"width": 8})
     run_id, _ = run_train(
-        ws, la, test, cfg, set_path=demo.set_path, source="shapes", label="extra baseline"
+        ws,
+        plan_training(la, cfg, "cpu"),
+        la,
+        test,
+        set_path=demo.set_path,
+        source="shapes",
+        label="extra baseline",
     )
     return run_id
 

@@ -93,8 +93,8 @@ def compare_link(at: AppTest) -> dict[str, list[str]]:
 
 def run_label(run_id: int) -> str:
     from app.widgets import run_label
-    from ladd.pipeline import summarise
     from ladd.store import Workspace
+    from ladd.summaries import summarise
 
     return run_label(summarise(Workspace().db.get_run(run_id)))
 

@@ -2,7 +2,7 @@
 
 ZCA space is MTT's (mtt-distillation utils.py:58-59 and :147-149): [0, 1] pixels with no
 Normalize, whitened by kornia's ZCAWhitening(eps=0.1) fitted on the whole train split; so a
-ZCA-space set and a ZCA labeler both record mean 0 / std 1. tests/test_zca_kornia.py checks
+ZCA-space set and a ZCA labeler both record mean 0 / std 1. tests/data/test_zca_kornia.py checks
 the whitening itself against kornia on real CIFAR-10.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from plans import train_and_test
 
 from ladd.data import load_source
 from ladd.dense import augment
-from ladd.deploy import eval_inputs, train_and_evaluate
+from ladd.deploy import eval_inputs
 from ladd.labeler import LabelerConfig, load_labeler, train_labeler
 from ladd.sets import LabelAugmentedSet, fit_zca_for, random_real
 from ladd.training import TrainConfig
@@ -62,7 +63,7 @@ def test_the_test_split_is_whitened_like_the_set(zca_labeler):
     want = zca.apply(test.images.float() / 255)  # MTT: ToTensor() then the ZCA
     torch.testing.assert_close(x, want)
     cfg = TrainConfig(epochs=2, seeds=(0,), model_options={"width": 8}, mode="ladd")
-    res = train_and_evaluate(la, test, cfg, device="cpu")
+    res = train_and_test(la, test, cfg)
     assert 0.0 <= res.accuracy_mean <= 1.0 and len(res.loss_curves[0]) == 3  # MTT: E + 1 passes
 
 

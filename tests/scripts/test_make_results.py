@@ -1,13 +1,32 @@
-"""scripts/make_results.py: docs/results.md tables come from the JSON records, beside the paper."""
+"""scripts/make_results.py: docs/results.md tables come from the JSON records, beside the paper.
+The script runs in this process (its main(), with its command line and the repository as the
+working folder), as `python scripts/make_results.py --records R --out O` runs it."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_results(records: Path, out: Path) -> None:
+    """`python scripts/make_results.py --records records --out out`, from the repository."""
+    spec = importlib.util.spec_from_file_location(
+        "make_results", ROOT / "scripts" / "make_results.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = sys.argv
+    sys.argv = ["scripts/make_results.py", "--records", str(records), "--out", str(out)]
+    try:
+        with contextlib.chdir(ROOT):
+            mod.main()
+    finally:
+        sys.argv = argv
 
 
 def _rec(part, mode, mean, **kw):
@@ -54,18 +73,7 @@ def test_tables_are_generated_from_records(tmp_path):
     for i, r in enumerate(rows):
         (recs / f"r{i}.json").write_text(json.dumps(r))
     out = tmp_path / "results.md"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "make_results.py"),
-            "--records",
-            str(recs),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        cwd=ROOT,
-    )
+    make_results(recs, out)
     text = out.read_text()
     assert "| random | 10 | 25.2 ± 1.0 | 35.8 ± 1.0 | +10.6 |" in text
     assert "| 4 | 41.0 | 0.500 | 1.200 | 35.0 ± 1.0 |" in text
@@ -79,9 +87,7 @@ def _generate(tmp_path, rows) -> str:
     for i, r in enumerate(rows):
         (recs / f"r{i}.json").write_text(json.dumps(r))
     out = tmp_path / "results.md"
-    script = str(ROOT / "scripts" / "make_results.py")
-    cmd = [sys.executable, script, "--records", str(recs), "--out", str(out)]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    make_results(recs, out)
     return out.read_text()
 
 
@@ -255,9 +261,7 @@ def test_a_records_absolute_folders_are_shown_relative_to_the_repository(tmp_pat
 
 def test_the_committed_records_regenerate_results_md_byte_for_byte(tmp_path):
     out = tmp_path / "results.md"
-    script = str(ROOT / "scripts" / "make_results.py")
-    cmd = [sys.executable, script, "--records", str(ROOT / "docs" / "results"), "--out", str(out)]
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    make_results(ROOT / "docs" / "results", out)
     assert out.read_bytes() == (ROOT / "docs" / "results.md").read_bytes()
 
 
@@ -289,9 +293,7 @@ def test_part7_lists_codecs_by_label_bytes_beside_the_baselines(tmp_path):
     for i, r in enumerate(rows):
         (recs / f"r{i}.json").write_text(json.dumps(r))
     out = tmp_path / "results.md"
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "make_results.py"), "--records", str(recs),
-         "--out", str(out)], check=True, capture_output=True)  # fmt: skip
+    make_results(recs, out)
     text = out.read_text()
     part7 = text[text.index("## 7. Label codecs") :]
     lines = [ln for ln in part7.splitlines() if ln.startswith("| random")]

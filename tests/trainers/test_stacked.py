@@ -1,4 +1,5 @@
-"""The fast trainer computes what the reference loop computes (CPU-sized; CUDA checks marked)."""
+"""ladd.trainers.stacked: the stacked engine computes what the reference loop computes
+(CPU-sized; CUDA checks marked)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,26 @@ from dataclasses import replace
 import pytest
 import torch
 from parity import normed_conv_biases
+from plans import Killed, killer, plan
 
-from ladd.trainers import train_models
-from ladd.trainers.fast import (
+from ladd.trainers import ENGINE_RUNNERS, train_models
+from ladd.trainers.compile import CompilePolicy
+from ladd.trainers.loop import TrainHooks
+from ladd.trainers.reference import train_reference
+from ladd.trainers.stacked import (
     FastOptions,
-    _resolve,
+    _levers,
     _stack_models,
     _StackedStep,
     stacked_loss,
-    train_fast,
+    train_stacked,
 )
-from ladd.trainers.layouts import dense_layout_allowed
-from ladd.trainers.reference import train_reference
 from ladd.training import (
+    TrainCheckpoint,
     TrainConfig,
     TrainingData,
     TrainingStopped,
     init_model,
-    model_spec,
     soft_cross_entropy,
 )
 
@@ -53,6 +56,23 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+def _spec(cfg: TrainConfig, size: int = SIZE, k: int = K):
+    return plan(_data(t=4) if size == SIZE else _sized(size, k), cfg).spec
+
+
+def _sized(size: int, k: int) -> TrainingData:
+    x = torch.zeros(2, 3, size, size)
+    return TrainingData(x, torch.full((2, k), 1.0 / k), num_full=2, num_crops=0, num_classes=k)
+
+
+def _stacked(data: TrainingData, cfg: TrainConfig, hooks=None, **opts):
+    return train_stacked(data, plan(data, cfg, "stacked"), hooks, options=FastOptions(**opts))
+
+
+def _reference(data: TrainingData, cfg: TrainConfig):
+    return train_reference(data, plan(data, cfg))
+
+
 def _max_diff(
     a: list[torch.nn.Module], b: list[torch.nn.Module], skip: set[str] = frozenset()
 ) -> float:
@@ -67,7 +87,7 @@ def _max_diff(
 @pytest.mark.parametrize("padded", [False, True])
 def test_stacked_step_matches_reference_loss_and_gradients(padded: bool) -> None:
     cfg = _cfg()
-    spec = model_spec(cfg, K, SIZE)
+    spec = _spec(cfg)
     models = [init_model(spec, s) for s in cfg.seeds]
     base, params, buffers = _stack_models(models)
     data = _data(t=3 * 12)
@@ -105,7 +125,7 @@ def test_stacked_step_matches_reference_for_the_cross_architecture_models(arch, 
     separate convolutions to ~10 % of some gradients at random init, which hides nothing and
     proves nothing; in float64 the two paths agree to ~1e-14."""
     cfg = _cfg(arch=arch, seeds=(0, 1), model_options=options)
-    spec = model_spec(cfg, K, 32)
+    spec = _spec(cfg, 32)
     models = [init_model(spec, s).double() for s in cfg.seeds]
     base, params, buffers = _stack_models(models)
     g = torch.Generator().manual_seed(1)
@@ -122,22 +142,20 @@ def test_stacked_step_matches_reference_for_the_cross_architecture_models(arch, 
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("engine", "options"),
     [
-        FastOptions(engine="stacked"),
-        FastOptions(engine="stacked", pad_last=True),
-        FastOptions(engine="sequential"),
-        FastOptions(engine="stacked", layout="dense", pad_last=True),
-        FastOptions(engine="stacked", layout="dense", channels_last=True),
-        FastOptions(engine="stacked", channels_last=True),
+        ("stacked", {}),
+        ("stacked", {"pad_last": True}),
+        ("sequential", {}),
+        ("stacked", {"channels_last": True}),
     ],
-    ids=["stacked", "stacked-padded", "sequential", "dense-padded", "dense-nhwc", "grouped-nhwc"],
+    ids=["stacked", "stacked-padded", "sequential", "stacked-nhwc"],
 )
 @pytest.mark.parametrize("protocol", ["mtt", "glad", "rded"])
 def test_same_weights_as_reference_after_a_few_steps_without_dsa(
-    options: FastOptions, protocol: str, one_thread
+    engine: str, options: dict, protocol: str, one_thread
 ) -> None:
-    """Every engine and layout under every protocol: MTT's lr drop with a fresh optimiser after
+    """Every engine and lever under every protocol: MTT's lr drop with a fresh optimiser after
     pass E//2 + 1 (5 passes for 4 epochs), GLaD's warm-up, cosine decay and EMA, RDED's AdamW
     and half-cosine.
 
@@ -147,9 +165,11 @@ def test_same_weights_as_reference_after_a_few_steps_without_dsa(
     change nothing the model computes: the outputs are checked instead."""
     data = _data()  # 40 samples, batches of 16: a partial last batch every epoch
     cfg = _cfg(epochs=4, protocol=protocol)
-    spec = model_spec(cfg, K, SIZE)
-    ref = train_reference(data, spec, cfg, device="cpu")
-    fast = train_fast(data, spec, cfg, device="cpu", options=options)
+    ref = _reference(data, cfg)
+    if engine == "stacked":
+        fast = _stacked(data, cfg, **options)
+    else:
+        fast = train_models(data, plan(data, cfg, engine))
     skip = normed_conv_biases(ref.models[0]) if protocol == "rded" else set()
     assert _max_diff(ref.models, fast.models, skip) < 1e-5
     with torch.no_grad():
@@ -161,10 +181,8 @@ def test_same_weights_as_reference_after_a_few_steps_without_dsa(
 
 def test_fast_trainer_lowers_the_loss_with_dsa() -> None:
     data = _data(t=32)
-    cfg = _cfg(epochs=12, seeds=(0, 1), dsa=True, lr=0.05, batch_size=32)
-    res = train_fast(
-        data, model_spec(cfg, K, SIZE), cfg, device="cpu", options=FastOptions("stacked")
-    )
+    cfg = _cfg(epochs=12, seeds=(0, 1), dsa=True, lr=0.05, batch_size=32, protocol="mtt")
+    res = _stacked(data, cfg)
     assert len(res.models) == 2 and all(not m.training for m in res.models)
     for curve in res.loss_curves:
         assert len(curve) == 13  # MTT's protocol (auto at 16 px) runs epochs + 1 passes
@@ -176,29 +194,14 @@ def test_fast_trainer_lowers_the_loss_with_dsa() -> None:
 def test_stop_event_is_honoured(engine: str) -> None:
     stop = threading.Event()
     stop.set()
-    cfg = _cfg()
+    data = _data()
     with pytest.raises(TrainingStopped):
-        train_fast(
-            _data(),
-            model_spec(cfg, K, SIZE),
-            cfg,
-            device="cpu",
-            stop=stop,
-            options=FastOptions(engine),
-        )
+        train_models(data, plan(data, _cfg(), engine), TrainHooks(stop=stop))
 
 
 def test_progress_reports_every_epoch() -> None:
     events = []
-    cfg = _cfg(epochs=3)
-    train_fast(
-        _data(),
-        model_spec(cfg, K, SIZE),
-        cfg,
-        device="cpu",
-        progress=events.append,
-        options=FastOptions("stacked"),
-    )
+    _stacked(_data(), _cfg(epochs=3), TrainHooks(progress=events.append))
     assert [e.step for e in events] == [3, 6, 9, 12]  # 3 seeds x (3 epochs + MTT's extra pass)
     assert all(e.total == 12 and e.loss is not None for e in events)
     assert events[-1].metrics == {
@@ -210,35 +213,36 @@ def test_progress_reports_every_epoch() -> None:
     }
 
 
-def test_train_models_dispatches_by_name_and_counts_flops_once(monkeypatch) -> None:
-    import ladd.trainers.registry as reg
-
+def test_train_models_runs_the_plans_engine_and_counts_flops_once(monkeypatch) -> None:
     calls = []
+    real = ENGINE_RUNNERS["stacked"]
 
-    def spy(data, spec, cfg, **kwargs):
-        assert set(kwargs) == {"lr", "device", "hooks"}  # one hooks object, not five keywords
-        calls.append((cfg.trainer, kwargs["lr"]))
-        return train_fast(data, spec, cfg, **kwargs)
+    def spy(data, p, hooks):
+        assert isinstance(hooks, TrainHooks)  # one hooks object, not five keywords
+        calls.append((p.engine, p.lr))
+        return real(data, p, hooks)
 
-    monkeypatch.setitem(reg._TRAINERS, "fast", spy)
-    cfg = _cfg(trainer="fast", epochs=1)
+    monkeypatch.setitem(ENGINE_RUNNERS, "stacked", spy)
+    data, cfg = _data(), _cfg(epochs=1)
     events = []
-    res = train_models(_data(), model_spec(cfg, K, SIZE), cfg, device="cpu", progress=events.append)
-    assert len(res.models) == 3 and calls == [("fast", cfg.lr)] and events
+    res = train_models(data, plan(data, cfg, "stacked"), TrainHooks(progress=events.append))
+    assert len(res.models) == 3 and calls == [("stacked", cfg.lr)] and events
     assert res.flops > 0  # counted by train_models, not by the engine
-    train_models(
-        _data(), model_spec(cfg, K, SIZE), _cfg(trainer="reference", epochs=1), device="cpu"
-    )
-    assert len(calls) == 1  # the reference trainer is its own entry
+    assert res.engine["engine"] == "stacked" and res.engine["layout"] == "grouped"
+    ref = train_models(data, plan(data, cfg, "reference"))
+    assert len(calls) == 1  # the reference engine is its own entry
+    assert ref.flops == res.flops  # the same work, whichever engine issues it
+    with pytest.raises(ValueError, match="unknown engine 'nope'"):
+        plan(data, cfg, "nope")
     with pytest.raises(ValueError, match="unknown trainer 'nope'"):
-        train_models(_data(), model_spec(cfg, K, SIZE), _cfg(trainer="nope"), device="cpu")
+        _cfg(trainer="nope")
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_compiled_bf16_step_matches_fp32_reference_on_cuda() -> None:
     cfg = _cfg(seeds=(0, 1))
-    spec = model_spec(cfg, K, SIZE)
+    spec = _spec(cfg)
     models = [init_model(spec, s).cuda() for s in cfg.seeds]
     base, params, buffers = _stack_models(models)
     data = _data(t=2 * 16).to("cuda")
@@ -251,43 +255,34 @@ def test_compiled_bf16_step_matches_fp32_reference_on_cuda() -> None:
         torch.testing.assert_close(per_seed[s], ref.detach(), rtol=2e-2, atol=2e-2)
 
 
-# -- layouts and levers ----------------------------------------------------------------------
+# -- levers ----------------------------------------------------------------------------------
 
 
 def _step(models, spec, cfg, data, **opts) -> _StackedStep:
-    plan = _resolve(FastOptions(engine="stacked", **opts), torch.device("cpu"), models[0], spec)
-    return _StackedStep(models, data, cfg, plan, spec, torch.device("cpu"), None, None)
+    p = plan(data, cfg, "stacked")
+    levers = _levers(FastOptions(**opts), p, torch.device("cpu"))
+    return _StackedStep(models, data, cfg, levers, spec, torch.device("cpu"), None, CompilePolicy())
 
 
 @pytest.mark.parametrize(
     ("arch", "size", "options", "levers"),
     [
-        ("convnet_d2", 16, {"width": 8}, {"layout": "dense"}),
-        ("convnet_d2", 16, {"width": 8}, {"layout": "dense", "channels_last": True}),
-        ("convnet_d2", 16, {"width": 8}, {"layout": "grouped", "channels_last": True}),
-        ("convnet_d2", 16, {"width": 8}, {"layout": "streams"}),  # CPU: no streams, dense math
-        ("alexnet", 16, {}, {"layout": "dense"}),
-        ("vgg11", 32, {}, {"layout": "dense"}),
-        ("resnet18", 16, {}, {"layout": "dense", "channels_last": True}),
+        ("convnet_d2", 16, {"width": 8}, {}),
+        ("convnet_d2", 16, {"width": 8}, {"channels_last": True}),
+        ("alexnet", 16, {}, {}),
+        ("vgg11", 32, {}, {}),
+        ("resnet18", 16, {}, {"channels_last": True}),
     ],
-    ids=[
-        "convnet",
-        "convnet-nhwc",
-        "convnet-grouped-nhwc",
-        "convnet-streams",
-        "alexnet",
-        "vgg11",
-        "resnet18-nhwc",
-    ],
+    ids=["convnet", "convnet-nhwc", "alexnet", "vgg11", "resnet18-nhwc"],
 )
-def test_each_layout_gives_every_seed_its_own_loss_and_gradients(
+def test_the_step_gives_every_seed_its_own_loss_and_gradients(
     arch, size, options, levers, one_thread
 ) -> None:
-    """The step as the trainer runs it (gathered batch, padding weights, the layout's forward),
-    in float64 against each seed's own model: seeds along the batch axis with per-seed weight
-    layers, and channels-last memory, compute exactly what separate models compute."""
+    """The step as the engine runs it (gathered batch, padding weights, grouped forward), in
+    float64 against each seed's own model: seeds along the channel axis and channels-last
+    memory compute exactly what separate models compute."""
     cfg = _cfg(arch=arch, seeds=(0, 1), batch_size=4, model_options=options)
-    spec = model_spec(cfg, K, size)
+    spec = _spec(cfg, size)
     models = [init_model(spec, s).double() for s in cfg.seeds]
     refs = [init_model(spec, s).double() for s in cfg.seeds]
     g = torch.Generator().manual_seed(1)
@@ -307,53 +302,38 @@ def test_each_layout_gives_every_seed_its_own_loss_and_gradients(
             torch.testing.assert_close(step.params[name].grad[s], p.grad, rtol=1e-8, atol=1e-12)
 
 
-def test_dense_layout_refuses_models_it_cannot_stack() -> None:
-    vit = model_spec(_cfg(arch="vit", model_options={}), K, 32)
-    bn = model_spec(_cfg(model_options={"width": 8, "norm": "batch"}), K, SIZE)
-    ok = model_spec(_cfg(), K, SIZE)
-    assert not dense_layout_allowed(init_model(vit, 0))  # class token, positions: bare params
-    assert not dense_layout_allowed(init_model(bn, 0))  # BatchNorm statistics would mix seeds
-    assert dense_layout_allowed(init_model(ok, 0))
+def test_levers_follow_the_plan_and_the_options(monkeypatch) -> None:
+    """The compile mode is the plan's unless FastOptions names one; "policy" is eager off CUDA
+    unless LADD_FAST_COMPILE names a mode; padding follows compiling; precision is the plan's
+    on CUDA and fp32 on the CPU."""
     cpu = torch.device("cpu")
-    with pytest.raises(ValueError, match="layout 'grouped'"):
-        _resolve(FastOptions(engine="stacked", layout="dense"), cpu, init_model(vit, 0), vit)
-
-
-def test_lever_defaults_apply_per_architecture(monkeypatch) -> None:
-    import ladd.trainers.fast as fast
-
-    cpu = torch.device("cpu")
-    monkeypatch.setitem(
-        fast.LEVER_DEFAULTS, ("convnet_d2", SIZE), {"layout": "dense", "channels_last": True}
-    )
-    monkeypatch.setitem(fast.LEVER_DEFAULTS, ("vit", 32), {"layout": "dense"})
-    spec = model_spec(_cfg(), K, SIZE)
-    plan = _resolve(FastOptions(engine="stacked"), cpu, init_model(spec, 0), spec)
-    assert plan.layout == "dense" and plan.channels_last
-    asked = _resolve(
-        FastOptions(engine="stacked", layout="grouped", channels_last=False),
-        cpu,
-        init_model(spec, 0),
-        spec,
-    )
-    assert asked.layout == "grouped" and not asked.channels_last  # explicit options win
-    vit = model_spec(_cfg(arch="vit", model_options={}), K, 32)
-    assert _resolve(FastOptions(engine="stacked"), cpu, init_model(vit, 0), vit).layout == (
-        "grouped"
-    )  # a lever the architecture cannot take falls back
+    data = _data(t=4)
+    p = plan(data, _cfg(), "stacked")
+    assert p.compile == "off"  # a CPU plan
+    assert _levers(FastOptions(), p, cpu).mode == "off"
+    on_cuda = replace(p, compile="policy")
+    lev = _levers(FastOptions(), on_cuda, cpu)
+    assert (lev.mode, lev.pad, lev.precision) == ("off", False, "fp32")
+    monkeypatch.setenv("LADD_FAST_COMPILE", "default")
+    lev = _levers(FastOptions(), on_cuda, cpu)
+    assert (lev.mode, lev.pad) == ("default", True)
+    monkeypatch.setenv("LADD_FAST_COMPILE", "fastest")
+    with pytest.raises(ValueError, match="LADD_FAST_COMPILE='fastest'"):
+        _levers(FastOptions(), on_cuda, cpu)
+    monkeypatch.delenv("LADD_FAST_COMPILE")
+    asked = _levers(FastOptions(compile="reduce-overhead", pad_last=False), p, cpu)
+    assert (asked.mode, asked.pad) == ("default", False)  # CUDA graphs need CUDA
+    with pytest.raises(ValueError, match="unknown compile mode"):
+        FastOptions(compile="fastest")
+    with pytest.raises(ValueError, match="unknown dsa_draws"):
+        FastOptions(dsa_draws="never")
 
 
 @pytest.mark.parametrize("draws", ["epoch", "step"])
 def test_both_dsa_draw_schedules_train(draws: str, one_thread) -> None:
     data = _data(t=40)
     cfg = _cfg(epochs=8, seeds=(0, 1), dsa=True, lr=0.05)
-    res = train_fast(
-        data,
-        model_spec(cfg, K, SIZE),
-        cfg,
-        device="cpu",
-        options=FastOptions("stacked", dsa_draws=draws),
-    )
+    res = _stacked(data, cfg, dsa_draws=draws)
     assert res.report.dsa_draws == draws and res.report.tail == "exact"
     for curve in res.loss_curves:
         assert curve[-1] < curve[0]
@@ -365,7 +345,7 @@ def test_policy_keeps_a_short_run_eager_after_timing_it(one_thread, tmp_path) ->
     from dataclasses import replace
 
     cfg = _cfg(epochs=2)
-    spec = model_spec(cfg, K, SIZE)
+    spec = _spec(cfg)
     models = [init_model(spec, s) for s in cfg.seeds]
     step = _step(models, spec, cfg, _data())
     step.plan = replace(step.plan, mode="policy")
@@ -383,7 +363,7 @@ def test_a_compiled_step_that_fails_leaves_the_run_eager_with_the_reference_weig
     """A compiled step that raises (at its first call: while compiling; at a later one: in the
     middle of training) is dropped with a warning and the run goes on eager: the failed call
     leaves no gradient behind, so the weights still equal the reference's."""
-    import ladd.trainers.fast as fast
+    import ladd.trainers.stacked as fast
 
     calls = {"n": 0}
 
@@ -401,13 +381,15 @@ def test_a_compiled_step_that_fails_leaves_the_run_eager_with_the_reference_weig
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     data = _data()
     cfg = _cfg(epochs=2)
-    spec = model_spec(cfg, K, SIZE)
-    opts = FastOptions(engine="stacked", compile="default", cache_dir=str(tmp_path / "cc"))
     expected = "compiling the step failed" if fails_at == 1 else "compiled step failed"
     with pytest.warns(UserWarning, match=f"{expected} .*inductor stand-in failure"):
-        res = train_fast(data, spec, cfg, device="cpu", options=opts)
+        res = _stacked(data, cfg, compile="default", cache_dir=str(tmp_path / "cc"))
     assert calls["n"] == fails_at  # never called again once it failed
-    ref = train_reference(data, spec, cfg, device="cpu")
+    # never silently: the failure is in the engine report, which the run records
+    assert res.report.compile_failure.startswith(expected)
+    assert "inductor stand-in failure" in res.report.compile_failure
+    assert res.report.compile_mode == "off"
+    ref = _reference(data, cfg)
     assert _max_diff(ref.models, res.models) < 1e-5
 
 
@@ -415,7 +397,7 @@ def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thre
     """With a stand-in compiler: full batches go through the compiled function, the last
     partial batch (pad_last=False) runs eager at its own size, the compile is recorded in the
     cache index and reported apart from training; the weights still equal the reference's."""
-    import ladd.trainers.fast as fast
+    import ladd.trainers.stacked as fast
     from ladd.trainers.compile import read_index
 
     calls = {"compiled": 0, "shapes": set()}
@@ -432,13 +414,10 @@ def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thre
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     data = _data()  # 40 samples, batches of 16: 2 full + a tail of 8
     cfg = _cfg(epochs=2)
-    spec = model_spec(cfg, K, SIZE)
-    opts = FastOptions(
-        engine="stacked", compile="default", pad_last=False, cache_dir=str(tmp_path / "cc")
-    )
-    res = train_fast(data, spec, cfg, device="cpu", options=opts)
+    opts = dict(compile="default", pad_last=False, cache_dir=str(tmp_path / "cc"))
+    res = _stacked(data, cfg, **opts)
     assert calls["shapes"] == {(3, 16, K)}  # never the tail's (3, 8, K)
-    passes = cfg.resolved(SIZE).passes  # MTT protocol: epochs + 1
+    passes = plan(data, cfg).config.passes  # MTT protocol (auto at 16 px): epochs + 1
     assert calls["compiled"] == 2 + 2 * passes  # warm-up calls + 2 full batches per pass
     rep = res.report
     assert rep.compile_mode == "default" and rep.tail == "eager"
@@ -448,81 +427,28 @@ def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thre
     (entry,) = read_index(tmp_path / "cc").values()
     assert entry.description["seeds"] == 3 and entry.description["mode"] == "default"
     assert entry.loss_diff == 0.0
-    ref = train_reference(data, spec, cfg, device="cpu")
+    ref = _reference(data, cfg)
     assert _max_diff(ref.models, res.models) < 1e-5
 
 
-def _policy_plan(monkeypatch, threshold: int) -> None:
-    """Plans resolve as on CUDA (compile "policy"), with the sequential fall-back from
-    `threshold` px; the cold-compile estimate keeps these tiny runs eager."""
-    import ladd.trainers.fast as fast
-
-    real = fast._resolve
-
-    def as_on_cuda(*args, **kwargs):
-        return replace(real(*args, **kwargs), engine="stacked", mode="policy")
-
-    monkeypatch.setattr(fast, "_resolve", as_on_cuda)
-    monkeypatch.setattr(fast, "SEQUENTIAL_WHEN_EAGER_FROM_PX", threshold)
-
-
-@pytest.mark.parametrize("threshold", [SIZE, SIZE * 2])
-def test_a_run_the_policy_keeps_eager_at_large_sizes_runs_the_sequential_engine(
-    monkeypatch, one_thread, tmp_path, threshold
-) -> None:
-    """Where the eager stacked step loses to the reference loop (128 px and up, measured 0.73x
-    on an H200), a run the policy keeps eager trains on the sequential engine: the reference
-    loop's exact weights, the reason in the engine report. Below the size it stays stacked."""
-    _policy_plan(monkeypatch, threshold)
-    data = _data()
-    cfg = _cfg(epochs=2, seeds=(0, 1))
-    spec = model_spec(cfg, K, SIZE)
-    opts = FastOptions(cache_dir=str(tmp_path / "cc"))  # engine "auto": stacked on CUDA
-    res = train_fast(data, spec, cfg, device="cpu", options=opts)
-    assert res.report.compile_mode == "off" and res.report.seconds_probe > 0
-    if threshold > SIZE:
-        assert res.report.engine == "stacked" and "sequential" not in res.report.decision
-        return
-    assert res.report.engine == "sequential"
-    assert res.report.decision.startswith("eager") and "sequential engine" in res.report.decision
-    ref = train_reference(data, spec, cfg, device="cpu")
-    assert _max_diff(res.models, ref.models) == 0.0
-    assert res.loss_curves == ref.loss_curves
-    asked = train_fast(data, spec, cfg, device="cpu", options=replace(opts, engine="stacked"))
-    assert asked.report.engine == "stacked"  # an engine asked for by name is the one that runs
-
-
-class _Killed(Exception):
-    pass
-
-
-def test_a_saved_state_is_resumed_by_the_engine_that_saved_it(monkeypatch, one_thread, tmp_path):
-    """A run that fell back to the sequential engine and was killed resumes on that engine even
-    when the plan says stacked now (the stacked step cannot read a per-seed state), and ends with
-    the uninterrupted run's weights."""
-    from ladd.training import TrainCheckpoint
-
-    _policy_plan(monkeypatch, SIZE)
+def test_a_saved_state_is_resumed_by_the_engine_that_saved_it(one_thread, tmp_path):
+    """A run of the sequential engine that was killed resumes on that engine even when its plan
+    says stacked now (the stacked step cannot read a per-seed state), says why in the engine
+    report, and ends with the uninterrupted run's weights."""
     data = _data()
     cfg = _cfg(epochs=3, seeds=(0, 1))
-    spec = model_spec(cfg, K, SIZE)
-    opts = FastOptions(cache_dir=str(tmp_path / "cc"))
     ckpt = TrainCheckpoint(tmp_path / "state.safetensors", key="run", seconds=0.0)
-    passes = cfg.resolved(SIZE).passes
-
-    def kill(ev):
-        if ev.step >= passes + 1:  # seed 1's first pass
-            raise _Killed
-
-    with pytest.raises(_Killed):
-        train_fast(data, spec, cfg, device="cpu", options=opts, progress=kill, checkpoint=ckpt)
+    passes = plan(data, cfg).config.passes
+    with pytest.raises(Killed):  # seed 1's first pass
+        train_models(
+            data,
+            plan(data, cfg, "sequential"),
+            TrainHooks(progress=killer(passes + 1), checkpoint=ckpt),
+        )
     assert ckpt.saved_meta() is not None and ckpt.saved_meta()["engine"] == "reference"
-    monkeypatch.undo()  # plain CPU plan, stacked asked for: never falls back
-    again = train_fast(
-        data, spec, cfg, device="cpu", options=replace(opts, engine="stacked"), checkpoint=ckpt
-    )
-    assert again.report.engine == "sequential"
-    assert "resuming the state the sequential engine saved" in again.report.decision
-    ref = train_reference(data, spec, cfg, device="cpu")
+    again = train_models(data, plan(data, cfg, "stacked"), TrainHooks(checkpoint=ckpt))
+    assert again.engine["engine"] == "sequential"
+    assert "resuming the state the sequential engine saved" in again.engine["decision"]
+    ref = _reference(data, cfg)
     assert _max_diff(again.models, ref.models) == 0.0
     assert again.loss_curves == ref.loss_curves

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is not installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is not installed
 from bench import (  # noqa: E402
     cost_table,
     dense_speed,
@@ -64,15 +64,14 @@ def test_deploy_speed_lever_flags_reach_the_trainer(capsys, one_thread) -> None:
             "convnet_d3-32px-ipc10-n5",
             "--engine",
             "stacked",
-            "--layout",
-            "dense",
             "--channels-last",
             "--dsa-draws",
             "step",
         ]
     )
     (rec,) = records
-    assert rec["fast_options"]["layout"] == "dense" and rec["fast_options"]["channels_last"]
+    assert rec["fast_options"]["engine"] == "stacked" and rec["fast_options"]["channels_last"]
+    assert rec["fast_options"]["layout"] == "grouped"  # the stacked engine's one layout
     assert rec["fast_options"]["dsa_draws"] == "step" and rec["step_loss_max_abs_diff"] < 1e-4
 
 
@@ -107,9 +106,9 @@ def test_cost_table_tiny_writes_the_cost_schema_and_estimates(tmp_path, one_thre
 def test_levers_tiny_measures_each_variant_with_its_parity(tmp_path, one_thread) -> None:
     out = tmp_path / "levers.json"
     records = levers.main(
-        ["--tiny", "--variants", "baseline", "dense", "streams", "--json-out", str(out)]
+        ["--tiny", "--variants", "baseline", "grouped-nhwc", "dsa-step", "--json-out", str(out)]
     )
-    assert [r["variant"] for r in records] == ["baseline", "dense", "streams"]
+    assert [r["variant"] for r in records] == ["baseline", "grouped-nhwc", "dsa-step"]
     for r in records:
         assert r["kind"] == "lever" and r["ours_samples_per_s"] > 0
         assert r["step_loss_max_abs_diff"] < 1e-5  # fp32 on the CPU: the same math
@@ -239,8 +238,18 @@ def test_speed_report_renders_tables_picks_winners_and_writes_docs(tmp_path, cap
     assert "**dense**" in body  # the fastest variant whose step loss matches fp32
     assert "**graphs**" not in body  # faster, but its loss is off: not a winner
     assert "25,000" in body and "NVIDIA H100" in body and "rehearsal" in body
-    assert speed_report.suggested_levers(recs) == {
-        ("convnet_d3", 32): {"layout": "dense", "channels_last": False, "compile": "default"}
+    # the winner is a record of the dense layout, which the stacked engine no longer has:
+    # it stays in the report (history) and suggests nothing
+    assert speed_report.suggested_levers(recs) == {}
+    nhwc = {
+        **recs[-3],
+        "config": "l-nhwc",
+        "variant": "grouped-nhwc",
+        "ours_samples_per_s": 400000.0,
+        "fast_options": {"channels_last": True, "compile": "default"},
+    }
+    assert speed_report.suggested_levers([*recs, nhwc]) == {
+        ("convnet_d3", 32): {"channels_last": True, "compile": "default"}
     }
     src = tmp_path / "speed.json"
     src.write_text(json.dumps(recs))
@@ -261,7 +270,7 @@ def test_speed_report_renders_tables_picks_winners_and_writes_docs(tmp_path, cap
     )
     saved = json.loads((docs / "benchmarks.json").read_text())
     assert saved[0] == {"config": "kept"} and len(saved) == 1 + len(recs)
-    assert "LEVER_DEFAULTS suggested" in capsys.readouterr().out
+    assert "levers suggested" not in capsys.readouterr().out  # none to suggest here
 
 
 def test_set_view_bench_tiny_prints_both_ways(capsys, tmp_path) -> None:

@@ -4,7 +4,7 @@ Fixtures are built here at run time (10 classes x IPC 2 unless a source needs mo
 with the original code's calls reproduced line for line; each test's docstring names the file
 and line it follows. Pixels are real CIFAR-10 training images when LADD_SHARED_DATA holds the
 archive (else seeded random pixels, which test the same arithmetic); ZCA-space fixtures, which
-need the real train split, are in tests/test_zca_kornia.py.
+need the real train split, are in tests/data/test_zca_kornia.py.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def test_augment_encodes_batch_by_batch_as_the_whole_set_would_encode(labelled):
 def test_lazy_training_targets_decode_the_same_rows_and_train_the_same_weights(labelled):
     """The lazy path (EncodedTargets) is the decoded float path, row for row: the same targets,
     so the same trained model (one seed, the reference trainer)."""
-    from ladd.deploy import train_and_evaluate
+    from plans import train_and_test
 
     _, _, la = labelled
     held = la.with_codec("topk:3,uint8")
@@ -171,8 +171,8 @@ def test_lazy_training_targets_decode_the_same_rows_and_train_the_same_weights(l
         dsa=False,
     )
     decoded = replace(held, dense=held.probs(), encoded=None)  # the same values, as float32
-    a = train_and_evaluate(held, real, cfg, device="cpu")
-    b = train_and_evaluate(decoded, real, cfg, device="cpu")
+    a = train_and_test(held, real, cfg)
+    b = train_and_test(decoded, real, cfg)
     for pa, pb in zip(a.models[0].parameters(), b.models[0].parameters(), strict=True):
         assert torch.equal(pa, pb)
 
@@ -329,7 +329,7 @@ def test_a_1000_class_set_augments_and_trains_through_topk_under_a_crop_memory_c
     assert isinstance(data.targets, EncodedTargets)
     held = sum(t.numel() * t.element_size() for t in data.targets.payload.values())
     assert held + data.targets.head.numel() * 4 < 5 * 1024**2  # vs 100 MB of float32 rows
-    from ladd.deploy import train_and_evaluate
+    from plans import train_and_test
 
     cfg = TrainConfig(
         arch="convnet_d3",
@@ -341,7 +341,7 @@ def test_a_1000_class_set_augments_and_trains_through_topk_under_a_crop_memory_c
         dsa=False,
     )
     test = _synthetic_test(ds)
-    res = train_and_evaluate(back, test, cfg, device="cpu")
+    res = train_and_test(back, test, cfg)
     assert res.per_seed and 0.0 <= res.per_seed[0] <= 1.0
 
 

@@ -7,7 +7,7 @@ on train pixels (kornia's ZCAWhitening(eps=0.1), utils_baseline.py:243-245); the
 images start as real whitened images and are saved with the learned logits and lr under
 Normal/ (distill/DATM.py:402-404). The whitening here is fitted on 1,000 `shapes` train images
 (the offline source), not on CIFAR-10: the point is what a reader sees, not kornia's maths
-(tests/test_zca_kornia.py checks those).
+(tests/data/test_zca_kornia.py checks those).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from ladd.cli import app
 from ladd.data import class_balanced_indices, fit_zca, load_source
-from ladd.deploy import PAPER_ARCHS, is_settled, paper_archs, resolve_config
+from ladd.deploy import paper_archs
 from ladd.models import check_model_options, create_model, supported_options
 from ladd.sets import DistilledFileError, load_set
 from ladd.sets.inputs import (
@@ -32,7 +32,6 @@ from ladd.sets.inputs import (
     load_input_set,
     load_training_inputs,
 )
-from ladd.training import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -199,29 +198,9 @@ def test_width_on_an_architecture_without_one_is_a_clear_error(tmp_path):
     assert supported_options("convnet_d5", {"width": 8}) == {"width": 8}
 
 
-def test_resolving_a_config_twice_is_harmless():
-    ds = load_set(_plain_set(), source="shapes")
-    once = resolve_config(ds, TrainConfig(epochs=2, seeds=(0,)), "cpu")
-    assert is_settled(once) and not is_settled(TrainConfig())
-    assert resolve_config(ds, once, "cpu") == once
-    assert once.protocol == "mtt" and once.lr == pytest.approx(0.01) and once.precision == "fp32"
-    with pytest.raises(ValueError, match="no option 'width'"):
-        resolve_config(ds, TrainConfig(arch="alexnet", model_options={"width": 8}), "cpu")
-
-
-def _plain_set() -> Path:
-    from tempfile import mkdtemp
-
-    from ladd.sets import random_real
-
-    out = Path(mkdtemp()) / "rr"
-    random_real("shapes", 1, seed=0).save_mtt(out)
-    return out
-
-
-def test_paper_archs_keeps_its_old_name():
+def test_paper_archs_are_the_five_of_table_2():
     assert paper_archs(32)[0] == "convnet_d3" and paper_archs(128)[0] == "convnet_d5"
-    assert paper_archs(64) == PAPER_ARCHS(64) and len(paper_archs(64)) == 5
+    assert paper_archs(64)[1:] == ("alexnet", "vgg11", "resnet18", "vit")
 
 
 def test_a_sweep_refuses_a_zca_looking_set_and_reports_a_plain_sets_warnings(

@@ -1,5 +1,7 @@
 """scripts/gpu_session.sh rehearsed on the CPU (TINY=1): the study stage writes records on real
-CIFAR-10, packs them for the device tool, and a rerun resumes instead of retraining.
+CIFAR-10, packs them for the device tool, and a rerun resumes instead of retraining. The
+session runs as the device machine runs it (bash); the later calls of scripts/study.py run in
+this process (its main(), its command line set), as `python scripts/study.py ...` runs it.
 
 Needs env LADD_SHARED_DATA naming a folder with cifar10-jpg.tar.xz (../shared/data).
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = os.environ.get("LADD_SHARED_DATA")
 pytestmark = [
     pytest.mark.slow,
@@ -43,13 +45,36 @@ def _session(out: Path) -> str:
     return (out / "session.log").read_text()
 
 
+def _study(*args: str) -> None:
+    """`PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/study.py ARGS`, in this process."""
+    import contextlib
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("study", ROOT / "scripts" / "study.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["study"] = mod  # dataclasses look their module up there
+    argv, threads = sys.argv, torch.get_num_threads()
+    sys.argv = ["scripts/study.py", *args]
+    torch.set_num_threads(1)
+    try:
+        spec.loader.exec_module(mod)
+        with contextlib.chdir(ROOT):
+            mod.main()
+    finally:
+        sys.argv = argv
+        torch.set_num_threads(threads)
+        sys.modules.pop("study", None)
+
+
 def _records(out: Path) -> dict[str, dict]:
     with tarfile.open(out / "results.tgz") as tar:
         names = [m for m in tar.getmembers() if m.name.endswith(".json")]
         return {Path(m.name).name: json.load(tar.extractfile(m)) for m in names}
 
 
-def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
+def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     log = _session(out)
     assert "end study rc=0" in log and "session done" in log
@@ -81,30 +106,30 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     assert _records(out) == recs
 
     # A study asking for another protocol refuses to pass the old records off as its own.
-    cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--profile", "cpu", "--epochs", "3"]
+    cmd = ["--profile", "cpu", "--epochs", "3"]
     cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "1", "--distillers", "random"]
     cmd += ["--out", str(out / "results"), "--workspace", str(out / "workspace")]
     (out / "results").mkdir()
     with tarfile.open(out / "results.tgz") as tar:
         tar.extractall(out / "results", filter="data")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(cmd + ["--device", "cpu"], env=env, capture_output=True, text=True)
-    assert res.returncode != 0
-    assert (
-        "(epochs, seeds, width, protocol) = (2, 2, 32, 'mtt')" in res.stderr
-        and "asks for (3, 2, 32, 'mtt')" in res.stderr
-    )
+    with pytest.raises(SystemExit) as refused:
+        _study(*cmd, "--device", "cpu")
+    said = str(refused.value.code)
+    assert "(epochs, seeds, width, protocol) = (2, 2, 32, 'mtt')" in said
+    assert "asks for (3, 2, 32, 'mtt')" in said
+    capsys.readouterr()
 
     # Table 6's ConvNet-D3 rows are table 1's run groups: reused, not trained again (a
     # baseline uses no labeler, so the labeler epoch does not tell the two apart).
-    cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--profile", "cpu", "--epochs", "2"]
+    cmd = ["--profile", "cpu", "--epochs", "2"]
     cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "6", "--distiller", "random"]
     cmd += ["--archs", "convnet_d3", "--out", str(out / "results")]
     cmd += ["--workspace", str(out / "workspace"), "--device", "cpu"]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    assert "6-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.stdout
+    _study(*cmd)
+    res = capsys.readouterr()
+    assert "6-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.out
     assert "6-random-ipc10-convnet_d3-baseline-n5-r0.625-lab0: the part 1 run stands in" in (
-        res.stdout
+        res.out
     )
     made = sorted(p.name for p in (out / "results").glob("cpu-6-*.json"))
     assert made == [
@@ -113,16 +138,17 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path) -> None:
     ]
     for name in made:  # both borrowed, and marked so
         assert json.loads((out / "results" / name).read_text())["borrowed"] == "the table 1 run"
-    assert "train 1/" not in res.stdout + res.stderr  # nothing trained
+    assert "train 1/" not in res.out + res.err  # nothing trained
 
     # Part 7 (issue 26): LADD with its labels in each codec; float32 is table 1's run group,
     # the others train, each record with its codec's label bytes; baseline and baseline++ beside.
-    cmd = [sys.executable, str(ROOT / "scripts" / "study.py"), "--profile", "cpu", "--epochs", "2"]
+    cmd = ["--profile", "cpu", "--epochs", "2"]
     cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "7", "--distiller", "random"]
     cmd += ["--codecs", "float32;topk:1,uint8", "--out", str(out / "results")]
     cmd += ["--workspace", str(out / "workspace"), "--device", "cpu"]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    assert "7-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.stdout
+    _study(*cmd)
+    res = capsys.readouterr()
+    assert "7-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1: the part 1 run stands in" in res.out
     part7 = {p.name: json.loads(p.read_text()) for p in (out / "results").glob("cpu-7-*.json")}
     topk = part7["cpu-7-random-ipc10-convnet_d3-ladd-n5-r0.625-lab1-topk_1_uint8_uniform.json"]
     assert topk["codec"] == "topk:1,uint8,uniform" and "borrowed" not in topk

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from plans import plan
 
+from ladd.device import resolve_precision
+from ladd.trainers import train_models
 from ladd.trainers.compile import (
     INDEX_NAME,
     CompilePolicy,
@@ -20,13 +23,12 @@ from ladd.trainers.compile import (
     decide_compile,
     read_index,
     record_step,
-    resolve_precision,
     step_key,
     use_compile_cache,
 )
-from ladd.trainers.fast import FastOptions, train_fast
+from ladd.trainers.stacked import FastOptions, train_stacked
 from ladd.trainers.warmup import warmup
-from ladd.training import TrainConfig, TrainingData, model_spec
+from ladd.training import TrainConfig, TrainingData
 
 
 @pytest.fixture
@@ -158,18 +160,16 @@ def _cfg(**kw) -> TrainConfig:
 
 
 def test_result_reports_compile_and_train_seconds_apart(one_thread) -> None:
-    cfg = _cfg()
-    res = train_fast(
-        _data(), model_spec(cfg, 4, 16), cfg, device="cpu", options=FastOptions("stacked")
-    )
+    cfg, data = _cfg(), _data()
+    res = train_stacked(data, plan(data, cfg, "stacked"))
     rep = res.report
     assert rep is not None and rep.engine == "stacked" and rep.compile_mode == "off"
     assert rep.seconds_compile == 0.0 and rep.seconds_train > 0
     assert rep.seconds_train <= res.seconds + 1e-6
     assert rep.precision == "fp32" and rep.cache_dir is None  # the CPU compiles nothing
     assert rep.to_dict()["seconds_compile"] == 0.0
-    seq = train_fast(_data(), model_spec(cfg, 4, 16), cfg, device="cpu")  # auto: sequential
-    assert seq.report.engine == "sequential" and seq.report.seconds_train == seq.seconds
+    seq = train_models(data, plan(data, cfg, None))  # the plan's engine on a CPU: sequential
+    assert seq.engine["engine"] == "sequential" and seq.engine["seconds_train"] == seq.seconds
 
 
 def test_warmup_on_the_cpu_times_an_eager_step_and_caches_nothing(
@@ -207,7 +207,7 @@ def test_warmup_compiles_into_the_cache_and_a_later_run_finds_it_warm(
     writes the FX-graph cache and the index; a training run that asks for the same step finds
     the index entry, its cache warm, and reports compile seconds apart from training seconds."""
     cache = tmp_path / "cc"
-    opts = FastOptions(engine="stacked", compile="default", cache_dir=str(cache))
+    opts = FastOptions(compile="default", cache_dir=str(cache))
     rep = warmup(
         "convnet_d1",
         8,
@@ -227,7 +227,7 @@ def test_warmup_compiles_into_the_cache_and_a_later_run_finds_it_warm(
 
     cfg = _cfg(arch="convnet_d1", batch_size=4, epochs=1, dsa=False, model_options={"width": 2})
     data = _data(t=8, size=8, k=3)
-    res = train_fast(data, model_spec(cfg, 3, 8), cfg, device="cpu", options=opts)
+    res = train_stacked(data, plan(data, cfg, "stacked"), options=opts)
     assert res.report.compile_mode == "default" and res.report.cache_warm is True
     assert res.report.seconds_compile > 0 and res.report.seconds_train > 0
     assert read_index(cache)[rep.key].runs == 2  # the same step: warm-up's entry, updated

@@ -17,7 +17,7 @@ from ladd.sets import DistilledFileError, load_set, random_real
 from ladd.sets import readers as readers_module
 from ladd.sets.view import NOT_READ, open_view
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthetic_imagenet import write_image, write_rded_folder  # noqa: E402
 
 

@@ -20,7 +20,7 @@ from ladd.codecs.choice import (
     t_quantile,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rec(distiller, codec, bytes_, per_seed, mode="ladd", overhead=None, **kw):
