@@ -88,7 +88,7 @@ def generate_dense_labels(
     if m == 0:
         raise ValueError("no images to label")
     from ladd.device import resolve_precision
-    from ladd.trainers.compile import compile_fn, use_compile_cache
+    from ladd.trainers.compile import compile_fn
 
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     bf16 = resolve_precision(precision, dev) == "bf16"

@@ -41,5 +41,3 @@ def _commands() -> dict[str, set[str]]:
 
     walk(typer.main.get_command(app), "")
     return found
-
-
