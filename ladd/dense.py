@@ -25,6 +25,7 @@ from torch import nn
 from ladd.device import resolve_device
 from ladd.flops import inference_flops_per_sample
 from ladd.limits import current_limits
+from ladd.samplers import cut_boxes
 from ladd.sets import LabelAugmentedSet, has_zca
 from ladd.subsample import check_grid, sub_sample, sub_sample_range
 
@@ -53,8 +54,12 @@ def generate_dense_labels(
     precision: str = "fp32",
     compile: str = "auto",
     codec: Any = None,
+    sampler: Any = None,
 ) -> Any:
     """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32 (CPU).
+
+    `sampler` (a ladd.samplers Sampler or spec): crops other than the N x R grid (n and r are
+    then unused); its J crops per image take the place of the n*n.
 
     `codec` (a ladd.codecs Codec or spec): each finished batch of images is encoded at once and
     an EncodedDense (on the CPU) is returned instead; the [M, n*n, K] float tensor is never built
@@ -71,7 +76,17 @@ def generate_dense_labels(
     on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep one shape: the last one is
     padded and its padding dropped.
     """
-    check_grid(n, r)  # also the max_n cap
+    boxes = None
+    if sampler is not None:
+        from ladd.samplers import parse_sampler
+
+        sampler = parse_sampler(sampler)
+        if sampler.grid is not None:
+            n, r = sampler.grid
+        else:
+            boxes = sampler.boxes(int(images.shape[-1]))
+    if boxes is None:
+        check_grid(n, r)  # also the max_n cap
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if images.dim() != 4:
@@ -79,11 +94,12 @@ def generate_dense_labels(
     m, c, h, w = images.shape
     if m == 0:
         raise ValueError("no images to label")
-    from ladd.trainers.compile import compile_fn, resolve_precision, use_compile_cache
+    from ladd.device import resolve_precision
+    from ladd.trainers.compile import compile_fn, use_compile_cache
 
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     bf16 = resolve_precision(precision, dev) == "bf16"
-    crops_per_image = n * n
+    crops_per_image = n * n if boxes is None else len(boxes)
     if batch_size is None:
         batch_size = DENSE_BATCH.get(dev.type, 256)
     if batch_size < 1:
@@ -97,7 +113,7 @@ def generate_dense_labels(
     per_pass = min(crops_per_image, batch_size) if per_batch == 1 else per_batch * crops_per_image
     # float32 crops as cut (<= H x W each) and resized (H x W each), the input batch
     pass_bytes = 4 * (2 * per_pass * c * h * w + per_batch * c * h * w)
-    what = f"labelling {m:,} images at n = {n} ({crops_per_image:,} crops each)"
+    what = f"labelling {m:,} images ({crops_per_image:,} crops each)"
     if codec is not None:
         from ladd.codecs import EncodedDense, parse_codec
 
@@ -142,14 +158,18 @@ def generate_dense_labels(
                 b = x.shape[0]
                 if run is not forward and b < per_batch:  # one static shape when compiled
                     x = torch.cat([x, x.new_zeros(per_batch - b, *x.shape[1:])])
-                crops = sub_sample(x, n, r)  # (b', n*n, C, H, W)
-                store(i, 0, run(crops.flatten(0, 1))[: b * crops_per_image], b)
+                crops = sub_sample(x, n, r) if boxes is None else cut_boxes(x, boxes)
+                store(i, 0, run(crops.flatten(0, 1))[: b * crops_per_image], b)  # (b', J, ...)
         else:  # a large grid: slices of one image's crops, never all n*n at once
             for i in range(m):
                 x = images[i : i + 1].to(dev, torch.float32)  # (1, C, H, W)
                 for j in range(0, crops_per_image, batch_size):
                     stop = min(crops_per_image, j + batch_size)
-                    crops = sub_sample_range(x, n, r, j, stop)  # (1, stop-j, C, H, W)
+                    crops = (  # (1, stop-j, C, H, W)
+                        sub_sample_range(x, n, r, j, stop)
+                        if boxes is None
+                        else cut_boxes(x, boxes[j:stop])
+                    )
                     store(i, j, forward(crops.flatten(0, 1)), 1)
                 if codec is not None:
                     assert out is not None
@@ -249,8 +269,12 @@ def augment(
     device: str | torch.device = "auto",
     allow_mismatch: bool = False,
     codec: Any = None,
+    sampler: Any = None,
 ) -> LabelAugmentedSet:
     """Label-augment a DistilledSet with a Labeler (or a labeler checkpoint path).
+
+    `sampler`: crops other than the N x R grid (a ladd.samplers spec such as
+    "multiscale:3@0.75,4@0.5" or "random:25,seed=0"); the set records it (n and r are 0).
 
     `codec`: hold the dense labels in this codec (a spec such as "topk:5,uint8"), encoded batch
     by batch as they are made; None or float32: a float32 tensor, as before.
@@ -272,7 +296,13 @@ def augment(
             + "; ".join(problems)
             + " (this silently ruins dense labels; pass allow_mismatch to force it)"
         )
-    check_grid(n, r)
+    from ladd.samplers import parse_sampler
+
+    crop_sampler = parse_sampler(sampler) if sampler is not None else None
+    if crop_sampler is not None and crop_sampler.grid is not None:
+        (n, r), crop_sampler = crop_sampler.grid, None  # the grid: recorded as n and r
+    if crop_sampler is None:
+        check_grid(n, r)
     t0 = time.perf_counter()
     images = distilled.images.float()
     from ladd.codecs import parse_codec
@@ -293,6 +323,7 @@ def augment(
         temperature=temperature,
         device=dev,
         codec=target,
+        sampler=crop_sampler,
     )
     full_soft = full_image_soft_labels(
         images[mine], model, batch_size=batch_size or 256, temperature=temperature
@@ -303,7 +334,8 @@ def augment(
     seconds = time.perf_counter() - t0
     # Label generation is the N x N crop forwards per image (Algorithm 1); the full-image soft
     # labels kept for the full_soft ablations are not part of LADD's cost.
-    flops = inference_flops_per_sample(model, images[:1].to(dev)) * images.shape[0] * (n * n)
+    per_image = crop_sampler.num_crops if crop_sampler is not None else n * n
+    flops = inference_flops_per_sample(model, images[:1].to(dev)) * images.shape[0] * per_image
     meta = labeler.meta
     class_names = tuple(distilled.class_names or meta.class_names)
     la = LabelAugmentedSet(
@@ -311,8 +343,9 @@ def augment(
         labels=distilled.labels.cpu().long(),
         dense=dense,
         encoded=encoded,
-        n=n,
-        r=float(r),
+        n=n if crop_sampler is None else 0,
+        r=float(r) if crop_sampler is None else 0.0,
+        sampler=crop_sampler.spec if crop_sampler is not None else None,
         class_names=class_names,
         mean=tuple(float(v) for v in distilled.mean),
         std=tuple(float(v) for v in distilled.std),

@@ -338,7 +338,9 @@ def execute(
     `compile_cache`: the folder of compiled kernels to use (ladd.trainers.train_models)."""
     cfg = plan.config
     dev = plan.torch_device
-    data = build_training_data(dataset, cfg.mode, n=cfg.n, r=cfg.r, full_labels=cfg.full_labels)
+    data = build_training_data(
+        dataset, cfg.mode, n=cfg.n, r=cfg.r, full_labels=cfg.full_labels, sampler=cfg.sampler
+    )
     x_test = eval_inputs(dataset, test_set, dev)  # checks sizes before the long part
     monitor = None
     history: dict[int, dict[int, float]] = {}
@@ -399,6 +401,7 @@ def execute(
             for e in sorted(history)
         ],
         models=trained.models,
+        strategy=trained.strategy,
     )
 
 
