@@ -27,7 +27,7 @@ from ladd.progress import ProgressEvent, ProgressFn
 from ladd.results import CrossArchResult, DeployResult
 from ladd.sets.augmented import TrainableSet
 from ladd.trainers import TrainHooks, train_models
-from ladd.training import TrainCheckpoint, TrainConfig, build_training_data
+from ladd.training import Monitor, TrainCheckpoint, TrainConfig, build_training_data
 
 __all__ = [
     "CrossArchResult",
@@ -89,8 +89,8 @@ class NormalisedImages:
 
 
 def eval_inputs(
-    dataset: Any, test_set: Any, device: torch.device, *, lazy: bool | None = None
-) -> Any:
+    dataset: TrainableSet, test_set: ImageSet, device: torch.device, *, lazy: bool | None = None
+) -> torch.Tensor | NormalisedImages:
     """The real test images in the input space the set's own code tests in: its mean/std (or
     `test_mean`/`test_std` where that code normalises its test split otherwise, e.g. GLaD's
     ImageNet statistics on ImageNet subsets), then its ZCA.
@@ -102,12 +102,12 @@ def eval_inputs(
     size = int(dataset.image_size)
     if int(test_set.images.shape[-1]) != size:
         raise ValueError(f"test images are {test_set.images.shape[-1]} px but the set is {size} px")
-    test_mean = getattr(dataset, "test_mean", None)
-    mean, std = (
-        (test_mean, dataset.test_std) if test_mean is not None else (dataset.mean, dataset.std)
-    )
-    zca = getattr(dataset, "zca", None)
-    if zca is not None and isinstance(zca, bool):
+    if dataset.test_mean is not None:
+        mean, std = dataset.test_mean, dataset.test_std
+    else:
+        mean, std = dataset.mean, dataset.std
+    zca = dataset.zca
+    if isinstance(zca, bool):  # a set read for description only names its ZCA, never fits it
         if zca:
             raise ValueError(
                 "the set is in ZCA space but carries no fitted ZCA to whiten the test split"
@@ -243,7 +243,7 @@ def scores_from_confusion(conf: torch.Tensor) -> ModelScores:
 
 def evaluate_sharded(
     models: list[nn.Module],
-    inputs: Any,
+    inputs: torch.Tensor | NormalisedImages,
     labels: torch.Tensor,
     num_classes: int,
     batch_size: int = 1024,
@@ -274,7 +274,7 @@ def evaluate_sharded(
 MONITOR_IMAGES = 500  # real test images the live view scores every monitor_every epochs
 
 
-def monitor_subset(test_set: Any, count: int = MONITOR_IMAGES) -> torch.Tensor:
+def monitor_subset(test_set: ImageSet, count: int = MONITOR_IMAGES) -> torch.Tensor:
     """Indices of a fixed, class-balanced subset of the test split for the live accuracy view.
 
     Shown while training only; never used to choose anything (the reported accuracy is the
@@ -293,7 +293,7 @@ def make_monitor(
     num_classes: int,
     progress: ProgressFn | None,
     history: dict[int, dict[int, float]] | None = None,
-) -> Any:
+) -> Monitor:
     """A trainer monitor: per-seed accuracy of the models on (x, y), sent as a progress event
     and, when `history` is given, kept there as {epoch: {seed: accuracy}}."""
 
@@ -382,7 +382,7 @@ def execute(
     )
     accs = [s.accuracy for s in scores]
     confusion = torch.tensor([s.confusion for s in scores]).sum(0).tolist() if scores else []
-    names = list(getattr(dataset, "class_names", None) or test_set.info.class_names)
+    names = list(dataset.class_names or test_set.info.class_names)
     return DeployResult(
         plan=plan,
         accuracy_mean=statistics.fmean(accs),

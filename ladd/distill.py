@@ -31,6 +31,7 @@ from ladd.device import resolve_device
 from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors, write_json
 from ladd.models import create_from_spec, create_model
+from ladd.numbers import require_finite
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.sets import DistilledSet, fit_zca_for, random_real
 
@@ -63,6 +64,10 @@ class DMConfig:
     dsa: bool = True
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        require_finite("lr_img", self.lr_img, positive=True)
+        require_finite("momentum", self.momentum)
+
 
 @dataclass(frozen=True)
 class ExpertConfig:
@@ -78,6 +83,9 @@ class ExpertConfig:
     zca: bool = False
     seed: int = 0
     model_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_finite("lr", self.lr, positive=True)
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,11 @@ class MTTConfig:
     dsa: bool = True
     seed: int = 0
     checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("lr_img", "lr_lr", "lr_teacher"):
+            require_finite(name, getattr(self, name), positive=True)
+        require_finite("momentum", self.momentum)
 
 
 @dataclass

@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import re
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import InitVar, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from ladd.dsa import DSAConfig, dsa
 from ladd.files import save_tensors
 from ladd.flops import train_flops_per_sample
 from ladd.models import create_from_spec, create_model
+from ladd.numbers import require_finite
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.training import TrainingStopped, distillation_arch
 
@@ -90,22 +92,18 @@ class LabelerConfig:
     model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 32}
     zca: bool = False  # train in ZCA space (for MTT/DATM sets on CIFAR)
     zca_eps: float = 0.1
-    # The field's old name, still accepted (callers and the metadata of older checkpoints, which
-    # save it as "augment"); it wins over image_augmentation when given.
-    augment: InitVar[str | bool | None] = None
 
-    def __post_init__(self, augment: str | bool | None = None) -> None:
+    def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if any(int(e) < 1 for e in self.save_at):
             raise ValueError(f"save_at epochs must be >= 1, got {self.save_at}")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("batch_size must be >= 1 and lr > 0")
-        if augment is not None:
-            object.__setattr__(self, "image_augmentation", augment)
-        aug = self.image_augmentation
-        if isinstance(aug, bool):  # checkpoints of the first wave: True = flip + crop
-            object.__setattr__(self, "image_augmentation", "flip_crop" if aug else "none")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        require_finite("lr", self.lr, positive=True)
+        require_finite("momentum", self.momentum)
+        require_finite("weight decay", self.weight_decay)
+        require_finite("zca eps", self.zca_eps, positive=True)
         if self.image_augmentation not in AUGMENTS:
             raise ValueError(
                 f"unknown image augmentation {self.image_augmentation!r}; "
@@ -144,6 +142,21 @@ class LabelerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelerConfig:
+        """A config from a checkpoint's metadata. Checkpoints written before the field was
+        renamed say "augment" (a bool in the first wave: True = flip + crop): read with a
+        DeprecationWarning naming the new field."""
+        d = dict(d)
+        if "augment" in d:
+            old = d.pop("augment")
+            warnings.warn(
+                "this labeler checkpoint's config says 'augment' (the name before "
+                "'image_augmentation'); it is read as image_augmentation",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if isinstance(old, bool):
+                old = "flip_crop" if old else "none"
+            d.setdefault("image_augmentation", old)
         d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         d["save_at"] = tuple(d.get("save_at", ()))
         return cls(**d)
@@ -157,16 +170,6 @@ class LabelerConfig:
         # demo's labelers) stay valid across the rename
         d["augment"] = d.pop("image_augmentation")
         return d
-
-
-def _old_augment_name(self: LabelerConfig) -> str:
-    """The old name of LabelerConfig.image_augmentation (read-only alias for older callers)."""
-    return self.image_augmentation
-
-
-# Set after the class is built: the dataclass keeps `augment` as an init-only keyword (its
-# default is already bound in __init__), and reading it gives the renamed field.
-LabelerConfig.augment = property(_old_augment_name)  # type: ignore[assignment,method-assign]
 
 
 @dataclass(frozen=True)

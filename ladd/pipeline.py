@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -33,6 +33,14 @@ from ladd.sets.augmented import TrainableSet
 from ladd.sets.inputs import SetReading
 from ladd.store import Workspace
 from ladd.training import TrainCheckpoint
+
+if TYPE_CHECKING:  # types only: the steps import their modules when they run
+    from torch.utils.data import DataLoader
+
+    from ladd.data.imageset import SourceInfo
+    from ladd.distill import DMConfig, ExpertConfig, MTTConfig, RandomConfig
+    from ladd.labeler import LabelerConfig
+    from ladd.sets.base import DistilledSet
 
 __all__ = [
     "CheckpointInfo",
@@ -104,7 +112,7 @@ def checkpoint_info(path: str | Path) -> CheckpointInfo:
     return CheckpointInfo(m.epoch, m.test_accuracy, str(path), m.train_flops, m.seconds)
 
 
-def default_labeler_dir(ws: Any, source: str, cfg: Any) -> Path:
+def default_labeler_dir(ws: Workspace, source: str, cfg: LabelerConfig) -> Path:
     """labelers/<source>_<arch>[_w<width>][_l<limit>][_zca]_seed<seed>"""
     parts = [slug(source), cfg.arch or "default"]
     if cfg.model_options.get("width"):
@@ -118,9 +126,9 @@ def default_labeler_dir(ws: Any, source: str, cfg: Any) -> Path:
 
 
 def run_labeler(
-    ws: Any,
+    ws: Workspace,
     source: str,
-    cfg: Any,
+    cfg: LabelerConfig,
     *,
     out_dir: str | Path | None = None,
     device: str | torch.device = "auto",
@@ -128,8 +136,8 @@ def run_labeler(
     stop: threading.Event | None = None,
     resume: bool = True,
     data_root: str | Path | None = None,
-    train_set: Any | None = None,
-    test_set: Any | None = None,
+    train_set: ImageSet | None = None,
+    test_set: ImageSet | None = None,
     state_seconds: float = 60.0,
     extra: dict[str, Any] | None = None,
     workers: int = 0,
@@ -195,14 +203,14 @@ def is_streamed(source: str) -> bool:
 
 def streamed_labeler_loaders(
     source: str,
-    cfg: Any,
+    cfg: LabelerConfig,
     *,
     device: str | torch.device = "auto",
     data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     workers: int = 0,
     start_method: str | None = None,
-) -> tuple[Any, Any, Any]:
+) -> tuple[SourceInfo, DataLoader, DataLoader]:
     """(SourceInfo, train loader, test loader) for training a labeler on a streamed source.
 
     The train split is shuffled from cfg.seed and read with the evaluation transform (resize,
@@ -217,7 +225,7 @@ def streamed_labeler_loaders(
     dev = resolve_device(device)
     size = info.image_size
 
-    def loader(split: str, shuffle: bool) -> Any:
+    def loader(split: str, shuffle: bool) -> DataLoader:
         opts = LoaderConfig(
             batch_size=cfg.batch_size,
             workers=workers,
@@ -243,24 +251,24 @@ class SetRun:
 
     run_id: int
     path: Path
-    dataset: Any = field(repr=False)
+    dataset: TrainableSet = field(repr=False)
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def default_set_dir(ws: Any, method: str, source: str, ipc: int, seed: int) -> Path:
+def default_set_dir(ws: Workspace, method: str, source: str, ipc: int, seed: int) -> Path:
     """sets/<method>_<source>_ipc<ipc>_seed<seed> (random real: method "random_real")."""
     name = "random_real" if method == "random" else method
     return ws.sets_dir / f"{name}_{slug(source)}_ipc{ipc}_seed{seed}"
 
 
 def run_distill(
-    ws: Any,
+    ws: Workspace,
     source: str,
     method: str,
-    cfg: Any,
+    cfg: RandomConfig | DMConfig | MTTConfig,
     *,
     out_dir: str | Path | None = None,
-    train_set: Any | None = None,
+    train_set: ImageSet | None = None,
     experts: list[Path] | None = None,
     image_size: int | None = None,
     limit_per_class: int | None = None,
@@ -336,12 +344,12 @@ def run_distill(
 
 
 def run_experts(
-    ws: Any,
+    ws: Workspace,
     source: str,
-    cfg: Any,
+    cfg: ExpertConfig,
     *,
     out_dir: str | Path | None = None,
-    train_set: Any | None = None,
+    train_set: ImageSet | None = None,
     limit_per_class: int | None = None,
     data_root: str | Path | None = None,
     device: str | torch.device = "auto",
@@ -371,8 +379,8 @@ def run_experts(
 
 
 def run_label_augment(
-    ws: Any,
-    distilled: Any,
+    ws: Workspace,
+    distilled: DistilledSet,
     labeler: str | Path,
     *,
     n: int = 5,
@@ -565,7 +573,9 @@ def run_train(
     ckpt = TrainCheckpoint(plan.checkpoint(ws.root / "checkpoints"), plan.key, checkpoint_seconds)
     resumed = ckpt.saved_meta() is not None
 
-    def work(progress: ProgressFn | None = progress, monitor_every: int = monitor_every) -> Any:
+    def work(
+        progress: ProgressFn | None = progress, monitor_every: int = monitor_every
+    ) -> DeployResult:
         return execute(
             plan,
             dataset,

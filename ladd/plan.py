@@ -75,7 +75,7 @@ class SetFacts:
     codec: str | None  # the dense labels' codec spec (a label-augmented set)
     sampler: str | None  # the set's own crop sampler when not the N x R grid (ladd.samplers)
     own_lr: float | None  # a learned lr the set carries (MTT/DATM lr_best.pt)
-    distill_arch: str  # the architecture it was distilled with (the field's default if unsaid)
+    distill_arch: str  # the field's distillation architecture at its size (sets do not say)
     format: str | None
     source: str | None
     input_space: dict[str, Any]  # how the set's images are normalised (mean, std, zca)
@@ -220,21 +220,19 @@ def _facts(dataset: TrainableSet | TrainingData) -> SetFacts:
     images = dataset.images
     augmented = isinstance(dataset, LabelAugmentedSet)
     size = int(images.shape[-1])
-    zca = getattr(dataset, "zca", None)
-    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
+    zca, mean, std = dataset.zca is not None, dataset.mean, dataset.std
     input_space: dict[str, Any] = {
         "mean": list(mean) if mean is not None else None,
         "std": list(std) if std is not None else None,
-        "zca": zca is not None,
+        "zca": zca,
     }
-    if zca is not None:
-        input_space["zca_source"] = getattr(dataset, "zca_source", None)
-    test_mean = getattr(dataset, "test_mean", None) or mean
-    test_std = getattr(dataset, "test_std", None) or std
-    test_space = {
+    if zca:
+        input_space["zca_source"] = dataset.zca_source or dataset.source
+    test_mean, test_std = dataset.test_mean or mean, dataset.test_std or std
+    test_space = {  # the real test split is put in the set's space: its statistics, its ZCA
         "mean": list(test_mean) if test_mean is not None else None,
         "std": list(test_std) if test_std is not None else None,
-        "zca": zca is not None,
+        "zca": zca,
     }
     return SetFacts(
         digest=set_digest(dataset),
@@ -246,11 +244,11 @@ def _facts(dataset: TrainableSet | TrainingData) -> SetFacts:
         n=int(dataset.n) if augmented else None,
         r=float(dataset.r) if augmented else None,
         codec=dataset.codec.spec if augmented else None,
-        sampler=getattr(dataset, "sampler", None) if augmented else None,
-        own_lr=getattr(dataset, "lr", None),
-        distill_arch=getattr(dataset, "distill_arch", None) or distillation_arch(size),
-        format=getattr(dataset, "format", None),
-        source=getattr(dataset, "source", None),
+        sampler=dataset.sampler if augmented else None,
+        own_lr=dataset.lr,
+        distill_arch=distillation_arch(size),
+        format=dataset.format,
+        source=dataset.source,
         input_space=input_space,
         test_space=test_space,
     )
@@ -359,7 +357,7 @@ def plan_training(
     of ENGINES (tests and benchmarks; the front ends leave it to the plan). Raises ValueError,
     one line, for any option that cannot be trained: the front ends call this at the click.
     `dataset` may also be a flat TrainingData (a researcher's own tensors, tests)."""
-    if hasattr(dataset, "require_trainable"):
+    if not isinstance(dataset, TrainingData):
         dataset.require_trainable()  # a set read for description only has no input space
     check_model_options(cfg.arch, cfg.model_options)
     dev = resolve_device(device)

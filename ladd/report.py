@@ -493,8 +493,7 @@ def _config_table(a: _Run, b: _Run) -> str:
             "training samples / epoch": str(r.result.get("num_samples", "")),
             "seconds": f"{s.seconds:.1f}" if s.seconds is not None else "",
         }
-        for k, v in (s.train.to_dict() if s.train else {}).items():
-            out[f"config: {k}"] = json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+        out.update(s.facts())  # what ran, as recorded: config, engine, grid, input spaces
         return out
 
     fa, fb = facts(a), facts(b)

@@ -36,6 +36,30 @@ class RunSummary:
     checkpoints: tuple[CheckpointInfo, ...] = ()  # labeler runs
     demo: str | None = None
     reading: dict[str, Any] | None = None  # train / evaluate: how the set was read
+    recorded: dict[str, Any] | None = None  # the settled config exactly as the run recorded it
+    plan: dict[str, Any] | None = None  # the run's plan: key, engine, model, the set's facts
+
+    def facts(self) -> dict[str, str]:
+        """What ran, as recorded (never a default filled in): every field of the settled
+        config the run recorded, the engine, the set's own grid and codec, the input space the
+        set's images were used in and the one the test split was put in. Shown by the Compare
+        page and the HTML report."""
+        out: dict[str, str] = {}
+        for k, v in (self.recorded or {}).items():
+            out[f"config: {k}"] = _text(v)
+        plan = self.plan or {}
+        if plan:
+            out["engine"] = f"{plan.get('engine')} (compile {plan.get('compile')})"
+            out["device"] = str(plan.get("device"))
+            facts = plan.get("set") or {}
+            if facts.get("label_augmented"):
+                out["set: crop grid"] = f"N = {facts.get('n')}, R = {facts.get('r')}"
+                out["set: label codec"] = str(facts.get("codec"))
+            out["set: images x classes"] = f"{facts.get('images')} x {facts.get('num_classes')}"
+            out["set: input space"] = _space(facts.get("input_space"))
+            out["test split: input space"] = _space(facts.get("test_space"))
+            out["plan key"] = str(plan.get("key"))
+        return out
 
     def set_reading(self) -> Any:
         """How this run read its set (ladd.sets.inputs.SetReading): the recorded fields (unknown
@@ -111,7 +135,30 @@ def summarise(record: Any) -> RunSummary:
         checkpoints=tuple(checkpoints),
         demo=cfg.get("demo"),
         reading=cfg.get("reading") if isinstance(cfg.get("reading"), dict) else None,
+        recorded=cfg.get("train") if isinstance(cfg.get("train"), dict) else None,
+        plan=cfg.get("plan") if isinstance(cfg.get("plan"), dict) else None,
     )
+
+
+def _text(v: Any) -> str:
+    import json
+
+    return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+
+def _space(space: Any) -> str:
+    """`mean (...), std (...), ZCA (fitted on cifar10)` from a plan's recorded input space."""
+    if not isinstance(space, dict) or not space:
+        return "not recorded"
+    parts = []
+    if space.get("mean") is not None:
+        parts.append("mean (" + ", ".join(f"{v:.4g}" for v in space["mean"]) + ")")
+    if space.get("std") is not None:
+        parts.append("std (" + ", ".join(f"{v:.4g}" for v in space["std"]) + ")")
+    if space.get("zca"):
+        src = space.get("zca_source")
+        parts.append(f"ZCA (fitted on {src})" if src else "ZCA")
+    return ", then ".join(parts) if parts else "as stored"
 
 
 def _seed_of(name: str) -> int:

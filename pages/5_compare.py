@@ -57,6 +57,16 @@ for col, run in ((a_col, ra), (b_col, rb)):
     codec = cache.set_codec(run.set_path) if run.set_path else None
     if codec:  # a label-augmented set: the labels its student saw came through this codec
         col.caption(f"Dense labels of its set stored as **{codec}**")
+    with col.expander("What ran (as recorded)"):
+        facts = run.facts()
+        if facts:  # values come from files: shown as a table of text, never as Markdown
+            st.dataframe(
+                pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.text("This run was recorded before runs kept their plan.")
 names = res_a.get("class_names") or res_b.get("class_names") or []
 name_a, name_b = f"A #{a} {ra.label or ''}".strip(), f"B #{b} {rb.label or ''}".strip()
 

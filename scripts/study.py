@@ -439,8 +439,17 @@ class Study:
         return cell
 
     def _write(self, g: Group, run) -> dict:
+        """The record of a run group: every field from what the run executed (its recorded
+        settled config and plan), never from the request's defaults (a baseline cuts no
+        crops, so it has no N or R)."""
         res = run.metrics
-        cfg = TrainConfig.from_dict(run.config["train"])
+        recorded = run.config["train"]
+        cfg = TrainConfig.from_dict(recorded)
+        plan = run.config.get("plan") or {}
+        facts = plan.get("set") or {}
+        crops = bool(label_mode(g.mode).crops)
+        n = facts.get("n") if facts.get("label_augmented") else recorded.get("n")
+        r = facts.get("r") if facts.get("label_augmented") else recorded.get("r")
         rec = {
             "part": g.part,
             "profile": self.p.name,
@@ -449,18 +458,23 @@ class Study:
             "ipc": g.ipc,
             "arch": g.arch,
             "mode": g.mode,
-            "n": g.n,
-            "r": g.r,
+            "n": n if crops else None,
+            "r": r if crops else None,
             "labeler_epoch": g.labeler_epoch,
-            **({"codec": g.codec} if g.codec is not None else {}),
-            "epochs": self.p.epochs,
+            **({"codec": facts.get("codec") or g.codec} if g.codec is not None else {}),
+            "epochs": cfg.epochs,
             "seeds": g.seeds,
             "width": self.p.width if g.arch.startswith("convnet") else None,
             "protocol": cfg.protocol,
             "passes": cfg.passes,
             "lr": res["lr"],
+            "optimizer": recorded.get("optimizer"),
+            "augmentation": recorded.get("augmentation"),
             "loss": cfg.loss,
-            "full_labels": cfg.full_labels,
+            **({"full_labels": cfg.full_labels} if "full_labels" in recorded else {}),
+            "engine": plan.get("engine"),
+            "input_space": facts.get("input_space"),
+            "test_space": facts.get("test_space"),
             "per_seed": res["per_seed"],
             "mean": res["accuracy_mean"],
             "std": res["accuracy_std"],

@@ -244,20 +244,9 @@ class LabelAugmentedSet:
         }
 
     # -- file ----------------------------------------------------------------------------------
-    def save(
-        self,
-        path: str | Path,
-        dense_dtype: str | torch.dtype | None = None,
-        *,
-        codec: str | Codec | None = None,
-    ) -> Path:
+    def save(self, path: str | Path, *, codec: str | Codec | None = None) -> Path:
         """Write one safetensors file (atomically), the dense labels in `codec` (a spec, e.g.
-        "topk:5,uint8"; default: the codec the set holds them in, float32 for a fresh
-        `augment`). `dense_dtype` float32/float16 is the older way to say the codec."""
-        if dense_dtype is not None and codec is not None:
-            raise ValueError("give the codec or the dense dtype, not both")
-        if dense_dtype is not None:
-            codec = "float16" if _dtype(dense_dtype) == torch.float16 else "float32"
+        "topk:5,uint8"; default: the codec the set holds them in)."""
         la = self.with_codec(codec) if codec is not None else self
         la.validate()
         la.require_trainable()
@@ -568,21 +557,6 @@ def _meta_map(meta: dict, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise LabelAugmentedFileError(f"metadata field {key} is not a map")
     return dict(value)
-
-
-def _dtype(d: str | torch.dtype) -> torch.dtype:
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
-    if isinstance(d, torch.dtype):
-        if d in (torch.float32, torch.float16):
-            return d
-    elif d in table:
-        return table[d]
-    raise ValueError(f"dense label dtype must be float32 or float16, got {d!r}")
 
 
 def _check_probs(d: torch.Tensor) -> None:

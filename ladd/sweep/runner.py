@@ -30,6 +30,7 @@ import torch
 
 from ladd.pipeline import record_train
 from ladd.progress import ProgressEvent, ProgressFn
+from ladd.store import Workspace
 from ladd.sweep.cost import CellEstimate, SweepEstimate, estimate_cell
 from ladd.sweep.events import SweepEvent
 from ladd.sweep.executor import (
@@ -40,134 +41,18 @@ from ladd.sweep.executor import (
     SerialExecutor,
     compute_cell,
 )
+from ladd.sweep.inputs import SweepInputs
 from ladd.sweep.record import (
     CellRecord,
     SweepRecord,
     driver_lock,
     load_sweep,
     recorded_runs,
-    sweep_dir,
 )
 from ladd.sweep.spec import CellInput, SweepSpec, expand
 from ladd.training import TrainingStopped
 
 __all__ = ["SweepPlan", "SweepResult", "plan_sweep", "run_sweep"]
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs, prepared once on the driver
-
-
-class _Inputs:
-    """Loads each set once, label-augments each (set, labeler checkpoint, N, R) once, loads each
-    test split once, as `ladd train` loads them (ladd.sets.inputs). Label-augmented inputs are
-    written to sweeps/<name>/inputs/<key> and read back on a rerun, so every run points at the
-    exact file it trained on. `warnings`: each set's warnings, by path, as they were found."""
-
-    def __init__(self, spec: SweepSpec, workspace: Any) -> None:
-        self.spec = spec
-        self.ws = workspace
-        self._sets: dict[str, Any] = {}
-        self._prepared: dict[str, Any] = {}
-        self._tests: dict[tuple[str, int], Any] = {}
-        self.warnings: dict[str, tuple[str, ...]] = {}
-
-    def _device(self) -> torch.device:
-        from ladd.device import resolve_device
-
-        want = self.spec.device
-        if want.startswith("cuda") and not torch.cuda.is_available():
-            want = "cpu"  # a Ray client driver without a GPU labels on its CPU
-        return resolve_device(want)
-
-    def reading(self) -> Any:
-        """The sweep's reading fields (source, zca, allow_unwhitened)."""
-        from ladd.sets.inputs import SetReading
-
-        if self.spec.zca and not self.spec.source:
-            raise ValueError("zca needs the sweep's source (ZCA is fitted on it)")
-        return SetReading(
-            source=self.spec.source or None,
-            zca=bool(self.spec.zca),
-            allow_unwhitened=self.spec.allow_unwhitened,
-        )
-
-    def base(self, path: str) -> Any:
-        from ladd.sets.inputs import load_input_set, set_warnings
-
-        if path not in self._sets:
-            self._sets[path] = load_input_set(
-                path, self.reading(), data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
-            )
-            self.warnings[path] = set_warnings(self._sets[path])
-        return self._sets[path]
-
-    def set_file(self, inp: CellInput) -> str:
-        """The file a cell's run records as its set."""
-        if not inp.augmented:
-            return inp.set_path
-        return str(sweep_dir(self.ws, self.spec.name) / "inputs" / f"{inp.key}.safetensors")
-
-    def dataset(self, inp: CellInput) -> Any:
-        """The input's training set: the set as read, or label-augmented once by the pipeline's
-        augment step (an "augment" run of the workspace) and read back from its file on a
-        rerun."""
-        if inp.key in self._prepared:
-            return self._prepared[inp.key]
-        if not inp.augmented:
-            ds = self.base(inp.set_path)
-            if inp.codec is not None and hasattr(ds, "dense_labels"):
-                ds = ds.with_codec(inp.codec)  # a label-augmented set, its labels re-encoded
-        else:
-            from ladd.pipeline import run_label_augment
-            from ladd.sets import LabelAugmentedSet
-
-            path = Path(self.set_file(inp))
-            if path.is_file():
-                ds = LabelAugmentedSet.load(
-                    path, data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
-                )
-            else:
-                base = self.base(inp.set_path)
-                if hasattr(base, "dense_labels"):  # a label-augmented set: label its images again
-                    base = base.to_distilled()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                ds = run_label_augment(
-                    self.ws,
-                    base,
-                    str(inp.labeler_path),
-                    n=int(inp.n or 5),
-                    r=float(inp.r or 0.625),
-                    distilled_path=inp.set_path,
-                    out=path,
-                    codec=inp.codec or "float32",  # a cell without a codec: the labels as made
-                    device=self._device(),
-                    extra={"sweep": {"name": self.spec.name, "input": inp.key}},
-                ).dataset
-        self._prepared[inp.key] = ds
-        return ds
-
-    def source(self, dataset: Any) -> str | None:
-        return self.spec.source or getattr(dataset, "source", None)
-
-    def test_split(self, dataset: Any) -> Any:
-        from ladd.sets.inputs import load_test_split
-
-        name = self.source(dataset)
-        if not name:
-            raise ValueError("the set does not name its source: give the sweep a source")
-        size = int(dataset.images.shape[-1])
-        if (name, size) not in self._tests:
-            self._tests[(name, size)] = load_test_split(
-                dataset, name, data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
-            )
-        return self._tests[(name, size)]
-
-    def shape(self, inp: CellInput) -> tuple[int, int, int]:
-        """(images, image size, N) of an input without label-augmenting it (for estimates)."""
-        base = self.base(inp.set_path)
-        n = inp.n if inp.n is not None else int(getattr(base, "n", 5) or 5)
-        return len(base), int(base.images.shape[-1]), n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,11 +126,11 @@ class SweepPlan:
 
 def plan_sweep(
     spec: SweepSpec,
-    workspace: Any,
+    workspace: Workspace,
     *,
     slots: int = 1,
     device: str | None = None,
-    _inputs: _Inputs | None = None,
+    _inputs: SweepInputs | None = None,
 ) -> SweepPlan:
     """Expand the grid, plan every cell on the driver (ladd.plan.plan_training: its inputs are
     prepared, a labeler's dense labels made once and recorded as an augment run), find the
@@ -255,7 +140,7 @@ def plan_sweep(
     from ladd.device import resolve_device
     from ladd.plan import plan_training
 
-    inputs = _inputs or _Inputs(spec, workspace)
+    inputs = _inputs or SweepInputs(spec, workspace)
     dev = torch.device(device) if device else resolve_device(spec.device)
     kind = dev.type
     recorded_all = recorded_runs(workspace)
@@ -351,7 +236,7 @@ def _make_executor(
 
 def run_sweep(
     spec: SweepSpec,
-    workspace: Any,
+    workspace: Workspace,
     *,
     executor: str | Executor = "serial",
     address: str | None = None,
@@ -371,7 +256,7 @@ def run_sweep(
     starts no executor. Failed cells are reported and left failed; the others go on.
     """
     t0 = time.perf_counter()
-    inputs = _Inputs(spec, workspace)
+    inputs = SweepInputs(spec, workspace)
     with driver_lock(workspace, spec.name):  # one driver per sweep
         return _run_locked(
             spec, workspace, inputs, executor, address, on_event, stop, compute, ray_options, t0
@@ -380,8 +265,8 @@ def run_sweep(
 
 def _run_locked(
     spec: SweepSpec,
-    workspace: Any,
-    inputs: _Inputs,
+    workspace: Workspace,
+    inputs: SweepInputs,
     executor: str | Executor,
     address: str | None,
     on_event: Callable[[SweepEvent], None] | None,
@@ -485,7 +370,7 @@ class _State:
         self.ran = self.failed = 0
         self.skipped = 0
 
-    def reuse(self, key: str, run_id: int, workspace: Any) -> None:
+    def reuse(self, key: str, run_id: int, workspace: Workspace) -> None:
         cell = self.by_key[key]
         run = workspace.db.get_run(run_id)
         cell.status, cell.run_id, cell.reused = "done", run_id, True
@@ -579,7 +464,7 @@ class _State:
             )
         )
 
-    def abort(self, status: str, workspace: Any) -> None:
+    def abort(self, status: str, workspace: Workspace) -> None:
         for c in self.record.cells:
             if c.status == "running":
                 c.status = "pending"
@@ -590,8 +475,8 @@ class _State:
 def _drive(
     state: _State,
     ex: Executor,
-    inputs: _Inputs,
-    workspace: Any,
+    inputs: SweepInputs,
+    workspace: Workspace,
     stop: threading.Event | None,
 ) -> None:
     """Submit cells while there are free slots, record results as they come back."""
@@ -669,7 +554,7 @@ def _drive(
     state.emit("end", message=f"sweep {record.status}")
 
 
-def _fail(state: _State, crec: CellRecord, err: BaseException, workspace: Any) -> None:
+def _fail(state: _State, crec: CellRecord, err: BaseException, workspace: Workspace) -> None:
     msg = f"{type(err).__name__}: {err}".strip()
     crec.status, crec.error = "failed", msg.splitlines()[0][:500]
     state.failed += 1
@@ -681,8 +566,8 @@ def _record(
     spec: SweepSpec,
     cell: PlannedCell,
     out: CellOutput,
-    inputs: _Inputs,
-    workspace: Any,
+    inputs: SweepInputs,
+    workspace: Workspace,
     recorded: dict[str, int],
 ) -> int:
     """Record the cell's run with the pipeline's one writer of train runs (once per plan key:

@@ -9,12 +9,12 @@ or on the command line, never in a worker thread.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ladd.dsa import DSAConfig
+from ladd.numbers import require_finite
 from ladd.training.modes import LabelMode, label_mode
 from ladd.training.protocols import PROTOCOLS, Protocol
 
@@ -48,15 +48,6 @@ def _check_strategy(cfg: TrainConfig) -> None:
             parse_sampler(cfg.sampler)
     except (StrategyError, SamplerError) as err:
         raise ValueError(str(err)) from None
-
-
-def _finite(name: str, value: float | None, *, positive: bool = False) -> None:
-    if value is None:
-        return
-    v = float(value)
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        need = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {need}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -134,11 +125,11 @@ class TrainConfig:
             raise ValueError(f"batch size must be between 1 and {1 << 20:,}, got {self.batch_size}")
         if not 1 <= int(self.eval_batch_size) <= 1 << 20:
             raise ValueError(f"eval batch size must be >= 1, got {self.eval_batch_size}")
-        _finite("lr", self.lr, positive=True)
-        _finite("momentum", self.momentum)
-        _finite("weight decay", self.weight_decay)
+        require_finite("lr", self.lr, positive=True)
+        require_finite("momentum", self.momentum)
+        require_finite("weight decay", self.weight_decay)
         if self.r is not None:
-            _finite("r", self.r, positive=True)
+            require_finite("r", self.r, positive=True)
         if not self.seeds:
             raise ValueError("at least one seed is needed")
         if len(self.seeds) > MAX_SEEDS:

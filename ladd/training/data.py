@@ -4,12 +4,14 @@ probability targets, built from a distilled or label-augmented set."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ladd.codecs import EncodedTargets
+from ladd.cropped import CroppedInputs
 from ladd.samplers import cut_boxes
+from ladd.sets.augmented import LabelAugmentedSet, TrainableSet
 from ladd.subsample import sub_sample
 from ladd.training.config import TrainConfig
 from ladd.training.modes import label_mode
@@ -21,8 +23,8 @@ __all__ = ["TrainingData", "build_training_data", "loss_weight"]
 class TrainingData:
     """A flat deployment training set: inputs and probability targets."""
 
-    inputs: Any  # float (T, C, H, W), normalised, or CroppedInputs (cut when drawn)
-    targets: Any  # float (T, K) rows that are probability vectors, or EncodedTargets (lazy)
+    inputs: torch.Tensor | CroppedInputs  # float (T, C, H, W) normalised, or cut when drawn
+    targets: torch.Tensor | EncodedTargets  # (T, K) probability rows, or decoded when drawn
     num_full: int  # how many of the T samples are full images (they come first)
     num_crops: int  # how many are crops
     num_classes: int
@@ -67,20 +69,18 @@ def _as_probs(t: torch.Tensor) -> torch.Tensor:
     return torch.softmax(t, dim=1)
 
 
-def _num_classes(dataset: Any) -> int:
-    if hasattr(dataset, "dense_labels"):
+def _num_classes(dataset: TrainableSet) -> int:
+    if isinstance(dataset, LabelAugmentedSet) or dataset.class_names:
         return int(dataset.num_classes)
-    if getattr(dataset, "class_names", None):
-        return len(dataset.class_names)
     return int(dataset.labels.max()) + 1
 
 
 def build_training_data(
-    dataset: Any,
+    dataset: TrainableSet,
     mode: str,
     *,
-    n: int = 5,
-    r: float = 0.625,
+    n: int | None = 5,
+    r: float | None = 0.625,
     full_labels: str = "hard",
     lazy_labels: bool | None = None,
     lazy_inputs: bool | None = None,
@@ -106,7 +106,7 @@ def build_training_data(
     m = images.shape[0]
     k = _num_classes(dataset)
     hard = F.one_hot(dataset.labels.cpu().long(), k).float()  # (M, K)
-    labelled = hasattr(dataset, "dense_labels")  # a label-augmented set
+    labelled = isinstance(dataset, LabelAugmentedSet)
     from ladd.samplers import grid_sampler, parse_sampler
 
     boxes = None  # a sampler other than the grid: its boxes
@@ -115,6 +115,8 @@ def build_training_data(
         if labelled:
             crop_sampler = dataset.crop_sampler()
         else:
+            if not sampler and (n is None or r is None):
+                raise ValueError(f"mode {mode!r} cuts crops: give their grid (n and r)")
             crop_sampler = parse_sampler(sampler) if sampler else grid_sampler(n, r)
         if crop_sampler.grid is not None:
             n, r = crop_sampler.grid
@@ -125,16 +127,16 @@ def build_training_data(
         raise ValueError(
             f"mode {mode!r} needs dense labels: label-augment the set first (ladd augment)"
         )
-    if lm.needs_labeler and getattr(dataset, "full_soft", None) is None:
+    if lm.needs_labeler and (not labelled or dataset.full_soft is None):
         raise ValueError(
             f"mode {mode!r} needs a label-augmented set (the labeler's soft labels of full images)"
         )
     if lazy_labels is None:
-        lazy_labels = labelled and getattr(dataset, "encoded", None) is not None
+        lazy_labels = labelled and dataset.encoded is not None
 
     def full_targets(kind: str) -> torch.Tensor:
         if kind == "hard":
-            soft = getattr(dataset, "soft_labels", None)
+            soft = dataset.soft_labels
             if full_labels == "set_soft" and soft is not None:
                 return _as_probs(soft.cpu())
             return hard
@@ -187,8 +189,8 @@ def build_training_data(
 
         lazy_inputs = images.numel() * 4 * (1 + len(lm.full)) > current_limits().max_crop_bytes
     head = torch.cat(parts_y).contiguous() if parts_y else hard[:0]
-    targets: Any = head if encoded is None else encoded.targets(head)
-    inputs: Any
+    targets: torch.Tensor | EncodedTargets = head if encoded is None else encoded.targets(head)
+    inputs: torch.Tensor | CroppedInputs
     if lazy_inputs:
         inputs = _cropped_inputs(dataset, images, len(lm.full), len(lm.crops), n, r, boxes)
     else:
@@ -212,22 +214,21 @@ def build_training_data(
 
 
 def _cropped_inputs(
-    dataset: Any,
+    dataset: TrainableSet,
     images: torch.Tensor,
     full_copies: int,
     crop_copies: int,
     n: int,
     r: float,
     boxes: list | None = None,
-) -> Any:
+) -> CroppedInputs:
     """The lazy inputs of build_training_data: uint8 pixels when the set's images are exactly
     8-bit pixels' normalisation and it has no ZCA (ladd.data.imageset.exact_pixels), float
     otherwise."""
-    from ladd.cropped import CroppedInputs
     from ladd.data.imageset import exact_pixels
 
-    mean, std = getattr(dataset, "mean", None), getattr(dataset, "std", None)
-    pixels = None if getattr(dataset, "zca", None) is not None else exact_pixels(images, mean, std)
+    mean, std = dataset.mean, dataset.std
+    pixels = None if dataset.zca is not None else exact_pixels(images, mean, std)
     cut = tuple(tuple(b) for b in boxes) if boxes is not None else None
     if pixels is not None:
         return CroppedInputs(
