@@ -203,11 +203,11 @@ class Objective:
         weight: torch.Tensor | None = None,
         *,
         denominator: torch.Tensor | float | None = None,
-        shares: tuple[torch.Tensor, torch.Tensor] | None = None,
+        batch_soft: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Each seed's loss (module doc). `denominator` and `shares` (the hard and soft
-        samples' fractions of the batch, (S,) each) default to this batch's: a sharded engine
-        passes the global batch's."""
+        """Each seed's loss (module doc). A sharded engine passes this shard's `denominator`
+        (its sample count) and `batch_soft`, the soft flags of the whole global batch (B,):
+        the learned weights' penalty takes the global batch's shares."""
         one = logits.dim() == 2
         if one:  # one seed: (B, K) -> (1, B, K)
             logits, targets = logits.unsqueeze(0), targets.unsqueeze(0)
@@ -238,12 +238,13 @@ class Objective:
             loss = (hard_sum + soft_sum) / denom
         else:
             lw = self.log_weights[:1] if one and self.seeds > 1 else self.log_weights
-            if shares is None:
-                total = w.sum(-1).clamp_min(1.0)
-                f_soft = soft_w.sum(-1) / total
-                f_hard = (w.sum(-1) - soft_w.sum(-1)) / total
+            if self.phase == "hard":  # every sample is in the hard term
+                f_soft = torch.zeros_like(hard_sum)
+            elif batch_soft is not None:
+                f_soft = batch_soft.float().mean().expand_as(hard_sum)
             else:
-                f_hard, f_soft = shares
+                f_soft = soft_w.sum(-1) / w.sum(-1).clamp_min(1.0)
+            f_hard = 1.0 - f_soft
             loss = (torch.exp(-lw[:, 0]) * hard_sum + torch.exp(-lw[:, 1]) * soft_sum) / denom
             loss = loss + f_hard * lw[:, 0] + f_soft * lw[:, 1]
         return loss[0] if one else loss

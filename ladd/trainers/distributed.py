@@ -221,14 +221,8 @@ class _Sharded(_OneSeed):
             # the shard's terms over its n samples, the learned weights' penalty at the global
             # batch's shares: scaled below, the ranks' average is the one-process loss
             soft = self.soft[i]
-            f_soft = soft.float().mean().view(1)
             local = self.objective(
-                logits,
-                ys,
-                self.classes[i][mine],
-                soft[mine],
-                denominator=float(n),
-                shares=(1.0 - f_soft, f_soft),
+                logits, ys, self.classes[i][mine], soft[mine], denominator=float(n), batch_soft=soft
             )
         elif n:
             local = soft_cross_entropy(logits, ys)
