@@ -101,6 +101,7 @@ class SweepInputs:
                     distilled_path=inp.set_path,
                     out=path,
                     codec=inp.codec or "float32",  # a cell without a codec: the labels as made
+                    sampler=inp.sampler,
                     device=self._device(),
                     extra={"sweep": {"name": self.spec.name, "input": inp.key}},
                 ).dataset
