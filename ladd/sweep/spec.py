@@ -432,6 +432,24 @@ def _own_grid(path: Path) -> tuple[int | None, float | None]:
     return int(meta["n"]), float(meta["r"])
 
 
+def _strategies(spec: SweepSpec) -> list[tuple[str, str, str]]:
+    """The (loss, schedule, balance) combinations of a sweep's strategy axes; a combination
+    no run can train (a temperature schedule with a loss that has no temperature) is left
+    out, so that axes of losses and schedules can be crossed."""
+    from ladd.strategies import LabelStrategy, StrategyError
+
+    out = []
+    for lf in spec.loss_fns or ("soft_ce",):
+        for ls in spec.label_schedules or ("constant",):
+            for bal in spec.balances or ("fixed",):
+                try:
+                    LabelStrategy.parse(lf, ls, bal)
+                except StrategyError:
+                    continue
+                out.append((lf, ls, bal))
+    return out
+
+
 def _sampler_crops(spec: str) -> tuple[int | None, float | None, str | None]:
     """(n, r, sampler) of an input made with a sampler: a grid is said as n and r."""
     from ladd.samplers import parse_sampler
@@ -489,12 +507,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
                 variants += [(replace(base, codec=c), None, None) for c in spec.codecs or (None,)]
             else:
                 variants.append((base, None, None))
-            strategies = [
-                (lf, ls, bal)
-                for lf in spec.loss_fns or ("soft_ce",)
-                for ls in spec.label_schedules or ("constant",)
-                for bal in spec.balances or ("fixed",)
-            ]
+            strategies = _strategies(spec)
             for (inp, n, r), (loss_fn, schedule, balance) in (
                 (v, st) for v in variants for st in strategies
             ):

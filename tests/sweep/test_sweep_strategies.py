@@ -93,3 +93,14 @@ def test_a_sampler_axis_labels_each_input_with_its_crops_and_trains(inputs, tmp_
     assert sets == {None, "random:3,seed=1"}
     for r in runs:
         assert r.config["train"]["label_schedule"] == "hald"
+
+
+def test_crossed_axes_leave_out_the_combinations_no_run_can_train(inputs):
+    spec = grid(
+        inputs,
+        modes=("ladd",),
+        loss_fns=("soft_ce", "kl"),
+        label_schedules=("constant", "temperature"),
+    )
+    got = {(c.config.loss_fn, c.config.label_schedule) for c in expand(spec)}
+    assert got == {("soft_ce", "constant"), ("kl:t=20", "constant"), ("kl:t=20", "temperature")}
