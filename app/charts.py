@@ -392,3 +392,79 @@ def codec_frontier(points: Sequence[Any], title: str = "") -> go.Figure:
     fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
     fig.update_layout(title=title or None, height=420, margin={"t": 60})
     return fig
+
+
+def drift_heatmap(js: np.ndarray, drifted: np.ndarray, title: str) -> go.Figure:
+    """An n x n heat grid of each crop's JS divergence from the image's label (nats, 0 .. ln 2),
+    the drifted crops marked with a cross (ladd.drift's rule)."""
+    n = int(round(math.sqrt(js.size)))
+    grid = np.asarray(js, dtype=np.float64).reshape(n, n)
+    flags = np.asarray(drifted, dtype=bool).reshape(n, n)
+    text = [
+        [f"{v:.2f}{' ×' if f else ''}" for v, f in zip(row, frow, strict=True)]
+        for row, frow in zip(grid, flags, strict=True)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            x=list(range(1, n + 1)),
+            y=list(range(1, n + 1)),
+            zmin=0.0,
+            zmax=math.log(2.0),
+            colorscale="Magma",
+            text=text,
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="row %{y}, column %{x}: JS %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title_text="crop row")
+    fig.update_xaxes(title_text="crop column")
+    fig.update_layout(title=dict(text=title), height=340, margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_traces(textfont_size=max(8, 16 - 2 * n))
+    return fig
+
+
+def drift_histogram(
+    counts: dict[str, Sequence[int]], edges: Sequence[float], threshold: float
+) -> go.Figure:
+    """Histograms of every crop's JS divergence over a set, one per series (labeler epoch),
+    with the drift rule's threshold."""
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    fig = go.Figure()
+    for name, c in counts.items():
+        fig.add_trace(go.Bar(x=centres, y=list(c), name=name, opacity=0.7))
+    fig.add_vline(x=threshold, line_dash="dash", annotation_text=f"{threshold:g} nats")
+    fig.update_layout(
+        barmode="overlay",
+        height=340,
+        xaxis_title="JS divergence from the image's label (nats)",
+        yaxis_title="crops",
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+def drift_curve(
+    epochs: Sequence[int], drifted: Sequence[float], mean_js: Sequence[float]
+) -> go.Figure:
+    """The Fig. 5 view's drift axis: the share of drifted crops and the mean JS per epoch."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(x=list(epochs), y=list(drifted), name="drifted crops", mode="lines+markers"),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(x=list(epochs), y=list(mean_js), name="mean JS (nats)", mode="lines+markers"),
+        secondary_y=True,
+    )
+    fig.update_xaxes(title_text="labeler epoch", tickmode="array", tickvals=list(epochs))
+    fig.update_yaxes(title_text="share of crops", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="mean JS (nats)", rangemode="tozero", secondary_y=True)
+    fig.update_layout(
+        height=340,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig

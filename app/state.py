@@ -54,6 +54,9 @@ class K:
     SUB_CODEC = "sub_codec"
     SUB_R2 = "sub_r2"
     SUB_MEASURE = "sub_measure"  # many classes: zip the whole set to measure the overhead
+    SUB_DRIFT_LABELER = "sub_dlab"  # the labeler whose labels the drift view measures
+    SUB_DRIFT_EPOCH = "sub_dep"
+    SUB_DRIFT_SET = "sub_dset"  # many classes: label every crop of the set for its drift
     # 3 soft labels
     SL_SET = "sl_set"
     SL_IMAGE = "sl_img"
@@ -138,6 +141,8 @@ DEFAULTS: dict[str, Any] = {
     K.SUB_CODEC: "float32",
     K.SUB_R2: 0.5,
     K.SUB_MEASURE: False,
+    K.SUB_DRIFT_SET: False,
+    K.SUB_DRIFT_EPOCH: 10,  # the paper's labeler checkpoint, when the folder has it
     K.SL_IMAGE: 0,
     K.SL_METRIC: "class probability",
     K.SL_N: 5,

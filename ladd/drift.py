@@ -30,6 +30,7 @@ import torch
 
 __all__ = [
     "DRIFT_JS",
+    "JS_MAX",
     "CropDrift",
     "crop_drift",
     "drift_across",
@@ -206,8 +207,11 @@ def drift_across(
     threshold: float = DRIFT_JS,
     device: str | torch.device = "cpu",
     allow_mismatch: bool = False,
-) -> dict[int, dict[str, float]]:
-    """Drift summaries per labeler epoch (the paper's Fig. 5 view with a drift axis)."""
+    bins: int = 0,
+) -> dict[int, dict[str, Any]]:
+    """Drift summaries per labeler epoch (the paper's Fig. 5 view with a drift axis); with
+    `bins`, each also holds the histogram of the divergences ("histogram": counts over
+    [0, ln 2])."""
     from ladd.dense import check_input_space
     from ladd.device import resolve_device
     from ladd.labeler import Labeler, load_labeler
@@ -224,5 +228,8 @@ def drift_across(
             distilled.images, distilled.labels, lab.model.to(dev), n, r,
             threshold=threshold, device=dev,
         )  # fmt: skip
-        out[int(lab.meta.epoch)] = d.summary()
+        row: dict[str, Any] = d.summary()
+        if bins:
+            row["histogram"] = d.histogram(bins)[0]
+        out[int(lab.meta.epoch)] = row
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import cache, charts, state, tasks, widgets
+from app import cache, charts, drift_view, state, tasks, widgets
 from app.paths import workspace_root
 from app.state import K
 from ladd.classes import many_classes
@@ -115,6 +115,10 @@ if path and lab_dir:
                     else "."
                 )
             )
+            st.subheader("Drift from the image's label")
+            drift_view.rule_caption()
+            drift_view.image_grids(path, picked, n, r, index, "sl")
+
             if st.session_state.get("sl_bar_epoch") not in chosen:
                 st.session_state.pop("sl_bar_epoch", None)  # its epoch was deselected
             bar_epoch = st.select_slider(
@@ -153,6 +157,11 @@ if path and lab_dir:
                     key="sl_fig5",
                 )
                 widgets.table(df.round(4), "soft_labels_per_epoch", key="sl_csv")
+                st.caption(
+                    "The same checkpoints' drift over every crop of the set: the histogram of "
+                    "each crop's JS to its image's label, and the drifted share per epoch."
+                )
+                drift_view.set_views(path, picked, n, r, "sl")
 
 with st.expander("Train a labeler", expanded=not cache.list_labelers()):
     sources = [s for s in list_sources() if not s.startswith("imagefolder")]
