@@ -17,6 +17,7 @@ import math
 import time
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -612,3 +613,33 @@ def crop_stats_across(
         s["normalised_entropy"] = s["mean_entropy"] / math.log(max(2, dense.shape[-1]))
         out[lab.meta.epoch] = s
     return out
+
+
+def set_crop_stats(
+    dataset: Any,
+    labelers: list[str | Path] | tuple[str | Path, ...] = (),
+    n: int = 5,
+    r: float = 0.625,
+    *,
+    device: str | torch.device = "auto",
+) -> dict[int, dict[str, float]]:
+    """Crop statistics of a set, per labeler epoch. With `labelers` (checkpoint files, or
+    folders of them in epoch order) each labels the set's images afresh: a label-augmented
+    set's own grid replaces (n, r), since its labels were made on it. Without, a
+    label-augmented set's stored labels, under its labeler's epoch; a plain set has none
+    (ValueError)."""
+    from ladd.labeler import list_checkpoints
+
+    augmented = isinstance(dataset, LabelAugmentedSet)
+    if labelers:
+        paths: list[Path] = []
+        for p in map(Path, labelers):
+            paths += list_checkpoints(p) if p.is_dir() else [p]
+        if augmented:
+            n, r = dataset.n, dataset.r
+        base = dataset.to_distilled() if augmented else dataset
+        return crop_stats_across(base, paths, n, r, device=device)
+    if not augmented:
+        raise ValueError("a plain distilled set needs a labeler to compute dense labels")
+    epoch = int(dataset.labeler.get("epoch") or 0)
+    return {epoch: crop_stats(dataset.probs(), dataset.labels).summary()}

@@ -307,6 +307,11 @@ def expert_path(out_dir: Path, i: int) -> Path:
     return out_dir / f"expert_{i:03d}.safetensors"
 
 
+def list_experts(folder: str | Path) -> list[Path]:
+    """The expert trajectories `train_experts` wrote in a folder, in order (none: [])."""
+    return sorted(Path(folder).glob("expert_*.safetensors"))
+
+
 def _maybe_zca(train: ImageSet, real: torch.Tensor, use: bool):
     """(training images, ZCA or None): with `use`, MTT's ZCA space (utils.py get_dataset with
     --zca: ToTensor() only, kornia ZCAWhitening(eps=0.1) fitted on this train split's [0, 1]

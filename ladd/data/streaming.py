@@ -81,6 +81,13 @@ def thread_safe_workers(cpus: int | None = None) -> int:
     return max(1, min(8, cpus - 1))
 
 
+def process_workers(cpus: int | None = None) -> int:
+    """Decoding workers for a streamed source read from a process of its own (the command
+    line): one per core but one (this process's), at most 8; 0 (decode here) on one core."""
+    cpus = cpus if cpus is not None else (os.cpu_count() or 1)
+    return min(8, max(0, cpus - 1))
+
+
 @dataclass(frozen=True)
 class LoaderConfig:
     """How a dataset is batched; `pin_memory=None` pins exactly when the device is CUDA."""
@@ -182,5 +189,6 @@ __all__ = [
     "SeededSampler",
     "build_loader",
     "evaluate_loader",
+    "process_workers",
     "split_key",
 ]

@@ -30,9 +30,10 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -48,8 +49,11 @@ from ladd.training import TrainCheckpoint, TrainedModels, TrainingData, soft_cro
 __all__ = [
     "DistributedEngine",
     "Ranks",
+    "end_distributed_job",
     "finish_distributed",
     "init_distributed",
+    "join_torchrun_job",
+    "launch_local_ranks",
     "launched_by_torchrun",
     "torchrun_command",
     "rank_device",
@@ -133,6 +137,54 @@ def rank_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and dev.index is None:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return dev
+
+
+def join_torchrun_job(device: str | torch.device = "auto") -> tuple[Ranks, torch.device] | None:
+    """In a torchrun job of several ranks: the process group started (init_distributed) and
+    (this process's place, its device: rank_device); in a process of its own, None."""
+    if not launched_by_torchrun():
+        return None
+    return init_distributed(device), rank_device(device)
+
+
+def end_distributed_job(code: int = 0) -> NoReturn:
+    """Leave a torchrun job whose work is done and written: every rank waits for the others
+    and ends the process group (finish_distributed), then the process exits at once with
+    `code`, its output flushed, without the interpreter's teardown, in which gloo's threads can
+    abort a rank ("terminate called without an active exception")."""
+    finish_distributed()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def launch_local_ranks(
+    processes: int,
+    argv: list[str],
+    device: str | torch.device = "auto",
+    *,
+    option: str = "--gpus",
+    announce: Callable[[list[str]], None] | None = None,
+) -> int:
+    """Run the command line `ladd <argv>` again as `processes` ranks on this machine (one per
+    CUDA GPU, or gloo processes on the CPU) through torchrun_command, and wait for them; their
+    exit code. `announce` is shown the command first. ValueError when this process is a rank
+    already, the machine has fewer GPUs, or the device is neither CUDA nor the CPU."""
+    import subprocess
+
+    if launched_by_torchrun():
+        raise ValueError(f"{option} inside a torchrun job: torchrun starts the ranks already")
+    dev = resolve_device(device)
+    if dev.type == "cuda" and processes > torch.cuda.device_count():
+        raise ValueError(
+            f"{option} {processes}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+        )
+    if dev.type not in ("cuda", "cpu"):
+        raise ValueError(f"{option} runs on CUDA GPUs or CPU processes, not {dev.type}")
+    cmd = torchrun_command(processes, argv, option=option)
+    if announce is not None:
+        announce(cmd)
+    return subprocess.run(cmd, check=False).returncode
 
 
 class DistributedEngine(ReferenceEngine):

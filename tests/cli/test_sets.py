@@ -1,4 +1,5 @@
-"""`ladd distill` and `ladd experts`: outputs load back through load_distilled, runs recorded."""
+"""The set commands (ladd.cli.sets): the listings, `ladd info` with the set-reading flags, and
+`ladd distill` / `ladd experts`, whose outputs load back through load_distilled, runs recorded."""
 
 from __future__ import annotations
 
@@ -122,3 +123,36 @@ def test_unknown_method_is_a_usage_error(tmp_path):
         app, ["distill", "--source", "shapes", "--method", "gan", "--workspace", str(tmp_path)]
     )
     assert res.exit_code == 2
+
+
+def test_listings() -> None:
+    assert "shapes" in runner.invoke(app, ["sources"]).output
+    out = runner.invoke(app, ["models"]).output
+    assert "convnet_d3" in out and "trainers (--trainer): fast, reference, ddp" in out
+
+
+def test_set_options_on_the_command_line(tmp_path):
+    """`ladd info` describes an MTT run folder without knowing its normalisation; --mean/--std,
+    --format and --experiment reach the reader; a label-augmented file loads whatever its name."""
+    import torch
+
+    run = tmp_path / "mtt_run"
+    run.mkdir()
+    g = torch.Generator().manual_seed(0)
+    torch.save(torch.randn(20, 3, 16, 16, generator=g), run / "images_best.pt")
+    torch.save(torch.arange(10).repeat_interleave(2), run / "labels_best.pt")
+
+    def invoke(*args):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    res = invoke("info", run)
+    assert res.exit_code == 0, res.output
+    assert "unknown" in res.output and "--source" in res.output  # normalisation: unknown
+    res = invoke("info", run, "--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
+    assert res.exit_code == 0 and "0.25" in res.output
+    res = invoke("info", run, "--mean", "0.5,0.5,0.5")
+    assert res.exit_code == 2 and "--std" in res.output
+    res = invoke("info", run, "--format", "nope")
+    assert res.exit_code == 2 and "mtt" in res.output
+    res = invoke("stats", run, "--workspace", tmp_path / "ws", "--source", "shapes")
+    assert res.exit_code == 1 and "--labeler" in res.output  # the option exists; this needs more
