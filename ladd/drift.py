@@ -34,6 +34,7 @@ __all__ = [
     "CropDrift",
     "crop_drift",
     "drift_across",
+    "drift_of_set",
     "js_divergence",
     "labeler_drift",
     "set_drift",
@@ -232,4 +233,50 @@ def drift_across(
         if bins:
             row["histogram"] = d.histogram(bins)[0]
         out[int(lab.meta.epoch)] = row
+    return out
+
+
+def drift_of_set(
+    dataset: Any,
+    labelers: list[Any] | tuple[Any, ...] = (),
+    n: int = 5,
+    r: float = 0.625,
+    *,
+    threshold: float = DRIFT_JS,
+    device: str | torch.device = "auto",
+) -> dict[int, CropDrift]:
+    """Drift of a set's crops per labeler epoch (what `ladd drift` and `ladd stats --drift`
+    show). With `labelers` (checkpoints, or folders of them in epoch order) each labels the
+    set's crops and full images afresh (a label-augmented set's own crops replace (n, r));
+    without, a label-augmented set's stored labels against its stored full-image labels,
+    streamed; a plain set has none (ValueError)."""
+    from pathlib import Path
+
+    from ladd.device import resolve_device
+    from ladd.labeler import Labeler, list_checkpoints, load_labeler
+    from ladd.sets import LabelAugmentedSet
+
+    augmented = isinstance(dataset, LabelAugmentedSet)
+    if not labelers:
+        if not augmented:
+            raise ValueError("a plain distilled set needs a labeler to label its crops")
+        epoch = int(dataset.labeler.get("epoch") or 0)
+        return {epoch: set_drift(dataset, threshold=threshold)}
+    dev = resolve_device(device)
+    sampler = dataset.crop_sampler() if augmented else None
+    base = dataset.to_distilled() if augmented else dataset
+    loaded: list[Any] = []
+    for lab in labelers:
+        if isinstance(lab, Labeler):
+            loaded.append(lab)
+            continue
+        p = Path(lab)
+        for ckpt in list_checkpoints(p) if p.is_dir() else [p]:
+            loaded.append(load_labeler(ckpt, device=dev))
+    out: dict[int, CropDrift] = {}
+    for lab in loaded:
+        out[int(lab.meta.epoch)] = labeler_drift(
+            base.images, base.labels, lab.model.to(dev), n, r,
+            sampler=sampler, threshold=threshold, device=dev,
+        )  # fmt: skip
     return out
