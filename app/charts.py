@@ -468,3 +468,73 @@ def drift_curve(
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )
     return fig
+
+
+STRATEGY_COLORS = {
+    "baseline": "#d62728",
+    "grid": "#1f77b4",
+    "sampler": "#2ca02c",
+    "stored crops": "#ff7f0e",
+    "loss": "#9467bd",
+    "schedule": "#8c564b",
+    "balance": "#e377c2",
+}
+
+
+def strategy_frontier(points: Sequence[Any], title: str = "") -> go.Figure:
+    """Accuracy against the bytes per image a label strategy stores (labels + the boxes a store
+    keeps) for part 8's points (ladd.strategies.compare.StrategyPoint), one panel per
+    distiller, one colour per family, the frontier as a line."""
+    from ladd.strategies.compare import pareto
+
+    distillers = sorted({p.distiller for p in points})
+    fig = make_subplots(rows=1, cols=max(1, len(distillers)), subplot_titles=distillers)
+    shown: set[str] = set()
+    for col, d in enumerate(distillers, start=1):
+        mine = [p for p in points if p.distiller == d]
+        front = sorted(pareto(mine), key=lambda p: p.total_bytes)
+        fig.add_trace(
+            go.Scatter(
+                x=[p.total_bytes for p in front],
+                y=[100 * p.mean for p in front],
+                mode="lines",
+                line={"color": "rgba(128,128,128,0.6)"},
+                name="frontier",
+                showlegend=col == 1,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
+        )
+        for family, color in STRATEGY_COLORS.items():
+            group = [p for p in mine if p.family == family]
+            if not group:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.total_bytes for p in group],
+                    y=[100 * p.mean for p in group],
+                    error_y={"type": "data", "array": [100 * p.std for p in group]},
+                    mode="markers+text",
+                    marker={
+                        "color": color,
+                        "size": 9,
+                        "symbol": "star" if any(p.default for p in group) else "circle",
+                    },
+                    text=[p.what for p in group],
+                    textposition="top right",
+                    customdata=[[p.label_bytes, p.coord_bytes, p.seeds] for p in group],
+                    hovertemplate="%{text}<br>bytes / image %{x:,.0f} (labels %{customdata[0]:,.0f}"
+                    ", boxes %{customdata[1]:,.0f})<br>accuracy %{y:.1f} %<br>seeds "
+                    "%{customdata[2]}<extra></extra>",
+                    name=family,
+                    showlegend=family not in shown,
+                ),
+                row=1,
+                col=col,
+            )
+            shown.add(family)
+        fig.update_xaxes(title_text="bytes per image (labels + boxes)", row=1, col=col)
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
+    fig.update_layout(title=title or None, height=460, margin={"t": 60})
+    return fig

@@ -227,7 +227,7 @@ def _labeler_config(b: _Build, image_size: int) -> Any:
         lr=spec.labeler_lr,
         momentum=spec.labeler_momentum,
         weight_decay=spec.labeler_weight_decay,
-        augment=spec.labeler_augment,
+        image_augmentation=spec.labeler_augment,
         seed=0,
         limit_per_class=spec.train_per_class,
         model_options=_model_options(spec),

@@ -4,9 +4,34 @@ the drifted share per epoch; at 1000 classes the set is labelled only on request
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import numpy as np
 from page_helpers import assert_clean, charts, open_page
+
+
+def _array(v) -> np.ndarray:
+    """A plotly array as the chart spec holds it: a list, or plotly's typed "bdata"."""
+    if isinstance(v, dict):
+        flat = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        shape = [int(x) for x in str(v.get("shape", len(flat))).split(",")]
+        return flat.reshape(shape)
+    return np.asarray(v)
+
+
+def _side(chart: dict) -> int:
+    return int(_array(chart["data"][0]["z"]).shape[0])
+
+
+def _total(trace: dict) -> int:
+    return int(_array(trace["y"]).sum())
+
+
+def _images(demo) -> int:
+    from ladd.sets import LabelAugmentedSet
+
+    return len(LabelAugmentedSet.load(demo.set_path))
 
 
 def _titles(at) -> list[str]:
@@ -14,7 +39,9 @@ def _titles(at) -> list[str]:
 
 
 def _drift_grids(at) -> list[dict]:
-    return [c for c in charts(at) if "JS to the image" in c["layout"].get("title", {}).get("text", "")]
+    return [
+        c for c in charts(at) if "JS to the image" in c["layout"].get("title", {}).get("text", "")
+    ]
 
 
 def _histograms(at) -> list[dict]:
@@ -31,27 +58,28 @@ def test_soft_labels_page_draws_a_drift_grid_per_epoch_and_the_sets_histogram(de
     assert_clean(at)
     grids = _drift_grids(at)
     assert len(grids) == len(demo.checkpoints)
-    assert len(grids[0]["data"][0]["z"]) == 5  # 5 x 5 crops
+    assert _side(grids[0]) == 5  # 5 x 5 crops
     assert len(_histograms(at)) == 1
     hist = _histograms(at)[0]
     assert len(hist["data"]) == len(demo.checkpoints)  # one series per epoch
-    assert sum(hist["data"][0]["y"]) == 100 * 25  # every crop of the set, once
+    images = _images(demo)
+    assert _total(hist["data"][0]) == images * 25  # every crop of the set, once
     assert any("drifted_fraction" in d.value.columns for d in at.dataframe)
     at.slider(key="sl_n").set_value(3).run()
     assert_clean(at)
-    assert len(_drift_grids(at)[0]["data"][0]["z"]) == 3  # live as N changes
-    assert sum(_histograms(at)[0]["data"][0]["y"]) == 100 * 9
+    assert _side(_drift_grids(at)[0]) == 3  # live as N changes
+    assert _total(_histograms(at)[0]["data"][0]) == images * 9
 
 
 def test_subsampling_page_draws_the_drift_of_its_crops_live(demo):
     at = open_page("2_subsampling.py")
     assert_clean(at)
     grids = _drift_grids(at)
-    assert len(grids) == 1 and len(grids[0]["data"][0]["z"]) == 5
+    assert len(grids) == 1 and _side(grids[0]) == 5
     assert len(_histograms(at)) == 1
     at.slider(key="sub_n").set_value(4).run()
     assert_clean(at)
-    assert len(_drift_grids(at)[0]["data"][0]["z"]) == 4
+    assert _side(_drift_grids(at)[0]) == 4
     epochs = at.selectbox(key="sub_dep").options
     at.selectbox(key="sub_dep").set_value(int(epochs[-1].split()[-1])).run()
     assert_clean(at)

@@ -67,6 +67,7 @@ def build_thousand(root: Path) -> Thousand:
     from ladd.distill import RandomConfig
     from ladd.labeler import LabelerConfig
     from ladd.pipeline import run_distill, run_label_augment, run_labeler, run_train, slug
+    from ladd.plan import plan_training
     from ladd.store import Workspace
     from ladd.training import TrainConfig
 
@@ -105,8 +106,9 @@ def build_thousand(root: Path) -> Thousand:
     runs = {}
     for mode in ("baseline", "ladd"):
         cfg = TrainConfig(arch="convnet_d3", mode=mode, epochs=1, seeds=(0,), model_options=width)
+        plan = plan_training(la, cfg, "cpu")
         runs[mode], _ = run_train(
-            ws, la, test, cfg, set_path=set_path, source=source, label=f"1k {mode}", device="cpu"
+            ws, plan, la, test, set_path=set_path, source=source, label=f"1k {mode}"
         )
     save_cam_inputs(test, ws.root / "cam" / f"{slug(source)}_{SIZE}px_1pc.safetensors")
     return Thousand(
