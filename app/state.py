@@ -84,6 +84,10 @@ class K:
     TR_TRAINER = "tr_trainer"
     TR_PROTOCOL = "tr_protocol"  # auto | mtt | glad | rded (ladd.training.PROTOCOLS)
     TR_LIVE = "tr_live"  # score a fixed test subset every few epochs while training
+    TR_LOSS_FN = "tr_loss"  # the label strategy (ladd.strategies): dense loss, schedule, weights
+    TR_SCHEDULE = "tr_sched"
+    TR_BALANCE = "tr_bal"
+    TR_SAMPLER = "tr_sampler"  # crops of a crop mode on a plain set (ladd.samplers spec)
     TR_JOB = "_tr_job"
     TR_OVERLAY = "tr_overlay"  # finished runs drawn in the training curves
     # 5 compare
@@ -161,6 +165,10 @@ DEFAULTS: dict[str, Any] = {
     K.TR_TRAINER: "fast",
     K.TR_PROTOCOL: "auto",
     K.TR_LIVE: True,
+    K.TR_LOSS_FN: "soft_ce",
+    K.TR_SCHEDULE: "constant",
+    K.TR_BALANCE: "fixed",
+    K.TR_SAMPLER: "",
     K.CMP_PICK: "b_right_a_wrong",
     K.CMP_CLASS: 0,
     K.CMP_K: 6,
