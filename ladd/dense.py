@@ -587,8 +587,10 @@ def crop_stats_across(
     batch_size: int = 256,
     temperature: float = 1.0,
     allow_mismatch: bool = False,
+    sampler: Any = None,
 ) -> dict[int, dict[str, float]]:
-    """Crop statistics summaries per labeler epoch (paper Fig. 5: later epochs, lower entropy)."""
+    """Crop statistics summaries per labeler epoch (paper Fig. 5: later epochs, lower entropy).
+    `sampler`: crops other than the N x R grid (ladd.samplers)."""
     from ladd.labeler import Labeler, load_labeler
 
     dev = resolve_device(device)
@@ -607,6 +609,7 @@ def crop_stats_across(
             batch_size=batch_size,
             temperature=temperature,
             device=dev,
+            sampler=sampler,
         )
         s = crop_stats(dense, distilled.labels).summary()
         s["test_accuracy"] = lab.meta.test_accuracy
@@ -635,10 +638,9 @@ def set_crop_stats(
         paths: list[Path] = []
         for p in map(Path, labelers):
             paths += list_checkpoints(p) if p.is_dir() else [p]
-        if augmented:
-            n, r = dataset.n, dataset.r
+        sampler = dataset.crop_sampler() if augmented else None  # its own crops (n, r or not)
         base = dataset.to_distilled() if augmented else dataset
-        return crop_stats_across(base, paths, n, r, device=device)
+        return crop_stats_across(base, paths, n, r, device=device, sampler=sampler)
     if not augmented:
         raise ValueError("a plain distilled set needs a labeler to compute dense labels")
     epoch = int(dataset.labeler.get("epoch") or 0)

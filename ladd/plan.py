@@ -388,6 +388,11 @@ def plan_training(
     if not mode.crops:
         n = r = sampler = None  # nothing is cut: no grid is used
     strategy = _settle_strategy(cfg, mode, notes)
+    if isinstance(dataset, TrainingData) and dataset.soft is None and not strategy.default:
+        notes.append(
+            "the training data marks no sample as trained on the labeler's labels (soft): "
+            f"{strategy.loss.spec} applies to none of them"
+        )
     settled = replace(
         cfg,
         protocol=protocol,

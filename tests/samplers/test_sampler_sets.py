@@ -101,3 +101,17 @@ def test_a_sampler_set_trains_end_to_end(made):
     assert plan.config.sampler == SPEC and plan.train_record()["sampler"] == SPEC
     res = execute(plan, la, test)
     assert res.num_samples == 140 and 0.0 <= res.accuracy_mean <= 1.0
+
+
+def test_stats_and_drift_of_a_sampler_set_relabel_its_own_crops(made, tmp_path):
+    from ladd.dense import crop_stats_across
+    from ladd.drift import drift_of_set
+
+    ds, lab, la = made
+    stored = drift_of_set(la)  # its stored labels against its stored full-image labels
+    (epoch,) = stored
+    assert stored[epoch].js.shape == (10, 13)
+    again = drift_of_set(la, [lab], device="cpu")  # relabelled afresh: the same labeler
+    torch.testing.assert_close(again[10].js, stored[epoch].js, atol=1e-4, rtol=0)
+    stats = crop_stats_across(la.to_distilled(), [lab], device="cpu", sampler=la.crop_sampler())
+    assert 0.0 < stats[10]["mean_max_prob"] <= 1.0
