@@ -38,7 +38,7 @@ from ladd.cli.options import (
 )
 from ladd.cli.reading import load_set
 
-__all__ = ["register"]
+__all__ = ["register", "show_drift"]
 
 
 def strategies(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
@@ -119,42 +119,45 @@ def drift(
         res = drift_of_set(
             ds, labeler or (), n, r, threshold=threshold, device=torch_device(device)
         )
-        names = list(getattr(ds, "class_names", None) or [])
-        summary = Table(
-            "labeler epoch", "drifted crops", "images with drift", "mean JS", "median JS"
-        )
-        for ep, d in sorted(res.items()):
-            s = d.summary()
-            summary.add_row(
-                str(ep),
-                f"{s['drifted_fraction']:.1%}",
-                f"{s['images_with_drift']:.1%}",
-                f"{s['mean_js']:.4f}",
-                f"{s['median_js']:.4f}",
-            )
-        out.print(summary)
-        last = res[max(res)]
-        out.print(f"rule: {last.rule}")
-        rows = last.listing(limit)
-        listing = Table("image", "crop", "class", "crop's top class", "p(top)", "JS (nats)")
-        for row in rows:
-            listing.add_row(
-                str(row["image"]),
-                str(row["crop"]),
-                names[row["class"]] if names else str(row["class"]),
-                names[row["top_class"]] if names else str(row["top_class"]),
-                f"{row['top_prob']:.3f}",
-                f"{row['js']:.4f}",
-            )
-        out.print(listing)
+        found = show_drift(res, list(getattr(ds, "class_names", None) or []), limit)
         if json_out:
-            print_json(
-                {
-                    "rule": last.rule,
-                    "epochs": {str(e): d.summary() for e, d in res.items()},
-                    "drifted": rows,
-                }
-            )
+            print_json(found)
+
+
+def show_drift(res: dict, names: list[str], limit: int) -> dict:
+    """Print drift results per labeler epoch (ladd.drift.drift_of_set) and the drifted crops of
+    the last epoch, the farthest first; return them JSON-ready (`ladd drift`, `ladd stats
+    --drift`)."""
+    summary = Table("labeler epoch", "drifted crops", "images with drift", "mean JS", "median JS")
+    for ep, d in sorted(res.items()):
+        s = d.summary()
+        summary.add_row(
+            str(ep),
+            f"{s['drifted_fraction']:.1%}",
+            f"{s['images_with_drift']:.1%}",
+            f"{s['mean_js']:.4f}",
+            f"{s['median_js']:.4f}",
+        )
+    out.print(summary)
+    last = res[max(res)]
+    out.print(f"rule: {last.rule}")
+    rows = last.listing(limit)
+    listing = Table("image", "crop", "class", "crop's top class", "p(top)", "JS (nats)")
+    for row in rows:
+        listing.add_row(
+            str(row["image"]),
+            str(row["crop"]),
+            names[row["class"]] if names else str(row["class"]),
+            names[row["top_class"]] if names else str(row["top_class"]),
+            f"{row['top_prob']:.3f}",
+            f"{row['js']:.4f}",
+        )
+    out.print(listing)
+    return {
+        "rule": last.rule,
+        "epochs": {str(e): d.summary() for e, d in res.items()},
+        "drifted": rows,
+    }
 
 
 def fkd_store(
