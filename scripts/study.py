@@ -12,6 +12,7 @@ after a crash or across GPU sessions. Distilled sets, labelers and experts are c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -177,6 +178,7 @@ class Study:
         self.executor, self.address = executor, address
         self.codecs: tuple[str, ...] = PART7_CODECS  # part 7 (--codecs overrides)
         self._pending: list[Group] = []
+        self._tags: set[str] = set()  # the sweep names this study's flushes used
         self.ws = workspace / f"study-{profile.name}"
         self.ws.mkdir(parents=True, exist_ok=True)
         self.out = out
@@ -431,6 +433,10 @@ class Study:
         part = groups[0].part
         tag = f"study-{self.p.name}-part{part}"
         wanted = {self._cell(g).key: g for g in groups}
+        if tag in self._tags:  # a part that flushes more than once (8): one sweep record each
+            digest = hashlib.sha256("".join(sorted(wanted)).encode()).hexdigest()[:6]
+            tag = f"{tag}-{digest}"
+        self._tags.add(tag)
         plans = [groups]
         mixed = len({self.zca(g.distiller) for g in groups}) > 1
         if mixed or {c.key for c in expand(self._spec(tag, groups))} != set(wanted):
