@@ -725,10 +725,10 @@ class Study:
         beside the baseline. Run groups are queued in priority order and trained as they come;
         each record is written when its run finishes."""
         labeler_epoch = self.p.labeler_epochs[0]
-        methods = tuple(dict.fromkeys(("random", self.p.distiller)))
-        for m in methods:  # the crops: grid, other samplers, stored random crops
+        # One distiller whole before the next (random real first): its crops and stores, the
+        # strategies on its labels, then the stores that trade k for epochs.
+        for m in dict.fromkeys(("random", self.p.distiller)):
             self._part8_crops(m, labeler_epoch)
-        for m in methods:  # the label strategies on LADD's default labels
             for strategy in PART8_STRATEGIES:
                 self.run(
                     "8",
@@ -741,7 +741,6 @@ class Study:
                     extra=self._grid_bytes(m, N_DEFAULT),
                 )
             self.flush()
-        for m in methods:
             for epochs, codec in PART8_STORES_LATE:
                 self.store_run(m, epochs, codec, labeler_epoch)
 
