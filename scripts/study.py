@@ -743,6 +743,21 @@ class Study:
             self.flush()
             for epochs, codec in PART8_STORES_LATE:
                 self.store_run(m, epochs, codec, labeler_epoch)
+            for sampler in PART8_SAMPLERS_LATE:
+                self.run(
+                    "8",
+                    distiller=m,
+                    ipc=10,
+                    mode="ladd",
+                    labeler_epoch=labeler_epoch,
+                    codec=PART8_CODEC,
+                    sampler=sampler,
+                    extra={
+                        **self._label_bytes(parse_sampler(sampler).num_crops),
+                        "coord_bytes_per_image": 0.0,
+                    },
+                )
+            self.flush()
 
     def _part8_crops(self, m: str, labeler_epoch: int) -> None:
         self.run(
@@ -901,6 +916,9 @@ PART8_CODEC = "topk:3,uint8"
 # Static samplers with the 25 crops of LADD's N 5 grid: two scales (9 at R 0.75 and 16 at R 0.5),
 # and a seeded random set of boxes (sides 0.5 to 0.75 of the image, the study's R range).
 PART8_SAMPLERS = ("multiscale:3@0.75,4@0.5", "random:25,seed=0")
+# Two more draws of the random boxes (run after the rest of a distiller): is a gain of
+# seed 0's boxes the sampler's, or that one draw's?
+PART8_SAMPLERS_LATE = ("random:25,seed=1", "random:25,seed=2")
 # Random crops stored for E epochs (ladd.fkd_store) with their top-k: E 25 = N 5's count of
 # labels, E 9 = N 3's; the late ones (run after the strategies) trade the k for more epochs.
 PART8_STORES = ((25, "topk:3,uint8"), (9, "topk:3,uint8"))
