@@ -583,7 +583,7 @@ def store_crop(set_path: str, store_path: str, epoch: int, batch: int, row: int)
 
 def score_results() -> dict[str, dict[str, Any]]:
     """Every score to show, by a label: the workspace's score runs (their score.json) and the
-    score records of docs/results (part 8)."""
+    score records of docs/results (part 9)."""
     import json
 
     from app.records import record_folders
@@ -601,6 +601,78 @@ def score_results() -> dict[str, dict[str, Any]]:
                 rec = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(rec, dict) and rec.get("part") == "8" and "score" in rec:
+            if isinstance(rec, dict) and rec.get("part") == "9" and "score" in rec:
                 found[f"{where}: {path.stem}"] = rec["score"]
     return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-crop drift (ladd.drift): one image's crops, or every crop of the set per labeler epoch
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _image_drift(
+    set_path: str,
+    set_stamp: float,
+    labeler_path: str,
+    lab_stamp: float,
+    n: int,
+    r: float,
+    index: int,
+) -> dict[str, Any]:
+    from ladd.drift import labeler_drift
+
+    view = _set_view(set_path, set_stamp)
+    lab = _load_labeler(labeler_path, lab_stamp)
+    x = view.images_at([index])  # one image: its n*n crops and the image itself
+    with model_lock(labeler_path):
+        d = labeler_drift(x, view.labels[index : index + 1], lab.model, n, r)
+    return {
+        "js": d.js[0].numpy(),
+        "drifted": d.drifted[0].numpy(),
+        "top": d.top[0].numpy(),
+        "rule": d.rule,
+    }
+
+
+def image_drift(
+    set_path: str, checkpoints: dict[int, str], n: int, r: float, index: int
+) -> dict[int, dict[str, Any]]:
+    """Drift of one image's n*n crops under each checkpoint, by epoch: JS to the labeler's label
+    of the whole image, the drift flags, the crops' top classes."""
+    s = check_path(set_path)
+    out = {}
+    for epoch, ckpt in sorted(checkpoints.items()):
+        c = check_path(ckpt)
+        out[epoch] = _image_drift(str(s), mtime(s), str(c), mtime(c), n, r, index)
+    return out
+
+
+@st.cache_data(show_spinner="Labelling every crop of the set for its drift ...", max_entries=32)
+def _drift_by_epoch(
+    set_path: str,
+    set_stamp: float,
+    labeler_paths: tuple[str, ...],
+    stamps: tuple[float, ...],
+    n: int,
+    r: float,
+    bins: int,
+) -> list[dict[str, Any]]:
+    from ladd.drift import drift_across
+
+    ds = _load_set(set_path, set_stamp)
+    labs = [_load_labeler(p, m) for p, m in zip(labeler_paths, stamps, strict=True)]
+    with contextlib.ExitStack() as held:
+        for p in sorted(set(labeler_paths)):
+            held.enter_context(model_lock(p))
+        rows = drift_across(ds, labs, n, r, device="cpu", bins=bins)
+    return [{"epoch": int(e), **row} for e, row in sorted(rows.items())]
+
+
+def drift_by_epoch(
+    set_path: str, checkpoints: dict[int, str], n: int, r: float, bins: int = 20
+) -> list[dict[str, Any]]:
+    """Per checkpoint: the set's drift summary and the histogram of every crop's JS."""
+    s = check_path(set_path)
+    paths = tuple(str(check_path(checkpoints[e])) for e in sorted(checkpoints))
+    return _drift_by_epoch(str(s), mtime(s), paths, tuple(mtime(p) for p in paths), n, r, bins)

@@ -454,3 +454,149 @@ def score_bytes(rows: Sequence[dict[str, Any]]) -> go.Figure:
         height=360,
     )
     return fig
+
+
+def drift_heatmap(js: np.ndarray, drifted: np.ndarray, title: str) -> go.Figure:
+    """An n x n heat grid of each crop's JS divergence from the image's label (nats, 0 .. ln 2),
+    the drifted crops marked with a cross (ladd.drift's rule)."""
+    n = int(round(math.sqrt(js.size)))
+    grid = np.asarray(js, dtype=np.float64).reshape(n, n)
+    flags = np.asarray(drifted, dtype=bool).reshape(n, n)
+    text = [
+        [f"{v:.2f}{' ×' if f else ''}" for v, f in zip(row, frow, strict=True)]
+        for row, frow in zip(grid, flags, strict=True)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid,
+            x=list(range(1, n + 1)),
+            y=list(range(1, n + 1)),
+            zmin=0.0,
+            zmax=math.log(2.0),
+            colorscale="Magma",
+            text=text,
+            texttemplate="%{text}",
+            showscale=False,
+            hovertemplate="row %{y}, column %{x}: JS %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title_text="crop row")
+    fig.update_xaxes(title_text="crop column")
+    fig.update_layout(title=dict(text=title), height=340, margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_traces(textfont_size=max(8, 16 - 2 * n))
+    return fig
+
+
+def drift_histogram(
+    counts: dict[str, Sequence[int]], edges: Sequence[float], threshold: float
+) -> go.Figure:
+    """Histograms of every crop's JS divergence over a set, one per series (labeler epoch),
+    with the drift rule's threshold."""
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    fig = go.Figure()
+    for name, c in counts.items():
+        fig.add_trace(go.Bar(x=centres, y=list(c), name=name, opacity=0.7))
+    fig.add_vline(x=threshold, line_dash="dash", annotation_text=f"{threshold:g} nats")
+    fig.update_layout(
+        barmode="overlay",
+        height=340,
+        xaxis_title="JS divergence from the image's label (nats)",
+        yaxis_title="crops",
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+def drift_curve(
+    epochs: Sequence[int], drifted: Sequence[float], mean_js: Sequence[float]
+) -> go.Figure:
+    """The Fig. 5 view's drift axis: the share of drifted crops and the mean JS per epoch."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(x=list(epochs), y=list(drifted), name="drifted crops", mode="lines+markers"),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(x=list(epochs), y=list(mean_js), name="mean JS (nats)", mode="lines+markers"),
+        secondary_y=True,
+    )
+    fig.update_xaxes(title_text="labeler epoch", tickmode="array", tickvals=list(epochs))
+    fig.update_yaxes(title_text="share of crops", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="mean JS (nats)", rangemode="tozero", secondary_y=True)
+    fig.update_layout(
+        height=340,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    )
+    return fig
+
+
+STRATEGY_COLORS = {
+    "baseline": "#d62728",
+    "grid": "#1f77b4",
+    "sampler": "#2ca02c",
+    "stored crops": "#ff7f0e",
+    "loss": "#9467bd",
+    "schedule": "#8c564b",
+    "balance": "#e377c2",
+}
+
+
+def strategy_frontier(points: Sequence[Any], title: str = "") -> go.Figure:
+    """Accuracy against the bytes per image a label strategy stores (labels + the boxes a store
+    keeps) for part 8's points (ladd.strategies.compare.StrategyPoint), one panel per
+    distiller, one colour per family, the frontier as a line."""
+    from ladd.strategies.compare import pareto
+
+    distillers = sorted({p.distiller for p in points})
+    fig = make_subplots(rows=1, cols=max(1, len(distillers)), subplot_titles=distillers)
+    shown: set[str] = set()
+    for col, d in enumerate(distillers, start=1):
+        mine = [p for p in points if p.distiller == d]
+        front = sorted(pareto(mine), key=lambda p: p.total_bytes)
+        fig.add_trace(
+            go.Scatter(
+                x=[p.total_bytes for p in front],
+                y=[100 * p.mean for p in front],
+                mode="lines",
+                line={"color": "rgba(128,128,128,0.6)"},
+                name="frontier",
+                showlegend=col == 1,
+                hoverinfo="skip",
+            ),
+            row=1,
+            col=col,
+        )
+        for family, color in STRATEGY_COLORS.items():
+            group = [p for p in mine if p.family == family]
+            if not group:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.total_bytes for p in group],
+                    y=[100 * p.mean for p in group],
+                    error_y={"type": "data", "array": [100 * p.std for p in group]},
+                    mode="markers+text",
+                    marker={
+                        "color": color,
+                        "size": 9,
+                        "symbol": "star" if any(p.default for p in group) else "circle",
+                    },
+                    text=[p.what for p in group],
+                    textposition="top right",
+                    customdata=[[p.label_bytes, p.coord_bytes, p.seeds] for p in group],
+                    hovertemplate="%{text}<br>bytes / image %{x:,.0f} (labels %{customdata[0]:,.0f}"
+                    ", boxes %{customdata[1]:,.0f})<br>accuracy %{y:.1f} %<br>seeds "
+                    "%{customdata[2]}<extra></extra>",
+                    name=family,
+                    showlegend=family not in shown,
+                ),
+                row=1,
+                col=col,
+            )
+            shown.add(family)
+        fig.update_xaxes(title_text="bytes per image (labels + boxes)", row=1, col=col)
+    fig.update_yaxes(title_text="accuracy (%)", row=1, col=1)
+    fig.update_layout(title=title or None, height=460, margin={"t": 60})
+    return fig

@@ -36,13 +36,20 @@ COLUMNS = (
     "epochs",
     "width",
     "codec",
+    "sampler",
+    "store_epochs",
+    "loss_fn",
+    "label_schedule",
+    "balance",
     "label",
     "label_bytes_per_image",
+    "coord_bytes_per_image",
     "overhead",
     "mean",
     "std",
     "per_seed",  # seed i's accuracy: part 7 pairs codecs by seed (ladd.codecs.choice)
     "seeds",
+    "per_seed",
     "seconds",
     "device",
     "date",
@@ -135,3 +142,34 @@ def codec_points(df: pd.DataFrame) -> list[Any]:
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and v != v)
+
+
+def strategy_points(df: pd.DataFrame) -> list[Any]:
+    """Part 8's rows (label strategies at their bytes per image) as
+    ladd.strategies.compare.StrategyPoints."""
+    from ladd.strategies.compare import strategy_points as points
+
+    if df.empty or "part" not in df:
+        return []
+    rows = df[df["part"].astype(str) == "8"]
+    recs = [{k: v for k, v in r.items() if not _missing(v)} for r in rows.to_dict("records")]
+    return points(recs)
+
+
+def strategy_pairs(points: list[Any]) -> pd.DataFrame:
+    """Each part 8 point against its distiller's LADD default, paired by seed, as a table."""
+    from ladd.strategies.compare import compare
+
+    rows = [
+        {
+            "distiller": c.point.distiller,
+            "strategy": c.point.what,
+            "bytes / image": c.point.total_bytes,
+            "accuracy (%)": 100 * c.point.mean,
+            "vs default (%)": 100 * c.mean,
+            "sd over seeds (%)": 100 * c.sd,
+            "verdict": c.verdict,
+        }
+        for c in compare(points)
+    ]
+    return pd.DataFrame(rows)

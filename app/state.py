@@ -54,6 +54,9 @@ class K:
     SUB_CODEC = "sub_codec"
     SUB_R2 = "sub_r2"
     SUB_MEASURE = "sub_measure"  # many classes: zip the whole set to measure the overhead
+    SUB_DRIFT_LABELER = "sub_dlab"  # the labeler whose labels the drift view measures
+    SUB_DRIFT_EPOCH = "sub_dep"
+    SUB_DRIFT_SET = "sub_dset"  # many classes: label every crop of the set for its drift
     # 3 soft labels
     SL_SET = "sl_set"
     SL_IMAGE = "sl_img"
@@ -85,6 +88,10 @@ class K:
     TR_TRAINER = "tr_trainer"
     TR_PROTOCOL = "tr_protocol"  # auto | mtt | glad | rded (ladd.training.PROTOCOLS)
     TR_LIVE = "tr_live"  # score a fixed test subset every few epochs while training
+    TR_LOSS_FN = "tr_loss"  # the label strategy (ladd.strategies): dense loss, schedule, weights
+    TR_SCHEDULE = "tr_sched"
+    TR_BALANCE = "tr_bal"
+    TR_SAMPLER = "tr_sampler"  # crops of a crop mode on a plain set (ladd.samplers spec)
     TR_JOB = "_tr_job"
     TR_OVERLAY = "tr_overlay"  # finished runs drawn in the training curves
     # 5 compare
@@ -144,6 +151,8 @@ DEFAULTS: dict[str, Any] = {
     K.SUB_CODEC: "float32",
     K.SUB_R2: 0.5,
     K.SUB_MEASURE: False,
+    K.SUB_DRIFT_SET: False,
+    K.SUB_DRIFT_EPOCH: 10,  # the paper's labeler checkpoint, when the folder has it
     K.SL_IMAGE: 0,
     K.SL_METRIC: "class probability",
     K.SL_N: 5,
@@ -166,6 +175,10 @@ DEFAULTS: dict[str, Any] = {
     K.TR_TRAINER: "fast",
     K.TR_PROTOCOL: "auto",
     K.TR_LIVE: True,
+    K.TR_LOSS_FN: "soft_ce",
+    K.TR_SCHEDULE: "constant",
+    K.TR_BALANCE: "fixed",
+    K.TR_SAMPLER: "",
     K.CMP_PICK: "b_right_a_wrong",
     K.CMP_CLASS: 0,
     K.CMP_K: 6,

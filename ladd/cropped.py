@@ -41,6 +41,9 @@ class CroppedInputs:
     mean: tuple[float, ...] | None = None  # for uint8 images: x = (p / 255 - mean) / std
     std: tuple[float, ...] | None = None
     memory_format: torch.memory_format = torch.contiguous_format
+    # the crops of a sampler other than the grid (ladd.samplers): (top, left, h, w) per crop
+    # index j; None: the N x R grid of n and r
+    boxes: tuple[tuple[int, int, int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.shape[-1] != self.images.shape[-2]:
@@ -61,8 +64,13 @@ class CroppedInputs:
         return self.num_images * self.full_copies
 
     @property
+    def per_image(self) -> int:
+        """Crops per image."""
+        return len(self.boxes) if self.boxes is not None else self.n * self.n
+
+    @property
     def num_crops(self) -> int:
-        return self.num_images * self.n * self.n * self.crop_copies
+        return self.num_images * self.per_image * self.crop_copies
 
     @property
     def shape(self) -> torch.Size:
@@ -118,9 +126,14 @@ class CroppedInputs:
         if not self.num_crops:
             assert full is not None
             return full
-        per = self.n * self.n
+        per = self.per_image
         c = (flat - nf).clamp(min=0) % (m * per)
         image, j = c // per, c % per
+        if self.boxes is not None:
+            crops = self._draw_boxes(image, j, h)
+            if full is None:
+                return crops
+            return torch.where((flat < nf).view(-1, 1, 1, 1), full, crops)
         grid = crop_grid(h, self.n, self.r)
         offsets = torch.tensor(grid.offsets, device=flat.device)
         span = torch.arange(grid.side, device=flat.device)
@@ -132,3 +145,20 @@ class CroppedInputs:
         if full is None:
             return crops
         return torch.where((flat < nf).view(-1, 1, 1, 1), full, crops)
+
+    def _draw_boxes(self, image: torch.Tensor, j: torch.Tensor, h: int) -> torch.Tensor:
+        """The crops (image[b], box j[b]) of a sampler's boxes, each resized to h: one gather
+        and one resize per box size in the batch (a host sync to group them)."""
+        c = int(self.images.shape[1])
+        out = torch.empty(image.shape[0], c, h, h, device=image.device)
+        table = torch.tensor(self.boxes, device=image.device)  # (J, 4)
+        sizes = table[:, 2]
+        for side in torch.unique(sizes[j]).tolist():
+            pick = (sizes[j] == side).nonzero().flatten()
+            top, left = table[j[pick], 0], table[j[pick], 1]
+            span = torch.arange(side, device=image.device)
+            rows = (top.unsqueeze(1) + span).unsqueeze(2)  # (b, side, 1)
+            cols = (left.unsqueeze(1) + span).unsqueeze(1)  # (b, 1, side)
+            patches = self.images[image[pick].view(-1, 1, 1), :, rows, cols].permute(0, 3, 1, 2)
+            out[pick] = resize(self._normalise(patches), h)
+        return out

@@ -27,6 +27,7 @@ from ladd.codecs import DEFAULT_CODEC
 from ladd.device import resolve_device
 from ladd.flops import inference_flops_per_sample
 from ladd.limits import Limits, current_limits
+from ladd.samplers import cut_boxes
 from ladd.sets import LabelAugmentedSet, has_zca
 from ladd.subsample import check_grid, sub_sample, sub_sample_range
 
@@ -56,9 +57,13 @@ def generate_dense_labels(
     compile: str = "off",
     codec: Any = None,
     limits: Limits | None = None,
+    sampler: Any = None,
 ) -> Any:
     """Dense labels softmax(g(S_j(x_i)) / T) for all images and crops: [M, n*n, K] float32, on
     the device `images` are on (the labeler runs on `device`, default the labeler's own).
+
+    `sampler` (a ladd.samplers Sampler or spec): crops other than the N x R grid (n and r are
+    then unused); its J crops per image take the place of the n*n.
 
     `codec` (a ladd.codecs Codec or spec): each finished batch of images is encoded at once and
     an EncodedDense (on `images`' device) is returned instead; the [M, n*n, K] float tensor is
@@ -79,7 +84,17 @@ def generate_dense_labels(
     (max_n, max_crop_bytes); None: the LADD_MAX_* environment caps.
     """
     limits = limits if limits is not None else current_limits()
-    check_grid(n, r, limits=limits)  # also the max_n cap
+    boxes = None
+    if sampler is not None:
+        from ladd.samplers import parse_sampler
+
+        sampler = parse_sampler(sampler)
+        if sampler.grid is not None:
+            n, r = sampler.grid
+        else:
+            boxes = sampler.boxes(int(images.shape[-1]))
+    if boxes is None:
+        check_grid(n, r, limits=limits)  # also the max_n cap
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if images.dim() != 4:
@@ -92,7 +107,7 @@ def generate_dense_labels(
 
     dev = resolve_device(device) if device is not None else next(labeler_model.parameters()).device
     bf16 = resolve_precision(precision, dev) == "bf16"
-    crops_per_image = n * n
+    crops_per_image = n * n if boxes is None else len(boxes)
     if batch_size is None:
         batch_size = DENSE_BATCH.get(dev.type, 256)
     if batch_size < 1:
@@ -105,7 +120,7 @@ def generate_dense_labels(
     per_pass = min(crops_per_image, batch_size) if per_batch == 1 else per_batch * crops_per_image
     # float32 crops as cut (<= H x W each) and resized (H x W each), the input batch
     pass_bytes = 4 * (2 * per_pass * c * h * w + per_batch * c * h * w)
-    what = f"labelling {m:,} images at n = {n} ({crops_per_image:,} crops each)"
+    what = f"labelling {m:,} images ({crops_per_image:,} crops each)"
     if codec is not None:
         from ladd.codecs import EncodedDense, parse_codec
 
@@ -150,14 +165,18 @@ def generate_dense_labels(
                 b = x.shape[0]
                 if run is not forward and b < per_batch:  # one static shape when compiled
                     x = torch.cat([x, x.new_zeros(per_batch - b, *x.shape[1:])])
-                crops = sub_sample(x, n, r, limits=limits)  # (b', n*n, C, H, W)
-                store(i, 0, run(crops.flatten(0, 1))[: b * crops_per_image], b)
+                crops = sub_sample(x, n, r, limits=limits) if boxes is None else cut_boxes(x, boxes)
+                store(i, 0, run(crops.flatten(0, 1))[: b * crops_per_image], b)  # (b', J, ...)
         else:  # a large grid: slices of one image's crops, never all n*n at once
             for i in range(m):
                 x = images[i : i + 1].to(dev, torch.float32)  # (1, C, H, W)
                 for j in range(0, crops_per_image, batch_size):
                     stop = min(crops_per_image, j + batch_size)
-                    crops = sub_sample_range(x, n, r, j, stop, limits=limits)  # (1, k, C, H, W)
+                    crops = (  # (1, stop-j, C, H, W)
+                        sub_sample_range(x, n, r, j, stop, limits=limits)
+                        if boxes is None
+                        else cut_boxes(x, boxes[j:stop])
+                    )
                     store(i, j, forward(crops.flatten(0, 1)), 1)
                 if codec is not None:
                     assert out is not None
@@ -259,8 +278,12 @@ def augment(
     codec: Any = DEFAULT_CODEC,
     compile: str = "off",
     limits: Limits | None = None,
+    sampler: Any = None,
 ) -> LabelAugmentedSet:
     """Label-augment a DistilledSet with a Labeler (or a labeler checkpoint path).
+
+    `sampler`: crops other than the N x R grid (a ladd.samplers spec such as
+    "multiscale:3@0.75,4@0.5" or "random:25,seed=0"); the set records it (n and r are 0).
 
     `codec`: hold the dense labels in this codec (a spec such as "topk:5,uint8"), encoded batch
     by batch as they are made; default ladd.codecs.DEFAULT_CODEC, what `ladd augment` writes;
@@ -284,6 +307,13 @@ def augment(
             + " (this silently ruins dense labels; pass allow_mismatch to force it)"
         )
     check_grid(n, r, limits=limits)
+    from ladd.samplers import parse_sampler
+
+    crop_sampler = parse_sampler(sampler) if sampler is not None else None
+    if crop_sampler is not None and crop_sampler.grid is not None:
+        (n, r), crop_sampler = crop_sampler.grid, None  # the grid: recorded as n and r
+    if crop_sampler is None:
+        check_grid(n, r, limits=limits)
     t0 = time.perf_counter()
     images = distilled.images.float()
     from ladd.codecs import parse_codec
@@ -306,6 +336,7 @@ def augment(
         codec=target,
         compile=compile,
         limits=limits,
+        sampler=crop_sampler,
     )
     full_soft = full_image_soft_labels(
         images[mine], model, batch_size=batch_size or 256, temperature=temperature
@@ -316,7 +347,8 @@ def augment(
     seconds = time.perf_counter() - t0
     # Label generation is the N x N crop forwards per image (Algorithm 1); the full-image soft
     # labels kept for the full_soft ablations are not part of LADD's cost.
-    flops = inference_flops_per_sample(model, images[:1].to(dev)) * images.shape[0] * (n * n)
+    per_image = crop_sampler.num_crops if crop_sampler is not None else n * n
+    flops = inference_flops_per_sample(model, images[:1].to(dev)) * images.shape[0] * per_image
     meta = labeler.meta
     class_names = tuple(distilled.class_names or meta.class_names)
     la = LabelAugmentedSet(
@@ -324,8 +356,9 @@ def augment(
         labels=distilled.labels.cpu().long(),
         dense=dense,
         encoded=encoded,
-        n=n,
-        r=float(r),
+        n=n if crop_sampler is None else 0,
+        r=float(r) if crop_sampler is None else 0.0,
+        sampler=crop_sampler.spec if crop_sampler is not None else None,
         class_names=class_names,
         mean=tuple(float(v) for v in distilled.mean),
         std=tuple(float(v) for v in distilled.std),
@@ -597,8 +630,10 @@ def crop_stats_across(
     batch_size: int = 256,
     temperature: float = 1.0,
     allow_mismatch: bool = False,
+    sampler: Any = None,
 ) -> dict[int, dict[str, float]]:
-    """Crop statistics summaries per labeler epoch (paper Fig. 5: later epochs, lower entropy)."""
+    """Crop statistics summaries per labeler epoch (paper Fig. 5: later epochs, lower entropy).
+    `sampler`: crops other than the N x R grid (ladd.samplers)."""
     from ladd.labeler import Labeler, load_labeler
 
     dev = resolve_device(device)
@@ -617,6 +652,7 @@ def crop_stats_across(
             batch_size=batch_size,
             temperature=temperature,
             device=dev,
+            sampler=sampler,
         )
         s = crop_stats(dense, distilled.labels).summary()
         s["test_accuracy"] = lab.meta.test_accuracy
@@ -645,10 +681,9 @@ def set_crop_stats(
         paths: list[Path] = []
         for p in map(Path, labelers):
             paths += list_checkpoints(p) if p.is_dir() else [p]
-        if augmented:
-            n, r = dataset.n, dataset.r
+        sampler = dataset.crop_sampler() if augmented else None  # its own crops (n, r or not)
         base = dataset.to_distilled() if augmented else dataset
-        return crop_stats_across(base, paths, n, r, device=device)
+        return crop_stats_across(base, paths, n, r, device=device, sampler=sampler)
     if not augmented:
         raise ValueError("a plain distilled set needs a labeler to compute dense labels")
     epoch = int(dataset.labeler.get("epoch") or 0)

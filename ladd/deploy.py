@@ -27,7 +27,7 @@ from ladd.progress import ProgressEvent, ProgressFn
 from ladd.results import CrossArchResult, DeployResult
 from ladd.sets.augmented import TrainableSet
 from ladd.trainers import TrainHooks, train_models
-from ladd.training import Monitor, TrainCheckpoint, TrainConfig, build_training_data
+from ladd.training import Monitor, TrainCheckpoint, TrainConfig, TrainingData, build_training_data
 
 __all__ = [
     "CrossArchResult",
@@ -330,15 +330,21 @@ def execute(
     monitor_every: int = 0,
     checkpoint: TrainCheckpoint | None = None,
     compile_cache: str | Path | None = None,
+    data: TrainingData | None = None,
 ) -> DeployResult:
     """Train the plan's seeds on `dataset` (the set it was planned for) and test them once on
     `test_set`. monitor_every > 0: every so many epochs, per-seed accuracy on a fixed subset of
     the test split goes to `progress` (shown only; nothing is chosen on it). `checkpoint`: save
     and resume the exact training state (a TrainCheckpoint named by plan.key).
-    `compile_cache`: the folder of compiled kernels to use (ladd.trainers.train_models)."""
+    `compile_cache`: the folder of compiled kernels to use (ladd.trainers.train_models).
+    `data`: the training samples when they were built elsewhere (the plan was made for them,
+    e.g. ladd.fkd_store.store_training_data); `dataset` then only gives the test space."""
     cfg = plan.config
     dev = plan.torch_device
-    data = build_training_data(dataset, cfg.mode, n=cfg.n, r=cfg.r, full_labels=cfg.full_labels)
+    if data is None:  # else: built elsewhere (a stored-crops store, ladd.fkd_store)
+        data = build_training_data(
+            dataset, cfg.mode, n=cfg.n, r=cfg.r, full_labels=cfg.full_labels, sampler=cfg.sampler
+        )
     x_test = eval_inputs(dataset, test_set, dev)  # checks sizes before the long part
     monitor = None
     history: dict[int, dict[int, float]] = {}
@@ -399,6 +405,7 @@ def execute(
             for e in sorted(history)
         ],
         models=trained.models,
+        strategy=trained.strategy,
     )
 
 

@@ -396,10 +396,12 @@ def run_label_augment(
     device: str | torch.device = "auto",
     force: bool = False,
     extra: dict[str, Any] | None = None,
+    sampler: str | None = None,
 ) -> SetRun:
     """Dense labels for a distilled set from a labeler checkpoint, saved in an "augment" run.
 
-    `codec`: how the file stores them (ladd.codecs spec, default ladd.codecs.DEFAULT_CODEC)."""
+    `codec`: how the file stores them (ladd.codecs spec, default ladd.codecs.DEFAULT_CODEC).
+    `sampler`: crops other than the N x R grid (ladd.samplers spec; recorded in the run)."""
     from ladd.codecs import DEFAULT_CODEC, parse_codec
     from ladd.dense import augment, set_storage_report
     from ladd.labeler import load_labeler
@@ -421,6 +423,7 @@ def run_label_augment(
         "r": r,
         "temperature": temperature,
         "codec": spec,
+        **({"sampler": sampler} if sampler else {}),
         **(extra or {}),
     }
     from ladd.device import ranks
@@ -428,7 +431,7 @@ def run_label_augment(
     if not ranks().leader:  # a torchrun job's other ranks label their shares; rank 0 records
         la = augment(
             distilled, lab, n, r, temperature=temperature, device=device,
-            allow_mismatch=allow_mismatch, codec=spec, compile="auto",
+            allow_mismatch=allow_mismatch, codec=spec, compile="auto", sampler=sampler,
         )  # fmt: skip
         return SetRun(-1, out, la, {})
     from ladd.files import claim_output
@@ -446,6 +449,7 @@ def run_label_augment(
             allow_mismatch=allow_mismatch,
             codec=spec,
             compile="auto",  # a recorded step at ImageNet scale compiles on CUDA (1M crops on)
+            sampler=sampler,
         )
         path = la.save(out)
         rep = set_storage_report(la)

@@ -8,7 +8,9 @@
 size), the lr (--lr, a set's learned lr under mtt for its own architecture, the architecture's
 rate), the precision, the engine the fast trainer runs and its compile mode, the crop grid (a
 label-augmented set's own N and R), the model spec (built once on the meta device, so a bad
-option fails here). Nothing below the plan reads an unsettled option. The plan also holds what
+option fails here), the label strategy (ladd.strategies: loss, schedule and balance in their
+full spellings, checked together) and the crops' sampler (ladd.samplers: a set's own, else the
+config's, a grid said as n and r). Nothing below the plan reads an unsettled option. The plan also holds what
 it knows of the set (`SetFacts`: size, classes, grid, codec, input space, a digest of its
 tensors) and the run's `key`, a digest of both: the key names the run everywhere (its training
 state in the workspace's checkpoints, a sweep's skip list, the demo's reuse check).
@@ -31,9 +33,12 @@ import torch
 from ladd.device import ranks, resolve_device, resolve_precision
 from ladd.models import ModelSpec, check_model_options, create_from_spec, default_lr
 from ladd.models.registry import adamw_lr
+from ladd.samplers import Sampler, SamplerError, grid_sampler, parse_sampler
 from ladd.sets.augmented import LabelAugmentedSet, TrainableSet
+from ladd.strategies import LabelStrategy, StrategyError, strategy_of
 from ladd.training import (
     PROTOCOLS,
+    LabelMode,
     TrainConfig,
     TrainingData,
     checkpoint_path,
@@ -43,7 +48,7 @@ from ladd.training import (
     model_spec,
 )
 
-__all__ = ["ENGINES", "SetFacts", "TrainPlan", "plan_training", "set_digest"]
+__all__ = ["ENGINES", "SetFacts", "TrainPlan", "crop_sampler_of", "plan_training", "set_digest"]
 
 # How the work is issued: the field's loop ("reference": fp32, one seed after another), the fast
 # trainer's "sequential" (the same loop per seed, the run's precision, NHWC on CUDA), its
@@ -69,6 +74,7 @@ class SetFacts:
     n: int | None  # the set's own crop grid (a label-augmented set), else None
     r: float | None
     codec: str | None  # the dense labels' codec spec (a label-augmented set)
+    sampler: str | None  # the set's own crop sampler when not the N x R grid (ladd.samplers)
     own_lr: float | None  # a learned lr the set carries (MTT/DATM lr_best.pt)
     distill_arch: str  # the field's distillation architecture at its size (sets do not say)
     format: str | None
@@ -126,13 +132,20 @@ class TrainPlan:
         if cfg.augmentation != "dsa":
             d.pop("dsa_strategy")
         d["augmentation"] = cfg.augmentation or "none"
-        if label_mode(cfg.mode).replay:  # the store's stored crops, flips and mixes
+        mode = label_mode(cfg.mode)
+        if mode.replay:  # the store's stored crops, flips and mixes
             d["augmentation"] = "the soft-label store's crops, flips and mixes (replayed)"
-        if not label_mode(cfg.mode).crops:
+        if not mode.crops:
             d.pop("n")
             d.pop("r")
-        if not label_mode(cfg.mode).full:
+        if not mode.full:
             d.pop("full_labels")
+        # the label strategy, always said (to_dict leaves its defaults out, for the run keys)
+        d.update(strategy_of(cfg).to_dict())
+        if mode.crops:
+            d["sampler"] = crop_sampler_of(cfg).spec
+        else:
+            d.pop("sampler", None)
         return d
 
     def record(self) -> dict[str, Any]:
@@ -195,6 +208,7 @@ def _data_facts(data: TrainingData) -> SetFacts:
         n=None,
         r=None,
         codec=None,
+        sampler=None,
         own_lr=None,
         distill_arch=distillation_arch(size),
         format="training data",
@@ -231,9 +245,10 @@ def _facts(dataset: TrainableSet | TrainingData) -> SetFacts:
         image_size=size,
         channels=int(images.shape[1]),
         label_augmented=augmented,
-        n=int(dataset.n) if augmented else None,
-        r=float(dataset.r) if augmented else None,
+        n=int(dataset.n) if augmented and not dataset.sampler else None,
+        r=float(dataset.r) if augmented and not dataset.sampler else None,
         codec=dataset.codec.spec if augmented else None,
+        sampler=dataset.sampler if augmented else None,
         own_lr=dataset.lr,
         distill_arch=distillation_arch(size),
         format=dataset.format,
@@ -330,6 +345,45 @@ def _replay_settings(
     return cfg, replace(facts, soft_labels=store, digest=digest), notes
 
 
+def _sampler_spec(spec: str) -> str:
+    try:
+        return parse_sampler(spec).spec
+    except SamplerError as err:
+        raise ValueError(str(err)) from None
+
+
+def _grid(n: int | None, r: float | None) -> str | None:
+    return grid_sampler(n, r).spec if n is not None and r is not None else None
+
+
+def crop_sampler_of(cfg: TrainConfig) -> Sampler:
+    """The crops a settled config's crop mode trains on: its sampler, or the grid of n, r."""
+    return parse_sampler(cfg.sampler) if cfg.sampler else grid_sampler(cfg.n, cfg.r)
+
+
+def _settle_strategy(cfg: TrainConfig, mode: LabelMode, notes: list[str]) -> LabelStrategy:
+    """The label strategy in full spellings, checked together (ValueError, one line). A mode
+    with no labeler's labels has no dense term: its loss is said to be unused."""
+    try:
+        strategy = strategy_of(cfg)
+    except StrategyError as err:
+        raise ValueError(str(err)) from None
+    soft = mode.needs_dense or mode.needs_labeler
+    if mode.replay and not strategy.default:
+        raise ValueError(
+            f"label strategy {strategy.to_dict()} on mode {cfg.mode!r}: a soft-label store replays "
+            "its own loss (KL at its temperatures); train it with LADD's default strategy"
+        )
+    if not soft and strategy.loss.spec != "soft_ce":
+        notes.append(f"loss {strategy.loss.spec} not used: mode {cfg.mode} has no labeler's labels")
+    if strategy.balance == "learned" and not (soft and "hard" in (*mode.full, *mode.crops)):
+        raise ValueError(
+            f"a learned balance weighs the hard and the dense terms: mode {cfg.mode!r} "
+            "does not have both"
+        )
+    return strategy
+
+
 def _key(cfg: TrainConfig, facts: SetFacts) -> str:
     text = json.dumps({"train": cfg.to_dict(), "set": facts.digest}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -367,14 +421,40 @@ def plan_training(
     if mode.replay:
         cfg, facts, why = _replay_settings(dataset, cfg, facts, protocol)
         notes += why
-    n, r = cfg.n, cfg.r
-    if facts.label_augmented:
-        n, r = facts.n, facts.r  # the labels were made on the set's own grid
-    elif mode.crops and (n is None or r is None):
+    n, r, sampler = cfg.n, cfg.r, cfg.sampler
+    if facts.label_augmented:  # the labels were made on the set's own crops
+        n, r, sampler = facts.n, facts.r, facts.sampler
+        if sampler is not None:
+            n = r = None
+        if cfg.sampler is not None and _sampler_spec(cfg.sampler) != (sampler or _grid(n, r)):
+            notes.append(f"sampler {cfg.sampler} not used: the set's labels are of its own crops")
+    elif mode.crops and sampler is None and (n is None or r is None):
         raise ValueError(f"mode {cfg.mode!r} on a plain set needs a crop grid (n and r)")
+    if sampler is not None:
+        spec = _sampler_spec(sampler)
+        grid = parse_sampler(spec).grid
+        if grid is not None:  # a grid given as a sampler: said as n and r
+            (n, r), sampler = grid, None
+        else:
+            sampler, n, r = spec, None, None
     if not mode.crops:
-        n = r = None  # nothing is cut: no grid is used
-    settled = replace(cfg, protocol=protocol, lr=lr, n=n, r=r, precision="fp32")
+        n = r = sampler = None  # nothing is cut: no grid is used
+    strategy = _settle_strategy(cfg, mode, notes)
+    if isinstance(dataset, TrainingData) and dataset.soft is None and not strategy.default:
+        notes.append(
+            "the training data marks no sample as trained on the labeler's labels (soft): "
+            f"{strategy.loss.spec} applies to none of them"
+        )
+    settled = replace(
+        cfg,
+        protocol=protocol,
+        lr=lr,
+        n=n,
+        r=r,
+        sampler=sampler,
+        precision="fp32",
+        **strategy.to_dict(),
+    )
     spec = model_spec(settled, facts.num_classes, facts.image_size, facts.channels)
     with torch.device("meta"):  # the model is built here once: a bad option fails at planning
         create_from_spec(spec)

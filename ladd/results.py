@@ -41,6 +41,9 @@ class DeployResult:
     # test split (MONITOR_IMAGES), for the curves only; never used to choose anything.
     monitor: list[dict[str, Any]] = field(default_factory=list)
     models: list[nn.Module] = field(default_factory=list, repr=False)
+    # A label strategy's end state (learned weights, calibrated temperature per seed); None for
+    # LADD's default (ladd.strategies.Objective.summary).
+    strategy: dict[str, Any] | None = None
 
     @property
     def config(self) -> TrainConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import cache, charts, state, widgets
+from app import cache, charts, drift_view, state, widgets
 from app.state import K
 from app.text import literal
 from ladd.classes import many_classes
@@ -76,6 +76,43 @@ def show(
         )
 
 
+def drift(path: str, index: int, n: int, r: float, many: bool) -> None:
+    """The crops' drift from the image's label at this N and R, under a labeler checkpoint
+    (ladd.drift): a heat grid of this image's crops; over the set on request with many
+    classes."""
+    st.subheader("Drift of these crops")
+    labelers = cache.list_labelers()
+    if not labelers:
+        st.caption("No labelers yet: the drift view labels the crops with one (Home's demo).")
+        return
+    c1, c2 = st.columns(2)
+    with c1:
+        lab_dir = widgets.select("Labeler", labelers, K.SUB_DRIFT_LABELER)
+    epochs = cache.labeler_epochs(lab_dir) if lab_dir else {}
+    if not epochs:
+        return
+    with c2:
+        epoch = widgets.select(
+            "Labeler epoch", sorted(epochs), K.SUB_DRIFT_EPOCH, format_func=lambda e: f"epoch {e}"
+        )
+    problems = cache.input_space_problems(path, epochs[epoch])
+    if problems:
+        st.caption("This labeler cannot label this set: " + "; ".join(problems))
+        return
+    drift_view.rule_caption()
+    picked = {epoch: epochs[epoch]}
+    a, b = st.columns(2)
+    with a:
+        drift_view.image_grids(path, picked, n, r, index, "sub")
+    with b:
+        if not many or st.toggle(
+            "Label every crop of the set for its drift",
+            help="Many classes: labelling every crop of the whole set runs when you ask.",
+            **state.bound(K.SUB_DRIFT_SET, url=False),
+        ):
+            drift_view.set_views(path, picked, n, r, "sub")
+
+
 if path:
     with widgets.guard("Cannot sub-sample this set: "):
         ds = cache.set_view(path)
@@ -114,6 +151,7 @@ if path:
             (col,) = st.columns(1)
             n1, r1 = setting(col, K.SUB_N, K.SUB_R, "")
             show(path, index, n1, r1, size, base, "a", codec)
+        drift(path, index, n1, r1, many_classes(ds.num_classes))
         if "measured_overhead" in base:
             st.caption(
                 f"This set carries dense labels at N = {base['measured_n']}, R = {base['measured_r']:g}: "

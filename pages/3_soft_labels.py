@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import cache, charts, state, tasks, widgets
+from app import cache, charts, drift_view, state, tasks, widgets
 from app.paths import workspace_root
 from app.state import K
 from app.text import literal
@@ -117,6 +117,10 @@ if path and lab_dir:
                     else "."
                 )
             )
+            st.subheader("Drift from the image's label")
+            drift_view.rule_caption()
+            drift_view.image_grids(path, picked, n, r, index, "sl")
+
             if st.session_state.get("sl_bar_epoch") not in chosen:
                 st.session_state.pop("sl_bar_epoch", None)  # its epoch was deselected
             bar_epoch = st.select_slider(
@@ -155,6 +159,11 @@ if path and lab_dir:
                     key="sl_fig5",
                 )
                 widgets.table(df.round(4), "soft_labels_per_epoch", key="sl_csv")
+                st.caption(
+                    "The same checkpoints' drift over every crop of the set: the histogram of "
+                    "each crop's JS to its image's label, and the drifted share per epoch."
+                )
+                drift_view.set_views(path, picked, n, r, "sl")
 
 st.subheader("A soft-label store beside the set")
 st.caption(

@@ -17,6 +17,12 @@ from app.text import literal
 from ladd.models import list_models, supported_options
 from ladd.training import MODES, PROTOCOLS, TRAINERS, TrainConfig
 
+STRATEGY_CHOICES = {  # ladd.strategies: the default first
+    "loss_fn": ["soft_ce", "kl", "gift", "mse_gt"],
+    "label_schedule": ["constant", "hald", "soft_hard", "temperature", "temperature:calibrated"],
+    "balance": ["fixed", "learned"],
+}
+
 st.title("Deployment training")
 
 path = widgets.set_picker(K.TR_SET, label="Label-augmented set")
@@ -92,6 +98,43 @@ with c8:
         "Tick this only if the images really are meant to be used unwhitened.",
     )
 
+with st.expander("Label strategy (how the labels are learned from)"):
+    s1, s2, s3, s4 = st.columns(4)
+    with s1:
+        loss_fn = st.selectbox(
+            "Dense loss",
+            STRATEGY_CHOICES["loss_fn"],
+            help="The loss of the samples trained on the labeler's labels: soft_ce (LADD's Eq. "
+            "5), kl (SRe2L/FKD, T 20), gift (GIFT), mse_gt (EDC). Hard-labelled samples keep the "
+            "cross-entropy.",
+            **state.bound(K.TR_LOSS_FN),
+        )
+    with s2:
+        schedule = st.selectbox(
+            "Schedule",
+            STRATEGY_CHOICES["label_schedule"],
+            help="constant; hald / soft_hard: HALD's phases of soft and (smoothed) hard labels; "
+            "temperature: LPQLD's step schedule of the teacher temperature (with kl), "
+            "calibrated: its fitted student temperature.",
+            **state.bound(K.TR_SCHEDULE),
+        )
+    with s3:
+        balance = st.selectbox(
+            "Hard / dense weights",
+            STRATEGY_CHOICES["balance"],
+            help="fixed: both terms weigh 1 (Eq. 5); learned: one log-weight per term and seed, "
+            "trained with the model (uncertainty weighting).",
+            **state.bound(K.TR_BALANCE),
+        )
+    with s4:
+        sampler = st.text_input(
+            "Crops of a plain set",
+            help="Crop modes on a plain set only (a label-augmented set brings its own): a "
+            "sampler spec, e.g. grid:5,0.625, multiscale:3@0.75,4@0.5, random:25,seed=0. "
+            "Empty: the 5 x 5 grid.",
+            **state.bound(K.TR_SAMPLER),
+        )
+
 if st.button(
     "Start training", type="primary", key="tr_go", icon=":material/play_arrow:", disabled=not path
 ):
@@ -104,6 +147,10 @@ if st.button(
             trainer=trainer,
             protocol=protocol,
             model_options=supported_options(arch, {"width": int(width)}),
+            loss_fn=loss_fn,
+            label_schedule=schedule,
+            balance=balance,
+            sampler=sampler.strip() or None,
         )
         planned = tasks.plan_training_job(
             str(workspace_root()),

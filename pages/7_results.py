@@ -105,3 +105,23 @@ if points:
             f"{pick.label_bytes_per_image:,.0f} label bytes per image against float32's "
             f"{pick.reference_bytes_per_image:,.0f} ({100 * pick.saving:.0f} % fewer)."
         )
+
+strategies = records.strategy_points(shown)
+if strategies:
+    st.subheader("Label strategies at equal bytes (part 8)")
+    st.plotly_chart(
+        charts.strategy_frontier(strategies),
+        key="rs_strategies",
+        config=charts.export_config("ladd_strategy_frontier"),
+    )
+    pairs = records.strategy_pairs(strategies)
+    if pairs.empty:
+        st.caption("No LADD default (N 5, R 0.625, default codec) to pair the strategies with.")
+    else:
+        st.caption(
+            "Each strategy against LADD's default on the same distiller, seed by seed: it "
+            "**beats** the default when it stores no more bytes per image and its paired mean "
+            "is above 0 by more than two standard errors (ladd.strategies.compare)."
+        )
+        st.dataframe(pairs.round(2), hide_index=True, key="rs_strategy_pairs")
+        widgets.csv_download(pairs, "ladd_strategies_vs_default", key="rs_strategy_csv")

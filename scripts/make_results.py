@@ -29,7 +29,7 @@ PAPER = {
     "6": "Paper Table 2 (ImageNette, per architecture, e.g. MTT ConvNet-D5 61.2 -> 62.1, ViT 35.9 "
     "-> 37.8) and Table 1 (4-architecture averages): LADD improves every distiller across "
     "ConvNet-D5, AlexNet, VGG11, ResNet18 (and ViT).",
-    "8": "Not in the paper. DD-Ranking (NUS-HPC-AI-Lab/DD-Ranking, ddranking/metrics/) rates a set "
+    "9": "Not in the paper. DD-Ranking (NUS-HPC-AI-Lab/DD-Ranking, ddranking/metrics/) rates a set "
     "by how much it owes its labels: HLR = full-data accuracy - hard-label accuracy, IOR = "
     "accuracy - same-IPC random real's under the same protocol, LRS and ARS squash those "
     "through (e^x - e^-1) / (e - e^-1) with percentage points in the exponent (its "
@@ -39,6 +39,12 @@ PAPER = {
     "Label-pruning work (LPLD) reports ImageNet-1K soft labels at top-50 / top-10 for 27.3 / "
     "20.0 % accuracy; here each codec's accuracy sits beside its label bytes per image "
     "(issue 26; `scripts/study.py --parts 7`).",
+    "8": "Not in the paper, whose future work asks for a learned weight between the dense and hard "
+    "terms and other static sub-samplers. The field's label-use methods each report gains under "
+    "their own protocol: GIFT (label smoothing + cosine loss), EDC's mse_gt (CE weight 0.025), "
+    "HALD's soft/hard phases, LPQLD's temperature schedule with a calibrated student, FKD-style "
+    "random crops relabelled per epoch. Here each runs on LADD's labels under one protocol, at "
+    "its label bytes per image (issue 37; `scripts/study.py --parts 8`).",
 }
 TITLES = {
     "1": "1. Baseline vs LADD at IPC 1 and 10",
@@ -48,7 +54,8 @@ TITLES = {
     "5": "5. Label-mode ablation (Table 6)",
     "6": "6. Cross-architecture at IPC 10",
     "7": "7. Label codecs: accuracy against label bytes at IPC 10",
-    "8": "8. Scores: how much of a set is its labels (`ladd score`, DD-Ranking's HLR/IOR/LRS/ARS)",
+    "9": "9. Scores: how much of a set is its labels (`ladd score`, DD-Ranking's HLR/IOR/LRS/ARS)",
+    "8": "8. Label strategies under one protocol: accuracy against label bytes at IPC 10",
 }
 
 
@@ -159,6 +166,10 @@ def section(part: str, rows: list[dict], figures: Path | None = None) -> list[st
         out += part7_default(rows)
         if figures is not None:
             out += part7_figure(rows, figures)
+    if part == "8":
+        out += part8_ranking(rows)
+        if figures is not None:
+            out += part8_figure(rows, figures)
     return out
 
 
@@ -177,6 +188,115 @@ PART7_RULE = (
     "includes 0 or lies above it (upper end ≥ 0), pooled and on every distiller; float32 is the "
     "reference."
 )
+
+
+PART8_RULE = (
+    "Paired by seed: every run group trains seeds 0 .. S-1, so each seed's accuracy is set "
+    "against the same seed of LADD's default (N 5, R 0.625, its labels in the default codec, "
+    "Eq. 5's loss, fixed weights); the difference is its mean ± standard deviation over seeds. "
+    "A strategy **beats** the default when it stores no more bytes per image (labels, plus the "
+    "boxes and flips a store of random crops must keep) and its paired mean is above 0 by more "
+    "than two standard errors; **worse** when below by as much; else **within noise** (with 3 "
+    "seeds two standard errors are wide) (ladd.strategies.compare)."
+)
+
+
+def part8_ranking(rows: list[dict]) -> list[str]:
+    """What beats LADD's default at equal bytes, and by how much, per profile and distiller."""
+    from ladd.strategies.compare import compare, strategy_points
+
+    out: list[str] = ["### Against LADD's default, paired by seed", "", PART8_RULE, ""]
+    for profile in sorted({r["profile"] for r in rows}):
+        paired = compare(strategy_points(r for r in rows if r["profile"] == profile))
+        if not paired:
+            out += [f"_{profile} profile: no default run group to pair with yet._", ""]
+            continue
+        for d in sorted({c.point.distiller for c in paired}):
+            mine = [c for c in paired if c.point.distiller == d]
+            beats = [c for c in mine if c.verdict == "beats"]
+            worse = [c for c in mine if c.verdict == "worse"]
+            ref = mine[0].reference
+            say = (
+                "beat it: "
+                + "; ".join(
+                    f"{c.point.what} by {100 * c.mean:+.1f} ± {100 * c.sd:.1f}" for c in beats
+                )
+                if beats
+                else "none beats it"
+            )
+            out.append(
+                f"- **{profile}, {d}** (default {100 * ref.mean:.1f} at "
+                f"{ref.total_bytes:,.0f} bytes per image): {say}; worse: "
+                + (", ".join(c.point.what for c in worse) or "none")
+                + "."
+            )
+        out.append("")
+    return out
+
+
+def part8_figure(rows: list[dict], figures: Path) -> list[str]:
+    """Accuracy against the bytes per image a strategy stores (labels + geometry), one panel
+    per distiller, families in colours, the frontier drawn (the Results page draws it too)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ladd.strategies.compare import pareto, strategy_points
+
+    points = strategy_points(rows)
+    if not points:
+        return []
+    distillers = sorted({p.distiller for p in points})
+    colours = {
+        "baseline": "C3",
+        "grid": "C0",
+        "sampler": "C2",
+        "stored crops": "C1",
+        "loss": "C4",
+        "schedule": "C5",
+        "balance": "C6",
+    }
+    fig, axes = plt.subplots(
+        1, len(distillers), figsize=(6.0 * len(distillers), 4.6), squeeze=False
+    )
+    for ax, d in zip(axes[0], distillers, strict=True):
+        mine = [p for p in points if p.distiller == d]
+        front = sorted(pareto(mine), key=lambda p: p.total_bytes)
+        ax.plot([p.total_bytes for p in front], [100 * p.mean for p in front], "-", color="0.75")
+        for fam in colours:
+            pts = [p for p in mine if p.family == fam]
+            if not pts:
+                continue
+            ax.errorbar(
+                [p.total_bytes for p in pts],
+                [100 * p.mean for p in pts],
+                yerr=[100 * p.std for p in pts],
+                fmt="o",
+                color=colours[fam],
+                label=fam,
+                capsize=2,
+                markersize=4,
+            )
+        for i, p in enumerate(sorted(mine, key=lambda p: (p.total_bytes, p.mean))):
+            ax.annotate(
+                p.what,
+                (p.total_bytes, 100 * p.mean),
+                fontsize=6,
+                xytext=(4, 6 if i % 2 else -9),
+                textcoords="offset points",
+            )
+        ax.set_title(f"{d}, IPC 10")
+        ax.set_xlabel("bytes per image beyond the image (labels + stored boxes)")
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    figures.mkdir(parents=True, exist_ok=True)
+    path = figures / "part8-frontier.png"
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+    return [f"![Part 8: accuracy against bytes per image](figures/{path.name})", ""]
 
 
 def part7_default(rows: list[dict]) -> list[str]:
@@ -378,7 +498,7 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
             out.append(f"| {arch} | {lr} | {cells[0]} | {cells[1]} | {gain} | {'; '.join(note)} |")
         for mark in [m for m in PART6_FOOTNOTES if m in notes]:
             out += ["", f"{mark} {PART6_FOOTNOTES[mark]}"]
-    elif part == "8":
+    elif part == "9":
         from ladd.score import score_metrics, score_rows
 
         for r in sorted(rows, key=lambda r: r["distiller"]):
@@ -437,6 +557,26 @@ def table(part: str, rows: list[dict], profile: str) -> list[str]:
                 f"| {r['distiller']} | {what} (IPC {r['ipc']}) | {codec} | "
                 f"{r.get('label_bytes_per_image', 0):,.0f} | {100 * r.get('overhead', 0):.1f} % | "
                 f"{cell(r)} | {vs} | {'✓' if key in front else ''} |"
+            )
+    elif part == "8":
+        from ladd.strategies.compare import compare, pareto, strategy_points
+
+        points = strategy_points(rows)
+        front = {id(p) for p in pareto(points)}
+        paired = {id(c.point): c for c in compare(points)}
+        out += [
+            "| distiller | strategy | family | label bytes / image | box bytes / image "
+            "| accuracy | vs default (paired) | verdict | frontier |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for p in points:
+            c = paired.get(id(p))
+            diff = f"{100 * c.mean:+.1f} ± {100 * c.sd:.1f}" if c else "—"
+            verdict = c.verdict if c else ("the default" if p.default else "—")
+            out.append(
+                f"| {p.distiller} | {p.what} | {p.family} | {p.label_bytes:,.0f} | "
+                f"{p.coord_bytes:,.0f} | {acc(p.record)} | {diff} | {verdict} | "
+                f"{'✓' if id(p) in front else ''} |"
             )
     settings = sorted({setting(r) for r in rows})
     commands = sorted({portable(r["command"]) for r in rows})

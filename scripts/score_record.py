@@ -1,4 +1,4 @@
-"""A `ladd score --out FILE` result as a record of docs/results (part 8), for make_results.py.
+"""A `ladd score --out FILE` result as a record of docs/results (part 9), for make_results.py.
 
 python scripts/score_record.py SCORE.json --distiller dm --profile cpu --device "CPU (2 cores)" \
     --command "ladd score ..." [--labeler-recipe strong --labeler-epoch 5] --out docs/results/X.json
@@ -21,7 +21,7 @@ def record(score: dict, args: argparse.Namespace) -> dict:
     spec = score["spec"]
     hard = score["rows"]["set/hard"]
     rec = {
-        "part": "8",
+        "part": "9",
         "profile": args.profile,
         "dataset": args.dataset,
         "distiller": args.distiller,

@@ -12,6 +12,7 @@ after a crash or across GPU sessions. Distilled sets, labelers and experts are c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -38,6 +39,7 @@ from ladd.labeler import (
     train_labeler,
 )
 from ladd.progress import progress_reporter
+from ladd.samplers import parse_sampler
 from ladd.sets import load_distilled, random_real
 from ladd.store import Workspace
 from ladd.sweep import SweepSpec, TextProgress, expand, list_sweeps, run_sweep
@@ -106,6 +108,32 @@ PROFILES = {
     ),
 }
 N_DEFAULT, R_DEFAULT = 5, 0.625
+DEFAULT_STRATEGY = ("soft_ce", "constant", "fixed")  # LADD's own (ladd.strategies)
+
+
+def _tag(spec: str) -> str:
+    """A spec string as a record-name part."""
+    return re.sub(r"[^a-z0-9]+", "_", spec.lower()).strip("_")
+
+
+def _strategy_fields(g: Group, recorded: dict, facts: dict, run_dir: Path) -> dict:
+    """Part 8's fields of a record: the sampler and the label strategy as the run settled
+    them, and the strategy's end state (learned weights, calibrated temperature)."""
+    if g.part != "8":
+        return {}
+    out = {
+        "sampler": facts.get("sampler")
+        or (f"grid:{facts.get('n')},{facts.get('r'):g}" if facts.get("n") else None),
+        "loss_fn": recorded.get("loss_fn", "soft_ce"),
+        "label_schedule": recorded.get("label_schedule", "constant"),
+        "balance": recorded.get("balance", "fixed"),
+    }
+    result = run_dir / "result.json"
+    if result.is_file():
+        end = json.loads(result.read_text()).get("strategy")
+        if end:
+            out["strategy_end"] = end
+    return out
 
 
 @dataclass(frozen=True)
@@ -126,6 +154,8 @@ class Group:
     extra: dict
     reuse: tuple[str, ...]
     codec: str | None = None  # the dense labels' codec (None: as made, float32)
+    sampler: str | None = None  # part 8: the crops when not the N x R grid (ladd.samplers)
+    strategy: tuple[str, str, str] = ("soft_ce", "constant", "fixed")  # loss, schedule, balance
 
 
 def progress_bar(what: str) -> Any:
@@ -148,6 +178,7 @@ class Study:
         self.executor, self.address = executor, address
         self.codecs: tuple[str, ...] = PART7_CODECS  # part 7 (--codecs overrides)
         self._pending: list[Group] = []
+        self._tags: set[str] = set()  # the sweep names this study's flushes used
         self.ws = workspace / f"study-{profile.name}"
         self.ws.mkdir(parents=True, exist_ok=True)
         self.out = out
@@ -305,6 +336,8 @@ class Study:
         extra=None,
         reuse: tuple[str, ...] = (),
         codec: str | None = None,
+        sampler: str | None = None,
+        strategy: tuple[str, str, str] | None = None,
     ) -> dict | None:
         """Ask for one run group. Its record when one exists (or another part's identical run
         group stands in); else it is queued, and `flush` trains every queued group of the part
@@ -316,6 +349,11 @@ class Study:
         run_key = f"{distiller}-ipc{ipc}-{arch}-{mode}-n{n}-r{r}-lab{labeler_epoch or 0}"
         if codec is not None:  # part 7: the labels stored in a codec (float32: as made)
             run_key += "-" + re.sub(r"[^a-z0-9]+", "_", parse_codec(codec).spec)
+        strategy = tuple(strategy or DEFAULT_STRATEGY)
+        if sampler is not None:  # part 8: another sampler's crops, a label strategy
+            run_key += "-" + _tag(sampler)
+        if strategy != DEFAULT_STRATEGY:
+            run_key += "-" + "-".join(_tag(v) for v in strategy)
         key = f"{part}-{run_key}"
         path = self.out / f"{self.p.name}-{key}.json"
         protocol = default_protocol(int(self.test.images.shape[-1]))
@@ -344,6 +382,8 @@ class Study:
                 dict(extra or {}),
                 reuse,
                 parse_codec(codec).spec if codec is not None else None,
+                sampler,
+                strategy,  # type: ignore[arg-type]
             )
         )
         return None
@@ -373,6 +413,12 @@ class Study:
             nr=tuple(dict.fromkeys((g.n, g.r) for g in labelled)),
             # a group without a codec keeps its labels exact (float32), as the study always has
             codecs=tuple(dict.fromkeys(g.codec or "float32" for g in labelled)),
+            samplers=tuple(dict.fromkeys(g.sampler or f"grid:{g.n},{g.r}" for g in labelled))
+            if any(g.sampler for g in labelled)
+            else (),
+            loss_fns=tuple(dict.fromkeys(g.strategy[0] for g in groups)),
+            label_schedules=tuple(dict.fromkeys(g.strategy[1] for g in groups)),
+            balances=tuple(dict.fromkeys(g.strategy[2] for g in groups)),
             seed_groups=(tuple(range(seeds.pop())),),
             epochs=self.p.epochs,
             width=self.p.width if self.p.width != 128 else None,
@@ -389,6 +435,10 @@ class Study:
         part = groups[0].part
         tag = f"study-{self.p.name}-part{part}"
         wanted = {self._cell(g).key: g for g in groups}
+        if tag in self._tags:  # a part that flushes more than once (8): one sweep record each
+            digest = hashlib.sha256("".join(sorted(wanted)).encode()).hexdigest()[:6]
+            tag = f"{tag}-{digest}"
+        self._tags.add(tag)
         plans = [groups]
         mixed = len({self.zca(g.distiller) for g in groups}) > 1
         if mixed or {c.key for c in expand(self._spec(tag, groups))} != set(wanted):
@@ -396,6 +446,8 @@ class Study:
             for g in groups:
                 by_set.setdefault((g.distiller, g.ipc, g.seeds), []).append(g)
             plans = list(by_set.values())
+        if any(not self._exact(members) for members in plans):  # part 8's strategies: one each
+            plans = [[g] for g in groups]
         show = TextProgress(sys.stdout, every=30.0)
 
         def on_event(ev) -> None:
@@ -423,6 +475,11 @@ class Study:
             raise RuntimeError(
                 f"{missing[0]}: its sweep cell did not finish (see the sweep record)"
             )
+
+    def _exact(self, members: list[Group]) -> bool:
+        """Whether one sweep over these groups trains exactly their cells."""
+        want = {self._cell(g).key for g in members}
+        return {c.key for c in expand(self._spec("exact", members))} == want
 
     def _write_finished(self, wanted: dict) -> None:
         """Write the record of every wanted group whose cell has a finished run and no record."""
@@ -477,6 +534,7 @@ class Study:
             "engine": plan.get("engine"),
             "input_space": facts.get("input_space"),
             "test_space": facts.get("test_space"),
+            **_strategy_fields(g, recorded, facts, self.sweep_ws.db.run_dir(run.id)),
             "per_seed": res["per_seed"],
             "mean": res["accuracy_mean"],
             "std": res["accuracy_std"],
@@ -665,8 +723,223 @@ class Study:
                 )
         self.flush()
 
+    # -- part 8: label strategies under one protocol (issue 37) ---------------------------------
+    def part8(self) -> None:
+        """Accuracy against label bytes at IPC 10 under one protocol: LADD's grid at N 5 and 3,
+        other static samplers at N 5's 25 labels, random crops stored for E epochs (our
+        FKD-style store, ladd.fkd_store) at several E and top-k, and each dense loss and
+        schedule on LADD's N 5 labels; every label set in PART8_CODEC unless it says otherwise,
+        beside the baseline. Run groups are queued in priority order and trained as they come;
+        each record is written when its run finishes."""
+        labeler_epoch = self.p.labeler_epochs[0]
+        # One distiller whole before the next (random real first): its crops and stores, the
+        # strategies on its labels, then the stores that trade k for epochs.
+        for m in dict.fromkeys(("random", self.p.distiller)):
+            self._part8_crops(m, labeler_epoch)
+            for strategy in PART8_STRATEGIES:
+                self.run(
+                    "8",
+                    distiller=m,
+                    ipc=10,
+                    mode="ladd",
+                    labeler_epoch=labeler_epoch,
+                    codec=PART8_CODEC,
+                    strategy=strategy,
+                    extra=self._grid_bytes(m, N_DEFAULT),
+                )
+            self.flush()
+            for epochs, codec in PART8_STORES_LATE:
+                self.store_run(m, epochs, codec, labeler_epoch)
+            for sampler in PART8_SAMPLERS_LATE:
+                self.run(
+                    "8",
+                    distiller=m,
+                    ipc=10,
+                    mode="ladd",
+                    labeler_epoch=labeler_epoch,
+                    codec=PART8_CODEC,
+                    sampler=sampler,
+                    extra={
+                        **self._label_bytes(parse_sampler(sampler).num_crops),
+                        "coord_bytes_per_image": 0.0,
+                    },
+                )
+            self.flush()
+
+    def _part8_crops(self, m: str, labeler_epoch: int) -> None:
+        self.run(
+            "8",
+            distiller=m,
+            ipc=10,
+            mode="baseline",
+            extra={"label_bytes_per_image": 0.0, "coord_bytes_per_image": 0.0},
+            reuse=(),
+        )
+        for n in (N_DEFAULT, 3):
+            self.run(
+                "8",
+                distiller=m,
+                ipc=10,
+                mode="ladd",
+                n=n,
+                labeler_epoch=labeler_epoch,
+                codec=PART8_CODEC,
+                extra=self._grid_bytes(m, n),
+            )
+        for sampler in PART8_SAMPLERS:
+            count = parse_sampler(sampler).num_crops
+            self.run(
+                "8",
+                distiller=m,
+                ipc=10,
+                mode="ladd",
+                labeler_epoch=labeler_epoch,
+                codec=PART8_CODEC,
+                sampler=sampler,
+                extra={**self._label_bytes(count), "coord_bytes_per_image": 0.0},
+            )
+        self.flush()
+        for epochs, codec in PART8_STORES:
+            self.store_run(m, epochs, codec, labeler_epoch)
+
+    def _label_bytes(self, crops: int, codec: str | None = None) -> dict:
+        spec = parse_codec(codec or PART8_CODEC)
+        return {"label_bytes_per_image": float(spec.bytes_per_crop(10) * crops)}
+
+    def _grid_bytes(self, m: str, n: int) -> dict:
+        return {**self._label_bytes(n * n), "coord_bytes_per_image": 0.0}
+
+    def store_dir(self, m: str, ipc: int, labeler_epoch: int) -> Path:
+        """Our FKD-style store of a distiller's set (ladd.fkd_store), written once with the most
+        epochs part 8 asks for; the runs use its first E epochs."""
+        from ladd.fkd_store import StoreConfig, write_store
+
+        epochs = max(e for e, _ in (*PART8_STORES, *PART8_STORES_LATE))
+        folder = self.ws / f"fkd-{m}-ipc{ipc}-lab{labeler_epoch}"
+        meta = folder / "ladd_store.json"
+        if meta.is_file() and json.loads(meta.read_text())["config"]["epochs"] >= epochs:
+            return folder
+        print(f"writing the stored-crops store of {m} ipc {ipc} ({epochs} epochs)", flush=True)
+        write_store(
+            self.distilled(m, ipc),
+            self.labeler(labeler_epoch, zca=self.zca(m)),
+            folder,
+            StoreConfig(epochs=epochs),
+            device=self.device,
+        )
+        return folder
+
+    def store_run(self, m: str, epochs: int, codec: str, labeler_epoch: int) -> dict:
+        """One run group on stored random crops: LADD's full images with their hard labels and
+        the first `epochs` epochs of the store's crops with their labels in `codec`, trained and
+        recorded by the pipeline (ladd.fkd_store's own path: the store readers of issue 36 are
+        not in this tree)."""
+        from ladd.deploy import execute
+        from ladd.fkd_store import store_label_bytes, store_training_data
+        from ladd.pipeline import record_train
+        from ladd.plan import plan_training
+
+        spec = parse_codec(codec).spec
+        key = f"8-{m}-ipc10-convnet_d3-store-e{epochs}-lab{labeler_epoch}-{_tag(spec)}"
+        path = self.out / f"{self.p.name}-{key}.json"
+        protocol = default_protocol(int(self.test.images.shape[-1]))
+        want = (self.p.epochs, self.p.seeds, self.p.width, protocol)
+        if path.exists():
+            return self._checked(path, want)
+        folder = self.store_dir(m, 10, labeler_epoch)
+        ds = self.distilled(m, 10)
+        data = store_training_data(ds, folder, epochs=epochs, codec=spec)
+        cfg = TrainConfig(
+            arch="convnet_d3",
+            mode="ladd",
+            epochs=self.p.epochs,
+            seeds=tuple(range(self.p.seeds)),
+            precision="fp32",
+            model_options={"width": self.p.width} if self.p.width != 128 else {},
+        )
+        plan = plan_training(data, cfg, self.device)
+        print(f"{key}: training ({len(data)} samples a pass)", flush=True)
+        with progress_bar(key) as cb:
+            res = execute(plan, ds, self.test, progress=cb, data=data)
+        run_id = record_train(
+            self.sweep_ws,
+            plan,
+            res,
+            set_path=folder,
+            source="cifar10",
+            label=key,
+            extra={"store": {"epochs": epochs, "codec": spec}},
+        )
+        labeler = self.labeler(labeler_epoch, zca=self.zca(m)).meta
+        rec = {
+            "part": "8",
+            "profile": self.p.name,
+            "dataset": "cifar10",
+            "distiller": m,
+            "ipc": 10,
+            "arch": "convnet_d3",
+            "mode": "ladd",
+            "n": None,
+            "r": None,
+            "labeler_epoch": labeler_epoch,
+            "codec": spec,
+            "sampler": f"stored random crops: {epochs} epochs",
+            "store_epochs": epochs,
+            "loss_fn": "soft_ce",
+            "label_schedule": "constant",
+            "balance": "fixed",
+            **store_label_bytes(10, epochs, spec),
+            "epochs": cfg.epochs,
+            "seeds": self.p.seeds,
+            "width": self.p.width,
+            "protocol": plan.config.protocol,
+            "passes": plan.config.passes,
+            "lr": res.lr,
+            "optimizer": "sgd",
+            "augmentation": plan.config.augmentation or "none",
+            "loss": plan.config.loss,
+            "engine": plan.engine,
+            "per_seed": res.per_seed,
+            "mean": res.accuracy_mean,
+            "std": res.accuracy_std,
+            "seconds": res.seconds,
+            "run_id": run_id,
+            "device": _device_name(self.device),
+            "date": date.today().isoformat(),
+            "command": self.command,
+            "labeler_accuracy": labeler.test_accuracy,
+            "labeler_recipe": LabelerConfig.from_dict(labeler.config).recipe_name,
+        }
+        write_json(path, rec, indent=2)
+        print(f"{key}: {100 * rec['mean']:.1f} +- {100 * rec['std']:.1f}", flush=True)
+        return rec
+
 
 PART7_CODECS = STANDARD_SPECS  # every standard codec, a few k of top-k among them (issue 26)
+
+# Part 8 (issue 37). Every label set in the codec `ladd augment` writes by default (part 7's
+# pick), so that equal labels are equal bytes.
+PART8_CODEC = "topk:3,uint8"
+# Static samplers with the 25 crops of LADD's N 5 grid: two scales (9 at R 0.75 and 16 at R 0.5),
+# and a seeded random set of boxes (sides 0.5 to 0.75 of the image, the study's R range).
+PART8_SAMPLERS = ("multiscale:3@0.75,4@0.5", "random:25,seed=0")
+# Two more draws of the random boxes (run after the rest of a distiller): is a gain of
+# seed 0's boxes the sampler's, or that one draw's?
+PART8_SAMPLERS_LATE = ("random:25,seed=1", "random:25,seed=2")
+# Random crops stored for E epochs (ladd.fkd_store) with their top-k: E 25 = N 5's count of
+# labels, E 9 = N 3's; the late ones (run after the strategies) trade the k for more epochs.
+PART8_STORES = ((25, "topk:3,uint8"), (9, "topk:3,uint8"))
+PART8_STORES_LATE = ((25, "topk:1,uint8"), (50, "topk:1,uint8"))
+# The label strategies on LADD's default labels (loss, schedule, balance), each at its upstream
+# constants (ladd.strategies).
+PART8_STRATEGIES = (
+    ("kl", "constant", "fixed"),
+    ("gift", "constant", "fixed"),
+    ("mse_gt", "constant", "fixed"),
+    ("soft_ce", "hald", "fixed"),
+    ("kl", "temperature:calibrated", "fixed"),
+    ("soft_ce", "constant", "learned"),
+)
 
 
 def mtt_config(ipc: int, p: Profile) -> MTTConfig:

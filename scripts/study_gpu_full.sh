@@ -9,6 +9,8 @@
 #   STAGE=p6   bash scripts/study_gpu_full.sh   # part 6 on the MTT set: all five architectures
 #   STAGE=p34  bash scripts/study_gpu_full.sh   # parts 3 and 4 at protocol size
 #   STAGE=p25  bash scripts/study_gpu_full.sh   # parts 2 and 5
+#   STAGE=p8   bash scripts/study_gpu_full.sh   # part 8: label strategies, samplers, stored
+#                                               # crops at equal bytes (random real + MTT)
 # Extra study.py options go in STUDY_ARGS (e.g. "--executor ray" on a multi-GPU server).
 # TINY=1 rehearses a stage on the CPU at smoke sizes (scripts' plumbing only).
 set -euo pipefail
@@ -33,12 +35,13 @@ else
 fi
 run() { python3 -u scripts/study.py "${base[@]}" "$@" "${extra[@]}" --out "$results" \
           --workspace "$workspace" 2>&1 | tee -a "$OUT_DIR/study.txt"; }
-case "${STAGE:?set STAGE to dm, mtt, p6, p34 or p25}" in
+case "${STAGE:?set STAGE to dm, mtt, p6, p34, p25 or p8}" in
   dm)  run --parts 1 --distillers dm ;;
   mtt) run --parts 1 --distillers mtt ;;
   p6)  run --parts 6 --distiller mtt ;;
   p34) run --parts 3,4 --distiller mtt ;;
   p25) run --parts 2,5 --distiller mtt ;;
+  p8)  run --parts 8 --distiller mtt ;;
   *) echo "unknown STAGE $STAGE" >&2; exit 2 ;;
 esac
 if [ "$results" = docs/results ]; then python3 scripts/make_results.py; fi

@@ -163,14 +163,14 @@ def test_a_set_with_a_soft_label_store_ships_its_store(tmp_path, one_thread):
 
 
 def test_the_recorded_cifar10_scores_recompute_from_their_accuracies():
-    """docs/results' part 8 (`ladd score` on CIFAR-10): every score follows from the recorded
+    """docs/results' part 9 (`ladd score` on CIFAR-10): every score follows from the recorded
     per-seed accuracies by DD-Ranking's formulas (dd_ranking_scores), and the hard-label row is
     the record's mean."""
     from pathlib import Path
 
     folder = Path(__file__).resolve().parents[1] / "docs" / "results"
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    scores = [r for r in records if r.get("part") == "8"]
+    scores = [r for r in records if r.get("part") == "9"]
     assert len(scores) >= 2  # random real and DM at IPC 10
     for rec in scores:
         sc = rec["score"]

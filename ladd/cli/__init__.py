@@ -61,3 +61,8 @@ def main() -> None:
     """Console entry point (`ladd`, `python -m ladd`, `torchrun ... -m ladd`)."""
     signal.signal(signal.SIGTERM, _terminated)
     app()
+
+
+from ladd.cli_labellab import register as _register_labellab  # noqa: E402  (issue 37)
+
+_register_labellab(app)

@@ -99,6 +99,16 @@ class LabelAugmentedSet:
     # The dense labels in another codec (topk, int8, bfloat16), decoded only where asked;
     # exactly one of `dense` and `encoded` holds them.
     encoded: EncodedDense | None = None
+    # The crops' sampler when it is not the N x R grid (a ladd.samplers spec, e.g.
+    # "multiscale:3@0.75,4@0.5"); then n and r are 0. None: the grid of n and r.
+    sampler: str | None = None
+
+    # -- the crops -----------------------------------------------------------------------------
+    def crop_sampler(self) -> Any:
+        """The ladd.samplers Sampler whose crops the dense labels label."""
+        from ladd.samplers import grid_sampler, parse_sampler
+
+        return parse_sampler(self.sampler) if self.sampler else grid_sampler(self.n, self.r)
 
     # -- the dense labels ----------------------------------------------------------------------
     @property
@@ -164,7 +174,7 @@ class LabelAugmentedSet:
 
     @property
     def num_crops(self) -> int:
-        return self.n * self.n
+        return self.crop_sampler().num_crops if self.sampler else self.n * self.n
 
     @property
     def image_size(self) -> int:
@@ -232,6 +242,7 @@ class LabelAugmentedSet:
             "value_range": [lo, hi],
             "n": self.n,
             "r": self.r,
+            "sampler": self.crop_sampler().spec,
             "dense_shape": list(self.dense_labels().shape),
             "dense_dtype": "float32" if self.dense is None else str(self.dense.dtype)[6:],
             "codec": self.codec.spec,
@@ -300,6 +311,8 @@ class LabelAugmentedSet:
             "codec": {"name": self.codec.name, "params": self.codec.params},
             "pixels": "uint8" if pixels is not None else "float32",
         }
+        if self.sampler:
+            meta["sampler"] = self.crop_sampler().spec
         if self.test_mean is not None:
             meta["test_mean"], meta["test_std"] = list(self.test_mean), list(self.test_std or ())
             meta["test_normalisation"] = self.test_normalisation
@@ -469,6 +482,7 @@ def _load(
         test_mean=_meta_numbers(meta, "test_mean") if meta.get("test_mean") is not None else None,
         test_std=_meta_numbers(meta, "test_std") if meta.get("test_mean") is not None else None,
         test_normalisation=_meta_text(meta, "test_normalisation"),
+        sampler=_meta_text(meta, "sampler"),
     )
     _validate(la)
     la.images = la.images.float() if not head else la.images[:1].contiguous()
@@ -598,18 +612,24 @@ def _validate(la: LabelAugmentedSet) -> None:
     if la.labels.shape != (m,) or la.labels.dtype != torch.int64:
         raise err(f"labels must be int64 ({m},), got {la.labels.dtype} {tuple(la.labels.shape)}")
     try:
-        check_grid(la.n, la.r)
+        if la.sampler:
+            from ladd.samplers import parse_sampler
+
+            parse_sampler(la.sampler)
+        else:
+            check_grid(la.n, la.r)
     except (ValueError, TypeError) as e:
         raise err(str(e)) from None
+    crops = la.num_crops
     k = len(la.class_names)
     if k == 0:
         raise err("no class names")
     if int(la.labels.min()) < 0 or int(la.labels.max()) >= k:
         raise err(f"labels out of range 0..{k - 1}")
     if la.dense is not None:
-        if la.dense.shape != (m, la.n * la.n, k):
+        if la.dense.shape != (m, crops, k):
             raise err(
-                f"dense labels must be (M, N*N, K) = ({m}, {la.n * la.n}, {k}), "
+                f"dense labels must be (M, N*N, K) = ({m}, {crops}, {k}), "
                 f"got {tuple(la.dense.shape)}"
             )
         if la.dense.dtype not in (torch.float32, torch.float16):
@@ -622,9 +642,9 @@ def _validate(la: LabelAugmentedSet) -> None:
             la.encoded.check()
         except CodecError as e:
             raise err(str(e)) from None
-        if tuple(la.encoded.shape) != (m, la.n * la.n, k):
+        if tuple(la.encoded.shape) != (m, crops, k):
             raise err(
-                f"{la.encoded.spec} dense labels must be (M, N*N, K) = ({m}, {la.n * la.n}, {k}), "
+                f"{la.encoded.spec} dense labels must be (M, N*N, K) = ({m}, {crops}, {k}), "
                 f"got {tuple(la.encoded.shape)}"
             )
         for _, chunk in la.encoded.chunks():

@@ -102,6 +102,7 @@ class SweepInputs:
                     distilled_path=inp.set_path,
                     out=path,
                     codec=inp.codec or DEFAULT_CODEC,  # what `ladd augment` writes
+                    sampler=inp.sampler,
                     device=self._device(),
                     extra={"sweep": {"name": self.spec.name, "input": inp.key}},
                 ).dataset

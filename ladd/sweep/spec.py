@@ -60,6 +60,9 @@ class SweepSpec:
     dsa, protocol, loss, full_labels. `codecs` (ladd.codecs specs, e.g. "topk:5,uint8"): the
     dense labels of each labelled input stored in each codec; () = the default codec
     (ladd.codecs.DEFAULT_CODEC, what `ladd augment` writes).
+    Label-strategy axes (ladd.strategies, issue 37): `loss_fns`, `label_schedules`, `balances`
+    (() = LADD's own: soft_ce, constant, fixed) and `samplers` (ladd.samplers specs: the crops
+    each labelled input is made with, in place of the nr grid; () = the nr grid).
     Execution fields (they never do): name, device, data_root, cpus_per_cell, gpus_per_cell,
     max_retries, threads, allow_unwhitened (train on sets that look ZCA-whitened without a ZCA,
     which ladd.sets.inputs otherwise refuses).
@@ -74,6 +77,10 @@ class SweepSpec:
     labeler_epochs: tuple[int, ...] = ()  # () = load_labeler's choice (epoch 10, else the first)
     nr: tuple[tuple[int, float], ...] = ()  # () = (5, 0.625) with a labeler, else the set's own
     codecs: tuple[str, ...] = ()  # label codecs of the labelled inputs; () = the default codec
+    samplers: tuple[str, ...] = ()  # crops of the labelled inputs; () = the nr grid
+    loss_fns: tuple[str, ...] = ()  # the label strategy's axes; () = LADD's own
+    label_schedules: tuple[str, ...] = ()
+    balances: tuple[str, ...] = ()
     seed_groups: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3, 4),)
     epochs: int = 1000
     lr: float | None = None
@@ -107,6 +114,10 @@ class SweepSpec:
             "labeler_epochs": tuple(int(e) for e in self.labeler_epochs),
             "nr": tuple((int(n), float(r)) for n, r in self.nr),
             "codecs": _codec_specs(self.codecs),
+            "samplers": _sampler_specs(self.samplers),
+            "loss_fns": _strategy_specs("loss_fns", self.loss_fns),
+            "label_schedules": _strategy_specs("label_schedules", self.label_schedules),
+            "balances": _strategy_specs("balances", self.balances),
             "seed_groups": tuple(tuple(int(s) for s in g) for g in self.seed_groups),
         }
         for k, v in tup.items():
@@ -150,7 +161,17 @@ class SweepSpec:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("sets", "archs", "modes", "labeler_epochs", "codecs"):
+        for k in (
+            "sets",
+            "archs",
+            "modes",
+            "labeler_epochs",
+            "codecs",
+            "samplers",
+            "loss_fns",
+            "label_schedules",
+            "balances",
+        ):
             d[k] = list(d[k])
         d["nr"] = [list(p) for p in self.nr]
         d["seed_groups"] = [list(g) for g in self.seed_groups]
@@ -202,6 +223,39 @@ def _codec_specs(codecs: Any) -> tuple[str, ...]:
         return tuple(dict.fromkeys(parse_codec(str(c)).spec for c in codecs))
     except CodecError as e:
         raise ValueError(f"codecs: {e}") from None
+
+
+def _sampler_specs(samplers: Any) -> tuple[str, ...]:
+    """Sampler specs in their full spelling, checked (ladd.samplers)."""
+    from ladd.samplers import SamplerError, parse_sampler
+
+    if isinstance(samplers, str):
+        samplers = (samplers,)
+    try:
+        return tuple(dict.fromkeys(parse_sampler(str(s)).spec for s in samplers))
+    except SamplerError as e:
+        raise ValueError(f"samplers: {e}") from None
+
+
+def _strategy_specs(axis: str, values: Any) -> tuple[str, ...]:
+    """A label-strategy axis in full spellings, checked (ladd.strategies)."""
+    from ladd.strategies import BALANCES, LOSSES, SCHEDULES, StrategyError
+
+    if isinstance(values, str):
+        values = (values,)
+    try:
+        if axis == "loss_fns":
+            out = [LOSSES.parse(str(v)).spec for v in values]
+        elif axis == "label_schedules":
+            out = [SCHEDULES.parse(str(v)).spec for v in values]
+        else:
+            out = [str(v).strip().lower() for v in values]
+            bad = [v for v in out if v not in BALANCES]
+            if bad:
+                raise StrategyError(f"unknown balance {bad[0]!r}; use one of {', '.join(BALANCES)}")
+    except StrategyError as e:
+        raise ValueError(f"{axis}: {e}") from None
+    return tuple(dict.fromkeys(out))
 
 
 def load_spec(path: str | Path, **overrides: Any) -> SweepSpec:
@@ -263,6 +317,7 @@ class CellInput:
     r: float | None = None
     codec: str | None = None  # the dense labels' codec (None: a made input's default codec; a
     # label-augmented set's own, as stored)
+    sampler: str | None = None  # the crops when not the N x R grid (ladd.samplers spec)
 
     @property
     def augmented(self) -> bool:
@@ -272,6 +327,7 @@ class CellInput:
         """What names the input's bytes: paths left out, and the codec only when one is set
         (so the cells of sweeps made before codecs keep their keys)."""
         skip = {"set_path", "labeler_path"} | ({"codec"} if self.codec is None else set())
+        skip |= {"sampler"} if self.sampler is None else set()
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
     @property
@@ -305,10 +361,17 @@ class Cell:
         parts = [Path(i.set_path).name, f"{c.arch}/{c.mode}"]
         if i.labeler_epoch is not None:
             parts.append(f"lab{i.labeler_epoch}")
-        if i.n is not None:
+        if i.sampler is not None:
+            parts.append(i.sampler)
+        elif i.n is not None:
             parts.append(f"N{i.n} R{i.r:g}")
         elif label_mode(c.mode).crops:
             parts.append(f"N{c.n} R{c.r:g}")  # a plain set's crop grid, or the set's own
+        from ladd.training import STRATEGY_DEFAULTS
+
+        for name in ("loss_fn", "label_schedule", "balance"):
+            if getattr(c, name) != STRATEGY_DEFAULTS[name]:
+                parts.append(getattr(c, name))
         seeds = c.seeds
         parts.append(f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}")
         return " ".join(parts)
@@ -357,15 +420,44 @@ def _labeler_checkpoints(labeler: str, epochs: tuple[int, ...]) -> list[tuple[Pa
     return [(by_epoch[e], e) for e in epochs]
 
 
-def _own_grid(path: Path) -> tuple[int, float]:
-    """(N, R) a label-augmented set file was made with, from its metadata alone."""
+def _own_grid(path: Path) -> tuple[int | None, float | None]:
+    """(N, R) a label-augmented set file was made with, from its metadata alone; (None, None)
+    for a set made with another sampler (its own crops, ladd.samplers)."""
     from safetensors import safe_open
 
     from ladd.sets.augmented import META_KEY
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads((f.metadata() or {})[META_KEY])
+    if meta.get("sampler"):
+        return None, None
     return int(meta["n"]), float(meta["r"])
+
+
+def _strategies(spec: SweepSpec) -> list[tuple[str, str, str]]:
+    """The (loss, schedule, balance) combinations of a sweep's strategy axes; a combination
+    no run can train (a temperature schedule with a loss that has no temperature) is left
+    out, so that axes of losses and schedules can be crossed."""
+    from ladd.strategies import LabelStrategy, StrategyError
+
+    out = []
+    for lf in spec.loss_fns or ("soft_ce",):
+        for ls in spec.label_schedules or ("constant",):
+            for bal in spec.balances or ("fixed",):
+                try:
+                    LabelStrategy.parse(lf, ls, bal)
+                except StrategyError:
+                    continue
+                out.append((lf, ls, bal))
+    return out
+
+
+def _sampler_crops(spec: str) -> tuple[int | None, float | None, str | None]:
+    """(n, r, sampler) of an input made with a sampler: a grid is said as n and r."""
+    from ladd.samplers import parse_sampler
+
+    grid = parse_sampler(spec).grid
+    return (grid[0], grid[1], None) if grid is not None else (None, None, spec)
 
 
 def expand(spec: SweepSpec) -> list[Cell]:
@@ -392,7 +484,10 @@ def expand(spec: SweepSpec) -> list[Cell]:
             variants: list[tuple[CellInput, int | None, float | None]] = []
             if mode in LABELER_MODES and spec.labeler:
                 for ckpt, epoch in labelers:
-                    for n, r in spec.nr or ((5, 0.625),):
+                    crops = [(n, r, None) for n, r in spec.nr or ((5, 0.625),)]
+                    if spec.samplers:
+                        crops = [_sampler_crops(sp) for sp in spec.samplers]
+                    for n, r, sampler in crops:
                         inp = replace(
                             base,
                             labeler_path=str(ckpt),
@@ -400,6 +495,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
                             labeler_epoch=epoch,
                             n=n,
                             r=r,
+                            sampler=sampler,
                         )
                         variants += [(replace(inp, codec=c), n, r) for c in spec.codecs or (None,)]
             elif mode in LABELER_MODES and not is_la:
@@ -413,7 +509,10 @@ def expand(spec: SweepSpec) -> list[Cell]:
                 variants += [(replace(base, codec=c), None, None) for c in spec.codecs or (None,)]
             else:
                 variants.append((base, None, None))
-            for inp, n, r in variants:
+            strategies = _strategies(spec)
+            for (inp, n, r), (loss_fn, schedule, balance) in (
+                (v, st) for v in variants for st in strategies
+            ):
                 for arch in spec.archs:
                     opts = supported_options(arch, {"width": spec.width} if spec.width else {})
                     for seeds in spec.seed_groups:
@@ -433,6 +532,9 @@ def expand(spec: SweepSpec) -> list[Cell]:
                             n=n if n is not None else (own_nr or (5, 0.625))[0],
                             r=r if r is not None else (own_nr or (5, 0.625))[1],
                             model_options=opts,
+                            loss_fn=loss_fn,
+                            label_schedule=schedule,
+                            balance=balance,
                         )
                         cell = Cell(inp, cfg, spec.source, spec.zca)
                         cells.setdefault(cell.key, cell)

@@ -271,12 +271,26 @@ class _Sharded(_OneSeed):
         n, total = xs.shape[0], x.shape[0]
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.ddp(xs)
-        if n:
+        if n and self.objective is not None:
+            # the shard's terms over its n samples, the learned weights' penalty at the global
+            # batch's shares: scaled below, the ranks' average is the one-process loss
+            soft = self.soft[i]
+            local = self.objective(
+                logits, ys, self.classes[i][mine], soft[mine], denominator=float(n), batch_soft=soft
+            )
+        elif n:
             local = soft_cross_entropy(logits, ys, temperature=self.temperature)
         else:  # more ranks than samples: a zero loss keeps this rank in the all-reduce
             local = logits.float().sum() * 0.0
+            if self.objective is not None:  # its weights' gradients are all-reduced too
+                local = local + sum(p.sum() * 0.0 for p in self.objective.parameters())
         scale = self.ranks.world * n / total * self.weight
         (local * scale).backward()  # DDP averages: the one-process batch-mean gradient
+        if self.objective is not None:  # outside the DDP module: average their gradients here
+            for p in self.objective.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.ranks.world
         batch_sum = (local.detach() * n).view(1)
         dist.all_reduce(batch_sum)
         return batch_sum / total

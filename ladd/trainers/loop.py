@@ -137,6 +137,9 @@ class Group(ABC):
     tensors: list[torch.Tensor]
     stacked: bool = False
     pad: bool = False
+    # tensors the optimiser trains beside the model's (a label strategy's learned weights):
+    # their optimiser state is checkpointed, no EMA follows them
+    extras: tuple[torch.Tensor, ...] = ()
 
     def begin_pass(self) -> None:  # noqa: B027 (an optional hook: most groups need nothing)
         """Called before each pass's steps, after its shuffle (e.g. draw a pass's DSA at once)."""
@@ -162,6 +165,10 @@ class Group(ABC):
     def trained(self) -> list[nn.Module]:
         """The models after the last pass (fit copies the EMA's weights in under GLaD)."""
         return self.live()
+
+    def summary(self) -> dict | None:
+        """A label strategy's end state for the run's record (None: LADD's default)."""
+        return None
 
 
 class Engine(ABC):
@@ -195,6 +202,20 @@ class Engine(ABC):
         model = init_model(self.spec, seed)
         model.load_state_dict(state)
         return model.to(self.device).eval()
+
+
+def _merged(summaries: list[dict]) -> dict | None:
+    """The groups' strategy summaries as one: per-seed lists joined in seed order."""
+    if not summaries:
+        return None
+    out: dict = {}
+    for s in summaries:
+        for k, v in s.items():
+            if isinstance(v, list):
+                out.setdefault(k, []).extend(v)
+            else:
+                out[k] = v
+    return out
 
 
 def _shape_problem(want: dict[str, torch.Tensor], have: dict[str, torch.Tensor], what: str) -> str:
@@ -236,6 +257,7 @@ class _Fit:
         self.total = len(cfg.seeds) * self.passes
         self.models: list[nn.Module] = []  # finished seeds' models, in cfg.seeds order
         self.curves: list[list[float]] = []  # per seed started, its mean loss per pass
+        self.summaries: list[dict] = []  # per group trained here: its strategy's end state
 
     def run(self) -> TrainedModels:
         t0 = time.perf_counter()
@@ -248,7 +270,12 @@ class _Fit:
                 gens = self._generators(self.groups[gi])
                 group = self.engine.start(self.groups[gi], gens, self.data)
             self._train(gi, group, gens, saved if saved is not None and saved.group == gi else None)
-        return TrainedModels(self.models, self.curves, time.perf_counter() - t0)
+            summary = group.summary()
+            if summary is not None:
+                self.summaries.append(summary)
+        out = TrainedModels(self.models, self.curves, time.perf_counter() - t0)
+        out.strategy = _merged(self.summaries)
+        return out
 
     def _generators(self, seeds: tuple[int, ...]) -> list[torch.Generator]:
         dev = self.engine.device
@@ -273,6 +300,7 @@ class _Fit:
             stacked=group.stacked,
             monitor=hooks.monitor,
             monitor_every=hooks.monitor_every,
+            extras=group.extras,
         )
         # the passes' batches: shuffled, or in the order the data fixes (a store's replay)
         passes_of = self.data.schedule if self.data.schedule is not None else Shuffle

@@ -1,8 +1,8 @@
 """The reference trainer: the field's evaluation loop, one model per seed in sequence.
 
 Eager, batch 256, one DSA op per batch (the single form, `ladd.dsa.dsa`, drawn from the seed's
-generator after the pass's shuffle), the soft-target cross-entropy, the protocol's SGD and lr
-schedule (all from ladd.training). The loop itself (shuffle, stop, pass end, progress,
+generator after the pass's shuffle), the soft-target cross-entropy (or the plan's label
+strategy, ladd.strategies), the protocol's SGD and lr schedule (all from ladd.training). The loop itself (shuffle, stop, pass end, progress,
 checkpoint) is ladd.trainers.loop's `fit`; this module is its engine with one seed per group.
 The plan's "sequential" engine is this trainer too (NHWC on CUDA, the run's precision).
 """
@@ -17,6 +17,7 @@ from torch import nn
 from ladd.dsa import dsa
 from ladd.plan import TrainPlan
 from ladd.rded import rded_augment
+from ladd.strategies import make_objective
 from ladd.trainers.loop import Engine, Group, TrainHooks, fit
 from ladd.training import (
     TrainedModels,
@@ -76,6 +77,12 @@ class _OneSeed(Group):
         )
         self.tensors = float_state(list(model.parameters()), list(model.buffers()))
         self.inputs, self.targets = data.inputs, data.targets  # (T, C, H, W), (T, K)
+        # a label strategy other than LADD's default (ladd.strategies), with what it reads
+        self.objective = make_objective(cfg, 1, dev, stacked=False)
+        if self.objective is not None:
+            self.objective.attach(self.optimizer)
+            self.extras = tuple(self.objective.parameters())
+            self.classes, self.soft = data.sample_kinds()  # (T,), (T,)
         self.augmentation = cfg.augmentation  # "dsa" | "rded" | ""
         self.dsa_cfg = cfg.dsa_config
         self.bf16 = cfg.precision == "bf16" and dev.type == "cuda"
@@ -88,9 +95,19 @@ class _OneSeed(Group):
         x = self.augment(x)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(x)
-        loss = soft_cross_entropy(logits, y, temperature=self.temperature)
+        if self.objective is None:
+            loss = soft_cross_entropy(logits, y, temperature=self.temperature)
+        else:
+            loss = self.objective(logits, y, self.classes[i], self.soft[i])
         (loss * self.weight if self.weight != 1.0 else loss).backward()
         return loss.detach().view(1)
+
+    def begin_pass(self) -> None:
+        if self.objective is not None:
+            self.objective.begin_pass()
+
+    def summary(self) -> dict | None:
+        return self.objective.summary() if self.objective is not None else None
 
     def prepare(self, model: nn.Module, engine: ReferenceEngine) -> nn.Module:
         """The model as this engine trains it, before its optimiser is made (as it is here)."""
@@ -108,12 +125,17 @@ class _OneSeed(Group):
         return [self.model]
 
     def state(self) -> dict[str, torch.Tensor]:
-        return {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        out = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.objective is not None:
+            out.update(self.objective.state())
+        return out
 
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(
             {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         )
+        if self.objective is not None:
+            self.objective.load(tensors)
 
     def trained(self) -> list[nn.Module]:
         return [self.model.to(memory_format=torch.contiguous_format)]

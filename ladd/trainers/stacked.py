@@ -44,6 +44,7 @@ from ladd.models import ModelSpec
 from ladd.plan import TrainPlan
 from ladd.progress import ProgressEvent, ProgressFn
 from ladd.rded import rded_augment
+from ladd.strategies import Objective, make_objective
 from ladd.trainers.compile import (
     CompilePolicy,
     EngineReport,
@@ -180,13 +181,17 @@ def stacked_loss(
     *,
     bf16: bool = False,
     temperature: float = 1.0,
+    objective: Objective | None = None,
+    kinds: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed-over-seeds loss and per-seed losses of S stacked models on S batches.
 
     x (S, B, C, H, W), y (S, B, K) probabilities, weight (S, B) 1 for real samples and 0 for
     padding (None: all real). Each seed's loss is the soft-target cross-entropy averaged over its
     real samples, exactly what the reference computes on that batch; the seeds' parameters are
-    disjoint, so the gradient of the sum is each seed's own gradient.
+    disjoint, so the gradient of the sum is each seed's own gradient. With a label strategy's
+    `objective` (ladd.strategies), its loss instead, from the samples' `kinds` (classes (S, B),
+    soft (S, B)); its learned weights are one pair per seed, so the same holds.
     """
     from torch.func import functional_call, vmap
 
@@ -195,7 +200,11 @@ def stacked_loss(
 
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = vmap(one, randomness="different")(params, buffers, x)  # (S, B, K)
-    per_seed = soft_cross_entropy(logits, y, weight, temperature)  # (S,)
+    if objective is None:
+        per_seed = soft_cross_entropy(logits, y, weight, temperature)  # (S,)
+    else:
+        assert kinds is not None
+        per_seed = objective(logits, y, kinds[0], kinds[1], weight)  # (S,)
     return per_seed.sum(), per_seed.detach()
 
 
@@ -324,6 +333,9 @@ class _StackedStep:
         self.tail = "exact"  # set by the loop: "pad" | "eager" | "exact"
         # an augmentation of the gathered batch run before the (compiled) step: (x, B') -> x
         self.pre: Callable[[torch.Tensor, int], torch.Tensor] | None = None
+        # a label strategy other than LADD's default (ladd.strategies), and what it reads
+        self.objective: Objective | None = None
+        self.classes, self.soft = data.sample_kinds()  # (T,), (T,)
 
     # -- the function that is compiled --------------------------------------------------------
 
@@ -334,9 +346,11 @@ class _StackedStep:
         weight: torch.Tensor | None,
         op: torch.Tensor | None,
         u: torch.Tensor | None,
+        kinds: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (S*B, C, H, W) gathered images, y (S, B, K), weight (S, B) or None, op (S,) and
-        u (S, B, 10) DSA draws or None -> (summed loss, per-seed losses (S,))."""
+        u (S, B, 10) DSA draws or None, kinds the samples' (classes, soft) (S, B) each for a
+        label strategy -> (summed loss, per-seed losses (S,))."""
         s, b = y.shape[0], y.shape[1]
         if op is not None:
             x = batched_dsa(
@@ -354,6 +368,8 @@ class _StackedStep:
             weight,
             bf16=self.plan.bf16,
             temperature=self.temperature,
+            objective=self.objective,
+            kinds=kinds,
         )
 
     # -- one step --------------------------------------------------------------------------------
@@ -382,10 +398,11 @@ class _StackedStep:
         if self.pre is not None:
             x = self.pre(x, idx.shape[1])
         y = self.targets[idx]  # (S, B', K)
+        kinds = (self.classes[idx], self.soft[idx]) if self.objective is not None else None
         padded = idx.shape[1] == self.batch
         fn = self.compiled if (self.compiled is not None and padded) else None
         weight = self._weight(n_real, fn is not None) if padded else None  # None: all real
-        args = (x, y, weight, op, u)
+        args = (x, y, weight, op, u, kinds)
         if fn is None:
             return self._run(self.loss, args)
         try:
@@ -393,7 +410,7 @@ class _StackedStep:
         except Exception as err:
             self._go_eager(f"compiled step failed ({type(err).__name__}: {err}); continuing eager")
             return self._run(
-                self.loss, (x, y, self._weight(n_real, False) if padded else None, op, u)
+                self.loss, (x, y, self._weight(n_real, False) if padded else None, op, u, kinds)
             )
 
     def _go_eager(self, why: str) -> None:
@@ -402,15 +419,20 @@ class _StackedStep:
         warnings.warn(why, stacklevel=3)
         self.failure = why
         self.compiled, self.mode = None, "off"
-        for p in self.params.values():
+        for p in self._trained():
             p.grad = None
+
+    def _trained(self) -> list[torch.Tensor]:
+        """Everything the step leaves gradients on: the stacked parameters, a strategy's."""
+        extra = self.objective.parameters() if self.objective is not None else []
+        return [*self.params.values(), *extra]
 
     # -- deciding and compiling -------------------------------------------------------------------
 
     def description(self) -> dict[str, Any]:
         """What the compiled graph depends on (the cache index key)."""
         shape = tuple(self.inputs.shape[1:])
-        return {
+        out = {
             "arch": self.spec.name,
             "model_options": dict(self.spec.options),
             "image": list(shape),
@@ -424,6 +446,9 @@ class _StackedStep:
             "device": torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else "cpu",
             "torch": torch.__version__,
         }
+        if self.objective is not None:  # another graph (said only then: the older keys stay)
+            out["strategy"] = self.objective.strategy.to_dict()
+        return out
 
     def _probe_args(self) -> tuple:
         t = self.inputs.shape[0]
@@ -441,15 +466,16 @@ class _StackedStep:
         last call's per-seed losses (the gradients are thrown away: parameters untouched)."""
         idx, op, u = self._probe_args()
         x, y = self.inputs[idx.reshape(-1)], self.targets[idx]
+        kinds = (self.classes[idx], self.soft[idx]) if self.objective is not None else None
         w = self._weight(self.batch, True)  # the weight the compiled graph takes (all ones)
         out = []
         for _ in range(calls):
             _sync(self.dev)
             t0 = time.perf_counter()
-            per_seed = self._run(fn, (x, y, w, op, u)).clone()
+            per_seed = self._run(fn, (x, y, w, op, u, kinds)).clone()
             _sync(self.dev)
             out.append(time.perf_counter() - t0)
-        for p in self.params.values():
+        for p in self._trained():
             p.grad = None
         return out, per_seed
 
@@ -590,6 +616,12 @@ class _Stack(Group):
             names=list(step.params),
             stacked=True,
         )
+        # a label strategy (ladd.strategies): its state per seed, its learned weights trained
+        # by the same optimiser
+        step.objective = make_objective(cfg, s_count, dev, stacked=True)
+        if step.objective is not None:
+            step.objective.attach(self.optimizer)
+            self.extras = tuple(step.objective.parameters())
         if cfg.augmentation == "rded":  # per seed, from its generator, outside the graph
             step.pre = partial(_rded_per_seed, gens=gens)
         self.tensors = float_state(list(step.params.values()), list(step.buffers.values()))
@@ -605,6 +637,11 @@ class _Stack(Group):
 
     def begin_pass(self) -> None:
         self.draws.new_epoch()
+        if self.fn.objective is not None:
+            self.fn.objective.begin_pass()
+
+    def summary(self) -> dict | None:
+        return self.fn.objective.summary() if self.fn.objective is not None else None
 
     def step(self, b: int, idx: torch.Tensor, n_real: int) -> torch.Tensor:
         op, u = self.draws.at(b, idx.shape[1])
@@ -617,6 +654,8 @@ class _Stack(Group):
     def state(self) -> dict[str, torch.Tensor]:
         out = {f"p.{k}": v for k, v in self.fn.params.items()}
         out.update({f"b.{k}": v for k, v in self.fn.buffers.items()})
+        if self.fn.objective is not None:
+            out.update(self.fn.objective.state())
         return out
 
     def load(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -625,6 +664,8 @@ class _Stack(Group):
                 t.copy_(tensors[f"p.{name}"])
             for name, t in self.fn.buffers.items():
                 t.copy_(tensors[f"b.{name}"])
+        if self.fn.objective is not None:
+            self.fn.objective.load(tensors)
 
 
 def _rded_per_seed(x: torch.Tensor, b: int, *, gens: list[torch.Generator]) -> torch.Tensor:
@@ -654,6 +695,7 @@ def train_stacked(
     engine = StackedEngine(plan, opts, hooks.progress)
     res = fit(engine, data, hooks)
     _sync(dev)
+    strategy = res.strategy
     seconds = time.perf_counter() - t0
     step = engine.step
     assert step is not None  # fit started the group
@@ -675,4 +717,6 @@ def train_stacked(
         cache_warm=step.cache_warm,
         compile_failure=step.failure,
     )
-    return FastTrainedModels(res.models, res.loss_curves, seconds, report=rep)
+    out = FastTrainedModels(res.models, res.loss_curves, seconds, report=rep)
+    out.strategy = strategy
+    return out

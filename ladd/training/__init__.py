@@ -24,7 +24,14 @@ from ladd.training.checkpoint import (
     checkpoint_path,
     saved_engine,
 )
-from ladd.training.config import FULL_LABELS, LOSSES, PRECISIONS, TRAINERS, TrainConfig
+from ladd.training.config import (
+    FULL_LABELS,
+    LOSSES,
+    PRECISIONS,
+    STRATEGY_DEFAULTS,
+    TRAINERS,
+    TrainConfig,
+)
 from ladd.training.data import TrainingData, build_training_data, loss_weight
 from ladd.training.errors import NonFiniteLoss, NonFiniteWeights, TrainingStopped
 from ladd.training.losses import soft_cross_entropy
@@ -59,6 +66,7 @@ __all__ = [
     "PRECISIONS",
     "PROTOCOLS",
     "RDED_ADAMW",
+    "STRATEGY_DEFAULTS",
     "TRAINERS",
     "LRSchedule",
     "LabelMode",

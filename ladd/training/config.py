@@ -19,13 +19,35 @@ from ladd.numbers import require_finite
 from ladd.training.modes import LabelMode, label_mode
 from ladd.training.protocols import PROTOCOLS, Protocol
 
-__all__ = ["FULL_LABELS", "LOSSES", "PRECISIONS", "TRAINERS", "TrainConfig"]
+__all__ = ["FULL_LABELS", "LOSSES", "PRECISIONS", "STRATEGY_DEFAULTS", "TRAINERS", "TrainConfig"]
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 LOSSES: tuple[str, ...] = ("mean", "image_sum")
 FULL_LABELS: tuple[str, ...] = ("hard", "set_soft")
 TRAINERS: tuple[str, ...] = ("fast", "reference", "ddp")
+# The label strategy's and the sampler's fields at their defaults (LADD's own: Eq. 5's soft
+# cross-entropy every pass, fixed weights, the N x R grid); `to_dict` leaves these out.
+STRATEGY_DEFAULTS: dict[str, Any] = {
+    "loss_fn": "soft_ce",
+    "label_schedule": "constant",
+    "balance": "fixed",
+    "sampler": None,
+}
 MAX_EPOCHS = 1_000_000
+
+
+def _check_strategy(cfg: TrainConfig) -> None:
+    """The label strategy and the sampler parse (a bad spec fails at the click); they are
+    settled (full spellings, checked together) by ladd.plan."""
+    from ladd.samplers import SamplerError, parse_sampler
+    from ladd.strategies import LabelStrategy, StrategyError
+
+    try:
+        LabelStrategy.parse(cfg.loss_fn, cfg.label_schedule, cfg.balance)
+        if cfg.sampler is not None:
+            parse_sampler(cfg.sampler)
+    except (StrategyError, SamplerError) as err:
+        raise ValueError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,13 @@ class TrainConfig:
     no crops are used. loss: "mean" over a batch | "image_sum" (x samples per image, Eq. 5).
     full_labels: "hard" (one-hot, Eq. 5) | "set_soft" (the set's own soft labels, e.g. DATM's).
     model_options: e.g. {"width": 32} (the ConvNets' width).
+    loss_fn, label_schedule, balance: the label strategy (ladd.strategies): the loss of the
+    samples trained on the labeler's labels ("soft_ce", Eq. 5's; "kl:20", "gift", "mse_gt"),
+    what changes from pass to pass ("constant"; "hald", "soft_hard", "temperature",
+    "temperature:calibrated") and the weights of the hard and dense terms ("fixed", "learned").
+    sampler: the crops of crop modes on a plain set (ladd.samplers spec, e.g.
+    "multiscale:3@0.75,4@0.5"); None = the N x R grid of n and r. A label-augmented set brings
+    its own.
     """
 
     arch: str = "convnet_d3"
@@ -61,9 +90,14 @@ class TrainConfig:
     r: float | None = 0.625
     eval_batch_size: int = 1024
     model_options: dict[str, Any] = field(default_factory=dict)
+    loss_fn: str = "soft_ce"
+    label_schedule: str = "constant"
+    balance: str = "fixed"
+    sampler: str | None = None
 
     def __post_init__(self) -> None:
         label_mode(self.mode)
+        _check_strategy(self)
         if self.trainer not in TRAINERS:
             raise ValueError(f"unknown trainer {self.trainer!r}; use one of {', '.join(TRAINERS)}")
         if self.precision not in PRECISIONS:
@@ -136,8 +170,14 @@ class TrainConfig:
         return "" if kind == "dsa" and not self.dsa_config.ops else kind
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as JSON. The label-strategy fields and the sampler are left out at their
+        defaults, so that the keys of runs made before they existed (ladd.plan, sweep cells)
+        stay what they were; `from_dict` gives the defaults back."""
         d = asdict(self)
         d["seeds"] = list(self.seeds)
+        for name, default in STRATEGY_DEFAULTS.items():
+            if d.get(name) == default:
+                d.pop(name)
         return d
 
     @classmethod

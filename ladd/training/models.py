@@ -45,3 +45,6 @@ class TrainedModels:
     # How the engine ran, JSON-ready (the fast trainer's EngineReport.to_dict(); None for the
     # reference loop), filled in by ladd.trainers.train_models.
     engine: dict[str, Any] | None = None
+    # A label strategy's end state (ladd.strategies.Objective.summary: the learned weights and
+    # the calibrated temperature per seed, seeds in order); None for LADD's default.
+    strategy: dict[str, Any] | None = None

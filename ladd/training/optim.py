@@ -220,8 +220,10 @@ class PassEnd:
         stacked: bool,
         monitor: Monitor | None = None,
         monitor_every: int = 0,
+        extras: list[torch.Tensor] | tuple[torch.Tensor, ...] = (),
     ) -> None:
         self.cfg, self.seeds, self.tensors, self.stacked = cfg, seeds, tensors, stacked
+        self.extras = list(extras)  # trained beside the model (a label strategy's weights)
         self.schedule = make_scheduler(opt, cfg)
         beta = cfg.protocol_spec.ema_beta
         self.ema = WeightEMA(tensors, beta) if beta else None
@@ -255,6 +257,10 @@ class PassEnd:
         if self.ema is not None:
             for i, t in enumerate(self.ema.shadow):
                 tensors[f"{prefix}ema.{i}"] = t
+        for j, t in enumerate(self.extras):  # their optimiser state (no EMA follows them)
+            for key, value in self.schedule.opt.state.get(t, {}).items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"{prefix}extra.{j}.{key}"] = value
         return tensors, {"ema_updates": self.ema.updates if self.ema is not None else 0}
 
     def restore(
@@ -278,6 +284,17 @@ class PassEnd:
             for i, sh in enumerate(self.ema.shadow):
                 sh.copy_(tensors[f"{prefix}ema.{i}"])
             self.ema.updates = int(meta["ema_updates"])
+        for j, t in enumerate(self.extras):
+            head = f"{prefix}extra.{j}."
+            for name, value in tensors.items():
+                if name.startswith(head):
+                    key = name[len(head) :]
+                    on_cpu = key == "step"
+                    opt.state[t][key] = (
+                        value.detach().cpu().clone()
+                        if on_cpu
+                        else value.to(t.device, t.dtype).clone()
+                    )
         self.schedule.fast_forward(passes_done)
 
     def final(self, models: list[nn.Module]) -> list[nn.Module]:

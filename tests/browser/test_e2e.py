@@ -235,12 +235,26 @@ def test_dashboard_end_to_end(server, browser, tmp_path):
     n_before = round(before**0.5)
     assert after == (n_before - 1) ** 2
     assert "sub_n=" in page.url  # the view is in the URL
+    # The crops' drift (issue 37): a heat grid of this image's crops at the new N, drawn by
+    # plotly in the browser, and the set's histogram.
+    expect(page.get_by_text("Drift of these crops")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"epoch \d+: JS to the image")).first).to_be_visible(
+        timeout=120_000
+    )
+    expect(page.get_by_text("JS divergence from the image's label (nats)").first).to_be_visible(
+        timeout=120_000
+    )
     shot(page, "subsampling")
 
     # Soft labels across labeler epochs.
     go(page, server, "soft-labels")
     expect(page.get_by_text("Over the whole set, per labeler epoch")).to_be_visible(timeout=120_000)
     settle(page, 120)
+    expect(page.get_by_text("Drift from the image's label")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"epoch \d+: JS to the image")).first).to_be_visible(
+        timeout=120_000
+    )
+    expect(page.get_by_text("drifted crops").first).to_be_visible(timeout=120_000)  # the curve
     shot(page, "soft_labels")
 
     # Deployment training: a short run in the background, then it is in the runs table.

@@ -55,11 +55,11 @@ def _score() -> dict:
 def test_score_page_shows_variants_random_twins_bytes_and_scores(workspace):
     folder = workspace.root / "records"
     folder.mkdir(parents=True, exist_ok=True)
-    rec = {"part": "8", "mode": "score", "mean": 0.41, "std": 0.014, "score": _score()}
-    (folder / "cpu-8-test.json").write_text(json.dumps(rec))
+    rec = {"part": "9", "mode": "score", "mean": 0.41, "std": 0.014, "score": _score()}
+    (folder / "cpu-9-test.json").write_text(json.dumps(rec))
     at = open_page("8_score.py")
-    assert "workspace (records/): cpu-8-test" in at.selectbox(key="sc_pick").options
-    at.selectbox(key="sc_pick").set_value("workspace (records/): cpu-8-test").run()
+    assert "workspace (records/): cpu-9-test" in at.selectbox(key="sc_pick").options
+    at.selectbox(key="sc_pick").set_value("workspace (records/): cpu-9-test").run()
     assert_clean(at)
     figs = charts(at)
     bars = figs[0]
