@@ -76,7 +76,7 @@ class SetFacts:
     codec: str | None  # the dense labels' codec spec (a label-augmented set)
     sampler: str | None  # the set's own crop sampler when not the N x R grid (ladd.samplers)
     own_lr: float | None  # a learned lr the set carries (MTT/DATM lr_best.pt)
-    distill_arch: str  # the field's distillation architecture at its size (sets do not say)
+    distill_arch: str  # the set's distillation model (its reader's, else the field's at its size)
     format: str | None
     source: str | None
     input_space: dict[str, Any]  # how the set's images are normalised (mean, std, zca)
@@ -250,7 +250,8 @@ def _facts(dataset: TrainableSet | TrainingData) -> SetFacts:
         codec=dataset.codec.spec if augmented else None,
         sampler=dataset.sampler if augmented else None,
         own_lr=dataset.lr,
-        distill_arch=distillation_arch(size),
+        # a reader that knows the set's distillation model says so; else the field's at its size
+        distill_arch=getattr(dataset, "distill_arch", None) or distillation_arch(size),
         format=dataset.format,
         source=dataset.source,
         input_space=input_space,

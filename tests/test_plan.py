@@ -209,7 +209,7 @@ def test_a_researchers_own_tensors_are_planned_too():
         (lambda ds: TrainConfig(momentum=float("inf")), "momentum must be a finite number"),
         (lambda ds: TrainConfig(weight_decay=float("nan")), "weight decay must be a finite"),
         (lambda ds: TrainConfig(r=float("inf")), "r must be a finite number > 0"),
-        (lambda ds: TrainConfig(seeds=tuple(range(1001))), "over the limit of 1,000 models"),
+        (lambda ds: TrainConfig(seeds=tuple(range(1001))), "over the limit of 1,000 per run"),
         (lambda ds: TrainConfig(seeds=()), "at least one seed"),
         (lambda ds: TrainConfig(epochs=0), "epochs must be between 1"),
         (lambda ds: TrainConfig(precision="fp8"), "unknown precision"),

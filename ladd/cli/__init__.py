@@ -9,7 +9,8 @@
     ladd import-labeler CKPT --arch tv_resnet18 --source NAME --out FILE
     ladd augment DISTILLED --labeler CKPT --n 5 --r 0.625 --out FILE
     ladd overhead FILE
-    ladd stats FILE [--labeler CKPT ...]
+    ladd stats FILE [--labeler CKPT ...] [--drift]
+    ladd strategies | drift FILE | fkd-store DISTILLED --labeler CKPT --epochs E --out DIR
     ladd train FILE --source NAME --arch NAME --mode ladd --epochs E --seeds S [--json]
     ladd evaluate FILE --source NAME --archs convnet_d3,alexnet --epochs E --seeds S [--json]
     ladd warmup --arch NAME --image-size 32
@@ -21,7 +22,8 @@
 One module per command group, each a typer app whose commands the root app takes in under
 their own names (typer merges a sub-app added without a name): sets.py (info, sources,
 models, random-real, distill, experts), labels.py (train-labeler, import-labeler, augment,
-overhead, stats), training.py (train, evaluate, warmup), sweep.py, runs.py (report and the
+overhead, stats), training.py (train, evaluate, warmup), strategies.py (strategies, drift,
+fkd-store), stores.py (convert, score), sweep.py, runs.py (report and the
 `runs` group), dashboard.py (app). options.py defines every shared option once and builds the
 library's inputs from them (SetReading, TrainConfig); console.py holds the output consoles and
 the error guard; reading.py reads a set with the set flags. Every command takes --debug;
@@ -36,7 +38,7 @@ from types import FrameType
 
 import typer
 
-from ladd.cli import dashboard, labels, runs, sets, stores, sweep, training
+from ladd.cli import dashboard, labels, runs, sets, stores, strategies, sweep, training
 
 __all__ = ["app", "main"]
 
@@ -47,7 +49,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _group in (sets, labels, training, stores, sweep, dashboard, runs):
+for _group in (sets, labels, training, strategies, stores, sweep, dashboard, runs):
     app.add_typer(_group.app)
 
 
@@ -61,8 +63,3 @@ def main() -> None:
     """Console entry point (`ladd`, `python -m ladd`, `torchrun ... -m ladd`)."""
     signal.signal(signal.SIGTERM, _terminated)
     app()
-
-
-from ladd.cli_labellab import register as _register_labellab  # noqa: E402  (issue 37)
-
-_register_labellab(app)

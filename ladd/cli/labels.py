@@ -33,6 +33,7 @@ from ladd.cli.options import (
     JsonOpt,
     MeanOpt,
     NumClassesOpt,
+    SamplerOpt,
     SeedOpt,
     SourceOpt,
     StdOpt,
@@ -224,6 +225,7 @@ def augment(
     allow_mismatch: Annotated[
         bool, typer.Option("--allow-mismatch", help="Label even if the input spaces differ.")
     ] = False,
+    sampler: SamplerOpt = None,
     force: ForceOpt = False,
     seed: Annotated[
         int | None,
@@ -277,6 +279,7 @@ def augment(
             allow_mismatch=allow_mismatch,
             device=dev,
             force=force,
+            sampler=sampler,
         )
         if job is not None and not job[0].leader:  # rank 0 writes, records and shows
             end_distributed_job()
@@ -391,6 +394,18 @@ def stats(
     ] = None,
     n: CropsPerSideOpt = 5,
     r: CropRatioOpt = 0.625,
+    drift: Annotated[
+        bool,
+        typer.Option(
+            "--drift",
+            help="Also each crop's JS divergence from its image's label and the drifted crops "
+            "(top class not the image's, JS >= --threshold), the farthest first (ladd.drift).",
+        ),
+    ] = False,
+    threshold: Annotated[
+        float, typer.Option("--threshold", min=0.0, max=0.7, help="The drift rule's JS (nats).")
+    ] = 0.1,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Drifted crops listed.")] = 20,
     json_out: JsonOpt = False,
     source: SourceOpt = None,
     zca: ZcaOpt = False,
@@ -404,7 +419,8 @@ def stats(
     workspace: WorkspaceOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Per-crop label statistics: max probability, entropy, agreement with the hard label."""
+    """Per-crop label statistics: max probability, entropy, agreement with the hard label;
+    with --drift each crop's divergence from its image's label and the drifted crops."""
     with guard(debug):
         from ladd.dense import set_crop_stats
         from ladd.sets import LabelAugmentedSet
@@ -427,5 +443,15 @@ def stats(
                 f"{s['agreement']:.1%}",
             )
         out.print(table)
+        found: dict = {str(k): v for k, v in res.items()}
+        if drift:
+            from ladd.cli.strategies import show_drift
+            from ladd.drift import drift_of_set
+
+            moved = drift_of_set(
+                ds, labeler or (), n, r, threshold=threshold, device=torch_device(device)
+            )
+            names = list(getattr(ds, "class_names", None) or [])
+            found = {"stats": found, "drift": show_drift(moved, names, limit)}
         if json_out:
-            print_json({str(k): v for k, v in res.items()})
+            print_json(found)

@@ -126,6 +126,38 @@ LossOpt = Annotated[
         "that times the samples per image (Eq. 5's per-image sum of the crop terms)",
     ),
 ]
+LossFnOpt = Annotated[
+    str,
+    typer.Option(
+        "--loss-fn",
+        help="The dense term's loss (ladd.strategies; `ladd strategies` lists them): soft_ce "
+        "(Eq. 5, default) | kl[:t=T] (SRe2L/FKD) | gift | mse_gt (EDC)",
+    ),
+]
+LabelScheduleOpt = Annotated[
+    str,
+    typer.Option(
+        "--label-schedule",
+        help="Which passes use which labels: constant (default) | hald (soft then hard) | "
+        "soft_hard | temperature[:calibrated] (LPQLD's, with kl)",
+    ),
+]
+BalanceOpt = Annotated[
+    str,
+    typer.Option(
+        "--balance",
+        help="fixed: hard and dense terms weigh 1 (default) | learned: one pair of log-weights "
+        "per seed (uncertainty weighting)",
+    ),
+]
+SamplerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sampler",
+        help="The crops when not the N x R grid (ladd.samplers): multiscale:3@0.75,4@0.5 | "
+        "random:25,seed=0 | grid:5,0.625",
+    ),
+]
 FullLabelsOpt = Annotated[
     str,
     typer.Option(
@@ -236,6 +268,10 @@ def train_config(
     trainer: str = "fast",
     precision: str = "auto",
     no_dsa: bool = False,
+    loss_fn: str = "soft_ce",
+    label_schedule: str = "constant",
+    balance: str = "fixed",
+    sampler: str | None = None,
     check_options: bool = True,
 ) -> TrainConfig:
     """The training flags of `train` and `evaluate` as the TrainConfig for `arch`, seeds
@@ -262,6 +298,10 @@ def train_config(
         precision=precision,
         dsa=not no_dsa,
         model_options=options,
+        loss_fn=loss_fn,
+        label_schedule=label_schedule,
+        balance=balance,
+        sampler=sampler,
     )
 
 

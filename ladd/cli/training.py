@@ -15,6 +15,7 @@ from ladd.cli.console import CLIError, fmt_flops, guard, note, out, print_json, 
 from ladd.cli.options import (
     AllowUnwhitenedOpt,
     ArchOpt,
+    BalanceOpt,
     BatchSizeOpt,
     DataRootOpt,
     DebugOpt,
@@ -25,6 +26,8 @@ from ladd.cli.options import (
     FormatOpt,
     FullLabelsOpt,
     JsonOpt,
+    LabelScheduleOpt,
+    LossFnOpt,
     LossOpt,
     LrOpt,
     MeanOpt,
@@ -33,6 +36,7 @@ from ladd.cli.options import (
     NumClassesOpt,
     PrecisionOpt,
     ProtocolOpt,
+    SamplerOpt,
     SeedOpt,
     SeedsOpt,
     SoftLabelsOpt,
@@ -101,6 +105,10 @@ def train(
     trainer: TrainerOpt = "fast",
     precision: PrecisionOpt = "auto",
     no_dsa: NoDsaOpt = False,
+    loss_fn: LossFnOpt = "soft_ce",
+    label_schedule: LabelScheduleOpt = "constant",
+    balance: BalanceOpt = "fixed",
+    sampler: SamplerOpt = None,
     monitor_every: MonitorEveryOpt = 0,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
@@ -146,7 +154,8 @@ def train(
         cfg = train_config(
             arch, seed, mode=mode, protocol=protocol, epochs=epochs, seeds=seeds, loss=loss,
             full_labels=full_labels, lr=lr, batch_size=batch_size, width=width, trainer=trainer,
-            precision=precision, no_dsa=no_dsa,
+            precision=precision, no_dsa=no_dsa, loss_fn=loss_fn, label_schedule=label_schedule,
+            balance=balance, sampler=sampler,
         )  # fmt: skip
         reading = set_reading(
             source=source, zca=zca, mean=mean, std=std, fmt=fmt, experiment=experiment,
@@ -215,6 +224,10 @@ def evaluate(
     trainer: TrainerOpt = "fast",
     precision: PrecisionOpt = "auto",
     no_dsa: NoDsaOpt = False,
+    loss_fn: LossFnOpt = "soft_ce",
+    label_schedule: LabelScheduleOpt = "constant",
+    balance: BalanceOpt = "fixed",
+    sampler: SamplerOpt = None,
     data_root: DataRootOpt = None,
     seed: SeedOpt = 0,
     json_out: JsonOpt = False,
@@ -252,8 +265,8 @@ def evaluate(
         cfg = train_config(
             (arch_list or ["convnet_d3"])[0], seed, mode=mode, protocol=protocol, epochs=epochs,
             seeds=seeds, loss=loss, full_labels=full_labels, lr=lr, batch_size=batch_size,
-            width=width, trainer=trainer, precision=precision, no_dsa=no_dsa,
-            check_options=False,
+            width=width, trainer=trainer, precision=precision, no_dsa=no_dsa, loss_fn=loss_fn,
+            label_schedule=label_schedule, balance=balance, sampler=sampler, check_options=False,
         )  # fmt: skip
         if arch_list and cfg.model_options:
             if not any(supported_options(a, cfg.model_options) for a in arch_list):
@@ -316,6 +329,10 @@ def warmup(
     width: WidthOpt = None,
     precision: PrecisionOpt = "auto",
     no_dsa: NoDsaOpt = False,
+    loss_fn: LossFnOpt = "soft_ce",
+    label_schedule: LabelScheduleOpt = "constant",
+    balance: BalanceOpt = "fixed",
+    sampler: SamplerOpt = None,
     export: Annotated[
         Path | None,
         typer.Option("--export", help="Also write portable compile artifacts to this file."),

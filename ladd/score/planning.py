@@ -69,13 +69,20 @@ class ScoreSpec:
             lr=self.lr,
             batch_size=self.batch_size,
             seeds=self.seeds[:1],
-            protocol=self.protocol,
+            protocol=self.variant_protocol,
             precision=self.precision,
             model_options=dict(self.model_options),
             n=self.n,
             r=self.r,
         )
         return replace(base, **changes)
+
+    @property
+    def variant_protocol(self) -> str:
+        """The protocol every variant asks its plan for: as given, except that "auto" with a
+        soft-label store is RDED's (the recipe the store pairs with) for every variant, so that
+        they stay comparable. plan_training settles it."""
+        return "rded" if self.protocol == "auto" and self.soft_labels else self.protocol
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -213,11 +220,8 @@ def plan_score(
         shipped = "its own soft labels"
     else:
         shipped = "its hard labels (it ships no soft labels)"
-    protocol = spec.protocol
-    if protocol == "auto" and spec.soft_labels:
-        protocol = "rded"  # every variant under the recipe the store pairs with
+    if spec.variant_protocol != spec.protocol:
         notes.append("protocol rded for every variant: the soft-label store's recipe")
-    spec_p = replace(spec, protocol=protocol)
     zca = getattr(ds, "zca", None)
     for s in spec.seeds:
         note(f"drawing the random-real twin of seed {s} (IPC {ipc})")
@@ -248,22 +252,22 @@ def plan_score(
         cells.append(ScoreCell(subject, variant, seed, plan, data, alias))
 
     for s in spec.seeds:
-        hard = spec_p.config()
+        hard = spec.config()
         add("set", "hard", s, "set", hard)
         add("set", "no_aug", s, "set", replace(hard, dsa=False))
         if shipped_mode == "store":
-            add("set", "shipped", s, shipped_data, spec_p.config(mode="store"))
+            add("set", "shipped", s, shipped_data, spec.config(mode="store"))
         elif shipped_changes:
-            add("set", "shipped", s, "set", spec_p.config(**shipped_changes))
+            add("set", "shipped", s, "set", spec.config(**shipped_changes))
         else:
             add("set", "shipped", s, "set", hard, alias="set/hard")
         add("random", "hard", s, f"random{s}", hard)
         add("random", "no_aug", s, f"random{s}", replace(hard, dsa=False))
         if spec.labeler:
-            add("set", "ladd", s, "set+ladd", spec_p.config(mode="ladd"))
-            add("random", "ladd", s, f"random{s}+ladd", spec_p.config(mode="ladd"))
+            add("set", "ladd", s, "set+ladd", spec.config(mode="ladd"))
+            add("random", "ladd", s, f"random{s}+ladd", spec.config(mode="ladd"))
         if spec.full_epochs and s in spec.seeds[: max(1, spec.full_seeds)]:
-            add("full", "hard", s, "full", spec_p.config(epochs=int(spec.full_epochs)))
+            add("full", "hard", s, "full", spec.config(epochs=int(spec.full_epochs)))
     label_bytes = {
         "set/hard": _hard_label_bytes(ds),
         "set/no_aug": _hard_label_bytes(ds),
@@ -284,7 +288,7 @@ def plan_score(
     seconds, basis = _estimate(cells, datasets, recorded, dev)
     protocol = cells[0].plan.config.protocol  # settled by the plans ("auto" resolved)
     return ScorePlan(
-        spec=spec_p,
+        spec=spec,
         cells=cells,
         datasets=datasets,
         test=test,

@@ -44,7 +44,7 @@ def _labeler(ds) -> Labeler:
 def made():
     ds = random_real("shapes", 1, seed=0, limit_per_class=10)  # 10 images
     lab = _labeler(ds)
-    return ds, lab, augment(ds, lab, sampler=SPEC, device="cpu")
+    return ds, lab, augment(ds, lab, sampler=SPEC, device="cpu", codec=None)
 
 
 def test_dense_labels_of_a_sampler_label_its_boxes():
@@ -69,7 +69,7 @@ def test_the_set_records_its_sampler_and_reads_back(made, tmp_path):
 
 def test_a_grid_given_as_a_sampler_is_recorded_as_n_and_r(made):
     ds, lab, _ = made
-    la = augment(ds, lab, sampler="grid:3,0.5", device="cpu")
+    la = augment(ds, lab, sampler="grid:3,0.5", device="cpu", codec=None)
     assert (la.sampler, la.n, la.r) == (None, 3, 0.5)
 
 

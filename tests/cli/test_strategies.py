@@ -1,4 +1,4 @@
-"""Issue 37's commands (ladd.cli_labellab): `ladd strategies`, `ladd drift`, `ladd fkd-store`,
+"""Issue 37's commands (ladd.cli.strategies): `ladd strategies`, `ladd drift`, `ladd fkd-store`,
 run as subprocesses (python -m ladd) on a tiny shapes set."""
 
 from __future__ import annotations
@@ -88,3 +88,54 @@ def test_fkd_store_writes_sre2ls_layout(made):
         "--out", str(root / "store"), "--source", "shapes", cwd=root,
     )  # fmt: skip
     assert again.returncode == 1 and "holds a store already" in again.stderr
+
+
+def test_train_augment_and_stats_take_the_strategy_sampler_and_drift_options(made):
+    """The options on the existing commands: `ladd augment --sampler` records the sampler in the
+    file; `ladd train --loss-fn kl --balance learned` plans and records that strategy (the
+    plan's train record, its learned weights' end state); `ladd stats --drift` adds the drift
+    table to the statistics, its JSON the same numbers `ladd drift` gives."""
+    from typer.testing import CliRunner
+
+    from ladd.cli import app
+    from ladd.sets import load_set
+    from ladd.store import Workspace
+
+    root, ckpt = made
+    ws = root / "ws-options"
+    common = ["--source", "shapes", "--workspace", str(ws), "--device", "cpu"]
+    runner = CliRunner()
+    la = root / "la-multiscale.safetensors"
+    res = runner.invoke(
+        app,
+        ["augment", str(root / "rr"), "--labeler", str(ckpt), "--sampler", "multiscale:2@0.75,3@0.5",
+         "--codec", "float32", "--out", str(la), *common],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    made_set = load_set(la)
+    assert made_set.sampler == "multiscale:2@0.75,3@0.5" and made_set.num_crops == 4 + 9
+    res = runner.invoke(
+        app,
+        ["train", str(la), "--mode", "ladd", "--epochs", "1", "--seeds", "1", "--width", "4",
+         "--loss-fn", "kl", "--balance", "learned", "--json", *common],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    (run,) = Workspace(ws).db.list_runs("train")
+    assert out["run_id"] == run.id
+    cfg = run.config["train"]
+    assert cfg["loss_fn"].startswith("kl") and cfg["balance"] == "learned", cfg
+    bad = runner.invoke(app, ["train", str(la), "--loss-fn", "nonsense", "--epochs", "1", *common])
+    assert bad.exit_code == 1 and "nonsense" in bad.output
+    res = runner.invoke(
+        app,
+        ["stats", str(root / "rr"), "--labeler", str(ckpt), "--n", "3", "--r", "0.5", "--drift",
+         "--threshold", "0.0", "--json", *common],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    found = json.loads(res.output.strip().splitlines()[-1])
+    assert set(found) == {"stats", "drift"}
+    (stat,) = found["stats"].values()
+    assert 0.0 <= stat["agreement"] <= 1.0
+    js = [row["js"] for row in found["drift"]["drifted"]]
+    assert js == sorted(js, reverse=True)

@@ -1,7 +1,6 @@
-"""Issue 37's commands (label strategies, stored crops, per-crop drift), registered on the root
-app by `register(app)` (ladd.cli). Options that belong on existing commands (`ladd train
---loss-fn/--schedule/--balance/--sampler`, `ladd augment --sampler`, `ladd stats --drift`) are
-the library's already (TrainConfig, run_label_augment, ladd.drift.drift_of_set).
+"""Commands about label strategies, stored crops and per-crop drift (issue 37). The strategy
+options on existing commands live with them: `ladd train/evaluate --loss-fn --label-schedule
+--balance --sampler`, `ladd augment --sampler`, `ladd stats --drift` (which shares show_drift).
 
     ladd strategies                              the registered losses, schedules, samplers
     ladd drift FILE [--labeler CKPT ...]         each crop's drift from its image's label
@@ -38,9 +37,12 @@ from ladd.cli.options import (
 )
 from ladd.cli.reading import load_set
 
-__all__ = ["register", "show_drift"]
+__all__ = ["app", "show_drift"]
+
+app = typer.Typer()
 
 
+@app.command()
 def strategies(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
     """The label strategies and sub-samplers a run can name (TrainConfig loss_fn,
     label_schedule, balance, sampler; a sweep's axes)."""
@@ -69,6 +71,7 @@ def strategies(json_out: JsonOpt = False, debug: DebugOpt = False) -> None:
             print_json(found)
 
 
+@app.command()
 def drift(
     file: Annotated[
         Path, typer.Argument(help="A label-augmented set, or a distilled set with --labeler.")
@@ -160,6 +163,7 @@ def show_drift(res: dict, names: list[str], limit: int) -> dict:
     }
 
 
+@app.command("fkd-store")
 def fkd_store(
     file: Annotated[Path, typer.Argument(help="A distilled set (its images are relabelled).")],
     labeler: Annotated[Path, typer.Option("--labeler", help="Labeler checkpoint.")],
@@ -208,10 +212,3 @@ def fkd_store(
         )
         if json_out:
             print_json({k: v for k, v in s.__dict__.items() if k != "image_order"})
-
-
-def register(app: typer.Typer) -> None:
-    """Add issue 37's commands to the root app."""
-    app.command("strategies")(strategies)
-    app.command("drift")(drift)
-    app.command("fkd-store")(fkd_store)
