@@ -22,7 +22,6 @@ any tensor, metadata types) and reports it as one LabelAugmentedFileError line.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,21 @@ from typing import Any, TypeAlias
 import torch
 from safetensors import safe_open
 
-from ladd.codecs import Codec, CodecError, EncodedDense, build_codec, parse_codec
+from ladd.codecs import Codec, CodecError, EncodedDense, parse_codec
 from ladd.data.imageset import exact_pixels
 from ladd.data.zca import ZCA_SPACE
 from ladd.files import save_tensors
-from ladd.limits import InputLimitError, current_limits
+from ladd.sets.augmented_checks import (
+    LabelAugmentedFileError,
+    meta_codec,
+    meta_int,
+    meta_map,
+    meta_names,
+    meta_number,
+    meta_numbers,
+    meta_text,
+    validate_set,
+)
 from ladd.sets.base import (
     DistilledFileError,
     DistilledReader,
@@ -46,7 +55,6 @@ from ladd.sets.base import (
     register_reader,
 )
 from ladd.sets.loading import fit_zca_for
-from ladd.subsample import check_grid
 
 SET_FORMAT = "ladd.label_augmented/1"
 META_KEY = "ladd_set"
@@ -55,10 +63,6 @@ FULL_SOFT_PREFIX = "full_soft."  # the full images' soft labels in such a codec
 
 
 FLOAT_FILE_CODECS = ("float32", "float16")  # written as the one tensor `dense` (older readers)
-
-
-class LabelAugmentedFileError(ValueError):
-    """A label-augmented set file that is missing, unreadable or inconsistent."""
 
 
 @dataclass
@@ -204,7 +208,7 @@ class LabelAugmentedSet:
 
     def validate(self) -> None:
         """Raise LabelAugmentedFileError on any inconsistency."""
-        _validate(self)
+        validate_set(self)
 
     def to_distilled(self) -> Any:
         """The underlying distilled set (dense labels dropped)."""
@@ -416,7 +420,7 @@ def _load(
     except Exception as e:  # the library may fail in any way on a hostile file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise err(f"not a readable safetensors file ({first[:160]})") from None
-    codec = _meta_codec(meta)
+    codec = meta_codec(meta)
     float_file = codec is None or codec.name in FLOAT_FILE_CODECS
     missing = [k for k in ("images", "labels") if k not in tensors]
     if float_file and "dense" not in tensors:
@@ -429,7 +433,7 @@ def _load(
         payload = {
             k[len(DENSE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(DENSE_PREFIX)
         }
-        encoded = EncodedDense(codec, payload, len(_meta_names(meta)))
+        encoded = EncodedDense(codec, payload, len(meta_names(meta)))
     elif codec is not None and tensors["dense"].dtype != codec.layout(1)["probs"].dtypes[0]:
         raise err(
             f"the file says codec {codec.spec} but its dense labels are {tensors['dense'].dtype}"
@@ -445,7 +449,7 @@ def _load(
             raise err(f"images must be (M, C, H, W) with C = {len(meta['mean'])}")
         from ladd.data.imageset import normalise
 
-        images = normalise(images, _meta_numbers(meta, "mean"), _meta_numbers(meta, "std"))
+        images = normalise(images, meta_numbers(meta, "mean"), meta_numbers(meta, "std"))
         if head:  # the first image standing in for all: the checks read its shape
             images = images.expand(count, -1, -1, -1)
     full_soft = tensors.get("full_soft")
@@ -456,7 +460,7 @@ def _load(
         if float_file or full_soft is not None:
             raise err("full_soft is written twice, or in a codec the file's dense labels are not")
         try:
-            full_soft = codec.decode(coded_full, len(_meta_names(meta)))[:, 0]
+            full_soft = codec.decode(coded_full, len(meta_names(meta)))[:, 0]
         except (CodecError, RuntimeError, IndexError, ValueError) as e:
             raise err(f"full_soft: {e}") from None
     la = cls(
@@ -464,27 +468,27 @@ def _load(
         labels=tensors["labels"],
         dense=tensors["dense"] if float_file else None,
         encoded=encoded,
-        n=_meta_int(meta, "n"),
-        r=_meta_number(meta, "r"),
-        class_names=_meta_names(meta),
-        mean=_meta_numbers(meta, "mean"),
-        std=_meta_numbers(meta, "std"),
-        source=_meta_text(meta, "source"),
+        n=meta_int(meta, "n"),
+        r=meta_number(meta, "r"),
+        class_names=meta_names(meta),
+        mean=meta_numbers(meta, "mean"),
+        std=meta_numbers(meta, "std"),
+        source=meta_text(meta, "source"),
         zca=None,
         soft_labels=tensors.get("soft_labels"),
         full_soft=full_soft,
-        lr=None if meta.get("lr") is None else _meta_number(meta, "lr"),
-        labeler=_meta_map(meta, "labeler"),
-        temperature=_meta_number(meta, "temperature", 1.0),
-        distilled_format=_meta_text(meta, "distilled_format"),
-        generation_flops=_meta_number(meta, "generation_flops", 0.0),
-        format=_meta_text(meta, "format") or SET_FORMAT,
-        test_mean=_meta_numbers(meta, "test_mean") if meta.get("test_mean") is not None else None,
-        test_std=_meta_numbers(meta, "test_std") if meta.get("test_mean") is not None else None,
-        test_normalisation=_meta_text(meta, "test_normalisation"),
-        sampler=_meta_text(meta, "sampler"),
+        lr=None if meta.get("lr") is None else meta_number(meta, "lr"),
+        labeler=meta_map(meta, "labeler"),
+        temperature=meta_number(meta, "temperature", 1.0),
+        distilled_format=meta_text(meta, "distilled_format"),
+        generation_flops=meta_number(meta, "generation_flops", 0.0),
+        format=meta_text(meta, "format") or SET_FORMAT,
+        test_mean=meta_numbers(meta, "test_mean") if meta.get("test_mean") is not None else None,
+        test_std=meta_numbers(meta, "test_std") if meta.get("test_mean") is not None else None,
+        test_normalisation=meta_text(meta, "test_normalisation"),
+        sampler=meta_text(meta, "sampler"),
     )
-    _validate(la)
+    validate_set(la)
     la.images = la.images.float() if not head else la.images[:1].contiguous()
     if zinfo:
         if not isinstance(zinfo, dict):
@@ -496,10 +500,10 @@ def _load(
             )
         if (tuple(la.mean), tuple(la.std)) != ((0.0,) * 3, (1.0,) * 3):
             raise err(f"ZCA-space images need mean 0 / std 1, the metadata says {la.mean}/{la.std}")
-        zca_source = _meta_text(zinfo, "source") or la.source
+        zca_source = meta_text(zinfo, "source") or la.source
         if not zca_source:
             raise err("images are in ZCA space of an unrecorded source")
-        eps = _meta_number(zinfo, "eps", 0.1)
+        eps = meta_number(zinfo, "eps", 0.1)
         la.zca_source = zca_source
         if not describe_only:
             try:
@@ -515,165 +519,6 @@ def _load(
             if la.zca.num_features != la.images[0].numel():
                 raise err(f"ZCA of {zca_source} does not match {la.image_size} px images")
     return la
-
-
-def _meta_number(meta: dict, key: str, default: float | None = None) -> float:
-    value = meta.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise LabelAugmentedFileError(f"metadata field {key} is not a number: {str(value)[:40]}")
-    if not math.isfinite(value):
-        raise LabelAugmentedFileError(f"metadata field {key} is {value}")
-    return float(value)
-
-
-def _meta_int(meta: dict, key: str) -> int:
-    value = _meta_number(meta, key)
-    if value != int(value):
-        raise LabelAugmentedFileError(f"metadata field {key} is not a whole number: {value}")
-    return int(value)
-
-
-def _meta_numbers(meta: dict, key: str) -> tuple[float, ...]:
-    values = meta.get(key)
-    if not isinstance(values, list):
-        raise LabelAugmentedFileError(f"metadata field {key} is not a list of numbers")
-    return tuple(_meta_number({key: v}, key) for v in values)
-
-
-def _meta_text(meta: dict, key: str) -> str | None:
-    value = meta.get(key)
-    if value is not None and not isinstance(value, str):
-        raise LabelAugmentedFileError(f"metadata field {key} is not text")
-    return value
-
-
-def _meta_names(meta: dict) -> tuple[str, ...]:
-    names = meta.get("class_names")
-    if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
-        raise LabelAugmentedFileError("metadata field class_names is not a list of names")
-    try:
-        current_limits().check_classes(len(names), "metadata field class_names")
-    except InputLimitError as e:
-        raise LabelAugmentedFileError(str(e)) from None
-    return tuple(names)
-
-
-def _meta_codec(meta: dict) -> Codec | None:
-    """The codec the file records (None: an older file, float32/16 `dense`)."""
-    info = meta.get("codec")
-    if info is None:
-        return None
-    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
-        raise LabelAugmentedFileError("metadata field codec is not a map with a name")
-    params = info.get("params") or {}
-    if not isinstance(params, dict):
-        raise LabelAugmentedFileError("metadata field codec.params is not a map")
-    try:
-        return build_codec(info["name"], params)
-    except CodecError as e:
-        raise LabelAugmentedFileError(str(e)) from None
-
-
-def _meta_map(meta: dict, key: str) -> dict[str, Any]:
-    value = meta.get(key) or {}
-    if not isinstance(value, dict):
-        raise LabelAugmentedFileError(f"metadata field {key} is not a map")
-    return dict(value)
-
-
-def _check_probs(d: torch.Tensor) -> None:
-    err = LabelAugmentedFileError
-    if not _finite(d):
-        raise err("dense labels contain NaN or Inf")
-    if d.numel() and (float(d.min()) < -1e-4 or (d.sum(-1) - 1).abs().max() > 1e-2):
-        raise err("dense labels are not probability vectors (each crop's row must sum to 1)")
-
-
-def _finite(t: torch.Tensor) -> bool:
-    return bool(torch.isfinite(t.float()).all()) if t.numel() else True
-
-
-def _validate(la: LabelAugmentedSet) -> None:
-    err = LabelAugmentedFileError
-    if la.images.dim() != 4 or not la.images.is_floating_point():
-        raise err(
-            f"images must be float (M, C, H, W), got {la.images.dtype} {tuple(la.images.shape)}"
-        )
-    m, c = int(la.images.shape[0]), int(la.images.shape[1])
-    if m == 0:
-        raise err("the set holds no images (0 x ...): nothing to train on")
-    if c != 3:
-        raise err(f"images have {c} channel(s); LADD's labelers and models take 3-channel images")
-    if la.images.shape[2] != la.images.shape[3] or la.images.shape[2] < 1:
-        raise err(f"images must be square, got {tuple(la.images.shape[2:])}")
-    stand_in = la.images.dim() == 4 and la.images.stride(0) == 0  # load_head's: one image
-    if not _finite(la.images[:1] if stand_in else la.images):
-        raise err("images contain NaN or Inf")
-    if la.labels.shape != (m,) or la.labels.dtype != torch.int64:
-        raise err(f"labels must be int64 ({m},), got {la.labels.dtype} {tuple(la.labels.shape)}")
-    try:
-        if la.sampler:
-            from ladd.samplers import parse_sampler
-
-            parse_sampler(la.sampler)
-        else:
-            check_grid(la.n, la.r)
-    except (ValueError, TypeError) as e:
-        raise err(str(e)) from None
-    crops = la.num_crops
-    k = len(la.class_names)
-    if k == 0:
-        raise err("no class names")
-    if int(la.labels.min()) < 0 or int(la.labels.max()) >= k:
-        raise err(f"labels out of range 0..{k - 1}")
-    if la.dense is not None:
-        if la.dense.shape != (m, crops, k):
-            raise err(
-                f"dense labels must be (M, N*N, K) = ({m}, {crops}, {k}), "
-                f"got {tuple(la.dense.shape)}"
-            )
-        if la.dense.dtype not in (torch.float32, torch.float16):
-            raise err(f"dense labels must be float32 or float16, got {la.dense.dtype}")
-        _check_probs(la.dense.float())
-    else:
-        if la.encoded is None:
-            raise err("no dense labels")
-        try:
-            la.encoded.check()
-        except CodecError as e:
-            raise err(str(e)) from None
-        if tuple(la.encoded.shape) != (m, crops, k):
-            raise err(
-                f"{la.encoded.spec} dense labels must be (M, N*N, K) = ({m}, {crops}, {k}), "
-                f"got {tuple(la.encoded.shape)}"
-            )
-        for _, chunk in la.encoded.chunks():
-            _check_probs(chunk)
-    if len(la.mean) != c or len(la.std) != c:
-        raise err(f"mean/std need {c} channels each")
-    stats = [*la.mean, *la.std]
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in stats):
-        raise err(f"mean/std {la.mean}/{la.std} are not finite numbers")
-    if not all(v > 0 for v in la.std):
-        raise err(f"std {la.std} must be positive")
-    if la.test_mean is not None:
-        tm, ts = tuple(la.test_mean), tuple(la.test_std or ())
-        if len(tm) != c or len(ts) != c:
-            raise err(f"test mean/std need {c} channels each, got {len(tm)}/{len(ts)}")
-        if not all(math.isfinite(v) for v in (*tm, *ts)) or not all(v > 0 for v in ts):
-            raise err(f"test mean/std {tm}/{ts} must be finite, the std positive")
-    for name in ("soft_labels", "full_soft"):
-        t = getattr(la, name)
-        if t is None:
-            continue
-        if t.shape != (m, k) or not t.is_floating_point():
-            raise err(f"{name} must be float ({m}, {k}), got {t.dtype} {tuple(t.shape)}")
-        if not _finite(t):
-            raise err(f"{name} contain NaN or Inf")
-    if la.lr is not None and not (math.isfinite(la.lr) and la.lr > 0):
-        raise err(f"learning rate {la.lr} must be a positive number")
-    if not (math.isfinite(la.temperature) and la.temperature > 0):
-        raise err(f"temperature {la.temperature} must be a positive number")
 
 
 def is_label_augmented_file(path: str | Path) -> bool:
@@ -701,7 +546,7 @@ def file_codec(path: str | Path) -> str | None:
         return None
     try:
         meta = json.loads(header.metadata[META_KEY])
-        codec = _meta_codec(meta) if isinstance(meta, dict) else None
+        codec = meta_codec(meta) if isinstance(meta, dict) else None
     except (json.JSONDecodeError, RecursionError, LabelAugmentedFileError):
         return None
     if codec is not None:

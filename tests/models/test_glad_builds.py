@@ -254,11 +254,11 @@ def test_stacked_step_matches_each_model_at_128px(name, options):
     """The stacked trainer runs the models under torch.func.vmap; at 128 px the ViT has no
     LayerNorm and VGG11 its AdaptiveMaxPool2d(7, 7): same losses and gradients as each seed's own
     model (float64, as tests/trainers/test_stacked.py's cross-architecture test)."""
-    from ladd.trainers.stacked import _stack_models, stacked_loss
+    from ladd.trainers.stacking import stack_models, stacked_loss
     from ladd.training import soft_cross_entropy
 
     models = [create_model(name, 4, 128, seed=s, **options).double() for s in (0, 1)]
-    base, params, buffers = _stack_models(models)
+    base, params, buffers = stack_models(models)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 1, 3, 128, 128, generator=g, dtype=torch.float64)  # (seeds, B, C, H, W)
     y = torch.softmax(torch.randn(2, 1, 4, generator=g, dtype=torch.float64), dim=-1)

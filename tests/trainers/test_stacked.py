@@ -15,14 +15,8 @@ from ladd.trainers import ENGINE_RUNNERS, train_models
 from ladd.trainers.compile import CompilePolicy
 from ladd.trainers.loop import TrainHooks
 from ladd.trainers.reference import train_reference
-from ladd.trainers.stacked import (
-    FastOptions,
-    _levers,
-    _stack_models,
-    _StackedStep,
-    stacked_loss,
-    train_stacked,
-)
+from ladd.trainers.stacked import FastOptions, _levers, _StackedStep, train_stacked
+from ladd.trainers.stacking import stack_models, stacked_loss
 from ladd.training import (
     TrainCheckpoint,
     TrainConfig,
@@ -89,7 +83,7 @@ def test_stacked_step_matches_reference_loss_and_gradients(padded: bool) -> None
     cfg = _cfg()
     spec = _spec(cfg)
     models = [init_model(spec, s) for s in cfg.seeds]
-    base, params, buffers = _stack_models(models)
+    base, params, buffers = stack_models(models)
     data = _data(t=3 * 12)
     x = data.inputs.reshape(3, 12, 3, SIZE, SIZE)  # each seed its own batch
     y = data.targets.reshape(3, 12, K)
@@ -127,7 +121,7 @@ def test_stacked_step_matches_reference_for_the_cross_architecture_models(arch, 
     cfg = _cfg(arch=arch, seeds=(0, 1), model_options=options)
     spec = _spec(cfg, 32)
     models = [init_model(spec, s).double() for s in cfg.seeds]
-    base, params, buffers = _stack_models(models)
+    base, params, buffers = stack_models(models)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 4, 3, 32, 32, generator=g, dtype=torch.float64)
     y = torch.softmax(torch.randn(2, 4, K, generator=g, dtype=torch.float64), dim=-1)
@@ -244,7 +238,7 @@ def test_compiled_bf16_step_matches_fp32_reference_on_cuda() -> None:
     cfg = _cfg(seeds=(0, 1))
     spec = _spec(cfg)
     models = [init_model(spec, s).cuda() for s in cfg.seeds]
-    base, params, buffers = _stack_models(models)
+    base, params, buffers = stack_models(models)
     data = _data(t=2 * 16).to("cuda")
     x = data.inputs.reshape(2, 16, 3, SIZE, SIZE)
     y = data.targets.reshape(2, 16, K)
@@ -368,12 +362,12 @@ def test_a_compiled_step_that_fails_leaves_the_run_eager_with_the_reference_weig
     calls = {"n": 0}
 
     def failing_compile(fn, mode, *, layout_optimization=False):
-        def compiled(x, y, weight, op, u):
+        def compiled(*args):  # the step's (x, y, weight, DSA op, uniforms, sample kinds)
             calls["n"] += 1
             if calls["n"] == fails_at:  # gradients accumulated, then the failure
-                fn(x, y, weight, op, u)[0].backward()
+                fn(*args)[0].backward()
                 raise RuntimeError("inductor stand-in failure")
-            return fn(x, y, weight, op, u)
+            return fn(*args)
 
         return compiled
 
@@ -403,10 +397,10 @@ def test_compiled_step_runs_full_batches_and_an_eager_tail(monkeypatch, one_thre
     calls = {"compiled": 0, "shapes": set()}
 
     def fake_compile(fn, mode, *, layout_optimization=False):
-        def compiled(x, y, weight, op, u):
+        def compiled(x, y, *rest):  # then weight, DSA op, uniforms, sample kinds
             calls["compiled"] += 1
             calls["shapes"].add(tuple(y.shape))
-            return fn(x, y, weight, op, u)
+            return fn(x, y, *rest)
 
         return compiled
 
