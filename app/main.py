@@ -20,8 +20,8 @@ if str(_ROOT) not in sys.path:
 
 from app import widgets  # noqa: E402
 from app.paths import workspace_root  # noqa: E402
+from ladd.compile_cache import compile_cache_dir, use_compile_cache  # noqa: E402
 from ladd.store import Workspace  # noqa: E402
-from ladd.trainers.compile import compile_cache_dir, use_compile_cache  # noqa: E402
 
 # The dashboard owns its process: torch.compile's kernels go to the workspace's compile cache
 # (a read-only workspace is still shown: then torch's own default serves).

@@ -49,7 +49,6 @@ COLUMNS = (
     "std",
     "per_seed",  # seed i's accuracy: part 7 pairs codecs by seed (ladd.codecs.choice)
     "seeds",
-    "per_seed",
     "seconds",
     "device",
     "date",

@@ -84,8 +84,8 @@ def worker(out: Path, passes: int, dsa: bool) -> None:
     from safetensors.torch import save_file
 
     from ladd.plan import plan_training
+    from ladd.torchrun import finish_distributed, init_distributed
     from ladd.trainers import train_models
-    from ladd.trainers.distributed import finish_distributed, init_distributed
 
     here = init_distributed("cpu", timeout_s=120)
     cfg, d = job(passes, dsa, "ddp")

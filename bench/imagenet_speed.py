@@ -187,8 +187,8 @@ def _worker(sizes: Sizes, device: torch.device) -> None:
     from torch import nn
 
     from ladd.plan import plan_training
+    from ladd.torchrun import finish_distributed, init_distributed, rank_device
     from ladd.trainers import train_models
-    from ladd.trainers.distributed import finish_distributed, init_distributed, rank_device
 
     ranks = init_distributed(device)
     dev = rank_device(device)

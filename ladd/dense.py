@@ -79,7 +79,7 @@ def generate_dense_labels(
     there). compile: "off" (the default), a torch.compile mode for the labeler's forward, or
     "auto" (compile on CUDA from COMPILE_MIN_CROPS crops on). Compiled batches keep one shape:
     the last one is padded and its padding dropped. Compiling writes inductor's caches where
-    TORCHINDUCTOR_CACHE_DIR says (ladd.trainers.compile.use_compile_cache sets it for a front
+    TORCHINDUCTOR_CACHE_DIR says (ladd.compile_cache.use_compile_cache sets it for a front
     end's process); this function sets no environment variable. `limits`: the caps checked
     (max_n, max_crop_bytes); None: the LADD_MAX_* environment caps.
     """

@@ -239,19 +239,19 @@ def test_the_progress_bar_is_shared_out_by_each_steps_compute():
 
 
 def test_the_time_left_is_this_builds_own_pace_applied_to_what_is_left(monkeypatch):
-    import ladd.demo as demo_mod
+    import ladd.demo.build as demo_build
 
-    b = demo_mod._Build(None, "shapes", "quick", DEMO_SIZES["quick"], "cpu", None, None, None)
+    b = demo_build._Build(None, "shapes", "quick", DEMO_SIZES["quick"], "cpu", None, None, None)
     assert b.eta(50.0) == ""  # nothing built yet (every step so far reused)
     now = [1000.0]
-    monkeypatch.setattr(demo_mod.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(demo_build.time, "perf_counter", lambda: now[0])
     b.clock.extend((now[0], 10.0))  # building began at 10 % (the labeler was reused)
     now[0] += 60.0
     assert b.eta(40.0) == "about 2 min left"  # 30 points in 60 s, 60 points to go: 120 s
     assert b.eta(85.0) == "about 12 s left"  # 75 points in 60 s, 15 to go
     assert b.eta(11.0) == ""  # too little done to say
     events = []
-    b2 = demo_mod._Build(
+    b2 = demo_build._Build(
         None, "shapes", "quick", DEMO_SIZES["quick"], "cpu", None, events.append, None
     )
     b2.clock.extend((now[0] - 60.0, 10.0))

@@ -106,7 +106,7 @@ def test_label_augmented_file_round_trips(distilled, tmp_path: Path) -> None:
     assert back.labeler["epoch"] == 10 and back.labeler["arch"] == "convnet_d3"
     assert back.ipc_per_class() == [3] * 10 and back.describe()["label_kind"] == "hard + dense"
     assert isinstance(load_set(path), LabelAugmentedSet)
-    half = LabelAugmentedSet.load(la.save(tmp_path / "half.safetensors", "float16"))
+    half = LabelAugmentedSet.load(la.save(tmp_path / "half.safetensors", codec="float16"))
     assert half.dense.dtype == torch.float16
     torch.testing.assert_close(half.dense.float(), la.dense, atol=1e-3, rtol=0)
     assert (tmp_path / "half.safetensors").stat().st_size < path.stat().st_size
@@ -137,8 +137,9 @@ def test_loading_bad_files_gives_clear_errors(distilled, tmp_path: Path) -> None
         LabelAugmentedSet.load(tmp_path / "bad.safetensors")
     with pytest.raises(LabelAugmentedFileError, match="probability"):
         replace(la, dense=la.dense * 2).save(tmp_path / "x.safetensors")
-    with pytest.raises(ValueError, match="float32 or float16"):
-        la.save(tmp_path / "y.safetensors", "int8")
+    with pytest.raises(ValueError, match="unknown label codec 'nonsense'"):
+        la.save(tmp_path / "y.safetensors", codec="nonsense")
+    assert not (tmp_path / "y.safetensors").exists()
 
 
 def test_input_space_mismatch_is_an_error(distilled) -> None:

@@ -70,7 +70,6 @@ def test_compiled_forward_sees_one_batch_shape_and_drops_the_padding(monkeypatch
         return compiled
 
     monkeypatch.setattr(compile_mod, "compile_fn", fake_compile)
-    monkeypatch.setattr(compile_mod, "use_compile_cache", lambda folder=None: None)
     lab, x = _labeler(), _images(7)
     ref = generate_dense_labels(x, lab, N, R, batch_size=3 * N * N, device="cpu")
     got = generate_dense_labels(x, lab, N, R, batch_size=3 * N * N, device="cpu", compile="default")

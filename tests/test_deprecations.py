@@ -1,7 +1,8 @@
 """Every deprecation of the library warns, names the new form, and is tested (issue 34: "every
 deprecation warns and is tested"). A user's old spellings and files keep working with a
 DeprecationWarning: the full-labels value "set" (say "set_soft"), training states in the
-layouts written before FORMAT 2 (rewritten in it at the next save). The command line's old
+layouts written before FORMAT 2 (rewritten in it at the next save), a labeler checkpoint's
+`augment` field (now `image_augmentation`). The command line's old
 spellings are the command line's tests'."""
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ LADD = Path(__file__).resolve().parents[1] / "ladd"
 # Each place in ladd/ (the command line aside) that issues a DeprecationWarning, and the tests
 # that check it warns and still reads the old form.
 SITES = {
+    "ladd/labeler/config.py": (
+        "tests/test_labeler.py::test_image_augmentation_keeps_reading_its_old_name_augment_with_a_warning",
+    ),
     "ladd/training/config.py": (
         "test_full_labels_set_warns_and_reads_as_set_soft",
         "tests/training/test_data.py::test_a_sets_soft_labels_are_an_option_and_hard_labels_the_default",

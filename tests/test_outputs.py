@@ -103,7 +103,7 @@ def test_two_labeler_trainings_into_one_folder_never_mix(steps, tmp_path, monkey
     two = LabelerConfig(
         epochs=2, save_at=(2,), limit_per_class=5, model_options={"width": 4}, seed=1
     )
-    inside, release = _held(monkeypatch, "ladd.labeler", "create_model")
+    inside, release = _held(monkeypatch, "ladd.labeler.training", "create_model")
     first, box = _in_thread(lambda: run_labeler(ws, "shapes", one, out_dir=out, device="cpu"))
     assert inside.wait(120)
     try:

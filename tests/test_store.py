@@ -278,7 +278,7 @@ def test_a_run_with_invalid_json_is_listed_as_damaged_and_the_rest_works(tmp_pat
     """Issue #38: a runs row with invalid JSON broke `ladd runs list` and `report` with a
     message naming neither the run nor the database. It is listed as damaged, naming both;
     the other runs list as before."""
-    from ladd.pipeline import list_summaries
+    from ladd.summaries import list_summaries
 
     ws = Workspace(tmp_path / "ws")
     for k in range(3):
@@ -335,6 +335,7 @@ def test_a_read_only_workspace_can_still_be_read(tmp_path) -> None:
     shows as failed without being written."""
     from ladd.data import load_source
     from ladd.pipeline import run_train
+    from ladd.plan import plan_training
     from ladd.sets import random_real
     from ladd.training import TrainConfig
 
@@ -345,7 +346,8 @@ def test_a_read_only_workspace_can_still_be_read(tmp_path) -> None:
         cfg = TrainConfig(
             mode=mode, epochs=1, seeds=(0,), n=2, model_options={"width": 4}, trainer="reference"
         )
-        run_train(ws, ds, test, cfg, source="shapes", label=f"kept {mode}", device="cpu")
+        plan = plan_training(ds, cfg, "cpu")
+        run_train(ws, plan, ds, test, source="shapes", label=f"kept {mode}")
     rid = ws.db.start_run("train", {"label": "killed"})  # "running", a pid that is gone
     with ws.db._connect() as con:
         con.execute("UPDATE runs SET pid = 999999999 WHERE id = ?", (rid,))

@@ -248,7 +248,7 @@ def augment(
     """Generate dense labels for a distilled set: write a label-augmented set file."""
     with guard(debug):
         from ladd.pipeline import run_label_augment
-        from ladd.trainers.distributed import end_distributed_job, join_torchrun_job
+        from ladd.torchrun import end_distributed_job, join_torchrun_job
 
         if seed is not None:
             deprecated(

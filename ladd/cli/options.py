@@ -200,7 +200,7 @@ NoDsaOpt = Annotated[bool, typer.Option("--no-dsa", help="Train without DSA augm
 
 # -- the static sampler's grid ---------------------------------------------------------------
 # torchrun's parser reads --n and --r as its own options even after the script's name: the
-# long spellings are the ones ladd.trainers.distributed.torchrun_command passes on.
+# long spellings are the ones ladd.torchrun.torchrun_command passes on.
 CropsPerSideOpt = Annotated[
     int,
     typer.Option(
@@ -337,8 +337,8 @@ def open_workspace(path: Path | None) -> Workspace:
     """--workspace as a ladd Workspace (None: LADD_WORKSPACE or ./ladd-workspace). The command
     line owns its process: torch.compile's kernels go to the workspace's compile cache, so that
     one warm-up serves every later command (a TORCHINDUCTOR_CACHE_DIR the user set wins)."""
+    from ladd.compile_cache import compile_cache_dir, use_compile_cache
     from ladd.store import Workspace
-    from ladd.trainers.compile import compile_cache_dir, use_compile_cache
 
     ws = Workspace(path)
     try:

@@ -134,11 +134,7 @@ def train(
     with guard(debug):
         from ladd.pipeline import run_train
         from ladd.plan import plan_training
-        from ladd.trainers.distributed import (
-            end_distributed_job,
-            join_torchrun_job,
-            launch_local_ranks,
-        )
+        from ladd.torchrun import end_distributed_job, join_torchrun_job, launch_local_ranks
 
         if gpus > 1:
             argv = sys.argv[1:]
@@ -345,7 +341,7 @@ def warmup(
     """Compile the fast trainer's step for these shapes now, into the workspace's cache, so
     that later `ladd train` runs (and the dashboard's) start without compiling."""
     with guard(debug):
-        from ladd.trainers.compile import compile_cache_dir
+        from ladd.compile_cache import compile_cache_dir
         from ladd.trainers.warmup import warmup as do_warmup
 
         ws = open_workspace(workspace)

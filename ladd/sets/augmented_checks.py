@@ -5,16 +5,13 @@ failure is one LabelAugmentedFileError line, whatever a hostile or careless file
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from ladd.codecs import Codec, CodecError, build_codec
 from ladd.limits import InputLimitError, current_limits
 from ladd.subsample import check_grid
-
-if TYPE_CHECKING:
-    from ladd.sets.augmented import LabelAugmentedSet
 
 __all__ = [
     "LabelAugmentedFileError",
@@ -111,9 +108,9 @@ def finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t.float()).all()) if t.numel() else True
 
 
-def validate_set(la: LabelAugmentedSet) -> None:
-    """Every check a loaded set must pass (shapes, dtypes, NaN/Inf, ranges, statistics), each
-    failure one LabelAugmentedFileError line."""
+def validate_set(la: Any) -> None:
+    """Every check a loaded ladd.sets.augmented.LabelAugmentedSet must pass (shapes, dtypes,
+    NaN/Inf, ranges, statistics), each failure one LabelAugmentedFileError line."""
     err = LabelAugmentedFileError
     if la.images.dim() != 4 or not la.images.is_floating_point():
         raise err(

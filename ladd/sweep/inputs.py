@@ -84,16 +84,12 @@ class SweepInputs:
             from ladd.sets import LabelAugmentedSet
 
             path = Path(self.set_file(inp))
-            if path.is_file():
-                ds = LabelAugmentedSet.load(
-                    path, data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
-                )
-            else:
+            if not path.is_file():
                 base = self.base(inp.set_path)
                 if hasattr(base, "dense_labels"):  # a label-augmented set: label its images again
                     base = base.to_distilled()
                 path.parent.mkdir(parents=True, exist_ok=True)
-                ds = run_label_augment(
+                run_label_augment(
                     self.ws,
                     base,
                     str(inp.labeler_path),
@@ -105,7 +101,12 @@ class SweepInputs:
                     sampler=inp.sampler,
                     device=self._device(),
                     extra={"sweep": {"name": self.spec.name, "input": inp.key}},
-                ).dataset
+                )
+            # Always the file as written: a rerun reads the same tensors, so the plan's set
+            # digest (and with it the cell's key) is the same whether the input was made now.
+            ds = LabelAugmentedSet.load(
+                path, data_root=self.spec.data_root, cache_dir=self.ws.cache_dir
+            )
         self._prepared[inp.key] = ds
         return ds
 

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from ladd.compile_cache import compile_cache_dir
 from ladd.plan import TrainPlan
-from ladd.trainers.compile import EngineReport, compile_cache_dir
+from ladd.trainers.compile import EngineReport
 from ladd.trainers.distributed import train_distributed
 from ladd.trainers.loop import TrainHooks
 from ladd.trainers.reference import train_reference
@@ -88,8 +89,8 @@ def train_models(
 
     FLOPs: one measured forward + backward per sample, times samples x passes x seeds.
     `compile_cache`: the folder of the stacked engine's compile index (a workspace's,
-    ladd.trainers.compile.compile_cache_dir); inductor's own kernels go where the process points
-    it (the front ends call ladd.trainers.compile.use_compile_cache; the library never sets
+    ladd.compile_cache.compile_cache_dir); inductor's own kernels go where the process points
+    it (the front ends call ladd.compile_cache.use_compile_cache; the library never sets
     process-wide state). The result's `engine` is how the engine ran,
     JSON-ready (None for the reference loop).
     """

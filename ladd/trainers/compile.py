@@ -10,7 +10,7 @@ than it gains. Three things here keep every run at least as fast as eager:
   margin. Compile time and compiled step time come from this cache's index when this exact step
   (architecture, shapes, seeds, precision, levers, card, torch) was compiled here before, else
   from conservative defaults (`CompilePolicy`).
-- **A persistent cache in the workspace** (`compile_cache_dir`, `use_compile_cache`):
+- **A persistent cache in the workspace** (ladd.compile_cache: `compile_cache_dir`, `use_compile_cache`):
   inductor's on-disk FX-graph, AOTAutograd and Triton caches (TORCHINDUCTOR_CACHE_DIR) under
   `<workspace>/cache/compile/`, so a second process reuses the kernels of the first.
   Mega-cache artifacts (`torch.compiler.save_cache_artifacts`) carry them to another machine
@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import types
 import warnings
 from collections.abc import Callable
@@ -45,7 +44,6 @@ __all__ = [
     "EngineReport",
     "StepRecord",
     "cache_is_warm",
-    "compile_cache_dir",
     "compile_fn",
     "decide_compile",
     "export_artifacts",
@@ -53,74 +51,10 @@ __all__ = [
     "read_index",
     "record_step",
     "step_key",
-    "active_compile_cache",
-    "use_compile_cache",
 ]
 
 INDEX_NAME = "ladd-compile-index.json"
 INDEX_VERSION = 1
-
-
-# ---------------------------------------------------------------------------------------------
-# The cache folder
-
-
-def compile_cache_dir(root: str | Path | None = None) -> Path:
-    """Where compiled kernels are kept: `root` when given, else env LADD_COMPILE_CACHE, else
-    `<decoded-data cache>/compile` (env LADD_CACHE_DIR, else ./ladd-workspace/cache/compile).
-    One folder per torch version, since kernels of one version do not serve another."""
-    if root is None:
-        env = os.environ.get("LADD_COMPILE_CACHE")
-        if env:
-            root = Path(env)
-        else:
-            from ladd.data.cache import default_cache_dir
-
-            root = default_cache_dir() / "compile"
-    version = torch.__version__.replace("+", "_")
-    return Path(root).expanduser().resolve() / f"torch-{version}"
-
-
-def active_compile_cache(folder: str | Path | None = None) -> Path:
-    """The compile cache a compiled step uses (its index lives there), created, with no change
-    to the process: `folder` when given, else the inductor cache the process points at when a
-    front end or the user set one (TORCHINDUCTOR_CACHE_DIR), else `compile_cache_dir()`."""
-    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if folder is None and current and Path(current).resolve() != _torch_default_dir().resolve():
-        path = Path(current).resolve()
-    else:
-        path = Path(folder).expanduser().resolve() if folder is not None else compile_cache_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def use_compile_cache(folder: str | Path | None = None) -> Path:
-    """For a front end (the command line, the dashboard), which owns its process: point
-    inductor's on-disk caches at `folder` (default `compile_cache_dir()`) and create it.
-
-    Inductor reads its cache location from the environment (TORCHINDUCTOR_CACHE_DIR) for the
-    whole process, so this sets that variable; the library itself never does (it reads the
-    folder with `active_compile_cache`). An explicit TORCHINDUCTOR_CACHE_DIR that the user set
-    (not torch's own per-user default in the temp folder) wins and is returned.
-    """
-    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if folder is None and current and Path(current).resolve() != _torch_default_dir().resolve():
-        return active_compile_cache()
-    path = active_compile_cache(folder if folder is not None else compile_cache_dir())
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
-    return path
-
-
-def _torch_default_dir() -> Path:
-    """Inductor's own default cache folder (per user, in the temp folder)."""
-    try:
-        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-    except ImportError:  # older layouts: the same rule, spelled here
-        import getpass
-        import tempfile
-
-        return Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
-    return Path(default_cache_dir())
 
 
 def cache_is_warm(folder: str | Path) -> bool:

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ladd.compile_cache import active_compile_cache
 from ladd.dsa import DSA_UNIFORMS, batched_dsa, draw_dsa_epoch, draw_dsa_params
 from ladd.models import ModelSpec
 from ladd.plan import TrainPlan
@@ -47,7 +48,6 @@ from ladd.strategies import Objective, make_objective
 from ladd.trainers.compile import (
     CompilePolicy,
     EngineReport,
-    active_compile_cache,
     cache_is_warm,
     compile_fn,
     decide_compile,
@@ -102,7 +102,7 @@ class FastOptions:
     dsa_draws: "epoch" (each seed draws its ops and uniforms for a whole pass at once: no
       random-number launches per step) or "step".
     policy: the compile policy's conservative estimates.
-    cache_dir: the compile cache (default ladd.trainers.compile.compile_cache_dir()).
+    cache_dir: the compile cache (default ladd.compile_cache.compile_cache_dir()).
     """
 
     compile: str | None = None

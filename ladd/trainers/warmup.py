@@ -47,7 +47,7 @@ def warmup(
 
     On a CPU nothing is compiled (the fast trainer runs eager there): the report says so and
     gives the eager step time. `options`' compile mode "auto" compiles in the mode long runs use.
-    `cache_dir`: the compile cache folder (default ladd.trainers.compile.compile_cache_dir());
+    `cache_dir`: the compile cache folder (default ladd.compile_cache.compile_cache_dir());
     `export`: also write mega-cache artifacts there, to carry the kernels to another machine.
     """
     t0 = time.perf_counter()

@@ -27,7 +27,7 @@ def _plan(epochs: int):
                       protocol="rded", lr=0.001, precision="bf16", n=5, r=0.625)  # fmt: skip
     facts = SetFacts(
         digest="0" * 20, images=10_000, num_classes=1000, image_size=224, channels=3,
-        label_augmented=True, n=5, r=0.625, codec="topk:3,uint8,uniform", own_lr=None,
+        label_augmented=True, n=5, r=0.625, codec="topk:3,uint8,uniform", sampler=None, own_lr=None,
         distill_arch="tv_resnet18", format="ladd", source=None, input_space={}, test_space={},
     )  # fmt: skip
     return TrainPlan(
@@ -87,7 +87,7 @@ def test_evaluate_refuses_an_option_no_architecture_takes(shapes_inputs) -> None
 
 
 def test_gpus_inside_a_torchrun_job_is_one_line(shapes_inputs, monkeypatch) -> None:
-    """`--gpus` launches ranks (ladd.trainers.distributed.launch_local_ranks); a process that
+    """`--gpus` launches ranks (ladd.torchrun.launch_local_ranks); a process that
     is a rank already is told so in one line."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

@@ -12,8 +12,8 @@ import torch
 
 from ladd.plan import plan_training
 from ladd.stores.pairing import open_soft_label_set
+from ladd.torchrun import finish_distributed, init_distributed
 from ladd.trainers import train_models
-from ladd.trainers.distributed import finish_distributed, init_distributed
 from ladd.training import TrainConfig, build_training_data
 
 

@@ -49,8 +49,8 @@ def main() -> None:
     from safetensors.torch import save_file
 
     from ladd.plan import plan_training
+    from ladd.torchrun import finish_distributed, init_distributed
     from ladd.trainers import train_models
-    from ladd.trainers.distributed import finish_distributed, init_distributed
 
     out = Path(sys.argv[1])
     here = init_distributed("cpu", timeout_s=60)

@@ -130,7 +130,7 @@ sys.meta_path.insert(0, NoRay())
 import importlib, pkgutil
 import ladd, ladd.sweep
 for mod in pkgutil.walk_packages(ladd.__path__, "ladd."):  # every module, the Ray backend too
-    if mod.name != "ladd.__main__":  # (that one runs the command line)
+    if not mod.name.endswith(".__main__"):  # (those run the command line)
         importlib.import_module(mod.name)
 from ladd.store import Workspace
 from ladd.sweep import SweepSpec, run_sweep

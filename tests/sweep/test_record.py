@@ -20,10 +20,11 @@ def test_a_result_for_a_recorded_cell_is_not_recorded_again(inputs, tmp_path):
     """A retried task that finishes twice, or a driver that died between writing the run and
     sweep.json: the second result for a key is dropped, even by a driver that starts afresh."""
     from ladd.sweep import runner
+    from ladd.sweep.inputs import SweepInputs
 
     ws = Workspace(tmp_path)
     spec = grid(inputs, archs=("convnet_d2",), modes=("baseline",))
-    inp = runner._Inputs(spec, ws)
+    inp = SweepInputs(spec, ws)
     (cell,) = plan_sweep(spec, ws, device="cpu", _inputs=inp).cells
     ds = inp.dataset(cell.cell.input)
     out = compute_cell(cell.plan, ds, inp.test_split(ds), threads=1)

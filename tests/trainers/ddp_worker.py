@@ -138,7 +138,7 @@ def _non_finite(out: Path, inputs: Path) -> None:
 
 
 def main() -> None:
-    from ladd.trainers.distributed import finish_distributed, init_distributed
+    from ladd.torchrun import finish_distributed, init_distributed
 
     out = Path(sys.argv[1])
     here = init_distributed("cpu", timeout_s=60)

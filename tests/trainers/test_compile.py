@@ -12,6 +12,7 @@ import pytest
 import torch
 from plans import plan
 
+from ladd.compile_cache import compile_cache_dir, use_compile_cache
 from ladd.device import resolve_precision
 from ladd.trainers import train_models
 from ladd.trainers.compile import (
@@ -19,12 +20,10 @@ from ladd.trainers.compile import (
     CompilePolicy,
     StepRecord,
     cache_is_warm,
-    compile_cache_dir,
     decide_compile,
     read_index,
     record_step,
     step_key,
-    use_compile_cache,
 )
 from ladd.trainers.stacked import FastOptions, train_stacked
 from ladd.trainers.warmup import warmup

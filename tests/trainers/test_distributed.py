@@ -284,7 +284,7 @@ def test_ladd_train_gpus_2_records_one_run_with_the_one_process_result(tmp_path,
 
 
 def test_torchrun_command_drops_the_launch_option():
-    from ladd.trainers.distributed import torchrun_command
+    from ladd.torchrun import torchrun_command
 
     cmd = torchrun_command(
         4, ["train", "set", "--gpus", "4", "--epochs", "3", "--gpus=4", "--n", "5", "--r=0.5"]
@@ -302,13 +302,13 @@ def test_torchrun_command_drops_the_launch_option():
 def test_no_ladd_option_is_taken_by_torchruns_parser():
     """torchrun's argument parser reads abbreviations of its own options anywhere on the line,
     after the script's name too (`--n` for --nnodes ...): every option of every ladd command,
-    in the spelling ladd.trainers.distributed.torchrun_command passes, reaches ladd."""
+    in the spelling ladd.torchrun.torchrun_command passes, reaches ladd."""
     import click
     import typer
     from torch.distributed.run import get_args_parser
 
     from ladd.cli import app
-    from ladd.trainers.distributed import TORCHRUN_CLASHES
+    from ladd.torchrun import TORCHRUN_CLASHES
 
     parser = get_args_parser()
     root = typer.main.get_command(app)

@@ -94,7 +94,7 @@ def test_image_sum_scales_the_updates_by_samples_per_image():
 
 def test_training_data_sizes_per_mode() -> None:
     ds = random_real("shapes", 10, seed=0, limit_per_class=20)
-    la = augment(ds, make_labeler(ds), 5, 0.625, device="cpu")
+    la = augment(ds, make_labeler(ds), 5, 0.625, device="cpu", codec=None)
     sizes = {m: len(build_training_data(la, m)) for m in MODES}
     # "100 full images + 2,500 crops = 2,600 samples per epoch"
     assert sizes == {
@@ -134,7 +134,7 @@ def test_a_sets_soft_labels_are_an_option_and_hard_labels_the_default() -> None:
     used only with full_labels="set_soft" ("set", its older name, reads the same with a
     DeprecationWarning), in baseline and LADD modes alike."""
     ds = random_real("shapes", 2, seed=0, limit_per_class=20)
-    la = augment(ds, make_labeler(ds), 3, 0.625, device="cpu")
+    la = augment(ds, make_labeler(ds), 3, 0.625, device="cpu", codec=None)
     logits = torch.randn(len(ds), 10, generator=torch.Generator().manual_seed(0))
     datm = replace(ds, soft_labels=logits, lr=0.03)
     hard = F.one_hot(ds.labels, 10).float()
