@@ -92,8 +92,23 @@ def _interrupt_in_process(step: str, root: Path, shared: Path, kind: str, at: in
         with _points(point):
             run_step(step, root, shared)
     except _Kill as kill:
+        _process_gone(root)
         return str(kill)
     return None
+
+
+def _process_gone(root: Path) -> None:
+    """What the process going away leaves in the database: its "running" rows name a process
+    that no longer exists (here the test's own pid, which lives on, is swapped for a dead one),
+    so the next open records each from the outcome it left (outcome.json) or as failed."""
+    from ladd.store import Workspace
+
+    db = Workspace(root).db
+    with db._connect() as con:
+        con.execute(
+            "UPDATE runs SET pid = ? WHERE status = 'running' AND pid = ?",
+            (2**22 + 4321, os.getpid()),
+        )
 
 
 def _sigkill_child(step: str, root: Path, shared: Path, at: int) -> None:
