@@ -92,6 +92,8 @@ class K:
     TR_SCHEDULE = "tr_sched"
     TR_BALANCE = "tr_bal"
     TR_SAMPLER = "tr_sampler"  # crops of a crop mode on a plain set (ladd.samplers spec)
+    TR_STORE = "tr_store"  # a soft-label store beside the set (ladd.stores), by path: mode "store"
+    TR_SOURCE = "tr_source"  # the source of the test split (auto: the set's own)
     TR_JOB = "_tr_job"
     TR_OVERLAY = "tr_overlay"  # finished runs drawn in the training curves
     # 5 compare
@@ -179,6 +181,8 @@ DEFAULTS: dict[str, Any] = {
     K.TR_SCHEDULE: "constant",
     K.TR_BALANCE: "fixed",
     K.TR_SAMPLER: "",
+    K.TR_STORE: "",
+    K.TR_SOURCE: "auto",
     K.CMP_PICK: "b_right_a_wrong",
     K.CMP_CLASS: 0,
     K.CMP_K: 6,

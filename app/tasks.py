@@ -7,11 +7,11 @@ hands a closure to the shared JobRegistry. What the work produces lands in the w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.jobs import WARNING_PREFIX, Job, registry
-from app.paths import check_source
+from app.paths import check_path, check_source
 from ladd.plan import TrainPlan
 from ladd.sets.inputs import SetReading, TrainingInputs
 from ladd.training import TrainConfig
@@ -123,16 +123,21 @@ def plan_training_job(
     *,
     data_root: str | None = None,
     allow_unwhitened: bool = False,
+    source: str | None = None,
+    soft_labels: str | None = None,
     device: str = "auto",
 ) -> PlannedTraining:
     """Load the set (ladd.sets.inputs, as `ladd train` loads it, from `data_root` where the
-    source's files live) and plan the run (ladd.plan.plan_training) now, at the click: a bad
-    option or an untrainable set is an error on the page, never in a worker thread."""
+    source's files live; `source`: the real test split and normalisation, as --source, for a
+    set that does not name its own) and plan the run (ladd.plan.plan_training) now, at the
+    click: a bad option or an untrainable set is an error on the page, never in a worker thread.
+    `soft_labels`: a soft-label store beside the image folder (as --soft-labels; label mode
+    "store" replays it), checked against the allow-list and paired with the folder here."""
     from ladd.plan import plan_training
     from ladd.sets.inputs import load_training_inputs
     from ladd.store import Workspace
 
-    reading = SetReading(allow_unwhitened=allow_unwhitened)
+    reading = SetReading(source=source or None, allow_unwhitened=allow_unwhitened)
     inputs = load_training_inputs(
         set_path,
         reading,
@@ -140,6 +145,12 @@ def plan_training_job(
         cache_dir=Workspace(root).cache_dir,
         check_source=check_source,  # a set's metadata must not lead outside the allow-list
     )
+    if soft_labels:
+        from ladd.stores.pairing import open_soft_label_set
+
+        store = check_path(soft_labels)  # the page checked it; a caller may not have
+        paired = open_soft_label_set(set_path, store, dataset=inputs.dataset)
+        inputs = replace(inputs, dataset=paired)
     return PlannedTraining(
         root, set_path, inputs, reading, plan_training(inputs.dataset, cfg, device)
     )

@@ -1,6 +1,8 @@
 """Deployment training: train fresh models on a set in a mode (baseline, LADD, ablations) in the
 background; training loss and test accuracy per epoch as they arrive (mean and band over seeds),
-running and finished runs overlaid; every run lands in the workspace's runs database."""
+running and finished runs overlaid; every run lands in the workspace's runs database. An image
+folder with a soft-label store beside it (SRe2L, LPLD, EDC, HALD, LPQLD; ladd.stores) also
+trains in label mode "store", replaying the store (as `ladd train --soft-labels STORE`)."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from app.jobs import registry
 from app.paths import workspace_root
 from app.state import K
 from app.text import literal
+from ladd.data import list_sources
 from ladd.models import list_models, supported_options
-from ladd.training import MODES, PROTOCOLS, TRAINERS, TrainConfig
+from ladd.training import MODES, PROTOCOLS, TRAINERS, TrainConfig, label_mode
+from ladd.training.modes import STORE_MODE
 
 STRATEGY_CHOICES = {  # ladd.strategies: the default first
     "loss_fn": ["soft_ce", "kl", "gift", "mse_gt"],
@@ -26,6 +30,40 @@ STRATEGY_CHOICES = {  # ladd.strategies: the default first
 st.title("Deployment training")
 
 path = widgets.set_picker(K.TR_SET, label="Label-augmented set")
+b1, b2 = st.columns(2)
+with b1:
+    store_path = st.text_input(
+        "Soft-label store (optional)",
+        placeholder="stores/sre2l_ipc10",
+        help="The store the set's images were relabelled into (SRe2L, CDA, LPLD, EDC, HALD, "
+        "LPQLD, or one `ladd convert` wrote), the set being its image folder: mode store "
+        "replays its crops, flips, mixes and soft labels. A path in the workspace or an "
+        "allowed folder.",
+        **state.bound(K.TR_STORE),
+    ).strip()
+with b2:
+    test_sources = ["auto", *(s for s in list_sources() if not s.startswith("imagefolder"))]
+    source = st.selectbox(
+        "Source dataset",
+        test_sources,
+        index=0,
+        help="The real test split and normalisation (as --source): auto takes the set's own; "
+        "an image folder (a store's set) names none, so pick its source here.",
+        **state.bound(K.TR_SOURCE),
+    )
+if path and store_path:
+    with widgets.guard("Cannot read this store: "):
+        paired = cache.soft_label_set(path, store_path)
+        store_info = paired.store.info()
+        st.caption(
+            f"{literal(store_info.title)}: {store_info.epochs} epochs of "
+            f"{store_info.crops_per_epoch} crops, batch {store_info.batch_size}, label "
+            f"T {paired.label_temperature:g} (student {paired.student_temperature:g}); mode "
+            "store replays it"
+        )
+mode_names = list(MODES) + ([STORE_MODE.name] if store_path else [])
+if state.get(K.TR_MODE) not in mode_names:  # store picked, then its store cleared
+    state.put(K.TR_MODE, state.default(K.TR_MODE))
 c1, c2, c3 = st.columns(3)
 with c1:
     archs = list_models()
@@ -35,9 +73,9 @@ with c1:
 with c2:
     mode = st.selectbox(
         "Mode",
-        list(MODES),
-        format_func=lambda m: f"{m}: {MODES[m].description}",
-        index=list(MODES).index(state.default(K.TR_MODE)),
+        mode_names,
+        format_func=lambda m: f"{m}: {label_mode(m).description}",
+        index=mode_names.index(state.default(K.TR_MODE)),
         **state.bound(K.TR_MODE),
     )
 with c3:
@@ -157,6 +195,8 @@ if st.button(
             str(cache.check_path(path)),
             cfg,
             allow_unwhitened=allow_unwhitened,
+            source=None if source == "auto" else source,
+            soft_labels=str(cache.check_path(store_path)) if store_path else None,
         )
         job = tasks.submit_training(
             planned,

@@ -5,7 +5,8 @@
     print(plan_sweep(spec, ws).summary())                  # the cost before it starts
     run_sweep(spec, ws, executor="ray", on_event=TextProgress(sys.stderr))
 
-`spec` the grid and its cells (stable keys), `cost` the cost model, `record` the sweep record
+`spec` the grid and its cells (stable keys), `stores` the sets paired with soft-label stores
+(mode "store"), `cost` the cost model, `record` the sweep record
 and the runs it lands in, `executor` the per-cell compute and the serial executor, `runner` the
 driver loop, `events` live progress, `ray_backend` the Ray executor -- the only module that
 imports ray, and only when a sweep runs on it: `import ladd.sweep` works without ray installed.
@@ -26,6 +27,7 @@ from ladd.sweep.record import (
 )
 from ladd.sweep.runner import SweepPlan, SweepResult, plan_sweep, run_sweep
 from ladd.sweep.spec import Cell, CellInput, SweepSpec, expand, load_spec, seed_groups
+from ladd.sweep.stores import StorePairing
 
 __all__ = [
     "Cell",
@@ -35,6 +37,7 @@ __all__ = [
     "CellRecord",
     "Executor",
     "SerialExecutor",
+    "StorePairing",
     "SweepBusy",
     "SweepEstimate",
     "SweepEvent",

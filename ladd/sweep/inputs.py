@@ -1,7 +1,7 @@
 """A sweep's inputs, prepared once on the driver: each set read once, each (set, labeler
 checkpoint, N, R, codec) label-augmented once through the pipeline's augment step (an "augment"
 run, its file under sweeps/<name>/inputs/), each test split loaded once, as `ladd train` loads
-them (ladd.sets.inputs)."""
+them (ladd.sets.inputs), and each paired set's soft-label store opened beside it once."""
 
 from __future__ import annotations
 
@@ -70,12 +70,22 @@ class SweepInputs:
         return str(sweep_dir(self.ws, self.spec.name) / "inputs" / f"{inp.key}.safetensors")
 
     def dataset(self, inp: CellInput) -> TrainableSet:
-        """The input's training set: the set as read, or label-augmented once by the pipeline's
-        augment step (an "augment" run of the workspace) and read back from its file on a
-        rerun."""
+        """The input's training set: the set as read, the set with its soft-label store (mode
+        "store", ladd.stores.pairing), or label-augmented once by the pipeline's augment step
+        (an "augment" run of the workspace) and read back from its file on a rerun."""
         if inp.key in self._prepared:
             return self._prepared[inp.key]
-        if not inp.augmented:
+        if inp.store_path is not None:
+            from ladd.stores.pairing import open_soft_label_set
+
+            ds = open_soft_label_set(
+                inp.set_path,
+                inp.store_path,
+                dataset=self.base(inp.set_path),
+                label_temperature=inp.label_temperature,
+                student_temperature=inp.student_temperature,
+            )
+        elif not inp.augmented:
             ds = self.base(inp.set_path)
             if inp.codec is not None and hasattr(ds, "dense_labels"):
                 ds = ds.with_codec(inp.codec)  # a label-augmented set, its labels re-encoded

@@ -110,6 +110,8 @@ class CellRecord:
     worker: str | None = None  # host:pid that computed it
     reused: bool = False  # found already recorded when the sweep started
     cell: str | None = None  # the grid cell's id (ladd.sweep.spec.Cell.key)
+    store: str | None = None  # mode "store": the soft-label store replayed ...
+    store_digest: str | None = None  # ... and its digest (ladd.stores)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

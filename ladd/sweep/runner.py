@@ -80,7 +80,7 @@ class SweepPlan:
         estimates = {
             c.key: estimate_cell(
                 c.plan.config.arch,
-                c.plan.config.mode,
+                "baseline" if c.plan.config.mode == "store" else c.plan.config.mode,
                 images=self.shapes[c.key][0],
                 n=self.shapes[c.key][2],
                 image_size=self.shapes[c.key][1],
@@ -151,7 +151,9 @@ def plan_sweep(
         planned = PlannedCell(c, plan_training(ds, c.config, dev))
         cells.setdefault(planned.key, planned)
         n = planned.plan.config.n or int(getattr(ds, "n", 5) or 5)
-        shapes[planned.key] = (len(ds), int(ds.images.shape[-1]), int(n))
+        store = planned.plan.set.soft_labels or {}  # a store run: its crops an epoch
+        images = int(store.get("crops_per_epoch") or len(ds))
+        shapes[planned.key] = (images, int(ds.images.shape[-1]), int(n))
     plan = SweepPlan(
         spec,
         list(cells.values()),
@@ -197,6 +199,8 @@ def _cell_record(planned: PlannedCell, est: CellEstimate | None) -> CellRecord:
         n=i.n if i.n is not None else c.n,
         r=i.r if i.r is not None else c.r,
         estimate_seconds=None if est is None else est.seconds,
+        store=i.store_path,
+        store_digest=i.store_digest,
     )
 
 

@@ -16,12 +16,20 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ladd.sweep.stores import (
+    STORE_MODE_NAME,
+    StorePairing,
+    located,
+    pairings_table,
+    store_pairings,
+)
 from ladd.training import LOSSES, MODES, PRECISIONS, PROTOCOLS, TrainConfig, label_mode
 
 __all__ = [
     "LABELER_MODES",
     "Cell",
     "CellInput",
+    "StorePairing",
     "SweepSpec",
     "content_digest",
     "expand",
@@ -60,6 +68,9 @@ class SweepSpec:
     dsa, protocol, loss, full_labels. `codecs` (ladd.codecs specs, e.g. "topk:5,uint8"): the
     dense labels of each labelled input stored in each codec; () = the default codec
     (ladd.codecs.DEFAULT_CODEC, what `ladd augment` writes).
+    `soft_labels` (issue 36): image-folder sets paired with the soft-label store made from them
+    (ladd.sweep.stores; a sweep file's table set -> store); mode "store" replays a paired set's
+    store and needs every set to have one. Unpaired sets and the other modes keep their keys.
     Label-strategy axes (ladd.strategies, issue 37): `loss_fns`, `label_schedules`, `balances`
     (() = LADD's own: soft_ce, constant, fixed) and `samplers` (ladd.samplers specs: the crops
     each labelled input is made with, in place of the nr grid; () = the nr grid).
@@ -81,6 +92,7 @@ class SweepSpec:
     loss_fns: tuple[str, ...] = ()  # the label strategy's axes; () = LADD's own
     label_schedules: tuple[str, ...] = ()
     balances: tuple[str, ...] = ()
+    soft_labels: tuple[StorePairing, ...] = ()  # sets with a store beside them (mode "store")
     seed_groups: tuple[tuple[int, ...], ...] = ((0, 1, 2, 3, 4),)
     epochs: int = 1000
     lr: float | None = None
@@ -126,13 +138,16 @@ class SweepSpec:
             raise ValueError("a sweep needs at least one set")
         for what, values, known in (
             ("architecture", self.archs, list_models()),
-            ("mode", self.modes, MODES),
+            ("mode", self.modes, [*MODES, STORE_MODE_NAME]),
         ):
             if not values:
                 raise ValueError(f"a sweep needs at least one {what}")
             bad = [v for v in values if v not in known]
             if bad:
                 raise ValueError(f"unknown {what} {bad[0]!r}; use one of {', '.join(known)}")
+        object.__setattr__(
+            self, "soft_labels", store_pairings(self.soft_labels, self.sets, self.modes)
+        )
         from ladd.training import TRAINERS
 
         if self.trainer not in TRAINERS:
@@ -175,12 +190,14 @@ class SweepSpec:
             d[k] = list(d[k])
         d["nr"] = [list(p) for p in self.nr]
         d["seed_groups"] = [list(g) for g in self.seed_groups]
+        d["soft_labels"] = pairings_table(self.soft_labels)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, base_dir: str | Path | None = None) -> SweepSpec:
         """A spec from a TOML/JSON table. `seeds` (+ `seeds_per_cell`, `seed`) may stand in for
-        `seed_groups`; relative paths (sets, labeler, data_root) are taken from `base_dir`."""
+        `seed_groups`; relative paths (sets, labeler, data_root, the soft_labels table's sets
+        and stores) are taken from `base_dir`."""
         d = dict(d)
         known = {f.name for f in fields(cls)}
         seeds = d.pop("seeds", None)
@@ -206,6 +223,8 @@ class SweepSpec:
             for k in ("labeler", "data_root"):
                 if d.get(k):
                     d[k] = at(d[k])
+            if d.get("soft_labels"):
+                d["soft_labels"] = located(d["soft_labels"], at)
         return cls(**d)
 
     def with_options(self, **changes: Any) -> SweepSpec:
@@ -318,16 +337,22 @@ class CellInput:
     codec: str | None = None  # the dense labels' codec (None: a made input's default codec; a
     # label-augmented set's own, as stored)
     sampler: str | None = None  # the crops when not the N x R grid (ladd.samplers spec)
+    store_path: str | None = None  # the soft-label store replayed (mode "store" only)
+    store_digest: str | None = None  # the store's own digest (SoftLabelStore.digest)
+    label_temperature: float | None = None  # None: the store family's (ladd.stores.pairing)
+    student_temperature: float | None = None
 
     @property
     def augmented(self) -> bool:
         return self.labeler_path is not None
 
     def identity(self) -> dict[str, Any]:
-        """What names the input's bytes: paths left out, and the codec only when one is set
-        (so the cells of sweeps made before codecs keep their keys)."""
-        skip = {"set_path", "labeler_path"} | ({"codec"} if self.codec is None else set())
-        skip |= {"sampler"} if self.sampler is None else set()
+        """What names the input's bytes: paths left out, and each later field (codec, sampler,
+        the store and its temperatures) only when it is set, so the cells of sweeps made before
+        it keep their keys."""
+        optional = ("codec", "sampler", "store_digest", "label_temperature", "student_temperature")
+        skip = {"set_path", "labeler_path", "store_path"}
+        skip |= {k for k in optional if getattr(self, k) is None}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
     @property
@@ -460,14 +485,35 @@ def _sampler_crops(spec: str) -> tuple[int | None, float | None, str | None]:
     return (grid[0], grid[1], None) if grid is not None else (None, None, spec)
 
 
+def _store_input(base: CellInput, pairing: StorePairing) -> CellInput:
+    """A paired set's input of mode "store": the set with its store (named by the store's own
+    cheap digest, SoftLabelStore.digest: a store of ImageNet-1K is never hashed whole) and the
+    temperatures asked."""
+    from ladd.stores import open_store
+
+    store = Path(pairing.store).expanduser().resolve()
+    if not store.exists():
+        raise FileNotFoundError(f"soft-label store {store}: no such file or folder")
+    return replace(
+        base,
+        store_path=str(store),
+        store_digest=open_store(store).digest(),
+        label_temperature=pairing.label_temperature,
+        student_temperature=pairing.student_temperature,
+    )
+
+
 def expand(spec: SweepSpec) -> list[Cell]:
     """Every cell of the grid, in spec order, duplicates removed (reads the sets' and the
-    labeler's bytes for their digests; raises ValueError on a grid that cannot run)."""
+    labeler's bytes for their digests; raises ValueError on a grid that cannot run). Mode
+    "store" trains each set with its paired store under LADD's own label strategy (a store
+    replays its own loss), so the strategy axes do not multiply its cells."""
     from ladd.models import supported_options
     from ladd.sets import is_label_augmented_file
 
     labelers = _labeler_checkpoints(spec.labeler, spec.labeler_epochs) if spec.labeler else []
     lab_digest = {str(p): content_digest(p) for p, _ in labelers}
+    stores = {pairing.set: pairing for pairing in spec.soft_labels}
     cells: dict[str, Cell] = {}
     for set_path in spec.sets:
         p = Path(set_path).expanduser().resolve()
@@ -507,9 +553,15 @@ def expand(spec: SweepSpec) -> list[Cell]:
                 variants += [(base, n, r) for n, r in spec.nr or ((5, 0.625),)]
             elif mode in LABELER_MODES:  # a label-augmented set: its labels in each codec
                 variants += [(replace(base, codec=c), None, None) for c in spec.codecs or (None,)]
+            elif mode == STORE_MODE_NAME:  # every set has a store (SweepSpec checks)
+                variants.append((_store_input(base, stores[set_path]), None, None))
             else:
                 variants.append((base, None, None))
             strategies = _strategies(spec)
+            if mode == STORE_MODE_NAME:
+                from ladd.training import STRATEGY_DEFAULTS as D
+
+                strategies = [(D["loss_fn"], D["label_schedule"], D["balance"])]
             for (inp, n, r), (loss_fn, schedule, balance) in (
                 (v, st) for v in variants for st in strategies
             ):
