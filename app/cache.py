@@ -249,7 +249,7 @@ def epoch_summary(
     r: float,
 ) -> list[dict[str, float]]:
     """Fig. 5 numbers: per labeler checkpoint, mean max-probability and entropy over the set."""
-    from ladd.dense import crop_stats_across
+    from ladd.crop_stats import crop_stats_across
 
     ds = _load_set(set_path, set_stamp)
     labs = [_load_labeler(p, m) for p, m in zip(labeler_paths, stamps, strict=True)]
@@ -548,7 +548,7 @@ def summary_by_epoch(set_path: str, checkpoints: dict[int, str], n: int, r: floa
 
 def crop_values(dense: np.ndarray, metric: str, klass: int) -> tuple[np.ndarray, float]:
     """One number per crop from (n*n, K) dense labels, and the colour scale's top."""
-    from ladd.dense import crop_metric
+    from ladd.crop_stats import crop_metric
 
     values, top = crop_metric(torch.from_numpy(dense), metric, klass)
     return values.numpy(), top

@@ -213,18 +213,12 @@ def drift_across(
     """Drift summaries per labeler epoch (the paper's Fig. 5 view with a drift axis); with
     `bins`, each also holds the histogram of the divergences ("histogram": counts over
     [0, ln 2])."""
-    from ladd.dense import check_input_space
+    from ladd.crop_stats import checked_labelers
     from ladd.device import resolve_device
-    from ladd.labeler import Labeler, load_labeler
 
     dev = resolve_device(device)
     out: dict[int, dict[str, float]] = {}
-    for lab in labelers:
-        if not isinstance(lab, Labeler):
-            lab = load_labeler(lab, device=dev)
-        problems = check_input_space(distilled, lab.meta)
-        if problems and not allow_mismatch:
-            raise ValueError("labeler/set input space mismatch: " + "; ".join(problems))
+    for lab in checked_labelers(distilled, labelers, dev, allow_mismatch=allow_mismatch):
         d = labeler_drift(
             distilled.images, distilled.labels, lab.model.to(dev), n, r,
             threshold=threshold, device=dev,

@@ -11,8 +11,8 @@ from app.paths import workspace_root
 from app.state import K
 from app.text import literal
 from ladd.classes import many_classes
+from ladd.crop_stats import CROP_METRICS
 from ladd.data import list_sources
-from ladd.dense import CROP_METRICS
 
 st.title("Soft labels across labeler epochs")
 

@@ -26,8 +26,9 @@ from typing import Any
 import torch
 
 from ladd.codecs import STANDARD_SPECS, parse_codec
+from ladd.crop_stats import crop_stats
 from ladd.data import load_source
-from ladd.dense import augment, crop_stats, set_base_bytes, set_storage_report
+from ladd.dense import augment, set_base_bytes, set_storage_report
 from ladd.device import resolve_device
 from ladd.distill import DMConfig, ExpertConfig, MTTConfig, distill_dm, distill_mtt, train_experts
 from ladd.files import write_json

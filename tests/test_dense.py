@@ -12,11 +12,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from ladd.crop_stats import crop_stats, crop_stats_across
 from ladd.data import to_uint8
 from ladd.dense import (
     augment,
-    crop_stats,
-    crop_stats_across,
     generate_dense_labels,
     set_base_bytes,
     set_storage_report,

@@ -422,7 +422,7 @@ def stats(
     """Per-crop label statistics: max probability, entropy, agreement with the hard label;
     with --drift each crop's divergence from its image's label and the drifted crops."""
     with guard(debug):
-        from ladd.dense import set_crop_stats
+        from ladd.crop_stats import set_crop_stats
         from ladd.sets import LabelAugmentedSet
 
         reading = set_reading(

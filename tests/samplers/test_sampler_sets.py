@@ -104,7 +104,7 @@ def test_a_sampler_set_trains_end_to_end(made):
 
 
 def test_stats_and_drift_of_a_sampler_set_relabel_its_own_crops(made, tmp_path):
-    from ladd.dense import crop_stats_across
+    from ladd.crop_stats import crop_stats_across
     from ladd.drift import drift_of_set
 
     ds, lab, la = made
