@@ -38,7 +38,7 @@ stage() {  # stage NAME CAP_SECONDS COMMAND...
 STAGES="${STAGES:-bench study}"
 if [ -n "${TINY:-}" ]; then
   bench=(--tiny --device "${DEVICE:-auto}")
-  study=(--profile cpu --epochs 2 --seeds 2 --labeler-epochs 1 --labeler-limit 100
+  study=(--profile cpu --epochs 1 --seeds 2 --labeler-epochs 1 --labeler-limit 100
     --device "${DEVICE:-auto}")
   workspace="${STUDY_WORKSPACE:-$OUT_DIR/workspace}"  # never the real CPU study's workspace
   study_cap=600  # a CPU rehearsal: the plumbing, on two shared cores

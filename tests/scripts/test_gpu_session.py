@@ -74,9 +74,16 @@ def _records(out: Path) -> dict[str, dict]:
         return {Path(m.name).name: json.load(tar.extractfile(m)) for m in names}
 
 
-def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "out"
-    log = _session(out)
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> tuple[Path, str]:
+    """One rehearsed session (its out folder and log), shared by the tests below in order:
+    each later test goes on from what the one before it left."""
+    out = tmp_path_factory.mktemp("gpu-session") / "out"
+    return out, _session(out)
+
+
+def test_study_stage_writes_packed_records(session) -> None:
+    out, log = session
     assert "end study rc=0" in log and "session done" in log
     recs = _records(out)
     assert sorted(recs) == sorted(
@@ -85,7 +92,7 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path, capsys) -
         for mode, lab in (("baseline", 0), ("ladd", 1))
     )
     for r in recs.values():
-        assert r["epochs"] == 2 and r["seeds"] == 2 and len(r["per_seed"]) == 2
+        assert r["epochs"] == 1 and r["seeds"] == 2 and len(r["per_seed"]) == 2
         assert 0.0 <= r["mean"] <= 1.0 and "--distillers random" in r["command"]
         if r["mode"] == "ladd":  # the labeler behind the dense labels, for the discussion
             assert 0.1 < r["labeler_accuracy"] < 1.0
@@ -95,7 +102,11 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path, capsys) -
     assert "(100%)" in study_log
     assert not (out / "results").exists()  # packed: the device tool returns only a few files
 
-    # A second session on the same workspace resumes: nothing is trained again.
+
+def test_a_second_session_resumes(session) -> None:
+    """A second session on the same workspace: nothing is trained again."""
+    out, _ = session
+    recs = _records(out)
     (out / "results").mkdir()
     with tarfile.open(out / "results.tgz") as tar:
         tar.extractall(out / "results", filter="data")
@@ -105,7 +116,11 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path, capsys) -
     assert "training the labeler" not in again and "distilling" not in again
     assert _records(out) == recs
 
-    # A study asking for another protocol refuses to pass the old records off as its own.
+
+def test_later_studies_refuse_another_protocol_and_reuse_part_1(session, capsys) -> None:
+    """A study asking for another protocol refuses to pass the old records off as its own;
+    parts 6 and 7 reuse part 1's run groups and train only what they add."""
+    out, _ = session
     cmd = ["--profile", "cpu", "--epochs", "3"]
     cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "1", "--distillers", "random"]
     cmd += ["--out", str(out / "results"), "--workspace", str(out / "workspace")]
@@ -115,13 +130,13 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path, capsys) -
     with pytest.raises(SystemExit) as refused:
         _study(*cmd, "--device", "cpu")
     said = str(refused.value.code)
-    assert "(epochs, seeds, width, protocol) = (2, 2, 32, 'mtt')" in said
+    assert "(epochs, seeds, width, protocol) = (1, 2, 32, 'mtt')" in said
     assert "asks for (3, 2, 32, 'mtt')" in said
     capsys.readouterr()
 
     # Table 6's ConvNet-D3 rows are table 1's run groups: reused, not trained again (a
     # baseline uses no labeler, so the labeler epoch does not tell the two apart).
-    cmd = ["--profile", "cpu", "--epochs", "2"]
+    cmd = ["--profile", "cpu", "--epochs", "1"]
     cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "6", "--distiller", "random"]
     cmd += ["--archs", "convnet_d3", "--out", str(out / "results")]
     cmd += ["--workspace", str(out / "workspace"), "--device", "cpu"]
@@ -142,7 +157,7 @@ def test_study_stage_writes_packed_records_and_resumes(tmp_path: Path, capsys) -
 
     # Part 7 (issue 26): LADD with its labels in each codec; float32 is table 1's run group,
     # the others train, each record with its codec's label bytes; baseline and baseline++ beside.
-    cmd = ["--profile", "cpu", "--epochs", "2"]
+    cmd = ["--profile", "cpu", "--epochs", "1"]
     cmd += ["--seeds", "2", "--labeler-epochs", "1", "--parts", "7", "--distiller", "random"]
     cmd += ["--codecs", "float32;topk:1,uint8", "--out", str(out / "results")]
     cmd += ["--workspace", str(out / "workspace"), "--device", "cpu"]
