@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,19 @@ def image_dense_labels(
     return dense[0].numpy()
 
 
+@contextlib.contextmanager
+def _labelers_held(
+    labeler_paths: tuple[str, ...], stamps: tuple[float, ...]
+) -> Iterator[list[Any]]:
+    """The labelers (cached), each model's lock held while the block uses them, taken in one
+    order everywhere (sorted paths), so that two pages never deadlock."""
+    labs = [_load_labeler(p, m) for p, m in zip(labeler_paths, stamps, strict=True)]
+    with contextlib.ExitStack() as held:
+        for p in sorted(set(labeler_paths)):
+            held.enter_context(model_lock(p))
+        yield labs
+
+
 @st.cache_data(
     show_spinner="Labelling every crop of the set with each checkpoint ...", max_entries=32
 )
@@ -252,10 +266,7 @@ def epoch_summary(
     from ladd.crop_stats import crop_stats_across
 
     ds = _load_set(set_path, set_stamp)
-    labs = [_load_labeler(p, m) for p, m in zip(labeler_paths, stamps, strict=True)]
-    with contextlib.ExitStack() as held:
-        for p in sorted(set(labeler_paths)):  # one order everywhere: no deadlock
-            held.enter_context(model_lock(p))
+    with _labelers_held(labeler_paths, stamps) as labs:
         stats = crop_stats_across(ds, labs, n, r, device="cpu")
     return [{"epoch": int(e), **s} for e, s in sorted(stats.items())]
 
@@ -661,10 +672,7 @@ def _drift_by_epoch(
     from ladd.drift import drift_across
 
     ds = _load_set(set_path, set_stamp)
-    labs = [_load_labeler(p, m) for p, m in zip(labeler_paths, stamps, strict=True)]
-    with contextlib.ExitStack() as held:
-        for p in sorted(set(labeler_paths)):
-            held.enter_context(model_lock(p))
+    with _labelers_held(labeler_paths, stamps) as labs:
         rows = drift_across(ds, labs, n, r, device="cpu", bins=bins)
     return [{"epoch": int(e), **row} for e, row in sorted(rows.items())]
 

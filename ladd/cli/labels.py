@@ -27,6 +27,8 @@ from ladd.cli.options import (
     DataRootOpt,
     DebugOpt,
     DeviceOpt,
+    DriftLimitOpt,
+    DriftThresholdOpt,
     ExperimentOpt,
     ForceOpt,
     FormatOpt,
@@ -402,10 +404,8 @@ def stats(
             "(top class not the image's, JS >= --threshold), the farthest first (ladd.drift).",
         ),
     ] = False,
-    threshold: Annotated[
-        float, typer.Option("--threshold", min=0.0, max=0.7, help="The drift rule's JS (nats).")
-    ] = 0.1,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="Drifted crops listed.")] = 20,
+    threshold: DriftThresholdOpt = 0.1,
+    limit: DriftLimitOpt = 20,
     json_out: JsonOpt = False,
     source: SourceOpt = None,
     zca: ZcaOpt = False,

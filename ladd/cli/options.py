@@ -126,6 +126,17 @@ LossOpt = Annotated[
         "that times the samples per image (Eq. 5's per-image sum of the crop terms)",
     ),
 ]
+DriftThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--threshold",
+        min=0.0,
+        max=0.7,
+        help="JS (nats) from the image's label from which a crop whose top class is not the "
+        "image's counts as drifted (ladd.drift's rule).",
+    ),
+]
+DriftLimitOpt = Annotated[int, typer.Option("--limit", min=0, help="Drifted crops listed.")]
 LossFnOpt = Annotated[
     str,
     typer.Option(

@@ -22,6 +22,8 @@ from ladd.cli.options import (
     CropsPerSideOpt,
     DebugOpt,
     DeviceOpt,
+    DriftLimitOpt,
+    DriftThresholdOpt,
     ExperimentOpt,
     FormatOpt,
     JsonOpt,
@@ -82,17 +84,8 @@ def drift(
     ] = None,
     n: CropsPerSideOpt = 5,
     r: CropRatioOpt = 0.625,
-    threshold: Annotated[
-        float,
-        typer.Option(
-            "--threshold",
-            min=0.0,
-            max=0.7,
-            help="JS (nats) from the image's label from which a crop whose top class is not "
-            "the image's counts as drifted.",
-        ),
-    ] = 0.1,
-    limit: Annotated[int, typer.Option("--limit", min=0, help="Drifted crops listed.")] = 20,
+    threshold: DriftThresholdOpt = 0.1,
+    limit: DriftLimitOpt = 20,
     json_out: JsonOpt = False,
     source: SourceOpt = None,
     zca: ZcaOpt = False,
