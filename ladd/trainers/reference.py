@@ -2,8 +2,9 @@
 
 Eager, batch 256, one DSA op per batch (the single form, `ladd.dsa.dsa`, drawn from the seed's
 generator after the pass's shuffle), the soft-target cross-entropy (or the plan's label
-strategy, ladd.strategies), the protocol's SGD and lr schedule (all from ladd.training). The loop itself (shuffle, stop, pass end, progress,
-checkpoint) is ladd.trainers.loop's `fit`; this module is its engine with one seed per group.
+strategy, ladd.strategies), the protocol's SGD and lr schedule (all from ladd.training). The
+loop itself (shuffle, stop, pass end, progress, checkpoint) is ladd.trainers.loop's `fit`;
+this module is its engine with one seed per group.
 The plan's "sequential" engine is this trainer too (NHWC on CUDA, the run's precision).
 """
 
