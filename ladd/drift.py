@@ -246,8 +246,9 @@ def drift_of_set(
     streamed; a plain set has none (ValueError)."""
     from pathlib import Path
 
+    from ladd.crop_stats import checked_labelers
     from ladd.device import resolve_device
-    from ladd.labeler import Labeler, list_checkpoints, load_labeler
+    from ladd.labeler import Labeler, list_checkpoints
     from ladd.sets import LabelAugmentedSet
 
     augmented = isinstance(dataset, LabelAugmentedSet)
@@ -259,16 +260,13 @@ def drift_of_set(
     dev = resolve_device(device)
     sampler = dataset.crop_sampler() if augmented else None
     base = dataset.to_distilled() if augmented else dataset
-    loaded: list[Any] = []
+    given: list[Any] = []  # Labelers as they are, each folder as its checkpoints in epoch order
     for lab in labelers:
-        if isinstance(lab, Labeler):
-            loaded.append(lab)
-            continue
-        p = Path(lab)
-        for ckpt in list_checkpoints(p) if p.is_dir() else [p]:
-            loaded.append(load_labeler(ckpt, device=dev))
+        p = None if isinstance(lab, Labeler) else Path(lab)
+        given += [lab] if p is None else list_checkpoints(p) if p.is_dir() else [p]
     out: dict[int, CropDrift] = {}
-    for lab in loaded:
+    # each labeler checked against the set's input space, as crop statistics check it
+    for lab in checked_labelers(base, given, dev):
         out[int(lab.meta.epoch)] = labeler_drift(
             base.images, base.labels, lab.model.to(dev), n, r,
             sampler=sampler, threshold=threshold, device=dev,

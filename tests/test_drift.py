@@ -110,3 +110,19 @@ def test_a_labelers_drift_compares_its_crops_with_its_full_image():
     )
     torch.testing.assert_close(d.js, want.js)
     assert d.js.shape == (5, 4)
+
+
+def test_drift_of_a_set_refuses_a_labeler_of_another_input_space():
+    """ladd drift / ladd stats --drift check each labeler against the set's input space, as
+    crop statistics and augment do: a labeler trained under other normalisation statistics
+    would compare crops seen through the wrong transform."""
+    from ladd.drift import drift_of_set
+    from ladd.sets import random_real
+    from tests.test_dense import make_labeler
+
+    ds = random_real("shapes", 1, seed=0, limit_per_class=4, image_size=16)
+    wrong = make_labeler(ds, mean=(0.4914, 0.4822, 0.4465))
+    with pytest.raises(ValueError, match="normalisation mean differs"):
+        drift_of_set(ds, [wrong], 2, 0.5, device="cpu")
+    (epoch,) = drift_of_set(ds, [make_labeler(ds)], 2, 0.5, device="cpu").values()
+    assert epoch.js.shape == (10, 4)
